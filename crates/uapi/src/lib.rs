@@ -1,0 +1,241 @@
+//! Values of the Linux user-space ABI that every layer of dmabuf shares.
+//!
+//! C headers: `include/uapi/asm-generic/errno-base.h`, `include/uapi/asm-generic/errno.h`,
+//! `include/linux/errno.h` (the kernel-internal `ERESTARTSYS`).
+//!
+//! The kernel reports failure as a negative errno; dmabuf reports it as an [`Errno`] inside a
+//! typed error. Every crate that can fail the way Linux fails (the simulated SoC, the DMA API,
+//! fences, the dma-buf core, vb2, and the real-kernel `linux` crate) carries the same `Errno`, so
+//! the same test can be asked of the simulator and of a real kernel and compare numbers.
+//!
+//! ```
+//! use uapi::Errno;
+//! assert_eq!(Errno::EBUSY.raw(), 16);
+//! assert_eq!(Errno::from_raw(22), Errno::EINVAL);
+//! let io: std::io::Error = Errno::ENOMEM.into();
+//! assert_eq!(io.raw_os_error(), Some(12));
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+
+pub mod ioctl;
+
+/// A Linux error number, positive, with the numbers of the generic (x86, arm, riscv) ABI.
+///
+/// # Invariants
+/// The wrapped value is greater than zero.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Errno(i32);
+
+macro_rules! errnos {
+    ($($(#[$doc:meta])* $name:ident = $val:expr, $text:expr;)*) => {
+        impl Errno {
+            $($(#[$doc])* pub const $name: Errno = Errno($val);)*
+
+            /// The symbolic name (`"EINVAL"`), or `None` for a number this table does not know.
+            pub fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    $($val => Some(stringify!($name)),)*
+                    _ => None,
+                }
+            }
+
+            /// The C library's message for this number (`strerror`).
+            pub fn description(self) -> &'static str {
+                match self.0 {
+                    $($val => $text,)*
+                    _ => "Unknown error",
+                }
+            }
+        }
+    };
+}
+
+errnos! {
+    /// Operation not permitted.
+    EPERM = 1, "Operation not permitted";
+    /// No such file or directory; also "no such fence/entry" in sync_file and sw_sync.
+    ENOENT = 2, "No such file or directory";
+    /// Interrupted system call.
+    EINTR = 4, "Interrupted system call";
+    /// I/O error; a vb2 queue in the error state.
+    EIO = 5, "Input/output error";
+    /// No such device or address.
+    ENXIO = 6, "No such device or address";
+    /// Bad file descriptor.
+    EBADF = 9, "Bad file descriptor";
+    /// Resource temporarily unavailable (non-blocking DQBUF with nothing done).
+    EAGAIN = 11, "Resource temporarily unavailable";
+    /// Out of memory.
+    ENOMEM = 12, "Cannot allocate memory";
+    /// Permission denied.
+    EACCES = 13, "Permission denied";
+    /// Bad address (a user pointer outside the process's memory).
+    EFAULT = 14, "Bad address";
+    /// Device or resource busy.
+    EBUSY = 16, "Device or resource busy";
+    /// Object already exists.
+    EEXIST = 17, "File exists";
+    /// No such device.
+    ENODEV = 19, "No such device";
+    /// Invalid argument.
+    EINVAL = 22, "Invalid argument";
+    /// Too many open files in this process.
+    EMFILE = 24, "Too many open files";
+    /// Inappropriate ioctl for device (an unknown ioctl).
+    ENOTTY = 25, "Inappropriate ioctl for device";
+    /// No space left.
+    ENOSPC = 28, "No space left on device";
+    /// Illegal seek.
+    ESPIPE = 29, "Illegal seek";
+    /// Result out of range.
+    ERANGE = 34, "Numerical result out of range";
+    /// Resource deadlock would occur (the wound/wait "die" answer).
+    EDEADLK = 35, "Resource deadlock avoided";
+    /// Function not implemented.
+    ENOSYS = 38, "Function not implemented";
+    /// Timer expired (a fence wait that timed out, in the selftests' mock).
+    ETIME = 62, "Timer expired";
+    /// Value too large for defined data type.
+    EOVERFLOW = 75, "Value too large for defined data type";
+    /// File descriptor in bad state (udmabuf: the memfd is not shmem).
+    EBADFD = 77, "File descriptor in bad state";
+    /// Operation not supported.
+    EOPNOTSUPP = 95, "Operation not supported";
+    /// Connection timed out.
+    ETIMEDOUT = 110, "Connection timed out";
+    /// Operation already in progress (the same acquire context locked a ww_mutex twice).
+    EALREADY = 114, "Operation already in progress";
+    /// Operation canceled.
+    ECANCELED = 125, "Operation canceled";
+    /// Kernel-internal: the call was interrupted and is to be restarted. User space sees `EINTR`.
+    ERESTARTSYS = 512, "Interrupted system call (restart)";
+}
+
+impl Errno {
+    /// The highest errno the kernel's `IS_ERR_VALUE` accepts (`MAX_ERRNO`).
+    pub const MAX: i32 = 4095;
+
+    /// Wraps a positive errno. Zero and negative numbers are not errors; they become `EINVAL`
+    /// so that a caller can never build an `Errno` that means "success".
+    pub fn from_raw(raw: i32) -> Errno {
+        if raw > 0 {
+            Errno(raw)
+        } else {
+            Errno::EINVAL
+        }
+    }
+
+    /// The positive number (`EINVAL` is 22).
+    pub fn raw(self) -> i32 {
+        self.0
+    }
+
+    /// The kernel-internal negative return value (`-EINVAL`).
+    pub fn to_kernel(self) -> i32 {
+        -self.0
+    }
+
+    /// What user space sees for this error: the kernel turns `ERESTARTSYS` into `EINTR` on the
+    /// way out of a system call that is not restarted.
+    pub fn to_user(self) -> Errno {
+        if self == Errno::ERESTARTSYS {
+            Errno::EINTR
+        } else {
+            self
+        }
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "Errno({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "{n} ({})", self.description()),
+            None => write!(f, "errno {}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for Errno {}
+
+impl From<Errno> for std::io::Error {
+    fn from(e: Errno) -> Self {
+        std::io::Error::from_raw_os_error(e.to_user().0)
+    }
+}
+
+/// Implemented by every typed error of dmabuf: the errno Linux would return for it.
+pub trait AsErrno {
+    /// The errno a Linux system call would fail with for this error.
+    fn errno(&self) -> Errno;
+}
+
+impl AsErrno for Errno {
+    fn errno(&self) -> Errno {
+        *self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_the_generic_linux_abi() {
+        let table = [
+            (Errno::EPERM, 1),
+            (Errno::ENOENT, 2),
+            (Errno::EINTR, 4),
+            (Errno::EIO, 5),
+            (Errno::EBADF, 9),
+            (Errno::EAGAIN, 11),
+            (Errno::ENOMEM, 12),
+            (Errno::EFAULT, 14),
+            (Errno::EBUSY, 16),
+            (Errno::ENODEV, 19),
+            (Errno::EINVAL, 22),
+            (Errno::EMFILE, 24),
+            (Errno::ENOTTY, 25),
+            (Errno::EDEADLK, 35),
+            (Errno::ETIME, 62),
+            (Errno::EOVERFLOW, 75),
+            (Errno::EBADFD, 77),
+            (Errno::EALREADY, 114),
+        ];
+        for (e, n) in table {
+            assert_eq!(e.raw(), n, "{e:?}");
+            assert_eq!(Errno::from_raw(n), e);
+            assert_eq!(e.to_kernel(), -n);
+        }
+    }
+
+    #[test]
+    fn restartsys_reaches_user_space_as_eintr() {
+        assert_eq!(Errno::ERESTARTSYS.to_user(), Errno::EINTR);
+        let io: std::io::Error = Errno::ERESTARTSYS.into();
+        assert_eq!(io.raw_os_error(), Some(4));
+    }
+
+    #[test]
+    fn zero_and_negative_are_never_success() {
+        assert_eq!(Errno::from_raw(0), Errno::EINVAL);
+        assert_eq!(Errno::from_raw(-5), Errno::EINVAL);
+    }
+
+    #[test]
+    fn display_names_the_errno() {
+        assert_eq!(Errno::EBUSY.to_string(), "EBUSY (Device or resource busy)");
+        assert_eq!(format!("{:?}", Errno::from_raw(3000)), "Errno(3000)");
+    }
+}
