@@ -418,8 +418,9 @@ impl Device {
     }
 
     /// The device copies `len` bytes from DMA address `src` to `dst` (a memory-to-memory
-    /// engine), in bursts of [`COPY_BURST`] bytes, front to back: overlapping ranges give what
-    /// such an engine gives. Both ranges are translated before anything moves; on any error no
+    /// engine). Disjoint ranges on a non-coherent device are copied chunk to chunk with no
+    /// bounce buffer; otherwise in bursts of [`COPY_BURST`] bytes through a bounce buffer, front
+    /// to back (overlapping ranges give what such an engine gives; a coherent engine snoops). Both ranges are translated before anything moves; on any error no
     /// byte of memory changed. Observers see a read of `src`, then a write of `dst`.
     pub fn dma_copy(&self, src: DmaAddr, dst: DmaAddr, len: u64) -> Result<(), SocError> {
         if len == 0 {
@@ -432,6 +433,9 @@ impl Device {
         }
         let src_runs = self.access_runs(src, len, false)?;
         let dst_runs = self.access_runs(dst, len, true)?;
+        if !self.desc.coherent && !crate::phys::runs_overlap(&src_runs, &dst_runs) {
+            return self.copy_direct(src, dst, len, &src_runs, &dst_runs);
+        }
         let mut bounce = vec![0u8; (len as usize).min(COPY_BURST)];
         let mut rd = RunCursor {
             runs: &src_runs,
@@ -465,6 +469,35 @@ impl Device {
         self.transfers.fetch_add(1, Relaxed);
         self.notify(src, len, false, &src_runs, stale);
         self.notify(dst, len, true, &dst_runs, 0);
+        Ok(())
+    }
+}
+
+impl Device {
+    /// The non-coherent engine's copy between disjoint ranges: chunk to chunk, no bounce
+    /// buffer ([`PhysMem::copy_runs`]); the CPU cache is not snooped, so dirty CPU lines over
+    /// the source are not seen (counted for observers) and cached lines over the destination
+    /// go stale.
+    fn copy_direct(
+        &self,
+        src: DmaAddr,
+        dst: DmaAddr,
+        len: u64,
+        src_runs: &[(PhysAddr, u64)],
+        dst_runs: &[(PhysAddr, u64)],
+    ) -> Result<(), SocError> {
+        let stale = if self.observers.any() {
+            self.cpu.lock().dirty_bytes_in(src_runs)
+        } else {
+            0
+        };
+        self.mem.copy_runs(src_runs, dst_runs)?;
+        self.cpu.lock().mark_stale(dst_runs);
+        self.bytes_read.fetch_add(len, Relaxed);
+        self.bytes_written.fetch_add(len, Relaxed);
+        self.transfers.fetch_add(1, Relaxed);
+        self.notify(src, len, false, src_runs, stale);
+        self.notify(dst, len, true, dst_runs, 0);
         Ok(())
     }
 }

@@ -1,0 +1,292 @@
+//! The exporter-side mapping cache: a re-map of an unchanged buffer costs a lookup (seed 003).
+//!
+//! C side: the `cache_sgt_mapping` path of older `drivers/dma-buf/dma-buf.c` (up to about 6.15),
+//! moved out of the core into the exporter as mainline did (behaviour 71: the core never caches).
+//!
+//! # The concept
+//! Seed 003: GPUs "eat through data so fast that not caching mappings kills performance". An
+//! exporter that wants cached mappings keeps one [`MapCache`] per buffer and routes its
+//! `map_dma_buf`/`unmap_dma_buf` through [`MapCache::map`]/[`MapCache::unmap`]: the first map of
+//! an attachment in a direction builds the table and maps it for the device (a *miss*); later
+//! maps hand out the same table (a *hit*) and unmaps only drop the importer's reference. The
+//! real unmap happens when the cache is invalidated: the buffer moves
+//! ([`MapCache::buffer_moved`]) or the attachment detaches ([`MapCache::detach`]).
+//!
+//! # Rules
+//! 1. Key: (attachment id, direction). Different directions of one attachment are different
+//!    entries (the old core returned `EBUSY` instead; an exporter may refuse in its own `map`).
+//! 2. Invalidation unmaps every entry no importer holds; an entry still held (an importer that
+//!    ignored `move_notify`, or a static importer of a buffer moved anyway) is unmapped when the
+//!    importer gives it back. [`MapCache::in_use`] counts them: an exporter must not free the old
+//!    storage while it is non-zero.
+//! 3. Cache maintenance for CPU access covers every cached table, held or not
+//!    ([`MapCache::sync_for_cpu`], [`MapCache::sync_for_device`]): a cached table is still a live
+//!    DMA mapping.
+//! 4. Locking: one leaf lock around the entries; the DMA API is called with it held (it takes only
+//!    its own leaf locks); never the resv lock or an importer.
+
+use crate::attach::Attachment;
+use crate::buf::DmaBuf;
+use crate::error::DmaBufError;
+use dma::{DmaApi, DmaAttrs, DmaDirection, SgTable};
+use fence::ResvGuard;
+use parking_lot::Mutex;
+use soc::Device;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Entry {
+    att_id: u64,
+    dir: DmaDirection,
+    dev: Arc<Device>,
+    table: Arc<SgTable>,
+}
+
+#[derive(Default)]
+struct Entries {
+    live: Vec<Entry>,
+    /// Invalidated but still held by an importer (rule 2).
+    zombies: Vec<Entry>,
+}
+
+/// Cached mapped tables of one buffer, per attachment and direction (module doc).
+pub struct MapCache {
+    dma: Arc<DmaApi>,
+    entries: Mutex<Entries>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+impl MapCache {
+    /// An empty cache whose tables are mapped through `dma`.
+    pub fn new(dma: &Arc<DmaApi>) -> MapCache {
+        MapCache {
+            dma: dma.clone(),
+            entries: Mutex::new(Entries::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+        }
+    }
+
+    /// For `map_dma_buf`: the cached table of (`att`, `dir`), or on a miss `build()` (an unmapped
+    /// table of the current storage) mapped for `att.device()` and cached.
+    ///
+    /// Errors: `build`'s, and the DMA API's (nothing is cached then).
+    #[inline]
+    pub fn map(
+        &self,
+        att: &Attachment,
+        dir: DmaDirection,
+        build: impl FnOnce() -> Result<SgTable, DmaBufError>,
+    ) -> Result<Arc<SgTable>, DmaBufError> {
+        let id = att.id();
+        {
+            let e = self.entries.lock();
+            if let Some(hit) = e.live.iter().find(|x| x.att_id == id && x.dir == dir) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(hit.table.clone());
+            }
+        }
+        self.map_slow(att, dir, build)
+    }
+
+    #[cold]
+    fn map_slow(
+        &self,
+        att: &Attachment,
+        dir: DmaDirection,
+        build: impl FnOnce() -> Result<SgTable, DmaBufError>,
+    ) -> Result<Arc<SgTable>, DmaBufError> {
+        let mut sgt = build()?;
+        let dev = att.device().clone();
+        self.dma.map_sg(&dev, &mut sgt, dir, DmaAttrs::NONE)?;
+        let table = Arc::new(sgt);
+        let mut e = self.entries.lock();
+        // Map calls run under the buffer's resv lock, so no other miss for this key can have
+        // raced us; keep the first anyway if one did.
+        if let Some(hit) = e.live.iter().find(|x| x.att_id == att.id() && x.dir == dir) {
+            let t = hit.table.clone();
+            drop(e);
+            self.unmap_now(Entry {
+                att_id: att.id(),
+                dir,
+                dev,
+                table,
+            })?;
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(t);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        e.live.push(Entry {
+            att_id: att.id(),
+            dir,
+            dev,
+            table: table.clone(),
+        });
+        Ok(table)
+    }
+
+    /// For `unmap_dma_buf`: drops the importer's reference. A table that is not cached any more
+    /// is really unmapped once no importer holds it (rule 2).
+    pub fn unmap(&self, sgt: Arc<SgTable>) -> Result<(), DmaBufError> {
+        let zombie = {
+            let mut e = self.entries.lock();
+            let pos = e.zombies.iter().position(|z| Arc::ptr_eq(&z.table, &sgt));
+            drop(sgt);
+            match pos {
+                Some(i) if Arc::strong_count(&e.zombies[i].table) == 1 => {
+                    Some(e.zombies.swap_remove(i))
+                }
+                _ => None,
+            }
+        };
+        match zombie {
+            Some(z) => self.unmap_now(z),
+            None => Ok(()),
+        }
+    }
+
+    /// For the exporter's `detach`: really unmaps every table of `att` (rule 2 for held ones).
+    pub fn detach(&self, att: &Attachment) -> Result<(), DmaBufError> {
+        self.invalidate_where(|e| e.att_id == att.id())
+    }
+
+    /// Drops every cached table (the storage is about to change): unmaps those no importer
+    /// holds, keeps the others as zombies (rule 2).
+    pub fn invalidate(&self) -> Result<(), DmaBufError> {
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.invalidate_where(|_| true)
+    }
+
+    fn invalidate_where(&self, pred: impl Fn(&Entry) -> bool) -> Result<(), DmaBufError> {
+        let victims: Vec<Entry> = {
+            let mut e = self.entries.lock();
+            let (take, keep): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut e.live)
+                .into_iter()
+                .partition(|x| pred(x));
+            e.live = keep;
+            take
+        };
+        let mut first_err = Ok(());
+        for v in victims {
+            if Arc::strong_count(&v.table) > 1 {
+                self.entries.lock().zombies.push(v);
+                continue;
+            }
+            if let Err(err) = self.unmap_now(v) {
+                if first_err.is_ok() {
+                    first_err = Err(err);
+                }
+            }
+        }
+        first_err
+    }
+
+    /// The exporter's move helper: [`DmaBuf::move_notify`] (dynamic importers drop their
+    /// mappings), [`invalidate`](Self::invalidate), and [`DmaBuf::zap_mappings`] (CPU mappings
+    /// fault to the new storage). Call it with the resv lock held, before freeing the old
+    /// storage, and check [`in_use`](Self::in_use) is 0 first if the old storage is to be freed.
+    pub fn buffer_moved(&self, buf: &DmaBuf, resv: &mut ResvGuard<'_>) -> Result<(), DmaBufError> {
+        buf.move_notify(resv)?;
+        self.invalidate()?;
+        buf.zap_mappings();
+        Ok(())
+    }
+
+    fn unmap_now(&self, entry: Entry) -> Result<(), DmaBufError> {
+        match Arc::try_unwrap(entry.table) {
+            Ok(mut sgt) => {
+                self.dma
+                    .unmap_sg(&entry.dev, &mut sgt, entry.dir, DmaAttrs::NONE)?;
+                Ok(())
+            }
+            Err(table) => {
+                // Someone took a reference meanwhile: unmap when it comes back.
+                self.entries.lock().zombies.push(Entry { table, ..entry });
+                Ok(())
+            }
+        }
+    }
+
+    /// Cached or invalidated tables some importer still holds.
+    pub fn in_use(&self) -> usize {
+        let e = self.entries.lock();
+        e.live
+            .iter()
+            .filter(|x| Arc::strong_count(&x.table) > 1)
+            .count()
+            + e.zombies.len()
+    }
+
+    /// Cached tables (mapped for their devices).
+    pub fn len(&self) -> usize {
+        self.entries.lock().live.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Maps served from the cache.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Maps that built and mapped a table.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    /// Calls of [`invalidate`](Self::invalidate) (buffer moves).
+    pub fn invalidations(&self) -> u64 {
+        self.invalidations.load(Ordering::Relaxed)
+    }
+
+    /// For `begin_cpu_access`: syncs every cached table of a non-coherent device for the CPU,
+    /// with its own direction (rule 3).
+    pub fn sync_for_cpu(&self) -> Result<(), DmaBufError> {
+        self.sync(true)
+    }
+
+    /// For `end_cpu_access`: syncs every cached table of a non-coherent device for its device.
+    pub fn sync_for_device(&self) -> Result<(), DmaBufError> {
+        self.sync(false)
+    }
+
+    fn sync(&self, for_cpu: bool) -> Result<(), DmaBufError> {
+        let e = self.entries.lock();
+        for x in e.live.iter().chain(e.zombies.iter()) {
+            if x.dev.is_coherent() {
+                continue;
+            }
+            if for_cpu {
+                self.dma.sync_sg_for_cpu(&x.dev, &x.table, x.dir)?;
+            } else {
+                self.dma.sync_sg_for_device(&x.dev, &x.table, x.dir)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MapCache {
+    fn drop(&mut self) {
+        // The exporter is going away: unmap what is still mapped (held tables cannot be).
+        let _ = self.invalidate_where(|_| true);
+    }
+}
+
+impl fmt::Debug for MapCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapCache")
+            .field("cached", &self.len())
+            .field("in_use", &self.in_use())
+            .field("hits", &self.hits())
+            .field("misses", &self.misses())
+            .finish()
+    }
+}
