@@ -1,14 +1,20 @@
 //! `dmabuf`: the command-line front of the dmabuf simulator.
 //!
-//! With no argument it runs the main job on the bundled default machine. Until the scenario
-//! runner lands (issue 7), the main job is the built-in demo of [`demo`]: a camera frame moved
-//! through a direct-mapped device and an IOMMU, with the DMA-API checker watching, printed step
-//! by step.
+//! With no argument it runs the bundled default scenario (`dmabuf run`): a 4K camera -> ISP ->
+//! GPU -> display pipeline on the simulated SoC, an encoder joining mid-stream that forces a
+//! migration, a thumbnail pulled by the CPU; it prints the summary and writes `out/`.
+//!
+//! Exit codes: 0 verified; 1 corruption, unexpected checker findings or a run-time error; 2 an
+//! invalid scenario or invalid arguments (with file:line:col and what was expected).
 #![deny(unsafe_code)]
 
+mod bench;
 mod demo;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use scenario::run::{run, RunOptions};
+use scenario::{Scenario, ScenarioError};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Linux's dma-buf framework on a simulated SoC whose devices really move bytes.
@@ -19,36 +25,201 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Move a camera frame through the default SoC and print what happened (the default).
+    /// Run a scenario (a file, or the name of a bundled one; default: the bundled default).
+    Run {
+        /// A scenario file or a bundled scenario's name.
+        scenario: Option<String>,
+        /// Where report.json, trace.json, timeline.svg, latency.svg and thumbnail.jpg go.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// What stdout gets.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Every device engine on its own OS thread (stress; not deterministic).
+        #[arg(long)]
+        threads: bool,
+        /// Override the number of frames.
+        #[arg(long)]
+        frames: Option<u64>,
+    },
+    /// Validate a scenario without running it.
+    Check {
+        /// A scenario file or a bundled scenario's name.
+        scenario: String,
+    },
+    /// List the bundled scenarios.
+    Scenarios,
+    /// Measure the headline ratios against their baselines, in this run.
+    Bench,
+    /// Move one camera frame through the default SoC and print what happened.
     Demo,
     /// Print the bundled default machine description as TOML.
     Soc,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Demo) {
-        Command::Demo => demo::run(&mut std::io::stdout().lock()).map(|summary| {
-            if summary.verified {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+/// A scenario argument: an existing file, else a bundled name.
+fn load(arg: &str) -> Result<Scenario, ScenarioError> {
+    let p = std::path::Path::new(arg);
+    if p.exists() || arg.ends_with(".toml") {
+        scenario::load(p)
+    } else {
+        scenario::load_bundled(arg)
+    }
+}
+
+fn fail(e: &ScenarioError) -> ExitCode {
+    eprint!("{}", e.render());
+    if !e.render().ends_with('\n') {
+        eprintln!();
+    }
+    ExitCode::from(e.exit_code().code() as u8)
+}
+
+fn cmd_run(
+    scenario: Option<String>,
+    out: PathBuf,
+    seed: Option<u64>,
+    format: Format,
+    threads: bool,
+    frames: Option<u64>,
+) -> ExitCode {
+    let s = match load(scenario.as_deref().unwrap_or(scenario::DEFAULT)) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let s = match seed {
+        Some(seed) => s.with_seed(seed),
+        None => s,
+    };
+    let s = match frames.map(|f| s.clone().with_frames(f)) {
+        Some(Err(e)) => return fail(&e),
+        Some(Ok(s)) => s,
+        None => s,
+    };
+    let started = std::time::Instant::now();
+    let output = run(
+        &s,
+        &RunOptions {
+            threads,
+            progress: true,
+        },
+    );
+    let wall = started.elapsed();
+    let files = match output.write(&out) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("dmabuf: writing {}: {e}", out.display());
+            return ExitCode::from(1);
+        }
+    };
+    match format {
+        Format::Json => print!("{}", output.report.to_json()),
+        Format::Text => {
+            print!("{}", scenario::report::text_summary(&output.report));
+            if threads {
+                println!(
+                    "note: --threads ran every device engine on its own OS thread; the checks \
+                     above still hold, but host interleaving differs between runs (not the \
+                     deterministic reference)"
+                );
             }
-        }),
-        Command::Soc => toml::to_string_pretty(&soc::SocDesc::default_soc())
-            .map(|text| {
+            let names: Vec<String> = files
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            println!(
+                "wrote {} in {}: {} ({:.1} s wall)",
+                names.len(),
+                out.display(),
+                names.join(", "),
+                wall.as_secs_f64()
+            );
+        }
+    }
+    ExitCode::from(output.report.exit_code().code() as u8)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Run {
+        scenario: None,
+        out: PathBuf::from("out"),
+        seed: None,
+        format: Format::Text,
+        threads: false,
+        frames: None,
+    });
+    match command {
+        Command::Run {
+            scenario,
+            out,
+            seed,
+            format,
+            threads,
+            frames,
+        } => cmd_run(scenario, out, seed, format, threads, frames),
+        Command::Check { scenario } => match load(&scenario) {
+            Ok(s) => {
+                println!(
+                    "{}: valid ({} nodes, {} links, {} events, {} frames)",
+                    s.file,
+                    s.nodes.len(),
+                    s.links.len(),
+                    s.events.len(),
+                    s.frames
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Scenarios => {
+            for (name, line, _) in scenario::bundled() {
+                println!("{name:<22} {line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Bench => match bench::run(&mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dmabuf bench: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Demo => match demo::run(&mut std::io::stdout().lock()) {
+            Ok(summary) if summary.verified => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("dmabuf: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Soc => match toml::to_string_pretty(&soc::SocDesc::default_soc()) {
+            Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
-            })
-            .map_err(|e| e.into()),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("dmabuf: {e}");
-            ExitCode::from(2)
-        }
+            }
+            Err(e) => {
+                eprintln!("dmabuf: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }

@@ -1,0 +1,408 @@
+//! A display controller: scanout of imported dma-bufs, page flips that wait on fences, and a
+//! sink that reads and verifies every frame it shows.
+//!
+//! C side: `drivers/gpu/drm/drm_gem_dma_helper.c` (`drm_gem_dma_prime_import_sg_table`: a
+//! controller without an IOMMU refuses a buffer that is not one contiguous run),
+//! `drm_atomic_helper.c` (`drm_atomic_helper_wait_for_fences`: a flip waits for its explicit
+//! `IN_FENCE_FD` and, through `drm_gem_plane_helper_prepare_fb`, for the buffer's implicit
+//! WRITE fences), `drm_vblank.c` (flips complete at vblank; the out-fence signals then).
+//!
+//! # The concept
+//! [`Display::add_fb`] is `DRM_IOCTL_MODE_ADDFB2` of a PRIME-imported buffer: the display
+//! attaches its device, maps the buffer once, and keeps the mapping for the framebuffer's life.
+//! [`Display::page_flip`] queues a flip with its fences; [`Display::vblank`] is the vertical
+//! blank interrupt: the oldest queued flip whose fences have all signaled becomes the scanned-out
+//! frame, the display DMA-reads every byte of it and verifies it ([`Expect`]), and the frame it
+//! replaces is released ([`Vblank::released`]) — only now may a producer draw into that one
+//! again.
+//!
+//! # Rules
+//! 1. **Contiguity.** A device with no IOMMU scans out physical addresses: the mapping must be
+//!    one DMA-contiguous run covering the frame, else `add_fb` fails with
+//!    [`MediaError::NotContiguous`] and the buffer is detached. Behind an IOMMU any pages do.
+//! 2. **Size.** A buffer smaller than the format's frame is `EINVAL`.
+//! 3. **Fences.** A flip waits for its explicit in-fence and for the WRITE (and KERNEL) fences
+//!    the buffer's reservation object holds when the flip is queued. With
+//!    [`DisplayConfig::fence_timeout`] `None` (the virtual clock) a vblank never blocks: a flip
+//!    whose fences have not signaled stays queued and the current frame is shown again
+//!    ([`DisplayStats::missed`]). With `Some(t)` the vblank waits up to `t`.
+//! 4. **Fenced errors.** A fence that signaled with an error drops its flip: the frame is never
+//!    shown (counted in [`DisplayStats::dropped`]) and the buffer is released at once.
+//! 5. **Verification.** Each new frame is read whole by DMA; its checksum is checked against the
+//!    flip's [`Expect`]; [`DisplayStats::verified`] or [`DisplayStats::corrupted`] counts it.
+//! 6. **Busy framebuffers.** `rm_fb` of a framebuffer that is scanned out or queued is `EBUSY`.
+
+use crate::frame::{self, FrameFormat};
+use crate::media::{dma_cost, MediaError};
+use dma::{DmaApi, DmaDirection};
+use dmabuf::{Attachment, DmaBuf, MappedSgTable};
+use fence::{context_alloc, DmaFence, DmaResvUsage, SimpleFenceOps};
+use parking_lot::Mutex;
+use soc::Device;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A framebuffer id (`fb_id`).
+pub type FbId = u32;
+
+/// How a [`Display`] is set up.
+#[derive(Clone, Debug)]
+pub struct DisplayConfig {
+    /// The controller's DMA device (default `display0`).
+    pub device: String,
+    /// The mode: what one frame is.
+    pub format: FrameFormat,
+    /// How long a vblank waits for a flip's fences (rule 3); `None` never waits.
+    pub fence_timeout: Option<Duration>,
+}
+
+impl DisplayConfig {
+    /// `display0`, `format`, never waiting (virtual clock).
+    pub fn new(format: FrameFormat) -> DisplayConfig {
+        DisplayConfig {
+            device: "display0".into(),
+            format,
+            fence_timeout: None,
+        }
+    }
+}
+
+/// What a shown frame must be (rule 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Any frame whose stamp is valid ([`frame::verify_stamp`]).
+    Stamp,
+    /// A valid stamp of this frame number.
+    Frame(u32),
+    /// Exactly this checksum of the whole frame.
+    Checksum(u64),
+    /// Not verified (the frame is shown and counted, neither verified nor corrupted).
+    Nothing,
+}
+
+/// Display counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DisplayStats {
+    /// Vblanks run.
+    pub vblanks: u64,
+    /// Flips queued.
+    pub flips: u64,
+    /// New frames shown.
+    pub shown: u64,
+    /// Shown frames that matched their [`Expect`].
+    pub verified: u64,
+    /// Shown frames that did not.
+    pub corrupted: u64,
+    /// Vblanks with a queued flip that was not ready (the old frame stayed).
+    pub missed: u64,
+    /// Flips dropped because a fence signaled with an error.
+    pub dropped: u64,
+    /// Bytes read by scanout DMA.
+    pub bytes_read: u64,
+}
+
+/// What one vblank did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Vblank {
+    /// The framebuffer newly shown, if a flip completed.
+    pub shown: Option<FbId>,
+    /// Whether the new frame verified (rule 5); `None` without a new frame or with
+    /// [`Expect::Nothing`].
+    pub verified: Option<bool>,
+    /// Framebuffers no longer scanned out nor queued (the replaced one, dropped flips).
+    pub released: Vec<FbId>,
+    /// Scanout DMA time of the new frame.
+    pub cost: Duration,
+}
+
+struct Framebuffer {
+    buf: DmaBuf,
+    att: Attachment,
+    sgt: MappedSgTable,
+}
+
+struct Flip {
+    fb: FbId,
+    fences: Vec<DmaFence>,
+    expect: Expect,
+    done: DmaFence,
+}
+
+#[derive(Default)]
+struct State {
+    fbs: BTreeMap<FbId, Framebuffer>,
+    next_id: FbId,
+    queue: VecDeque<Flip>,
+    scanout: Option<FbId>,
+    stats: DisplayStats,
+    seqno: u64,
+}
+
+/// A display controller (module documentation).
+pub struct Display {
+    dma: Arc<DmaApi>,
+    dev: Arc<Device>,
+    cfg: DisplayConfig,
+    context: u64,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Display {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Display")
+            .field("device", &self.cfg.device)
+            .field("format", &self.cfg.format)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Display {
+    /// A display on `cfg.device`. Errors: `ENODEV`.
+    pub fn new(dma: &Arc<DmaApi>, cfg: DisplayConfig) -> Result<Display, MediaError> {
+        Ok(Display {
+            dma: dma.clone(),
+            dev: dma.device(&cfg.device)?,
+            context: context_alloc(1)?,
+            cfg,
+            state: Mutex::new(State {
+                next_id: 1,
+                ..State::default()
+            }),
+        })
+    }
+
+    /// The controller's device.
+    pub fn device(&self) -> &Arc<Device> {
+        &self.dev
+    }
+
+    /// The mode.
+    pub fn format(&self) -> FrameFormat {
+        self.cfg.format
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DisplayStats {
+        self.state.lock().stats
+    }
+
+    /// The framebuffer scanned out now.
+    pub fn scanout(&self) -> Option<FbId> {
+        self.state.lock().scanout
+    }
+
+    /// Flips queued and not yet shown.
+    pub fn queued_flips(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    /// Framebuffers that exist.
+    pub fn framebuffers(&self) -> usize {
+        self.state.lock().fbs.len()
+    }
+
+    /// `ADDFB2` of an imported buffer: attach, map for scanout, check rules 1 and 2.
+    pub fn add_fb(&self, buf: &DmaBuf) -> Result<FbId, MediaError> {
+        let need = self.cfg.format.size() as u64;
+        if buf.size() < need {
+            return Err(MediaError::Invalid(format!(
+                "a {:#x}-byte buffer cannot hold a {} frame ({need:#x} bytes)",
+                buf.size(),
+                self.cfg.format
+            )));
+        }
+        let att = buf.attach(&self.dev)?;
+        let sgt = match att.map_unlocked(DmaDirection::ToDevice) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = buf.detach(att);
+                return Err(e.into());
+            }
+        };
+        let segs = sgt.dma_segments();
+        let first_len = segs.first().map_or(0, |s| s.len);
+        if !sgt.is_dma_contiguous() && first_len < need {
+            let segments = segs.len();
+            let _ = att.unmap_unlocked(sgt);
+            let _ = buf.detach(att);
+            return Err(MediaError::NotContiguous {
+                device: self.dev.name().to_string(),
+                segments,
+                need,
+            });
+        }
+        let mut st = self.state.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.fbs.insert(
+            id,
+            Framebuffer {
+                buf: buf.clone(),
+                att,
+                sgt,
+            },
+        );
+        Ok(id)
+    }
+
+    /// `RMFB`: unmaps and detaches. `EBUSY` if scanned out or queued (rule 6), `EINVAL` for an
+    /// unknown id.
+    pub fn rm_fb(&self, id: FbId) -> Result<(), MediaError> {
+        let fb = {
+            let mut st = self.state.lock();
+            if st.scanout == Some(id) || st.queue.iter().any(|f| f.fb == id) {
+                return Err(MediaError::Busy(format!(
+                    "framebuffer {id} is scanned out or queued for a flip"
+                )));
+            }
+            st.fbs
+                .remove(&id)
+                .ok_or_else(|| MediaError::Invalid(format!("no framebuffer {id}")))?
+        };
+        fb.att.unmap_unlocked(fb.sgt)?;
+        fb.buf.detach(fb.att)?;
+        Ok(())
+    }
+
+    /// `PAGE_FLIP` (atomic commit of one plane): queues `fb` to be shown at a coming vblank once
+    /// `in_fence` and the buffer's implicit WRITE fences have signaled (rule 3). Returns the
+    /// flip's out-fence, signaled at the vblank that shows it (with `ECANCELED` if it is
+    /// dropped, rule 4).
+    pub fn page_flip(
+        &self,
+        fb: FbId,
+        in_fence: Option<DmaFence>,
+        expect: Expect,
+    ) -> Result<DmaFence, MediaError> {
+        let mut st = self.state.lock();
+        let f = st
+            .fbs
+            .get(&fb)
+            .ok_or_else(|| MediaError::Invalid(format!("no framebuffer {fb}")))?;
+        let mut fences = f.buf.resv().get_fences(DmaResvUsage::Write);
+        fences.extend(in_fence);
+        st.seqno += 1;
+        let done = SimpleFenceOps::create("display", &self.cfg.device, self.context, st.seqno);
+        st.queue.push_back(Flip {
+            fb,
+            fences,
+            expect,
+            done: done.clone(),
+        });
+        st.stats.flips += 1;
+        Ok(done)
+    }
+
+    /// Whether every fence of the flip signaled (waiting up to the configured timeout), and the
+    /// first error one carried.
+    fn flip_ready(&self, flip: &Flip) -> (bool, Option<uapi::Errno>) {
+        for f in &flip.fences {
+            if !f.is_signaled() {
+                match self.cfg.fence_timeout {
+                    Some(t) if f.wait_timeout(None, Some(t)).is_ok() => {}
+                    _ => return (false, None),
+                }
+            }
+            if let Some(e) = f.error() {
+                return (true, Some(e));
+            }
+        }
+        (true, None)
+    }
+
+    /// The vertical blank: completes the oldest ready flip, reads and verifies the new frame,
+    /// releases the old one (module rules 3-5).
+    pub fn vblank(&self) -> Result<Vblank, MediaError> {
+        let mut out = Vblank::default();
+        let mut st = self.state.lock();
+        st.stats.vblanks += 1;
+        let flip = loop {
+            let Some(flip) = st.queue.pop_front() else {
+                break None;
+            };
+            match self.flip_ready(&flip) {
+                (false, _) => {
+                    st.queue.push_front(flip);
+                    st.stats.missed += 1;
+                    break None;
+                }
+                (true, Some(e)) => {
+                    let _ = flip.done.set_error(e);
+                    let _ = flip.done.signal();
+                    st.stats.dropped += 1;
+                    out.released.push(flip.fb);
+                }
+                (true, None) => break Some(flip),
+            }
+        };
+        let Some(flip) = flip else {
+            return Ok(out);
+        };
+        let fb = st
+            .fbs
+            .get(&flip.fb)
+            .ok_or_else(|| MediaError::Invalid(format!("framebuffer {} vanished", flip.fb)))?;
+        let need = self.cfg.format.size();
+        let mut data = vec![0u8; need];
+        let mut at = 0usize;
+        for seg in fb.sgt.dma_segments() {
+            if at == need {
+                break;
+            }
+            let n = (need - at).min(usize::try_from(seg.len).unwrap_or(usize::MAX));
+            self.dma
+                .device_read(&self.dev, seg.addr, &mut data[at..at + n])?;
+            at += n;
+        }
+        let ok = match flip.expect {
+            Expect::Stamp => Some(frame::verify_stamp(&data).is_ok()),
+            Expect::Frame(n) => Some(frame::verify_stamp(&data) == Ok(n)),
+            Expect::Checksum(c) => Some(frame::checksum(&data) == c),
+            Expect::Nothing => None,
+        };
+        st.stats.shown += 1;
+        st.stats.bytes_read += need as u64;
+        match ok {
+            Some(true) => st.stats.verified += 1,
+            Some(false) => st.stats.corrupted += 1,
+            None => {}
+        }
+        if let Some(old) = st.scanout.replace(flip.fb) {
+            if old != flip.fb {
+                out.released.push(old);
+            }
+        }
+        let _ = flip.done.signal();
+        out.shown = Some(flip.fb);
+        out.verified = ok;
+        out.cost = dma_cost(&self.dev, need as u64);
+        Ok(out)
+    }
+
+    /// Turns scanout off (the CRTC is disabled): the shown frame is released, queued flips are
+    /// dropped (their out-fences signal with `ECANCELED`). Returns the released framebuffers.
+    pub fn disable(&self) -> Vec<FbId> {
+        let mut st = self.state.lock();
+        let mut released: Vec<FbId> = st.scanout.take().into_iter().collect();
+        for flip in std::mem::take(&mut st.queue) {
+            let _ = flip.done.set_error(uapi::Errno::ECANCELED);
+            let _ = flip.done.signal();
+            released.push(flip.fb);
+        }
+        released
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        let ids: Vec<FbId> = {
+            let _ = self.disable();
+            self.state.lock().fbs.keys().copied().collect()
+        };
+        for id in ids {
+            let _ = self.rm_fb(id);
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! PRIME: GPU objects as dma-bufs, and dma-bufs as GPU objects.
+//!
+//! C side: `drivers/gpu/drm/drm_prime.c` (`drm_gem_prime_export`, `drm_gem_prime_import`,
+//! `drm_gem_map_dma_buf`), `drivers/gpu/drm/amd/amdgpu/amdgpu_dma_buf.c` (`amdgpu_dma_buf_attach`,
+//! `amdgpu_dma_buf_pin`, `amdgpu_dma_buf_map`, `amdgpu_dma_buf_move_notify`).
+//!
+//! # The concept
+//! [`BoExport`] is the exporter's [`DmaBufOps`]: a *dynamic* exporter (it can pin) whose buffer may
+//! move until pinned. The dma-buf shares the object's reservation object, so fences added by the
+//! GPU's jobs and moves are the buffer's implicit-sync fences.
+//!
+//! # Rules
+//! 1. **Self-import** (seed 003): [`Gpu::import`](super::Gpu::import) of a buffer whose ops are a
+//!    [`BoExport`] of the same GPU returns the object itself ([`DmaBuf::exporter_ops`]); no
+//!    attachment, no mapping.
+//! 2. **Peer-to-peer**: an importer gets VRAM only if it allows peer-to-peer
+//!    ([`ImporterOps::allow_peer2peer`]), the GPU's config allows it, and its device reaches VRAM.
+//!    As soon as one attached importer does not qualify, the object may not stay in VRAM: the next
+//!    pin or map moves it to GTT (system pages), where every importer can reach it
+//!    (`amdgpu_dma_buf_attach` restricting `allowed_domains`).
+//! 3. Importers behind no IOMMU add their DMA mask (pages must lie below it) and, if they need
+//!    it, contiguity; a map or pin moves the object to storage that satisfies every importer.
+//! 4. Static importers are pinned by the core around their maps, so they never see a move;
+//!    dynamic importers get `move_notify` and re-map. A table a dynamic importer keeps after
+//!    `move_notify` keeps the old storage alive as a ghost until it is unmapped.
+//! 5. Tables are mapped with `DMA_ATTR_SKIP_CPU_SYNC` (as `amdgpu_dma_buf_map`), with explicit
+//!    syncs for non-coherent importers; CPU access syncs every importer's tables
+//!    ([`DmaBuf::sync_for_cpu_all_attachments`]).
+//! 6. A vmap pins the object (its physical ranges must stay valid) until the vunmap.
+
+use super::bo::{check_guard, satisfies, BoInner, Domains, ExportLink, GpuBo, ImportLink};
+use super::bo::{ImporterNeeds, Placement, Storage};
+use super::ttm::{exported_buf, move_locked, Target};
+use super::{GpuCore, GpuError};
+use dma::{DmaAttrs, DmaDirection, SegmentLimits, SgTable};
+use dmabuf::{
+    Attachment, BufRegistry, DmaBuf, DmaBufError, DmaBufOps, ExportInfo, FaultPage, ImporterOps,
+    IosysMap, OpsFeatures, ReleaseInfo,
+};
+use fence::{DmaResvUsage, ResvGuard};
+use soc::PAGE_SIZE;
+use std::sync::{Arc, Weak};
+use uapi::ioctl::O_RDWR;
+
+/// The dma-buf ops of an exported GPU object (`amdgpu_dmabuf_ops`). Each callback's contract
+/// (caller, lock, errors) is the one of [`DmaBufOps`]; what this exporter does is below.
+pub struct BoExport {
+    bo: Arc<BoInner>,
+}
+
+impl BoExport {
+    pub(crate) fn bo(&self) -> &Arc<BoInner> {
+        &self.bo
+    }
+
+    /// The exported object.
+    pub fn gpu_bo(&self) -> GpuBo {
+        GpuBo(self.bo.clone())
+    }
+
+    /// Moves the object, if needed, to storage every importer can use (rules 2-3).
+    fn ensure_for_importers(&self, g: &mut ResvGuard<'_>) -> Result<(), GpuError> {
+        let bo = &self.bo;
+        let (p2p_ok, limit, contiguous) = bo.importer_needs();
+        let target = {
+            let st = bo.state.lock();
+            let res = st.res.as_ref().ok_or_else(|| {
+                GpuError::InvalidArgument(format!("buffer object {} has no storage", bo.id))
+            })?;
+            match res.placement {
+                Placement::Vram if p2p_ok => None,
+                Placement::Vram => {
+                    let placement = if bo.domains.allows(Placement::Gtt) {
+                        Placement::Gtt
+                    } else {
+                        Placement::System
+                    };
+                    Some(Target {
+                        placement,
+                        limit,
+                        contiguous,
+                    })
+                }
+                p => {
+                    let t = Target {
+                        placement: p,
+                        limit,
+                        contiguous,
+                    };
+                    (!satisfies(res, &t)).then_some(t)
+                }
+            }
+        };
+        match target {
+            Some(t) => move_locked(&bo.gpu, bo, g, t, &[]),
+            None => Ok(()),
+        }
+    }
+
+    /// Frees ghosts no importer table refers to any more.
+    fn reap_ghosts(&self) -> Result<(), GpuError> {
+        let dead: Vec<_> = {
+            let mut st = self.bo.state.lock();
+            let live: Vec<u64> = st.tables.iter().map(|t| t.1).collect();
+            let (dead, keep) = std::mem::take(&mut st.ghosts)
+                .into_iter()
+                .partition(|(gen, _)| !live.contains(gen));
+            st.ghosts = keep;
+            dead
+        };
+        for (_, r) in dead {
+            super::ttm::free_resident(&self.bo.gpu, r)?;
+        }
+        Ok(())
+    }
+}
+
+impl DmaBufOps for BoExport {
+    /// `PIN | UNPIN | MMAP | VMAP`: a dynamic, mmapable exporter.
+    fn features(&self) -> OpsFeatures {
+        OpsFeatures::PIN | OpsFeatures::UNPIN | OpsFeatures::MMAP | OpsFeatures::VMAP
+    }
+
+    /// Records what the importer needs (rules 2-3); moves nothing yet. Takes the resv lock.
+    fn attach(&self, _buf: &DmaBuf, att: &Attachment) -> Result<(), DmaBufError> {
+        let core = &self.bo.gpu;
+        let dev = att.device();
+        let direct = dev.iommu_domain().is_none();
+        let needs = ImporterNeeds {
+            att_id: att.id(),
+            p2p_ok: core.cfg.p2p && att.peer2peer() && core.reaches_vram(dev),
+            limit: if direct { dev.dma_mask() } else { u64::MAX },
+            contiguous: dev.needs_contiguous(),
+        };
+        let _g = self.bo.resv.lock(None)?;
+        self.bo.state.lock().importers.push(needs);
+        Ok(())
+    }
+
+    /// Forgets the importer's needs (the object may go back to VRAM on its next validation).
+    fn detach(&self, _buf: &DmaBuf, att: &Attachment) {
+        if let Ok(_g) = self.bo.resv.lock(None) {
+            self.bo
+                .state
+                .lock()
+                .importers
+                .retain(|n| n.att_id != att.id());
+        }
+    }
+
+    /// Moves the object where every importer reaches it (if needed), then pins it there.
+    fn pin(&self, _att: &Attachment, g: &mut ResvGuard<'_>) -> Result<(), DmaBufError> {
+        check_guard(&self.bo, g)?;
+        self.ensure_for_importers(g)?;
+        self.bo.state.lock().pins += 1;
+        Ok(())
+    }
+
+    /// Drops one pin.
+    fn unpin(&self, _att: &Attachment, _g: &mut ResvGuard<'_>) {
+        let mut st = self.bo.state.lock();
+        st.pins = st.pins.saturating_sub(1);
+    }
+
+    /// Moves if needed (rules 2-3; `EBUSY` if pinned elsewhere), then maps the current storage for
+    /// the importer's device (rule 5).
+    fn map_dma_buf(
+        &self,
+        att: &Attachment,
+        dir: DmaDirection,
+        g: &mut ResvGuard<'_>,
+    ) -> Result<Arc<SgTable>, DmaBufError> {
+        check_guard(&self.bo, g)?;
+        self.ensure_for_importers(g)?;
+        let core = &self.bo.gpu;
+        let dev = att.device();
+        let (mut sgt, gen, iomem) = {
+            let st = self.bo.state.lock();
+            let res = st.res.as_ref().expect("native objects are resident");
+            let t = res.storage.sg_table(SegmentLimits::of_device(dev)?)?;
+            (t, st.gen, res.storage.is_iomem())
+        };
+        core.dma
+            .map_sg(dev, &mut sgt, dir, DmaAttrs::SKIP_CPU_SYNC)?;
+        if !dev.is_coherent() && !iomem {
+            core.dma.sync_sg_for_device(dev, &sgt, dir)?;
+        }
+        let sgt = Arc::new(sgt);
+        self.bo
+            .state
+            .lock()
+            .tables
+            .push((Arc::as_ptr(&sgt) as usize, gen));
+        core.ttm.touch(self.bo.id);
+        Ok(sgt)
+    }
+
+    /// Unmaps the table; frees the ghost it kept alive, if it was the last (rule 4).
+    fn unmap_dma_buf(
+        &self,
+        att: &Attachment,
+        sgt: Arc<SgTable>,
+        dir: DmaDirection,
+        g: &mut ResvGuard<'_>,
+    ) -> Result<(), DmaBufError> {
+        check_guard(&self.bo, g)?;
+        let key = Arc::as_ptr(&sgt) as usize;
+        {
+            let mut st = self.bo.state.lock();
+            if let Some(i) = st.tables.iter().position(|t| t.0 == key) {
+                st.tables.swap_remove(i);
+            }
+        }
+        let core = &self.bo.gpu;
+        let dev = att.device();
+        if let Ok(mut t) = Arc::try_unwrap(sgt) {
+            if !dev.is_coherent() && dir != DmaDirection::ToDevice {
+                core.dma.sync_sg_for_cpu(dev, &t, dir)?;
+            }
+            core.dma
+                .unmap_sg(dev, &mut t, dir, DmaAttrs::SKIP_CPU_SYNC)?;
+        }
+        self.reap_ghosts()?;
+        Ok(())
+    }
+
+    /// The dma-buf is gone: the object forgets it (`obj->dma_buf = NULL`).
+    fn release(&self, info: &ReleaseInfo) {
+        let mut st = self.bo.state.lock();
+        if st.export.as_ref().is_some_and(|e| e.ino == info.ino) {
+            st.export = None;
+        }
+    }
+
+    /// Syncs every importer's tables for the CPU.
+    fn begin_cpu_access(&self, buf: &DmaBuf, dir: DmaDirection) -> Result<(), DmaBufError> {
+        buf.sync_for_cpu_all_attachments(dir)
+    }
+
+    /// Syncs every importer's tables for their devices.
+    fn end_cpu_access(&self, buf: &DmaBuf, dir: DmaDirection) -> Result<(), DmaBufError> {
+        buf.sync_for_device_all_attachments(dir)
+    }
+
+    /// Any page may be mapped; faults decide where it is.
+    fn mmap(&self, _: &DmaBuf, _: u64, _: u64, _: bool) -> Result<(), DmaBufError> {
+        Ok(())
+    }
+
+    /// `ttm_bo_vm_fault`: waits for a move in flight (KERNEL fences), then hands out the page
+    /// where the object is now (VRAM pages as I/O memory).
+    fn mmap_fault(&self, _buf: &DmaBuf, pgoff: u64) -> Result<FaultPage, DmaBufError> {
+        let bo = &self.bo;
+        bo.resv.wait_timeout(DmaResvUsage::Kernel, None, None)?;
+        let _g = bo.resv.lock(None)?;
+        let st = bo.state.lock();
+        let res = st.res.as_ref().expect("native objects are resident");
+        let off = pgoff
+            .checked_mul(PAGE_SIZE)
+            .ok_or(DmaBufError::Overflow("mmap fault offset"))?;
+        let pa = res
+            .storage
+            .phys_at(off)
+            .ok_or_else(|| DmaBufError::Fault(format!("page {pgoff} beyond the object")))?;
+        Ok(match res.storage {
+            Storage::Vram { .. } => FaultPage::iomem(pa),
+            Storage::Pages(_) => FaultPage::ram(pa),
+        })
+    }
+
+    /// Pins the object and hands out its physical ranges (rule 6).
+    fn vmap(&self, _buf: &DmaBuf, g: &mut ResvGuard<'_>) -> Result<IosysMap, DmaBufError> {
+        check_guard(&self.bo, g)?;
+        let mut st = self.bo.state.lock();
+        let res = st.res.as_ref().expect("native objects are resident");
+        let map = IosysMap {
+            ranges: res.storage.runs(),
+            is_iomem: res.storage.is_iomem(),
+        };
+        st.pins += 1;
+        Ok(map)
+    }
+
+    /// Drops the vmap's pin.
+    fn vunmap(&self, _buf: &DmaBuf, _map: &IosysMap, _g: &mut ResvGuard<'_>) {
+        let mut st = self.bo.state.lock();
+        st.pins = st.pins.saturating_sub(1);
+    }
+}
+
+/// `drm_gem_prime_export` (see [`Gpu::export`](super::Gpu::export)).
+pub(crate) fn export(
+    core: &Arc<GpuCore>,
+    bo: &Arc<BoInner>,
+    registry: &Arc<BufRegistry>,
+) -> Result<DmaBuf, GpuError> {
+    if !Arc::ptr_eq(&bo.gpu, core) {
+        return Err(GpuError::ForeignBo(bo.id));
+    }
+    if let Some(link) = bo.import.get() {
+        // Re-exporting an import gives the original buffer back.
+        return Ok(link.att.dmabuf().clone());
+    }
+    let _g = bo.resv.lock(None)?;
+    if let Some(buf) = exported_buf(bo) {
+        return Ok(buf);
+    }
+    let info = ExportInfo {
+        exp_name: core.cfg.device.clone(),
+        size: bo.size,
+        flags: O_RDWR,
+        resv: Some(bo.resv.clone()),
+        ops: Arc::new(BoExport { bo: bo.clone() }),
+    };
+    let buf = DmaBuf::export_registered(&core.dma, info, registry)?;
+    bo.state.lock().export = Some(ExportLink {
+        ino: buf.ino(),
+        registry: Arc::downgrade(registry),
+    });
+    Ok(buf)
+}
+
+/// The GPU as a dynamic importer of a foreign dma-buf (`amdgpu_dma_buf_attach_ops`).
+pub struct GpuImporter {
+    bo: Weak<BoInner>,
+    p2p: bool,
+}
+
+impl ImporterOps for GpuImporter {
+    /// `amdgpu_dma_buf_move_notify`: drops the device mapping of the import and bumps its
+    /// generation; every VM re-maps on its next use (vm rule 3). Resv lock held.
+    fn move_notify(&self, att: &Attachment, g: &mut ResvGuard<'_>) {
+        let Some(bo) = self.bo.upgrade() else {
+            return;
+        };
+        let t = {
+            let mut st = bo.state.lock();
+            st.gen += 1;
+            st.import_map.take()
+        };
+        if let Some(t) = t {
+            let _ = att.unmap(g, t);
+        }
+        if Arc::strong_count(&bo) == 1 {
+            // The last reference: dropping it detaches, which takes the resv lock we are called
+            // with. Defer it, as TTM defers destruction to a worker.
+            std::thread::spawn(move || drop(bo));
+        }
+    }
+
+    /// The GPU's config `p2p` switch.
+    fn allow_peer2peer(&self) -> bool {
+        self.p2p
+    }
+}
+
+/// `drm_gem_prime_import` of a foreign buffer: a dynamic attachment for the GPU.
+pub(crate) fn import_foreign(core: &Arc<GpuCore>, buf: &DmaBuf) -> Result<GpuBo, GpuError> {
+    let inner = Arc::new(BoInner::new(
+        core,
+        &format!("import-{}", buf.ino()),
+        buf.size(),
+        Domains::default(),
+        Placement::System,
+        buf.resv().clone(),
+    ));
+    let importer = Arc::new(GpuImporter {
+        bo: Arc::downgrade(&inner),
+        p2p: core.cfg.p2p,
+    });
+    let att = buf.dynamic_attach(&core.dev, importer)?;
+    let _ = inner.import.set(ImportLink { att });
+    Ok(GpuBo(inner))
+}

@@ -1,0 +1,55 @@
+//! Simulated device drivers over the dma-buf framework.
+//!
+//! C side: `drivers/gpu/drm` (TTM, amdgpu, PRIME) and `drivers/media` (V4L2 drivers): the code
+//! that owns devices, allocates their buffers, exports and imports them as dma-bufs and drives
+//! their engines.
+//!
+//! Each driver is a module of its own, usable alone: it takes a [`dma::DmaApi`] of a
+//! [`soc::Soc`], finds its device by name, and talks to the rest of the system only through
+//! [`dmabuf::DmaBuf`]s, fences ([`fence::DmaFence`]) and reservation objects.
+//!
+//! # Tutorial: a GPU renders into a buffer object and exports it
+//! ```
+//! use drivers::gpu::{checksum, BoDesc, Gpu, GpuConfig, GpuVm, Job, Placement};
+//! use dmabuf::testing::mock_dma;
+//!
+//! let dma = mock_dma();
+//! let gpu = Gpu::new(&dma, GpuConfig::default())?;
+//! let vm = GpuVm::new(&gpu, "compositor");
+//!
+//! // Two buffer objects in VRAM; the CPU fills the source.
+//! let src = gpu.create_bo(BoDesc::vram("src", 64 << 10))?;
+//! let dst = gpu.create_bo(BoDesc::vram("dst", 64 << 10))?;
+//! assert_eq!(src.placement(), Some(Placement::Vram));
+//! src.write(0, &[7u8; 64 << 10])?;
+//!
+//! // A copy job on the GPU ring: its fence signals when the bytes moved.
+//! let done = gpu.submit(&vm, Job::invert(&src, &dst))?;
+//! gpu.wait_idle(&done)?;
+//! let mut out = vec![0u8; 64 << 10];
+//! dst.read(0, &mut out)?;
+//! assert!(out.iter().all(|&b| b == !7u8));
+//! assert_eq!(checksum(&out), checksum(&[!7u8; 64 << 10]));
+//!
+//! // Exported as a dma-buf; importing it back gives the same object (self-import).
+//! let buf = gpu.export(&dst)?;
+//! assert!(gpu.import(&buf)?.ptr_eq(&dst));
+//! assert_eq!(dma.checker().total(), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Drivers
+//! * [`gpu`]: a TTM-like GPU: VRAM/GTT/SYSTEM placements with LRU eviction, per-process address
+//!   spaces with cached mappings, PRIME export/import, and a ring of jobs with fences.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod camera;
+pub mod display;
+pub mod encoder;
+pub mod frame;
+pub mod gpu;
+pub mod isp;
+pub mod media;
+pub mod swapchain;
+pub mod thumbnailer;

@@ -1,0 +1,187 @@
+//! The software thumbnailer of seed 001: a piece of user space that is handed a dma-buf fd it
+//! knows nothing about but its format, maps it, reads a frame on the CPU, downscales it and
+//! writes a JPEG file.
+//!
+//! C side: none in the kernel — this is the user of `DMA_BUF_IOCTL_SYNC`
+//! (`include/uapi/linux/dma-buf.h`, `dma_buf_ioctl` -> `dma_buf_begin_cpu_access` /
+//! `dma_buf_end_cpu_access`) and of the dma-buf `mmap` (`dma_buf_mmap_internal`). Seed 001:
+//! "you are decoding video and pull out a frame to generate a thumbnail w/ a sw jpeg encoder".
+//!
+//! # The concept
+//! 1. `mmap` the buffer read-only ([`DmaBuf::mmap`]); pages fault in lazily, cached.
+//! 2. `DMA_BUF_IOCTL_SYNC(START | READ)` ([`DmaBuf::begin_cpu_access`] with `FromDevice`): the
+//!    exporter invalidates the CPU cache for every non-coherent device that wrote, and the call
+//!    waits for the buffer's write fences.
+//! 3. Read the frame, then `DMA_BUF_IOCTL_SYNC(END | READ)`.
+//! 4. Downscale on the CPU ([`frame::nv12_to_ycbcr`]) and encode with the `jpeg-encoder` crate
+//!    (baseline JFIF, YCbCr).
+//!
+//! Leave out step 2 ([`CpuSync::Skip`]) on a non-coherent path and the CPU reads whatever its
+//! cache still holds from an earlier look at the buffer: the thumbnail shows an old frame (the
+//! stamp in [`Thumbnail::frame`] says which), and the DMA checker reports the stale read.
+
+use crate::frame::{self, FrameFormat};
+use crate::media::MediaError;
+use dma::DmaDirection;
+use dmabuf::DmaBuf;
+use jpeg_encoder::{ColorType, Encoder};
+use std::path::{Path, PathBuf};
+
+/// Whether the read is bracketed by `DMA_BUF_IOCTL_SYNC`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuSync {
+    /// START before the read, END after (correct).
+    Bracketed,
+    /// No sync at all: the bug seed 001's users make; only right on coherent paths.
+    Skip,
+}
+
+/// How to make a thumbnail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThumbnailConfig {
+    /// The buffer's frame format (user space knows it; the dma-buf does not say).
+    pub format: FrameFormat,
+    /// The downscale factor, even and dividing both sides (4: a quarter of each side).
+    pub factor: u32,
+    /// JPEG quality, 1..=100.
+    pub quality: u8,
+    /// The sync discipline.
+    pub sync: CpuSync,
+}
+
+impl ThumbnailConfig {
+    /// A quarter-size thumbnail of `format`, quality 85, bracketed.
+    pub fn new(format: FrameFormat) -> ThumbnailConfig {
+        ThumbnailConfig {
+            format,
+            factor: 4,
+            quality: 85,
+            sync: CpuSync::Bracketed,
+        }
+    }
+}
+
+/// A thumbnail made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Thumbnail {
+    /// Where the JPEG went (`None` if only encoded in memory).
+    pub path: Option<PathBuf>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The JPEG file's bytes.
+    pub jpeg: Vec<u8>,
+    /// The frame number of the frame read, if its stamp verified.
+    pub frame: Option<u32>,
+    /// Checksum of the raw frame the CPU read.
+    pub raw_checksum: u64,
+}
+
+/// Reads the frame out of `buf` on the CPU (module steps 1-3).
+pub fn read_frame(buf: &DmaBuf, fmt: FrameFormat, sync: CpuSync) -> Result<Vec<u8>, MediaError> {
+    let size = fmt.size() as u64;
+    if buf.size() < size {
+        return Err(MediaError::Invalid(format!(
+            "a {:#x}-byte buffer cannot hold a {fmt} frame ({size:#x} bytes)",
+            buf.size()
+        )));
+    }
+    let map = buf.mmap(0, size, false)?;
+    if sync == CpuSync::Bracketed {
+        buf.begin_cpu_access(DmaDirection::FromDevice)?;
+    }
+    let mut raw = vec![0u8; fmt.size()];
+    let r = map.read(0, &mut raw);
+    if sync == CpuSync::Bracketed {
+        buf.end_cpu_access(DmaDirection::FromDevice)?;
+    }
+    r?;
+    Ok(raw)
+}
+
+/// Makes a thumbnail of the frame in `buf` and, if `path` is given, writes the JPEG there.
+///
+/// Errors: `EINVAL` for a bad format, factor, quality or a buffer too small; the dma-buf's
+/// errors (not mmapable: `EINVAL`); `EIO` if the file cannot be written.
+pub fn thumbnail(
+    buf: &DmaBuf,
+    cfg: &ThumbnailConfig,
+    path: Option<&Path>,
+) -> Result<Thumbnail, MediaError> {
+    if !(1..=100).contains(&cfg.quality) {
+        return Err(MediaError::Invalid(format!(
+            "JPEG quality {} is not in 1..=100",
+            cfg.quality
+        )));
+    }
+    let raw = read_frame(buf, cfg.format, cfg.sync)?;
+    let (width, height, ycbcr) = frame::nv12_to_ycbcr(cfg.format, &raw, cfg.factor)?;
+    let jpeg = encode_jpeg(&ycbcr, width, height, cfg.quality)?;
+    if let Some(p) = path {
+        std::fs::write(p, &jpeg)
+            .map_err(|e| MediaError::Io(format!("writing {}: {e}", p.display())))?;
+    }
+    Ok(Thumbnail {
+        path: path.map(Path::to_path_buf),
+        width,
+        height,
+        jpeg,
+        frame: frame::verify_stamp(&raw).ok(),
+        raw_checksum: frame::checksum(&raw),
+    })
+}
+
+/// Encodes interleaved YCbCr pixels as a baseline JPEG in memory.
+pub fn encode_jpeg(
+    ycbcr: &[u8],
+    width: u32,
+    height: u32,
+    quality: u8,
+) -> Result<Vec<u8>, MediaError> {
+    let w = u16::try_from(width).map_err(|_| MediaError::Invalid("JPEG width > 65535".into()))?;
+    let h = u16::try_from(height).map_err(|_| MediaError::Invalid("JPEG height > 65535".into()))?;
+    if ycbcr.len() != usize::from(w) * usize::from(h) * 3 {
+        return Err(MediaError::Invalid(format!(
+            "{width}x{height} YCbCr needs {} bytes, got {}",
+            usize::from(w) * usize::from(h) * 3,
+            ycbcr.len()
+        )));
+    }
+    let mut out = Vec::new();
+    Encoder::new(&mut out, quality)
+        .encode(ycbcr, w, h, ColorType::Ycbcr)
+        .map_err(|e| MediaError::Invalid(format!("JPEG encoder: {e}")))?;
+    Ok(out)
+}
+
+/// The dimensions a JPEG's frame header (SOF0..SOF2) declares, if the data starts with SOI,
+/// ends with EOI and has such a header: `(width, height, components)`.
+///
+/// ```
+/// let jpeg = drivers::thumbnailer::encode_jpeg(&[128u8; 16 * 8 * 3], 16, 8, 90)?;
+/// assert_eq!(drivers::thumbnailer::jpeg_dimensions(&jpeg), Some((16, 8, 3)));
+/// assert_eq!(drivers::thumbnailer::jpeg_dimensions(b"not a jpeg"), None);
+/// # Ok::<(), drivers::media::MediaError>(())
+/// ```
+pub fn jpeg_dimensions(data: &[u8]) -> Option<(u16, u16, u8)> {
+    if data.len() < 4 || data[..2] != [0xff, 0xd8] || data[data.len() - 2..] != [0xff, 0xd9] {
+        return None;
+    }
+    let mut i = 2;
+    while i + 4 <= data.len() {
+        if data[i] != 0xff {
+            return None;
+        }
+        let marker = data[i + 1];
+        let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
+        if (0xc0..=0xc2).contains(&marker) {
+            let s = data.get(i + 4..i + 10)?;
+            let h = u16::from_be_bytes([s[1], s[2]]);
+            let w = u16::from_be_bytes([s[3], s[4]]);
+            return Some((w, h, s[5]));
+        }
+        i += 2 + len;
+    }
+    None
+}

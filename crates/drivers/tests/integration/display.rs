@@ -1,0 +1,156 @@
+//! The display's contract: contiguous scanout without an IOMMU, flips that wait on fences,
+//! every shown frame read and verified, busy framebuffers kept.
+
+use crate::pipeline::{boot, boot_with, checker_clean, qvga, small};
+use dma::DmaDirection;
+use dmabuf::UdmabufItem;
+use drivers::display::{Display, DisplayConfig, Expect};
+use drivers::frame;
+use drivers::media::MediaError;
+use fence::SimpleFenceOps;
+use uapi::{AsErrno, Errno};
+
+/// A CMA-heap buffer holding `frame` of `fmt`, written by the CPU with the sync bracket.
+fn cma_frame(
+    kernel: &std::sync::Arc<dmabuf::Kernel>,
+    fmt: drivers::frame::FrameFormat,
+    n: u32,
+) -> dmabuf::DmaBuf {
+    let heap = kernel.heap("cma0").unwrap();
+    let buf = heap
+        .allocate(
+            soc::align_up(fmt.size() as u64, 4096).unwrap(),
+            uapi::ioctl::O_RDWR,
+            0,
+        )
+        .unwrap();
+    let m = buf.mmap(0, fmt.size() as u64, true).unwrap();
+    buf.begin_cpu_access(DmaDirection::ToDevice).unwrap();
+    m.write(0, &frame::pattern(fmt, n)).unwrap();
+    buf.end_cpu_access(DmaDirection::ToDevice).unwrap();
+    buf
+}
+
+#[test]
+fn display_shows_and_verifies_frames_and_releases_the_replaced_one() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let a = d.add_fb(&cma_frame(&kernel, fmt, 1)).unwrap();
+    let b = d.add_fb(&cma_frame(&kernel, fmt, 2)).unwrap();
+    d.page_flip(a, None, Expect::Frame(1)).unwrap();
+    let v = d.vblank().unwrap();
+    assert_eq!(
+        (v.shown, v.verified, v.released.clone()),
+        (Some(a), Some(true), vec![])
+    );
+    assert_eq!(d.rm_fb(a).unwrap_err().errno(), Errno::EBUSY);
+    d.page_flip(b, None, Expect::Frame(7)).unwrap();
+    let v = d.vblank().unwrap();
+    assert_eq!(
+        (v.shown, v.verified, v.released),
+        (Some(b), Some(false), vec![a])
+    );
+    let v = d.vblank().unwrap();
+    assert_eq!(v.shown, None, "nothing queued: the frame stays");
+    let s = d.stats();
+    assert_eq!((s.shown, s.verified, s.corrupted, s.vblanks), (2, 1, 1, 3));
+    d.rm_fb(a).unwrap();
+    checker_clean(&kernel);
+}
+
+#[test]
+fn page_flip_waits_for_its_in_fence_and_drops_on_a_fence_error() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let a = d.add_fb(&cma_frame(&kernel, fmt, 1)).unwrap();
+    let b = d.add_fb(&cma_frame(&kernel, fmt, 2)).unwrap();
+    let ctx = fence::context_alloc(1).unwrap();
+    let f1 = SimpleFenceOps::create("test", "render", ctx, 1);
+    let out = d.page_flip(a, Some(f1.clone()), Expect::Stamp).unwrap();
+    assert_eq!(d.vblank().unwrap().shown, None);
+    assert_eq!(d.stats().missed, 1);
+    assert!(!out.is_signaled());
+    f1.signal().unwrap();
+    assert_eq!(d.vblank().unwrap().shown, Some(a));
+    assert!(out.is_signaled());
+    let f2 = SimpleFenceOps::create("test", "render", ctx, 2);
+    f2.set_error(Errno::EIO).unwrap();
+    f2.signal().unwrap();
+    let out = d.page_flip(b, Some(f2), Expect::Stamp).unwrap();
+    let v = d.vblank().unwrap();
+    assert_eq!((v.shown, v.released), (None, vec![b]));
+    assert_eq!(out.error(), Some(Errno::EIO));
+    assert_eq!(d.stats().dropped, 1);
+    assert_eq!(d.scanout(), Some(a));
+    checker_clean(&kernel);
+}
+
+#[test]
+fn display_without_iommu_refuses_scattered_memory_and_accepts_it_behind_an_iommu() {
+    for with_iommu in [false, true] {
+        let kernel = if with_iommu {
+            boot_with("display0", |d| d.iommu = Some("smmu0".into()))
+        } else {
+            // A 32-bit mask, so that the memfd's pages are reachable and only the layout is
+            // wrong.
+            boot_with("display0", |d| d.dma_mask_bits = 32)
+        };
+        let dma = kernel.dma();
+        let fmt = qvga();
+        // A udmabuf of the first and last thirds of a memfd: two physical runs with a hole
+        // between them, whatever the page allocator did.
+        let p = kernel.spawn();
+        let mfd = p
+            .memfd_create("frames", uapi::ioctl::MFD_ALLOW_SEALING)
+            .unwrap();
+        let half = 16 * 4096;
+        p.ftruncate(mfd, 3 * half).unwrap();
+        p.add_seals(mfd, uapi::ioctl::F_SEAL_SHRINK).unwrap();
+        // Fault the thirds in with another allocation in between.
+        p.pwrite(mfd, 0, &vec![1u8; half as usize]).unwrap();
+        let spacer = drivers::media::heap_fd(&p, "system", half).unwrap();
+        p.pwrite(mfd, 2 * half, &vec![2u8; half as usize]).unwrap();
+        let items = [
+            UdmabufItem {
+                memfd: mfd,
+                offset: 0,
+                size: half,
+            },
+            UdmabufItem {
+                memfd: mfd,
+                offset: 2 * half,
+                size: half,
+            },
+        ];
+        let fd = p.udmabuf_create_list(0, &items).unwrap();
+        let buf = p.get_dma_buf(fd).unwrap();
+        let d = Display::new(dma, DisplayConfig::new(fmt)).unwrap();
+        let r = d.add_fb(&buf);
+        if with_iommu {
+            r.unwrap();
+        } else {
+            let e = r.unwrap_err();
+            assert!(matches!(e, MediaError::NotContiguous { .. }), "{e}");
+            assert_eq!(e.errno(), Errno::EINVAL);
+            assert!(e.to_string().contains("display0"), "{e}");
+            assert!(buf.attachments().is_empty(), "the display detached");
+        }
+        drop(d);
+        p.close(spacer).unwrap();
+    }
+}
+
+#[test]
+fn display_refuses_a_buffer_smaller_than_a_frame() {
+    let kernel = boot();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(qvga())).unwrap();
+    let buf = cma_frame(&kernel, small(), 0);
+    assert_eq!(d.add_fb(&buf).unwrap_err().errno(), Errno::EINVAL);
+    assert_eq!(
+        d.page_flip(99, None, Expect::Stamp).unwrap_err().errno(),
+        Errno::EINVAL
+    );
+    assert_eq!(d.rm_fb(99).unwrap_err().errno(), Errno::EINVAL);
+}

@@ -1,0 +1,186 @@
+//! Jobs: input fences, output fences, implicit sync, real bytes.
+
+use super::*;
+use drivers::gpu::{checksum, BoDesc, GpuConfig, GpuError, GpuVm, Job};
+use fence::{context_alloc, FenceStatus, SimpleFenceOps};
+use uapi::{AsErrno, Errno};
+
+/// An NV12 frame: `w * h` luma bytes, then `w * h / 2` interleaved chroma bytes.
+fn nv12(w: usize, h: usize, seed: u64) -> Vec<u8> {
+    let mut f = pattern(seed, w * h * 3 / 2);
+    for (i, b) in f[..w * h].iter_mut().enumerate() {
+        *b = (*b / 2).wrapping_add((i % w) as u8 / 2); // a luma ramp with noise
+    }
+    f
+}
+
+const W: usize = 320;
+const H: usize = 240;
+const FRAME: u64 = (W * H * 3 / 2) as u64;
+
+fn gate() -> fence::DmaFence {
+    SimpleFenceOps::create("camera", "frames", context_alloc(1).unwrap(), 1)
+}
+
+#[test]
+fn a_job_waits_on_its_input_fence_and_signals_its_output_fence_verified_by_checksum() {
+    let (dma, gpu) = setup(8, RingMode::Thread);
+    let vm = GpuVm::new(&gpu, "compositor");
+    let src = gpu.create_bo(BoDesc::vram("camera-frame", FRAME)).unwrap();
+    let dst = gpu.create_bo(BoDesc::vram("inverted", FRAME)).unwrap();
+    let frame = nv12(W, H, 1);
+    src.write(0, &frame).unwrap();
+
+    let input = gate();
+    let out = gpu
+        .submit(&vm, Job::invert(&src, &dst).after(input.clone()))
+        .unwrap();
+    assert_eq!(out.driver_name(), "gpu0");
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!out.is_signaled(), "the job waits for its input fence");
+    input.signal().unwrap();
+    out.wait(None).unwrap();
+    assert_eq!(out.status(), FenceStatus::Signaled);
+
+    let mut got = vec![0u8; FRAME as usize];
+    dst.read(0, &mut got).unwrap();
+    let want: Vec<u8> = frame.iter().map(|b| !b).collect();
+    assert_eq!(checksum(&got[..FRAME as usize]), checksum(&want));
+    assert_eq!(gpu.ring_stats().completed, 1);
+    assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
+}
+
+#[test]
+fn a_manual_ring_runs_a_job_only_once_its_input_has_signaled() {
+    let (dma, gpu) = setup(8, RingMode::Manual);
+    let vm = GpuVm::new(&gpu, "p");
+    let a = gpu.create_bo(BoDesc::vram("a", FRAME)).unwrap();
+    let input = gate();
+    let f1 = gpu
+        .submit(&vm, Job::fill(&a, 0x11).after(input.clone()))
+        .unwrap();
+    let f2 = gpu.submit(&vm, Job::fill(&a, 0x22)).unwrap();
+    assert!(f2.is_later(&f1), "one timeline, increasing seqnos");
+    assert_eq!(
+        gpu.run_pending(),
+        0,
+        "the head job is blocked, and the ring is in order"
+    );
+    input.signal().unwrap();
+    assert_eq!(gpu.run_pending(), 2);
+    assert!(f1.is_signaled() && f2.is_signaled());
+    let mut got = vec![0u8; 64];
+    a.read(0, &mut got).unwrap();
+    assert!(got.iter().all(|&b| b == 0x22));
+    assert_eq!(dma.checker().total(), 0);
+}
+
+#[test]
+fn implicit_sync_orders_a_reader_after_the_writer_through_the_resv() {
+    let (dma, gpu) = setup(8, RingMode::Thread);
+    let vm = GpuVm::new(&gpu, "p");
+    let (a, b, c) = (
+        gpu.create_bo(BoDesc::vram("a", FRAME)).unwrap(),
+        gpu.create_bo(BoDesc::vram("b", FRAME)).unwrap(),
+        gpu.create_bo(BoDesc::gtt("c", FRAME)).unwrap(),
+    );
+    let frame = nv12(W, H, 2);
+    a.write(0, &frame).unwrap();
+    let input = gate();
+    // Writer of b waits on the gate; the reader of b has no explicit fence at all.
+    let w = gpu
+        .submit(&vm, Job::copy(&a, &b).after(input.clone()))
+        .unwrap();
+    assert!(!b.resv().test_signaled(DmaResvUsage::Write));
+    let r = gpu.submit(&vm, Job::copy(&b, &c)).unwrap();
+    input.signal().unwrap();
+    r.wait(None).unwrap();
+    assert!(w.is_signaled());
+    let mut got = vec![0u8; FRAME as usize];
+    c.read(0, &mut got).unwrap();
+    assert_eq!(checksum(&got), checksum(&frame), "c saw the writer's bytes");
+    assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
+}
+
+#[test]
+fn a_failed_input_fence_cancels_the_job_and_its_fence_carries_the_error() {
+    let (dma, gpu) = setup(8, RingMode::Thread);
+    let vm = GpuVm::new(&gpu, "p");
+    let dst = gpu.create_bo(BoDesc::vram("dst", BO)).unwrap();
+    let input = gate();
+    input.set_error(Errno::EIO).unwrap();
+    input.signal().unwrap();
+    let f = gpu.submit(&vm, Job::fill(&dst, 0xff).after(input)).unwrap();
+    let err = gpu.wait_idle(&f).unwrap_err();
+    assert_eq!(err.errno(), Errno::ECANCELED);
+    assert_eq!(f.status(), FenceStatus::Error(Errno::ECANCELED));
+    let mut got = vec![1u8; 64];
+    dst.read(0, &mut got).unwrap();
+    assert!(got.iter().all(|&b| b == 0), "bytes untouched");
+    assert_eq!(gpu.ring_stats().failed, 1);
+    assert_eq!(dma.checker().total(), 0);
+}
+
+#[test]
+fn blend_composites_two_nv12_frames_as_the_cpu_would() {
+    let (dma, gpu) = setup(8, RingMode::Manual);
+    let vm = GpuVm::new(&gpu, "compositor");
+    let (a, b, out) = (
+        gpu.create_bo(BoDesc::vram("a", FRAME)).unwrap(),
+        gpu.create_bo(BoDesc::gtt("b", FRAME)).unwrap(),
+        gpu.create_bo(BoDesc::vram("out", FRAME)).unwrap(),
+    );
+    let (fa, fb) = (nv12(W, H, 3), nv12(W, H, 4));
+    a.write(0, &fa).unwrap();
+    b.write(0, &fb).unwrap();
+    let f = gpu.submit(&vm, Job::blend(&a, &b, &out, 64)).unwrap();
+    gpu.wait_idle(&f).unwrap();
+    let want: Vec<u8> = fa
+        .iter()
+        .zip(&fb)
+        .map(|(&x, &y)| ((u32::from(x) * 191 + u32::from(y) * 64 + 127) / 255) as u8)
+        .collect();
+    let mut got = vec![0u8; FRAME as usize];
+    out.read(0, &mut got).unwrap();
+    assert_eq!(checksum(&got), checksum(&want));
+    // A partial blit: the second half of the luma of `a` into the start of `out`.
+    let half = (W * H / 2) as u64;
+    let f = gpu.submit(&vm, Job::blit(&a, half, &out, 0, half)).unwrap();
+    gpu.wait_idle(&f).unwrap();
+    out.read(0, &mut got).unwrap();
+    assert_eq!(&got[..half as usize], &fa[half as usize..2 * half as usize]);
+    assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
+}
+
+#[test]
+fn bad_jobs_are_refused_with_einval() {
+    let (dma, gpu) = setup(8, RingMode::Thread);
+    let vm = GpuVm::new(&gpu, "p");
+    let a = gpu.create_bo(BoDesc::vram("a", BO)).unwrap();
+    let b = gpu.create_bo(BoDesc::vram("b", BO)).unwrap();
+    let e = gpu
+        .submit(&vm, Job::blit(&a, BO - 8, &b, 0, 16))
+        .unwrap_err();
+    assert_eq!(e.errno(), Errno::EINVAL, "{e}");
+    let e = gpu
+        .submit(&vm, Job::blit(&a, u64::MAX, &b, 0, 16))
+        .unwrap_err();
+    assert_eq!(e.errno(), Errno::EINVAL, "{e}");
+    let other = Gpu::new(&dma, GpuConfig::default()).unwrap();
+    let theirs = other.create_bo(BoDesc::vram("theirs", BO)).unwrap();
+    assert!(matches!(
+        gpu.submit(&vm, Job::copy(&a, &theirs)),
+        Err(GpuError::ForeignBo(_))
+    ));
+    let their_vm = GpuVm::new(&other, "q");
+    assert_eq!(
+        gpu.submit(&their_vm, Job::fill(&a, 1)).unwrap_err().errno(),
+        Errno::EINVAL
+    );
+    assert_eq!(
+        gpu.create_bo(BoDesc::vram("zero", 0)).unwrap_err().errno(),
+        Errno::EINVAL
+    );
+    assert_eq!(gpu.ring_stats().submitted, 0);
+    assert_eq!(dma.checker().total(), 0);
+}

@@ -1,0 +1,82 @@
+//! The scenarios shipped in the binary (and as files under `scenarios/` at the workspace root).
+//!
+//! Each shows one thing the seeds argue about; `dmabuf scenarios` lists them with the line here,
+//! and `dmabuf run` without an argument runs [`DEFAULT`].
+
+use crate::error::ScenarioError;
+use crate::validate::{validate, Scenario};
+
+/// The name of the scenario `dmabuf run` runs by default.
+pub const DEFAULT: &str = "default";
+
+static BUNDLED: [(&str, &str, &str); 7] = [
+    (
+        "default",
+        "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
+         frame 300 and forces the ISP's buffers to migrate to CMA",
+        include_str!("../../../scenarios/default.toml"),
+    ),
+    (
+        "luma-chroma-banks",
+        "NV12 with the luma plane in one DRAM bank and the chroma plane in the other (seed 002)",
+        include_str!("../../../scenarios/luma-chroma-banks.toml"),
+    ),
+    (
+        "gpu-vram-pressure",
+        "GPU buffers in VRAM shared with the display; VRAM pressure evicts them to system memory \
+         and back",
+        include_str!("../../../scenarios/gpu-vram-pressure.toml"),
+    ),
+    (
+        "carveout-unreachable",
+        "a carveout buffer shared with a display that cannot reach the carveout: a clear error, \
+         nothing lost",
+        include_str!("../../../scenarios/carveout-unreachable.toml"),
+    ),
+    (
+        "streamoff-cycles",
+        "STREAMOFF/STREAMON cycles with the same dma-bufs under both vb2 map policies \
+         (keep_mapped and unmap_on_dequeue)",
+        include_str!("../../../scenarios/streamoff-cycles.toml"),
+    ),
+    (
+        "unsatisfiable",
+        "a constraint set no memory meets (both planes above 4 GiB for a 32-bit camera and a 30-bit display): the \
+         explaining error",
+        include_str!("../../../scenarios/unsatisfiable.toml"),
+    ),
+    (
+        "process-killed",
+        "the encoder's process is killed mid-stream: its fds close, the display keeps streaming, \
+         nothing leaks",
+        include_str!("../../../scenarios/process-killed.toml"),
+    ),
+];
+
+/// The bundled scenarios: `(name, one-line description, TOML text)`, [`DEFAULT`] first.
+///
+/// ```
+/// let all = scenario::bundled();
+/// assert_eq!(all[0].0, scenario::DEFAULT);
+/// for (name, _, text) in all {
+///     scenario::validate(text, name).unwrap();
+/// }
+/// ```
+pub fn bundled() -> &'static [(&'static str, &'static str, &'static str)] {
+    &BUNDLED
+}
+
+/// The text of the bundled scenario `name`.
+pub fn bundled_text(name: &str) -> Option<&'static str> {
+    BUNDLED.iter().find(|b| b.0 == name).map(|b| b.2)
+}
+
+/// Validates the bundled scenario `name` (its file is shown as `<bundled NAME>`). Errors:
+/// [`ScenarioError::UnknownBundled`] listing the names.
+pub fn load_bundled(name: &str) -> Result<Scenario, ScenarioError> {
+    let text = bundled_text(name).ok_or_else(|| ScenarioError::UnknownBundled {
+        name: name.to_string(),
+        known: BUNDLED.iter().map(|b| b.0).collect::<Vec<_>>().join(", "),
+    })?;
+    validate(text, &format!("<bundled {name}>"))
+}

@@ -1,0 +1,54 @@
+//! What a run leaves behind: the report, its JSON and text forms, the trace, and the pictures.
+//!
+//! The runner fills a [`Report`] (counts, placements, migrations, latency samples, findings)
+//! and records a [`Trace`] (jobs, fences, migrations, attaches on the virtual clock). Writers
+//! turn them into the files of `--out DIR` ([`write_outputs`]):
+//!
+//! | file | from | writer |
+//! |---|---|---|
+//! | `report.json` | [`Report`] | [`Report::to_json`] (schema in [`model`]) |
+//! | `trace.json` | [`Trace`] | [`Trace::to_chrome_json`] (opens in Perfetto) |
+//! | `timeline.svg` | [`Trace`] | [`timeline_svg`] |
+//! | `latency.svg` | [`Report`] | [`latency_svg`] |
+//!
+//! (`thumbnail.jpg` comes from the thumbnailer driver itself.) Every writer is deterministic: the
+//! same report and trace give the same bytes.
+
+pub mod model;
+mod stats;
+mod svg;
+mod text;
+mod trace;
+
+pub use model::{
+    BufferReport, CheckerReport, DeviceReport, Finding, FrameCounts, FrameLatency, LatencyReport,
+    MapCounts, MigrationReport, Placement, Report, RunError, Vb2QueueReport, SCHEMA_VERSION,
+};
+pub use stats::{percentile, LatencyStats};
+pub use svg::{latency_svg, timeline_svg, xml_escape, TimelineOptions};
+pub use text::{stutter_around, text_summary, STUTTER_WINDOW};
+pub use trace::{JobCategory, Trace, TraceEvent, TraceKind, TrackId, MIGRATION_TRACK};
+
+use std::path::{Path, PathBuf};
+
+/// The file names [`write_outputs`] writes, in order.
+pub const OUTPUT_FILES: [&str; 4] = ["report.json", "trace.json", "timeline.svg", "latency.svg"];
+
+/// Writes `report.json`, `trace.json`, `timeline.svg` and `latency.svg` into `dir` (created if
+/// missing); returns their paths.
+pub fn write_outputs(dir: &Path, report: &Report, trace: &Trace) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let contents = [
+        report.to_json(),
+        trace.to_chrome_json(),
+        timeline_svg(trace, &TimelineOptions::default()),
+        latency_svg(report),
+    ];
+    let mut paths = Vec::new();
+    for (name, text) in OUTPUT_FILES.iter().zip(contents) {
+        let p = dir.join(name);
+        std::fs::write(&p, text)?;
+        paths.push(p);
+    }
+    Ok(paths)
+}

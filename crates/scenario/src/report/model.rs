@@ -1,0 +1,326 @@
+//! The report of a run: the data behind `report.json` and the text summary.
+//!
+//! # Schema (`report.json`, `schema_version` 1)
+//! Top-level keys, in this order:
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `schema_version` | int | 1 |
+//! | `scenario` | string | the scenario's name |
+//! | `seed` | int | the seed the run used |
+//! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`} | frame counts |
+//! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}]} | source-to-sink latency of delivered frames, virtual microseconds (nearest-rank percentiles) |
+//! | `duration_us` | float | virtual time of the whole run |
+//! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`} |
+//! | `migrations` | [{`buffer`, `frame`, `from`, `to`, `bytes`, `stall_us`, `cause`}] | every migration, by frame then buffer |
+//! | `maps` | {`first`, `cached`} | attachment maps that built a mapping / were served from the cache |
+//! | `devices` | [{`name`, `bytes_read`, `bytes_written`, `faults`, `jobs`, `busy_us`}] | per device, by name |
+//! | `checker` | {`findings` [{`kind`, `message`, `device`, `buffer`, `expected`}]} | sorted by kind then message |
+//! | `errors` | [{`errno`, `message`}] | run-time failures (an unsatisfiable constraint set...) |
+//! | `vb2_queues` | [{`node`, `link`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every consumer's vb2 queue (`memory = "dmabuf"` links), by node then link: the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); absent in reports of older runs |
+//!
+//! # Stability
+//! Every list is sorted on a key that does not depend on thread timing or hash order
+//! ([`Report::normalize`], applied by [`Report::to_json`]), floats are printed by `serde_json`'s
+//! shortest round-trip formatting, and fields keep their declaration order: the same run gives
+//! byte-identical JSON.
+
+use super::stats::LatencyStats;
+use crate::clock::VirtualTime;
+use crate::error::ExitCode;
+use crate::schema::Expect;
+use serde::{Deserialize, Serialize};
+
+/// The version of the JSON schema in the module doc.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Frame counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameCounts {
+    /// Frames the sources produced.
+    pub produced: u64,
+    /// Frames that reached every sink intact.
+    pub delivered: u64,
+    /// Frames skipped (a queue ran dry, a consumer was detached, a process died).
+    pub dropped: u64,
+    /// Frames a sink received with a wrong checksum.
+    pub corrupted: u64,
+}
+
+/// The latency of one delivered frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameLatency {
+    /// The frame number.
+    pub frame: u64,
+    /// Source start to last sink done, virtual microseconds.
+    pub us: f64,
+}
+
+/// Latency summary, virtual microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyReport {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+    /// Every delivered frame, by frame number.
+    pub per_frame: Vec<FrameLatency>,
+}
+
+impl LatencyReport {
+    /// The report of `(frame, latency)` samples (any order).
+    pub fn from_samples(samples: &[(u64, VirtualTime)]) -> LatencyReport {
+        let times: Vec<VirtualTime> = samples.iter().map(|&(_, t)| t).collect();
+        let st = LatencyStats::of(&times);
+        let mut per_frame: Vec<FrameLatency> = samples
+            .iter()
+            .map(|&(frame, t)| FrameLatency {
+                frame,
+                us: t.as_us_f64(),
+            })
+            .collect();
+        per_frame.sort_by_key(|f| f.frame);
+        LatencyReport {
+            p50: st.p50.as_us_f64(),
+            p99: st.p99.as_us_f64(),
+            max: st.max.as_us_f64(),
+            per_frame,
+        }
+    }
+}
+
+/// Where a buffer's storage is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The exporter (`"constraint"`, `"heap:cma"`, `"vb2"`, ...).
+    pub exporter: String,
+    /// The heap or allocator that provided the storage (`"cma0"`, `"system"`, `"vram0"`).
+    pub heap: String,
+    /// The bank of each plane.
+    pub banks: Vec<String>,
+    /// Whether the storage is physically contiguous.
+    pub contiguous: bool,
+    /// Scatter-gather segments of the storage.
+    pub segments: u32,
+}
+
+/// One buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferReport {
+    /// Its name (`"camera->isp[0]"`).
+    pub name: String,
+    /// The link it belongs to.
+    pub link: String,
+    /// Bytes.
+    pub size: u64,
+    /// Where it ended the run (`None`: never allocated).
+    pub placement: Option<Placement>,
+    /// How many times it migrated.
+    pub migrations: u32,
+}
+
+/// One migration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrationReport {
+    /// The buffer.
+    pub buffer: String,
+    /// The frame during which it happened.
+    pub frame: u64,
+    /// Where it was (`"dram1 (system, 12 segments)"`).
+    pub from: String,
+    /// Where it went.
+    pub to: String,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// How long access to the buffer was stalled, virtual microseconds.
+    pub stall_us: f64,
+    /// Why (`"encoder0 attached: needs contiguous memory below 4 GiB"`).
+    pub cause: String,
+}
+
+/// Mapping-cache counts (seed 003's "a GPU never pays for a re-map").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapCounts {
+    /// Maps that built a new mapping.
+    pub first: u64,
+    /// Maps served from the attachment's cache.
+    pub cached: u64,
+}
+
+/// One device's traffic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// The device.
+    pub name: String,
+    /// Bytes its DMA engine read.
+    pub bytes_read: u64,
+    /// Bytes its DMA engine wrote.
+    pub bytes_written: u64,
+    /// IOMMU faults and out-of-mask accesses.
+    pub faults: u64,
+    /// DMA jobs run.
+    pub jobs: u64,
+    /// Virtual time its engine was busy, microseconds.
+    pub busy_us: f64,
+}
+
+/// One checker finding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The kind (`"missing-cache-sync"`, `"map-leak"`...).
+    pub kind: String,
+    /// What was found.
+    pub message: String,
+    /// The device involved, if any.
+    pub device: Option<String>,
+    /// The buffer involved, if any.
+    pub buffer: Option<String>,
+    /// Whether the scenario declared this kind expected (`[expect] findings`).
+    pub expected: bool,
+}
+
+/// The checker's findings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckerReport {
+    /// Every finding.
+    pub findings: Vec<Finding>,
+}
+
+/// A run-time failure.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    /// The errno name (`"ENOMEM"`), or empty if none applies.
+    pub errno: String,
+    /// The explaining message.
+    pub message: String,
+}
+
+/// One consumer's vb2 queue: what its map policy cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vb2QueueReport {
+    /// The consumer node.
+    pub node: String,
+    /// The link it reads.
+    pub link: String,
+    /// `keep_mapped` or `unmap_on_dequeue`.
+    pub map_policy: String,
+    /// DMABUF plane maps vb2 made (`dma_buf_map_attachment`).
+    pub maps: u64,
+    /// DMABUF plane unmaps.
+    pub unmaps: u64,
+    /// DMABUF plane attaches.
+    pub attaches: u64,
+    /// QBUFs.
+    pub qbufs: u64,
+    /// STREAMOFFs (events, detaches and migration cycles).
+    pub streamoffs: u64,
+    /// STREAMOFF + REQBUFS(0) cycles the runner made so that a migration could drain.
+    pub requeue_cycles: u64,
+}
+
+/// The report of one run (schema in the module doc).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// Frame counts.
+    pub frames: FrameCounts,
+    /// Latency.
+    pub latency_us: LatencyReport,
+    /// Virtual time of the run, microseconds.
+    pub duration_us: f64,
+    /// Buffers.
+    pub buffers: Vec<BufferReport>,
+    /// Migrations.
+    pub migrations: Vec<MigrationReport>,
+    /// Mapping-cache counts.
+    pub maps: MapCounts,
+    /// Devices.
+    pub devices: Vec<DeviceReport>,
+    /// Checker findings.
+    pub checker: CheckerReport,
+    /// Run-time failures.
+    pub errors: Vec<RunError>,
+    /// The consumers' vb2 queues.
+    #[serde(default)]
+    pub vb2_queues: Vec<Vb2QueueReport>,
+}
+
+impl Report {
+    /// An empty report for a scenario and seed.
+    pub fn new(scenario: &str, seed: u64) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            scenario: scenario.to_string(),
+            seed,
+            frames: FrameCounts::default(),
+            latency_us: LatencyReport::default(),
+            duration_us: 0.0,
+            buffers: Vec::new(),
+            migrations: Vec::new(),
+            maps: MapCounts::default(),
+            devices: Vec::new(),
+            checker: CheckerReport::default(),
+            errors: Vec::new(),
+            vb2_queues: Vec::new(),
+        }
+    }
+
+    /// Sorts every list on its stable key (see the module doc).
+    pub fn normalize(&mut self) {
+        self.buffers.sort_by(|a, b| a.name.cmp(&b.name));
+        self.devices.sort_by(|a, b| a.name.cmp(&b.name));
+        self.migrations.sort_by(|a, b| {
+            (a.frame, &a.buffer, &a.from, &a.to).cmp(&(b.frame, &b.buffer, &b.from, &b.to))
+        });
+        self.checker.findings.sort_by(|a, b| {
+            (&a.kind, &a.message, &a.device, &a.buffer)
+                .cmp(&(&b.kind, &b.message, &b.device, &b.buffer))
+        });
+        self.latency_us.per_frame.sort_by_key(|f| f.frame);
+        self.vb2_queues
+            .sort_by(|a, b| (&a.node, &a.link).cmp(&(&b.node, &b.link)));
+        self.errors
+            .sort_by(|a, b| (&a.errno, &a.message).cmp(&(&b.errno, &b.message)));
+    }
+
+    /// Marks the findings whose kind `expect` declares.
+    pub fn apply_expect(&mut self, expect: &Expect) {
+        for f in &mut self.checker.findings {
+            f.expected = expect.findings.iter().any(|k| k == &f.kind);
+        }
+    }
+
+    /// The exit code: [`ExitCode::Failed`] on corruption, an unexpected finding or a run-time
+    /// error, else [`ExitCode::Verified`].
+    pub fn exit_code(&self) -> ExitCode {
+        let unexpected = self.checker.findings.iter().any(|f| !f.expected);
+        if self.frames.corrupted > 0 || unexpected || !self.errors.is_empty() {
+            ExitCode::Failed
+        } else {
+            ExitCode::Verified
+        }
+    }
+
+    /// The report as pretty JSON with a final newline, normalized: byte-identical for the same
+    /// run.
+    pub fn to_json(&self) -> String {
+        let mut r = self.clone();
+        r.normalize();
+        // Serializing plain structs of strings, integers and finite floats cannot fail.
+        let mut s = serde_json::to_string_pretty(&r).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Reads a report back from JSON.
+    pub fn from_json(text: &str) -> Result<Report, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}

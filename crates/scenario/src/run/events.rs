@@ -1,0 +1,595 @@
+//! Scenario events (attach, detach, pressure, kill, stream off/on, buffer count), migrations
+//! and the thumbnailer's single frame.
+
+use super::bytes::Hasher;
+use super::sched::{Ev, Sched};
+use super::world::{BufState, ExporterHandle, RunFailure, World};
+use crate::clock::VirtualTime;
+use crate::report::{JobCategory, MigrationReport};
+use crate::schema::{At, Event, EventAction, QueueKind};
+use dma::DmaDirection;
+
+/// Memory someone else holds for a while (pressure events).
+pub(crate) enum Hold {
+    Bo(drivers::gpu::GpuBo),
+    Pool {
+        bank: soc::BankId,
+        addr: soc::PhysAddr,
+        size: u64,
+    },
+    Pages(Vec<soc::Page>),
+    Released,
+}
+
+/// CPU copy bandwidth of the time model, for migrations copied by the CPU.
+const CPU_BPS: u64 = 8_000_000_000;
+
+/// Removes a buffer: detach everything, close its fds, drop the last references.
+pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
+    let Some(mut b) = w.bufs[bi].take() else {
+        return;
+    };
+    w.ports_forget(bi);
+    for (_, att) in std::mem::take(&mut b.atts) {
+        let _ = b.buf.detach(att);
+    }
+    for (p, fd) in b.fds.drain(..) {
+        if p.is_alive() {
+            let _ = p.close(fd);
+        }
+    }
+    let li = b.link;
+    w.links[li].bufs.retain(|&x| x != bi);
+    w.links[li].free.retain(|&x| x != bi);
+}
+
+/// The thumbnailer takes its frame (CPU read through the dma-buf mmap, bracketed by
+/// begin/end_cpu_access) and lets every other frame go at once.
+pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
+    let li = s.w.nodes[n].inputs[0];
+    let Some(bi) = s.w.nodes[n].ready.get_mut(&li).and_then(|q| q.pop_front()) else {
+        return;
+    };
+    let want = s.w.nodes[n].desc.params.frame.unwrap_or(0);
+    let (frame, expected) = match &s.w.buf(bi).state {
+        BufState::Ready { meta, .. } => (meta.frame, meta.checksum),
+        _ => (u64::MAX, 0),
+    };
+    if frame == want && s.thumbnail.is_none() {
+        match make_thumbnail(s, n, bi, expected) {
+            Ok((jpeg, ok, bytes)) => {
+                let t = s.w.time.device("cpu").map_or(
+                    VirtualTime(bytes.saturating_mul(1_000_000_000) / CPU_BPS),
+                    |d| d.transfer_time(bytes),
+                );
+                let track = s.w.nodes[n].track;
+                let name = s.w.buf(bi).name.clone();
+                s.w.trace.job(
+                    track,
+                    &format!("thumbnail frame {frame}"),
+                    now,
+                    now + t,
+                    Some(&name),
+                    bytes,
+                    Some(frame),
+                    JobCategory::Cpu,
+                );
+                s.thumbnail = Some(jpeg);
+                if !ok {
+                    let src = match &s.w.buf(bi).state {
+                        BufState::Ready { meta, .. } => meta.src,
+                        _ => 0,
+                    };
+                    if let Some(f) = s.frames.get_mut(&(src, frame)) {
+                        f.corrupted = true;
+                    }
+                }
+            }
+            Err(e) => s.errors.push(e),
+        }
+    }
+    s.release(bi, n);
+}
+
+fn make_thumbnail(
+    s: &Sched<'_>,
+    n: usize,
+    bi: usize,
+    expected: u64,
+) -> Result<(Vec<u8>, bool, u64), RunFailure> {
+    let b = s.w.buf(bi);
+    let node = &s.w.nodes[n].desc;
+    let li = b.link;
+    let fmt = &s.w.links[li].format_planes;
+    let err = |e: &dyn std::fmt::Display| RunFailure {
+        errno: "EIO".into(),
+        message: format!("thumbnailer reading {}: {e}", b.name),
+    };
+    // A kernel-style vmap: the buffer's mmap covers whole pages only.
+    let map = b
+        .buf
+        .vmap_unlocked()
+        .map_err(|e| RunFailure::new(&e, format!("thumbnailer vmap of {}: {e}", b.name)))?;
+    b.buf
+        .begin_cpu_access(DmaDirection::FromDevice)
+        .map_err(|e| err(&e))?;
+    let mut raw = Vec::new();
+    let mut h = Hasher::new();
+    let mut res = Ok(());
+    for &(off, len) in &b.planes {
+        let mut plane = vec![0u8; len as usize];
+        if let Err(e) = map.read(off, &mut plane) {
+            res = Err(err(&e));
+            break;
+        }
+        h.update(&plane);
+        raw.extend_from_slice(&plane);
+    }
+    b.buf
+        .end_cpu_access(DmaDirection::FromDevice)
+        .map_err(|e| err(&e))?;
+    b.buf.vunmap_unlocked(map).map_err(|e| err(&e))?;
+    res?;
+    let ok = h.finish() == expected;
+    let (w, hgt) = (
+        s.w.links[li].format_planes[0].bytes_per_line as u32,
+        (fmt[0].size / fmt[0].bytes_per_line.max(1)) as u32,
+    );
+    let scale = node.params.scale.unwrap_or(8).max(2) & !1;
+    let quality = node.params.quality.unwrap_or(85);
+    let jpeg = (|| {
+        let ff = drivers::frame::FrameFormat::new(w, hgt).ok()?;
+        if fmt.len() != 2 {
+            return None;
+        }
+        let mut f = scale;
+        while f > 2 && (w % f != 0 || hgt % f != 0) {
+            f -= 2;
+        }
+        let (tw, th, ycc) = drivers::frame::nv12_to_ycbcr(ff, &raw, f).ok()?;
+        drivers::thumbnailer::encode_jpeg(&ycc, tw, th, quality).ok()
+    })()
+    .ok_or_else(|| err(&"the frame is not an NV12 frame the JPEG encoder takes"))?;
+    Ok((jpeg, ok, raw.len() as u64))
+}
+
+impl Sched<'_> {
+    /// Applies one scenario event at `now` (in-flight jobs have settled: see `barrier`).
+    pub(crate) fn scenario_event(&mut self, e: &Event, now: VirtualTime) {
+        let node_idx =
+            |s: &Sched<'_>, name: &str| s.w.nodes.iter().position(|n| n.desc.name == name);
+        match &e.action {
+            EventAction::Attach { node } => {
+                if let Some(n) = node_idx(self, node) {
+                    self.attach_node(n, now);
+                }
+            }
+            EventAction::Detach { node } => {
+                if let Some(n) = node_idx(self, node) {
+                    self.deactivate(n, now, false);
+                }
+            }
+            EventAction::Kill { process } => {
+                let ns: Vec<usize> = (0..self.w.nodes.len())
+                    .filter(|&n| self.w.nodes[n].desc.process_name() == process)
+                    .collect();
+                let mut proc_ = None;
+                for &n in &ns {
+                    proc_ = Some(self.w.nodes[n].process.clone());
+                    self.deactivate(n, now, true);
+                }
+                if let Some(p) = proc_ {
+                    p.exit();
+                    for b in self.w.bufs.iter_mut().flatten() {
+                        b.fds.retain(|(q, _)| q.pid() != p.pid());
+                    }
+                    let track = self.w.trace.track("events");
+                    self.w.trace.instant(track, &format!("kill {process}"), now);
+                }
+            }
+            EventAction::StreamOff { node, queues } | EventAction::StreamOn { node, queues } => {
+                let on = matches!(e.action, EventAction::StreamOn { .. });
+                if let Some(n) = node_idx(self, node) {
+                    for q in queues {
+                        match q {
+                            QueueKind::Output => {
+                                self.w.nodes[n].stream_in = on;
+                                // STREAMOFF first: vb2 hands every queued buffer back, then
+                                // the application lets them (and their frames) go.
+                                let errs = self.w.ports_stream(n, on);
+                                self.errors.extend(errs);
+                                if !on {
+                                    self.discard_ready(n);
+                                }
+                            }
+                            QueueKind::Capture => self.w.nodes[n].stream_out = on,
+                        }
+                    }
+                    let track = self.w.nodes[n].track;
+                    let label = format!("{} {node}", if on { "STREAMON" } else { "STREAMOFF" });
+                    self.w.trace.instant(track, &label, now);
+                }
+            }
+            EventAction::SetBuffers { link, count } => {
+                if let Some(li) = self.w.links.iter().position(|l| &l.name == link) {
+                    let live: Vec<usize> = self.w.links[li]
+                        .bufs
+                        .iter()
+                        .copied()
+                        .filter(|&b| !self.w.buf(b).retired)
+                        .collect();
+                    let have = live.len() as u32;
+                    if *count > have {
+                        for _ in have..*count {
+                            if let Err(e) = self.w.alloc_buffer(li) {
+                                self.errors.push(e);
+                                break;
+                            }
+                        }
+                    } else {
+                        for &bi in live.iter().rev().take((have - count) as usize) {
+                            self.w.buf_mut(bi).retired = true;
+                            if self.w.buf(bi).state == BufState::Free {
+                                drop_buffer(&mut self.w, bi);
+                            }
+                        }
+                    }
+                }
+            }
+            EventAction::VramPressure {
+                bank,
+                bytes,
+                for_frames,
+            }
+            | EventAction::MemoryPressure {
+                bank,
+                bytes,
+                for_frames,
+            } => {
+                self.pressure(bank, *bytes, *for_frames, now);
+            }
+        }
+    }
+
+    /// Stops node `n`: what it holds goes back, its attachments go; `dead` for a kill.
+    fn deactivate(&mut self, n: usize, now: VirtualTime, dead: bool) {
+        // Its vb2 queues let go of every buffer (STREAMOFF, REQBUFS(0)); a dead process's
+        // file handles close.
+        let mine: Vec<usize> = (0..self.w.ports.len())
+            .filter(|&p| self.w.ports[p].node == n)
+            .collect();
+        self.w.ports_release(&mine, dead);
+        self.discard_ready(n);
+        self.w.nodes[n].active = false;
+        self.w.nodes[n].dead |= dead;
+        let bis: Vec<usize> = (0..self.w.bufs.len())
+            .filter(|&b| self.w.bufs[b].is_some())
+            .collect();
+        for bi in bis {
+            self.w.detach(bi, n);
+        }
+        // Frames waiting for this node as a sink no longer do.
+        let keys: Vec<(usize, u64)> = self
+            .frames
+            .iter()
+            .filter(|(_, f)| f.pending.contains(&n))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(f) = self.frames.get_mut(&k) {
+                f.pending.remove(&n);
+            }
+            self.check_delivered(k, now);
+        }
+        let track = self.w.nodes[n].track;
+        let label = format!(
+            "{} {}",
+            if dead { "killed" } else { "detach" },
+            self.w.nodes[n].desc.name
+        );
+        self.w.trace.instant(track, &label, now);
+    }
+
+    /// Node `n` lets go of every buffer waiting in its input queues; their frames are lost.
+    fn discard_ready(&mut self, n: usize) {
+        let held: Vec<usize> = self.w.nodes[n]
+            .ready
+            .values_mut()
+            .flat_map(|q| q.drain(..))
+            .collect();
+        for bi in held {
+            if let BufState::Ready { meta, .. } = &self.w.buf(bi).state {
+                let key = (meta.src, meta.frame);
+                if let Some(f) = self.frames.get_mut(&key) {
+                    if !f.delivered {
+                        f.lost = true;
+                    }
+                }
+            }
+            self.release(bi, n);
+        }
+    }
+
+    /// Node `n` joins: attaches to every buffer it uses; migrations the exporters make are
+    /// charged on the virtual clock.
+    fn attach_node(&mut self, n: usize, now: VirtualTime) {
+        if self.w.nodes[n].active || self.w.nodes[n].dead {
+            return;
+        }
+        self.w.nodes[n].active = true;
+        let before = self.w.log.events().len();
+        let links: Vec<usize> = self.w.nodes[n]
+            .inputs
+            .iter()
+            .chain(&self.w.nodes[n].outputs)
+            .copied()
+            .collect();
+        // The vb2 queues of other consumers of links whose buffers may migrate hold static
+        // mappings (keep_mapped, or queued buffers): let them go first, as a real pipeline
+        // would (STREAMOFF, REQBUFS(0)); they stream again after the attach.
+        let quiesce: Vec<usize> = (0..self.w.ports.len())
+            .filter(|&p| {
+                let port = &self.w.ports[p];
+                port.node != n
+                    && port.allocated
+                    && links.contains(&port.link)
+                    && self.w.links[port.link]
+                        .bufs
+                        .iter()
+                        .any(|&bi| matches!(self.w.buf(bi).exporter, ExporterHandle::Constraint(_)))
+            })
+            .collect();
+        let released = self.w.ports_release(&quiesce, false);
+        for &(p, _) in &released {
+            self.w.ports[p].requeue_cycles += 1;
+            let pn = self.w.ports[p].node;
+            let label = format!(
+                "STREAMOFF+REQBUFS(0) {} for {}'s attach",
+                self.w.ports[p].label(&self.w),
+                self.w.nodes[n].desc.name
+            );
+            let t = self.w.nodes[pn].track;
+            self.w.trace.instant(t, &label, now);
+        }
+        let failed = self.attach_links(n, &links, now);
+        for (p, was) in released {
+            let errs = self.w.port_restart(p, was);
+            self.errors.extend(errs);
+        }
+        if failed {
+            return;
+        }
+        // Its own queues, if a detach let them go.
+        let mine: Vec<usize> = (0..self.w.ports.len())
+            .filter(|&p| self.w.ports[p].node == n)
+            .collect();
+        let stream = self.w.nodes[n].stream_in;
+        for p in mine {
+            let errs = self.w.port_restart(p, stream);
+            self.errors.extend(errs);
+        }
+        self.record_attach_migrations(before, now);
+    }
+
+    /// Attaches node `n` to every buffer of `links`; `true` if an attach failed (the node is
+    /// deactivated then).
+    fn attach_links(&mut self, n: usize, links: &[usize], now: VirtualTime) -> bool {
+        let track = self.w.nodes[n].track;
+        for &li in links {
+            let bis = self.w.links[li].bufs.clone();
+            for bi in bis {
+                match self.w.attach(bi, n) {
+                    Ok(()) => {
+                        let name = self.w.buf(bi).name.clone();
+                        self.w.trace.attach(track, &name, now);
+                    }
+                    Err(e) => {
+                        self.errors.push(e);
+                        self.deactivate(n, now, false);
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Charges the migrations the exporters logged since `before`.
+    fn record_attach_migrations(&mut self, before: usize, now: VirtualTime) {
+        let events = self.w.log.events();
+        for ev in events.into_iter().skip(before) {
+            let Some(bi) = (0..self.w.bufs.len()).find(|&b| {
+                self.w.bufs[b]
+                    .as_ref()
+                    .is_some_and(|x| x.buf.ino() == ev.buffer)
+            }) else {
+                continue;
+            };
+            let copy = self
+                .w
+                .time
+                .copy_time(&ev.engine, ev.bytes)
+                .unwrap_or(VirtualTime(
+                    ev.bytes.saturating_mul(2_000_000_000) / CPU_BPS,
+                ));
+            let cause = format!("{} (copied by {})", ev.cause, ev.engine);
+            self.record_migration(
+                bi,
+                now,
+                &ev.from.to_string(),
+                &ev.to.to_string(),
+                ev.bytes,
+                copy,
+                &cause,
+                &ev.engine,
+            );
+        }
+    }
+
+    /// Charges a migration of buffer `bi` that copies for `copy`: it starts when the buffer is
+    /// idle and holds it until the copy ends.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_migration(
+        &mut self,
+        bi: usize,
+        now: VirtualTime,
+        from: &str,
+        to: &str,
+        bytes: u64,
+        copy: VirtualTime,
+        cause: &str,
+        engine: &str,
+    ) {
+        let frame = self.current_frame();
+        // The copy runs on the engine that moves the bytes, after the buffer goes idle and after
+        // whatever that engine was doing: migrations of several buffers queue up.
+        let idle = now.max(self.w.buf(bi).busy_until);
+        let (start, end) = self
+            .w
+            .engines
+            .entry(engine.to_string())
+            .or_default()
+            .submit(idle, copy);
+        let b = self.w.buf_mut(bi);
+        b.available_at = end;
+        b.busy_until = end;
+        b.migrations += 1;
+        let name = b.name.clone();
+        let stall = end.saturating_sub(now);
+        self.w.trace.migration(&name, start, from, to, bytes, stall);
+        self.migrations.push(MigrationReport {
+            buffer: name,
+            frame,
+            from: from.to_string(),
+            to: to.to_string(),
+            bytes,
+            stall_us: stall.as_us_f64(),
+            cause: cause.to_string(),
+        });
+    }
+
+    fn pressure(&mut self, bank: &str, bytes: u64, for_frames: Option<u64>, now: VirtualTime) {
+        let soc = self.w.kernel.soc().clone();
+        let track = self.w.trace.track("events");
+        self.w.trace.instant(
+            track,
+            &format!("pressure {} on {bank}", soc::human_size(bytes)),
+            now,
+        );
+        let is_vram = soc
+            .desc()
+            .banks
+            .iter()
+            .any(|b| b.name == bank && b.kind == soc::BankKind::DeviceLocal);
+        let gpu = self.w.gpus.values().next().cloned();
+        let hold = if let (true, Some(gpu)) = (is_vram, gpu) {
+            // Placements of the GPU's exported buffers before, to see what the eviction moved.
+            let before: Vec<(usize, Option<drivers::gpu::Placement>)> = self.gpu_bos();
+            match gpu.create_bo(drivers::gpu::BoDesc::vram_only("pressure", bytes)) {
+                Ok(bo) => {
+                    for (bi, p) in before {
+                        let after = match &self.w.buf(bi).exporter {
+                            ExporterHandle::Gpu(bo) => bo.placement(),
+                            _ => None,
+                        };
+                        if after != p {
+                            let size = self.w.buf(bi).buf.size();
+                            let copy = self
+                                .w
+                                .time
+                                .copy_time(gpu.device().name(), size)
+                                .unwrap_or_default();
+                            let from = p.map_or("none".into(), |p| format!("{p} ({bank})"));
+                            let to = after.map_or("none".into(), |p| p.to_string());
+                            let cause = format!(
+                                "evicted: {} of {bank} taken by another client",
+                                soc::human_size(bytes)
+                            );
+                            let engine = gpu.device().name().to_string();
+                            self.record_migration(bi, now, &from, &to, size, copy, &cause, &engine);
+                        }
+                    }
+                    Hold::Bo(bo)
+                }
+                Err(e) => {
+                    self.errors
+                        .push(RunFailure::new(&e, format!("vram pressure on {bank}: {e}")));
+                    Hold::Released
+                }
+            }
+        } else {
+            match soc.mem().bank_by_name(bank).ok().map(|b| b.id()) {
+                Some(id) if soc.pool(id).is_some() => {
+                    match soc.pool(id).map(|p| p.alloc(bytes, soc::PAGE_SIZE)) {
+                        Some(Ok(addr)) => Hold::Pool {
+                            bank: id,
+                            addr,
+                            size: bytes,
+                        },
+                        _ => Hold::Released,
+                    }
+                }
+                Some(id) => {
+                    let mut pages = Vec::new();
+                    let mut left = bytes;
+                    while left > 0 {
+                        let order = if left >= (2 << 20) { 9 } else { 0 };
+                        match soc
+                            .pages()
+                            .alloc_pages(&soc::AllocRequest::new(order).in_bank(id))
+                        {
+                            Ok(p) => {
+                                left = left.saturating_sub(soc::PAGE_SIZE << order);
+                                pages.push(p);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    Hold::Pages(pages)
+                }
+                None => Hold::Released,
+            }
+        };
+        let h = self.holds.len();
+        self.holds.push(hold);
+        if let Some(f) = for_frames {
+            let at = At::Frame(self.current_frame().saturating_add(f))
+                .resolve(self.period)
+                .max(now);
+            let _ = self.q.push(at, Ev::PressureEnd(h));
+        }
+    }
+
+    fn gpu_bos(&self) -> Vec<(usize, Option<drivers::gpu::Placement>)> {
+        self.w
+            .bufs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| match b.as_ref().map(|b| &b.exporter) {
+                Some(ExporterHandle::Gpu(bo)) => Some((i, bo.placement())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Gives pressure memory back.
+    pub(crate) fn release_hold(&mut self, h: usize, now: VirtualTime) {
+        let Some(hold) = self.holds.get_mut(h) else {
+            return;
+        };
+        match std::mem::replace(hold, Hold::Released) {
+            Hold::Bo(bo) => drop(bo),
+            Hold::Pool { bank, addr, size } => {
+                let _ = self.w.kernel.soc().free_pool(bank, addr, size);
+            }
+            Hold::Pages(pages) => {
+                for p in pages {
+                    let _ = self.w.kernel.soc().free_pages(p);
+                }
+            }
+            Hold::Released => return,
+        }
+        let track = self.w.trace.track("events");
+        self.w.trace.instant(track, "pressure released", now);
+    }
+}

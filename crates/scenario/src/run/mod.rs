@@ -1,0 +1,423 @@
+//! The runner: a validated [`Scenario`] in, a [`Report`], a [`Trace`] and a thumbnail out.
+//!
+//! # The concept
+//! The runner boots the scenario's machine ([`dmabuf::Kernel::boot`]), gives every scenario
+//! process a simulated process with an fd table, and builds each link's buffers with the
+//! exporter it names: the constraint exporter (deferred placement, migration), a dma-heap, the
+//! GPU's evicting exporter, or vb2-style MMAP memory exported by fd. The producer's process
+//! holds the fd; consumers get it over a socket (`send_fd`) and attach their devices. Then it
+//! runs a discrete-event loop on a virtual clock:
+//!
+//! - a camera's frame clock ticks every `1/fps`; a tick with a free buffer starts a capture job,
+//!   one without drops the frame at the source;
+//! - a job maps its buffers for its device (`dma_buf_map_attachment`, served from the exporter's
+//!   mapping cache after the first time), moves every byte through the device's DMA engine
+//!   (IOMMU or physical, mask-checked, watched by the DMA-API checker), verifies the checksum of
+//!   every input against what its producer wrote, and unmaps; its virtual duration is the
+//!   device's latency plus bytes over bandwidth, serialised per device engine;
+//! - a consumer of a `memory = "dmabuf"` link reads through a real vb2 queue (OUTPUT, DMABUF)
+//!   on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
+//!   job reads through the DMA segments vb2 mapped under the node's `map_policy`, and at the
+//!   job's end the runner completes the buffer (`buffer_done`) and DQBUFs it; `stream_off`/
+//!   `stream_on` events are STREAMOFF/STREAMON on those queues;
+//! - a display takes at most one frame per vblank of its `fps` (a frame waits for the next
+//!   vblank on the virtual clock; its latency includes the wait);
+//! - at a job's end its outputs go to the ready queues of the consumers streaming now, and its
+//!   inputs go back to their link's free list once every reader is done;
+//! - scenario events (attach, detach, pressure, kill, stream off/on, buffer count) apply at
+//!   their moment; a late attach the exporter answers with a migration stalls the buffer from
+//!   when it goes idle until the copy ends on the virtual clock — the stutter of seed 000.
+//!
+//! # Ordering guarantee
+//! 1. Events run in `(virtual time, push order)` ([`crate::clock::EventQueue`]).
+//! 2. Scenario events are pushed before any frame tick, so an event `at_frame = N` applies
+//!    before frame `N` is captured; events at the same moment apply in file order.
+//! 3. Job completions at the same time run in the order the jobs started; after each event
+//!    every node that can start does, in node (file) order.
+//! 4. Host work never decides virtual time: the same scenario and seed give byte-identical
+//!    `report.json`, and the trace and pictures too. With `--threads` the bytes of each job move
+//!    on the device's own OS thread, concurrently; the virtual schedule is still the same, but
+//!    the host interleaving is not, so that mode is a stress test, not the reference.
+//!
+//! # Verification
+//! A frame is *delivered* when every sink that was streaming when it was captured received it
+//! and every checksum on the way matched; *corrupted* if any check failed; *dropped* if it was
+//! never captured (no free buffer, or no consumer streaming) or a queue let it go (stream off,
+//! a consumer killed).
+//! At the end every vb2 queue is closed and its debug counters must balance (else a run
+//! error), every buffer is detached and closed, every process exits, and the run checks that
+//! no dma-buf, DMA mapping or pressure allocation is left: a leak is a checker finding.
+//!
+//! ```
+//! let s = scenario::load_bundled("process-killed").unwrap().with_frames(12).unwrap();
+//! let out = scenario::run::run(&s, &scenario::run::RunOptions::default());
+//! assert_eq!(out.report.frames.corrupted, 0);
+//! assert!(out.report.frames.delivered > 0);
+//! assert_eq!(out.report.exit_code(), scenario::ExitCode::Verified);
+//! ```
+#![allow(clippy::module_inception)]
+
+pub mod bytes;
+mod dmaio;
+mod events;
+mod job;
+mod sched;
+mod vb2io;
+mod workers;
+mod world;
+
+use crate::clock::VirtualTime;
+use crate::report::{
+    BufferReport, DeviceReport, Finding, FrameCounts, LatencyReport, MapCounts, Placement, Report,
+    RunError, Trace,
+};
+use crate::schema::DriverKind;
+use crate::validate::Scenario;
+use sched::{Counts, Sched};
+use std::collections::BTreeMap;
+use world::{ExporterHandle, World};
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Every device engine on its own OS thread (`--threads`).
+    pub threads: bool,
+    /// Show a progress bar on stderr when it is a terminal and the run takes over a second.
+    pub progress: bool,
+}
+
+/// What a run leaves behind.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// The report (see [`crate::report::model`]).
+    pub report: Report,
+    /// The trace.
+    pub trace: Trace,
+    /// The thumbnailer's JPEG, if a thumbnailer took its frame.
+    pub thumbnail: Option<Vec<u8>>,
+    /// Whether the run was deterministic (not `--threads`).
+    pub deterministic: bool,
+}
+
+impl RunOutput {
+    /// Writes `report.json`, `trace.json`, `timeline.svg`, `latency.svg` and, if there is one,
+    /// `thumbnail.jpg` into `dir`; returns the paths.
+    pub fn write(&self, dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        let mut paths = crate::report::write_outputs(dir, &self.report, &self.trace)?;
+        if let Some(jpeg) = &self.thumbnail {
+            let p = dir.join("thumbnail.jpg");
+            std::fs::write(&p, jpeg)?;
+            paths.push(p);
+        }
+        Ok(paths)
+    }
+}
+
+/// Runs a scenario (module doc). Never panics on a valid scenario: what fails at run time is
+/// in the report's `errors` and makes [`Report::exit_code`] 1.
+pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
+    let mut report = Report::new(&s.name, s.seed);
+    let mut w = match World::new(s) {
+        Ok(w) => w,
+        Err(e) => {
+            report.errors.push(RunError {
+                errno: e.errno,
+                message: e.message,
+            });
+            return RunOutput {
+                report,
+                trace: Trace::new(&s.name),
+                thumbnail: None,
+                deterministic: !opts.threads,
+            };
+        }
+    };
+    let mut errors = Vec::new();
+    'links: for li in 0..w.links.len() {
+        for _ in 0..w.links[li].desc.buffers {
+            if let Err(e) = w.alloc_buffer(li) {
+                errors.push(e);
+                break 'links;
+            }
+        }
+    }
+    if errors.is_empty() {
+        if let Err(e) = w.open_ports() {
+            errors.push(e);
+        }
+    }
+    let first_source = w
+        .nodes
+        .iter()
+        .position(|n| n.desc.driver == DriverKind::Camera);
+    let period = VirtualTime::frame_period(first_source.map_or(60, |n| w.nodes[n].desc.fps.max(1)));
+    let workers = opts.threads.then(|| {
+        let names: Vec<String> = w.nodes.iter().map(|n| n.engine_name.clone()).collect();
+        workers::Workers::new(&names)
+    });
+    let progress = progress_bar(opts, s.frames);
+    let mut sched = Sched {
+        w,
+        s,
+        q: crate::clock::EventQueue::new(),
+        period,
+        frames: BTreeMap::new(),
+        jobs: BTreeMap::new(),
+        next_job: 0,
+        counts: Counts::default(),
+        errors,
+        workers,
+        holds: Vec::new(),
+        migrations: Vec::new(),
+        thumbnail: None,
+        progress,
+        first_source,
+    };
+    if sched.errors.is_empty() {
+        sched.run();
+    }
+    if let Some(pb) = sched.progress.take() {
+        pb.finish_and_clear();
+    }
+    sched.workers = None;
+    collect(sched, report, opts)
+}
+
+fn progress_bar(opts: &RunOptions, frames: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !opts.progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(frames),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    // Shown only once the run has lasted a second: short runs stay quiet.
+    pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames ({eta})")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    pb.set_style(style);
+    let shown = pb.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if !shown.is_finished() {
+            shown.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+    });
+    Some(pb)
+}
+
+fn bank_name(w: &World, pa: u64) -> String {
+    w.kernel
+        .soc()
+        .mem()
+        .bank_of(soc::PhysAddr(pa))
+        .map_or_else(|| "?".into(), |b| b.name().to_string())
+}
+
+fn placement(w: &World, b: &world::BufRt) -> Option<Placement> {
+    match &b.exporter {
+        ExporterHandle::Constraint(exp) => {
+            let sum = exp.placement()?;
+            let mut banks = Vec::new();
+            for g in &sum.groups {
+                for _ in 0..g.planes {
+                    banks.push(bank_name(w, g.lowest));
+                }
+            }
+            let segments: usize = sum.groups.iter().map(|g| g.runs).sum();
+            let heap = sum
+                .groups
+                .iter()
+                .map(|g| g.source.to_string())
+                .collect::<Vec<_>>()
+                .join(" + ");
+            Some(Placement {
+                exporter: "constraint".into(),
+                heap,
+                banks,
+                contiguous: sum.groups.iter().all(|g| g.runs == 1),
+                segments: segments as u32,
+            })
+        }
+        ExporterHandle::Heap(h) | ExporterHandle::Vb2(h) => {
+            let hb = b.buf.exporter_ops::<dmabuf::heap::buffer::HeapBuffer>()?;
+            let runs = hb.runs();
+            let mut banks: Vec<String> = Vec::new();
+            for &(off, _) in &b.planes {
+                let mut at = 0;
+                let mut bank = "?".to_string();
+                for &(pa, len) in runs {
+                    if off < at + len {
+                        bank = bank_name(w, pa.0 + (off - at));
+                        break;
+                    }
+                    at += len;
+                }
+                banks.push(bank);
+            }
+            let exporter = match &b.exporter {
+                ExporterHandle::Vb2(_) => "vb2 (mmap+expbuf)".to_string(),
+                _ => format!("heap:{h}"),
+            };
+            Some(Placement {
+                exporter,
+                heap: h.clone(),
+                banks,
+                contiguous: runs.len() == 1,
+                segments: runs.len() as u32,
+            })
+        }
+        ExporterHandle::Gpu(bo) => {
+            let p = bo.placement()?;
+            Some(Placement {
+                exporter: "gpu".into(),
+                heap: p.to_string(),
+                banks: b.planes.iter().map(|_| p.to_string()).collect(),
+                contiguous: matches!(p, drivers::gpu::Placement::Vram),
+                segments: 1,
+            })
+        }
+    }
+}
+
+fn map_counts(b: &world::BufRt) -> (u64, u64) {
+    match &b.exporter {
+        ExporterHandle::Constraint(exp) => {
+            let (hits, misses) = exp.map_cache_stats();
+            (misses, hits)
+        }
+        ExporterHandle::Heap(_) | ExporterHandle::Vb2(_) => b
+            .buf
+            .exporter_ops::<dmabuf::heap::buffer::HeapBuffer>()
+            .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
+        ExporterHandle::Gpu(_) => (0, 0),
+    }
+}
+
+fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput {
+    // Frames.
+    let mut fc = FrameCounts {
+        produced: s.counts.produced,
+        ..FrameCounts::default()
+    };
+    let mut samples = Vec::new();
+    for ((_, frame), f) in &s.frames {
+        if f.corrupted {
+            fc.corrupted += 1;
+        } else if let (true, Some(l)) = (f.delivered, f.latency) {
+            fc.delivered += 1;
+            samples.push((*frame, l));
+        }
+    }
+    fc.dropped = fc.produced - fc.delivered - fc.corrupted;
+    report.frames = fc;
+    report.latency_us = LatencyReport::from_samples(&samples);
+    report.duration_us = s.q.now().as_us_f64();
+    report.migrations = std::mem::take(&mut s.migrations);
+    // Buffers, placements, map counts.
+    let mut maps = MapCounts::default();
+    for b in s.w.bufs.iter().flatten() {
+        let (first, cached) = map_counts(b);
+        maps.first += first;
+        maps.cached += cached;
+        report.buffers.push(BufferReport {
+            name: b.name.clone(),
+            link: s.w.links[b.link].name.clone(),
+            size: b.buf.size(),
+            placement: placement(&s.w, b),
+            migrations: b.migrations,
+        });
+    }
+    report.maps = maps;
+    // Teardown starts with the vb2 queues (close: cancel and free); their counters must balance.
+    let port_errors = s.w.close_ports();
+    s.errors.extend(port_errors);
+    for p in &s.w.ports {
+        let c = p.counters();
+        report.vb2_queues.push(crate::report::Vb2QueueReport {
+            node: s.w.nodes[p.node].desc.name.clone(),
+            link: s.w.links[p.link].name.clone(),
+            map_policy: match p.policy {
+                crate::schema::MapPolicy::KeepMapped => "keep_mapped".into(),
+                crate::schema::MapPolicy::UnmapOnDequeue => "unmap_on_dequeue".into(),
+            },
+            maps: c.map,
+            unmaps: c.unmap,
+            attaches: c.attach,
+            qbufs: p.qbufs,
+            streamoffs: p.streamoffs,
+            requeue_cycles: p.requeue_cycles,
+        });
+    }
+    // Devices.
+    for d in s.w.kernel.soc().devices() {
+        let st = d.stats();
+        let busy =
+            s.w.engines
+                .get(d.name())
+                .map_or(VirtualTime::ZERO, |e| e.busy_total());
+        report.devices.push(DeviceReport {
+            name: d.name().to_string(),
+            bytes_read: st.bytes_read,
+            bytes_written: st.bytes_written,
+            faults: st.faults,
+            jobs: s.counts.jobs.get(d.name()).copied().unwrap_or(0),
+            busy_us: busy.as_us_f64(),
+        });
+    }
+    // Teardown: everything goes; what stays is a leak.
+    for bi in 0..s.w.bufs.len() {
+        events::drop_buffer(&mut s.w, bi);
+    }
+    for h in 0..s.holds.len() {
+        s.release_hold(h, s.q.now());
+    }
+    for p in s.w.kernel.processes() {
+        p.exit();
+    }
+    let dma = s.w.kernel.dma().clone();
+    for f in dma.checker().findings() {
+        report.checker.findings.push(Finding {
+            kind: f.kind.name().to_string(),
+            message: format!("{} +{:#x}: {}", f.address, f.size, f.context),
+            device: Some(f.device.clone()),
+            buffer: None,
+            expected: false,
+        });
+    }
+    for m in dma.checker().live_mappings(None) {
+        report.checker.findings.push(Finding {
+            kind: "map-leak".into(),
+            message: format!("a DMA mapping outlived the run: {m:?}"),
+            device: None,
+            buffer: None,
+            expected: false,
+        });
+    }
+    s.w.gpus.clear();
+    let live = s.w.kernel.registry().len();
+    if live > 0 {
+        report.checker.findings.push(Finding {
+            kind: "dmabuf-leak".into(),
+            message: format!("{live} dma-buf(s) outlived every fd and attachment"),
+            device: None,
+            buffer: None,
+            expected: false,
+        });
+    }
+    for e in &s.errors {
+        report.errors.push(RunError {
+            errno: e.errno.clone(),
+            message: e.message.clone(),
+        });
+    }
+    report.apply_expect(&s.s.expect);
+    let trace = std::mem::replace(&mut s.w.trace, Trace::new(""));
+    RunOutput {
+        report,
+        trace,
+        thumbnail: s.thumbnail.take(),
+        deterministic: !opts.threads,
+    }
+}

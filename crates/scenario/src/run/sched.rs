@@ -1,0 +1,596 @@
+//! The discrete-event loop: source ticks, device jobs and scenario events on the virtual clock.
+//!
+//! See the ordering guarantee in the [module doc](super). A job's bytes move when the job
+//! starts (or, with `--threads`, on its device's thread between start and completion); its
+//! outputs become visible to consumers, and its inputs free for producers, only at its
+//! completion event, so what a device reads never depends on when the host ran it.
+
+use super::job::{job_bytes, JobInput, JobIo, JobKind, JobOutput, JobResult};
+use super::workers::{Pending, Workers};
+use super::world::{BufState, FrameMeta, RunFailure, World};
+use crate::clock::{EventQueue, VirtualTime};
+use crate::report::JobCategory;
+use crate::schema::{DriverKind, Event};
+use crate::validate::Scenario;
+use dma::DmaDirection;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the queue holds.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    /// A source's frame clock.
+    Tick(usize),
+    /// A job ends.
+    Done(u64),
+    /// A scenario event (index into the scenario's events).
+    Scenario(usize),
+    /// A pressure allocation ends (index into the holds).
+    PressureEnd(usize),
+}
+
+/// A frame's way through the pipeline.
+#[derive(Debug)]
+pub(crate) struct FrameTrack {
+    pub start: VirtualTime,
+    pub pending: BTreeSet<usize>,
+    pub corrupted: bool,
+    pub lost: bool,
+    pub delivered: bool,
+    pub latency: Option<VirtualTime>,
+}
+
+pub(crate) struct InFlight {
+    pub node: usize,
+    pub frame: Option<(usize, u64)>,
+    pub inputs: Vec<(usize, usize)>,
+    pub outputs: Vec<(usize, usize)>,
+    /// Inputs read through a vb2 queue: `(port, slot, generation)`.
+    pub vb2: Vec<(usize, u32, u64)>,
+    pub result: Pending,
+}
+
+/// Counters the report is built from.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub produced: u64,
+    pub dropped_at_source: u64,
+    pub jobs: BTreeMap<String, u64>,
+}
+
+/// The loop and everything it tracks.
+pub(crate) struct Sched<'a> {
+    pub w: World,
+    pub s: &'a Scenario,
+    pub q: EventQueue<Ev>,
+    pub period: VirtualTime,
+    pub frames: BTreeMap<(usize, u64), FrameTrack>,
+    pub jobs: BTreeMap<u64, InFlight>,
+    pub next_job: u64,
+    pub counts: Counts,
+    pub errors: Vec<RunFailure>,
+    pub workers: Option<Workers>,
+    pub holds: Vec<super::events::Hold>,
+    pub migrations: Vec<crate::report::MigrationReport>,
+    pub thumbnail: Option<Vec<u8>>,
+    pub progress: Option<indicatif::ProgressBar>,
+    pub first_source: Option<usize>,
+}
+
+impl<'a> Sched<'a> {
+    /// The frame the first source is at (what events and migrations are dated by).
+    pub(crate) fn current_frame(&self) -> u64 {
+        self.first_source.map_or(0, |n| self.w.nodes[n].next_frame)
+    }
+
+    /// Runs the loop to the end.
+    pub(crate) fn run(&mut self) {
+        let events: Vec<Event> = self.s.events_in_order().into_iter().cloned().collect();
+        for e in &events {
+            let at = e.at.resolve(self.period);
+            let _ = self.q.push(at, Ev::Scenario(e.index));
+        }
+        for (i, n) in self.w.nodes.iter().enumerate() {
+            if n.desc.driver == DriverKind::Camera {
+                let _ = self.q.push(VirtualTime::ZERO, Ev::Tick(i));
+            }
+        }
+        while let Some((now, ev)) = self.q.pop() {
+            match ev {
+                Ev::Tick(n) => self.tick(n, now),
+                Ev::Done(id) => self.done(id, now),
+                Ev::Scenario(i) => {
+                    self.barrier();
+                    if let Some(e) = self.s.events.iter().find(|e| e.index == i) {
+                        self.scenario_event(e, now);
+                    }
+                }
+                Ev::PressureEnd(h) => self.release_hold(h, now),
+            }
+            self.try_start_all(now);
+        }
+        self.barrier();
+    }
+
+    fn tick(&mut self, n: usize, now: VirtualTime) {
+        let frame = self.w.nodes[n].next_frame;
+        if frame >= self.s.frames {
+            return;
+        }
+        self.w.nodes[n].next_frame += 1;
+        let period = crate::clock::VirtualTime::frame_period(self.w.nodes[n].desc.fps.max(1));
+        let _ = self.q.push(now + period, Ev::Tick(n));
+        if let Some(pb) = &self.progress {
+            if Some(n) == self.first_source {
+                pb.set_position(frame + 1);
+            }
+        }
+        self.counts.produced += 1;
+        let node = &self.w.nodes[n];
+        if !node.active || node.dead || !node.stream_out || node.busy {
+            self.counts.dropped_at_source += 1;
+            return;
+        }
+        let pending = self.sinks_from(n);
+        if pending.is_empty() {
+            // Nobody streams downstream (every consumer's queue is off): the frame is dropped.
+            self.counts.dropped_at_source += 1;
+            return;
+        }
+        self.frames.insert(
+            (n, frame),
+            FrameTrack {
+                start: now,
+                pending,
+                corrupted: false,
+                lost: false,
+                delivered: false,
+                latency: None,
+            },
+        );
+        if !self.start_job(n, now, Some((n, frame))) {
+            self.counts.dropped_at_source += 1;
+            if let Some(f) = self.frames.get_mut(&(n, frame)) {
+                f.lost = true;
+            }
+        }
+    }
+
+    /// Active consumers of link `li` that stream their input side.
+    pub(crate) fn readers(&self, li: usize) -> BTreeSet<usize> {
+        self.w.links[li]
+            .to
+            .iter()
+            .copied()
+            .filter(|&t| {
+                let n = &self.w.nodes[t];
+                n.active && !n.dead && n.stream_in
+            })
+            .collect()
+    }
+
+    /// The sinks a frame from `src` must reach: active nodes downstream with no active
+    /// consumer of their own (thumbnailers take single frames and are not sinks).
+    pub(crate) fn sinks_from(&self, src: usize) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![src];
+        let mut sinks = BTreeSet::new();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            let mut any = false;
+            for &li in &self.w.nodes[n].outputs {
+                for r in self.readers(li) {
+                    if self.w.nodes[r].desc.driver != DriverKind::Thumbnailer {
+                        any = true;
+                        stack.push(r);
+                    }
+                }
+            }
+            if !any && n != src {
+                sinks.insert(n);
+            }
+        }
+        sinks
+    }
+
+    fn try_start_all(&mut self, now: VirtualTime) {
+        loop {
+            let mut started = false;
+            for n in 0..self.w.nodes.len() {
+                let node = &self.w.nodes[n];
+                if node.desc.driver == DriverKind::Camera || node.inputs.is_empty() {
+                    continue;
+                }
+                if !node.active || node.dead || node.busy || !node.stream_in {
+                    continue;
+                }
+                if node.inputs.iter().any(|li| node.ready[li].is_empty()) {
+                    continue;
+                }
+                let frame = {
+                    let li = node.inputs[0];
+                    let bi = node.ready[&li][0];
+                    match &self.w.buf(bi).state {
+                        BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                        _ => None,
+                    }
+                };
+                if node.desc.driver == DriverKind::Thumbnailer {
+                    super::events::thumbnail_step(self, n, now);
+                    started = true;
+                    continue;
+                }
+                if self.start_job(n, now, frame) {
+                    started = true;
+                }
+            }
+            if !started {
+                break;
+            }
+        }
+    }
+
+    /// Starts node `n`'s job if it has a free buffer on every output link someone reads.
+    fn start_job(&mut self, n: usize, now: VirtualTime, frame: Option<(usize, u64)>) -> bool {
+        let node = &self.w.nodes[n];
+        let mut outputs = Vec::new();
+        for &li in &node.outputs {
+            if self.readers(li).is_empty() {
+                continue;
+            }
+            if !node.stream_out {
+                return false;
+            }
+            let Some(&bi) = self.w.links[li].free.front() else {
+                return false;
+            };
+            outputs.push((li, bi));
+        }
+        let inputs: Vec<(usize, usize)> = node
+            .inputs
+            .iter()
+            .map(|&li| (li, node.ready[&li][0]))
+            .collect();
+        let kind = match node.desc.driver {
+            DriverKind::Camera => JobKind::Source {
+                pattern: node.desc.params.pattern.unwrap_or_default(),
+                seed: self.w.seed,
+                frame: frame.map_or(0, |f| f.1),
+            },
+            DriverKind::Isp => JobKind::Transform(node.desc.params.transform.unwrap_or_default()),
+            DriverKind::Gpu => JobKind::Composite,
+            _ => JobKind::Sink,
+        };
+        // Map everything for the device (get_scatterlist); a failure is a run error.
+        let mut io = JobIo {
+            kind,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        };
+        let mut ready_at = now;
+        let mut vb2 = Vec::new();
+        for &(li, bi) in &inputs {
+            let b = self.w.buf(bi);
+            ready_at = ready_at.max(b.available_at);
+            let expected = match &b.state {
+                BufState::Ready { meta, .. } => meta.checksum,
+                _ => 0,
+            };
+            let planes = b.planes.clone();
+            // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
+            // else the runner maps it.
+            if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
+                vb2.push((p, slot, gen));
+                io.inputs.push(JobInput {
+                    map,
+                    planes,
+                    expected,
+                });
+                continue;
+            }
+            match self.w.map(bi, n, DmaDirection::ToDevice) {
+                Ok(map) => io.inputs.push(JobInput {
+                    map,
+                    planes,
+                    expected,
+                }),
+                Err(e) => return self.fail_job(n, li, io, e),
+            }
+        }
+        for &(li, bi) in &outputs {
+            let b = self.w.buf(bi);
+            ready_at = ready_at.max(b.available_at);
+            let planes = b.planes.clone();
+            let bytes_per_line = self.w.links[li]
+                .format_planes
+                .iter()
+                .map(|p| p.bytes_per_line)
+                .collect();
+            match self.w.map(bi, n, DmaDirection::FromDevice) {
+                Ok(map) => io.outputs.push(JobOutput {
+                    map,
+                    planes,
+                    bytes_per_line,
+                }),
+                Err(e) => return self.fail_job(n, li, io, e),
+            }
+        }
+        // Take the buffers.
+        for &(li, bi) in &outputs {
+            self.w.links[li].free.pop_front();
+            self.w.buf_mut(bi).state = BufState::Writing;
+        }
+        for &(li, _) in &inputs {
+            if let Some(q) = self.w.nodes[n].ready.get_mut(&li) {
+                q.pop_front();
+            }
+        }
+        if self.w.nodes[n].desc.driver == DriverKind::Display {
+            ready_at = self.vblank(n, ready_at);
+        }
+        let (r, wr) = job_bytes(&io);
+        let node = &self.w.nodes[n];
+        let duration = self
+            .w
+            .time
+            .transfer_time(&node.desc.device, r + wr)
+            .unwrap_or_default();
+        let engine_name = node.engine_name.clone();
+        let engine = self.w.engines.entry(engine_name.clone()).or_default();
+        let (start, end) = engine.submit(ready_at, duration);
+        *self.counts.jobs.entry(engine_name.clone()).or_default() += 1;
+        let label = match frame {
+            Some((_, f)) => format!("{} frame {f}", node.desc.name),
+            None => node.desc.name.clone(),
+        };
+        let buffer = outputs
+            .first()
+            .or(inputs.first())
+            .map(|&(_, bi)| self.w.buf(bi).name.clone());
+        let track = node.track;
+        self.w.trace.job(
+            track,
+            &label,
+            start,
+            end,
+            buffer.as_deref(),
+            r + wr,
+            frame.map(|f| f.1),
+            JobCategory::Dma,
+        );
+        for &(_, bi) in inputs.iter().chain(&outputs) {
+            let b = self.w.buf_mut(bi);
+            b.busy_until = b.busy_until.max(end);
+        }
+        let dma = self.w.kernel.dma().clone();
+        let result = match &self.workers {
+            Some(wk) => wk.submit(&engine_name, io, dma),
+            None => Pending::ready(io.execute(&dma)),
+        };
+        let id = self.next_job;
+        self.next_job += 1;
+        self.jobs.insert(
+            id,
+            InFlight {
+                node: n,
+                frame,
+                inputs,
+                outputs,
+                vb2,
+                result,
+            },
+        );
+        self.w.nodes[n].busy = true;
+        // Deterministic mode: the bytes moved already; give the mappings back now so that a
+        // migration never waits on a job that is over in host terms.
+        self.settle(id);
+        let _ = self.q.push(end, Ev::Done(id));
+        true
+    }
+
+    fn fail_job(&mut self, n: usize, _li: usize, io: JobIo, e: RunFailure) -> bool {
+        // Unmap what was mapped, record the error, stop the node.
+        let _ = io;
+        self.errors.push(e);
+        self.w.nodes[n].active = false;
+        false
+    }
+
+    /// Collects a job's result if it is in (blocking for `--threads` only when `wait`), and
+    /// gives its mappings back.
+    fn collect(&mut self, id: u64, wait: bool) -> Option<JobResult> {
+        let job = self.jobs.get_mut(&id)?;
+        let res = job.result.take(wait)?;
+        let res = *res;
+        let node = job.node;
+        let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
+        let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
+        let JobResult {
+            inputs_ok,
+            out_sums,
+            error,
+            inputs,
+            outputs,
+        } = res;
+        for (m, bi) in inputs.into_iter().zip(&ins) {
+            if let Err(e) = self.w.unmap(*bi, node, m) {
+                self.errors.push(e);
+            }
+        }
+        for (m, bi) in outputs.into_iter().zip(&outs) {
+            if let Err(e) = self.w.unmap(*bi, node, m) {
+                self.errors.push(e);
+            }
+        }
+        Some(JobResult {
+            inputs_ok,
+            out_sums,
+            error,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        })
+    }
+
+    fn settle(&mut self, id: u64) {
+        if let Some(r) = self.collect(id, false) {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.result.put_settled(r);
+            }
+        }
+    }
+
+    /// Waits for every job in flight and gives its mappings back (before scenario events, so a
+    /// migration's drain finds no mapping held by a job that is over in virtual terms).
+    pub(crate) fn barrier(&mut self) {
+        let ids: Vec<u64> = self.jobs.keys().copied().collect();
+        for id in ids {
+            if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
+                if let Some(r) = self.collect(id, true) {
+                    if let Some(j) = self.jobs.get_mut(&id) {
+                        j.result.put_settled(r);
+                    }
+                }
+            }
+        }
+    }
+
+    fn done(&mut self, id: u64, now: VirtualTime) {
+        if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
+            self.barrier_one(id);
+        }
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        let Some(res) = job.result.into_result() else {
+            return;
+        };
+        let n = job.node;
+        self.w.nodes[n].busy = false;
+        let mut corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
+        if let Some(e) = &res.error {
+            self.errors.push(RunFailure {
+                errno: "EFAULT".into(),
+                message: format!("{}: DMA failed: {e}", self.w.nodes[n].desc.name),
+            });
+        }
+        // vb2: the driver completes what it read, the application dequeues it.
+        for &(p, slot, gen) in &job.vb2 {
+            if let Err(e) = self.w.ports[p].complete(slot, gen) {
+                let label = self.w.ports[p].label(&self.w);
+                self.errors.push(RunFailure::new(
+                    &e,
+                    format!("{label}: buffer_done/DQBUF of buffer {slot}: {e}"),
+                ));
+            }
+        }
+        // Inputs: this reader is done with them.
+        for &(_, bi) in &job.inputs {
+            self.release(bi, n);
+        }
+        // Outputs: ready for the consumers streaming now.
+        for (k, &(li, bi)) in job.outputs.iter().enumerate() {
+            let readers = self.readers(li);
+            let (src, frame) = job.frame.unwrap_or((n, 0));
+            let meta = FrameMeta {
+                src,
+                frame,
+                checksum: res.out_sums.get(k).copied().unwrap_or(0),
+            };
+            if readers.is_empty() {
+                self.w.buf_mut(bi).state = BufState::Free;
+                self.free_buffer(bi);
+                continue;
+            }
+            self.w.buf_mut(bi).state = BufState::Ready {
+                meta,
+                readers: readers.clone(),
+            };
+            for &r in &readers {
+                if let Some(q) = self.w.nodes[r].ready.get_mut(&li) {
+                    q.push_back(bi);
+                }
+                // The consumer's process queues the fd it holds into its vb2 queue.
+                if let Err(e) = self.w.vb2_qbuf(r, li, bi) {
+                    self.errors.push(e);
+                }
+            }
+        }
+        if let Some(key) = job.frame {
+            if let Some(f) = self.frames.get_mut(&key) {
+                if corrupted {
+                    f.corrupted = true;
+                    corrupted = false;
+                }
+                f.pending.remove(&n);
+            }
+            self.check_delivered(key, now);
+        }
+        let _ = corrupted;
+    }
+
+    fn barrier_one(&mut self, id: u64) {
+        if let Some(r) = self.collect(id, true) {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.result.put_settled(r);
+            }
+        }
+    }
+
+    /// The vblank display node `n` shows a frame ready at `ready` on: the first one at or after
+    /// `ready` on its `fps` grid, after the last one that took a frame (one frame per vblank).
+    fn vblank(&mut self, n: usize, ready: VirtualTime) -> VirtualTime {
+        let period = VirtualTime::frame_period(self.w.nodes[n].desc.fps).as_ns();
+        if period == 0 {
+            return ready;
+        }
+        let mut at = ready.as_ns().div_ceil(period) * period;
+        if let Some(last) = self.w.nodes[n].last_vblank {
+            if at <= last.as_ns() {
+                at = last.as_ns() + period;
+            }
+        }
+        let at = VirtualTime::from_ns(at);
+        self.w.nodes[n].last_vblank = Some(at);
+        at
+    }
+
+    /// Marks a frame delivered once no sink is pending.
+    pub(crate) fn check_delivered(&mut self, key: (usize, u64), now: VirtualTime) {
+        if let Some(f) = self.frames.get_mut(&key) {
+            if f.pending.is_empty() && !f.delivered && !f.lost {
+                f.delivered = true;
+                f.latency = Some(now.saturating_sub(f.start));
+            }
+        }
+    }
+
+    /// Reader `n` is done with buffer `bi` (consumed or discarded).
+    pub(crate) fn release(&mut self, bi: usize, n: usize) {
+        let Some(b) = self.w.bufs[bi].as_mut() else {
+            return;
+        };
+        let empty = match &mut b.state {
+            BufState::Ready { readers, .. } => {
+                readers.remove(&n);
+                readers.is_empty()
+            }
+            _ => false,
+        };
+        if empty {
+            b.state = BufState::Free;
+            self.free_buffer(bi);
+        }
+    }
+
+    /// Puts a free buffer back on its link's free list, or drops it if it was retired.
+    pub(crate) fn free_buffer(&mut self, bi: usize) {
+        let b = self.w.buf(bi);
+        let li = b.link;
+        if b.retired {
+            super::events::drop_buffer(&mut self.w, bi);
+            return;
+        }
+        self.w.links[li].free.push_back(bi);
+    }
+}

@@ -1,0 +1,139 @@
+//! `--threads`: one OS thread per device engine.
+//!
+//! The scheduler still decides what runs when (on the virtual clock); only the byte movement of
+//! each job goes to its engine's thread, so devices really copy, transform and verify at the
+//! same time and the simulated SoC, the DMA-API checker and the exporters see concurrent
+//! access. A job's result is collected at its completion event (or before a scenario event),
+//! which keeps frames correct; the host interleaving differs from run to run, so this mode
+//! checks for races and is not the deterministic reference.
+
+use super::job::{JobIo, JobResult};
+use dma::DmaApi;
+use std::collections::BTreeMap;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+type Work = (JobIo, Arc<DmaApi>, Sender<JobResult>);
+
+/// A job's result, in or still coming.
+pub(crate) struct Pending {
+    state: PState,
+    settled: bool,
+}
+
+enum PState {
+    Ready(Box<JobResult>),
+    Waiting(Receiver<JobResult>),
+    Taken,
+}
+
+impl Pending {
+    /// A result computed already.
+    pub(crate) fn ready(r: JobResult) -> Pending {
+        Pending {
+            state: PState::Ready(Box::new(r)),
+            settled: false,
+        }
+    }
+
+    /// Takes the result if it is in; with `wait`, blocks until it is.
+    pub(crate) fn take(&mut self, wait: bool) -> Option<Box<JobResult>> {
+        match std::mem::replace(&mut self.state, PState::Taken) {
+            PState::Ready(r) => Some(r),
+            PState::Waiting(rx) => {
+                let got = if wait {
+                    rx.recv().ok()
+                } else {
+                    rx.try_recv().ok()
+                };
+                match got {
+                    Some(r) => Some(Box::new(r)),
+                    None => {
+                        self.state = PState::Waiting(rx);
+                        None
+                    }
+                }
+            }
+            PState::Taken => None,
+        }
+    }
+
+    /// Puts a (settled) result back.
+    pub(crate) fn put_settled(&mut self, r: JobResult) {
+        self.state = PState::Ready(Box::new(r));
+        self.settled = true;
+    }
+
+    /// Whether the mappings went back already.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// The settled result, taken.
+    pub(crate) fn into_result(self) -> Option<JobResult> {
+        match self.state {
+            PState::Ready(r) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+/// The engine threads.
+pub(crate) struct Workers {
+    senders: BTreeMap<String, Sender<Work>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// One thread per engine name.
+    pub(crate) fn new(engines: &[String]) -> Workers {
+        let mut senders = BTreeMap::new();
+        let mut threads = Vec::new();
+        for name in engines {
+            if senders.contains_key(name) {
+                continue;
+            }
+            let (tx, rx) = channel::<Work>();
+            let t = std::thread::Builder::new()
+                .name(format!("engine-{name}"))
+                .spawn(move || {
+                    while let Ok((io, dma, back)) = rx.recv() {
+                        let _ = back.send(io.execute(&dma));
+                    }
+                });
+            if let Ok(t) = t {
+                threads.push(t);
+                senders.insert(name.clone(), tx);
+            }
+        }
+        Workers { senders, threads }
+    }
+
+    /// Runs `io` on `engine`'s thread (on the caller's if the engine has none).
+    pub(crate) fn submit(&self, engine: &str, io: JobIo, dma: Arc<DmaApi>) -> Pending {
+        let Some(tx) = self.senders.get(engine) else {
+            return Pending::ready(io.execute(&dma));
+        };
+        let (btx, brx) = channel();
+        match tx.send((io, dma.clone(), btx)) {
+            Ok(()) => Pending {
+                state: PState::Waiting(brx),
+                settled: false,
+            },
+            Err(e) => {
+                let (io, dma, _) = e.0;
+                Pending::ready(io.execute(&dma))
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.senders.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

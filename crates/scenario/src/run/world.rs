@@ -1,0 +1,539 @@
+//! The run's state: the booted machine, one simulated process per scenario process, the nodes
+//! with their queues, the links with their buffers, and how buffers are exported, shared by fd
+//! and attached.
+
+use super::dmaio::Mapped;
+use crate::clock::{Engine, TimeModel, VirtualTime};
+use crate::report::{Trace, TrackId};
+use crate::schema::{
+    ConstraintPolicy, DriverKind, Exporter, HeapKind, LinkDesc, MemoryType, NodeDesc, PlaneLayout,
+};
+use crate::validate::Scenario;
+use dma::DmaDirection;
+use dmabuf::constraint::{
+    ConstraintExporter, ExportSpec, ImporterNeeds, KnownDevice, Layout, MigrationLog, Policy,
+};
+use dmabuf::{Attachment, DmaBuf, Fd, FileObject, Kernel, Process};
+use soc::Device;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use uapi::AsErrno;
+
+/// A frame travelling through the pipeline: who made it, when, and what its bytes hash to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameMeta {
+    /// The source node.
+    pub src: usize,
+    /// The frame number at the source.
+    pub frame: u64,
+    /// Checksum of the buffer's bytes, as their producer computed it.
+    pub checksum: u64,
+}
+
+/// Where a buffer is in its cycle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BufState {
+    /// On the link's free list.
+    Free,
+    /// A producer's job is writing it.
+    Writing,
+    /// Holds a frame; `readers` have not released it yet.
+    Ready {
+        meta: FrameMeta,
+        readers: BTreeSet<usize>,
+    },
+}
+
+/// Which exporter made a buffer (for placement and map-cache reports).
+pub(crate) enum ExporterHandle {
+    Constraint(Arc<ConstraintExporter>),
+    Heap(String),
+    Vb2(String),
+    Gpu(drivers::gpu::GpuBo),
+}
+
+/// One buffer of a link.
+pub(crate) struct BufRt {
+    pub name: String,
+    pub link: usize,
+    pub buf: DmaBuf,
+    /// `(offset, len)` of each plane in the buffer.
+    pub planes: Vec<(u64, u64)>,
+    pub exporter: ExporterHandle,
+    /// Attachments by node index.
+    pub atts: BTreeMap<usize, Attachment>,
+    /// The fds the buffer has in processes, closed at teardown or when the process dies.
+    pub fds: Vec<(Arc<Process>, Fd)>,
+    pub state: BufState,
+    /// End of the last job that touched it (virtual).
+    pub busy_until: VirtualTime,
+    /// Not usable before this (a migration holds it).
+    pub available_at: VirtualTime,
+    pub migrations: u32,
+    /// Removed from the link by `set_buffers`; dropped when next free.
+    pub retired: bool,
+}
+
+/// A link at run time.
+pub(crate) struct LinkRt {
+    pub desc: LinkDesc,
+    pub name: String,
+    pub from: usize,
+    pub to: Vec<usize>,
+    pub bufs: Vec<usize>,
+    pub free: VecDeque<usize>,
+    pub format_planes: Vec<PlaneLayout>,
+    pub next_index: u32,
+}
+
+/// A node at run time.
+pub(crate) struct NodeRt {
+    pub desc: NodeDesc,
+    pub dev: Arc<Device>,
+    pub process: Arc<Process>,
+    pub track: TrackId,
+    pub engine_name: String,
+    pub active: bool,
+    pub dead: bool,
+    /// The output (input-side) queue streams.
+    pub stream_in: bool,
+    /// The capture (output-side) queue streams.
+    pub stream_out: bool,
+    pub busy: bool,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+    /// Ready buffers per input link, oldest first.
+    pub ready: BTreeMap<usize, VecDeque<usize>>,
+    /// A source's next frame number.
+    pub next_frame: u64,
+    /// A display's last vblank that took a frame.
+    pub last_vblank: Option<VirtualTime>,
+}
+
+/// The whole run state.
+pub(crate) struct World {
+    pub kernel: Arc<Kernel>,
+    pub time: TimeModel,
+    pub nodes: Vec<NodeRt>,
+    pub links: Vec<LinkRt>,
+    pub bufs: Vec<Option<BufRt>>,
+    pub engines: BTreeMap<String, Engine>,
+    pub trace: Trace,
+    pub log: Arc<MigrationLog>,
+    pub gpus: BTreeMap<String, drivers::gpu::Gpu>,
+    pub seed: u64,
+    /// The consumers' vb2 queues ([`super::vb2io`]).
+    pub ports: Vec<super::vb2io::Port>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Constraint,
+    Gpu,
+    Heap(HeapKind),
+    Vb2(HeapKind),
+}
+
+const RDWR: u32 = uapi::ioctl::O_RDWR | uapi::ioctl::O_CLOEXEC;
+
+fn install(p: &Process, buf: &DmaBuf) -> Result<Fd, dmabuf::DmaBufError> {
+    p.install(FileObject::DmaBuf(buf.clone()), RDWR)
+}
+
+/// A failure to set up or run, with the errno name Linux would give.
+#[derive(Clone, Debug)]
+pub(crate) struct RunFailure {
+    pub errno: String,
+    pub message: String,
+}
+
+impl RunFailure {
+    pub(crate) fn new(e: &impl AsErrno, message: String) -> RunFailure {
+        RunFailure {
+            errno: format!("{:?}", e.errno()),
+            message,
+        }
+    }
+}
+
+impl World {
+    /// Boots the machine and builds nodes and processes; links get their buffers in
+    /// [`World::alloc_link`].
+    pub(crate) fn new(s: &Scenario) -> Result<World, RunFailure> {
+        let kernel = Kernel::boot(s.soc.clone())
+            .map_err(|e| RunFailure::new(&e, format!("booting the machine: {e}")))?;
+        let mut trace = Trace::new(&s.name);
+        let mut procs: BTreeMap<String, Arc<Process>> = BTreeMap::new();
+        let mut nodes = Vec::new();
+        for n in &s.nodes {
+            let dev = kernel
+                .dma()
+                .device(&n.device)
+                .map_err(|e| RunFailure::new(&e, format!("node {}: {e}", n.name)))?;
+            let process = procs
+                .entry(n.process_name().to_string())
+                .or_insert_with(|| kernel.spawn())
+                .clone();
+            let engine_name = if n.driver == DriverKind::Thumbnailer {
+                "cpu".to_string()
+            } else {
+                n.device.clone()
+            };
+            let track = trace.track(&engine_name);
+            nodes.push(NodeRt {
+                desc: n.clone(),
+                dev,
+                process,
+                track,
+                engine_name,
+                active: n.attached,
+                dead: false,
+                stream_in: true,
+                stream_out: true,
+                busy: false,
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                ready: BTreeMap::new(),
+                next_frame: 0,
+                last_vblank: None,
+            });
+        }
+        let idx = |name: &str| s.nodes.iter().position(|n| n.name == name).unwrap_or(0);
+        let mut links = Vec::new();
+        for (li, l) in s.links.iter().enumerate() {
+            let from = idx(&l.from);
+            let to: Vec<usize> = l.to.0.iter().map(|t| idx(t)).collect();
+            nodes[from].outputs.push(li);
+            for &t in &to {
+                nodes[t].inputs.push(li);
+                nodes[t].ready.insert(li, VecDeque::new());
+            }
+            let p = &s.nodes[from];
+            links.push(LinkRt {
+                desc: l.clone(),
+                name: l.link_name(),
+                from,
+                to,
+                bufs: Vec::new(),
+                free: VecDeque::new(),
+                format_planes: p.format.planes(p.width, p.height),
+                next_index: 0,
+            });
+        }
+        Ok(World {
+            time: TimeModel::from_desc(&s.soc),
+            kernel,
+            nodes,
+            links,
+            bufs: Vec::new(),
+            engines: BTreeMap::new(),
+            trace,
+            log: Arc::new(MigrationLog::new()),
+            gpus: BTreeMap::new(),
+            seed: s.seed,
+            ports: Vec::new(),
+        })
+    }
+
+    /// The nodes attached to `link`'s buffers now: its producer and its active consumers.
+    fn link_users(&self, li: usize) -> Vec<usize> {
+        let l = &self.links[li];
+        std::iter::once(l.from)
+            .chain(l.to.iter().copied())
+            .filter(|&n| self.nodes[n].active)
+            .collect()
+    }
+
+    /// The plane bank/contiguity requirements of a link, as importer needs.
+    fn link_needs(&self, li: usize) -> ImporterNeeds {
+        let l = &self.links[li].desc;
+        let mut needs = ImporterNeeds::new();
+        for p in &l.planes {
+            let mut rule = dmabuf::constraint::BankRule::default();
+            if let Some(b) = &p.bank {
+                rule.only.push(b.clone());
+            }
+            needs.plane_banks.push(rule);
+            if p.contiguous {
+                needs.contiguous = true;
+            }
+        }
+        needs
+    }
+
+    fn gpu_for(&mut self, node: &NodeDesc) -> Result<drivers::gpu::Gpu, RunFailure> {
+        let device = node.device.as_str();
+        if let Some(g) = self.gpus.get(device) {
+            return Ok(g.clone());
+        }
+        let mut cfg = drivers::gpu::GpuConfig {
+            device: device.to_string(),
+            ..Default::default()
+        };
+        if let Some(v) = node.params.vram.clone().or_else(|| {
+            let mut dl = self
+                .kernel
+                .soc()
+                .desc()
+                .banks
+                .iter()
+                .filter(|b| b.kind == soc::BankKind::DeviceLocal);
+            match (dl.next(), dl.next()) {
+                (Some(b), None) => Some(b.name.clone()),
+                _ => None,
+            }
+        }) {
+            cfg.vram_bank = v;
+        }
+        let gpu = drivers::gpu::Gpu::new(self.kernel.dma(), cfg).map_err(|e| {
+            RunFailure::new(&e, format!("starting the GPU driver on {device}: {e}"))
+        })?;
+        self.gpus.insert(device.to_string(), gpu.clone());
+        Ok(gpu)
+    }
+
+    /// Exports one more buffer for link `li`, shares it with the consumers' processes by fd and
+    /// attaches every active user.
+    pub(crate) fn alloc_buffer(&mut self, li: usize) -> Result<usize, RunFailure> {
+        let index = self.links[li].next_index;
+        self.links[li].next_index += 1;
+        let l = &self.links[li];
+        let name = l.desc.buffer_name(index);
+        let from = l.from;
+        let fmt_planes = l.format_planes.clone();
+        let size: u64 = fmt_planes.iter().map(|p| p.size).sum();
+        let producer = self.nodes[from].process.clone();
+        let dma = self.kernel.dma().clone();
+        let fail = |e: &dyn Fn() -> String, err: &dyn AsErrno| RunFailure {
+            errno: format!("{:?}", err.errno()),
+            message: e(),
+        };
+        let seq_planes = || {
+            let mut off = 0;
+            fmt_planes
+                .iter()
+                .map(|p| {
+                    let r = (off, p.size);
+                    off += p.size;
+                    r
+                })
+                .collect::<Vec<_>>()
+        };
+        let kind = match (l.desc.memory, l.desc.effective_exporter()) {
+            (MemoryType::Dmabuf, Some(Exporter::Constraint)) => Kind::Constraint,
+            (MemoryType::Dmabuf, Some(Exporter::Gpu)) => Kind::Gpu,
+            (MemoryType::Dmabuf, Some(Exporter::Heap(k))) => Kind::Heap(k),
+            // vb2's dma-contig allocator: contiguous for a device without an IOMMU.
+            (MemoryType::MmapExpbuf, _) if self.nodes[from].dev.iommu_domain().is_none() => {
+                Kind::Vb2(HeapKind::Cma)
+            }
+            (MemoryType::MmapExpbuf, _) => Kind::Vb2(HeapKind::System),
+            // USERPTR: pages of the producer's memory, stood in for by system-heap pages.
+            (_, _) => Kind::Heap(HeapKind::System),
+        };
+        let (buf, planes, exporter, fd) = match kind {
+            Kind::Constraint => {
+                let layout = if fmt_planes.len() == 2 {
+                    let pitch = fmt_planes[0].bytes_per_line;
+                    Layout::nv12(pitch, fmt_planes[0].size / pitch.max(1))
+                } else {
+                    Layout::single(size)
+                };
+                let planes = layout.planes.iter().map(|p| (p.offset, p.len)).collect();
+                let needs = self.link_needs(li);
+                let policy = match l.desc.effective_policy().unwrap_or_default() {
+                    ConstraintPolicy::Deferred => Policy::Deferred,
+                    ConstraintPolicy::NoMigrate => Policy::NoMigrate,
+                    ConstraintPolicy::UpFront => Policy::UpFront {
+                        devices: self
+                            .link_users(li)
+                            .into_iter()
+                            .map(|n| {
+                                KnownDevice::new(&self.nodes[n].desc.device)
+                                    .with_needs(needs.clone())
+                            })
+                            .collect(),
+                    },
+                };
+                let spec = ExportSpec::with_layout(layout)
+                    .policy(policy)
+                    .log(self.log.clone());
+                let (buf, exp) =
+                    ConstraintExporter::export_registered(&dma, spec, self.kernel.registry())
+                        .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
+                for n in self.link_users(li) {
+                    exp.set_device_needs(&self.nodes[n].desc.device, needs.clone());
+                }
+                let fd =
+                    install(&producer, &buf).map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                (buf, planes, ExporterHandle::Constraint(exp), fd)
+            }
+            Kind::Gpu => {
+                let node = self.nodes[from].desc.clone();
+                let gpu = self.gpu_for(&node)?;
+                let bo = gpu
+                    .create_bo(drivers::gpu::BoDesc::vram(&name, size))
+                    .map_err(|e| {
+                        fail(&|| format!("allocating {name} on {}: {e}", node.device), &e)
+                    })?;
+                let buf = gpu
+                    .export_into(&bo, self.kernel.registry())
+                    .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
+                let fd =
+                    install(&producer, &buf).map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                (buf, seq_planes(), ExporterHandle::Gpu(bo), fd)
+            }
+            Kind::Heap(k) | Kind::Vb2(k) => {
+                let names = self.kernel.heap_names();
+                let heap = match (k, &l.desc.region) {
+                    (HeapKind::System, _) => "system".to_string(),
+                    (HeapKind::Cma, Some(r)) => r.clone(),
+                    (HeapKind::Carveout, Some(r)) => format!("carveout-{r}"),
+                    (HeapKind::Cma, None) => names
+                        .iter()
+                        .find(|h| *h != "system" && !h.starts_with("carveout-"))
+                        .cloned()
+                        .unwrap_or_else(|| "cma".into()),
+                    (HeapKind::Carveout, None) => names
+                        .iter()
+                        .find(|h| h.starts_with("carveout-"))
+                        .cloned()
+                        .unwrap_or_else(|| "carveout".into()),
+                };
+                let h = producer.open_heap(&heap).map_err(|e| {
+                    fail(
+                        &|| format!("opening /dev/dma_heap/{heap} for {name}: {e}"),
+                        &e,
+                    )
+                })?;
+                let fd = producer.heap_alloc(h, size, RDWR, 0);
+                let _ = producer.close(h);
+                let fd = fd.map_err(|e| {
+                    fail(
+                        &|| {
+                            format!(
+                                "allocating {name} ({}) from heap {heap}: {e}",
+                                soc::human_size(size)
+                            )
+                        },
+                        &e,
+                    )
+                })?;
+                let buf = producer
+                    .get_dma_buf(fd)
+                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                let handle = if matches!(kind, Kind::Vb2(_)) {
+                    ExporterHandle::Vb2(heap)
+                } else {
+                    ExporterHandle::Heap(heap)
+                };
+                (buf, seq_planes(), handle, fd)
+            }
+        };
+        let mut fds = vec![(producer.clone(), fd)];
+        let mut seen = vec![producer.pid()];
+        for &t in &self.links[li].to {
+            let p = self.nodes[t].process.clone();
+            if seen.contains(&p.pid()) {
+                continue;
+            }
+            seen.push(p.pid());
+            let nfd = producer.send_fd(fd, &p).map_err(|e| {
+                fail(
+                    &|| format!("passing {name} to {}: {e}", self.nodes[t].desc.name),
+                    &e,
+                )
+            })?;
+            fds.push((p, nfd));
+        }
+        let bi = self.bufs.len();
+        self.bufs.push(Some(BufRt {
+            name,
+            link: li,
+            buf,
+            planes,
+            exporter,
+            atts: BTreeMap::new(),
+            fds,
+            state: BufState::Free,
+            busy_until: VirtualTime::ZERO,
+            available_at: VirtualTime::ZERO,
+            migrations: 0,
+            retired: false,
+        }));
+        for n in self.link_users(li) {
+            self.attach(bi, n)?;
+        }
+        self.links[li].bufs.push(bi);
+        self.links[li].free.push_back(bi);
+        Ok(bi)
+    }
+
+    /// Attaches node `n`'s device to buffer `bi` (a no-op if attached).
+    pub(crate) fn attach(&mut self, bi: usize, n: usize) -> Result<(), RunFailure> {
+        let dev = self.nodes[n].dev.clone();
+        let Some(b) = self.bufs[bi].as_mut() else {
+            return Ok(());
+        };
+        if b.atts.contains_key(&n) {
+            return Ok(());
+        }
+        let att = b.buf.attach(&dev).map_err(|e| {
+            RunFailure::new(&e, format!("{} attaching {}: {e}", dev.name(), b.name))
+        })?;
+        b.atts.insert(n, att);
+        Ok(())
+    }
+
+    /// Detaches node `n` from buffer `bi`.
+    pub(crate) fn detach(&mut self, bi: usize, n: usize) {
+        if let Some(b) = self.bufs[bi].as_mut() {
+            if let Some(att) = b.atts.remove(&n) {
+                let _ = b.buf.detach(att);
+            }
+        }
+    }
+
+    /// Maps buffer `bi` for node `n`, in `dir`; the caller unmaps with [`Mapped::unmap`].
+    pub(crate) fn map(&self, bi: usize, n: usize, dir: DmaDirection) -> Result<Mapped, RunFailure> {
+        let b = self.bufs[bi].as_ref().ok_or_else(|| RunFailure {
+            errno: "EBADF".into(),
+            message: format!("buffer {bi} is gone"),
+        })?;
+        let att = b.atts.get(&n).ok_or_else(|| RunFailure {
+            errno: "EINVAL".into(),
+            message: format!("{} is not attached to {}", self.nodes[n].desc.name, b.name),
+        })?;
+        let sgt = att.map_unlocked(dir).map_err(|e| {
+            RunFailure::new(
+                &e,
+                format!("{} mapping {}: {e}", self.nodes[n].dev.name(), b.name),
+            )
+        })?;
+        Ok(Mapped::new(self.nodes[n].dev.clone(), sgt))
+    }
+
+    /// Gives a mapping of buffer `bi` by node `n` back (`dma_buf_unmap_attachment`).
+    pub(crate) fn unmap(&self, bi: usize, n: usize, m: Mapped) -> Result<(), RunFailure> {
+        let b = self.buf(bi);
+        let (Some(att), Some(sgt)) = (b.atts.get(&n), m.into_sgt()) else {
+            return Ok(());
+        };
+        att.unmap_unlocked(sgt).map_err(|e| {
+            RunFailure::new(
+                &e,
+                format!("{} unmapping {}: {e}", self.nodes[n].dev.name(), b.name),
+            )
+        })
+    }
+
+    /// The buffer `bi`.
+    pub(crate) fn buf(&self, bi: usize) -> &BufRt {
+        self.bufs[bi].as_ref().expect("live buffer")
+    }
+
+    /// The buffer `bi`, mutably.
+    pub(crate) fn buf_mut(&mut self, bi: usize) -> &mut BufRt {
+        self.bufs[bi].as_mut().expect("live buffer")
+    }
+}

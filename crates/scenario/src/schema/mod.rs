@@ -1,0 +1,92 @@
+//! The scenario file format: what a user writes in TOML.
+//!
+//! A scenario is a machine and a pipeline on it, run for a number of frames:
+//!
+//! - `name`, `description`, `seed`, `frames`: what the run is called and how long it lasts;
+//! - `[soc]`: the machine, a [`soc::SocDesc`] (banks, CMA regions, IOMMUs, devices with the
+//!   bandwidth and latency of the time model); omitted, the bundled default machine
+//!   ([`soc::SocDesc::default_soc`]);
+//! - `[[nodes]]`: drivers bound to devices ([`NodeDesc`]);
+//! - `[[links]]`: buffer queues between nodes, with how their buffers are allocated
+//!   ([`LinkDesc`]);
+//! - `[[events]]`: what happens mid-stream ([`EventDesc`], validated into [`Event`]);
+//! - `[expect]`: what the run is expected to find ([`Expect`]).
+//!
+//! Every table rejects unknown keys, every size accepts units (`"4GiB"`), and every name is
+//! checked against what it refers to; `docs/scenario.md` documents each field with its type,
+//! default, units and an example. The types here derive `serde`; the cross-field rules live in
+//! [`crate::validate()`], which turns a [`ScenarioFile`] into a [`crate::Scenario`].
+
+mod event;
+mod link;
+mod node;
+
+pub use event::{ActionKind, At, Event, EventAction, EventDesc, QueueKind};
+pub use link::{
+    ConstraintPolicy, Exporter, HeapKind, LinkDesc, MemoryType, PlaneReq, Targets, EXPORTER_NAMES,
+};
+pub use node::{
+    DriverKind, EncoderCodec, IspTransform, MapPolicy, NodeDesc, NodeParams, PixelFormat,
+    PlaneLayout, SwapchainMode, TestPattern,
+};
+
+use serde::{Deserialize, Serialize};
+use soc::SocDesc;
+
+/// The top level of a scenario file, as written (before cross-field validation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// The scenario's name, shown in reports (`"default"`).
+    pub name: String,
+    /// One line saying what the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// Seed of every pseudo-random choice (test patterns, pressure placement); the same seed
+    /// gives the same report byte for byte.
+    #[serde(default)]
+    pub seed: u64,
+    /// Number of frames the sources produce.
+    pub frames: u64,
+    /// The machine; the bundled default machine when omitted.
+    #[serde(default)]
+    pub soc: Option<SocDesc>,
+    /// The drivers.
+    #[serde(default)]
+    pub nodes: Vec<NodeDesc>,
+    /// The buffer queues between drivers.
+    #[serde(default)]
+    pub links: Vec<LinkDesc>,
+    /// What happens mid-stream.
+    #[serde(default)]
+    pub events: Vec<EventDesc>,
+    /// What the run is expected to find.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// What a run is expected to find: findings it may report without failing, and for scenarios that
+/// demonstrate a failure, the error it must fail with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Checker finding kinds the scenario provokes on purpose; they do not fail the run.
+    #[serde(default)]
+    pub findings: Vec<String>,
+    /// The errno name (`"ENOMEM"`, `"EBUSY"`) the run is expected to fail with, for scenarios
+    /// that show a failure; a run that fails with it still exits 1, and CI checks the name.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The exit code CI expects from `dmabuf run` on this scenario (0, 1 or 2); by default 0,
+    /// or 1 when `error` is set.
+    #[serde(default)]
+    pub exit: Option<u8>,
+}
+
+impl Expect {
+    /// The exit code CI expects (see the field docs).
+    pub fn exit_code(&self) -> u8 {
+        self.exit
+            .unwrap_or(if self.error.is_some() { 1 } else { 0 })
+    }
+}

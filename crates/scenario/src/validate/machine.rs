@@ -1,0 +1,253 @@
+//! Stage 2: the `[soc]` table.
+//!
+//! The scenario checks what it can place precisely (names, bank layout, size limits, IOMMU
+//! references), then asks [`soc::Soc::new`] to validate the rest; soc's messages name the field
+//! (`devices[1].dma_mask_bits`), which is mapped back to its position under `soc`.
+
+use super::{Ctx, FieldPath, MAX_BANK_SIZE, MAX_CMA_SIZE, MAX_TOTAL_MEMORY};
+use crate::error::ScenarioError;
+use soc::{human_size, BankKind, SocDesc, PAGE_SIZE};
+use std::collections::HashSet;
+
+/// Checks `soc` (written in the file iff `given`).
+pub(super) fn check(ctx: &Ctx<'_>, soc: &SocDesc, given: bool) -> Result<(), ScenarioError> {
+    let at = FieldPath::root().key("soc");
+    if !given {
+        // The bundled machine is known good; building it is still cheap enough to prove it.
+        return build(ctx, soc, &at);
+    }
+    if soc.banks.is_empty() {
+        return Err(ctx.err(
+            &at,
+            "`[soc]` has no `[[soc.banks]]`: expected at least one system bank",
+        ));
+    }
+    unique(
+        ctx,
+        &at.key("banks"),
+        "bank",
+        soc.banks.iter().map(|b| &b.name),
+    )?;
+    unique(
+        ctx,
+        &at.key("cma"),
+        "CMA region",
+        soc.cma.iter().map(|c| &c.name),
+    )?;
+    unique(
+        ctx,
+        &at.key("iommus"),
+        "IOMMU",
+        soc.iommus.iter().map(|m| &m.name),
+    )?;
+    unique(
+        ctx,
+        &at.key("devices"),
+        "device",
+        soc.devices.iter().map(|d| &d.name),
+    )?;
+    banks(ctx, soc, &at)?;
+    for (i, c) in soc.cma.iter().enumerate() {
+        let p = at.key("cma").index(i);
+        match soc.banks.iter().find(|b| b.name == c.bank) {
+            None => {
+                return Err(ctx.err(
+                    &p.key("bank"),
+                    format!(
+                    "CMA region `{}` names bank `{}`, which is not in `[[soc.banks]]` (banks: {})",
+                    c.name,
+                    c.bank,
+                    list(soc.banks.iter().map(|b| &b.name))
+                ),
+                ))
+            }
+            Some(b) if b.kind != BankKind::System => {
+                return Err(ctx.err(
+                    &p.key("bank"),
+                    format!(
+                        "CMA region `{}` is in bank `{}`, a {} bank: expected a system bank",
+                        c.name, c.bank, b.kind
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        if c.size.bytes() > MAX_CMA_SIZE {
+            return Err(ctx.err(
+                &p.key("size"),
+                format!(
+                    "CMA region `{}` is {}: expected at most {}",
+                    c.name,
+                    c.size,
+                    human_size(MAX_CMA_SIZE)
+                ),
+            ));
+        }
+    }
+    for (i, d) in soc.devices.iter().enumerate() {
+        if let Some(iommu) = &d.iommu {
+            if !soc.iommus.iter().any(|m| &m.name == iommu) {
+                return Err(ctx.err(
+                    &at.key("devices").index(i).key("iommu"),
+                    format!(
+                        "device `{}` names IOMMU `{iommu}`, which is not in `[[soc.iommus]]` ({})",
+                        d.name,
+                        if soc.iommus.is_empty() {
+                            "there is none; omit `iommu` for a direct-mapped device".to_string()
+                        } else {
+                            format!("IOMMUs: {}", list(soc.iommus.iter().map(|m| &m.name)))
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    build(ctx, soc, &at)
+}
+
+fn banks(ctx: &Ctx<'_>, soc: &SocDesc, at: &FieldPath) -> Result<(), ScenarioError> {
+    let mut total: u64 = 0;
+    for (i, b) in soc.banks.iter().enumerate() {
+        let p = at.key("banks").index(i);
+        let (base, size) = (b.base.bytes(), b.size.bytes());
+        if size == 0 || size % PAGE_SIZE != 0 {
+            return Err(ctx.err(
+                &p.key("size"),
+                format!(
+                    "bank `{}` has size {size:#x}: expected a non-zero multiple of the page size ({PAGE_SIZE:#x})",
+                    b.name
+                ),
+            ));
+        }
+        if size > MAX_BANK_SIZE {
+            return Err(ctx.err(
+                &p.key("size"),
+                format!(
+                    "bank `{}` is {}: expected at most {}",
+                    b.name,
+                    b.size,
+                    human_size(MAX_BANK_SIZE)
+                ),
+            ));
+        }
+        if base % PAGE_SIZE != 0 {
+            return Err(ctx.err(
+                &p.key("base"),
+                format!(
+                    "bank `{}` starts at {base:#x}: expected a multiple of the page size ({PAGE_SIZE:#x})",
+                    b.name
+                ),
+            ));
+        }
+        let Some(end) = base.checked_add(size) else {
+            return Err(ctx.err(
+                &p.key("base"),
+                format!("bank `{}` runs past the 64-bit address space", b.name),
+            ));
+        };
+        if let Some(o) = soc.banks[..i]
+            .iter()
+            .find(|o| base < o.base.bytes().saturating_add(o.size.bytes()) && o.base.bytes() < end)
+        {
+            return Err(ctx.err(
+                &p.key("base"),
+                format!(
+                    "bank `{}` [{base:#x}, {end:#x}) overlaps bank `{}` [{:#x}, {:#x}): banks must not overlap",
+                    b.name,
+                    o.name,
+                    o.base.bytes(),
+                    o.base.bytes().saturating_add(o.size.bytes())
+                ),
+            ));
+        }
+        total = total.saturating_add(size);
+        if total > MAX_TOTAL_MEMORY {
+            return Err(ctx.err(
+                &p.key("size"),
+                format!(
+                    "the banks add up to more than {}: expected at most that much memory",
+                    human_size(MAX_TOTAL_MEMORY)
+                ),
+            ));
+        }
+    }
+    if !soc.banks.iter().any(|b| b.kind == BankKind::System) {
+        return Err(ctx.err(
+            &at.key("banks"),
+            "no bank has `kind = \"system\"`: expected at least one bank of system RAM",
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the machine with [`soc::Soc::new`] and maps its error to the field it names.
+fn build(ctx: &Ctx<'_>, soc: &SocDesc, at: &FieldPath) -> Result<(), ScenarioError> {
+    let Err(e) = soc::Soc::new(soc.clone()) else {
+        return Ok(());
+    };
+    let full = e.to_string();
+    let msg = full.trim_start_matches("invalid SoC description: ");
+    let path = quoted(msg)
+        .iter()
+        .find_map(|q| FieldPath::parse(q).filter(|p| p.0.len() > 1))
+        .map(|p| p.under(at))
+        .or_else(|| {
+            // "bank `x` ...", "CMA region `x`: ...": find the entry by name.
+            let first = quoted(msg).into_iter().next()?;
+            let find = |key: &str, names: Vec<&String>| {
+                names
+                    .iter()
+                    .position(|n| n.as_str() == first)
+                    .map(|i| at.key(key).index(i))
+            };
+            if msg.contains("CMA region") {
+                find("cma", soc.cma.iter().map(|c| &c.name).collect())
+            } else if msg.contains("bank") {
+                find("banks", soc.banks.iter().map(|b| &b.name).collect())
+            } else {
+                None
+            }
+        })
+        .unwrap_or_else(|| at.clone());
+    Err(ctx.err(&path, format!("the machine does not build: {msg}")))
+}
+
+/// The back-quoted words of a message.
+fn quoted(msg: &str) -> Vec<&str> {
+    msg.split('`').skip(1).step_by(2).collect()
+}
+
+/// Checks that names are non-empty and unique in one list at `at`.
+fn unique<'a>(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    what: &str,
+    names: impl Iterator<Item = &'a String>,
+) -> Result<(), ScenarioError> {
+    let mut seen = HashSet::new();
+    for (i, n) in names.enumerate() {
+        if n.trim().is_empty() {
+            return Err(ctx.err(
+                &at.index(i).key("name"),
+                format!("the {what} name is empty: expected a name"),
+            ));
+        }
+        if !seen.insert(n.as_str()) {
+            return Err(ctx.err(
+                &at.index(i).key("name"),
+                format!("a second {what} is named `{n}`: expected unique names"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `a, b, c` (or `none`).
+pub(super) fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}

@@ -1,0 +1,258 @@
+//! The report: percentiles, stable JSON, the text summary, exit codes.
+
+use scenario::clock::VirtualTime;
+use scenario::report::*;
+use scenario::ExitCode;
+
+#[test]
+fn percentiles_are_exact_on_small_inputs() {
+    assert_eq!(percentile(&[7], 500), Some(7));
+    assert_eq!(percentile(&[7], 990), Some(7));
+    assert_eq!(percentile(&[1, 2], 500), Some(1));
+    assert_eq!(percentile(&[1, 2, 3], 500), Some(2));
+    assert_eq!(percentile(&[1, 2, 3, 4], 500), Some(2));
+    assert_eq!(percentile(&[1, 2, 3, 4, 5], 500), Some(3));
+    let hundred: Vec<u32> = (1..=100).collect();
+    assert_eq!(percentile(&hundred, 990), Some(99));
+    assert_eq!(percentile(&hundred, 1000), Some(100));
+    let v: Vec<u32> = (1..=200).collect();
+    assert_eq!(percentile(&v, 990), Some(198));
+    assert_eq!(percentile(&v, 0), Some(1), "p0 is the minimum");
+    let st = LatencyStats::of(&[VirtualTime(30), VirtualTime(10), VirtualTime(20)]);
+    assert_eq!(
+        (st.p50, st.p99, st.max, st.count),
+        (VirtualTime(20), VirtualTime(30), VirtualTime(30), 3)
+    );
+    assert_eq!(LatencyStats::of(&[]), LatencyStats::default());
+}
+
+/// A report with lists deliberately out of order.
+pub fn sample() -> Report {
+    let mut r = Report::new("default", 1);
+    r.frames = FrameCounts {
+        produced: 600,
+        delivered: 597,
+        dropped: 3,
+        corrupted: 0,
+    };
+    let samples: Vec<(u64, VirtualTime)> = (0..600u64)
+        .rev()
+        .map(|f| {
+            (
+                f,
+                VirtualTime::from_us(
+                    16_000
+                        + if (300..303).contains(&f) {
+                            9_000
+                        } else {
+                            f % 7 * 10
+                        },
+                ),
+            )
+        })
+        .collect();
+    r.latency_us = LatencyReport::from_samples(&samples);
+    r.duration_us = 10_000_000.5;
+    for name in ["isp-out[1]", "camera->isp[0]", "isp-out[0]"] {
+        r.buffers.push(BufferReport {
+            name: name.into(),
+            link: name.split('[').next().unwrap().into(),
+            size: 12_441_600,
+            placement: Some(Placement {
+                exporter: "constraint".into(),
+                heap: "cma0".into(),
+                banks: vec!["dram0".into(), "dram0".into()],
+                contiguous: true,
+                segments: 1,
+            }),
+            migrations: u32::from(name.starts_with("isp-out")),
+        });
+    }
+    for b in ["isp-out[1]", "isp-out[0]"] {
+        r.migrations.push(MigrationReport {
+            buffer: b.into(),
+            frame: 300,
+            from: "dram1 (system, 3 segments)".into(),
+            to: "cma0 (contiguous)".into(),
+            bytes: 12_441_600,
+            stall_us: 4_200.25,
+            cause: "encoder0 attached: no IOMMU, needs contiguous memory below 4 GiB".into(),
+        });
+    }
+    r.maps = MapCounts {
+        first: 12,
+        cached: 2_388,
+    };
+    for d in ["isp0", "camera0"] {
+        r.devices.push(DeviceReport {
+            name: d.into(),
+            bytes_read: 1 << 30,
+            bytes_written: 1 << 31,
+            faults: 0,
+            jobs: 600,
+            busy_us: 1234.5,
+        });
+    }
+    r.checker.findings.push(Finding {
+        kind: "z-kind".into(),
+        message: "b".into(),
+        ..Finding::default()
+    });
+    r.checker.findings.push(Finding {
+        kind: "a-kind".into(),
+        message: "a".into(),
+        ..Finding::default()
+    });
+    r
+}
+
+#[test]
+fn the_same_report_gives_byte_identical_json_whatever_the_list_order() {
+    let a = sample();
+    let mut b = sample();
+    b.buffers.reverse();
+    b.devices.reverse();
+    b.migrations.reverse();
+    b.checker.findings.reverse();
+    b.latency_us.per_frame.reverse();
+    assert_eq!(a.to_json(), b.to_json());
+    assert_eq!(a.to_json(), a.to_json());
+    let back = Report::from_json(&a.to_json()).unwrap();
+    assert_eq!(back.to_json(), a.to_json(), "round-trips");
+}
+
+#[test]
+fn json_has_the_documented_top_level_keys_in_order() {
+    let json = sample().to_json();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for key in [
+        "scenario",
+        "seed",
+        "frames",
+        "latency_us",
+        "buffers",
+        "migrations",
+        "maps",
+        "devices",
+        "checker",
+    ] {
+        assert!(v.get(key).is_some(), "missing `{key}`");
+    }
+    for key in ["produced", "delivered", "dropped", "corrupted"] {
+        assert!(v["frames"].get(key).is_some());
+    }
+    for key in ["p50", "p99", "max"] {
+        assert!(v["latency_us"][key].is_number());
+    }
+    for key in ["name", "size", "placement", "migrations"] {
+        assert!(v["buffers"][0].get(key).is_some());
+    }
+    for key in [
+        "buffer", "frame", "from", "to", "bytes", "stall_us", "cause",
+    ] {
+        assert!(v["migrations"][0].get(key).is_some());
+    }
+    for key in ["name", "bytes_read", "bytes_written", "faults"] {
+        assert!(v["devices"][0].get(key).is_some());
+    }
+    assert!(v["maps"]["first"].is_number() && v["maps"]["cached"].is_number());
+    assert!(v["checker"]["findings"].is_array());
+    assert_eq!(v["buffers"][0]["name"], "camera->isp[0]", "sorted by name");
+    assert_eq!(v["devices"][0]["name"], "camera0");
+    assert_eq!(v["checker"]["findings"][0]["kind"], "a-kind");
+    let order: Vec<usize> = [
+        "\"scenario\"",
+        "\"seed\"",
+        "\"frames\"",
+        "\"latency_us\"",
+        "\"buffers\"",
+        "\"migrations\"",
+        "\"maps\"",
+        "\"devices\"",
+        "\"checker\"",
+    ]
+    .iter()
+    .map(|k| json.find(k).unwrap())
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "declaration order");
+}
+
+#[test]
+fn latency_summary_uses_nearest_rank() {
+    let r = sample();
+    assert_eq!(r.latency_us.max, 25_000.0);
+    assert_eq!(r.latency_us.per_frame.len(), 600);
+    assert_eq!(r.latency_us.per_frame[0].frame, 0);
+    assert!(r.latency_us.p50 >= 16_000.0 && r.latency_us.p50 <= 16_060.0);
+}
+
+#[test]
+fn exit_codes_follow_corruption_findings_and_expectations() {
+    let mut r = sample();
+    assert_eq!(r.exit_code(), ExitCode::Failed, "unexpected findings");
+    let expect = scenario::schema::Expect {
+        findings: vec!["a-kind".into(), "z-kind".into()],
+        ..Default::default()
+    };
+    r.apply_expect(&expect);
+    assert_eq!(r.exit_code(), ExitCode::Verified);
+    r.frames.corrupted = 1;
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+    r.frames.corrupted = 0;
+    r.errors.push(RunError {
+        errno: "ENOMEM".into(),
+        message: "no memory below 1 GiB".into(),
+    });
+    assert_eq!(r.exit_code().code(), 1);
+}
+
+#[test]
+fn text_summary_says_everything_the_issue_lists() {
+    let s = text_summary(&sample());
+    for needle in [
+        "scenario default (seed 1)",
+        "600 produced, 597 delivered, 3 dropped, 0 corrupted",
+        "latency: p50",
+        "p99",
+        "max 25 ms",
+        "camera->isp[0]",
+        "constraint from cma0 in dram0+dram0, contiguous, 1 segment",
+        "frame 300: isp-out[0] dram1 (system, 3 segments) -> cma0 (contiguous)",
+        "stutter: worst latency 25 ms",
+        "maps: 12 first, 2388 cached (99.5% served from the cache)",
+        "camera0",
+        "checker: 2 finding(s)",
+        "[a-kind] a",
+    ] {
+        assert!(s.contains(needle), "`{needle}` not in:\n{s}");
+    }
+    assert_eq!(s, text_summary(&sample()));
+}
+
+#[test]
+fn write_outputs_writes_the_four_files() {
+    let dir = std::env::temp_dir().join(format!("scenario-out-{}", std::process::id()));
+    let mut trace = Trace::new("default");
+    let t = trace.track("camera0");
+    trace.job(
+        t,
+        "capture 0",
+        VirtualTime::ZERO,
+        VirtualTime::from_us(5),
+        Some("b"),
+        1,
+        Some(0),
+        JobCategory::Dma,
+    );
+    let paths = write_outputs(&dir, &sample(), &trace).unwrap();
+    let names: Vec<_> = paths
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, OUTPUT_FILES);
+    assert_eq!(
+        std::fs::read_to_string(&paths[0]).unwrap(),
+        sample().to_json()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
