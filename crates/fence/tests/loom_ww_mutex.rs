@@ -1,10 +1,11 @@
 //! loom models of the wait-die ww_mutex: every interleaving of a few contexts taking the same
-//! mutexes in different orders.
+//! mutexes in different orders, and an `Interrupt` raised while a locker waits.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p fence --test loom_ww_mutex --release`.
 #![cfg(loom)]
 
 use fence::ww_mutex::{WwAcquireCtx, WwClass, WwError, WwMutex};
+use fence::Interrupt;
 use loom::sync::Arc;
 use loom::thread;
 
@@ -123,5 +124,46 @@ fn plain_and_ctx_lockers_share_a_mutex() {
         *m.lock(None).unwrap() += 1;
         t.join().unwrap();
         assert_eq!(*m.lock(None).unwrap(), 2);
+    });
+}
+
+/// A raise racing an interruptible lock wait on a held mutex always ends that wait (no lost
+/// wake-up): with the mutex held throughout, the wait can only end as `Interrupted`.
+#[test]
+fn raise_ends_an_interruptible_wait_on_a_held_mutex() {
+    model(2, || {
+        let class = WwClass::new("loom");
+        let m = Arc::new(WwMutex::new(&class, 0));
+        let held = m.lock(None).unwrap();
+        let intr = Interrupt::new();
+        let (m2, i2) = (m.clone(), intr.clone());
+        let t = thread::spawn(move || {
+            let mut ctx = WwAcquireCtx::new(m2.class());
+            m2.lock_interruptible(Some(&mut ctx), &i2).map(|_| ())
+        });
+        intr.raise();
+        assert_eq!(t.join().unwrap(), Err(WwError::Interrupted));
+        assert_eq!(m.waiter_count(), 0);
+        drop(held);
+    });
+}
+
+/// A raise racing both an interruptible lock wait and the unlock always ends the wait, either
+/// with the lock or with `Interrupted`, and leaves the mutex free and unqueued.
+#[test]
+fn raise_racing_unlock_ends_the_interruptible_wait_either_way() {
+    model(2, || {
+        let class = WwClass::new("loom");
+        let m = Arc::new(WwMutex::new(&class, 0));
+        let held = m.lock(None).unwrap();
+        let intr = Interrupt::new();
+        let (m2, i2) = (m.clone(), intr.clone());
+        let t = thread::spawn(move || m2.lock_interruptible(None, &i2).map(|mut g| *g += 1));
+        intr.raise();
+        drop(held);
+        let r = t.join().unwrap();
+        assert!(matches!(r, Ok(()) | Err(WwError::Interrupted)), "{r:?}");
+        assert!(!m.is_locked());
+        assert_eq!(m.waiter_count(), 0);
     });
 }

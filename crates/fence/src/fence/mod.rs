@@ -66,6 +66,7 @@ mod wait;
 
 pub use ops::{FenceOps, SimpleFenceOps};
 pub use wait::{now_ns, wait_any_timeout, Interrupt};
+pub(crate) use wait::{Registration, Wakee};
 
 use crate::array::DmaFenceArray;
 use crate::chain::DmaFenceChain;

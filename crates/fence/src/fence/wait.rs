@@ -9,6 +9,10 @@
 //! one; then it sleeps on the condition variable until a fence flag is set, the interrupt is
 //! raised, or the deadline passes. Nothing spins.
 //!
+//! The [`Interrupt`] registry holds `Wakee`s, not only fence waiters: an interruptible
+//! ww_mutex wait registers its mutex's shared state lock and condition variable
+//! (`LockShared`) so that `raise` wakes it directly, without any polling.
+//!
 //! Ordering: every waker (fence callback, `Interrupt::raise`) first publishes its condition
 //! (the fence's signaled flag, the interrupt's raised flag), then takes the waiter's mutex and
 //! notifies. The waiter checks the conditions while holding that mutex and only then sleeps, so a
@@ -16,6 +20,7 @@
 
 use super::{DmaFence, FenceError};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
+use crate::ww_mutex::LockShared;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -64,7 +69,7 @@ impl Waiter {
         deadline: Option<Instant>,
         mut done: impl FnMut() -> Option<T>,
     ) -> Result<T, FenceError> {
-        let _reg = intr.map(|i| i.register(this.clone()));
+        let _reg = intr.map(|i| i.register(Wakee::Fence(this.clone())));
         let mut g = this.lock.lock();
         loop {
             if let Some(v) = done() {
@@ -83,6 +88,29 @@ impl Waiter {
                     let _ = this.cv.wait_for(&mut g, d - now);
                 }
             }
+        }
+    }
+}
+
+/// Something [`Interrupt::raise`] must wake: a sleeping fence wait, or an interruptible
+/// ww_mutex wait sleeping on its mutex's condition variable.
+///
+/// Both variants hold an `Arc` to what the sleeper waits on, so a registration can never point
+/// at freed memory, whatever outlives what.
+#[derive(Clone)]
+pub(crate) enum Wakee {
+    /// A fence wait ([`Waiter::block`]).
+    Fence(Arc<Waiter>),
+    /// An interruptible ww_mutex lock wait.
+    WwLock(Arc<LockShared>),
+}
+
+impl Wakee {
+    /// Wakes the sleeper; the caller (`raise`) has already published the raised flag.
+    fn wake(&self) {
+        match self {
+            Wakee::Fence(w) => w.wake(),
+            Wakee::WwLock(l) => l.wake_all(),
         }
     }
 }
@@ -109,11 +137,11 @@ pub struct Interrupt(Arc<IntrInner>);
 struct IntrInner {
     raised: AtomicBool,
     next_id: AtomicU64,
-    waiters: Mutex<Vec<(u64, Arc<Waiter>)>>,
+    waiters: Mutex<Vec<(u64, Wakee)>>,
 }
 
-/// Removes a waiter from an interrupt's list when the wait ends.
-struct Registration<'a> {
+/// Removes a waiter from an interrupt's list when the wait ends (drop it after the last sleep).
+pub(crate) struct Registration<'a> {
     intr: &'a Interrupt,
     id: u64,
 }
@@ -145,7 +173,10 @@ impl Interrupt {
         // SeqCst store before taking the list lock: a waiter registering after this sees it in
         // its check; one registered before is woken below.
         self.0.raised.store(true, Ordering::SeqCst);
-        let waiters: Vec<Arc<Waiter>> = self
+        // The list lock is released before waking: a ww waiter registers while holding its
+        // mutex's state lock, and `Wakee::wake` takes that lock, so holding both here could
+        // deadlock (list -> state here, state -> list there).
+        let waiters: Vec<Wakee> = self
             .0
             .waiters
             .lock()
@@ -167,7 +198,13 @@ impl Interrupt {
         self.0.raised.load(Ordering::SeqCst)
     }
 
-    fn register(&self, w: Arc<Waiter>) -> Registration<'_> {
+    /// Adds `w` to the sleepers `raise` wakes, until the returned registration is dropped.
+    ///
+    /// Register *before* the last check of [`is_raised`](Self::is_raised) that precedes a sleep:
+    /// then either `raise` finds the registration and wakes the sleeper, or the registration
+    /// came after `raise` took the list lock, hence after its store of the flag, and the check
+    /// sees it.
+    pub(crate) fn register(&self, w: Wakee) -> Registration<'_> {
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
         self.0.waiters.lock().push((id, w));
         Registration { intr: self, id }

@@ -50,9 +50,12 @@
 //!    not overtake queued waiters, so an older context cannot be starved by younger ones.
 //! 4. The guard releases the data before the ownership, and decrements the context's count
 //!    last; a context's count is only read by the thread that uses the context.
-//! 5. An interruptible waiter re-checks its [`Interrupt`] at least every millisecond (the
-//!    interrupt cannot wake a ww_mutex waiter directly), so `EINTR` comes promptly but not
-//!    instantly.
+//! 5. An interruptible waiter parks like any other and is woken by [`Interrupt::raise`]
+//!    itself: before its first sleep it registers the mutex's shared state (an `Arc` of the
+//!    state lock and condition variable) with the interrupt, and deregisters when the lock call
+//!    returns. `raise` sets its flag first, then takes the state lock and notifies, while the
+//!    waiter checks the flag and goes to sleep under that same lock, so the wake-up cannot fall
+//!    between the check and the sleep. Nothing polls; `EINTR` comes as soon as the waiter runs.
 //!
 //! # Misuse, answered with errors instead of the kernel's debug warnings
 //!
@@ -112,11 +115,12 @@
 mod wait_die;
 
 use crate::fence::Interrupt;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use uapi::{AsErrno, Errno};
-use wait_die::{Holder, LockCore, LockState, Mode, Ownership};
+pub(crate) use wait_die::LockShared;
+use wait_die::{Holder, LockCore, Mode, Ownership};
 
 /// Why a ww_mutex operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -316,12 +320,7 @@ impl<T> WwMutex<T> {
     pub fn new(class: &WwClass, value: T) -> WwMutex<T> {
         let id = class.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         WwMutex {
-            core: LockCore {
-                class: class.clone(),
-                id,
-                state: Mutex::new(LockState::default()),
-                wake: Condvar::new(),
-            },
+            core: LockCore::new(class.clone(), id),
             data: Mutex::new(value),
         }
     }
@@ -412,12 +411,12 @@ impl<T> WwMutex<T> {
 
     /// Whether someone owns the mutex now (`ww_mutex_is_locked`); a snapshot.
     pub fn is_locked(&self) -> bool {
-        self.core.state.lock().owner.is_some()
+        self.core.shared.state.lock().owner.is_some()
     }
 
     /// How many lockers are queued now; a snapshot for tests and debug output.
     pub fn waiter_count(&self) -> usize {
-        self.core.state.lock().waiters.len()
+        self.core.shared.state.lock().waiters.len()
     }
 
     /// Mutable access through exclusive ownership; no locking needed.
@@ -442,7 +441,7 @@ impl<T> WwMutex<T> {
 
 impl<T> fmt::Debug for WwMutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.core.state.lock();
+        let st = self.core.shared.state.lock();
         f.debug_struct("WwMutex")
             .field("class", &self.core.class.name())
             .field("owner", &st.owner)
@@ -466,7 +465,7 @@ impl<T> WwMutexGuard<'_, T> {
 
     /// The stamp of the context holding this guard, `None` for a plain lock.
     pub fn stamp(&self) -> Option<u64> {
-        match self._owner.core.state.lock().owner {
+        match self._owner.core.shared.state.lock().owner {
             Some(Holder::Ctx(s)) => Some(s),
             _ => None,
         }

@@ -4,15 +4,13 @@
 //!
 //! Everything here runs under the mutex's private state lock; waiters sleep on its condition
 //! variable, every change of owner or queue notifies it, and each waiter re-checks the rules
-//! when it wakes.
+//! when it wakes. An interruptible waiter also registers the lock's shared state with its
+//! [`Interrupt`], so that [`Interrupt::raise`] notifies the same condition variable: every wait
+//! parks until woken, none polls.
 
 use super::{WwAcquireCtx, WwClass, WwError};
-use crate::fence::Interrupt;
+use crate::fence::{Interrupt, Registration, Wakee};
 use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
-use std::time::Duration;
-
-/// How often an interruptible waiter looks at its [`Interrupt`] while it sleeps.
-const INTERRUPT_POLL: Duration = Duration::from_millis(1);
 
 /// Who owns a mutex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,15 +54,51 @@ pub(super) enum Mode {
     Try,
 }
 
-/// The type-independent part of a [`WwMutex`]: class, id and ownership.
-pub(super) struct LockCore {
-    pub(super) class: WwClass,
-    pub(super) id: u64,
+/// The ownership state of one mutex and the condition variable its waiters sleep on.
+///
+/// It lives behind an `Arc` so that an interruptible waiter can hand a clone to its
+/// [`Interrupt`]: the registration then keeps this alive on its own, and can never outlive
+/// what it points to even though the [`WwMutex`](super::WwMutex) owns its [`LockCore`] by value.
+#[derive(Default)]
+pub(crate) struct LockShared {
     pub(super) state: Mutex<LockState>,
     pub(super) wake: Condvar,
 }
 
+impl LockShared {
+    /// Wakes every waiter so it re-checks; used by [`Interrupt::raise`] after it has set its
+    /// raised flag.
+    pub(crate) fn wake_all(&self) {
+        // Take the state lock before notifying. A waiter checks `Interrupt::is_raised` and then
+        // sleeps while holding this lock (`Condvar::wait` releases it atomically with going to
+        // sleep). `raise` stored its flag before calling us, so when we get the lock the waiter
+        // is either
+        //   - before its check: it will see the flag once it gets the lock after us, or
+        //   - asleep: it released the lock inside `wait`, so the notify below reaches it.
+        // Without the lock, the notify could land between the waiter's check (flag not yet
+        // set) and its sleep, and be lost: the waiter would sleep until the next unlock.
+        let _st = self.state.lock();
+        self.wake.notify_all();
+    }
+}
+
+/// The type-independent part of a [`WwMutex`](super::WwMutex): class, id and ownership.
+pub(super) struct LockCore {
+    pub(super) class: WwClass,
+    pub(super) id: u64,
+    pub(super) shared: Arc<LockShared>,
+}
+
 impl LockCore {
+    /// A new unlocked core.
+    pub(super) fn new(class: WwClass, id: u64) -> LockCore {
+        LockCore {
+            class,
+            id,
+            shared: Arc::new(LockShared::default()),
+        }
+    }
+
     /// Takes ownership for `ctx` (or plainly), applying the wait-die rules.
     pub(super) fn acquire(
         &self,
@@ -94,7 +128,11 @@ impl LockCore {
         let holder = stamp.map_or(Holder::Plain, Holder::Ctx);
         let may_die = held > 0;
 
-        let mut st = self.state.lock();
+        // The interrupt registration of this wait, made before its first sleep. Declared before
+        // the state guard so that it is dropped after it (removing it takes the interrupt's
+        // list lock, which then does not nest in the state lock).
+        let mut registration: Option<Registration<'_>> = None;
+        let mut st = self.shared.state.lock();
         if stamp.is_some() && st.owner == Some(holder) {
             return Err(WwError::Already);
         }
@@ -139,7 +177,7 @@ impl LockCore {
         st.waiters.insert(pos, Waiter { ticket, stamp });
         if stamp.is_some() && pos + 1 < st.waiters.len() {
             // Younger contexts behind us may now have to die: let them re-check.
-            self.wake.notify_all();
+            self.shared.wake.notify_all();
         }
 
         loop {
@@ -153,7 +191,7 @@ impl LockCore {
                 st.owner = Some(holder);
                 if !st.waiters.is_empty() {
                     // A new owner: younger waiters holding locks must die now.
-                    self.wake.notify_all();
+                    self.shared.wake.notify_all();
                 }
                 drop(st);
                 return Ok(self.owned(ctx));
@@ -162,21 +200,26 @@ impl LockCore {
                 let older_ahead = st.waiters[..idx].iter().any(|w| w.stamp.is_some());
                 if may_die && (st.owner_older_than(my) || older_ahead) {
                     st.waiters.remove(idx);
-                    self.wake.notify_all();
+                    self.shared.wake.notify_all();
                     return die(&mut ctx);
                 }
             }
-            match intr {
-                Some(i) if i.is_raised() => {
+            if let Some(i) = intr {
+                // Register before the check below, once per acquisition: from then on a `raise`
+                // either is seen by that check or wakes the sleep that follows it (see
+                // `LockShared::wake_all` for why its notify cannot slip in between). Lock
+                // order: state lock, then the interrupt's list lock; `raise` never holds its
+                // list lock while it takes a state lock.
+                if registration.is_none() {
+                    registration = Some(i.register(Wakee::WwLock(self.shared.clone())));
+                }
+                if i.is_raised() {
                     st.waiters.remove(idx);
-                    self.wake.notify_all();
+                    self.shared.wake.notify_all();
                     return Err(WwError::Interrupted);
                 }
-                Some(_) => {
-                    self.wake.wait_for(&mut st, INTERRUPT_POLL);
-                }
-                None => self.wake.wait(&mut st),
             }
+            self.shared.wake.wait(&mut st);
         }
     }
 
@@ -196,10 +239,10 @@ impl LockCore {
     }
 
     fn release(&self) {
-        let mut st = self.state.lock();
+        let mut st = self.shared.state.lock();
         st.owner = None;
         if !st.waiters.is_empty() {
-            self.wake.notify_all();
+            self.shared.wake.notify_all();
         }
     }
 }

@@ -357,3 +357,39 @@ fn backoff_loop_in_opposite_orders_always_completes() {
         assert_eq!(*l.lock(None).unwrap(), 800);
     }
 }
+
+/// A raise from another thread ends a parked interruptible wait promptly: the waiter is woken by
+/// `raise` itself, not by a timer. Only a wait of more than 5 s (a lost wake-up) fails the test.
+#[test]
+fn raise_wakes_a_parked_interruptible_waiter_promptly() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let class = WwClass::new("t");
+    let m = Arc::new(WwMutex::new(&class, ()));
+    let g = m.lock(None).unwrap();
+    let intr = Interrupt::new();
+    let (tx, rx) = mpsc::channel();
+    let t = {
+        let (m, intr) = (m.clone(), intr.clone());
+        thread::spawn(move || {
+            let mut ctx = WwAcquireCtx::new(m.class());
+            let r = m.lock_interruptible(Some(&mut ctx), &intr).map(|_| ());
+            tx.send(r).unwrap();
+        })
+    };
+    wait_for_waiters(&m, 1);
+    let raiser = {
+        let intr = intr.clone();
+        thread::spawn(move || intr.raise())
+    };
+    let r = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the interrupted ww_mutex wait did not end within 5 s of raise()");
+    assert_eq!(r, Err(WwError::Interrupted));
+    raiser.join().unwrap();
+    t.join().unwrap();
+    assert_eq!(m.waiter_count(), 0);
+    drop(g);
+    assert!(!m.is_locked());
+}
