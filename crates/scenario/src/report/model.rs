@@ -18,6 +18,8 @@
 //! | `checker` | {`findings` [{`kind`, `message`, `device`, `buffer`, `expected`}]} | sorted by kind then message |
 //! | `errors` | [{`errno`, `message`}] | run-time failures (an unsatisfiable constraint set...) |
 //! | `vb2_queues` | [{`node`, `link`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every consumer's vb2 queue (`memory = "dmabuf"` links), by node then link: the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); absent in reports of older runs |
+//! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
+//! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //!
 //! # Stability
 //! Every list is sorted on a key that does not depend on thread timing or hash order
@@ -220,6 +222,39 @@ pub struct Vb2QueueReport {
     pub requeue_cycles: u64,
 }
 
+/// One GPU driver's memory manager over the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuReport {
+    /// The GPU's device.
+    pub device: String,
+    /// Whether its exporter hands out VRAM to peer-to-peer importers (the node's `p2p`).
+    pub p2p: bool,
+    /// Objects evicted (VRAM to GTT or SYSTEM).
+    pub evictions: u64,
+    /// Bytes evicted.
+    pub evicted_bytes: u64,
+    /// Moves done (evictions, validations back to VRAM, moves for importers).
+    pub moves: u64,
+    /// Bytes copied by moves.
+    pub moved_bytes: u64,
+    /// `move_notify` calls the dynamic importers of its buffers got.
+    pub move_notifies: u64,
+}
+
+/// The DMA jobs' fences.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceCounts {
+    /// Fence contexts allocated (one per device engine that ran a job).
+    pub contexts: u64,
+    /// Out-fences created (one per job).
+    pub created: u64,
+    /// Fences signaled (at their job's end, on the virtual clock).
+    pub signaled: u64,
+    /// Implicit-sync checks: `(job, buffer)` pairs whose fences the job had to wait for (a
+    /// reader: WRITE fences; a writer: READ fences), each found signaled at the job's start.
+    pub sync_checks: u64,
+}
+
 /// The report of one run (schema in the module doc).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -250,6 +285,12 @@ pub struct Report {
     /// The consumers' vb2 queues.
     #[serde(default)]
     pub vb2_queues: Vec<Vb2QueueReport>,
+    /// The GPU drivers' memory managers.
+    #[serde(default)]
+    pub gpus: Vec<GpuReport>,
+    /// The DMA jobs' fences.
+    #[serde(default)]
+    pub fences: FenceCounts,
 }
 
 impl Report {
@@ -269,6 +310,8 @@ impl Report {
             checker: CheckerReport::default(),
             errors: Vec::new(),
             vb2_queues: Vec::new(),
+            gpus: Vec::new(),
+            fences: FenceCounts::default(),
         }
     }
 
@@ -276,6 +319,7 @@ impl Report {
     pub fn normalize(&mut self) {
         self.buffers.sort_by(|a, b| a.name.cmp(&b.name));
         self.devices.sort_by(|a, b| a.name.cmp(&b.name));
+        self.gpus.sort_by(|a, b| a.device.cmp(&b.device));
         self.migrations.sort_by(|a, b| {
             (a.frame, &a.buffer, &a.from, &a.to).cmp(&(b.frame, &b.buffer, &b.from, &b.to))
         });

@@ -142,6 +142,27 @@ pub fn text_summary(report: &Report) -> String {
             q.node, q.link, q.map_policy, q.maps, q.unmaps, q.qbufs, q.streamoffs, q.requeue_cycles
         );
     }
+    for g in &r.gpus {
+        let _ = writeln!(
+            s,
+            "gpu {}{}: {} evictions ({}), {} moves ({}), {} move_notifies",
+            g.device,
+            if g.p2p { " (p2p)" } else { "" },
+            g.evictions,
+            human_size(g.evicted_bytes),
+            g.moves,
+            human_size(g.moved_bytes),
+            g.move_notifies
+        );
+    }
+    if r.fences.created > 0 {
+        let f = &r.fences;
+        let _ = writeln!(
+            s,
+            "fences: {} contexts, {} created, {} signaled, {} implicit-sync checks",
+            f.contexts, f.created, f.signaled, f.sync_checks
+        );
+    }
     if !r.devices.is_empty() {
         let _ = writeln!(s, "devices:");
         let w = r.devices.iter().map(|d| d.name.len()).max().unwrap_or(0);

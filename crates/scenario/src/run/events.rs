@@ -483,39 +483,9 @@ impl Sched<'_> {
             .any(|b| b.name == bank && b.kind == soc::BankKind::DeviceLocal);
         let gpu = self.w.gpus.values().next().cloned();
         let hold = if let (true, Some(gpu)) = (is_vram, gpu) {
-            // Placements of the GPU's exported buffers before, to see what the eviction moved.
-            let before: Vec<(usize, Option<drivers::gpu::Placement>)> = self.gpu_bos();
-            match gpu.create_bo(drivers::gpu::BoDesc::vram_only("pressure", bytes)) {
-                Ok(bo) => {
-                    for (bi, p) in before {
-                        let after = match &self.w.buf(bi).exporter {
-                            ExporterHandle::Gpu(bo) => bo.placement(),
-                            _ => None,
-                        };
-                        if after != p {
-                            let size = self.w.buf(bi).buf.size();
-                            let copy = self
-                                .w
-                                .time
-                                .copy_time(gpu.device().name(), size)
-                                .unwrap_or_default();
-                            let from = p.map_or("none".into(), |p| format!("{p} ({bank})"));
-                            let to = after.map_or("none".into(), |p| p.to_string());
-                            let cause = format!(
-                                "evicted: {} of {bank} taken by another client",
-                                soc::human_size(bytes)
-                            );
-                            let engine = gpu.device().name().to_string();
-                            self.record_migration(bi, now, &from, &to, size, copy, &cause, &engine);
-                        }
-                    }
-                    Hold::Bo(bo)
-                }
-                Err(e) => {
-                    self.errors
-                        .push(RunFailure::new(&e, format!("vram pressure on {bank}: {e}")));
-                    Hold::Released
-                }
+            match self.vram_pressure(&gpu, bank, bytes, now) {
+                Some(bo) => Hold::Bo(bo),
+                None => Hold::Released,
             }
         } else {
             match soc.mem().bank_by_name(bank).ok().map(|b| b.id()) {
@@ -560,25 +530,19 @@ impl Sched<'_> {
         }
     }
 
-    fn gpu_bos(&self) -> Vec<(usize, Option<drivers::gpu::Placement>)> {
-        self.w
-            .bufs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| match b.as_ref().map(|b| &b.exporter) {
-                Some(ExporterHandle::Gpu(bo)) => Some((i, bo.placement())),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// Gives pressure memory back.
     pub(crate) fn release_hold(&mut self, h: usize, now: VirtualTime) {
         let Some(hold) = self.holds.get_mut(h) else {
             return;
         };
         match std::mem::replace(hold, Hold::Released) {
-            Hold::Bo(bo) => drop(bo),
+            Hold::Bo(bo) => {
+                drop(bo);
+                let track = self.w.trace.track("events");
+                self.w.trace.instant(track, "pressure released", now);
+                self.vram_restore(now);
+                return;
+            }
             Hold::Pool { bank, addr, size } => {
                 let _ = self.w.kernel.soc().free_pool(bank, addr, size);
             }

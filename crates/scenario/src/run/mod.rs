@@ -60,6 +60,8 @@
 pub mod bytes;
 mod dmaio;
 mod events;
+mod fences;
+mod gpu;
 mod job;
 mod sched;
 mod vb2io;
@@ -172,6 +174,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
         thumbnail: None,
         progress,
         first_source,
+        fences: fences::Fences::default(),
     };
     if sched.errors.is_empty() {
         sched.run();
@@ -395,6 +398,8 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             expected: false,
         });
     }
+    report.gpus = s.w.gpu_reports();
+    report.fences = s.fences.counts.clone();
     s.w.gpus.clear();
     let live = s.w.kernel.registry().len();
     if live > 0 {

@@ -47,6 +47,8 @@ pub(crate) struct InFlight {
     /// Inputs read through a vb2 queue: `(port, slot, generation)`.
     pub vb2: Vec<(usize, u32, u64)>,
     pub result: Pending,
+    /// The job's out-fence ([`super::fences`]).
+    pub fence: Option<super::fences::JobFence>,
 }
 
 /// Counters the report is built from.
@@ -74,6 +76,8 @@ pub(crate) struct Sched<'a> {
     pub thumbnail: Option<Vec<u8>>,
     pub progress: Option<indicatif::ProgressBar>,
     pub first_source: Option<usize>,
+    /// The engines' fence timelines ([`super::fences`]).
+    pub fences: super::fences::Fences,
 }
 
 impl<'a> Sched<'a> {
@@ -100,11 +104,16 @@ impl<'a> Sched<'a> {
                 Ev::Done(id) => self.done(id, now),
                 Ev::Scenario(i) => {
                     self.barrier();
+                    self.fence_flush();
                     if let Some(e) = self.s.events.iter().find(|e| e.index == i) {
                         self.scenario_event(e, now);
                     }
                 }
-                Ev::PressureEnd(h) => self.release_hold(h, now),
+                Ev::PressureEnd(h) => {
+                    self.barrier();
+                    self.fence_flush();
+                    self.release_hold(h, now);
+                }
             }
             self.try_start_all(now);
         }
@@ -363,6 +372,9 @@ impl<'a> Sched<'a> {
             let b = self.w.buf_mut(bi);
             b.busy_until = b.busy_until.max(end);
         }
+        let in_bis: Vec<usize> = inputs.iter().map(|x| x.1).collect();
+        let out_bis: Vec<usize> = outputs.iter().map(|x| x.1).collect();
+        let fence = self.fence_job(n, &in_bis, &out_bis, end, &label);
         let dma = self.w.kernel.dma().clone();
         let result = match &self.workers {
             Some(wk) => wk.submit(&engine_name, io, dma),
@@ -379,6 +391,7 @@ impl<'a> Sched<'a> {
                 outputs,
                 vb2,
                 result,
+                fence,
             },
         );
         self.w.nodes[n].busy = true;
@@ -459,9 +472,12 @@ impl<'a> Sched<'a> {
         if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
             self.barrier_one(id);
         }
-        let Some(job) = self.jobs.remove(&id) else {
+        let Some(mut job) = self.jobs.remove(&id) else {
             return;
         };
+        if let Some(f) = job.fence.take() {
+            self.fence_signal(&f);
+        }
         let Some(res) = job.result.into_result() else {
             return;
         };

@@ -248,7 +248,10 @@ impl World {
             }
             for &li in &node.inputs {
                 let l = &self.links[li];
-                if l.desc.memory != MemoryType::Dmabuf {
+                // A p2p GPU's buffers are read through a dynamic attachment (a DRM/KMS
+                // importer), not a vb2 queue, whose static attachment would keep them out of
+                // VRAM ([`super::gpu`]).
+                if l.desc.memory != MemoryType::Dmabuf || self.link_is_p2p(li) {
                     continue;
                 }
                 let total: u64 = l.format_planes.iter().map(|p| p.size).sum();

@@ -60,6 +60,9 @@ pub(crate) struct BufRt {
     /// `(offset, len)` of each plane in the buffer.
     pub planes: Vec<(u64, u64)>,
     pub exporter: ExporterHandle,
+    /// The dynamic importer every device attaches with (a p2p GPU's buffers, [`super::gpu`]);
+    /// `None`: static attachments.
+    pub importer: Option<Arc<super::gpu::P2pImporter>>,
     /// Attachments by node index.
     pub atts: BTreeMap<usize, Attachment>,
     /// The fds the buffer has in processes, closed at teardown or when the process dies.
@@ -124,6 +127,8 @@ pub(crate) struct World {
     pub seed: u64,
     /// The consumers' vb2 queues ([`super::vb2io`]).
     pub ports: Vec<super::vb2io::Port>,
+    /// `move_notify` calls the GPU exporters' dynamic importers got.
+    pub move_notifies: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone, Copy)]
@@ -232,6 +237,7 @@ impl World {
             gpus: BTreeMap::new(),
             seed: s.seed,
             ports: Vec::new(),
+            move_notifies: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -259,37 +265,6 @@ impl World {
             }
         }
         needs
-    }
-
-    fn gpu_for(&mut self, node: &NodeDesc) -> Result<drivers::gpu::Gpu, RunFailure> {
-        let device = node.device.as_str();
-        if let Some(g) = self.gpus.get(device) {
-            return Ok(g.clone());
-        }
-        let mut cfg = drivers::gpu::GpuConfig {
-            device: device.to_string(),
-            ..Default::default()
-        };
-        if let Some(v) = node.params.vram.clone().or_else(|| {
-            let mut dl = self
-                .kernel
-                .soc()
-                .desc()
-                .banks
-                .iter()
-                .filter(|b| b.kind == soc::BankKind::DeviceLocal);
-            match (dl.next(), dl.next()) {
-                (Some(b), None) => Some(b.name.clone()),
-                _ => None,
-            }
-        }) {
-            cfg.vram_bank = v;
-        }
-        let gpu = drivers::gpu::Gpu::new(self.kernel.dma(), cfg).map_err(|e| {
-            RunFailure::new(&e, format!("starting the GPU driver on {device}: {e}"))
-        })?;
-        self.gpus.insert(device.to_string(), gpu.clone());
-        Ok(gpu)
     }
 
     /// Exports one more buffer for link `li`, shares it with the consumers' processes by fd and
@@ -331,6 +306,7 @@ impl World {
             // USERPTR: pages of the producer's memory, stood in for by system-heap pages.
             (_, _) => Kind::Heap(HeapKind::System),
         };
+        let mut importer = None;
         let (buf, planes, exporter, fd) = match kind {
             Kind::Constraint => {
                 let layout = if fmt_planes.len() == 2 {
@@ -381,6 +357,9 @@ impl World {
                     .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
                 let fd =
                     install(&producer, &buf).map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                if gpu.config().p2p {
+                    importer = Some(Arc::new(super::gpu::P2pImporter::default()));
+                }
                 (buf, seq_planes(), ExporterHandle::Gpu(bo), fd)
             }
             Kind::Heap(k) | Kind::Vb2(k) => {
@@ -453,6 +432,7 @@ impl World {
             buf,
             planes,
             exporter,
+            importer,
             atts: BTreeMap::new(),
             fds,
             state: BufState::Free,
@@ -478,7 +458,11 @@ impl World {
         if b.atts.contains_key(&n) {
             return Ok(());
         }
-        let att = b.buf.attach(&dev).map_err(|e| {
+        let att = match &b.importer {
+            Some(imp) => b.buf.dynamic_attach(&dev, imp.clone()),
+            None => b.buf.attach(&dev),
+        };
+        let att = att.map_err(|e| {
             RunFailure::new(&e, format!("{} attaching {}: {e}", dev.name(), b.name))
         })?;
         b.atts.insert(n, att);

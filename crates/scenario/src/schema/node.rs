@@ -242,6 +242,12 @@ pub struct NodeParams {
     /// device-local bank, if there is exactly one).
     #[serde(default)]
     pub vram: Option<String>,
+    /// gpu: its exporter places shared buffers in VRAM for importers that allow peer-to-peer
+    /// (every device attaching the GPU's buffers then attaches dynamically, as a DRM/KMS
+    /// importer does, and gets `move_notify` when VRAM pressure evicts them; default `false`:
+    /// importers are static and the buffers live in GTT).
+    #[serde(default)]
+    pub p2p: Option<bool>,
     /// encoder: what it makes of a frame (default `checksum`).
     #[serde(default)]
     pub codec: Option<EncoderCodec>,
@@ -275,6 +281,7 @@ impl NodeParams {
             &[Gpu, Display],
         );
         add(self.vram.is_some(), "vram", &[Gpu]);
+        add(self.p2p.is_some(), "p2p", &[Gpu]);
         add(self.codec.is_some(), "codec", &[Encoder]);
         add(self.frame.is_some(), "frame", &[Thumbnailer]);
         add(self.scale.is_some(), "scale", &[Thumbnailer]);

@@ -196,6 +196,13 @@ fn node(
     if let Some(v) = n.params.frame {
         range("frame", v, 0, raw.frames - 1)?;
     }
+    if n.params.p2p == Some(true) && !soc.banks.iter().any(|b| b.kind == BankKind::DeviceLocal) {
+        return Err(ctx.err(
+            &pp.key("p2p"),
+            "p2p = true: expected a device_local bank in `[[soc.banks]]` for the GPU's VRAM"
+                .to_string(),
+        ));
+    }
     if let Some(bank) = &n.params.vram {
         match soc.banks.iter().find(|b| &b.name == bank) {
             Some(b) if b.kind == BankKind::DeviceLocal => {}
