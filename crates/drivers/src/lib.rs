@@ -39,8 +39,20 @@
 //! ```
 //!
 //! # Drivers
+//! * [`camera`]: a V4L2 capture device (vivid-like): stamped NV12 frames DMA-written into vb2
+//!   buffers, exportable with EXPBUF.
+//! * [`isp`]: a memory-to-memory ISP (vicodec/m2m-like): output and capture queues, a 2x NV12
+//!   downscale with a CPU reference.
 //! * [`gpu`]: a TTM-like GPU: VRAM/GTT/SYSTEM placements with LRU eviction, per-process address
 //!   spaces with cached mappings, PRIME export/import, and a ring of jobs with fences.
+//! * [`display`]: DRM-style scanout: framebuffers from dma-bufs, page flips that wait on fences,
+//!   every shown frame read and verified.
+//! * [`encoder`]: an output-queue encoder producing a verifiable RLE bitstream; attachable
+//!   mid-stream.
+//! * [`swapchain`]: GPU -> display buffer recycling in seed 000's dri2 and wayland modes, growing
+//!   on demand and shrinking back.
+//! * [`thumbnailer`]: seed 001's software path: mmap + CPU-access bracket, downscale, JPEG.
+//! * [`frame`], [`media`]: NV12 formats, stamps and checksums; vb2 plumbing the drivers share.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
