@@ -20,6 +20,7 @@
 //! | `vb2_queues` | [{`node`, `link`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every consumer's vb2 queue (`memory = "dmabuf"` links), by node then link: the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); absent in reports of older runs |
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
+//! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
 //! Every list is sorted on a key that does not depend on thread timing or hash order
@@ -291,6 +292,14 @@ pub struct Report {
     /// The DMA jobs' fences.
     #[serde(default)]
     pub fences: FenceCounts,
+    /// Whether the run is the deterministic reference (false with `--threads`, where every
+    /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
+    #[serde(default = "deterministic_default")]
+    pub deterministic: bool,
+}
+
+fn deterministic_default() -> bool {
+    true
 }
 
 impl Report {
@@ -312,6 +321,7 @@ impl Report {
             vb2_queues: Vec::new(),
             gpus: Vec::new(),
             fences: FenceCounts::default(),
+            deterministic: true,
         }
     }
 

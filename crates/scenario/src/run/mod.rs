@@ -119,6 +119,7 @@ impl RunOutput {
 /// in the report's `errors` and makes [`Report::exit_code`] 1.
 pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
     let mut report = Report::new(&s.name, s.seed);
+    report.deterministic = !opts.threads;
     let mut w = match World::new(s) {
         Ok(w) => w,
         Err(e) => {

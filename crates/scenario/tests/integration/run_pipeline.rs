@@ -107,6 +107,11 @@ fn test_threads_mode_verifies() {
         },
     );
     assert!(!out.deterministic);
+    assert!(
+        !out.report.deterministic,
+        "report.json says the run was not the reference"
+    );
+    assert!(out.report.to_json().contains("\"deterministic\": false"));
     assert_eq!(
         out.report.exit_code(),
         ExitCode::Verified,
