@@ -67,8 +67,8 @@ pub mod observer;
 pub mod page_alloc;
 pub mod phys;
 mod zone;
-// `soc.rs` is published as `machine`: a public `soc::soc` would make `use soc::*` ambiguous.
-#[path = "soc.rs"]
+// The `Soc` type lives in `machine.rs`: a public `soc::soc` module would make `use soc::*`
+// ambiguous.
 pub mod machine;
 
 pub use addr::{
