@@ -183,7 +183,9 @@ impl<T: Any + Send + Sync> AsAny for T {
 /// struct NoRelease;
 /// impl dmabuf::DmaBufOps for NoRelease {
 ///     fn map_dma_buf(&self, _: &dmabuf::Attachment, _: dma::DmaDirection, _: &mut fence::ResvGuard<'_>)
-///         -> Result<std::sync::Arc<dma::SgTable>, dmabuf::DmaBufError> { unimplemented!() }
+///         -> Result<std::sync::Arc<dma::SgTable>, dmabuf::DmaBufError> {
+///         Err(dmabuf::DmaBufError::exporter(uapi::Errno::ENOMEM, "no storage"))
+///     }
 ///     fn unmap_dma_buf(&self, _: &dmabuf::Attachment, _: std::sync::Arc<dma::SgTable>, _: dma::DmaDirection,
 ///         _: &mut fence::ResvGuard<'_>) -> Result<(), dmabuf::DmaBufError> { Ok(()) }
 /// }

@@ -150,7 +150,7 @@ impl Uapi for RealLinux {
     type Map = RealMapping;
 
     fn open_heap(&mut self, name: &str) -> Result<Fd, Errno> {
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        if !dmabuf::uapi::is_heap_name(name) {
             return Err(Errno::ENOENT);
         }
         self.open_path(

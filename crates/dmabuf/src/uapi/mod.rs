@@ -383,6 +383,13 @@ pub trait Uapi {
     }
 }
 
+/// Whether `name` can name a heap under `/dev/dma_heap/`: one path component, not `.` or `..`.
+/// Both seams answer any other name with `ENOENT` before looking, as the path lookup of
+/// `open("/dev/dma_heap/<name>")` would (or worse, would escape the directory).
+pub fn is_heap_name(name: &str) -> bool {
+    !(name.is_empty() || name == "." || name == ".." || name.contains('/'))
+}
+
 /// Parses `key:\tvalue` fdinfo text (as [`Uapi::fdinfo`] returns it) into the value of `key`.
 ///
 /// ```

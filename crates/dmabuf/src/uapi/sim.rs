@@ -172,7 +172,7 @@ impl Uapi for SimProcess {
     type Map = SimMapping;
 
     fn open_heap(&mut self, name: &str) -> Result<Fd, Errno> {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        if !super::is_heap_name(name) {
             return Err(Errno::ENOENT);
         }
         self.proc.open_heap(name).map_err(user)
