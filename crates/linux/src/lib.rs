@@ -40,10 +40,11 @@
 //! # Where `unsafe` lives
 //!
 //! The rest of the workspace denies `unsafe_code`. This crate denies it at the root too and
-//! allows it in exactly three modules, each saying why in its own doc: [`sys`] (rustix's
-//! `ioctl` is `unsafe`, as is adopting an fd number the kernel returned), [`map`] (`mmap`
-//! returns a raw address), and [`process`] (`unshare(CLONE_FILES)` for the threads that stand in
-//! for extra processes). Every block carries a `// SAFETY:` comment.
+//! allows it in exactly five modules, each saying why in its own doc: [`sys`] (rustix's
+//! `ioctl` is `unsafe`, as is adopting an fd number the kernel returned), [`raw`] (an ioctl
+//! whose request number is chosen at run time), [`drm`] (the PRIME and vgem ioctls), [`map`]
+//! (`mmap` returns a raw address), and [`process`] (`unshare(CLONE_FILES)` for the threads
+//! that stand in for extra processes). Every block carries a `// SAFETY:` comment.
 //!
 //! # Capabilities
 //!
@@ -54,9 +55,11 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod drm;
 pub mod map;
 mod pass;
 pub mod process;
+pub mod raw;
 mod real;
 pub mod sys;
 
