@@ -16,11 +16,15 @@
 //!    passed. `O_CLOEXEC` is never a file flag: it belongs to the fd.
 //! 3. Dropping the last `Arc<File>` is the last `fput`: the object's own reference goes with it
 //!    (a dma-buf reference, a sync file, a memfd's page cache...).
+//! 4. `O_NONBLOCK` can change after open (`FIONBIO`, shared by every fd of the file, as
+//!    `f_flags` is); the access mode never does. The file position (`f_pos`) is shared the same
+//!    way; only files with `read`/`write` (memfds) move it.
 
 use crate::buf::DmaBuf;
 use crate::heap::DmaHeap;
 use crate::memfd::Memfd;
 use fence::{SwSyncTimeline, SyncFile};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use uapi::ioctl::{O_ACCMODE, O_NONBLOCK};
 
@@ -83,7 +87,8 @@ impl FileObject {
 #[derive(Debug)]
 pub struct File {
     obj: FileObject,
-    flags: u32,
+    flags: AtomicU32,
+    pos: AtomicU64,
 }
 
 impl File {
@@ -95,7 +100,11 @@ impl File {
             _ => flags,
         } & (O_ACCMODE | O_NONBLOCK);
         // INVARIANT: masked just above.
-        File { obj, flags }
+        File {
+            obj,
+            flags: AtomicU32::new(flags),
+            pos: AtomicU64::new(0),
+        }
     }
 
     /// The object.
@@ -105,17 +114,36 @@ impl File {
 
     /// The status flags (`O_ACCMODE | O_NONBLOCK` bits; `fcntl(F_GETFL)`).
     pub fn flags(&self) -> u32 {
-        self.flags
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// `FIONBIO` (rule 4): sets or clears `O_NONBLOCK`.
+    pub fn set_nonblock(&self, on: bool) {
+        if on {
+            self.flags.fetch_or(O_NONBLOCK, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!O_NONBLOCK, Ordering::Relaxed);
+        }
+    }
+
+    /// The file position (`f_pos`, rule 4).
+    pub fn pos(&self) -> u64 {
+        self.pos.load(Ordering::Relaxed)
+    }
+
+    /// Moves the file position.
+    pub fn set_pos(&self, pos: u64) {
+        self.pos.store(pos, Ordering::Relaxed);
     }
 
     /// `FMODE_READ`: opened `O_RDONLY` or `O_RDWR`.
     pub fn readable(&self) -> bool {
-        (self.flags + 1) & O_ACCMODE & 1 != 0
+        (self.flags() + 1) & O_ACCMODE & 1 != 0
     }
 
     /// `FMODE_WRITE`: opened `O_WRONLY` or `O_RDWR`.
     pub fn writable(&self) -> bool {
-        (self.flags + 1) & O_ACCMODE & 2 != 0
+        (self.flags() + 1) & O_ACCMODE & 2 != 0
     }
 
     /// The dma-buf, if this is one.

@@ -100,6 +100,41 @@ impl Files {
         self.owned.remove(&raw).map(drop).ok_or(Errno::EBADF)
     }
 
+    /// The fd numbers open in this table now (`/proc/thread-self/fd`), for [`adopt_new`].
+    ///
+    /// [`adopt_new`]: Files::adopt_new
+    pub(crate) fn open_numbers() -> Result<std::collections::HashSet<i32>, Errno> {
+        Ok(std::fs::read_dir("/proc/thread-self/fd")
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw())))?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect())
+    }
+
+    /// Takes ownership of every fd open now that was not open in `before` and is not owned yet:
+    /// the fds a raw call installed (a heap allocation through `Uapi::ioctl`). The listing's own
+    /// directory fd is closed again by the time the second listing returns, so it is not found.
+    ///
+    /// Rule 1 makes this exact: only this table's thread opens fds in it while a call runs.
+    pub(crate) fn adopt_new(
+        &mut self,
+        before: &std::collections::HashSet<i32>,
+    ) -> Result<(), Errno> {
+        let now = Files::open_numbers()?;
+        for raw in now {
+            if before.contains(&raw) || self.owned.contains_key(&raw) {
+                continue;
+            }
+            if borrow_number(raw, |fd| rustix::io::fcntl_getfd(fd).map_err(errno)).is_err() {
+                continue;
+            }
+            // SAFETY: `raw` is open in this table (just checked), was not before the call that
+            // just returned, and no Rust owner has it (`owned` does not; rule 1: no other code
+            // opens fds in this table meanwhile): the kernel installed it for that call.
+            self.owned.insert(raw, unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+        Ok(())
+    }
+
     /// `/dev/udmabuf`, or the errno its `open` failed with.
     pub(crate) fn udmabuf(&self) -> Result<BorrowedFd<'_>, Errno> {
         self.udmabuf.as_ref().map(|fd| fd.as_fd()).map_err(|&e| e)

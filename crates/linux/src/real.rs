@@ -28,7 +28,7 @@
 use crate::map::RealMapping;
 use crate::process::{Exec, Files, Worker};
 use crate::sys::{self, errno, SyncFenceInfoC, SyncFileInfoC, SyncMergeDataC};
-use dmabuf::uapi::{Fd, SyncFenceInfo, SyncFileInfo, SyncMergeData, Uapi};
+use dmabuf::uapi::{Fd, Stat, SyncFenceInfo, SyncFileInfo, SyncMergeData, Uapi};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fd::OwnedFd;
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags, SeekFrom};
@@ -37,6 +37,8 @@ use uapi::Errno;
 
 /// Where the heaps' device nodes live.
 pub const DMA_HEAP_DIR: &str = "/dev/dma_heap";
+/// Where debugfs lists every dma-buf (`dma_buf_debug_show`).
+pub const BUFINFO_PATH: &str = "/sys/kernel/debug/dma_buf/bufinfo";
 /// Where debugfs exposes `sw_sync` (needs `CONFIG_SW_SYNC` and a mounted debugfs).
 pub const SW_SYNC_PATH: &str = "/sys/kernel/debug/sync/sw_sync";
 
@@ -393,6 +395,82 @@ impl Uapi for RealLinux {
                 other => other,
             })
         })
+    }
+
+    fn ioctl(&mut self, fd: Fd, request: u32, arg: Option<&mut [u8]>) -> Result<i32, Errno> {
+        let mut bytes = arg.as_ref().map(|a| a.to_vec());
+        let (r, back) = self.run(move |files| {
+            let before = Files::open_numbers()?;
+            let r = files.with(fd, |fd| {
+                crate::raw::ioctl_bytes(fd, request, bytes.as_deref_mut())
+            });
+            if r.is_ok() {
+                files.adopt_new(&before)?;
+            }
+            Ok((r, bytes))
+        })?;
+        if let (Some(arg), Some(back)) = (arg, back) {
+            arg.copy_from_slice(&back);
+        }
+        r
+    }
+
+    fn read(&mut self, fd: Fd, len: usize) -> Result<Vec<u8>, Errno> {
+        self.on(fd, move |fd| {
+            let mut buf = vec![0u8; len];
+            let n = rustix::io::read(fd, &mut buf[..]).map_err(errno)?;
+            buf.truncate(n);
+            Ok(buf)
+        })
+    }
+
+    fn write(&mut self, fd: Fd, bytes: &[u8]) -> Result<usize, Errno> {
+        let bytes = bytes.to_vec();
+        self.on(fd, move |fd| rustix::io::write(fd, &bytes).map_err(errno))
+    }
+
+    fn fstat(&mut self, fd: Fd) -> Result<Stat, Errno> {
+        self.on(fd, |fd| {
+            let st = rustix::fs::fstat(fd).map_err(errno)?;
+            Ok(Stat {
+                mode: st.st_mode,
+                size: st.st_size as u64,
+                blksize: st.st_blksize as u64,
+                blocks: st.st_blocks as u64,
+                nlink: st.st_nlink,
+                ino: st.st_ino,
+            })
+        })
+    }
+
+    fn fd_path(&mut self, fd: Fd) -> Result<String, Errno> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        self.run(move |_| {
+            rustix::fs::readlink(format!("/proc/thread-self/fd/{fd}"), Vec::new())
+                .map(|p| p.to_string_lossy().into_owned())
+                .map_err(|e| match errno(e) {
+                    Errno::ENOENT => Errno::EBADF,
+                    other => other,
+                })
+        })
+    }
+
+    fn fcntl_getfl(&mut self, fd: Fd) -> Result<u32, Errno> {
+        self.on(fd, |fd| {
+            rustix::fs::fcntl_getfl(fd).map(|f| f.bits()).map_err(errno)
+        })
+    }
+
+    fn fcntl_getfd(&mut self, fd: Fd) -> Result<u32, Errno> {
+        self.on(fd, |fd| {
+            rustix::io::fcntl_getfd(fd).map(|f| f.bits()).map_err(errno)
+        })
+    }
+
+    fn bufinfo(&mut self) -> Result<String, Errno> {
+        std::fs::read_to_string(BUFINFO_PATH).map_err(io_errno)
     }
 
     fn spawn_process(&mut self) -> Result<Self, Errno> {

@@ -79,6 +79,10 @@
 pub mod conformance;
 pub mod exercise;
 pub mod sim;
+mod sim_vfs;
+pub mod syscalls;
+
+pub use syscalls::Stat;
 
 pub use fence::sync_file::{SyncFenceInfo, SyncFileInfo, SyncMergeData};
 pub use uapi::ioctl::*;
@@ -347,6 +351,64 @@ pub trait Uapi {
     ///
     /// Errors: `EBADF` (`ENOENT` from procfs is reported as `EBADF`).
     fn fdinfo(&mut self, fd: Fd) -> Result<String, Errno>;
+
+    // --- the rest of the syscall surface of an fd ---------------------------------------------
+
+    /// `ioctl(fd, request, arg)` with any request number: `arg` is the memory the argument
+    /// pointer points at (for `DMA_BUF_SET_NAME` the string itself), or `None` for a null
+    /// pointer. The memory handed over is at least `_IOC_SIZE(request)` bytes (`arg`, then
+    /// zeros); what the call wrote back is copied into `arg`. Returns the ioctl's value.
+    ///
+    /// A new fd the call installs (a heap allocation through this path) belongs to the caller,
+    /// to [`close`](Uapi::close) like any other. Pointers *inside* the bytes are passed as they
+    /// are (see [`syscalls`] for what that means on each side).
+    ///
+    /// Errors: whatever the VFS (`FIOCLEX`, `FIONCLEX`, `FIONBIO`, `FIOASYNC`, `FIGETBSZ`,
+    /// `FIONREAD` on regular files) or the file's driver answers, as on Linux 6.12: `ENOTTY` for
+    /// a request the file does not know (dma-bufs, sync files, memfds, `/dev/udmabuf`),
+    /// `EINVAL` for any command number but 0 on a heap (behaviour 90), `EFAULT` for a null
+    /// argument a known request reads.
+    fn ioctl(&mut self, fd: Fd, request: u32, arg: Option<&mut [u8]>) -> Result<i32, Errno>;
+
+    /// `read(fd, buf, len)` at the file position; returns what was read.
+    ///
+    /// Errors: `EBADF`; `EINVAL` for files that have no read (dma-bufs, heaps, sync files,
+    /// `/dev/udmabuf`).
+    fn read(&mut self, fd: Fd, len: usize) -> Result<Vec<u8>, Errno>;
+
+    /// `write(fd, bytes, len)` at the file position; returns how much was written.
+    ///
+    /// Errors: `EBADF` (also for a file not open for writing: a heap, a sync file);
+    /// `EINVAL` for files that have no write (dma-bufs, `/dev/udmabuf`).
+    fn write(&mut self, fd: Fd, bytes: &[u8]) -> Result<usize, Errno>;
+
+    /// `fstat(fd)`: the fields the suites compare.
+    ///
+    /// Errors: `EBADF`.
+    fn fstat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+
+    /// `readlink("/proc/self/fd/<fd>")`: the file's path as procfs names it (`/dmabuf:<name>`,
+    /// `anon_inode:sync_file`, `/dev/dma_heap/system`, `/memfd:<name> (deleted)`).
+    ///
+    /// Errors: `EBADF` (procfs's `ENOENT` for an fd that is not open).
+    fn fd_path(&mut self, fd: Fd) -> Result<String, Errno>;
+
+    /// `fcntl(fd, F_GETFL)`: the file status flags (access mode, `O_NONBLOCK`, `O_LARGEFILE` for
+    /// files `open(2)` opened on 64-bit).
+    ///
+    /// Errors: `EBADF`.
+    fn fcntl_getfl(&mut self, fd: Fd) -> Result<u32, Errno>;
+
+    /// `fcntl(fd, F_GETFD)`: the fd flags (`FD_CLOEXEC` = 1).
+    ///
+    /// Errors: `EBADF`.
+    fn fcntl_getfd(&mut self, fd: Fd) -> Result<u32, Errno>;
+
+    /// The text of debugfs `dma_buf/bufinfo` (`dma_buf_debug_show`), every live buffer of the
+    /// machine, newest first.
+    ///
+    /// Errors: `ENOENT` without debugfs.
+    fn bufinfo(&mut self) -> Result<String, Errno>;
 
     // --- capabilities -----------------------------------------------------------------------
 

@@ -205,10 +205,12 @@ impl Uapi for SimProcess {
     }
 
     fn pwrite(&mut self, fd: Fd, offset: u64, bytes: &[u8]) -> Result<usize, Errno> {
+        super::sim_vfs::positional(&*self.file(fd)?)?;
         self.proc.pwrite(fd, offset, bytes).map_err(user)
     }
 
     fn pread(&mut self, fd: Fd, offset: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        super::sim_vfs::positional(&*self.file(fd)?)?;
         self.proc.pread(fd, offset, len).map_err(user)
     }
 
@@ -355,10 +357,11 @@ impl Uapi for SimProcess {
                 Ok(base)
             }
             FileObject::Memfd(m) => {
-                // generic_file_llseek, without a file position: SEEK_CUR counts from 0.
+                // generic_file_llseek on the shared file position.
                 let size = m.size();
                 let pos = match whence {
-                    SEEK_SET | SEEK_CUR => i128::from(offset),
+                    SEEK_SET => i128::from(offset),
+                    SEEK_CUR => i128::from(file.pos()) + i128::from(offset),
                     SEEK_END => i128::from(size) + i128::from(offset),
                     SEEK_DATA | SEEK_HOLE => {
                         if offset < 0 || offset as u64 >= size {
@@ -372,10 +375,12 @@ impl Uapi for SimProcess {
                     }
                     _ => return Err(Errno::EINVAL),
                 };
-                u64::try_from(pos)
+                let pos = u64::try_from(pos)
                     .ok()
                     .filter(|&p| p <= i64::MAX as u64)
-                    .ok_or(Errno::EINVAL)
+                    .ok_or(Errno::EINVAL)?;
+                file.set_pos(pos);
+                Ok(pos)
             }
             _ => Err(Errno::ESPIPE),
         }
@@ -423,8 +428,13 @@ impl Uapi for SimProcess {
     fn fdinfo(&mut self, fd: Fd) -> Result<String, Errno> {
         let file = self.file(fd)?;
         let cloexec = self.proc.cloexec(fd).map_err(user)?;
-        let flags = file.flags() | if cloexec { O_CLOEXEC } else { 0 };
-        let mut text = format!("pos:\t0\nflags:\t0{flags:o}\n");
+        let flags = super::sim_vfs::status_flags(&file) | if cloexec { O_CLOEXEC } else { 0 };
+        let mut text = format!(
+            "pos:\t{}\nflags:\t0{flags:o}\nmnt_id:\t{}\nino:\t{}\n",
+            file.pos(),
+            super::sim_vfs::mount_id(file.object()),
+            super::sim_vfs::stat(&file).ino
+        );
         if let Some(buf) = file.as_dma_buf() {
             // Rule 3: fds (the File's holders, minus our lookup) plus the buffer's other holders
             // (minus the File's own reference).
@@ -440,6 +450,39 @@ impl Uapi for SimProcess {
             }
         }
         Ok(text)
+    }
+
+    fn ioctl(&mut self, fd: Fd, request: u32, arg: Option<&mut [u8]>) -> Result<i32, Errno> {
+        self.vfs_ioctl(fd, request, arg)
+    }
+
+    fn read(&mut self, fd: Fd, len: usize) -> Result<Vec<u8>, Errno> {
+        super::sim_vfs::read(&*self.file(fd)?, len)
+    }
+
+    fn write(&mut self, fd: Fd, bytes: &[u8]) -> Result<usize, Errno> {
+        super::sim_vfs::write(&*self.file(fd)?, bytes)
+    }
+
+    fn fstat(&mut self, fd: Fd) -> Result<super::Stat, Errno> {
+        Ok(super::sim_vfs::stat(&*self.file(fd)?))
+    }
+
+    fn fd_path(&mut self, fd: Fd) -> Result<String, Errno> {
+        Ok(super::sim_vfs::path(&*self.file(fd)?))
+    }
+
+    fn fcntl_getfl(&mut self, fd: Fd) -> Result<u32, Errno> {
+        Ok(super::sim_vfs::status_flags(&*self.file(fd)?))
+    }
+
+    fn fcntl_getfd(&mut self, fd: Fd) -> Result<u32, Errno> {
+        let cloexec = self.proc.cloexec(fd).map_err(user)?;
+        Ok(u32::from(cloexec))
+    }
+
+    fn bufinfo(&mut self) -> Result<String, Errno> {
+        Ok(self.kernel().registry().bufinfo())
     }
 
     fn spawn_process(&mut self) -> Result<SimProcess, Errno> {

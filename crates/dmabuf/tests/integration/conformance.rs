@@ -218,3 +218,11 @@ fn dma_buf_sync_on_a_heap_fd_allocates_like_the_kernel() {
     p.close(before).unwrap();
     p.close(heap).unwrap();
 }
+
+/// The `syscalls` suite, every case on a fresh machine with the same leak check.
+#[test]
+fn syscalls_suite() {
+    for case in conformance::syscalls::cases::<SimProcess>() {
+        run(case.name, case.run);
+    }
+}

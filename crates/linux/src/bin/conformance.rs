@@ -1,6 +1,7 @@
-//! The conformance suite against the running kernel: every case of
-//! [`dmabuf::uapi::conformance`] on a [`linux::RealLinux`], one line per case as it finishes,
-//! then the closing line `N passed, N failed, N skipped`.
+//! The conformance suites against the running kernel: every case of every suite of
+//! [`dmabuf::uapi::conformance::suites`] on a [`linux::RealLinux`], one line per case as it
+//! finishes, then one closing line per suite (`suite NAME: N passed, N failed, N skipped`) and
+//! the total (`N passed, N failed, N skipped`).
 //!
 //! `scripts/kernel-conformance` builds this binary statically, boots it as part of an initramfs
 //! under qemu, and reads its output from the serial console; run by hand it checks the machine
@@ -10,7 +11,7 @@
 //! which kernel the results describe.
 #![deny(unsafe_code)]
 
-use dmabuf::uapi::conformance::{cases, CaseResult, Outcome, Report};
+use dmabuf::uapi::conformance::{suites, CaseResult, Outcome, Report};
 use linux::RealLinux;
 use std::io::Write;
 use std::time::Instant;
@@ -27,20 +28,35 @@ fn main() {
     );
     let start = Instant::now();
     let mut report = Report::default();
-    for case in cases::<RealLinux>() {
-        let t = Instant::now();
-        let result = (case.run)(&mut p);
-        let ms = t.elapsed().as_millis();
-        match &result {
-            Ok(Outcome::Passed) => println!("ok    {} ({ms} ms)", case.name),
-            Ok(Outcome::Skipped(why)) => println!("SKIP  {} ({why})", case.name),
-            Err(e) => println!("FAIL  {} [covers {}]: {e}", case.name, case.covers),
+    let mut closing = Vec::new();
+    for suite in suites::<RealLinux>() {
+        let mut this = Report::default();
+        for case in suite.cases {
+            let t = Instant::now();
+            let result = (case.run)(&mut p);
+            let ms = t.elapsed().as_millis();
+            match &result {
+                Ok(Outcome::Passed) => println!("ok    {} ({ms} ms)", case.name),
+                Ok(Outcome::Skipped(why)) => println!("SKIP  {} ({why})", case.name),
+                Err(e) => println!("FAIL  {} [covers {}]: {e}", case.name, case.covers),
+            }
+            let _ = std::io::stdout().flush();
+            this.results.push(CaseResult {
+                name: case.name,
+                result,
+            });
         }
-        let _ = std::io::stdout().flush();
-        report.results.push(CaseResult {
-            name: case.name,
-            result,
-        });
+        closing.push(format!(
+            "suite {}: {} passed, {} failed, {} skipped",
+            suite.name,
+            this.passed(),
+            this.failed(),
+            this.skipped()
+        ));
+        report.results.extend(this.results);
+    }
+    for line in closing {
+        println!("{line}");
     }
     println!(
         "{} passed, {} failed, {} skipped ({} ms)",

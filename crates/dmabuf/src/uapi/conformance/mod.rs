@@ -30,6 +30,7 @@ mod dma_buf;
 mod heap;
 mod process;
 mod sync_file;
+pub mod syscalls;
 mod udmabuf;
 
 pub use dma_buf::*;
@@ -145,10 +146,35 @@ impl fmt::Display for Report {
     }
 }
 
-/// Runs every case of [`cases`] on `u`, one after another.
+/// A named group of cases: the runners print one closing line per suite.
+pub struct Suite<U> {
+    /// The suite's name (`"dma-buf"`, `"syscalls"`, ...).
+    pub name: &'static str,
+    /// Its cases, in a stable order.
+    pub cases: Vec<Case<U>>,
+}
+
+/// Every suite generic over [`Uapi`]: `dma-buf` (the cases of [`cases`]: heaps, udmabuf, the
+/// dma-buf ioctls, sync files, fd tables) and [`syscalls`] (every plain call on every kind of
+/// fd).
+pub fn suites<U: Uapi>() -> Vec<Suite<U>> {
+    vec![
+        Suite {
+            name: "dma-buf",
+            cases: cases(),
+        },
+        Suite {
+            name: "syscalls",
+            cases: syscalls::cases(),
+        },
+    ]
+}
+
+/// Runs every case of every suite of [`suites`] on `u`, one after another.
 pub fn run_all<U: Uapi>(u: &mut U) -> Report {
-    let results = cases::<U>()
+    let results = suites::<U>()
         .into_iter()
+        .flat_map(|s| s.cases)
         .map(|c| CaseResult {
             name: c.name,
             result: (c.run)(u),
