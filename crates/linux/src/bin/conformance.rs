@@ -1,7 +1,7 @@
 //! The conformance suites against the running kernel: every case of every suite of
-//! [`dmabuf::uapi::conformance::suites`] on a [`linux::RealLinux`], one line per case as it
-//! finishes, then one closing line per suite (`suite NAME: N passed, N failed, N skipped`) and
-//! the total (`N passed, N failed, N skipped`).
+//! [`seam::conformance::suites`] on a [`linux::RealLinux`], one line per case as it finishes,
+//! then one closing line per suite (`suite NAME: N passed, N failed, N skipped`) and the total
+//! (`N passed, N failed, N skipped`).
 //!
 //! `scripts/kernel-conformance` builds this binary statically, boots it as part of an initramfs
 //! under qemu, and reads its output from the serial console; run by hand it checks the machine
@@ -11,8 +11,8 @@
 //! which kernel the results describe.
 #![deny(unsafe_code)]
 
-use dmabuf::uapi::conformance::{suites, CaseResult, Outcome, Report};
 use linux::RealLinux;
+use seam::conformance::{suites, CaseResult, Outcome, Report};
 use std::io::Write;
 use std::time::Instant;
 
