@@ -88,7 +88,8 @@ impl fmt::Debug for ExportInfo {
     }
 }
 
-/// Unique buffer numbers (the inode number of the anon file). Only an id, like fence contexts.
+/// Inode numbers of buffers exported outside any machine's [`BufRegistry`] (a registry counts
+/// its own, from 1, as a booted kernel does). Only an id, like fence contexts.
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct BufInner {
@@ -174,7 +175,10 @@ impl DmaBuf {
             return Err(DmaBufError::PinWithoutUnpin(info.exp_name));
         }
         let buf = DmaBuf(Arc::new(BufInner {
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: match registry {
+                Some(reg) => reg.next_ino(),
+                None => NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            },
             size: info.size,
             exp_name: info.exp_name,
             flags: info.flags & (O_ACCMODE | O_NONBLOCK),
@@ -205,7 +209,8 @@ impl DmaBuf {
         &self.0.exp_name
     }
 
-    /// The unique number of the buffer (`file_inode(dmabuf->file)->i_ino`).
+    /// The buffer's number (`file_inode(dmabuf->file)->i_ino`): unique within its machine, counted
+    /// from 1 per [`BufRegistry`] as a booted kernel counts them.
     pub fn ino(&self) -> u64 {
         self.0.ino
     }

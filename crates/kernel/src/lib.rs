@@ -29,6 +29,7 @@ pub mod process;
 pub mod sim;
 mod sim_vfs;
 pub mod udmabuf;
+pub mod vgem_fence;
 
 pub use file::{Fd, File, FileObject};
 pub use heap::DmaHeap;

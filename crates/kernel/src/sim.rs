@@ -98,12 +98,17 @@ fn user(e: DmaBufError) -> Errno {
 #[derive(Debug, Clone)]
 pub struct SimProcess {
     proc: Arc<Process>,
+    /// The process's vgem fences ([`crate::vgem_fence`]), shared by the clones of this value.
+    fences: Arc<crate::vgem_fence::FenceSource>,
 }
 
 impl SimProcess {
     /// The seam over an existing process.
     pub fn new(proc: Arc<Process>) -> SimProcess {
-        SimProcess { proc }
+        SimProcess {
+            proc,
+            fences: Arc::new(crate::vgem_fence::FenceSource::new()),
+        }
     }
 
     /// Boots a kernel on the default SoC ([`soc::SocDesc::default_soc`]) and spawns a process
@@ -493,6 +498,16 @@ impl Uapi for SimProcess {
         Ok(text)
     }
 
+    fn fence_attach(&mut self, buf: Fd, write: bool) -> Result<u32, Errno> {
+        // drm_gem_prime_fd_to_handle: dma_buf_get, so EBADF for a closed fd, EINVAL otherwise.
+        let buf = self.proc.get_dma_buf(buf).map_err(user)?;
+        self.fences.attach(&buf, write)
+    }
+
+    fn fence_signal(&mut self, fence: u32) -> Result<(), Errno> {
+        self.fences.signal(fence)
+    }
+
     fn ioctl(&mut self, fd: Fd, request: u32, arg: Option<&mut [u8]>) -> Result<i32, Errno> {
         self.vfs_ioctl(fd, request, arg)
     }
@@ -523,7 +538,7 @@ impl Uapi for SimProcess {
     }
 
     fn bufinfo(&mut self) -> Result<String, Errno> {
-        Ok(self.kernel().registry().bufinfo())
+        Ok(super::sim_vfs::bufinfo(self.kernel()))
     }
 
     fn spawn_process(&mut self) -> Result<SimProcess, Errno> {

@@ -84,6 +84,67 @@ pub const DRM_IOCTL_VGEM_FENCE_ATTACH: Opcode =
 /// `DRM_IOCTL_VGEM_FENCE_SIGNAL`: `_IOW('d', DRM_COMMAND_BASE + 2, struct drm_vgem_fence_signal)`.
 pub const DRM_IOCTL_VGEM_FENCE_SIGNAL: Opcode = opcode::write::<DrmVgemFenceSignal>(b'd', 0x42);
 
+/// `struct drm_version`: three `int`s, then three (`size_t` length, `char *` buffer) pairs for
+/// the name, date and description.
+#[repr(C)]
+struct DrmVersion {
+    major: i32,
+    minor: i32,
+    patchlevel: i32,
+    name_len: usize,
+    name: *mut u8,
+    date_len: usize,
+    date: *mut u8,
+    desc_len: usize,
+    desc: *mut u8,
+}
+
+/// `DRM_IOCTL_VERSION`: `_IOWR('d', 0x00, struct drm_version)`.
+pub const DRM_IOCTL_VERSION: Opcode = opcode::read_write::<DrmVersion>(b'd', 0x00);
+
+/// The DRM driver's name (`DRM_IOCTL_VERSION`), e.g. `"vgem"`.
+///
+/// Errors: `ENOTTY` for a file that is not a DRM device.
+pub fn driver_name(card: BorrowedFd<'_>) -> Result<String, Errno> {
+    let mut name = [0u8; 32];
+    let mut arg = DrmVersion {
+        major: 0,
+        minor: 0,
+        patchlevel: 0,
+        name_len: name.len(),
+        name: name.as_mut_ptr(),
+        date_len: 0,
+        date: std::ptr::null_mut(),
+        desc_len: 0,
+        desc: std::ptr::null_mut(),
+    };
+    // SAFETY: the opcode carries a `drm_version`, which `arg` is; the kernel writes at most
+    // `name_len` bytes to `name`, which points at `name` (alive across the call), and nothing
+    // through the null date and description pointers (their lengths are 0).
+    unsafe { ioctl(card, Updater::<DRM_IOCTL_VERSION, _>::new(&mut arg)) }.map_err(errno)?;
+    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    Ok(String::from_utf8_lossy(&name[..end]).into_owned())
+}
+
+/// Opens the vgem device: the first `/dev/dri/card<N>` whose driver is `vgem`.
+///
+/// Errors: `ENOENT` when no card is vgem (the module is not loaded).
+pub fn open_vgem() -> Result<OwnedFd, Errno> {
+    use rustix::fs::{Mode, OFlags};
+    for n in 0..16 {
+        let path = format!("/dev/dri/card{n}");
+        let Ok(card) =
+            rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        else {
+            continue;
+        };
+        if driver_name(rustix::fd::AsFd::as_fd(&card)).as_deref() == Ok("vgem") {
+            return Ok(card);
+        }
+    }
+    Err(Errno::ENOENT)
+}
+
 /// `VGEM_FENCE_WRITE`: the attached fence has write usage (else read usage).
 pub const VGEM_FENCE_WRITE: u32 = 0x1;
 
@@ -213,6 +274,7 @@ mod tests {
     #[test]
     fn opcodes_match_the_kernel_headers() {
         assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);
+        assert_eq!(DRM_IOCTL_VERSION, 0xc040_6400);
         assert_eq!(DRM_IOCTL_PRIME_HANDLE_TO_FD, 0xc00c_642d);
         assert_eq!(DRM_IOCTL_PRIME_FD_TO_HANDLE, 0xc00c_642e);
         assert_eq!(DRM_IOCTL_MODE_CREATE_DUMB, 0xc020_64b2);

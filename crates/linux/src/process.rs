@@ -61,6 +61,9 @@ pub(crate) struct Files {
     udmabuf: Result<OwnedFd, Errno>,
     /// The receiving socket of a `send_fd` in progress.
     pub(crate) inbox: Option<OwnedFd>,
+    /// vgem's device (a DRM file of this table's own, so its GEM handles are nobody else's),
+    /// opened at the first fence call; for `Uapi::fence_attach`.
+    vgem: Option<Result<OwnedFd, Errno>>,
 }
 
 impl Files {
@@ -72,6 +75,7 @@ impl Files {
             owned: HashMap::new(),
             udmabuf,
             inbox: None,
+            vgem: None,
         }
     }
 
@@ -133,6 +137,15 @@ impl Files {
             self.owned.insert(raw, unsafe { OwnedFd::from_raw_fd(raw) });
         }
         Ok(())
+    }
+
+    /// The vgem device of this table (opened on first use), or why there is none.
+    pub(crate) fn vgem(&mut self) -> Result<BorrowedFd<'_>, Errno> {
+        self.vgem
+            .get_or_insert_with(crate::drm::open_vgem)
+            .as_ref()
+            .map(|fd| fd.as_fd())
+            .map_err(|&e| e)
     }
 
     /// `/dev/udmabuf`, or the errno its `open` failed with.

@@ -397,6 +397,30 @@ impl Uapi for RealLinux {
         })
     }
 
+    fn fence_attach(&mut self, buf: Fd, write: bool) -> Result<u32, Errno> {
+        self.run(move |files| {
+            let flags = if write {
+                crate::drm::VGEM_FENCE_WRITE
+            } else {
+                0
+            };
+            let card = files.vgem().map_err(|_| Errno::ENOSYS)?;
+            let handle = crate::drm::prime_fd_to_handle(card, buf)?;
+            let r = crate::drm::vgem_fence_attach(card, handle, flags);
+            // The fence lives in the buffer's reservation object and vgem's fence table; the
+            // handle is not needed any more (this DRM file is private to the seam).
+            let _ = crate::drm::gem_close(card, handle);
+            r
+        })
+    }
+
+    fn fence_signal(&mut self, fence: u32) -> Result<(), Errno> {
+        self.run(move |files| {
+            let card = files.vgem().map_err(|_| Errno::ENOSYS)?;
+            crate::drm::vgem_fence_signal(card, fence)
+        })
+    }
+
     fn ioctl(&mut self, fd: Fd, request: u32, arg: Option<&mut [u8]>) -> Result<i32, Errno> {
         let mut bytes = arg.as_ref().map(|a| a.to_vec());
         let (r, back) = self.run(move |files| {

@@ -269,6 +269,31 @@ pub trait Uapi {
         Err(Errno::ENOSYS)
     }
 
+    /// A fence the caller signals, put into a dma-buf's reservation object: vgem's
+    /// `DRM_IOCTL_VGEM_FENCE_ATTACH` on the buffer imported into vgem (`VGEM_FENCE_WRITE` when
+    /// `write`: write usage, else read usage). Returns the fence's id for
+    /// [`fence_signal`](Uapi::fence_signal). It is how a kernel without `CONFIG_SW_SYNC` gives
+    /// user space an unsignalled fence (`drivers/gpu/drm/vgem/vgem_fence.c`); vgem signals it
+    /// by itself after 10 seconds, and when the process closes its vgem file.
+    ///
+    /// Errors: `EBUSY` if an unsignalled fence is in the way (any fence for a write fence, a
+    /// write fence for a read fence); `EBADF`/`EINVAL` for an fd that is not a dma-buf.
+    /// Capability (rule 5): the default answers `ENOSYS` (no vgem).
+    fn fence_attach(&mut self, buf: Fd, write: bool) -> Result<u32, Errno> {
+        let _ = (buf, write);
+        Err(Errno::ENOSYS)
+    }
+
+    /// `DRM_IOCTL_VGEM_FENCE_SIGNAL`: signals a fence [`fence_attach`](Uapi::fence_attach)
+    /// returned.
+    ///
+    /// Errors: `ENOENT` for an id that is not pending (never attached, or signalled through
+    /// this call already).
+    fn fence_signal(&mut self, fence: u32) -> Result<(), Errno> {
+        let _ = fence;
+        Err(Errno::ENOSYS)
+    }
+
     // --- plain file calls -------------------------------------------------------------------
 
     /// `mmap(NULL, len, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, offset)` (behaviours 81,

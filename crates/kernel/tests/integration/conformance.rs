@@ -140,8 +140,8 @@ cases! {
     udmabuf_mmap_private_einval,
     udmabuf_sync_end_before_start_einval,
     udmabuf_outlives_memfd_fd,
-    sync_merge_two_timelines,
-    sync_merge_same_timeline_keeps_later,
+    sync_merge_two_contexts,
+    sw_sync_merge_same_timeline_keeps_later,
     sync_merge_name_cut_to_31_bytes,
     sync_merge_flags_pad_einval,
     sync_merge_fd2_not_sync_file_enoent,
@@ -219,6 +219,14 @@ fn dma_buf_sync_on_a_heap_fd_allocates_like_the_kernel() {
 #[test]
 fn syscalls_suite() {
     for case in conformance::syscalls::cases::<SimProcess>() {
+        run(case.name, case.run);
+    }
+}
+
+/// The `fences` suite, every case on a fresh machine with the same leak check.
+#[test]
+fn fences_suite() {
+    for case in conformance::fences::cases::<SimProcess>() {
         run(case.name, case.run);
     }
 }
