@@ -88,12 +88,15 @@ impl fmt::Debug for ExportInfo {
     }
 }
 
-/// Inode numbers of buffers exported outside any machine's [`BufRegistry`] (a registry counts
-/// its own, from 1, as a booted kernel does). Only an id, like fence contexts.
+/// Unique buffer numbers, across machines: the identity drivers key their tables by. What user
+/// space sees as the inode number is [`DmaBuf::file_ino`], counted per machine. Only an id,
+/// like fence contexts.
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct BufInner {
     pub(crate) ino: u64,
+    /// The inode number user space sees (per machine, from 1).
+    pub(crate) file_ino: u64,
     pub(crate) size: u64,
     pub(crate) exp_name: String,
     pub(crate) flags: u32,
@@ -174,11 +177,10 @@ impl DmaBuf {
         if features.contains(OpsFeatures::PIN) != features.contains(OpsFeatures::UNPIN) {
             return Err(DmaBufError::PinWithoutUnpin(info.exp_name));
         }
+        let ino = NEXT_INO.fetch_add(1, Ordering::Relaxed);
         let buf = DmaBuf(Arc::new(BufInner {
-            ino: match registry {
-                Some(reg) => reg.next_ino(),
-                None => NEXT_INO.fetch_add(1, Ordering::Relaxed),
-            },
+            ino,
+            file_ino: registry.map_or(ino, |reg| reg.next_ino()),
             size: info.size,
             exp_name: info.exp_name,
             flags: info.flags & (O_ACCMODE | O_NONBLOCK),
@@ -209,10 +211,17 @@ impl DmaBuf {
         &self.0.exp_name
     }
 
-    /// The buffer's number (`file_inode(dmabuf->file)->i_ino`): unique within its machine, counted
-    /// from 1 per [`BufRegistry`] as a booted kernel counts them.
+    /// The buffer's unique number (across machines): an identity, not what user space sees.
     pub fn ino(&self) -> u64 {
         self.0.ino
+    }
+
+    /// The inode number of the buffer's file (`file_inode(dmabuf->file)->i_ino`) as user space
+    /// sees it (`fstat`, fdinfo, bufinfo): counted per machine from 1, as a booted kernel counts
+    /// them, by the [`BufRegistry`] the buffer is listed in (a buffer listed nowhere has its
+    /// [`ino`](Self::ino)).
+    pub fn file_ino(&self) -> u64 {
+        self.0.file_ino
     }
 
     /// The file flags kept at export: `O_ACCMODE | O_NONBLOCK` of `ExportInfo::flags`.

@@ -184,7 +184,7 @@ impl BufRegistry {
                 f_mode(b.flags),
                 count(buf),
                 b.exp_name,
-                b.ino,
+                buf.file_ino(),
                 b.name.as_deref().unwrap_or("<none>")
             );
             for (usage, driver, timeline, seqno, signaled) in &b.fences {

@@ -49,6 +49,17 @@ pub enum FileObject {
     /// A terminal: the stdin, stdout and stderr every process starts with. Not a memfd, not a
     /// dma-buf, not a heap: the "fd 0" of the selftests' error cases.
     Tty,
+    /// A character device of a driver above this crate (a DRM card of `drivers`), opened by
+    /// that driver; the kernel knows only its path, the driver its state.
+    Device(Arc<dyn DeviceFile>),
+}
+
+/// The open-file state of a driver's character device ([`FileObject::Device`]).
+pub trait DeviceFile: Send + Sync + std::fmt::Debug {
+    /// The node's path (`/dev/dri/card0`), as `/proc/self/fd` shows it.
+    fn path(&self) -> String;
+    /// The state, for the driver to downcast.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl std::fmt::Debug for FileObject {
@@ -61,6 +72,7 @@ impl std::fmt::Debug for FileObject {
             FileObject::Heap(h) => write!(f, "Heap({})", h.name()),
             FileObject::Udmabuf => write!(f, "Udmabuf"),
             FileObject::Tty => write!(f, "Tty"),
+            FileObject::Device(d) => write!(f, "Device({})", d.path()),
         }
     }
 }
@@ -76,6 +88,7 @@ impl FileObject {
             FileObject::Heap(_) => "dma_heap",
             FileObject::Udmabuf => "udmabuf",
             FileObject::Tty => "tty",
+            FileObject::Device(_) => "device",
         }
     }
 }

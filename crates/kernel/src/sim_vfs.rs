@@ -19,8 +19,8 @@
 //!    `nonseekable_open`) is `ESPIPE`, checked before the access mode.
 //! 4. `F_GETFL` shows `O_LARGEFILE` on files `open(2)` or `memfd_create(2)` made (heap nodes,
 //!    memfds, `/dev/udmabuf`, the sw_sync file), never on dma-bufs or sync files.
-//! 5. Inode numbers: a dma-buf's is its [`DmaBuf::ino`](crate::buf::DmaBuf::ino) (counted per
-//!    machine from 1); all sync files share one anonymous inode.
+//! 5. Inode numbers: a dma-buf's is its [`DmaBuf::file_ino`](dmabuf::DmaBuf::file_ino) (counted
+//!    per machine from 1); all sync files share one anonymous inode.
 
 use crate::file::{File, FileObject};
 use crate::sim::SimProcess;
@@ -85,7 +85,7 @@ pub(super) fn stat(file: &File) -> Stat {
             blksize: BLOCK_SIZE,
             blocks: b.size() / 512,
             nlink: 1,
-            ino: b.ino(),
+            ino: b.file_ino(),
         },
         FileObject::SyncFile(_) => Stat {
             mode: 0o600,
@@ -109,6 +109,7 @@ pub(super) fn stat(file: &File) -> Stat {
         },
         FileObject::Heap(_) => chr(94),
         FileObject::Udmabuf => chr(95),
+        FileObject::Device(_) => chr(108),
         FileObject::Tty => Stat {
             mode: S_IFCHR | 0o620,
             ..chr(5)
@@ -127,6 +128,7 @@ pub(super) fn path(file: &File) -> String {
         FileObject::Udmabuf => "/dev/udmabuf".into(),
         FileObject::SwSync(_) => "/sys/kernel/debug/sync/sw_sync".into(),
         FileObject::Tty => "/dev/console".into(),
+        FileObject::Device(d) => d.path(),
     }
 }
 
@@ -164,7 +166,9 @@ pub(super) fn write(file: &File, bytes: &[u8]) -> Result<usize, Errno> {
 /// Whether `pread`/`pwrite` may be tried on the file (`FMODE_PREAD`, rule 3).
 pub(super) fn positional(file: &File) -> Result<(), Errno> {
     match file.object() {
-        FileObject::Memfd(_) | FileObject::Udmabuf | FileObject::Tty => Ok(()),
+        FileObject::Memfd(_) | FileObject::Udmabuf | FileObject::Tty | FileObject::Device(_) => {
+            Ok(())
+        }
         _ => Err(Errno::ESPIPE),
     }
 }

@@ -62,9 +62,11 @@ pub mod process;
 pub mod raw;
 mod real;
 pub mod sys;
+mod vgem;
 
 pub use map::RealMapping;
 pub use real::{RealLinux, DMA_HEAP_DIR, SW_SYNC_PATH};
+pub use vgem::{vgem_present, Vgem};
 
 /// Whether this machine has what the dma-buf cases need: `(system heap, /dev/udmabuf)`.
 ///

@@ -46,6 +46,7 @@
 
 pub mod conformance;
 pub mod exercise;
+pub mod prime;
 pub mod syscalls;
 
 pub use syscalls::Stat;

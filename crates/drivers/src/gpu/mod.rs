@@ -81,6 +81,7 @@ pub mod bo;
 pub mod exporter;
 pub mod job;
 mod moves;
+pub mod prime_seam;
 pub mod ring;
 mod storage;
 pub mod ttm;

@@ -5,6 +5,7 @@ mod gpu_jobs;
 mod gpu_prime;
 mod gpu_random;
 mod gpu_vm;
+mod prime_seam;
 
 use dma::{DmaApi, DmaDirection};
 use dmabuf::testing::mock_dma;

@@ -12,9 +12,36 @@
 #![deny(unsafe_code)]
 
 use linux::RealLinux;
-use seam::conformance::{suites, CaseResult, Outcome, Report};
+use seam::conformance::{prime, suites, CaseResult, Outcome, Report};
 use std::io::Write;
 use std::time::Instant;
+
+/// Runs one case, prints its line as it finishes, returns its result.
+fn run_case(
+    name: &'static str,
+    covers: &str,
+    run: impl FnOnce() -> Result<Outcome, seam::conformance::Failure>,
+) -> CaseResult {
+    let t = Instant::now();
+    let result = run();
+    let ms = t.elapsed().as_millis();
+    match &result {
+        Ok(Outcome::Passed) => println!("ok    {name} ({ms} ms)"),
+        Ok(Outcome::Skipped(why)) => println!("SKIP  {name} ({why})"),
+        Err(e) => println!("FAIL  {name} [covers {covers}]: {e}"),
+    }
+    let _ = std::io::stdout().flush();
+    CaseResult { name, result }
+}
+
+fn closing_line(suite: &str, r: &Report) -> String {
+    format!(
+        "suite {suite}: {} passed, {} failed, {} skipped",
+        r.passed(),
+        r.failed(),
+        r.skipped()
+    )
+}
 
 fn main() {
     let uname = rustix::system::uname();
@@ -22,9 +49,10 @@ fn main() {
     let mut p = RealLinux::new();
     let sw_sync = p.has_sw_sync();
     println!(
-        "conformance: Linux {} {} | system heap: {heap} | /dev/udmabuf: {udmabuf} | sw_sync: {sw_sync}",
+        "conformance: Linux {} {} | system heap: {heap} | /dev/udmabuf: {udmabuf} | sw_sync: {sw_sync} | vgem: {}",
         uname.release().to_string_lossy(),
         uname.version().to_string_lossy(),
+        linux::vgem_present(),
     );
     let start = Instant::now();
     let mut report = Report::default();
@@ -32,29 +60,21 @@ fn main() {
     for suite in suites::<RealLinux>() {
         let mut this = Report::default();
         for case in suite.cases {
-            let t = Instant::now();
-            let result = (case.run)(&mut p);
-            let ms = t.elapsed().as_millis();
-            match &result {
-                Ok(Outcome::Passed) => println!("ok    {} ({ms} ms)", case.name),
-                Ok(Outcome::Skipped(why)) => println!("SKIP  {} ({why})", case.name),
-                Err(e) => println!("FAIL  {} [covers {}]: {e}", case.name, case.covers),
-            }
-            let _ = std::io::stdout().flush();
-            this.results.push(CaseResult {
-                name: case.name,
-                result,
-            });
+            this.results
+                .push(run_case(case.name, case.covers, || (case.run)(&mut p)));
         }
-        closing.push(format!(
-            "suite {}: {} passed, {} failed, {} skipped",
-            suite.name,
-            this.passed(),
-            this.failed(),
-            this.skipped()
-        ));
+        closing.push(closing_line(suite.name, &this));
         report.results.extend(this.results);
     }
+    let mut this = Report::default();
+    let mut vgem = linux::Vgem;
+    for case in prime::cases::<RealLinux, linux::Vgem>() {
+        this.results.push(run_case(case.name, case.covers, || {
+            (case.run)(&mut p, &mut vgem)
+        }));
+    }
+    closing.push(closing_line("prime", &this));
+    report.results.extend(this.results);
     for line in closing {
         println!("{line}");
     }

@@ -31,6 +31,7 @@
 mod dma_buf;
 pub mod fences;
 mod heap;
+pub mod prime;
 mod process;
 mod sync_file;
 pub mod syscalls;

@@ -1,5 +1,6 @@
-//! The `syscalls` suite: every plain system call a program can make on the five kinds of fd the
-//! dma-buf family hands out — a heap node, a heap dma-buf, a udmabuf, a sync file, a memfd —
+//! The `syscalls` suite: every plain system call a program can make on the six kinds of fd the
+//! dma-buf family hands out — a heap node, a heap dma-buf (read-write and read-only), a
+//! udmabuf, a sync file, a memfd —
 //! checked against what Linux 6.12 answers (the table in [`crate::syscalls`]): `read`,
 //! `write`, `pread`/`pwrite`, `lseek`, `fstat`, the `/proc/self/fd` link, `fcntl`, the VFS
 //! ioctls, unknown and malformed requests, null arguments, `poll` and fdinfo's lines.
@@ -24,6 +25,8 @@ pub enum Make {
     Heap,
     /// A 3-page `O_RDWR | O_CLOEXEC` buffer from the system heap.
     HeapBuffer,
+    /// A 3-page `O_RDONLY | O_CLOEXEC` buffer from the system heap (the file is read-only).
+    ReadOnlyBuffer,
     /// A 2-page udmabuf (`UDMABUF_FLAGS_CLOEXEC`) over a sealed memfd.
     Udmabuf,
     /// A sync file exported from an idle heap buffer (`O_CLOEXEC`, the signaled stub).
@@ -61,8 +64,8 @@ pub struct Kind {
     pub dma_buf: bool,
 }
 
-/// The five kinds (module doc), as 6.12 answers for them.
-pub const KINDS: [Kind; 5] = [
+/// The six kinds (module doc), as 6.12 answers for them.
+pub const KINDS: [Kind; 6] = [
     Kind {
         make: Make::Heap,
         read: Err(Errno::EINVAL),
@@ -86,6 +89,20 @@ pub const KINDS: [Kind; 5] = [
         mode: 0o600,
         nlink: 1,
         getfl: O_RDWR,
+        path: "/dmabuf:",
+        poll_all: 0x5,
+        unknown: Errno::ENOTTY,
+        dma_buf: true,
+    },
+    Kind {
+        make: Make::ReadOnlyBuffer,
+        read: Err(Errno::EINVAL),
+        write: Err(Errno::EBADF),
+        positional: Err(Errno::ESPIPE),
+        lseek_cur: Err(Errno::EINVAL),
+        mode: 0o600,
+        nlink: 1,
+        getfl: 0,
         path: "/dmabuf:",
         poll_all: 0x5,
         unknown: Errno::ENOTTY,
@@ -147,6 +164,14 @@ fn make<U: Uapi>(u: &mut U, fds: &mut Vec<Fd>, make: Make) -> Step<Fd> {
     match make {
         Make::Heap => system_heap(u, fds),
         Make::HeapBuffer => system_buffer(u, fds, 3 * PAGE),
+        Make::ReadOnlyBuffer => {
+            let heap = system_heap(u, fds)?;
+            open(
+                fds,
+                "heap_alloc(O_RDONLY)",
+                u.heap_alloc(heap, 3 * PAGE, crate::O_CLOEXEC, 0),
+            )
+        }
         Make::Udmabuf => {
             if !u.has_udmabuf() {
                 return skip("no /dev/udmabuf");
@@ -183,7 +208,7 @@ fn make<U: Uapi>(u: &mut U, fds: &mut Vec<Fd>, make: Make) -> Step<Fd> {
 /// The size `fstat` must report for the kind.
 fn expected_size(make: Make) -> u64 {
     match make {
-        Make::HeapBuffer => 3 * PAGE,
+        Make::HeapBuffer | Make::ReadOnlyBuffer => 3 * PAGE,
         Make::Udmabuf | Make::Memfd => 2 * PAGE,
         Make::Heap | Make::SyncFile => 0,
     }
@@ -432,7 +457,7 @@ fn check_null_args<U: Uapi>(u: &mut U, k: &Kind) -> Result<Outcome, Failure> {
         let sync = [SYNC_IOC_MERGE, SYNC_IOC_FILE_INFO, SYNC_IOC_SET_DEADLINE];
         for req in dma_buf.iter().chain(&sync).chain(&[DMA_HEAP_IOCTL_ALLOC]) {
             let mine = match k.make {
-                Make::HeapBuffer | Make::Udmabuf => dma_buf.contains(req),
+                Make::HeapBuffer | Make::ReadOnlyBuffer | Make::Udmabuf => dma_buf.contains(req),
                 Make::SyncFile => sync.contains(req),
                 _ => false,
             };
@@ -580,6 +605,19 @@ kind_cases! {
     dma_buf_malformed_requests_enotty => HeapBuffer, check_malformed_requests;
     dma_buf_poll_all_events => HeapBuffer, check_poll_all;
     dma_buf_fdinfo_lines => HeapBuffer, check_fdinfo_lines;
+    read_only_dma_buf_read_einval => ReadOnlyBuffer, check_read;
+    read_only_dma_buf_write_ebadf => ReadOnlyBuffer, check_write;
+    read_only_dma_buf_pread_pwrite_espipe => ReadOnlyBuffer, check_positional;
+    read_only_dma_buf_lseek_cur_einval => ReadOnlyBuffer, check_lseek_cur;
+    read_only_dma_buf_fstat => ReadOnlyBuffer, check_fstat;
+    read_only_dma_buf_proc_fd_link => ReadOnlyBuffer, check_path;
+    read_only_dma_buf_fcntl_flags => ReadOnlyBuffer, check_fcntl;
+    read_only_dma_buf_vfs_ioctls => ReadOnlyBuffer, check_vfs_ioctls;
+    read_only_dma_buf_unknown_requests_enotty => ReadOnlyBuffer, check_unknown_requests;
+    read_only_dma_buf_null_args_efault => ReadOnlyBuffer, check_null_args;
+    read_only_dma_buf_malformed_requests_enotty => ReadOnlyBuffer, check_malformed_requests;
+    read_only_dma_buf_poll_all_events => ReadOnlyBuffer, check_poll_all;
+    read_only_dma_buf_fdinfo_lines => ReadOnlyBuffer, check_fdinfo_lines;
     udmabuf_read_einval => Udmabuf, check_read;
     udmabuf_write_einval => Udmabuf, check_write;
     udmabuf_pread_pwrite_espipe => Udmabuf, check_positional;
