@@ -26,6 +26,10 @@
 //!    references) — not the dma-buf's own reference count, because the simulator's fds share
 //!    one [`File`](crate::file::File), which holds one buffer reference for all of them.
 //! 4. Mappings are unmapped when the [`SimMapping`] is dropped.
+//! 5. A system-heap allocation that runs the machine out of pages is an OOM kill, not `ENOMEM`
+//!    (Linux 6.12, seen in qemu): the process dies, its fds close, and the caller gets `ESRCH`
+//!    (`Uapi::child_heap_alloc` shows it as a child killed by `SIGKILL`). Carveout and CMA
+//!    heaps still answer `ENOMEM`.
 //!
 //! # Example
 //!
@@ -172,6 +176,25 @@ impl SimProcess {
         }
     }
 
+    /// The OOM kill (rule 5): an allocation from the system heap that ran the machine out of
+    /// pages (`ENOMEM` from the page allocator) kills the allocating process — every fd closes,
+    /// every mapping goes — and the call reports `ESRCH`, as every later call on the process
+    /// does (on Linux the call never returns).
+    pub(crate) fn oom_kill_on<T>(&self, heap_fd: Fd, r: Result<T, Errno>) -> Result<T, Errno> {
+        let system_pages = self
+            .file(heap_fd)
+            .ok()
+            .and_then(|f| f.as_heap().map(|h| h.name() == "system"))
+            .unwrap_or(false);
+        match r {
+            Err(Errno::ENOMEM) if system_pages => {
+                self.proc.exit();
+                Err(Errno::from_raw(crate::process::ESRCH))
+            }
+            other => other,
+        }
+    }
+
     /// Installs a new sync file at the lowest free fd, `O_CLOEXEC` as the kernel does.
     fn install_sync_file(&self, sf: SyncFile) -> Result<Fd, Errno> {
         let obj = FileObject::SyncFile(Arc::new(sf));
@@ -237,9 +260,8 @@ impl Uapi for SimProcess {
         fd_flags: u32,
         heap_flags: u64,
     ) -> Result<Fd, Errno> {
-        self.proc
-            .heap_alloc(heap_fd, len, fd_flags, heap_flags)
-            .map_err(user)
+        let r = self.proc.heap_alloc(heap_fd, len, fd_flags, heap_flags);
+        self.oom_kill_on(heap_fd, r.map_err(user))
     }
 
     fn memfd_create(&mut self, name: &str, flags: u32) -> Result<Fd, Errno> {
@@ -539,6 +561,19 @@ impl Uapi for SimProcess {
 
     fn bufinfo(&mut self) -> Result<String, Errno> {
         Ok(super::sim_vfs::bufinfo(self.kernel()))
+    }
+
+    fn child_heap_alloc(&mut self, heap: &str, len: u64) -> Result<seam::ChildExit, Errno> {
+        let mut child = SimProcess::new(self.kernel().spawn());
+        let h = child.open_heap(heap)?;
+        let r = child.heap_alloc(h, len, O_RDWR | O_CLOEXEC, 0);
+        let alive = child.proc.is_alive();
+        child.exit();
+        Ok(match r {
+            Ok(_) => seam::ChildExit::Exited(0),
+            Err(_) if !alive => seam::ChildExit::Killed(seam::SIGKILL),
+            Err(e) => seam::ChildExit::Exited(e.raw()),
+        })
     }
 
     fn spawn_process(&mut self) -> Result<SimProcess, Errno> {

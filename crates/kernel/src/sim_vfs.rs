@@ -378,9 +378,11 @@ impl SimProcess {
                 &mut zero[..]
             }
         };
-        self.process()
+        let r = self
+            .process()
             .dma_heap_ioctl(fd, request, arg)
-            .map_err(|e| e.errno().to_user())
+            .map_err(|e| e.errno().to_user());
+        self.oom_kill_on(fd, r)
     }
 
     /// `udmabuf_ioctl`: `UDMABUF_CREATE` and `UDMABUF_CREATE_LIST`; the new fd is the value.

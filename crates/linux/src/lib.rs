@@ -55,6 +55,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod child;
 pub mod drm;
 pub mod map;
 mod pass;
@@ -64,6 +65,7 @@ mod real;
 pub mod sys;
 mod vgem;
 
+pub use child::serve_children;
 pub use map::RealMapping;
 pub use real::{RealLinux, DMA_HEAP_DIR, SW_SYNC_PATH};
 pub use vgem::{vgem_present, Vgem};

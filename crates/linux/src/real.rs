@@ -497,6 +497,10 @@ impl Uapi for RealLinux {
         std::fs::read_to_string(BUFINFO_PATH).map_err(io_errno)
     }
 
+    fn child_heap_alloc(&mut self, heap: &str, len: u64) -> Result<seam::ChildExit, Errno> {
+        crate::child::child_heap_alloc(heap, len)
+    }
+
     fn spawn_process(&mut self) -> Result<Self, Errno> {
         Ok(RealLinux {
             exec: Exec::Thread(Worker::spawn()?),

@@ -424,6 +424,17 @@ pub trait Uapi {
         Err(Errno::EOPNOTSUPP)
     }
 
+    /// Runs a child process that opens heap `heap` and allocates `len` bytes from it
+    /// (`O_RDWR | O_CLOEXEC`), the child volunteering as the OOM killer's victim
+    /// (`oom_score_adj` 1000); returns how the child ended. On Linux 6.12 a system-heap
+    /// allocation far beyond RAM is not `ENOMEM`: the allocation loop runs the machine out of
+    /// pages and the OOM killer kills the allocating process ([`ChildExit::Killed`] with
+    /// `SIGKILL`), whose fds close and whose pages go back. The default answers `ENOSYS`.
+    fn child_heap_alloc(&mut self, heap: &str, len: u64) -> Result<ChildExit, Errno> {
+        let _ = (heap, len);
+        Err(Errno::ENOSYS)
+    }
+
     /// Sends `fd` to `to` over a unix socket (`SCM_RIGHTS`): `to` gets a new fd of its own for
     /// the same open file; the sender keeps its fd. The default answers `EOPNOTSUPP`.
     ///
@@ -436,6 +447,18 @@ pub trait Uapi {
         Err(Errno::EOPNOTSUPP)
     }
 }
+
+/// How a child process ended ([`Uapi::child_heap_alloc`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildExit {
+    /// It exited with this status (0: the allocation succeeded; else the errno it failed with).
+    Exited(i32),
+    /// A signal killed it (9: `SIGKILL`, the OOM killer's).
+    Killed(i32),
+}
+
+/// `SIGKILL`.
+pub const SIGKILL: i32 = 9;
 
 /// Whether `name` can name a heap under `/dev/dma_heap/`: one path component, not `.` or `..`.
 /// Both seams answer any other name with `ENOENT` before looking, as the path lookup of

@@ -44,6 +44,7 @@ fn closing_line(suite: &str, r: &Report) -> String {
 }
 
 fn main() {
+    linux::serve_children();
     let uname = rustix::system::uname();
     let (heap, udmabuf) = linux::devices_present();
     let mut p = RealLinux::new();

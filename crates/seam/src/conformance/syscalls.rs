@@ -687,6 +687,11 @@ fn extra_cases<U: Uapi>() -> Vec<Case<U>> {
             run: raw_sync_merge_and_deadline::<U>,
         },
         Case {
+            name: "heap_alloc_beyond_ram_is_an_oom_kill",
+            covers: "syscalls: system heap, OOM killer",
+            run: heap_alloc_beyond_ram_is_an_oom_kill::<U>,
+        },
+        Case {
             name: "fdinfo_shows_an_empty_name_once_set",
             covers: "syscalls, 84, 87",
             run: fdinfo_shows_an_empty_name_once_set::<U>,
@@ -820,6 +825,33 @@ pub fn fdinfo_shows_an_empty_name_once_set<U: Uapi>(u: &mut U) -> Result<Outcome
         let after = ok("fdinfo", u.fdinfo(buf))?;
         ensure(after.lines().any(|l| l == "name:\t"), || {
             format!("no empty name line: {after:?}")
+        })
+    })
+}
+
+/// A system-heap allocation far beyond RAM (1 TiB) is not `ENOMEM` on 6.12: the OOM killer
+/// kills the allocating process (`SIGKILL`), and everything it allocated goes back (debugfs
+/// lists as many buffers after as before).
+pub fn heap_alloc_beyond_ram_is_an_oom_kill<U: Uapi>(u: &mut U) -> Result<Outcome, Failure> {
+    scoped(u, |u, fds| {
+        let _heap = system_heap(u, fds)?;
+        let count = |u: &mut U| {
+            u.bufinfo()
+                .ok()
+                .and_then(|t| t.lines().last().map(String::from))
+        };
+        let before = count(u);
+        let end = match u.child_heap_alloc("system", 1 << 40) {
+            Ok(end) => end,
+            Err(Errno::ENOSYS) => return skip("no child processes here"),
+            Err(e) => return fail(format!("child_heap_alloc: Err({e:?})")),
+        };
+        ensure(end == crate::ChildExit::Killed(crate::SIGKILL), || {
+            format!("the child ended {end:?}, expected killed by SIGKILL")
+        })?;
+        let after = count(u);
+        ensure(before == after, || {
+            format!("bufinfo totals {before:?} then {after:?}")
         })
     })
 }
