@@ -65,3 +65,4 @@ pub mod isp;
 pub mod media;
 pub mod swapchain;
 pub mod thumbnailer;
+pub mod vivid;

@@ -64,11 +64,13 @@ pub mod raw;
 mod real;
 pub mod sys;
 mod vgem;
+mod vivid;
 
 pub use child::serve_children;
 pub use map::RealMapping;
 pub use real::{RealLinux, DMA_HEAP_DIR, SW_SYNC_PATH};
 pub use vgem::{vgem_present, Vgem};
+pub use vivid::Vivid;
 
 /// Whether this machine has what the dma-buf cases need: `(system heap, /dev/udmabuf)`.
 ///

@@ -107,10 +107,18 @@ impl Files {
     /// The fd numbers open in this table now (`/proc/thread-self/fd`), for [`adopt_new`].
     ///
     /// [`adopt_new`]: Files::adopt_new
+    ///
+    /// The listing's own directory fd is in the listing; it is closed by the time this returns,
+    /// so every number is checked again and the closed ones left out (else a call that then
+    /// installs an fd at that number would look as if it had installed nothing).
     pub(crate) fn open_numbers() -> Result<std::collections::HashSet<i32>, Errno> {
-        Ok(std::fs::read_dir("/proc/thread-self/fd")
+        let listed: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")
             .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw())))?
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        Ok(listed
+            .into_iter()
+            .filter(|&n| borrow_number(n, |fd| rustix::io::fcntl_getfd(fd).map_err(errno)).is_ok())
             .collect())
     }
 

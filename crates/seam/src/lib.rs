@@ -48,6 +48,7 @@ pub mod conformance;
 pub mod exercise;
 pub mod prime;
 pub mod syscalls;
+pub mod v4l2;
 
 pub use syscalls::Stat;
 

@@ -6,6 +6,7 @@ mod gpu_prime;
 mod gpu_random;
 mod gpu_vm;
 mod prime_seam;
+mod vivid;
 
 use dma::{DmaApi, DmaDirection};
 use dmabuf::testing::mock_dma;

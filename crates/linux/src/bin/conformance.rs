@@ -12,7 +12,7 @@
 #![deny(unsafe_code)]
 
 use linux::RealLinux;
-use seam::conformance::{prime, suites, CaseResult, Outcome, Report};
+use seam::conformance::{prime, suites, v4l2, CaseResult, Outcome, Report};
 use std::io::Write;
 use std::time::Instant;
 
@@ -75,6 +75,15 @@ fn main() {
         }));
     }
     closing.push(closing_line("prime", &this));
+    report.results.extend(this.results);
+    let mut this = Report::default();
+    let mut vivid = linux::Vivid;
+    for case in v4l2::cases::<RealLinux, linux::Vivid>() {
+        this.results.push(run_case(case.name, case.covers, || {
+            (case.run)(&mut p, &mut vivid)
+        }));
+    }
+    closing.push(closing_line("v4l2", &this));
     report.results.extend(this.results);
     for line in closing {
         println!("{line}");

@@ -36,6 +36,7 @@ mod process;
 mod sync_file;
 pub mod syscalls;
 mod udmabuf;
+pub mod v4l2;
 
 pub use dma_buf::*;
 pub use heap::*;
