@@ -24,7 +24,7 @@
 //! 3. fdinfo's `count` is the open file's reference count as Linux counts it: one per fd (in
 //!    any process) plus one per other holder of the buffer (mappings, attachments, kernel
 //!    references) — not the dma-buf's own reference count, because the simulator's fds share
-//!    one [`File`](crate::file::File), which holds one buffer reference for all of them.
+//!    one [`crate::file::File`], which holds one buffer reference for all of them.
 //! 4. Mappings are unmapped when the [`SimMapping`] is dropped.
 //! 5. A system-heap allocation that runs the machine out of pages is an OOM kill, not `ENOMEM`
 //!    (Linux 6.12, seen in qemu): the process dies, its fds close, and the caller gets `ESRCH`

@@ -15,6 +15,11 @@
 //! so that the same test — the [`conformance`] suite — can be asked of the simulator and of a
 //! real kernel and must get the same answers, errno for errno.
 //!
+//! Beside it: the rest of an fd's syscall surface ([`syscalls`]: what `fstat`, `fcntl`, raw
+//! ioctls answer), DRM PRIME on a GEM device ([`prime::Prime`]: vgem on Linux, the simulated GPU
+//! in the simulator) and a V4L2 device's buffer queue ([`v4l2::V4l2`]: vivid on Linux, a
+//! vivid-like device over vb2 in the simulator), each with its suite in [`conformance`].
+//!
 //! # Rules of the seam
 //!
 //! 1. **Calls, not objects.** Every method is one system call (or one ioctl) on a file

@@ -257,3 +257,18 @@ fn fences_suite() {
         run(case.name, case.run);
     }
 }
+
+/// Inode numbers as user space sees them are counted per machine from 1, as a booted kernel
+/// counts them (qemu: the first dma-buf of a boot is inode 1): two machines in one test
+/// process both number their first buffer 1, and a machine's second buffer is 2.
+#[test]
+fn dma_buf_inode_numbers_count_per_machine_from_1() {
+    for _ in 0..2 {
+        let mut p = SimProcess::boot().expect("boot");
+        let heap = p.open_heap("system").unwrap();
+        let a = p.heap_alloc(heap, 4096, O_RDWR | O_CLOEXEC, 0).unwrap();
+        let b = p.heap_alloc(heap, 4096, O_RDWR | O_CLOEXEC, 0).unwrap();
+        assert_eq!((p.fstat(a).unwrap().ino, p.fstat(b).unwrap().ino), (1, 2));
+        p.exit();
+    }
+}
