@@ -390,6 +390,36 @@ pub fn v4l2_qbuf_twice_and_streamoff_not_streaming<U: Uapi, V: V4l2<U>>(
     })
 }
 
+/// An EXPBUF dma-buf is a dma-buf like any other: debugfs `bufinfo` lists it (by its inode
+/// number) with the exported size and one reference, the fd's.
+pub fn v4l2_expbuf_is_listed_in_bufinfo<U: Uapi, V: V4l2<U>>(
+    u: &mut U,
+    v: &mut V,
+) -> Result<Outcome, Failure> {
+    scoped(u, |u, fds| {
+        let c = capture(u, v, fds)?;
+        reqbufs(u, v, c, 2, MEMORY_MMAP)?;
+        let buf = open(fds, "EXPBUF(0)", v.expbuf(u, c, CAP, 0, crate::O_CLOEXEC))?;
+        let st = ok("fstat", u.fstat(buf))?;
+        let text = match u.bufinfo() {
+            Ok(t) => t,
+            Err(e) => return skip(format!("no debugfs bufinfo ({e:?})")),
+        };
+        let col = format!("{:08}", st.ino);
+        let line = text
+            .lines()
+            .find(|l| l.split('\t').nth(5) == Some(col.as_str()))
+            .unwrap_or("");
+        let fields: Vec<&str> = line.split('\t').collect();
+        ensure(
+            fields.len() == 7 && fields[0] == format!("{:08}", st.size) && fields[3] == "00000001",
+            || format!("bufinfo line {line:?} for the export ({st:?})"),
+        )?;
+        close_now(u, fds, buf)?;
+        reqbufs(u, v, c, 0, MEMORY_MMAP).map(drop)
+    })
+}
+
 /// Every case of the suite, in a stable order.
 pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
     macro_rules! list {
@@ -404,6 +434,7 @@ pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
         v4l2_querybuf_fresh_and_out_of_range => "vb2 16-17",
         v4l2_expbuf_exports_the_mmap_plane => "vb2 47, 49-51",
         v4l2_reqbufs0_orphans_an_exported_buffer => "vb2 7, 51",
+        v4l2_expbuf_is_listed_in_bufinfo => "vb2 50, dma_buf_debug_show",
         v4l2_dmabuf_qbuf_bad_fds_einval => "vb2 32-34",
         v4l2_dmabuf_import_heap_buffers_and_stream => "vb2 33, 41, 43",
         v4l2_streamon_without_buffers_einval => "vb2 56-57",
