@@ -10,10 +10,12 @@
 
 mod bench;
 mod demo;
+mod source;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use scenario::report::Report;
 use scenario::run::{run, RunOptions};
-use scenario::{Scenario, ScenarioError};
+use scenario::ScenarioError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,9 +35,10 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario (a file, or the name of a bundled one; default: the bundled default).
+    /// Run a scenario (a file, the name of a bundled one, or `-` for standard input; default:
+    /// the bundled default). The report goes to stdout, errors and warnings to stderr.
     Run {
-        /// A scenario file or a bundled scenario's name.
+        /// A scenario file, a bundled scenario's name, or `-` (standard input).
         scenario: Option<String>,
         /// Where report.json, trace.json, timeline.svg, latency.svg and thumbnail.jpg go.
         #[arg(long, default_value = "out")]
@@ -52,11 +55,18 @@ enum Command {
         /// Override the number of frames.
         #[arg(long)]
         frames: Option<u64>,
+        /// Override any scenario field, validated like the file (repeatable, later wins):
+        /// `--set links.camera->isp.buffers=6`, `--set soc.cma[0].size=64MiB`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
     },
     /// Validate a scenario without running it.
     Check {
-        /// A scenario file or a bundled scenario's name.
+        /// A scenario file, a bundled scenario's name, or `-` (standard input).
         scenario: String,
+        /// Override any scenario field (as for `run`).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
     },
     /// List the bundled scenarios.
     Scenarios,
@@ -68,22 +78,44 @@ enum Command {
     Soc,
 }
 
-/// A scenario argument: an existing file, else a bundled name.
-fn load(arg: &str) -> Result<Scenario, ScenarioError> {
-    let p = std::path::Path::new(arg);
-    if p.exists() || arg.ends_with(".toml") {
-        scenario::load(p)
-    } else {
-        scenario::load_bundled(arg)
-    }
-}
-
 fn fail(e: &ScenarioError) -> ExitCode {
     eprint!("{}", e.render());
     if !e.render().ends_with('\n') {
         eprintln!();
     }
     ExitCode::from(e.exit_code().code() as u8)
+}
+
+/// The report's failures, one line each, for stderr (the report itself, on stdout, has them too).
+fn problems(report: &Report) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .errors
+        .iter()
+        .map(|e| match e.errno.as_str() {
+            "" => format!("error: {}", e.message),
+            errno => format!("error: {errno}: {}", e.message),
+        })
+        .collect();
+    if report.frames.corrupted > 0 {
+        lines.push(format!(
+            "error: {} frame(s) arrived corrupted",
+            report.frames.corrupted
+        ));
+    }
+    lines.extend(
+        report
+            .checker
+            .findings
+            .iter()
+            .filter(|f| !f.expected)
+            .map(|f| {
+                format!(
+                    "error: checker finding the scenario does not expect: [{}] {}",
+                    f.kind, f.message
+                )
+            }),
+    );
+    lines
 }
 
 fn cmd_run(
@@ -93,8 +125,9 @@ fn cmd_run(
     format: Format,
     threads: bool,
     frames: Option<u64>,
+    set: &[String],
 ) -> ExitCode {
-    let s = match load(scenario.as_deref().unwrap_or(scenario::DEFAULT)) {
+    let s = match source::load(scenario.as_deref().unwrap_or(scenario::DEFAULT), set) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -125,28 +158,28 @@ fn cmd_run(
     };
     match format {
         Format::Json => print!("{}", output.report.to_json()),
-        Format::Text => {
-            print!("{}", scenario::report::text_summary(&output.report));
-            if threads {
-                println!(
-                    "note: --threads ran every device engine on its own OS thread; the checks \
-                     above still hold, but host interleaving differs between runs (not the \
-                     deterministic reference)"
-                );
-            }
-            let names: Vec<String> = files
-                .iter()
-                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect();
-            println!(
-                "wrote {} in {}: {} ({:.1} s wall)",
-                names.len(),
-                out.display(),
-                names.join(", "),
-                wall.as_secs_f64()
-            );
-        }
+        Format::Text => print!("{}", scenario::report::text_summary(&output.report)),
     }
+    for line in problems(&output.report) {
+        eprintln!("{line}");
+    }
+    if threads {
+        eprintln!(
+            "warning: --threads ran every device engine on its own OS thread; the checks still \
+             hold, but host interleaving differs between runs (not the deterministic reference)"
+        );
+    }
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    eprintln!(
+        "wrote {} in {}: {} ({:.1} s wall)",
+        names.len(),
+        out.display(),
+        names.join(", "),
+        wall.as_secs_f64()
+    );
     ExitCode::from(output.report.exit_code().code() as u8)
 }
 
@@ -166,6 +199,7 @@ fn main() -> ExitCode {
         format: Format::Text,
         threads: false,
         frames: None,
+        set: Vec::new(),
     });
     match command {
         Command::Run {
@@ -175,8 +209,9 @@ fn main() -> ExitCode {
             format,
             threads,
             frames,
-        } => cmd_run(scenario, out, seed, format, threads, frames),
-        Command::Check { scenario } => match load(&scenario) {
+            set,
+        } => cmd_run(scenario, out, seed, format, threads, frames, &set),
+        Command::Check { scenario, set } => match source::load(&scenario, &set) {
             Ok(s) => {
                 println!(
                     "{}: valid ({} nodes, {} links, {} events, {} frames)",
@@ -207,7 +242,7 @@ fn main() -> ExitCode {
             Ok(summary) if summary.verified => ExitCode::SUCCESS,
             Ok(_) => ExitCode::from(1),
             Err(e) => {
-                eprintln!("dmabuf: {e}");
+                eprintln!("error: {e}");
                 ExitCode::from(1)
             }
         },
