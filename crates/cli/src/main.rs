@@ -10,7 +10,10 @@
 
 mod bench;
 mod demo;
+mod diff;
+mod figures;
 mod source;
+mod sweep;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use scenario::report::Report;
@@ -67,6 +70,50 @@ enum Command {
         /// Override any scenario field (as for `run`).
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<String>,
+    },
+    /// What changed between two reports (report.json): placements, migrations, latency, drops,
+    /// maps, device traffic, findings. Exit code 0 when the same, 1 when they differ.
+    Diff {
+        /// The first report.
+        a: PathBuf,
+        /// The second report.
+        b: PathBuf,
+        /// Print the differences as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a scenario over the cartesian product of varied fields, as parallel processes;
+    /// writes sweep.csv, sweep.json and sweep.svg in --out.
+    Sweep {
+        /// A scenario file, a bundled scenario's name, or `-` (standard input).
+        scenario: Option<String>,
+        /// A field and its values (repeatable): `--vary links.camera->isp.buffers=2,4,6`.
+        #[arg(long, value_name = "PATH=V1,V2,...")]
+        vary: Vec<String>,
+        /// Override a field for every point (as for `run`).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+        /// Override the number of frames of every point.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Override the seed of every point.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Points run at once (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// The sweep's directory: plan.json, runs/NNN/, sweep.csv, sweep.json, sweep.svg.
+        #[arg(long, default_value = "sweep")]
+        out: PathBuf,
+        /// The headline figure sweep.svg plots against the first varied field.
+        #[arg(long, default_value = "p99_us")]
+        plot: String,
+        /// Print one `dmabuf run ...` command line per point instead of running them.
+        #[arg(long)]
+        emit_jobs: bool,
+        /// Gather the reports of a sweep whose points ran elsewhere (after --emit-jobs).
+        #[arg(long, value_name = "DIR")]
+        collect: Option<PathBuf>,
     },
     /// List the bundled scenarios.
     Scenarios,
@@ -225,6 +272,44 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Diff { a, b, json } => match (diff::read(&a), diff::read(&b)) {
+            (Ok(ra), Ok(rb)) => {
+                let (na, nb) = (a.display().to_string(), b.display().to_string());
+                if json {
+                    print!("{}", diff::json(&na, &nb, &ra, &rb));
+                } else {
+                    print!("{}", diff::text(&na, &nb, &ra, &rb));
+                }
+                ExitCode::from(u8::from(!diff::diff(&ra, &rb).is_empty()))
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Sweep {
+            scenario,
+            vary,
+            set,
+            frames,
+            seed,
+            jobs,
+            out,
+            plot,
+            emit_jobs,
+            collect,
+        } => sweep::main(sweep::Args {
+            scenario,
+            vary,
+            set,
+            frames,
+            seed,
+            jobs,
+            out,
+            plot,
+            emit_jobs,
+            collect,
+        }),
         Command::Scenarios => {
             for (name, line, _) in scenario::bundled() {
                 println!("{name:<22} {line}");
