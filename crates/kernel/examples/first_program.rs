@@ -1,6 +1,6 @@
 //! A first program against the library: one machine, two processes, one buffer, two devices.
 //!
-//! `cargo run -p dmabuf --example first_program`
+//! `cargo run -p kernel --example first_program`
 //!
 //! 1. Boot the bundled default machine ([`Kernel::boot`]) and spawn two processes, a producer
 //!    and a consumer.
@@ -18,7 +18,7 @@
 //! Errors are printed with `Display` (`error: ENOMEM: ...`), as a program should.
 
 use dma::{DmaDirection, FindingKind};
-use dmabuf::Kernel;
+use kernel::Kernel;
 use soc::SocDesc;
 use std::error::Error;
 use std::io::Write;
