@@ -238,16 +238,22 @@ pub fn headline(a: &Value, b: &Value) -> Vec<(&'static str, Option<f64>, Option<
         .collect()
 }
 
+/// `s` cut to `max` characters, with `...` when cut.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() > max {
+        format!("{}...", s.chars().take(max - 3).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
 fn compact(v: &Value) -> String {
     let s = match v {
         Value::String(s) => format!("{s:?}"),
+        Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), show),
         other => other.to_string(),
     };
-    if s.chars().count() > 160 {
-        format!("{}...", s.chars().take(157).collect::<String>())
-    } else {
-        s
-    }
+    shorten(&s, 160)
 }
 
 fn delta(a: &Value, b: &Value) -> Option<String> {
@@ -292,23 +298,30 @@ pub fn text(a_name: &str, b_name: &str, a: &Value, b: &Value) -> String {
     }
     let mut section = "";
     for c in &changes {
-        if c.section() != section {
-            section = c.section();
-            let _ = writeln!(s, "{section}:");
-        }
-        let rest = c.path[section.len()..].trim_start_matches('.');
-        let at = if rest.is_empty() { section } else { rest };
+        let rest = c.path[c.section().len()..].trim_start_matches('.');
+        // A top-level scalar is its own line; anything deeper goes under its section.
+        let (indent, at) = if rest.is_empty() {
+            section = "";
+            ("", c.section().to_string())
+        } else {
+            if c.section() != section {
+                section = c.section();
+                let _ = writeln!(s, "{section}:");
+            }
+            ("  ", shorten(rest, 100))
+        };
+        let _ = write!(s, "{indent}");
         let _ = match &c.kind {
             Kind::Changed => writeln!(
                 s,
-                "  {at}: {} -> {}{}",
+                "{at}: {} -> {}{}",
                 compact(&c.a),
                 compact(&c.b),
                 delta(&c.a, &c.b).unwrap_or_default()
             ),
-            Kind::Added => writeln!(s, "  + {at}: {}", compact(&c.b)),
-            Kind::Removed => writeln!(s, "  - {at}: {}", compact(&c.a)),
-            Kind::Summary(what) => writeln!(s, "  {at}: {what}"),
+            Kind::Added => writeln!(s, "+ {at}: {}", compact(&c.b)),
+            Kind::Removed => writeln!(s, "- {at}: {}", compact(&c.a)),
+            Kind::Summary(what) => writeln!(s, "{at}: {what}"),
         };
     }
     let _ = writeln!(s, "{} difference(s)", changes.len());

@@ -63,7 +63,7 @@ fn test_diff_tolerates_fields_it_does_not_know_and_rejects_non_reports() {
     assert_eq!(d.code, 1, "{}", d.stderr);
     assert!(
         d.stdout
-            .contains("drops_by_cause:\n  + drops_by_cause: {\"queue_empty\":2}"),
+            .contains("\n+ drops_by_cause: {\"queue_empty\":2}\n"),
         "{}",
         d.stdout
     );
