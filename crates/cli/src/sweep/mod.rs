@@ -9,7 +9,8 @@
 //! `--plot` figure against the first varied field, one line per combination of the others).
 //!
 //! `--emit-jobs` writes the plan and prints one `dmabuf run ...` command line per point instead
-//! of running them, for a batch system; `dmabuf sweep --collect DIR` then gathers the reports
+//! of running them, for a batch system (with absolute paths: the jobs may run elsewhere);
+//! `dmabuf sweep --collect DIR` then gathers the reports
 //! (a point whose report is missing is a row with verdict `MISSING`).
 //!
 //! Exit code: 0 when every point verified, 1 when one did not (or is missing), 2 for invalid
@@ -82,7 +83,10 @@ pub fn main(args: Args) -> ExitCode {
         return invalid("--jobs 0: expected at least 1");
     }
     match prepare(&args, &scenario) {
-        Ok(plan) if args.emit_jobs => emit(&plan, &args.out),
+        Ok(plan) if args.emit_jobs => {
+            let dir = std::fs::canonicalize(&args.out).unwrap_or_else(|_| args.out.clone());
+            emit(&plan, &dir)
+        }
         Ok(plan) => {
             let codes = run_points(&plan, &args.out, args.jobs);
             collect(&args.out, &args.plot, Some(&codes))
@@ -103,12 +107,21 @@ fn prepare(args: &Args, scenario: &str) -> Result<Plan, ExitCode> {
     let (text, file) = source::text_of(scenario).map_err(|e| crate::fail(&e))?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| invalid(format!("creating {}: {e}", args.out.display())))?;
-    // Standard input is read once: the points run a copy of it.
+    // Standard input is read once: the points run a copy of it. Emitted jobs may run in
+    // another directory (a batch system's), so their paths are absolute.
+    let absolute = |p: &Path| -> PathBuf {
+        match (args.emit_jobs, std::fs::canonicalize(p)) {
+            (true, Ok(abs)) => abs,
+            _ => p.to_path_buf(),
+        }
+    };
     let run_arg = if scenario == "-" {
         let copy = args.out.join("scenario.toml");
         std::fs::write(&copy, &text)
             .map_err(|e| invalid(format!("writing {}: {e}", copy.display())))?;
-        copy.display().to_string()
+        absolute(&copy).display().to_string()
+    } else if Path::new(scenario).exists() {
+        absolute(Path::new(scenario)).display().to_string()
     } else {
         scenario.to_string()
     };
