@@ -691,6 +691,36 @@ mod tests {
     }
 
     #[test]
+    fn test_override_adds_a_key_to_an_inline_table() {
+        let text = TINY.replace(
+            "device = \"display0\"\n",
+            "device = \"display0\"\nparams = { max_in_flight = 3 }\n",
+        );
+        let o = sets(&[
+            "nodes.screen.params.swapchain=wayland",
+            "nodes.cam.params={}",
+            "nodes.cam.params.pattern=bars",
+        ]);
+        let s = validate_with_overrides(&text, "t.toml", &o).unwrap();
+        assert_eq!(s.nodes[1].params.max_in_flight, Some(3));
+        assert!(s.nodes[1].params.swapchain.is_some());
+        assert!(s.nodes[0].params.pattern.is_some());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn test_any_override_text_is_answered_without_panicking(
+            path in "[a-z_.\\[\\]0-9>\"-]{0,24}",
+            value in "[ -~]{0,12}",
+        ) {
+            let arg = format!("{path}={value}");
+            if let Ok(o) = Override::parse("--set #1", &arg) {
+                let _ = validate_with_overrides(TINY, "t.toml", &[o]);
+            }
+        }
+    }
+
+    #[test]
     fn test_no_override_is_plain_validation() {
         assert_eq!(run(&[]).unwrap(), validate(TINY, "tiny.toml").unwrap());
     }
