@@ -134,6 +134,28 @@ fn test_sweep_runs_every_point_and_writes_csv_json_and_plot() {
     assert!(svg.starts_with("<svg") && svg.contains("maps_first"));
     assert_eq!(svg.matches("<circle").count(), 2);
     assert!(out.join("runs/001/report.json").exists());
+    // One point at a time gives the same table: the runs are independent and deterministic.
+    let serial = dir.join("serial");
+    let s = dmabuf_with_stdin(
+        &[
+            "sweep",
+            "-",
+            "--vary",
+            "links.cam->screen.buffers=2,4",
+            "--set",
+            "frames=6",
+            "--jobs",
+            "1",
+            "--out",
+            serial.to_str().unwrap(),
+        ],
+        TINY,
+    );
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    assert_eq!(
+        std::fs::read_to_string(serial.join("sweep.csv")).unwrap(),
+        csv
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
