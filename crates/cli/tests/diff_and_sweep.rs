@@ -245,6 +245,20 @@ fn test_emit_jobs_then_collect_gathers_the_reports_and_notes_missing_ones() {
     assert!(status.status.success());
     let c = dmabuf(&["sweep", "--collect", out.to_str().unwrap()]);
     assert_eq!(c.code, 0, "{}", c.stderr);
+    // Planning again in the same directory forgets the earlier reports.
+    let again = dmabuf(&[
+        "sweep",
+        file.to_str().unwrap(),
+        "--vary",
+        "seed=1,2,3",
+        "--emit-jobs",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let c = dmabuf(&["sweep", "--collect", out.to_str().unwrap()]);
+    assert_eq!(c.code, 1);
+    assert_eq!(c.stderr.matches("no report").count(), 3, "{}", c.stderr);
     let c = dmabuf(&["sweep", "--collect", dir.to_str().unwrap()]);
     assert_eq!(c.code, 2, "no plan.json there");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -159,6 +159,17 @@ fn prepare(args: &Args, scenario: &str) -> Result<Plan, ExitCode> {
     let path = args.out.join("plan.json");
     std::fs::write(&path, plan.to_json())
         .map_err(|e| invalid(format!("writing {}: {e}", path.display())))?;
+    // A report left by an earlier sweep in the same directory must not be collected as this
+    // one's.
+    for i in 0..plan.points.len() {
+        let stale = args.out.join(Plan::run_dir(i)).join("report.json");
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(invalid(format!("removing {}: {e}", stale.display())))
+            }
+            _ => {}
+        }
+    }
     Ok(plan)
 }
 
