@@ -26,7 +26,6 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// What [`ConstraintExporter::export`] is asked for.
 #[derive(Debug, Clone)]
@@ -126,7 +125,7 @@ pub(super) struct State {
     pub(super) phase: Phase,
     /// The migration in progress: cause, start, and the attachment whose attach started it
     /// (its record goes if the migration fails).
-    pub(super) pending: Option<(MigrationCause, Instant, Option<u64>)>,
+    pub(super) pending: Option<(MigrationCause, u64, Option<u64>)>,
     /// Bumped whenever `records` change.
     pub(super) version: u64,
     /// The `version` the current placement was last found to serve.

@@ -74,8 +74,8 @@ pub mod unwrap;
 pub use array::DmaFenceArray;
 pub use chain::DmaFenceChain;
 pub use fence::{
-    context_alloc, now_ns, wait_any_timeout, CallbackId, DmaFence, FenceError, FenceOps,
-    FenceStatus, Interrupt, SimpleFenceOps,
+    context_alloc, wait_any_timeout, CallbackId, DmaFence, FenceError, FenceOps, FenceStatus,
+    Interrupt, SimpleFenceOps,
 };
 pub use unwrap::{merge, unwrap_iter, DmaFenceUnwrap};
 pub mod ww_mutex;

@@ -59,6 +59,7 @@
 use crate::fence::{context_alloc, DmaFence, FenceError, FenceOps};
 use crate::sync::{Arc, Mutex};
 use crate::sync_file::{cut_name, SyncFile, SYNC_NAME_LEN};
+use clock::{Clock, ClockRef};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use uapi::{AsErrno, Errno};
@@ -114,6 +115,8 @@ struct Timeline {
     context: u64,
     name: String,
     state: Mutex<State>,
+    /// The machine clock its points are stamped and timed on; `None` is [`clock::unbooted`].
+    clock: Option<ClockRef>,
 }
 
 /// The ops of one point (`struct sync_pt` around its fence). One per fence, so its address
@@ -134,6 +137,13 @@ impl FenceOps for SwSyncPt {
 
     fn timeline_name(&self) -> &str {
         &self.timeline.name
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        match &self.timeline.clock {
+            Some(c) => &**c,
+            None => clock::unbooted(),
+        }
     }
 
     /// Rule 2: passed when the 32-bit distance to the counter is not positive.
@@ -171,6 +181,16 @@ impl SwSyncTimeline {
     /// Opens a new timeline named `name` (cut to 31 bytes; Linux uses the opening task's name),
     /// on a new fence context, counter at 0.
     pub fn new(name: &str) -> Result<SwSyncTimeline, SwSyncError> {
+        SwSyncTimeline::with_clock(name, None)
+    }
+
+    /// Like [`new`](Self::new), for a machine: its points are stamped with `clock` when they
+    /// signal and their waits are timed on it.
+    pub fn on(clock: ClockRef, name: &str) -> Result<SwSyncTimeline, SwSyncError> {
+        SwSyncTimeline::with_clock(name, Some(clock))
+    }
+
+    fn with_clock(name: &str, clock: Option<ClockRef>) -> Result<SwSyncTimeline, SwSyncError> {
         let context = context_alloc(1).map_err(SwSyncError::NoContext)?;
         let state = State {
             value: 0,
@@ -182,6 +202,7 @@ impl SwSyncTimeline {
             context,
             name: cut_name(name),
             state: Mutex::new(state),
+            clock,
         });
         Ok(SwSyncTimeline { timeline })
     }

@@ -345,7 +345,8 @@ impl Uapi for SimProcess {
     }
 
     fn sw_sync_open(&mut self) -> Result<Fd, Errno> {
-        let tl = SwSyncTimeline::new("sim").map_err(|e| e.errno())?;
+        let clock = self.proc.kernel().soc().clock().clone();
+        let tl = SwSyncTimeline::on(clock, "sim").map_err(|e| e.errno())?;
         let obj = FileObject::SwSync(Arc::new(tl));
         self.proc.install(obj, O_RDWR).map_err(user)
     }
