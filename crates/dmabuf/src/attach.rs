@@ -37,11 +37,8 @@ use parking_lot::Mutex;
 use soc::Device;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// Attachment ids: only ids.
-static NEXT_ATTACH_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Default)]
 pub(crate) struct AttachState {
@@ -175,7 +172,7 @@ impl DmaBuf {
     ) -> Result<Attachment, DmaBufError> {
         let peer2peer = importer.as_ref().is_some_and(|i| i.allow_peer2peer());
         let inner = Arc::new(AttachInner {
-            id: NEXT_ATTACH_ID.fetch_add(1, Ordering::Relaxed),
+            id: self.0.dma.soc().ids().next_attachment_id(),
             buf: self.clone(),
             dev: dev.clone(),
             importer,

@@ -88,9 +88,6 @@ impl fmt::Debug for ExportInfo {
     }
 }
 
-/// Unique buffer numbers (the inode number of the anon file). Only an id, like fence contexts.
-static NEXT_INO: AtomicU64 = AtomicU64::new(1);
-
 pub(crate) struct BufInner {
     pub(crate) ino: u64,
     pub(crate) size: u64,
@@ -174,7 +171,8 @@ impl DmaBuf {
             return Err(DmaBufError::PinWithoutUnpin(info.exp_name));
         }
         let buf = DmaBuf(Arc::new(BufInner {
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            // The anon file's inode number, from the machine's counter (`get_next_ino`).
+            ino: dma.soc().ids().next_ino(),
             size: info.size,
             exp_name: info.exp_name,
             flags: info.flags & (O_ACCMODE | O_NONBLOCK),

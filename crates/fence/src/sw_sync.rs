@@ -181,17 +181,18 @@ impl SwSyncTimeline {
     /// Opens a new timeline named `name` (cut to 31 bytes; Linux uses the opening task's name),
     /// on a new fence context, counter at 0.
     pub fn new(name: &str) -> Result<SwSyncTimeline, SwSyncError> {
-        SwSyncTimeline::with_clock(name, None)
-    }
-
-    /// Like [`new`](Self::new), for a machine: its points are stamped with `clock` when they
-    /// signal and their waits are timed on it.
-    pub fn on(clock: ClockRef, name: &str) -> Result<SwSyncTimeline, SwSyncError> {
-        SwSyncTimeline::with_clock(name, Some(clock))
-    }
-
-    fn with_clock(name: &str, clock: Option<ClockRef>) -> Result<SwSyncTimeline, SwSyncError> {
         let context = context_alloc(1).map_err(SwSyncError::NoContext)?;
+        Ok(SwSyncTimeline::build(name, context, None))
+    }
+
+    /// Like [`new`](Self::new), for a machine: on `context`, a fence context the machine
+    /// allocated for it, with its points stamped with `clock` when they signal and their waits
+    /// timed on it.
+    pub fn on(clock: ClockRef, context: u64, name: &str) -> SwSyncTimeline {
+        SwSyncTimeline::build(name, context, Some(clock))
+    }
+
+    fn build(name: &str, context: u64, clock: Option<ClockRef>) -> SwSyncTimeline {
         let state = State {
             value: 0,
             passed: 0,
@@ -204,7 +205,7 @@ impl SwSyncTimeline {
             state: Mutex::new(state),
             clock,
         });
-        Ok(SwSyncTimeline { timeline })
+        SwSyncTimeline { timeline }
     }
 
     /// The fence context of this timeline.

@@ -345,8 +345,9 @@ impl Uapi for SimProcess {
     }
 
     fn sw_sync_open(&mut self) -> Result<Fd, Errno> {
-        let clock = self.proc.kernel().soc().clock().clone();
-        let tl = SwSyncTimeline::on(clock, "sim").map_err(|e| e.errno())?;
+        let soc = self.proc.kernel().soc();
+        let context = soc.ids().fence_context_alloc(1).ok_or(Errno::ENOMEM)?;
+        let tl = SwSyncTimeline::on(soc.clock().clone(), context, "sim");
         let obj = FileObject::SwSync(Arc::new(tl));
         self.proc.install(obj, O_RDWR).map_err(user)
     }

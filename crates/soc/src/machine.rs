@@ -18,6 +18,7 @@
 //! - each IOMMU ([`Iommu`]) and each device ([`Device`]); a device behind an IOMMU gets its own
 //!   default domain.
 //!
+//! - the machine's id counters ([`Soc::ids`]: inode numbers, attachment ids, fence contexts);
 //! - the machine's clock ([`Soc::clock`]): a [`clock::VirtualClock`] at boot unless the caller
 //!   hands one in ([`Soc::with_clock`]); every layer above reads time from it.
 //!
@@ -32,6 +33,7 @@ use crate::desc::{BankKind, SocDesc};
 use crate::device::Device;
 use crate::error::SocError;
 use crate::genpool::GenPool;
+use crate::ids::MachineIds;
 use crate::iommu::Iommu;
 use crate::observer::{Observers, SocObserver};
 use crate::page_alloc::{Page, PageAllocator};
@@ -59,6 +61,7 @@ pub struct Soc {
     devices: Vec<Arc<Device>>,
     observers: Arc<Observers>,
     clock: ClockRef,
+    ids: MachineIds,
 }
 
 impl std::fmt::Debug for Soc {
@@ -264,7 +267,13 @@ impl Soc {
             devices,
             observers,
             clock,
+            ids: MachineIds::new(),
         }))
+    }
+
+    /// The machine's id counters: inode numbers, attachment ids, fence contexts.
+    pub fn ids(&self) -> &MachineIds {
+        &self.ids
     }
 
     /// The machine's monotonic clock (`ktime_get`): what every layer above reads time from.
