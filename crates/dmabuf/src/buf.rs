@@ -18,7 +18,7 @@
 //! 2. [`DmaBufOps::release`] runs exactly once, when the last reference is dropped (behaviour 64).
 //!    Because attachments and vmaps hold references, "release with attachments left" or "release
 //!    while vmapped" cannot happen; a vmap leaked without `vunmap` is counted in
-//!    [`BufRegistry`](crate::BufRegistry) warnings.
+//!    [`BufRegistry`] warnings.
 //! 3. A buffer exported into a [`BufRegistry`] is listed there until it is released.
 //!
 //! # Lock rules

@@ -24,7 +24,7 @@
 //! 3. fdinfo's `count` is the open file's reference count as Linux counts it: one per fd (in
 //!    any process) plus one per other holder of the buffer (mappings, attachments, kernel
 //!    references) — not the dma-buf's own reference count, because the simulator's fds share
-//!    one [`File`](crate::file::File), which holds one buffer reference for all of them.
+//!    one [`File`], which holds one buffer reference for all of them.
 //! 4. Mappings are unmapped when the [`SimMapping`] is dropped.
 //!
 //! # Example

@@ -165,7 +165,7 @@ fn b11_error_reported_only_after_signal() {
 #[test]
 fn b12_set_error_after_signal_or_out_of_range_fails() {
     let x = f(1, 1);
-    assert!(x.set_error(Errno::from_raw(5000)).is_err());
+    assert!(x.set_error(Errno::from_raw(5000).unwrap()).is_err());
     x.signal().unwrap();
     assert_eq!(
         x.set_error(Errno::EIO).unwrap_err(),
