@@ -41,7 +41,7 @@ impl DmaBufOps for ConstraintExporter {
     }
 
     fn attach(&self, buf: &DmaBuf, att: &Attachment) -> Result<(), DmaBufError> {
-        let needs = self.needs_for(att.device().name());
+        let needs = self.needs_for(att);
         let rec = ConstraintRecord::of_attachment(att, needs);
         let device = rec.device.clone();
         let deadline = self.drain_deadline(self.now_ns());

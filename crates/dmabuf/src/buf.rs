@@ -128,7 +128,45 @@ impl Drop for BufInner {
 #[derive(Clone)]
 pub struct DmaBuf(pub(crate) Arc<BufInner>);
 
+/// A weak handle to a [`DmaBuf`]: it does not keep the buffer alive, and
+/// [`upgrade`](Self::upgrade)s to a reference only while someone else still holds one (an
+/// exporter that must find its own buffer, as a GEM object's `dma_buf` pointer, without keeping
+/// it from being released).
+///
+/// ```
+/// use dmabuf::testing::{mock_dma, MockExporter};
+/// let dma = mock_dma();
+/// let buf = MockExporter::new().export(&dma, 4096)?;
+/// let weak = buf.downgrade();
+/// assert!(weak.upgrade().is_some_and(|b| b.ptr_eq(&buf)));
+/// drop(buf); // the last reference: released
+/// assert!(weak.upgrade().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct WeakDmaBuf(Weak<BufInner>);
+
+impl WeakDmaBuf {
+    /// A reference to the buffer if it has not been released (`get_dma_buf` on a live one).
+    pub fn upgrade(&self) -> Option<DmaBuf> {
+        self.0.upgrade().map(DmaBuf)
+    }
+}
+
+impl fmt::Debug for WeakDmaBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakDmaBuf")
+            .field("alive", &(self.0.strong_count() > 0))
+            .finish()
+    }
+}
+
 impl DmaBuf {
+    /// A weak handle to this buffer ([`WeakDmaBuf`]).
+    pub fn downgrade(&self) -> WeakDmaBuf {
+        WeakDmaBuf(Arc::downgrade(&self.0))
+    }
+
     /// `dma_buf_export`: wraps the exporter's storage in a new buffer (not listed anywhere; see
     /// [`export_registered`](Self::export_registered)).
     ///
