@@ -68,7 +68,8 @@
 pub mod array;
 pub mod chain;
 pub mod fence;
-pub mod sync;
+/// The synchronisation facade (the `sync` crate), re-exported under its old path.
+pub use ::sync;
 pub mod unwrap;
 
 pub use array::DmaFenceArray;
