@@ -75,6 +75,6 @@ pub use buf::{DmaBuf, ExportInfo, WeakDmaBuf};
 pub use cpu_access::{cpu_access_usage, VMap};
 pub use debugfs::{BufInfo, BufRegistry, RegistryStats};
 pub use error::DmaBufError;
-pub use map_cache::MapCache;
+pub use map_cache::{MapCache, MapCacheOptions};
 pub use mmap::CpuMapping;
 pub use ops::{AsAny, DmaBufOps, FaultPage, ImporterOps, IosysMap, OpsFeatures, ReleaseInfo};

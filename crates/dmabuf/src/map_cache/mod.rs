@@ -56,9 +56,33 @@ impl Key {
     }
 }
 
+/// How a [`MapCache`] maps and unmaps its tables.
+///
+/// The default maps with no attributes and lets the DMA API do the cache maintenance of map and
+/// unmap. A GPU-style exporter (`amdgpu_dma_buf_map`) maps with `DMA_ATTR_SKIP_CPU_SYNC` and syncs
+/// explicitly instead:
+///
+/// ```
+/// use dma::DmaAttrs;
+/// use dmabuf::map_cache::MapCacheOptions;
+/// let gpu_style = MapCacheOptions { attrs: DmaAttrs::SKIP_CPU_SYNC, explicit_sync: true };
+/// assert_ne!(gpu_style, MapCacheOptions::default());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapCacheOptions {
+    /// The DMA attributes of every real map and unmap (`dma_map_sgtable(..., attrs)`).
+    pub attrs: DmaAttrs,
+    /// After a real map, sync the table for a non-coherent device
+    /// (`dma_sync_sgtable_for_device`); before a real unmap, sync it for the CPU unless the
+    /// direction is `TO_DEVICE` (`dma_sync_sgtable_for_cpu`). What `attrs` with
+    /// `DMA_ATTR_SKIP_CPU_SYNC` leaves out; harmless (a second maintenance) without it.
+    pub explicit_sync: bool,
+}
+
 /// Cached mapped tables of one buffer, per attachment and direction (module doc).
 pub struct MapCache {
     dma: Arc<DmaApi>,
+    options: MapCacheOptions,
     tables: HeldTables<Key, SgTable>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -68,8 +92,14 @@ pub struct MapCache {
 impl MapCache {
     /// An empty cache whose tables are mapped through `dma`.
     pub fn new(dma: &Arc<DmaApi>) -> MapCache {
+        MapCache::with_options(dma, MapCacheOptions::default())
+    }
+
+    /// An empty cache that maps and unmaps its tables as `options` say.
+    pub fn with_options(dma: &Arc<DmaApi>, options: MapCacheOptions) -> MapCache {
         MapCache {
             dma: dma.clone(),
+            options,
             tables: HeldTables::new(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -105,7 +135,13 @@ impl MapCache {
     ) -> Result<Arc<SgTable>, DmaBufError> {
         let mut sgt = build()?;
         let dev = att.device().clone();
-        self.dma.map_sg(&dev, &mut sgt, dir, DmaAttrs::NONE)?;
+        self.dma.map_sg(&dev, &mut sgt, dir, self.options.attrs)?;
+        if self.options.explicit_sync && !dev.is_coherent() {
+            if let Err(e) = self.dma.sync_sg_for_device(&dev, &sgt, dir) {
+                self.dma.unmap_sg(&dev, &mut sgt, dir, self.options.attrs)?;
+                return Err(e.into());
+            }
+        }
         let table = Arc::new(sgt);
         let id = att.id();
         // Map calls run under the buffer's resv lock, so no other miss for this key can have
@@ -178,9 +214,12 @@ impl MapCache {
 
     /// Really unmaps a free table; one a holder still shares goes back to the zombies.
     fn unmap_now(&self, entry: (Key, Arc<SgTable>)) -> Result<(), DmaBufError> {
+        let opts = self.options;
         release(&self.tables, entry, |key, mut sgt| {
-            self.dma
-                .unmap_sg(&key.dev, &mut sgt, key.dir, DmaAttrs::NONE)?;
+            if opts.explicit_sync && !key.dev.is_coherent() && key.dir != DmaDirection::ToDevice {
+                self.dma.sync_sg_for_cpu(&key.dev, &sgt, key.dir)?;
+            }
+            self.dma.unmap_sg(&key.dev, &mut sgt, key.dir, opts.attrs)?;
             Ok(())
         })
     }
