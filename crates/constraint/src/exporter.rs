@@ -19,13 +19,13 @@ use dmabuf::debugfs::BufRegistry;
 use dmabuf::error::DmaBufError;
 use dmabuf::map_cache::MapCache;
 use dmabuf::ops::ImporterOps;
-use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use soc::{Device, PhysAddr};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use sync::{Condvar, Mutex};
 
 /// What [`ConstraintExporter::export`] is asked for.
 #[derive(Debug, Clone)]

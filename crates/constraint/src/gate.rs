@@ -18,9 +18,9 @@ use super::placement::plan;
 use clock::Clock;
 use dmabuf::buf::DmaBuf;
 use fence::{DmaResvUsage, ResvGuard};
-use parking_lot::MutexGuard;
 use std::sync::Arc;
 use std::time::Duration;
+use sync::MutexGuard;
 use uapi::AsErrno;
 
 /// How often a drain wait looks at the interrupt.
