@@ -270,12 +270,15 @@ fn test_concurrent_attaches_of_one_device_each_keep_their_own_needs() {
     let (buf, exp) = ConstraintExporter::export(&dma, ExportSpec::new(1 << 20)).unwrap();
     let exp = std::sync::Arc::new(exp);
     let dev = dma.device("isp0").unwrap();
-    for _round in 0..20 {
+    for _round in 0..50 {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
         let threads: Vec<_> = (0..4u32)
             .map(|i| {
                 let (buf, exp, dev) = (buf.clone(), exp.clone(), dev.clone());
+                let start = start.clone();
                 std::thread::spawn(move || {
                     let needs = ImporterNeeds::new().align(4096 << i);
+                    start.wait();
                     let att = exp.attach_with(&buf, &dev, needs.clone()).unwrap();
                     (att, needs)
                 })
