@@ -25,22 +25,10 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
 
 /// The live buffers of one machine (`db_list`).
+#[derive(Default)]
 pub struct BufRegistry {
     bufs: Mutex<BTreeMap<u64, Weak<BufInner>>>,
     stats: Mutex<RegistryStats>,
-    /// The next inode number (`dmabuf_inode` in `dma_buf_getfile`): per machine, from 1, shared
-    /// by every exporter of the machine.
-    next_ino: std::sync::atomic::AtomicU64,
-}
-
-impl Default for BufRegistry {
-    fn default() -> BufRegistry {
-        BufRegistry {
-            bufs: Mutex::default(),
-            stats: Mutex::default(),
-            next_ino: std::sync::atomic::AtomicU64::new(1),
-        }
-    }
 }
 
 /// Counters of a [`BufRegistry`].
@@ -89,12 +77,6 @@ impl BufRegistry {
         info: ExportInfo,
     ) -> Result<DmaBuf, DmaBufError> {
         DmaBuf::export_registered(dma, info, self)
-    }
-
-    /// The inode number of the machine's next dma-buf.
-    pub(crate) fn next_ino(&self) -> u64 {
-        self.next_ino
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn register(&self, buf: &DmaBuf) {
@@ -184,7 +166,7 @@ impl BufRegistry {
                 f_mode(b.flags),
                 count(buf),
                 b.exp_name,
-                buf.file_ino(),
+                buf.ino(),
                 b.name.as_deref().unwrap_or("<none>")
             );
             for (usage, driver, timeline, seqno, signaled) in &b.fences {

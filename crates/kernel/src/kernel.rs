@@ -8,7 +8,7 @@
 //! per [`Soc`]), so that several machines, and tests, run side by side in one host process.
 //!
 //! # What a kernel boots with ([`Kernel::new`])
-//! 1. The heap `"system"` ([`crate::heap::system::SystemHeap`]).
+//! 1. The heap `"system"` ([`SystemHeap`]).
 //! 2. One CMA heap per CMA region of the machine, named after the region (Linux names the
 //!    default CMA heap after its reserved-memory node, e.g. `"reserved"` or `"linux,cma"`).
 //! 3. One carveout heap `"carveout-<bank>"` per carveout bank (memory without struct pages).

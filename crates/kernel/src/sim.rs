@@ -24,7 +24,7 @@
 //! 3. fdinfo's `count` is the open file's reference count as Linux counts it: one per fd (in
 //!    any process) plus one per other holder of the buffer (mappings, attachments, kernel
 //!    references) — not the dma-buf's own reference count, because the simulator's fds share
-//!    one [`crate::file::File`], which holds one buffer reference for all of them.
+//!    one [`File`], which holds one buffer reference for all of them.
 //! 4. Mappings are unmapped when the [`SimMapping`] is dropped.
 //! 5. A system-heap allocation that runs the machine out of pages is an OOM kill, not `ENOMEM`
 //!    (Linux 6.12, seen in qemu): the process dies, its fds close, and the caller gets `ESRCH`
@@ -189,7 +189,7 @@ impl SimProcess {
         match r {
             Err(Errno::ENOMEM) if system_pages => {
                 self.proc.exit();
-                Err(Errno::from_raw(crate::process::ESRCH))
+                Err(Errno::ESRCH)
             }
             other => other,
         }
@@ -374,7 +374,9 @@ impl Uapi for SimProcess {
     }
 
     fn sw_sync_open(&mut self) -> Result<Fd, Errno> {
-        let tl = SwSyncTimeline::new("sim").map_err(|e| e.errno())?;
+        let soc = self.proc.kernel().soc();
+        let context = soc.ids().fence_context_alloc(1).ok_or(Errno::ENOMEM)?;
+        let tl = SwSyncTimeline::on(soc.clock().clone(), context, "sim");
         let obj = FileObject::SwSync(Arc::new(tl));
         self.proc.install(obj, O_RDWR).map_err(user)
     }

@@ -19,7 +19,7 @@
 //!    `nonseekable_open`) is `ESPIPE`, checked before the access mode.
 //! 4. `F_GETFL` shows `O_LARGEFILE` on files `open(2)` or `memfd_create(2)` made (heap nodes,
 //!    memfds, `/dev/udmabuf`, the sw_sync file), never on dma-bufs or sync files.
-//! 5. Inode numbers: a dma-buf's is its [`DmaBuf::file_ino`](dmabuf::DmaBuf::file_ino) (counted
+//! 5. Inode numbers: a dma-buf's is its [`DmaBuf::ino`](dmabuf::DmaBuf::ino) (counted
 //!    per machine from 1); all sync files share one anonymous inode.
 
 use crate::file::{File, FileObject};
@@ -85,7 +85,7 @@ pub(super) fn stat(file: &File) -> Stat {
             blksize: BLOCK_SIZE,
             blocks: b.size() / 512,
             nlink: 1,
-            ino: b.file_ino(),
+            ino: b.ino(),
         },
         FileObject::SyncFile(_) => Stat {
             mode: 0o600,

@@ -30,7 +30,7 @@ fn res<T: std::fmt::Debug>(r: Result<T, Errno>) -> String {
 }
 
 fn er(e: rustix::io::Errno) -> Errno {
-    Errno::from_raw(e.raw_os_error())
+    Errno::from_raw(e.raw_os_error()).unwrap_or(Errno::EIO)
 }
 
 /// Takes ownership of a fd number the kernel just installed for this process.

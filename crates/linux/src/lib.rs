@@ -9,7 +9,7 @@
 //! On Linux a program shares buffers through fds and a handful of ioctls: it allocates from
 //! `/dev/dma_heap/system` (or wraps a memfd with `/dev/udmabuf`), maps the buffer, brackets
 //! CPU access with `DMA_BUF_IOCTL_SYNC`, names it, and turns its implicit fences into a sync
-//! file. The `dmabuf` crate states that vocabulary as one trait, [`seam::Uapi`], and
+//! file. The `seam` crate states that vocabulary as one trait, [`seam::Uapi`]; the `kernel` crate
 //! answers it with a simulated kernel; this crate answers it with the running one:
 //! [`RealLinux`]. Because both answer the same trait, the conformance suite
 //! ([`seam::conformance`]) runs unchanged against both, and every disagreement is a
@@ -56,6 +56,7 @@
 #![warn(missing_docs)]
 
 pub mod child;
+pub mod clock;
 pub mod drm;
 pub mod map;
 mod pass;

@@ -113,7 +113,11 @@ impl Files {
     /// installs an fd at that number would look as if it had installed nothing).
     pub(crate) fn open_numbers() -> Result<std::collections::HashSet<i32>, Errno> {
         let listed: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw())))?
+            .map_err(|e| {
+                e.raw_os_error()
+                    .and_then(Errno::from_raw)
+                    .unwrap_or(Errno::EIO)
+            })?
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
             .collect();
         Ok(listed
@@ -261,7 +265,11 @@ fn fresh_table() -> Result<Files, Errno> {
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FILES) }
         .map_err(errno)?;
     let inherited: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw())))?
+        .map_err(|e| {
+            e.raw_os_error()
+                .and_then(Errno::from_raw)
+                .unwrap_or(Errno::EIO)
+        })?
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .filter(|&n: &i32| n > 2)
         .collect();

@@ -521,5 +521,7 @@ impl RealLinux {
 
 /// A `std::io::Error` from a system call as an [`Errno`].
 pub(crate) fn io_errno(e: std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw()))
+    e.raw_os_error()
+        .and_then(Errno::from_raw)
+        .unwrap_or(Errno::EIO)
 }

@@ -65,7 +65,7 @@ mod ops;
 mod wait;
 
 pub use ops::{FenceOps, SimpleFenceOps};
-pub use wait::{now_ns, wait_any_timeout, Interrupt};
+pub use wait::{wait_any_timeout, Interrupt};
 pub(crate) use wait::{Registration, Wakee};
 
 use crate::array::DmaFenceArray;
@@ -272,13 +272,14 @@ impl DmaFence {
         self.0.signaled.load(Ordering::Acquire)
     }
 
-    /// Signals the fence now (`dma_fence_signal`), stamping it with [`now_ns`].
+    /// Signals the fence now (`dma_fence_signal`), stamping it with its ops'
+    /// [`clock`](FenceOps::clock).
     ///
     /// Runs every pending callback once, in registration order, on this thread, after the fence
     /// lock has been dropped. A second signal returns [`FenceError::AlreadySignaled`] (`EINVAL`)
     /// and runs nothing (behaviour 8).
     pub fn signal(&self) -> Result<(), FenceError> {
-        self.signal_timestamp(now_ns())
+        self.signal_timestamp(self.0.ops.clock().now_ns())
     }
 
     /// Signals the fence with the given timestamp (`dma_fence_signal_timestamp`).
@@ -478,13 +479,13 @@ impl DmaFence {
         #[cfg(not(loom))]
         {
             static STUB: std::sync::OnceLock<DmaFence> = std::sync::OnceLock::new();
-            STUB.get_or_init(|| DmaFence::private_stub(now_ns()))
+            STUB.get_or_init(|| DmaFence::private_stub(clock::Clock::now_ns(clock::unbooted())))
                 .clone()
         }
         #[cfg(loom)]
         {
             // loom objects cannot live in statics across model runs.
-            DmaFence::private_stub(now_ns())
+            DmaFence::private_stub(clock::Clock::now_ns(clock::unbooted()))
         }
     }
 

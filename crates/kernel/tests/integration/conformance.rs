@@ -184,7 +184,7 @@ fn heap_alloc_larger_than_the_machine_is_an_oom_kill() {
     let before = free_memory(p.kernel());
     let heap = p.open_heap("system").unwrap();
     let small = p.heap_alloc(heap, 4096, O_RDWR | O_CLOEXEC, 0).unwrap();
-    let esrch = Errno::from_raw(kernel::process::ESRCH);
+    let esrch = Errno::ESRCH;
     assert_eq!(
         p.heap_alloc(heap, 1 << 44, O_RDWR | O_CLOEXEC, 0),
         Err(esrch)

@@ -4,6 +4,7 @@
 mod conformance;
 mod heaps;
 mod leaks;
+mod machines;
 mod memfd;
 mod process;
 mod uapi_proptest;
