@@ -1,7 +1,6 @@
 //! Scenario events (attach, detach, pressure, kill, stream off/on, buffer count), migrations
 //! and the thumbnailer's single frame.
 
-use super::bytes::Hasher;
 use super::sched::{Ev, Sched};
 use super::world::{BufState, ExporterHandle, RunFailure, World};
 use crate::clock::VirtualTime;
@@ -56,7 +55,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
         _ => (u64::MAX, 0),
     };
     if frame == want && s.thumbnail.is_none() {
-        match make_thumbnail(s, n, bi, expected) {
+        match make_thumbnail(s, n, bi, frame, expected) {
             Ok((jpeg, ok, bytes)) => {
                 let t = s.w.time.device("cpu").map_or(
                     VirtualTime(bytes.saturating_mul(1_000_000_000) / CPU_BPS),
@@ -95,6 +94,7 @@ fn make_thumbnail(
     s: &Sched<'_>,
     n: usize,
     bi: usize,
+    frame: u64,
     expected: u64,
 ) -> Result<(Vec<u8>, bool, u64), RunFailure> {
     let b = s.w.buf(bi);
@@ -114,7 +114,6 @@ fn make_thumbnail(
         .begin_cpu_access(DmaDirection::FromDevice)
         .map_err(|e| err(&e))?;
     let mut raw = Vec::new();
-    let mut h = Hasher::new();
     let mut res = Ok(());
     for &(off, len) in &b.planes {
         let mut plane = vec![0u8; len as usize];
@@ -122,7 +121,6 @@ fn make_thumbnail(
             res = Err(err(&e));
             break;
         }
-        h.update(&plane);
         raw.extend_from_slice(&plane);
     }
     b.buf
@@ -130,7 +128,17 @@ fn make_thumbnail(
         .map_err(|e| err(&e))?;
     b.buf.vunmap_unlocked(map).map_err(|e| err(&e))?;
     res?;
-    let ok = h.finish() == expected;
+    // The frame's stamp (drivers::frame): its frame number, and the body's checksum its
+    // producer reported.
+    let ok = match drivers::frame::verify_stamp(&raw) {
+        Ok(f) => {
+            u64::from(f) == frame & u64::from(u32::MAX)
+                && drivers::frame::checksum(&raw[drivers::frame::STAMP_LEN..]) == expected
+        }
+        Err(_) => {
+            raw.len() <= drivers::frame::STAMP_LEN && drivers::frame::checksum(&raw) == expected
+        }
+    };
     let (w, hgt) = (
         s.w.links[li].format_planes[0].bytes_per_line as u32,
         (fmt[0].size / fmt[0].bytes_per_line.max(1)) as u32,

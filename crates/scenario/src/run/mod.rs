@@ -10,11 +10,16 @@
 //!
 //! - a camera's frame clock ticks every `1/fps`; a tick with a free buffer starts a capture job,
 //!   one without drops the frame at the source;
-//! - a job maps its buffers for its device (`dma_buf_map_attachment`, served from the exporter's
-//!   mapping cache after the first time), moves every byte through the device's DMA engine
-//!   (IOMMU or physical, mask-checked, watched by the DMA-API checker), verifies the checksum of
-//!   every input against what its producer wrote, and unmaps; its virtual duration is the
-//!   device's latency plus bytes over bandwidth, serialised per device engine;
+//! - a job is the node's driver's ([`drivers::job::DeviceJob`] with the driver's
+//!   [`Op`](drivers::job::Op): a camera's test pattern, an ISP's transform, a GPU's composite, a
+//!   display's scanout, an encoder's codec). The runner plans it: it maps the job's buffers for
+//!   the device (`dma_buf_map_attachment`, served from the exporter's mapping cache after the
+//!   first time) and places the job on the device's engine for what the driver says it costs
+//!   ([`DeviceJob::cost`](drivers::job::DeviceJob::cost): latency plus bytes over bandwidth).
+//!   The driver executes it: every byte through the device's DMA engine (IOMMU or physical,
+//!   mask-checked, watched by the DMA-API checker), every output stamped, every input's stamp
+//!   and checksum verified against what its producer wrote. The runner applies the job's
+//!   effects (checksums, verification, bitstream) at the job's completion and unmaps;
 //! - a consumer of a `memory = "dmabuf"` link reads through a real vb2 queue (OUTPUT, DMABUF)
 //!   on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
 //!   job reads through the DMA segments vb2 mapped under the node's `map_policy`, and at the
@@ -57,12 +62,9 @@
 //! ```
 #![allow(clippy::module_inception)]
 
-pub mod bytes;
-mod dmaio;
 mod events;
 mod fences;
 mod gpu;
-mod job;
 mod sched;
 mod vb2io;
 mod workers;
@@ -381,6 +383,16 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         p.exit();
     }
     let dma = s.w.kernel.dma().clone();
+    for node in &mut s.w.nodes {
+        if let Some(b) = node.bitstream.take() {
+            if let Err(e) = dma.free_attrs(b.buf) {
+                s.errors.push(world::RunFailure::new(
+                    &e,
+                    format!("{}: freeing its bitstream buffer: {e}", node.desc.name),
+                ));
+            }
+        }
+    }
     for f in dma.checker().findings() {
         report.checker.findings.push(Finding {
             kind: f.kind.name().to_string(),

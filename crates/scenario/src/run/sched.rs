@@ -5,7 +5,6 @@
 //! outputs become visible to consumers, and its inputs free for producers, only at its
 //! completion event, so what a device reads never depends on when the host ran it.
 
-use super::job::{job_bytes, JobInput, JobIo, JobKind, JobOutput, JobResult};
 use super::workers::{Pending, Workers};
 use super::world::{BufState, FrameMeta, RunFailure, World};
 use crate::clock::{EventQueue, VirtualTime};
@@ -13,6 +12,7 @@ use crate::report::JobCategory;
 use crate::schema::{DriverKind, Event};
 use crate::validate::Scenario;
 use dma::DmaDirection;
+use drivers::job::{DeviceJob, JobEffects, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the queue holds.
@@ -261,30 +261,30 @@ impl<'a> Sched<'a> {
             .iter()
             .map(|&li| (li, node.ready[&li][0]))
             .collect();
-        let kind = match node.desc.driver {
-            DriverKind::Camera => JobKind::Source {
-                pattern: node.desc.params.pattern.unwrap_or_default(),
+        // The node's driver decides what the device does with the bytes.
+        let p = &node.desc.params;
+        let op = match node.desc.driver {
+            DriverKind::Camera => Op::Capture {
+                pattern: p.pattern.unwrap_or_default().into(),
                 seed: self.w.seed,
                 frame: frame.map_or(0, |f| f.1),
             },
-            DriverKind::Isp => JobKind::Transform(node.desc.params.transform.unwrap_or_default()),
-            DriverKind::Gpu => JobKind::Composite,
-            _ => JobKind::Sink,
+            DriverKind::Isp => Op::Process(p.transform.unwrap_or_default().into()),
+            DriverKind::Gpu => Op::Composite,
+            DriverKind::Encoder => Op::Encode(p.codec.unwrap_or_default().into()),
+            DriverKind::Display | DriverKind::Thumbnailer => Op::Scanout,
         };
         // Map everything for the device (get_scatterlist); a failure is a run error.
-        let mut io = JobIo {
-            kind,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-        };
+        let mut io = DeviceJob::new(op);
+        io.bitstream = node.bitstream.as_ref().map(|b| b.view());
         let mut ready_at = now;
         let mut vb2 = Vec::new();
         for &(li, bi) in &inputs {
             let b = self.w.buf(bi);
             ready_at = ready_at.max(b.available_at);
-            let expected = match &b.state {
-                BufState::Ready { meta, .. } => meta.checksum,
-                _ => 0,
+            let (expected, in_frame) = match &b.state {
+                BufState::Ready { meta, .. } => (meta.checksum, meta.frame),
+                _ => (0, 0),
             };
             let planes = b.planes.clone();
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
@@ -292,17 +292,19 @@ impl<'a> Sched<'a> {
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
                 io.inputs.push(JobInput {
-                    map,
+                    view: map,
                     planes,
                     expected,
+                    frame: in_frame,
                 });
                 continue;
             }
             match self.w.map(bi, n, DmaDirection::ToDevice) {
                 Ok(map) => io.inputs.push(JobInput {
-                    map,
+                    view: map,
                     planes,
                     expected,
+                    frame: in_frame,
                 }),
                 Err(e) => return self.fail_job(n, li, io, e),
             }
@@ -318,7 +320,7 @@ impl<'a> Sched<'a> {
                 .collect();
             match self.w.map(bi, n, DmaDirection::FromDevice) {
                 Ok(map) => io.outputs.push(JobOutput {
-                    map,
+                    view: map,
                     planes,
                     bytes_per_line,
                 }),
@@ -338,13 +340,10 @@ impl<'a> Sched<'a> {
         if self.w.nodes[n].desc.driver == DriverKind::Display {
             ready_at = self.vblank(n, ready_at);
         }
-        let (r, wr) = job_bytes(&io);
+        let (r, wr) = io.bytes();
         let node = &self.w.nodes[n];
-        let duration = self
-            .w
-            .time
-            .transfer_time(&node.desc.device, r + wr)
-            .unwrap_or_default();
+        // The driver's time model for the job (drivers::media::dma_cost).
+        let duration = VirtualTime::from_duration(io.cost(&node.dev));
         let engine_name = node.engine_name.clone();
         let engine = self.w.engines.entry(engine_name.clone()).or_default();
         let (start, end) = engine.submit(ready_at, duration);
@@ -402,7 +401,7 @@ impl<'a> Sched<'a> {
         true
     }
 
-    fn fail_job(&mut self, n: usize, _li: usize, io: JobIo, e: RunFailure) -> bool {
+    fn fail_job(&mut self, n: usize, _li: usize, io: DeviceJob, e: RunFailure) -> bool {
         // Unmap what was mapped, record the error, stop the node.
         let _ = io;
         self.errors.push(e);
@@ -412,19 +411,21 @@ impl<'a> Sched<'a> {
 
     /// Collects a job's result if it is in (blocking for `--threads` only when `wait`), and
     /// gives its mappings back.
-    fn collect(&mut self, id: u64, wait: bool) -> Option<JobResult> {
+    fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
         let job = self.jobs.get_mut(&id)?;
         let res = job.result.take(wait)?;
         let res = *res;
         let node = job.node;
         let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
         let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
-        let JobResult {
+        let JobEffects {
             inputs_ok,
             out_sums,
+            bitstream,
             error,
             inputs,
             outputs,
+            bitstream_view: _,
         } = res;
         for (m, bi) in inputs.into_iter().zip(&ins) {
             if let Err(e) = self.w.unmap(*bi, node, m) {
@@ -436,12 +437,14 @@ impl<'a> Sched<'a> {
                 self.errors.push(e);
             }
         }
-        Some(JobResult {
+        Some(JobEffects {
             inputs_ok,
             out_sums,
+            bitstream,
             error,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            bitstream_view: None,
         })
     }
 
@@ -483,6 +486,9 @@ impl<'a> Sched<'a> {
         };
         let n = job.node;
         self.w.nodes[n].busy = false;
+        if let (Some(bs), Some(b)) = (res.bitstream, self.w.nodes[n].bitstream.as_mut()) {
+            b.written += bs.len;
+        }
         let mut corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
         if let Some(e) = &res.error {
             self.errors.push(RunFailure {

@@ -29,9 +29,9 @@
 //! first time it is queued and keeps it until the buffer is dropped (`set_buffers`) or the queue
 //! is freed (REQBUFS(0)).
 
-use super::dmaio::Mapped;
 use super::world::{RunFailure, World};
 use crate::schema::{DriverKind, MapPolicy as NodeMapPolicy, MemoryType};
+use drivers::dmaview::DmaView;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -333,7 +333,7 @@ impl World {
         n: usize,
         li: usize,
         bi: usize,
-    ) -> Option<(usize, u32, u64, Mapped)> {
+    ) -> Option<(usize, u32, u64, DmaView)> {
         let p = self.port_of(n, li)?;
         let port = &self.ports[p];
         if port.closed || !port.streaming {
@@ -345,7 +345,7 @@ impl World {
             p,
             slot,
             port.gen,
-            Mapped::from_segments(self.nodes[n].dev.clone(), &segs),
+            DmaView::from_segments(self.nodes[n].dev.clone(), &segs),
         ))
     }
 

@@ -2,7 +2,6 @@
 //! with their queues, the links with their buffers, and how buffers are exported, shared by fd
 //! and attached.
 
-use super::dmaio::Mapped;
 use crate::clock::{Engine, TimeModel, VirtualTime};
 use crate::report::{Trace, TrackId};
 use crate::schema::{
@@ -14,6 +13,7 @@ use dmabuf::constraint::{
     ConstraintExporter, ExportSpec, ImporterNeeds, KnownDevice, Layout, MigrationLog, Policy,
 };
 use dmabuf::{Attachment, DmaBuf, Fd, FileObject, Kernel, Process};
+use drivers::dmaview::DmaView;
 use soc::Device;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -111,6 +111,29 @@ pub(crate) struct NodeRt {
     pub next_frame: u64,
     /// A display's last vblank that took a frame.
     pub last_vblank: Option<VirtualTime>,
+    /// An RLE encoder's bitstream buffer.
+    pub bitstream: Option<BitstreamBuf>,
+}
+
+/// The bitstream buffer an encoder owns (as a V4L2 encoder's CAPTURE buffer, allocated by its
+/// driver: `dma_alloc_attrs` for its device), large enough for the worst case of its codec.
+pub(crate) struct BitstreamBuf {
+    pub dev: Arc<Device>,
+    pub buf: dma::DmaBuffer,
+    /// Bytes the encoder wrote into it over the run.
+    pub written: u64,
+}
+
+impl BitstreamBuf {
+    /// The encoder's view of the buffer for one job.
+    pub(crate) fn view(&self) -> DmaView {
+        let segs = self
+            .buf
+            .handle(self.dev.name())
+            .map(|h| h.sg_table().dma_segments().to_vec())
+            .unwrap_or_default();
+        DmaView::from_segments(self.dev.clone(), &segs)
+    }
 }
 
 /// The whole run state.
@@ -201,6 +224,7 @@ impl World {
                 ready: BTreeMap::new(),
                 next_frame: 0,
                 last_vblank: None,
+                bitstream: None,
             });
         }
         let idx = |name: &str| s.nodes.iter().position(|n| n.name == name).unwrap_or(0);
@@ -223,6 +247,36 @@ impl World {
                 free: VecDeque::new(),
                 format_planes: p.format.planes(p.width, p.height),
                 next_index: 0,
+            });
+        }
+        // An RLE encoder's bitstream buffer: two bytes per byte of its largest input, plus a pair.
+        for n in &mut nodes {
+            if n.desc.params.codec != Some(crate::schema::EncoderCodec::Rle) {
+                continue;
+            }
+            let worst = n
+                .inputs
+                .iter()
+                .map(|&li| links[li].format_planes.iter().map(|p| p.size).sum::<u64>())
+                .max()
+                .unwrap_or(0);
+            let size = (worst * 2 + 2).next_multiple_of(4096);
+            let buf = kernel
+                .dma()
+                .alloc_attrs(&n.dev, size, dma::DmaAttrs::NONE)
+                .map_err(|e| {
+                    RunFailure::new(
+                        &e,
+                        format!(
+                            "{}: allocating its {size:#x}-byte bitstream buffer: {e}",
+                            n.desc.name
+                        ),
+                    )
+                })?;
+            n.bitstream = Some(BitstreamBuf {
+                dev: n.dev.clone(),
+                buf,
+                written: 0,
             });
         }
         Ok(World {
@@ -478,8 +532,13 @@ impl World {
         }
     }
 
-    /// Maps buffer `bi` for node `n`, in `dir`; the caller unmaps with [`Mapped::unmap`].
-    pub(crate) fn map(&self, bi: usize, n: usize, dir: DmaDirection) -> Result<Mapped, RunFailure> {
+    /// Maps buffer `bi` for node `n`, in `dir`; the caller gives it back with [`World::unmap`].
+    pub(crate) fn map(
+        &self,
+        bi: usize,
+        n: usize,
+        dir: DmaDirection,
+    ) -> Result<DmaView, RunFailure> {
         let b = self.bufs[bi].as_ref().ok_or_else(|| RunFailure {
             errno: "EBADF".into(),
             message: format!("buffer {bi} is gone"),
@@ -494,11 +553,11 @@ impl World {
                 format!("{} mapping {}: {e}", self.nodes[n].dev.name(), b.name),
             )
         })?;
-        Ok(Mapped::new(self.nodes[n].dev.clone(), sgt))
+        Ok(DmaView::new(self.nodes[n].dev.clone(), sgt))
     }
 
     /// Gives a mapping of buffer `bi` by node `n` back (`dma_buf_unmap_attachment`).
-    pub(crate) fn unmap(&self, bi: usize, n: usize, m: Mapped) -> Result<(), RunFailure> {
+    pub(crate) fn unmap(&self, bi: usize, n: usize, m: DmaView) -> Result<(), RunFailure> {
         let b = self.buf(bi);
         let (Some(att), Some(sgt)) = (b.atts.get(&n), m.into_sgt()) else {
             return Ok(());
