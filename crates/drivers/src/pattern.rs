@@ -74,8 +74,13 @@ impl PatternGen {
                     (TestPattern::Bars, 0) => {
                         [235u8, 210, 170, 145, 106, 81, 41, 16][(x * 8 / bpl) % 8]
                     }
-                    (TestPattern::Bars, _) => {
+                    // Interleaved chroma: Cb at even bytes, Cr at odd ones (BT.601 bars; the
+                    // shift is a multiple of 4, so the parity stays).
+                    (TestPattern::Bars, _) if x % 2 == 0 => {
                         [128u8, 16, 166, 54, 202, 90, 240, 128][(x * 8 / bpl) % 8]
+                    }
+                    (TestPattern::Bars, _) => {
+                        [128u8, 146, 16, 34, 222, 240, 110, 128][(x * 8 / bpl) % 8]
                     }
                     _ => (x % 251) as u8,
                 }

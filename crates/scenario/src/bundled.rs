@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 7] = [
+static BUNDLED: [(&str, &str, &str); 8] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -50,6 +50,12 @@ static BUNDLED: [(&str, &str, &str); 7] = [
         "the encoder's process is killed mid-stream: its fds close, the display keeps streaming, \
          nothing leaks",
         include_str!("../../../scenarios/process-killed.toml"),
+    ),
+    (
+        "encoder-rle",
+        "an RLE encoder writes a real bitstream into its own buffer while the display shows the \
+         same frames",
+        include_str!("../../../scenarios/encoder-rle.toml"),
     ),
 ];
 

@@ -242,6 +242,21 @@ pub struct GpuReport {
     pub move_notifies: u64,
 }
 
+/// One encoder node: what its codec made of the frames it took.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderReport {
+    /// The node.
+    pub node: String,
+    /// Its codec (`"checksum"`, `"rle"`).
+    pub codec: String,
+    /// Frames it encoded (jobs that ran to the end).
+    pub frames: u64,
+    /// Bitstream bytes it wrote by DMA into its own buffer (0 for `checksum`).
+    pub bitstream_bytes: u64,
+    /// Checksum of every frame's bitstream, folded in frame order (0 for `checksum`).
+    pub bitstream_checksum: u64,
+}
+
 /// The DMA jobs' fences.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FenceCounts {
@@ -292,6 +307,9 @@ pub struct Report {
     /// The DMA jobs' fences.
     #[serde(default)]
     pub fences: FenceCounts,
+    /// The encoder nodes.
+    #[serde(default)]
+    pub encoders: Vec<EncoderReport>,
     /// Whether the run is the deterministic reference (false with `--threads`, where every
     /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
     #[serde(default = "deterministic_default")]
@@ -320,6 +338,7 @@ impl Report {
             errors: Vec::new(),
             vb2_queues: Vec::new(),
             gpus: Vec::new(),
+            encoders: Vec::new(),
             fences: FenceCounts::default(),
             deterministic: true,
         }

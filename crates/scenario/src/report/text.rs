@@ -155,6 +155,16 @@ pub fn text_summary(report: &Report) -> String {
             g.move_notifies
         );
     }
+    for e in &r.encoders {
+        let _ = writeln!(
+            s,
+            "encoder {} ({}): {} frames, {} of bitstream",
+            e.node,
+            e.codec,
+            e.frames,
+            human_size(e.bitstream_bytes)
+        );
+    }
     if r.fences.created > 0 {
         let f = &r.fences;
         let _ = writeln!(

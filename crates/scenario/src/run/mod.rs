@@ -372,6 +372,23 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             busy_us: busy.as_us_f64(),
         });
     }
+    // Encoders.
+    for (n, node) in s.w.nodes.iter().enumerate() {
+        if node.desc.driver != DriverKind::Encoder {
+            continue;
+        }
+        let codec = node.desc.params.codec.unwrap_or_default();
+        report.encoders.push(crate::report::EncoderReport {
+            node: node.desc.name.clone(),
+            codec: match codec {
+                crate::schema::EncoderCodec::Checksum => "checksum".into(),
+                crate::schema::EncoderCodec::Rle => "rle".into(),
+            },
+            frames: s.counts.encoded.get(&n).copied().unwrap_or(0),
+            bitstream_bytes: node.bitstream.as_ref().map_or(0, |b| b.written),
+            bitstream_checksum: node.bitstream.as_ref().map_or(0, |b| b.folded),
+        });
+    }
     // Teardown: everything goes; what stays is a leak.
     for bi in 0..s.w.bufs.len() {
         events::drop_buffer(&mut s.w, bi);

@@ -57,6 +57,8 @@ pub(crate) struct Counts {
     pub produced: u64,
     pub dropped_at_source: u64,
     pub jobs: BTreeMap<String, u64>,
+    /// Frames each encoder node encoded.
+    pub encoded: BTreeMap<usize, u64>,
 }
 
 /// The loop and everything it tracks.
@@ -488,6 +490,11 @@ impl<'a> Sched<'a> {
         self.w.nodes[n].busy = false;
         if let (Some(bs), Some(b)) = (res.bitstream, self.w.nodes[n].bitstream.as_mut()) {
             b.written += bs.len;
+            b.folded = b.folded.rotate_left(5) ^ bs.checksum;
+        }
+        if self.w.nodes[n].desc.driver == crate::schema::DriverKind::Encoder && res.error.is_none()
+        {
+            *self.counts.encoded.entry(n).or_default() += 1;
         }
         let mut corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
         if let Some(e) = &res.error {

@@ -122,6 +122,8 @@ pub(crate) struct BitstreamBuf {
     pub buf: dma::DmaBuffer,
     /// Bytes the encoder wrote into it over the run.
     pub written: u64,
+    /// The bitstreams' checksums, folded in frame order.
+    pub folded: u64,
 }
 
 impl BitstreamBuf {
@@ -277,6 +279,7 @@ impl World {
                 dev: n.dev.clone(),
                 buf,
                 written: 0,
+                folded: 0,
             });
         }
         Ok(World {

@@ -5,6 +5,7 @@ mod clock;
 mod errors;
 mod fuzz;
 mod report;
+mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
 mod trace_svg;
