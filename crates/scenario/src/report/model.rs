@@ -17,9 +17,10 @@
 //! | `devices` | [{`name`, `bytes_read`, `bytes_written`, `faults`, `jobs`, `busy_us`}] | per device, by name |
 //! | `checker` | {`findings` [{`kind`, `message`, `device`, `buffer`, `expected`}]} | sorted by kind then message |
 //! | `errors` | [{`errno`, `message`}] | run-time failures (an unsatisfiable constraint set...) |
-//! | `vb2_queues` | [{`node`, `link`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every consumer's vb2 queue (`memory = "dmabuf"` links), by node then link: the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); absent in reports of older runs |
+//! | `vb2_queues` | [{`node`, `link`, `memory`, `type`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every consumer's vb2 queue (`memory = "dmabuf"` links), by node then link: the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); `memory` is the V4L2 memory type (`dmabuf`, `mmap`, `userptr`) and `type` the queue's direction (`output`, `capture`); absent in reports of older runs |
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
+//! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -207,6 +208,12 @@ pub struct Vb2QueueReport {
     pub node: String,
     /// The link it reads.
     pub link: String,
+    /// The V4L2 memory type its buffers use: `"dmabuf"`, `"mmap"` or `"userptr"`.
+    #[serde(default)]
+    pub memory: String,
+    /// The queue's direction: `"output"` (the device reads) or `"capture"` (it writes).
+    #[serde(default, rename = "type")]
+    pub queue_type: String,
     /// `keep_mapped` or `unmap_on_dequeue`.
     pub map_policy: String,
     /// DMABUF plane maps vb2 made (`dma_buf_map_attachment`).
@@ -349,6 +356,7 @@ impl Report {
         self.buffers.sort_by(|a, b| a.name.cmp(&b.name));
         self.devices.sort_by(|a, b| a.name.cmp(&b.name));
         self.gpus.sort_by(|a, b| a.device.cmp(&b.device));
+        self.encoders.sort_by(|a, b| a.node.cmp(&b.node));
         self.migrations.sort_by(|a, b| {
             (a.frame, &a.buffer, &a.from, &a.to).cmp(&(b.frame, &b.buffer, &b.from, &b.to))
         });

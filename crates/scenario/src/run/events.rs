@@ -359,6 +359,13 @@ impl Sched<'_> {
             let t = self.w.nodes[pn].track;
             self.w.trace.instant(t, &label, now);
         }
+        // The constraint exporters' mapping-cache counts before a migration renews the cache.
+        let snap: std::collections::BTreeMap<usize, (u64, u64)> = (0..self.w.bufs.len())
+            .filter_map(|bi| match &self.w.bufs[bi].as_ref()?.exporter {
+                ExporterHandle::Constraint(exp) => Some((bi, exp.map_cache_stats())),
+                _ => None,
+            })
+            .collect();
         let failed = self.attach_links(n, &links, now);
         for (p, was) in released {
             let errs = self.w.port_restart(p, was);
@@ -376,7 +383,7 @@ impl Sched<'_> {
             let errs = self.w.port_restart(p, stream);
             self.errors.extend(errs);
         }
-        self.record_attach_migrations(before, now);
+        self.record_attach_migrations(before, now, &snap);
     }
 
     /// Attaches node `n` to every buffer of `links`; `true` if an attach failed (the node is
@@ -403,8 +410,14 @@ impl Sched<'_> {
     }
 
     /// Charges the migrations the exporters logged since `before`.
-    fn record_attach_migrations(&mut self, before: usize, now: VirtualTime) {
+    fn record_attach_migrations(
+        &mut self,
+        before: usize,
+        now: VirtualTime,
+        snap: &std::collections::BTreeMap<usize, (u64, u64)>,
+    ) {
         let events = self.w.log.events();
+        let mut carried = std::collections::BTreeSet::new();
         for ev in events.into_iter().skip(before) {
             let Some(bi) = (0..self.w.bufs.len()).find(|&b| {
                 self.w.bufs[b]
@@ -420,6 +433,12 @@ impl Sched<'_> {
                 .unwrap_or(VirtualTime(
                     ev.bytes.saturating_mul(2_000_000_000) / CPU_BPS,
                 ));
+            if carried.insert(bi) {
+                if let Some(&(h, m)) = snap.get(&bi) {
+                    let b = self.w.buf_mut(bi);
+                    b.maps_carried = (b.maps_carried.0 + h, b.maps_carried.1 + m);
+                }
+            }
             let cause = format!("{} (copied by {})", ev.cause, ev.engine);
             self.record_migration(
                 bi,

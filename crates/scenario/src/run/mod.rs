@@ -280,8 +280,8 @@ fn placement(w: &World, b: &world::BufRt) -> Option<Placement> {
                 exporter: "gpu".into(),
                 heap: p.to_string(),
                 banks: b.planes.iter().map(|_| p.to_string()).collect(),
-                contiguous: matches!(p, drivers::gpu::Placement::Vram),
-                segments: 1,
+                contiguous: bo.phys_runs() == Some(1),
+                segments: bo.phys_runs().unwrap_or(0) as u32,
             })
         }
     }
@@ -291,13 +291,15 @@ fn map_counts(b: &world::BufRt) -> (u64, u64) {
     match &b.exporter {
         ExporterHandle::Constraint(exp) => {
             let (hits, misses) = exp.map_cache_stats();
-            (misses, hits)
+            let (ch, cm) = b.maps_carried;
+            (misses + cm, hits + ch)
         }
         ExporterHandle::Heap(_) | ExporterHandle::Vb2(_) => b
             .buf
             .exporter_ops::<dmabuf::heap::buffer::HeapBuffer>()
             .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
-        ExporterHandle::Gpu(_) => (0, 0),
+        // The GPU exporter keeps no mapping cache: every map maps.
+        ExporterHandle::Gpu(bo) => (bo.dma_buf_maps(), 0),
     }
 }
 
@@ -341,7 +343,10 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     s.errors.extend(port_errors);
     for p in &s.w.ports {
         let c = p.counters();
+        let (memory, queue_type) = p.uapi_path();
         report.vb2_queues.push(crate::report::Vb2QueueReport {
+            memory: memory.into(),
+            queue_type: queue_type.into(),
             node: s.w.nodes[p.node].desc.name.clone(),
             link: s.w.links[p.link].name.clone(),
             map_policy: match p.policy {

@@ -229,6 +229,23 @@ impl Port {
     }
 
     /// The queue's debug counters.
+    /// The UAPI path the queue takes: `(memory, type)` as the report names them, from the
+    /// queue's own configuration and the memory its REQBUFS asks for.
+    pub(crate) fn uapi_path(&self) -> (&'static str, &'static str) {
+        let memory = match Memory::from_raw(V4L2_MEMORY_DMABUF) {
+            Some(Memory::Mmap) => "mmap",
+            Some(Memory::Userptr) => "userptr",
+            Some(Memory::Dmabuf) => "dmabuf",
+            None => "?",
+        };
+        let kind = if self.q.config().buf_type.is_output() {
+            "output"
+        } else {
+            "capture"
+        };
+        (memory, kind)
+    }
+
     pub(crate) fn counters(&self) -> CounterSnapshot {
         self.q.counters().snapshot()
     }

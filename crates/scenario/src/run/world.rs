@@ -73,6 +73,9 @@ pub(crate) struct BufRt {
     /// Not usable before this (a migration holds it).
     pub available_at: VirtualTime,
     pub migrations: u32,
+    /// Mapping-cache `(hits, misses)` of the constraint exporter's earlier backings: a
+    /// migration gives the buffer a new backing with a fresh cache, the report keeps counting.
+    pub maps_carried: (u64, u64),
     /// Removed from the link by `set_buffers`; dropped when next free.
     pub retired: bool,
 }
@@ -496,6 +499,7 @@ impl World {
             busy_until: VirtualTime::ZERO,
             available_at: VirtualTime::ZERO,
             migrations: 0,
+            maps_carried: (0, 0),
             retired: false,
         }));
         for n in self.link_users(li) {

@@ -66,3 +66,52 @@ fn test_isp_transform_changes_the_bitstream() {
     assert_ne!(sums[0], sums[2]);
     assert_ne!(sums[1], sums[2]);
 }
+
+/// The default pipeline, small and short: the encoder still joins mid-stream and migrates.
+fn small_default() -> String {
+    scenario::bundled_text("default")
+        .unwrap()
+        .replace("width = 3840", "width = 640")
+        .replace("height = 2160", "height = 480")
+        .replace("frames = 600", "frames = 24")
+        .replace("at_frame = 300", "at_frame = 12")
+        .replace("frame = 100,", "frame = 4,")
+}
+
+#[test]
+fn test_report_counts_gpu_maps_and_segments_and_keeps_map_counts_across_migrations() {
+    let r = report_of(&small_default());
+    let summary = scenario::report::text_summary(&r);
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{summary}");
+    assert!(!r.migrations.is_empty(), "{summary}");
+    // GPU buffers in GTT: their page runs, not a constant.
+    for b in r.buffers.iter().filter(|b| b.link == "gpu->display") {
+        let p = b.placement.as_ref().unwrap();
+        assert_eq!(p.heap, "GTT", "{summary}");
+        assert_eq!(p.contiguous, p.segments == 1, "{summary}");
+        assert!(p.segments >= 1, "{summary}");
+    }
+    // Every map a consumer or producer made is counted: at least one per job that mapped
+    // (the GPU maps its output for each of its 24 jobs, the exporter keeps no cache).
+    assert!(r.maps.first >= 24, "{summary}");
+    // A migration renews the exporter's mapping cache; the hits and misses of the old backing
+    // still count. The encoder's join only adds map calls (its own, and the re-maps after the
+    // migration) to those of the same run without it: a counter reset would lose some.
+    let t = small_default();
+    let no_event = report_of(&t[..t.rfind("[[events]]").unwrap()]);
+    assert!(no_event.migrations.is_empty());
+    let calls = |m: &scenario::report::MapCounts| m.first + m.cached;
+    assert!(
+        calls(&r.maps) > calls(&no_event.maps),
+        "{:?} vs {:?} without the encoder",
+        r.maps,
+        no_event.maps
+    );
+    // vb2 queues say which UAPI path they took.
+    for q in &r.vb2_queues {
+        assert_eq!(
+            (q.memory.as_str(), q.queue_type.as_str()),
+            ("dmabuf", "output")
+        );
+    }
+}
