@@ -13,8 +13,8 @@
 //! baseline, above 1 slower. The migration line includes the placement decision, the CMA
 //! allocation, the DMA copy and the remap; its bytes are written before and checked after.
 
+use constraint::{ConstraintExporter, ExportSpec};
 use dma::DmaDirection;
-use dmabuf::constraint::{ConstraintExporter, ExportSpec};
 use std::error::Error;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
@@ -65,7 +65,7 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn Error>> {
         out,
         "measurement vs baseline, same run; the last column is time / baseline time"
     )?;
-    let kernel = dmabuf::Kernel::boot(soc::SocDesc::default_soc())?;
+    let kernel = kernel::Kernel::boot(soc::SocDesc::default_soc())?;
     let dma = kernel.dma().clone();
     let isp = dma.device("isp0")?;
     let copy = memcpy(20)?;

@@ -7,9 +7,8 @@
 //!   table), for comparison.
 //! - `map_1gib/<dev>`: first map of a 1 GiB buffer of system pages (the test exporter, with the
 //!   system heap's 1 MiB blocks), per page; target <= 75 ns.
-//! - `map_1gib_system_heap/<dev>`: the same through the real system heap (`/dev/dma_heap/system`
-//!   of a simulated process): a fresh attachment each iteration, so every map is a first map
-//!   (the heap's `MapCache` would otherwise answer from its cache).
+//! - `map_1gib_system_heap/<dev>`: the same through the system heap, in the `kernel` crate's
+//!   `heap_map` bench.
 //! - `cpu_access/begin_end_4mib`: begin + end_cpu_access on a 4 MiB buffer mapped by a
 //!   non-coherent device (cache maintenance of every line).
 //!
@@ -182,39 +181,6 @@ fn map_1gib(c: &mut Criterion) {
     g.finish();
 }
 
-fn map_1gib_system_heap(c: &mut Criterion) {
-    use uapi::ioctl::{O_CLOEXEC, O_RDWR};
-    let mut g = c.benchmark_group("map_1gib_system_heap");
-    g.sample_size(10);
-    let size: u64 = 1 << 30;
-    g.throughput(Throughput::Elements(size / PAGE));
-    let kernel = dmabuf::Kernel::boot(soc::SocDesc::default_soc()).unwrap();
-    let process = kernel.spawn();
-    let heap = process.open_heap("system").unwrap();
-    let fd = process
-        .heap_alloc(heap, size, O_RDWR | O_CLOEXEC, 0)
-        .unwrap();
-    let buf = process.get_dma_buf(fd).unwrap();
-    for dev in ["gpu0", "isp0"] {
-        let d = kernel.dma().device(dev).unwrap();
-        g.bench_function(dev, |b| {
-            b.iter_custom(|iters| {
-                let mut t = Duration::ZERO;
-                for _ in 0..iters {
-                    let att = buf.attach(&d).unwrap();
-                    let start = Instant::now();
-                    let m = att.map_unlocked(DmaDirection::ToDevice).unwrap();
-                    t += start.elapsed();
-                    att.unmap_unlocked(m).unwrap();
-                    buf.detach(att).unwrap();
-                }
-                t
-            })
-        });
-    }
-    g.finish();
-}
-
 fn cpu_access(c: &mut Criterion) {
     let mut g = c.benchmark_group("cpu_access");
     let dma = mock_dma();
@@ -235,5 +201,5 @@ fn cpu_access(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, remap, map_1gib, map_1gib_system_heap, cpu_access);
+criterion_group!(benches, remap, map_1gib, cpu_access);
 criterion_main!(benches);

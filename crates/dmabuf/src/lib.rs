@@ -1,4 +1,4 @@
-//! The dma-buf framework (`drivers/dma-buf`) over the simulated SoC.
+//! The dma-buf core (`drivers/dma-buf/dma-buf.c`) over the simulated SoC.
 //!
 //! C header: `include/linux/dma-buf.h`; C side: `drivers/dma-buf/dma-buf.c`.
 //!
@@ -51,6 +51,11 @@
 //! * [`sync_bridge`]: sync files and poll.
 //! * [`debugfs`]: [`BufRegistry`], bufinfo.
 //! * [`testing`]: [`MockExporter`](testing::MockExporter) for tests and examples.
+//!
+//! # Beside the core
+//! The simulated kernel around it (processes, fds, heaps, memfd, udmabuf) is the `kernel` crate;
+//! the constraint-solving exporter is `constraint`; the UAPI seam and its conformance suites are
+//! `seam`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -73,17 +78,3 @@ pub use error::DmaBufError;
 pub use map_cache::MapCache;
 pub use mmap::CpuMapping;
 pub use ops::{AsAny, DmaBufOps, FaultPage, ImporterOps, IosysMap, OpsFeatures, ReleaseInfo};
-pub mod file;
-pub mod heap;
-pub mod kernel;
-pub mod memfd;
-pub mod process;
-pub mod udmabuf;
-pub use file::{Fd, File, FileObject};
-pub use heap::DmaHeap;
-pub use kernel::{Kernel, UdmabufLimits};
-pub use memfd::Memfd;
-pub use process::{Process, UserMapping};
-pub use udmabuf::UdmabufItem;
-pub mod constraint;
-pub mod uapi;

@@ -9,12 +9,12 @@
 //!
 //! Run: `cargo run --release -p drivers --example pipeline [frames]` (default 30).
 
-use dmabuf::Kernel;
 use drivers::camera::{Camera, CameraConfig};
 use drivers::display::{Display, DisplayConfig, Expect};
 use drivers::frame::{self, FrameFormat};
 use drivers::isp::Isp;
 use drivers::media::{dqbuf, expbuf, heap_fd, qbuf_dmabuf, qbuf_mmap, reqbufs};
+use kernel::Kernel;
 use std::time::Duration;
 use vb2::ioctl::*;
 

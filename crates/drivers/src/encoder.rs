@@ -11,7 +11,7 @@
 //! its DMABUF output queue). vb2 attaches its device and maps at that first QBUF. If its
 //! constraints are stricter than the buffer's placement (an encoder that needs physically
 //! contiguous memory, say), the exporter must migrate the buffer: with the constraint exporter
-//! of [`dmabuf::constraint`] the QBUF waits for the other users to drain, the buffer moves, and
+//! of [`constraint`] the QBUF waits for the other users to drain, the buffer moves, and
 //! the pipeline goes on — the stutter, counted in the exporter's migration log. With an
 //! exporter that cannot move (vb2's MMAP, a CMA heap), the QBUF either fits as is or fails.
 //!
@@ -25,7 +25,7 @@
 use crate::frame::{self, FrameFormat};
 use crate::media::{dma_cost, read_plane, MediaError, ReadyList};
 use dma::DmaApi;
-use dmabuf::Process;
+use kernel::Process;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;

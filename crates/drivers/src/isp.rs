@@ -26,7 +26,7 @@
 use crate::frame::{self, FrameFormat};
 use crate::media::{dma_cost, read_plane, MediaError, ReadyList};
 use dma::DmaApi;
-use dmabuf::Process;
+use kernel::Process;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;

@@ -17,8 +17,9 @@
 //! report, byte for byte.
 
 use dma::{DmaApi, DmaError};
-use dmabuf::{DmaBufError, Process};
+use dmabuf::DmaBufError;
 use fence::FenceError;
+use kernel::Process;
 use parking_lot::Mutex;
 use soc::Device;
 use std::collections::VecDeque;

@@ -43,8 +43,9 @@ use crate::display::{Display, Expect, FbId, Vblank};
 use crate::frame::FrameFormat;
 use crate::gpu::{BoDesc, Gpu, GpuBo, GpuVm, Job, Placement};
 use crate::media::MediaError;
-use dmabuf::{DmaBuf, Kernel};
+use dmabuf::DmaBuf;
 use fence::DmaFence;
+use kernel::Kernel;
 use std::sync::Arc;
 use uapi::{AsErrno, Errno};
 

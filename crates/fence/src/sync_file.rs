@@ -58,10 +58,11 @@ use crate::fence::{CallbackId, DmaFence, FenceError, Interrupt};
 use crate::sync::{Arc, Mutex};
 use std::fmt;
 use std::time::Duration;
+pub use uapi::sync_file::{
+    cut_name, name_from_c, name_to_c, SyncFenceInfo, SyncFileInfo, SyncMergeData, SyncSetDeadline,
+    SYNC_NAME_LEN,
+};
 use uapi::{AsErrno, Errno};
-
-/// Size of every name field of the sync_file UAPI, NUL included (`char name[32]`).
-pub const SYNC_NAME_LEN: usize = 32;
 
 /// Why a sync_file operation failed; [`AsErrno::errno`] gives the kernel's errno.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,32 +94,6 @@ impl AsErrno for SyncFileError {
             SyncFileError::MergeFailed(_) => Errno::ENOMEM,
         }
     }
-}
-
-/// Cuts `s` to at most `SYNC_NAME_LEN - 1` bytes, on a character boundary (`strscpy` into a
-/// `char[32]`, without ever splitting a UTF-8 sequence).
-pub fn cut_name(s: &str) -> String {
-    let mut end = s.len().min(SYNC_NAME_LEN - 1);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
-
-/// A C name field as the kernel reads it: up to the first NUL, never past byte 31 (the kernel
-/// writes `name[31] = '\0'` before use). Invalid UTF-8 is replaced, not rejected.
-pub fn name_from_c(raw: &[u8; SYNC_NAME_LEN]) -> String {
-    let bytes = &raw[..SYNC_NAME_LEN - 1];
-    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..len]).into_owned()
-}
-
-/// A name as a C field: cut to 31 bytes and NUL-padded.
-pub fn name_to_c(name: &str) -> [u8; SYNC_NAME_LEN] {
-    let mut raw = [0u8; SYNC_NAME_LEN];
-    let cut = cut_name(name);
-    raw[..cut.len()].copy_from_slice(cut.as_bytes());
-    raw
 }
 
 /// Poll events of a sync file (`__poll_t`); only `EPOLLIN` is ever reported.
@@ -314,7 +289,7 @@ impl SyncFile {
             let mut status = 1;
             let mut entries = Vec::with_capacity(leaves.len());
             for leaf in &leaves {
-                let entry = SyncFenceInfo::of(leaf);
+                let entry = fence_info(leaf);
                 if status > 0 {
                     status = entry.status;
                 }
@@ -338,7 +313,9 @@ impl SyncFile {
         data: &SyncMergeData,
         fd2: Option<&SyncFile>,
     ) -> Result<SyncFile, SyncFileError> {
-        data.check()?;
+        if let Some(field) = data.nonzero_field() {
+            return Err(SyncFileError::NonZero(field));
+        }
         let other = fd2.ok_or(SyncFileError::NotASyncFile)?;
         SyncFile::merge(&name_from_c(&data.name), self, other)
     }
@@ -469,103 +446,20 @@ impl fmt::Debug for SyncFile {
     }
 }
 
-/// One entry of the FILE_INFO array (`struct sync_fence_info`): a leaf fence.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SyncFenceInfo {
-    /// The fence's timeline name, cut to 31 bytes.
-    pub obj_name: String,
-    /// The fence's driver name, cut to 31 bytes.
-    pub driver_name: String,
-    /// `dma_fence_get_status`: 0 pending, 1 signaled, `-errno` signaled with an error.
-    pub status: i32,
-    /// Always 0.
-    pub flags: u32,
-    /// When the fence signaled ([`crate::now_ns`] clock); 0 while pending.
-    pub timestamp_ns: u64,
-}
-
-impl SyncFenceInfo {
-    /// The entry for one leaf fence (`sync_fill_fence_info`).
-    fn of(fence: &DmaFence) -> SyncFenceInfo {
-        let status = fence.get_status();
-        SyncFenceInfo {
-            obj_name: cut_name(&fence.timeline_name()),
-            driver_name: cut_name(&fence.driver_name()),
-            status,
-            flags: 0,
-            timestamp_ns: if fence.is_signaled() {
-                fence.timestamp_ns().unwrap_or(0)
-            } else {
-                0
-            },
-        }
+/// The FILE_INFO entry for one leaf fence (`sync_fill_fence_info`).
+fn fence_info(fence: &DmaFence) -> SyncFenceInfo {
+    let status = fence.get_status();
+    SyncFenceInfo {
+        obj_name: cut_name(&fence.timeline_name()),
+        driver_name: cut_name(&fence.driver_name()),
+        status,
+        flags: 0,
+        timestamp_ns: if fence.is_signaled() {
+            fence.timestamp_ns().unwrap_or(0)
+        } else {
+            0
+        },
     }
-}
-
-/// The argument of SYNC_IOC_FILE_INFO (`struct sync_file_info`), with the user array pointer
-/// replaced by the entries themselves.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SyncFileInfo {
-    /// Out: the file's name, cut to 31 bytes.
-    pub name: String,
-    /// Out: 1 signaled, 0 pending, `-errno` (rule 4).
-    pub status: i32,
-    /// In: must be 0.
-    pub flags: u32,
-    /// In: the number of slots (0 = just count). Out: the number of leaf fences.
-    pub num_fences: u32,
-    /// In: must be 0.
-    pub pad: u32,
-    /// Out: one entry per leaf, filled only if `num_fences` was not 0 on the way in.
-    pub sync_fence_info: Vec<SyncFenceInfo>,
-}
-
-/// The argument of SYNC_IOC_MERGE (`struct sync_merge_data`), laid out like the C struct.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncMergeData {
-    /// In: the new file's name; read up to the first NUL, at most 31 bytes.
-    pub name: [u8; SYNC_NAME_LEN],
-    /// In: the fd of the second sync file.
-    pub fd2: i32,
-    /// Out: the fd of the merged sync file.
-    pub fence: i32,
-    /// In: must be 0.
-    pub flags: u32,
-    /// In: must be 0.
-    pub pad: u32,
-}
-
-impl SyncMergeData {
-    /// A well-formed argument: `name` (cut to 31 bytes), `fd2`, everything else zero.
-    pub fn new(name: &str, fd2: i32) -> SyncMergeData {
-        SyncMergeData {
-            name: name_to_c(name),
-            fd2,
-            fence: 0,
-            flags: 0,
-            pad: 0,
-        }
-    }
-
-    /// The kernel's argument check: `flags` or `pad` not zero is `EINVAL`.
-    pub fn check(&self) -> Result<(), SyncFileError> {
-        if self.flags != 0 {
-            return Err(SyncFileError::NonZero("flags"));
-        }
-        if self.pad != 0 {
-            return Err(SyncFileError::NonZero("pad"));
-        }
-        Ok(())
-    }
-}
-
-/// The argument of SYNC_IOC_SET_DEADLINE (`struct sync_set_deadline`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SyncSetDeadline {
-    /// The deadline, absolute, on the [`crate::now_ns`] clock (`CLOCK_MONOTONIC` in Linux).
-    pub deadline_ns: u64,
-    /// Must be 0.
-    pub pad: u64,
 }
 
 #[cfg(all(test, not(loom)))]

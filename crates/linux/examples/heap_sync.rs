@@ -9,11 +9,11 @@
 //! On a machine without `/dev/dma_heap/system` (most containers and CI runners) it says why and
 //! exits with status 0.
 
-use dmabuf::uapi::{
+use linux::RealLinux;
+use seam::{
     fdinfo_field, Errno, Mapping, Uapi, DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START,
     DMA_BUF_SYNC_WRITE, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE,
 };
-use linux::RealLinux;
 
 const LEN: u64 = 64 * 1024;
 

@@ -9,10 +9,10 @@
 //! On Linux a program shares buffers through fds and a handful of ioctls: it allocates from
 //! `/dev/dma_heap/system` (or wraps a memfd with `/dev/udmabuf`), maps the buffer, brackets
 //! CPU access with `DMA_BUF_IOCTL_SYNC`, names it, and turns its implicit fences into a sync
-//! file. The `dmabuf` crate states that vocabulary as one trait, [`dmabuf::uapi::Uapi`], and
+//! file. The `dmabuf` crate states that vocabulary as one trait, [`seam::Uapi`], and
 //! answers it with a simulated kernel; this crate answers it with the running one:
 //! [`RealLinux`]. Because both answer the same trait, the conformance suite
-//! ([`dmabuf::uapi::conformance`]) runs unchanged against both, and every disagreement is a
+//! ([`seam::conformance`]) runs unchanged against both, and every disagreement is a
 //! simulator bug (the kernel is the reference). `scripts/kernel-conformance` boots a Debian
 //! kernel under qemu to run it where this machine has no heaps; the `conformance` binary
 //! (`src/bin/conformance.rs`) is what it runs.
@@ -20,7 +20,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use dmabuf::uapi::{Mapping, Uapi, Errno, DMA_BUF_SYNC_END, DMA_BUF_SYNC_START,
+//! use seam::{Mapping, Uapi, Errno, DMA_BUF_SYNC_END, DMA_BUF_SYNC_START,
 //!                    DMA_BUF_SYNC_WRITE, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE};
 //! use linux::RealLinux;
 //!
@@ -67,7 +67,7 @@ pub use real::{RealLinux, DMA_HEAP_DIR, SW_SYNC_PATH};
 ///
 /// Tests and the example use it to say why they skip.
 pub fn devices_present() -> (bool, bool) {
-    use dmabuf::uapi::Uapi;
+    use seam::Uapi;
     let mut p = RealLinux::new();
     (p.has_heap("system"), p.has_udmabuf())
 }

@@ -12,7 +12,7 @@
 //! first against the mapping's length and protection: an access the hardware would answer
 //! with SIGSEGV or SIGBUS is refused with `EFAULT` or `EACCES` and touches nothing.
 //!
-//! A mapping made by a [spawned process](dmabuf::uapi::Uapi::spawn_process) lives in the same
+//! A mapping made by a [spawned process](seam::Uapi::spawn_process) lives in the same
 //! address space (see [`crate::process`]) and may be used and dropped from any thread.
 //!
 //! # Why `unsafe` is allowed here
@@ -22,9 +22,9 @@
 #![allow(unsafe_code)]
 
 use crate::sys::errno;
-use dmabuf::uapi::{Mapping, PROT_READ, PROT_WRITE};
 use rustix::fd::BorrowedFd;
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+use seam::{Mapping, PROT_READ, PROT_WRITE};
 use std::ffi::c_void;
 use uapi::Errno;
 

@@ -15,13 +15,13 @@
 use crate::process::Files;
 use crate::real::RealLinux;
 use crate::sys::errno;
-use dmabuf::uapi::Fd;
 use rustix::io::{IoSlice, IoSliceMut};
 use rustix::net::{
     bind, recvmsg, sendmsg_addr, socket_with, AddressFamily, RecvAncillaryBuffer,
     RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
     SocketAddrUnix, SocketFlags, SocketType,
 };
+use seam::Fd;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uapi::Errno;

@@ -28,10 +28,10 @@
 use crate::map::RealMapping;
 use crate::process::{Exec, Files, Worker};
 use crate::sys::{self, errno, SyncFenceInfoC, SyncFileInfoC, SyncMergeDataC};
-use dmabuf::uapi::{Fd, SyncFenceInfo, SyncFileInfo, SyncMergeData, Uapi};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fd::OwnedFd;
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags, SeekFrom};
+use seam::{Fd, SyncFenceInfo, SyncFileInfo, SyncMergeData, Uapi};
 use std::path::Path;
 use uapi::Errno;
 
@@ -49,7 +49,7 @@ pub const SW_SYNC_PATH: &str = "/sys/kernel/debug/sync/sw_sync";
 /// Fds created through it are owned by it and closed when it is dropped.
 ///
 /// ```
-/// use dmabuf::uapi::{Uapi, Errno, SEEK_END};
+/// use seam::{Uapi, Errno, SEEK_END};
 /// use linux::RealLinux;
 ///
 /// let mut p = RealLinux::new();
@@ -150,7 +150,7 @@ impl Uapi for RealLinux {
     type Map = RealMapping;
 
     fn open_heap(&mut self, name: &str) -> Result<Fd, Errno> {
-        if !dmabuf::uapi::is_heap_name(name) {
+        if !seam::is_heap_name(name) {
             return Err(Errno::ENOENT);
         }
         self.open_path(

@@ -21,6 +21,7 @@
 use std::fmt;
 
 pub mod ioctl;
+pub mod sync_file;
 
 /// A Linux error number, positive, with the numbers of the generic (x86, arm, riscv) ABI.
 ///

@@ -72,7 +72,7 @@
 //!     }
 //! }
 //!
-//! let kernel = dmabuf::Kernel::boot(soc::SocDesc::default_soc())?;
+//! let kernel = kernel::Kernel::boot(soc::SocDesc::default_soc())?;
 //! let dma = kernel.dma().clone();
 //! let cfg = Vb2QueueConfig::new(BufType::VideoCapture, dma.device("isp0")?);
 //! let q = Vb2Queue::new(&dma, cfg, Arc::new(Fill(dma.clone())));

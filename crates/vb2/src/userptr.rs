@@ -4,7 +4,7 @@
 //! C side: `mm/mmap.c` (anonymous mappings), `mm/gup.c` (`pin_user_pages`), and
 //! `mm/frame_vector.c`, which vb2's USERPTR path (`vb2_create_framevec`) uses.
 //!
-//! The `dmabuf` crate's [`Process`](dmabuf::Process) maps only dma-bufs and memfds, so the
+//! The `dmabuf` crate's [`Process`](kernel::Process) maps only dma-bufs and memfds, so the
 //! application memory a USERPTR buffer points at is modelled here. A [`UserMemory`] is one
 //! address space: each anonymous mapping is a run of zeroed single pages of system RAM with an
 //! unmapped guard page after it, so a pointer past the end of a mapping faults (`EFAULT`).

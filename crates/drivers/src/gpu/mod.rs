@@ -393,7 +393,7 @@ impl Gpu {
         self.export_into(bo, &reg)
     }
 
-    /// [`export`](Self::export) into another registry (e.g. the [`dmabuf::Kernel`]'s, so the
+    /// [`export`](Self::export) into another registry (e.g. the [`kernel::Kernel`]'s, so the
     /// buffer shows in its bufinfo).
     pub fn export_into(&self, bo: &GpuBo, registry: &Arc<BufRegistry>) -> Result<DmaBuf, GpuError> {
         exporter::export(&self.0, &bo.0, registry)

@@ -3,16 +3,16 @@
 
 use crate::pipeline::{boot, boot_with, checker_clean, qvga, small};
 use dma::DmaDirection;
-use dmabuf::UdmabufItem;
 use drivers::display::{Display, DisplayConfig, Expect};
 use drivers::frame;
 use drivers::media::MediaError;
 use fence::SimpleFenceOps;
+use kernel::UdmabufItem;
 use uapi::{AsErrno, Errno};
 
 /// A CMA-heap buffer holding `frame` of `fmt`, written by the CPU with the sync bracket.
 fn cma_frame(
-    kernel: &std::sync::Arc<dmabuf::Kernel>,
+    kernel: &std::sync::Arc<kernel::Kernel>,
     fmt: drivers::frame::FrameFormat,
     n: u32,
 ) -> dmabuf::DmaBuf {

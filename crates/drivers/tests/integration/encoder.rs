@@ -3,12 +3,12 @@
 //! constraint exporter to migrate the shared buffers, and no frame is lost.
 
 use crate::pipeline::{boot, boot_with, checker_clean, qvga};
+use constraint::{ConstraintExporter, ExportSpec, ImporterNeeds};
 use dma::DmaDirection;
-use dmabuf::constraint::{ConstraintExporter, ExportSpec, ImporterNeeds};
-use dmabuf::FileObject;
 use drivers::encoder::Encoder;
 use drivers::frame;
 use drivers::media::{dqbuf, qbuf_dmabuf, reqbufs};
+use kernel::FileObject;
 use vb2::ioctl::*;
 
 #[test]

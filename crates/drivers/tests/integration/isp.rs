@@ -7,7 +7,7 @@ use drivers::isp::Isp;
 use drivers::media::{dqbuf, qbuf_mmap, reqbufs, MediaError};
 use vb2::ioctl::*;
 
-fn rig(kernel: &std::sync::Arc<dmabuf::Kernel>) -> (Isp, vb2::Vb2Fh, vb2::Vb2Fh) {
+fn rig(kernel: &std::sync::Arc<kernel::Kernel>) -> (Isp, vb2::Vb2Fh, vb2::Vb2Fh) {
     let isp = Isp::new(kernel.dma(), "isp0", qvga()).unwrap();
     let p = kernel.spawn();
     let (src, dst) = (isp.open_output(&p), isp.open_capture(&p));

@@ -1,12 +1,12 @@
 //! Media pipelines end to end, and the helpers the media tests share: a camera's EXPBUF imported
 //! by the ISP and the display with every frame verified by checksum through real DMA.
 
-use dmabuf::{Kernel, Process};
 use drivers::camera::{Camera, CameraConfig};
 use drivers::display::{Display, DisplayConfig, Expect};
 use drivers::frame::{self, FrameFormat};
 use drivers::isp::Isp;
 use drivers::media::{self, dqbuf, expbuf, qbuf_dmabuf, qbuf_mmap, reqbufs};
+use kernel::{Kernel, Process};
 use soc::{DeviceDesc, SocDesc};
 use std::sync::Arc;
 use vb2::ioctl::*;

@@ -3,11 +3,11 @@
 //! when the pipeline catches up.
 
 use crate::pipeline::{checker_clean, small};
-use dmabuf::Kernel;
 use drivers::display::{Display, DisplayConfig, Expect};
 use drivers::frame;
 use drivers::gpu::{BoDesc, Gpu, GpuBo, GpuConfig, RingMode};
 use drivers::swapchain::{SlotState, SwapMode, Swapchain, SwapchainConfig};
+use kernel::Kernel;
 use soc::{ByteSize, SocDesc};
 use std::sync::Arc;
 use std::time::Duration;

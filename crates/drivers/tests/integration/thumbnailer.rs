@@ -19,7 +19,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(kernel: &std::sync::Arc<dmabuf::Kernel>, fmt: FrameFormat) -> Rig {
+    fn new(kernel: &std::sync::Arc<kernel::Kernel>, fmt: FrameFormat) -> Rig {
         let camera = Camera::new(kernel.dma(), CameraConfig::new(fmt)).unwrap();
         let p = kernel.spawn();
         let fh = camera.open(&p);

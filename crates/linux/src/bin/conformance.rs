@@ -1,5 +1,5 @@
 //! The conformance suite against the running kernel: every case of
-//! [`dmabuf::uapi::conformance`] on a [`linux::RealLinux`], one line per case as it finishes,
+//! [`seam::conformance`] on a [`linux::RealLinux`], one line per case as it finishes,
 //! then the closing line `N passed, N failed, N skipped`.
 //!
 //! `scripts/kernel-conformance` builds this binary statically, boots it as part of an initramfs
@@ -10,8 +10,8 @@
 //! which kernel the results describe.
 #![deny(unsafe_code)]
 
-use dmabuf::uapi::conformance::{cases, CaseResult, Outcome, Report};
 use linux::RealLinux;
+use seam::conformance::{cases, CaseResult, Outcome, Report};
 use std::io::Write;
 use std::time::Instant;
 

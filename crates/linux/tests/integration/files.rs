@@ -1,11 +1,11 @@
 //! memfds, seals, mappings and fds on the running kernel (no dma-buf device needed), and the
 //! dma-buf calls that are skipped without a heap.
 
-use dmabuf::uapi::{
+use linux::RealLinux;
+use seam::{
     Errno, Mapping, Uapi, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START, F_SEAL_SHRINK, MFD_ALLOW_SEALING,
     O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, SEEK_END,
 };
-use linux::RealLinux;
 
 #[test]
 fn memfd_mapping_reads_writes_and_checks_bounds() {

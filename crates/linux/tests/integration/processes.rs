@@ -1,8 +1,8 @@
 //! Spawned "processes": a thread with its own fd table (`unshare(CLONE_FILES)`), and fd passing
 //! with `SCM_RIGHTS`.
 
-use dmabuf::uapi::{Errno, Uapi, SEEK_END};
 use linux::RealLinux;
+use seam::{Errno, Uapi, SEEK_END};
 
 #[test]
 fn a_spawned_process_has_its_own_fd_table() {

@@ -1,7 +1,7 @@
 //! The whole conformance suite against the running kernel.
 
-use dmabuf::uapi::conformance::{run_all, Outcome};
 use linux::RealLinux;
+use seam::conformance::{run_all, Outcome};
 
 /// Runs every case; the ones this machine cannot run are skipped with their reason printed.
 /// Where `/dev/dma_heap/system` and `/dev/udmabuf` exist, this is the full real-kernel run.

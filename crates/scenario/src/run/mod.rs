@@ -1,7 +1,7 @@
 //! The runner: a validated [`Scenario`] in, a [`Report`], a [`Trace`] and a thumbnail out.
 //!
 //! # The concept
-//! The runner boots the scenario's machine ([`dmabuf::Kernel::boot`]), gives every scenario
+//! The runner boots the scenario's machine ([`kernel::Kernel::boot`]), gives every scenario
 //! process a simulated process with an fd table, and builds each link's buffers with the
 //! exporter it names: the constraint exporter (deferred placement, migration), a dma-heap, the
 //! GPU's evicting exporter, or vb2-style MMAP memory exported by fd. The producer's process
@@ -247,7 +247,7 @@ fn placement(w: &World, b: &world::BufRt) -> Option<Placement> {
             })
         }
         ExporterHandle::Heap(h) | ExporterHandle::Vb2(h) => {
-            let hb = b.buf.exporter_ops::<dmabuf::heap::buffer::HeapBuffer>()?;
+            let hb = b.buf.exporter_ops::<kernel::heap::buffer::HeapBuffer>()?;
             let runs = hb.runs();
             let mut banks: Vec<String> = Vec::new();
             for &(off, _) in &b.planes {
@@ -296,7 +296,7 @@ fn map_counts(b: &world::BufRt) -> (u64, u64) {
         }
         ExporterHandle::Heap(_) | ExporterHandle::Vb2(_) => b
             .buf
-            .exporter_ops::<dmabuf::heap::buffer::HeapBuffer>()
+            .exporter_ops::<kernel::heap::buffer::HeapBuffer>()
             .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
         // The GPU exporter keeps no mapping cache: every map maps.
         ExporterHandle::Gpu(bo) => (bo.dma_buf_maps(), 0),

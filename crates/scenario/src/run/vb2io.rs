@@ -168,7 +168,7 @@ impl Port {
     }
 
     /// QBUF of link buffer `bi`, by `fd` in the consumer's process.
-    fn qbuf(&mut self, bi: usize, fd: dmabuf::Fd) -> Result<(), Vb2Error> {
+    fn qbuf(&mut self, bi: usize, fd: kernel::Fd) -> Result<(), Vb2Error> {
         let slot = match self.slots.get(&bi) {
             Some(&s) => s,
             None => {

@@ -8,12 +8,13 @@ use crate::schema::{
     ConstraintPolicy, DriverKind, Exporter, HeapKind, LinkDesc, MemoryType, NodeDesc, PlaneLayout,
 };
 use crate::validate::Scenario;
-use dma::DmaDirection;
-use dmabuf::constraint::{
+use constraint::{
     ConstraintExporter, ExportSpec, ImporterNeeds, KnownDevice, Layout, MigrationLog, Policy,
 };
-use dmabuf::{Attachment, DmaBuf, Fd, FileObject, Kernel, Process};
+use dma::DmaDirection;
+use dmabuf::{Attachment, DmaBuf};
 use drivers::dmaview::DmaView;
+use kernel::{Fd, FileObject, Kernel, Process};
 use soc::Device;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -315,7 +316,7 @@ impl World {
         let l = &self.links[li].desc;
         let mut needs = ImporterNeeds::new();
         for p in &l.planes {
-            let mut rule = dmabuf::constraint::BankRule::default();
+            let mut rule = constraint::BankRule::default();
             if let Some(b) = &p.bank {
                 rule.only.push(b.clone());
             }

@@ -123,7 +123,7 @@ impl<'de> Deserialize<'de> for Exporter {
     }
 }
 
-/// The constraint exporter's placement policy (`dmabuf::constraint::Policy`).
+/// The constraint exporter's placement policy (`constraint::Policy`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConstraintPolicy {

@@ -1,8 +1,9 @@
 //! Behaviours 32-46: importing dma-bufs (the DMABUF plane lifecycle).
 
 use crate::*;
-use dmabuf::heap::buffer::{CpuSync, HeapBuffer, Storage};
-use dmabuf::{DmaBuf, ExportInfo, FileObject};
+use dmabuf::{DmaBuf, ExportInfo};
+use kernel::heap::buffer::{CpuSync, HeapBuffer, Storage};
+use kernel::FileObject;
 use soc::{AllocRequest, PAGE_SIZE};
 
 /// A dma-buf of `npages` pages that are never physically contiguous (descending addresses).

@@ -14,7 +14,7 @@ mod streaming;
 mod userptr;
 
 use dma::DmaApi;
-use dmabuf::{Kernel, Process};
+use kernel::{Kernel, Process};
 use parking_lot::Mutex;
 use soc::{DeviceDesc, SocDesc};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -26,7 +26,7 @@ fn cycles(policy: MapPolicy, n: usize) -> (CounterSnapshot, u64, u64) {
     for fd in fds {
         let buf = r.process.get_dma_buf(fd).unwrap();
         let heap = buf
-            .exporter_ops::<dmabuf::heap::buffer::HeapBuffer>()
+            .exporter_ops::<kernel::heap::buffer::HeapBuffer>()
             .unwrap();
         misses += heap.map_cache().misses();
         hits += heap.map_cache().hits();

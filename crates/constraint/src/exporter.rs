@@ -1,0 +1,534 @@
+//! The constraint-solving exporter: its state, its public API and the what-if query.
+//!
+//! The contract it follows (allocation at first use, migration on late attach, the stall gate,
+//! lock order) is in the [module doc](super); the callbacks are in `ops.rs`, the drain and move
+//! in `gate.rs`.
+
+use super::backing::{Backing, PlacementSummary};
+use super::combine::CombinedRecord;
+use super::explain::{Conflict, ConstraintError};
+use super::layout::Layout;
+use super::migrate::{MigrationCause, MigrationLog};
+use super::placement::{plan, PlacementPlan};
+use super::policy::{MigrationConfig, Policy};
+use super::record::{ConstraintRecord, ImporterNeeds};
+use dma::DmaApi;
+use dmabuf::attach::Attachment;
+use dmabuf::buf::{DmaBuf, ExportInfo};
+use dmabuf::debugfs::BufRegistry;
+use dmabuf::error::DmaBufError;
+use dmabuf::map_cache::MapCache;
+use dmabuf::ops::ImporterOps;
+use parking_lot::{Condvar, Mutex};
+use serde::{Deserialize, Serialize};
+use soc::{Device, PhysAddr};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What [`ConstraintExporter::export`] is asked for.
+#[derive(Debug, Clone)]
+pub struct ExportSpec {
+    /// Exporter name (`exp_name`).
+    pub exp_name: String,
+    /// Size and planes.
+    pub layout: Layout,
+    /// When to allocate, whether to move.
+    pub policy: Policy,
+    /// How migrations wait and copy.
+    pub config: MigrationConfig,
+    /// Where migrations are recorded (a new log if `None`).
+    pub log: Option<Arc<MigrationLog>>,
+    /// Keep importers' mappings after they unmap (seed 003: a re-map costs a lookup); they are
+    /// really unmapped when the buffer moves or the attachment detaches. A cached writable
+    /// mapping is still a live DMA mapping: two devices writing the buffer at different times
+    /// then overlap in the DMA checker's eyes, so exporters shared by several writers turn
+    /// this off.
+    pub cache_mappings: bool,
+}
+
+impl ExportSpec {
+    /// A single-plane buffer of `size` bytes, [`Policy::Deferred`], default migration settings.
+    pub fn new(size: u64) -> ExportSpec {
+        ExportSpec::with_layout(Layout::single(size))
+    }
+
+    /// A buffer with `layout`.
+    pub fn with_layout(layout: Layout) -> ExportSpec {
+        ExportSpec {
+            exp_name: "constraint".into(),
+            layout,
+            policy: Policy::Deferred,
+            config: MigrationConfig::default(),
+            log: None,
+            cache_mappings: true,
+        }
+    }
+
+    /// With a policy.
+    pub fn policy(mut self, policy: Policy) -> ExportSpec {
+        self.policy = policy;
+        self
+    }
+
+    /// With migration settings.
+    pub fn config(mut self, config: MigrationConfig) -> ExportSpec {
+        self.config = config;
+        self
+    }
+
+    /// With or without the mapping cache.
+    pub fn cache_mappings(mut self, on: bool) -> ExportSpec {
+        self.cache_mappings = on;
+        self
+    }
+
+    /// Recording into `log`.
+    pub fn log(mut self, log: Arc<MigrationLog>) -> ExportSpec {
+        self.log = Some(log);
+        self
+    }
+}
+
+/// One placement generation: memory and the mappings made of it.
+pub(super) struct Gen {
+    pub(super) id: u64,
+    pub(super) backing: Backing,
+    pub(super) cache: MapCache,
+}
+
+/// Where the migration state machine is (module doc, rule 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Nothing moving.
+    Idle,
+    /// A late attach waits for access to drain; new maps stall (the gate is closed).
+    Draining,
+    /// The move runs (resv held); CPU faults wait.
+    Moving,
+}
+
+/// Protected by `ConstraintExporter::state` (lock order: resv, then state).
+pub(super) struct State {
+    /// Records of the attached devices (and the one attaching), by attachment id.
+    pub(super) records: Vec<(u64, ConstraintRecord)>,
+    /// Records of the devices an up-front buffer was allocated for.
+    pub(super) known: Vec<ConstraintRecord>,
+    pub(super) current: Option<Arc<Gen>>,
+    /// Old generations some importer still maps; freed at their last unmap.
+    pub(super) ghosts: Vec<Arc<Gen>>,
+    pub(super) next_gen: u64,
+    /// Pins per attachment (static maps and dynamic pins): (device, count).
+    pub(super) pins: HashMap<u64, (String, u32)>,
+    pub(super) vmaps: u32,
+    pub(super) phase: Phase,
+    /// The migration in progress: cause, start, and the attachment whose attach started it
+    /// (its record goes if the migration fails).
+    pub(super) pending: Option<(MigrationCause, Instant, Option<u64>)>,
+    /// Bumped whenever `records` change.
+    pub(super) version: u64,
+    /// The `version` the current placement was last found to serve.
+    pub(super) checked: u64,
+    /// The result of the last move, for a drainer whose move was finished by a mapper.
+    pub(super) outcome: Option<Result<(), ConstraintError>>,
+    /// Table (by address) -> generation id.
+    pub(super) tables: HashMap<usize, u64>,
+    pub(super) released: bool,
+}
+
+impl State {
+    pub(super) fn all_records(&self) -> Vec<ConstraintRecord> {
+        self.known
+            .iter()
+            .cloned()
+            .chain(self.records.iter().map(|(_, r)| r.clone()))
+            .collect()
+    }
+
+    /// Pins and vmaps other than `exclude` pins of attachment `who`.
+    pub(super) fn holders(&self, who: Option<(u64, u32)>) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .pins
+            .iter()
+            .filter_map(|(id, (dev, n))| {
+                let n = match who {
+                    Some((w, ex)) if w == *id => n.saturating_sub(ex),
+                    _ => *n,
+                };
+                (n > 0).then(|| format!("{dev} ({n} pin{})", if n == 1 { "" } else { "s" }))
+            })
+            .collect();
+        if self.vmaps > 0 {
+            out.push(format!("{} kernel vmap(s)", self.vmaps));
+        }
+        out.sort();
+        out
+    }
+}
+
+/// What would happen if a device attached now (the what-if query).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum WhatIfAction {
+    /// No storage yet: the first map would allocate the plan.
+    AllocateAtFirstMap,
+    /// The current placement serves the device too.
+    Stays,
+    /// The buffer would migrate to the plan.
+    Migrates,
+    /// The attach would be refused.
+    Refused {
+        /// Why (the error attach would return).
+        error: ConstraintError,
+    },
+}
+
+/// The answer of [`ConstraintExporter::what_if`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatIf {
+    /// The device asked about.
+    pub device: String,
+    /// The combined record with it.
+    pub combined: CombinedRecord,
+    /// The placement the buffer would have (the cheapest that serves everyone).
+    pub plan: Option<PlacementPlan>,
+    /// Where the buffer is now.
+    pub current: Option<PlacementSummary>,
+    /// What the current placement does not meet.
+    pub unmet: Vec<String>,
+    /// What would happen.
+    pub action: WhatIfAction,
+}
+
+/// The constraint-solving exporter of one buffer (module doc of [`constraint`](super)).
+pub struct ConstraintExporter {
+    pub(super) dma: Arc<DmaApi>,
+    pub(super) layout: Layout,
+    pub(super) policy: Policy,
+    pub(super) config: MigrationConfig,
+    pub(super) cache_mappings: bool,
+    pub(super) log: Arc<MigrationLog>,
+    pub(super) ino: AtomicU64,
+    pub(super) state: Mutex<State>,
+    /// Signalled on every unpin, vunmap, detach and end of a move.
+    pub(super) cond: Condvar,
+    pending_needs: Mutex<HashMap<String, VecDeque<ImporterNeeds>>>,
+    device_needs: Mutex<HashMap<String, ImporterNeeds>>,
+    pub(super) last_error: Mutex<Option<ConstraintError>>,
+}
+
+impl fmt::Debug for ConstraintExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConstraintExporter")
+            .field("ino", &self.ino.load(Ordering::Relaxed))
+            .field("policy", &self.policy.name())
+            .field("placement", &self.placement())
+            .finish()
+    }
+}
+
+impl ConstraintExporter {
+    /// Exports a buffer whose storage this exporter places (see [`ExportSpec`]). With
+    /// [`Policy::UpFront`] the storage is allocated now, for the devices listed.
+    ///
+    /// Errors: a bad layout (`EINVAL`); for up-front, unknown devices (`ENODEV`), the explained
+    /// conflict or `ENOMEM`.
+    pub fn export(
+        dma: &Arc<DmaApi>,
+        spec: ExportSpec,
+    ) -> Result<(DmaBuf, Arc<ConstraintExporter>), DmaBufError> {
+        Self::export_inner(dma, spec, None)
+    }
+
+    /// [`export`](Self::export) into a registry (bufinfo).
+    pub fn export_registered(
+        dma: &Arc<DmaApi>,
+        spec: ExportSpec,
+        registry: &Arc<BufRegistry>,
+    ) -> Result<(DmaBuf, Arc<ConstraintExporter>), DmaBufError> {
+        Self::export_inner(dma, spec, Some(registry))
+    }
+
+    fn export_inner(
+        dma: &Arc<DmaApi>,
+        spec: ExportSpec,
+        registry: Option<&Arc<BufRegistry>>,
+    ) -> Result<(DmaBuf, Arc<ConstraintExporter>), DmaBufError> {
+        spec.layout.validate()?;
+        let mut known = Vec::new();
+        if let Policy::UpFront { devices } = &spec.policy {
+            for k in devices {
+                let dev = dma.device(&k.device)?;
+                known.push(
+                    ConstraintRecord::of_device(&dev)
+                        .with_needs(k.needs.clone())
+                        .peer2peer(k.peer2peer),
+                );
+            }
+        }
+        let exp = Arc::new(ConstraintExporter {
+            dma: dma.clone(),
+            layout: spec.layout.clone(),
+            policy: spec.policy.clone(),
+            config: spec.config.clone(),
+            cache_mappings: spec.cache_mappings,
+            log: spec.log.unwrap_or_default(),
+            ino: AtomicU64::new(0),
+            state: Mutex::new(State {
+                records: Vec::new(),
+                known,
+                current: None,
+                ghosts: Vec::new(),
+                next_gen: 1,
+                pins: HashMap::new(),
+                vmaps: 0,
+                phase: Phase::Idle,
+                pending: None,
+                version: 0,
+                checked: u64::MAX,
+                outcome: None,
+                tables: HashMap::new(),
+                released: false,
+            }),
+            cond: Condvar::new(),
+            pending_needs: Mutex::new(HashMap::new()),
+            device_needs: Mutex::new(HashMap::new()),
+            last_error: Mutex::new(None),
+        });
+        if matches!(spec.policy, Policy::UpFront { .. }) {
+            let mut st = exp.state.lock();
+            exp.allocate_initial(&mut st)?;
+        }
+        let info = ExportInfo::new(spec.exp_name, spec.layout.size, exp.clone());
+        let buf = match registry {
+            Some(r) => DmaBuf::export_registered(dma, info, r)?,
+            None => DmaBuf::export(dma, info)?,
+        };
+        exp.ino.store(buf.ino(), Ordering::Relaxed);
+        Ok((buf, exp))
+    }
+
+    /// Allocates (and zeroes) the first placement for the records in `st`.
+    pub(super) fn allocate_initial(&self, st: &mut State) -> Result<(), ConstraintError> {
+        let records = st.all_records();
+        let p = plan(&records, &self.layout, self.dma.soc()).map_err(|e| self.remember(e))?;
+        let backing = Backing::allocate(&self.dma, &p).map_err(|e| self.remember(e))?;
+        if let Err(e) = backing.zero(&self.dma) {
+            backing.free(&self.dma);
+            return Err(self.remember(e));
+        }
+        st.current = Some(self.new_gen(st, backing));
+        st.checked = st.version;
+        Ok(())
+    }
+
+    pub(super) fn new_gen(&self, st: &mut State, backing: Backing) -> Arc<Gen> {
+        let id = st.next_gen;
+        st.next_gen += 1;
+        Arc::new(Gen {
+            id,
+            backing,
+            cache: MapCache::new(&self.dma),
+        })
+    }
+
+    /// Keeps `e` as the last error (structured) and returns it.
+    pub(super) fn remember(&self, e: ConstraintError) -> ConstraintError {
+        *self.last_error.lock() = Some(e.clone());
+        e
+    }
+
+    /// What the next attach of `device` adds (seed 002's per-buffer importer needs), consumed by
+    /// that attach. Prefer [`attach_with`](Self::attach_with).
+    pub fn push_needs(&self, device: &str, needs: ImporterNeeds) {
+        self.pending_needs
+            .lock()
+            .entry(device.to_string())
+            .or_default()
+            .push_back(needs);
+    }
+
+    /// What every attach of `device` adds unless told otherwise.
+    pub fn set_device_needs(&self, device: &str, needs: ImporterNeeds) {
+        self.device_needs.lock().insert(device.to_string(), needs);
+    }
+
+    /// The needs for an attach of `device`: pushed, else per device, else up-front, else none.
+    pub(super) fn needs_for(&self, device: &str) -> ImporterNeeds {
+        if let Some(n) = self
+            .pending_needs
+            .lock()
+            .get_mut(device)
+            .and_then(VecDeque::pop_front)
+        {
+            return n;
+        }
+        if let Some(n) = self.device_needs.lock().get(device) {
+            return n.clone();
+        }
+        if let Policy::UpFront { devices } = &self.policy {
+            if let Some(k) = devices.iter().find(|k| k.device == device) {
+                return k.needs.clone();
+            }
+        }
+        ImporterNeeds::default()
+    }
+
+    /// Attaches `dev` as a static importer that needs `needs` of this buffer.
+    ///
+    /// Errors: those of [`DmaBuf::attach`], among them this exporter's explained refusals
+    /// ([`last_error`](Self::last_error) has the structured one).
+    pub fn attach_with(
+        &self,
+        buf: &DmaBuf,
+        dev: &Arc<Device>,
+        needs: ImporterNeeds,
+    ) -> Result<Attachment, DmaBufError> {
+        self.push_needs(dev.name(), needs);
+        let r = buf.attach(dev);
+        self.drop_unused_needs(dev.name(), r.is_err());
+        r
+    }
+
+    /// Attaches `dev` as a dynamic importer that needs `needs`.
+    pub fn dynamic_attach_with(
+        &self,
+        buf: &DmaBuf,
+        dev: &Arc<Device>,
+        importer: Arc<dyn ImporterOps>,
+        needs: ImporterNeeds,
+    ) -> Result<Attachment, DmaBufError> {
+        self.push_needs(dev.name(), needs);
+        let r = buf.dynamic_attach(dev, importer);
+        self.drop_unused_needs(dev.name(), r.is_err());
+        r
+    }
+
+    fn drop_unused_needs(&self, device: &str, failed: bool) {
+        // The attach callback consumes the needs; if it never ran (the core failed first), drop
+        // them so they do not apply to a later attach.
+        if failed {
+            if let Some(q) = self.pending_needs.lock().get_mut(device) {
+                q.pop_back();
+            }
+        }
+    }
+
+    /// The records of the attached devices (and up-front ones), in attach order.
+    pub fn records(&self) -> Vec<ConstraintRecord> {
+        self.state.lock().all_records()
+    }
+
+    /// The combined record of the attached devices.
+    pub fn combined(&self) -> CombinedRecord {
+        CombinedRecord::combine(&self.records(), self.layout.planes.len())
+    }
+
+    /// The buffer's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Where the buffer lives now (`None`: no storage yet).
+    pub fn placement(&self) -> Option<PlacementSummary> {
+        self.state
+            .lock()
+            .current
+            .as_ref()
+            .map(|g| g.backing.summary())
+    }
+
+    /// The physical address of byte `offset` of the buffer, if it has storage.
+    pub fn phys_at(&self, offset: u64) -> Option<PhysAddr> {
+        self.state.lock().current.as_ref()?.backing.phys_at(offset)
+    }
+
+    /// How many placements the buffer had (1 after the first allocation, +1 per migration).
+    pub fn generation(&self) -> u64 {
+        self.state.lock().next_gen - 1
+    }
+
+    /// Whether a migration is waiting for access to drain or moving right now (the gate is
+    /// closed).
+    pub fn migration_pending(&self) -> bool {
+        self.state.lock().phase != Phase::Idle
+    }
+
+    /// Old placements still mapped by an importer that ignored `move_notify`.
+    pub fn ghost_count(&self) -> usize {
+        self.state.lock().ghosts.len()
+    }
+
+    /// The migration log.
+    pub fn log(&self) -> &Arc<MigrationLog> {
+        &self.log
+    }
+
+    /// The last refusal or failure, structured (conflicts naming devices).
+    pub fn last_error(&self) -> Option<ConstraintError> {
+        self.last_error.lock().clone()
+    }
+
+    /// Map-cache hits and misses of the current placement.
+    pub fn map_cache_stats(&self) -> (u64, u64) {
+        let st = self.state.lock();
+        st.current
+            .as_ref()
+            .map_or((0, 0), |g| (g.cache.hits(), g.cache.misses()))
+    }
+
+    /// The what-if query: what placement would the buffer have if `dev` attached now with
+    /// `needs`, and would it stay, migrate or be refused? Allocates nothing.
+    pub fn what_if(&self, dev: &Device, needs: ImporterNeeds) -> WhatIf {
+        let rec = ConstraintRecord::of_device(dev).with_needs(needs);
+        let st = self.state.lock();
+        let mut records = st.all_records();
+        records.push(rec);
+        let combined = CombinedRecord::combine(&records, self.layout.planes.len());
+        let current = st.current.as_ref().map(|g| g.backing.summary());
+        let unmet = st
+            .current
+            .as_ref()
+            .map(|g| g.backing.unmet(&combined, &self.layout))
+            .unwrap_or_default();
+        let has_storage = st.current.is_some();
+        drop(st);
+        let planned = plan(&records, &self.layout, self.dma.soc());
+        let action = match (&planned, has_storage, unmet.is_empty()) {
+            (Err(e), _, _) => WhatIfAction::Refused { error: e.clone() },
+            (Ok(_), false, _) => WhatIfAction::AllocateAtFirstMap,
+            (Ok(_), true, true) => WhatIfAction::Stays,
+            (Ok(_), true, false) if self.policy.may_migrate() => WhatIfAction::Migrates,
+            (Ok(_), true, false) => WhatIfAction::Refused {
+                error: self.fixed(dev.name(), unmet.clone()),
+            },
+        };
+        WhatIf {
+            device: dev.name().to_string(),
+            combined,
+            plan: planned.ok(),
+            current,
+            unmet,
+            action,
+        }
+    }
+
+    /// The refusal of a policy that does not move.
+    pub(super) fn fixed(&self, device: &str, unmet: Vec<String>) -> ConstraintError {
+        ConstraintError::conflict(
+            vec![device.to_string()],
+            vec![Conflict::Fixed {
+                why: format!("policy {}", self.policy.name()),
+                device: device.to_string(),
+                unmet,
+            }],
+        )
+    }
+}
