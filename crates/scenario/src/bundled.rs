@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 8] = [
+static BUNDLED: [(&str, &str, &str); 10] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -56,6 +56,18 @@ static BUNDLED: [(&str, &str, &str); 8] = [
         "an RLE encoder writes a real bitstream into its own buffer while the display shows the \
          same frames",
         include_str!("../../../scenarios/encoder-rle.toml"),
+    ),
+    (
+        "swapchain-dri2",
+        "a dri2 swapchain: the display side allocates from CMA and hands the buffers to the GPU, \
+         at most 2 in flight",
+        include_str!("../../../scenarios/swapchain-dri2.toml"),
+    ),
+    (
+        "swapchain-wayland",
+        "a wayland swapchain: the client GPU allocates and exports its buffers, one in flight at \
+         a time",
+        include_str!("../../../scenarios/swapchain-wayland.toml"),
     ),
 ];
 

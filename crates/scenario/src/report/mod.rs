@@ -23,7 +23,7 @@ mod trace;
 pub use model::{
     BufferReport, CheckerReport, DeviceReport, EncoderReport, FenceCounts, Finding, FrameCounts,
     FrameLatency, GpuReport, LatencyReport, MapCounts, MigrationReport, Placement, Report,
-    RunError, Vb2QueueReport, SCHEMA_VERSION,
+    RunError, SwapchainReport, Vb2QueueReport, SCHEMA_VERSION,
 };
 pub use stats::{percentile, LatencyStats};
 pub use svg::{latency_svg, timeline_svg, xml_escape, TimelineOptions};

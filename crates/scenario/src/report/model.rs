@@ -21,6 +21,7 @@
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
+//! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -249,6 +250,27 @@ pub struct GpuReport {
     pub move_notifies: u64,
 }
 
+/// One gpu->display swapchain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapchainReport {
+    /// The link.
+    pub link: String,
+    /// `"dri2"` (the display side allocates) or `"wayland"` (the client's GPU does).
+    pub mode: String,
+    /// The process whose fds the buffers were allocated as (the display's for dri2, the GPU's
+    /// for wayland); the other end gets them with `send_fd`.
+    pub allocated_by: String,
+    /// Buffers of the link.
+    pub buffers: u32,
+    /// The bound (`max_in_flight`), if any.
+    pub max_in_flight: Option<u32>,
+    /// The most buffers in flight at once (written, or waiting for the display).
+    pub max_seen: u32,
+    /// Times the GPU's next job was held back because the bound was reached (once per
+    /// scheduling pass that found it so).
+    pub waits: u64,
+}
+
 /// One encoder node: what its codec made of the frames it took.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncoderReport {
@@ -317,6 +339,9 @@ pub struct Report {
     /// The encoder nodes.
     #[serde(default)]
     pub encoders: Vec<EncoderReport>,
+    /// The gpu->display swapchains.
+    #[serde(default)]
+    pub swapchains: Vec<SwapchainReport>,
     /// Whether the run is the deterministic reference (false with `--threads`, where every
     /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
     #[serde(default = "deterministic_default")]
@@ -346,6 +371,7 @@ impl Report {
             vb2_queues: Vec::new(),
             gpus: Vec::new(),
             encoders: Vec::new(),
+            swapchains: Vec::new(),
             fences: FenceCounts::default(),
             deterministic: true,
         }
@@ -357,6 +383,7 @@ impl Report {
         self.devices.sort_by(|a, b| a.name.cmp(&b.name));
         self.gpus.sort_by(|a, b| a.device.cmp(&b.device));
         self.encoders.sort_by(|a, b| a.node.cmp(&b.node));
+        self.swapchains.sort_by(|a, b| a.link.cmp(&b.link));
         self.migrations.sort_by(|a, b| {
             (a.frame, &a.buffer, &a.from, &a.to).cmp(&(b.frame, &b.buffer, &b.from, &b.to))
         });

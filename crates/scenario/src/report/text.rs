@@ -155,6 +155,20 @@ pub fn text_summary(report: &Report) -> String {
             g.move_notifies
         );
     }
+    for c in &r.swapchains {
+        let _ = writeln!(
+            s,
+            "swapchain {} ({}, allocated by {}): {} buffers, at most {} in flight{}, {} waits",
+            c.link,
+            c.mode,
+            c.allocated_by,
+            c.buffers,
+            c.max_seen,
+            c.max_in_flight
+                .map_or(String::new(), |m| format!(" (bound {m})")),
+            c.waits
+        );
+    }
     for e in &r.encoders {
         let _ = writeln!(
             s,

@@ -377,6 +377,32 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             busy_us: busy.as_us_f64(),
         });
     }
+    // Swapchains.
+    for l in &s.w.links {
+        let Some((mode, bound)) = l.swapchain else {
+            continue;
+        };
+        let allocated_by = match mode {
+            crate::schema::SwapchainMode::Dri2 => {
+                l.to.iter()
+                    .find(|&&t| s.w.nodes[t].desc.driver == DriverKind::Display)
+                    .map_or(l.from, |&t| t)
+            }
+            crate::schema::SwapchainMode::Wayland => l.from,
+        };
+        report.swapchains.push(crate::report::SwapchainReport {
+            link: l.name.clone(),
+            mode: match mode {
+                crate::schema::SwapchainMode::Dri2 => "dri2".into(),
+                crate::schema::SwapchainMode::Wayland => "wayland".into(),
+            },
+            allocated_by: s.w.nodes[allocated_by].desc.process_name().to_string(),
+            buffers: l.desc.buffers,
+            max_in_flight: bound,
+            max_seen: l.max_in_flight_seen,
+            waits: l.swap_waits,
+        });
+    }
     // Encoders.
     for (n, node) in s.w.nodes.iter().enumerate() {
         if node.desc.driver != DriverKind::Encoder {

@@ -256,6 +256,20 @@ impl<'a> Sched<'a> {
             let Some(&bi) = self.w.links[li].free.front() else {
                 return false;
             };
+            // A swapchain's bound: at most `max_in_flight` buffers drawn or queued for the
+            // display; the producer waits for a release.
+            let link = &self.w.links[li];
+            if let Some((_, Some(max))) = link.swapchain {
+                let in_flight = link
+                    .bufs
+                    .iter()
+                    .filter(|&&b| self.w.buf(b).state != BufState::Free)
+                    .count() as u32;
+                if in_flight >= max {
+                    self.w.links[li].swap_waits += 1;
+                    return false;
+                }
+            }
             outputs.push((li, bi));
         }
         let inputs: Vec<(usize, usize)> = node
@@ -333,6 +347,14 @@ impl<'a> Sched<'a> {
         for &(li, bi) in &outputs {
             self.w.links[li].free.pop_front();
             self.w.buf_mut(bi).state = BufState::Writing;
+            let link = &self.w.links[li];
+            let in_flight = link
+                .bufs
+                .iter()
+                .filter(|&&b| self.w.buf(b).state != BufState::Free)
+                .count() as u32;
+            let l = &mut self.w.links[li];
+            l.max_in_flight_seen = l.max_in_flight_seen.max(in_flight);
         }
         for &(li, _) in &inputs {
             if let Some(q) = self.w.nodes[n].ready.get_mut(&li) {

@@ -91,6 +91,12 @@ pub(crate) struct LinkRt {
     pub free: VecDeque<usize>,
     pub format_planes: Vec<PlaneLayout>,
     pub next_index: u32,
+    /// The swapchain a gpu->display link runs (mode, `max_in_flight`).
+    pub swapchain: Option<(crate::schema::SwapchainMode, Option<u32>)>,
+    /// Frames the producer could not start because `max_in_flight` buffers were in flight.
+    pub swap_waits: u64,
+    /// The most buffers in flight (written or waiting for readers) at once.
+    pub max_in_flight_seen: u32,
 }
 
 /// A node at run time.
@@ -253,6 +259,9 @@ impl World {
                 free: VecDeque::new(),
                 format_planes: p.format.planes(p.width, p.height),
                 next_index: 0,
+                swapchain: crate::validate::swapchain::of_link(&s.nodes, l),
+                swap_waits: 0,
+                max_in_flight_seen: 0,
             });
         }
         // An RLE encoder's bitstream buffer: two bytes per byte of its largest input, plus a pair.
@@ -338,7 +347,18 @@ impl World {
         let from = l.from;
         let fmt_planes = l.format_planes.clone();
         let size: u64 = fmt_planes.iter().map(|p| p.size).sum();
-        let producer = self.nodes[from].process.clone();
+        // A dri2 swapchain's buffers are the display side's: its process allocates them and
+        // passes them to the client (seed 000's "give me the next buffer to draw into").
+        let allocator = match l.swapchain {
+            Some((crate::schema::SwapchainMode::Dri2, _)) => {
+                l.to.iter()
+                    .copied()
+                    .find(|&t| self.nodes[t].desc.driver == DriverKind::Display)
+                    .unwrap_or(from)
+            }
+            _ => from,
+        };
+        let producer = self.nodes[allocator].process.clone();
         let dma = self.kernel.dma().clone();
         let fail = |e: &dyn Fn() -> String, err: &dyn AsErrno| RunFailure {
             errno: format!("{:?}", err.errno()),
@@ -472,7 +492,10 @@ impl World {
         };
         let mut fds = vec![(producer.clone(), fd)];
         let mut seen = vec![producer.pid()];
-        for &t in &self.links[li].to {
+        let sharers: Vec<usize> = std::iter::once(from)
+            .chain(self.links[li].to.iter().copied())
+            .collect();
+        for t in sharers {
             let p = self.nodes[t].process.clone();
             if seen.contains(&p.pid()) {
                 continue;

@@ -74,6 +74,7 @@ pub(super) fn check(
             ));
         }
     }
+    super::swapchain::check(ctx, raw)?;
     super::events::check(ctx, raw, soc)
 }
 

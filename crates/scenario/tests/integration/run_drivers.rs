@@ -115,3 +115,72 @@ fn test_report_counts_gpu_maps_and_segments_and_keeps_map_counts_across_migratio
         );
     }
 }
+
+#[test]
+fn test_max_in_flight_bounds_the_swapchain() {
+    let t = scenario::bundled_text("swapchain-wayland")
+        .unwrap()
+        .replace("frames = 120", "frames = 40");
+    let one = report_of(&t);
+    let two = report_of(&t.replace("max_in_flight = 1", "max_in_flight = 2"));
+    for r in [&one, &two] {
+        assert_eq!(r.exit_code(), ExitCode::Verified);
+    }
+    assert_eq!(one.swapchains[0].max_seen, 1);
+    assert_eq!(two.swapchains[0].max_seen, 2);
+    assert!(one.swapchains[0].waits > 0);
+    assert_ne!(one.to_json(), two.to_json());
+}
+
+#[test]
+fn test_dri2_buffers_are_the_display_sides() {
+    let t = scenario::bundled_text("swapchain-dri2")
+        .unwrap()
+        .replace("frames = 120", "frames = 20");
+    let dri2 = report_of(&t);
+    assert_eq!(dri2.exit_code(), ExitCode::Verified);
+    let c = &dri2.swapchains[0];
+    assert_eq!(
+        (c.mode.as_str(), c.allocated_by.as_str()),
+        ("dri2", "compositor")
+    );
+    let wl = report_of(
+        &t.replace("swapchain = \"dri2\"", "swapchain = \"wayland\"")
+            .replace("exporter = \"heap:cma\"", "exporter = \"gpu\""),
+    );
+    assert_eq!(wl.exit_code(), ExitCode::Verified);
+    assert_eq!(wl.swapchains[0].allocated_by, "client");
+}
+
+#[test]
+fn test_swapchain_combinations_the_runner_cannot_honour_are_refused() {
+    let t = scenario::bundled_text("swapchain-dri2").unwrap();
+    let cases = [
+        // The mode says who allocates: dri2 is the display side's heap, not the GPU's objects.
+        (
+            t.replace("exporter = \"heap:cma\"", "exporter = \"gpu\""),
+            "nodes[1].params.swapchain",
+        ),
+        // A bound at the link's buffer count bounds nothing.
+        (
+            t.replace("max_in_flight = 2", "max_in_flight = 3"),
+            "nodes[1].params.max_in_flight",
+        ),
+    ];
+    for (text, field) in cases {
+        let e = validate(&text, "s.toml").unwrap_err();
+        assert_eq!(e.exit_code().code(), 2);
+        assert!(e.to_string().contains(field), "{e}");
+        assert!(e.to_string().starts_with("s.toml:"), "{e}");
+    }
+    // A swapchain between a camera and an ISP is no swapchain.
+    let isp = rle_text();
+    let bad = isp.replace(
+        "device = \"display0\"\nprocess = \"compositor\"",
+        "device = \"display0\"\nprocess = \"compositor\"\nparams = { swapchain = \"wayland\" }",
+    );
+    assert_ne!(bad, isp);
+    let e = validate(&bad, "s.toml").unwrap_err();
+    assert_eq!(e.exit_code().code(), 2);
+    assert!(e.to_string().contains("no link from a gpu node"), "{e}");
+}
