@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 10] = [
+static BUNDLED: [(&str, &str, &str); 12] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -68,6 +68,18 @@ static BUNDLED: [(&str, &str, &str); 10] = [
         "a wayland swapchain: the client GPU allocates and exports its buffers, one in flight at \
          a time",
         include_str!("../../../scenarios/swapchain-wayland.toml"),
+    ),
+    (
+        "udmabuf",
+        "the ISP shares its output as a udmabuf: a sealed memfd of its process turned into a \
+         dma-buf",
+        include_str!("../../../scenarios/udmabuf.toml"),
+    ),
+    (
+        "userptr",
+        "the ISP writes into its own process memory (a memfd), shared with the GPU as a udmabuf \
+         of it",
+        include_str!("../../../scenarios/userptr.toml"),
     ),
 ];
 

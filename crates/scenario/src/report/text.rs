@@ -138,8 +138,13 @@ pub fn text_summary(report: &Report) -> String {
     for q in &r.vb2_queues {
         let _ = writeln!(
             s,
-            "  vb2 {} <- {} ({} {}, {}): {} maps, {} unmaps, {} QBUFs, {} STREAMOFFs, {} migration cycles",
-            q.node, q.link, q.queue_type, q.memory, q.map_policy, q.maps, q.unmaps, q.qbufs, q.streamoffs, q.requeue_cycles
+            "  vb2 {} {} {} ({} {}, {}): {} maps, {} unmaps, {} QBUFs, {} STREAMOFFs, {} migration cycles",
+            q.node,
+            if q.queue_type == "capture" { "->" } else { "<-" },
+            q.link,
+            q.queue_type,
+            q.memory,
+            q.map_policy, q.maps, q.unmaps, q.qbufs, q.streamoffs, q.requeue_cycles
         );
     }
     for g in &r.gpus {

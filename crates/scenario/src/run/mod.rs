@@ -246,7 +246,39 @@ fn placement(w: &World, b: &world::BufRt) -> Option<Placement> {
                 segments: segments as u32,
             })
         }
-        ExporterHandle::Heap(h) | ExporterHandle::Vb2(h) => {
+        ExporterHandle::Vb2 => {
+            let exp = b.buf.exporter_ops::<vb2::Vb2Exporter>()?;
+            // Scatterlist entries, merged where physically adjacent.
+            let mut runs: Vec<(soc::PhysAddr, u64)> = Vec::new();
+            for &(pa, len) in exp.mem().phys_runs() {
+                match runs.last_mut() {
+                    Some((a, n)) if a.0 + *n == pa.0 => *n += len,
+                    _ => runs.push((pa, len)),
+                }
+            }
+            let banks = b
+                .planes
+                .iter()
+                .map(|&(off, _)| {
+                    let mut at = 0;
+                    for &(pa, len) in &runs {
+                        if off < at + len {
+                            return bank_name(w, pa.0 + (off - at));
+                        }
+                        at += len;
+                    }
+                    "?".to_string()
+                })
+                .collect();
+            Some(Placement {
+                exporter: "vb2".into(),
+                heap: "mmap".into(),
+                banks,
+                contiguous: runs.len() == 1,
+                segments: runs.len() as u32,
+            })
+        }
+        ExporterHandle::Heap(h) => {
             let hb = b.buf.exporter_ops::<kernel::heap::buffer::HeapBuffer>()?;
             let runs = hb.runs();
             let mut banks: Vec<String> = Vec::new();
@@ -262,13 +294,17 @@ fn placement(w: &World, b: &world::BufRt) -> Option<Placement> {
                 }
                 banks.push(bank);
             }
-            let exporter = match &b.exporter {
-                ExporterHandle::Vb2(_) => "vb2 (mmap+expbuf)".to_string(),
-                _ => format!("heap:{h}"),
+            let (exporter, heap) = match (h.as_str(), w.links[b.link].desc.memory) {
+                ("udmabuf", crate::schema::MemoryType::Userptr) => (
+                    "userptr (memfd via udmabuf)".to_string(),
+                    "memfd".to_string(),
+                ),
+                ("udmabuf", _) => ("udmabuf".to_string(), "memfd".to_string()),
+                _ => (format!("heap:{h}"), h.clone()),
             };
             Some(Placement {
                 exporter,
-                heap: h.clone(),
+                heap,
                 banks,
                 contiguous: runs.len() == 1,
                 segments: runs.len() as u32,
@@ -294,7 +330,11 @@ fn map_counts(b: &world::BufRt) -> (u64, u64) {
             let (ch, cm) = b.maps_carried;
             (misses + cm, hits + ch)
         }
-        ExporterHandle::Heap(_) | ExporterHandle::Vb2(_) => b
+        ExporterHandle::Vb2 => b
+            .buf
+            .exporter_ops::<vb2::Vb2Exporter>()
+            .map_or((0, 0), |e| (e.map_cache().misses(), e.map_cache().hits())),
+        ExporterHandle::Heap(_) => b
             .buf
             .exporter_ops::<kernel::heap::buffer::HeapBuffer>()
             .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
@@ -361,6 +401,30 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             requeue_cycles: p.requeue_cycles,
         });
     }
+    // The producers' MMAP capture queues (`memory = "mmap+expbuf"`): their buffers are vb2's,
+    // exported with EXPBUF; the importers' maps are in `maps`, not here.
+    for l in &s.w.links {
+        if let Some(fh) = &l.capture {
+            let c = fh.queue().counters().snapshot();
+            report.vb2_queues.push(crate::report::Vb2QueueReport {
+                node: s.w.nodes[l.from].desc.name.clone(),
+                link: l.name.clone(),
+                memory: "mmap".into(),
+                queue_type: if fh.queue().config().buf_type.is_output() {
+                    "output".into()
+                } else {
+                    "capture".into()
+                },
+                map_policy: "keep_mapped".into(),
+                maps: c.map,
+                unmaps: c.unmap,
+                attaches: c.attach,
+                qbufs: 0,
+                streamoffs: 0,
+                requeue_cycles: 0,
+            });
+        }
+    }
     // Devices.
     for d in s.w.kernel.soc().devices() {
         let st = d.stats();
@@ -423,6 +487,12 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     // Teardown: everything goes; what stays is a leak.
     for bi in 0..s.w.bufs.len() {
         events::drop_buffer(&mut s.w, bi);
+    }
+    // The producers' MMAP capture queues go once their exported buffers are closed.
+    for l in &mut s.w.links {
+        if let Some(fh) = l.capture.take() {
+            fh.close();
+        }
     }
     for h in 0..s.holds.len() {
         s.release_hold(h, s.q.now());

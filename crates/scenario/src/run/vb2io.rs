@@ -252,7 +252,8 @@ impl Port {
 }
 
 impl World {
-    /// Opens a [`Port`] for every consumer of a `memory = "dmabuf"` link: REQBUFS and STREAMON.
+    /// Opens a [`Port`] for every consumer of a `memory = "dmabuf"` or `"mmap+expbuf"` link:
+    /// REQBUFS and STREAMON.
     pub(crate) fn open_ports(&mut self) -> Result<(), RunFailure> {
         let dma = self.kernel.dma().clone();
         for n in 0..self.nodes.len() {
@@ -268,7 +269,12 @@ impl World {
                 // A p2p GPU's buffers are read through a dynamic attachment (a DRM/KMS
                 // importer), not a vb2 queue, whose static attachment would keep them out of
                 // VRAM ([`super::gpu`]).
-                if l.desc.memory != MemoryType::Dmabuf || self.link_is_p2p(li) {
+                // An EXPBUF fd is a dma-buf like any other: consumers import it the same way.
+                if !matches!(
+                    l.desc.memory,
+                    MemoryType::Dmabuf | MemoryType::MmapExpbuf | MemoryType::Userptr
+                ) || self.link_is_p2p(li)
+                {
                     continue;
                 }
                 let total: u64 = l.format_planes.iter().map(|p| p.size).sum();

@@ -49,7 +49,8 @@ pub(crate) enum BufState {
 pub(crate) enum ExporterHandle {
     Constraint(Arc<ConstraintExporter>),
     Heap(String),
-    Vb2(String),
+    /// vb2's MMAP memory of the producer's capture queue, exported with `VIDIOC_EXPBUF`.
+    Vb2,
     Gpu(drivers::gpu::GpuBo),
 }
 
@@ -97,6 +98,8 @@ pub(crate) struct LinkRt {
     pub swap_waits: u64,
     /// The most buffers in flight (written or waiting for readers) at once.
     pub max_in_flight_seen: u32,
+    /// `memory = "mmap+expbuf"`: the producer's CAPTURE queue (MMAP) its buffers come from.
+    pub capture: Option<vb2::Vb2Fh>,
 }
 
 /// A node at run time.
@@ -171,13 +174,33 @@ enum Kind {
     Constraint,
     Gpu,
     Heap(HeapKind),
-    Vb2(HeapKind),
+    Vb2,
+    Udmabuf,
 }
 
 const RDWR: u32 = uapi::ioctl::O_RDWR | uapi::ioctl::O_CLOEXEC;
 
 fn install(p: &Process, buf: &DmaBuf) -> Result<Fd, dmabuf::DmaBufError> {
     p.install(FileObject::DmaBuf(buf.clone()), RDWR)
+}
+
+/// A sealed memfd of `size` bytes (page-rounded) in `p`, turned into a dma-buf fd with
+/// `UDMABUF_CREATE` (what a process does to share its own memory with devices); the memfd and
+/// `/dev/udmabuf` fds are closed again, the dma-buf holds the pages.
+fn udmabuf_of_memfd(p: &Process, name: &str, size: u64) -> Result<Fd, dmabuf::DmaBufError> {
+    use uapi::ioctl::{F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC, UDMABUF_FLAGS_CLOEXEC};
+    let len = size.next_multiple_of(soc::PAGE_SIZE);
+    let memfd = p.memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC)?;
+    let r = (|| {
+        p.ftruncate(memfd, len)?;
+        p.add_seals(memfd, F_SEAL_SHRINK)?;
+        let dev = p.open_udmabuf()?;
+        let fd = p.udmabuf_create(memfd, 0, len, UDMABUF_FLAGS_CLOEXEC);
+        let _ = p.close(dev);
+        fd
+    })();
+    let _ = p.close(memfd);
+    r
 }
 
 /// A failure to set up or run, with the errno name Linux would give.
@@ -262,6 +285,7 @@ impl World {
                 swapchain: crate::validate::swapchain::of_link(&s.nodes, l),
                 swap_waits: 0,
                 max_in_flight_seen: 0,
+                capture: None,
             });
         }
         // An RLE encoder's bitstream buffer: two bytes per byte of its largest input, plus a pair.
@@ -376,16 +400,13 @@ impl World {
                 .collect::<Vec<_>>()
         };
         let kind = match (l.desc.memory, l.desc.effective_exporter()) {
-            (MemoryType::Dmabuf, Some(Exporter::Constraint)) => Kind::Constraint,
+            (MemoryType::Dmabuf, Some(Exporter::Constraint) | None) => Kind::Constraint,
             (MemoryType::Dmabuf, Some(Exporter::Gpu)) => Kind::Gpu,
             (MemoryType::Dmabuf, Some(Exporter::Heap(k))) => Kind::Heap(k),
-            // vb2's dma-contig allocator: contiguous for a device without an IOMMU.
-            (MemoryType::MmapExpbuf, _) if self.nodes[from].dev.iommu_domain().is_none() => {
-                Kind::Vb2(HeapKind::Cma)
+            (MemoryType::Dmabuf, Some(Exporter::Udmabuf)) | (MemoryType::Userptr, _) => {
+                Kind::Udmabuf
             }
-            (MemoryType::MmapExpbuf, _) => Kind::Vb2(HeapKind::System),
-            // USERPTR: pages of the producer's memory, stood in for by system-heap pages.
-            (_, _) => Kind::Heap(HeapKind::System),
+            (MemoryType::MmapExpbuf, _) => Kind::Vb2,
         };
         let mut importer = None;
         let (buf, planes, exporter, fd) = match kind {
@@ -443,7 +464,26 @@ impl World {
                 }
                 (buf, seq_planes(), ExporterHandle::Gpu(bo), fd)
             }
-            Kind::Heap(k) | Kind::Vb2(k) => {
+            Kind::Udmabuf => {
+                let fd = udmabuf_of_memfd(&producer, &name, size)
+                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                let buf = producer
+                    .get_dma_buf(fd)
+                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                (
+                    buf,
+                    seq_planes(),
+                    ExporterHandle::Heap("udmabuf".into()),
+                    fd,
+                )
+            }
+            Kind::Vb2 => {
+                let (buf, fd) = self
+                    .expbuf(li, size, &producer)
+                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                (buf, seq_planes(), ExporterHandle::Vb2, fd)
+            }
+            Kind::Heap(k) => {
                 let names = self.kernel.heap_names();
                 let heap = match (k, &l.desc.region) {
                     (HeapKind::System, _) => "system".to_string(),
@@ -482,12 +522,7 @@ impl World {
                 let buf = producer
                     .get_dma_buf(fd)
                     .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
-                let handle = if matches!(kind, Kind::Vb2(_)) {
-                    ExporterHandle::Vb2(heap)
-                } else {
-                    ExporterHandle::Heap(heap)
-                };
-                (buf, seq_planes(), handle, fd)
+                (buf, seq_planes(), ExporterHandle::Heap(heap), fd)
             }
         };
         let mut fds = vec![(producer.clone(), fd)];
@@ -532,6 +567,55 @@ impl World {
         self.links[li].bufs.push(bi);
         self.links[li].free.push_back(bi);
         Ok(bi)
+    }
+
+    /// `memory = "mmap+expbuf"`: one more MMAP buffer on the producer's CAPTURE queue
+    /// (`VIDIOC_CREATE_BUFS`, vb2's allocator: dma-contig for a device without an IOMMU,
+    /// scatter-gather behind one) exported as a dma-buf fd in the producer's process
+    /// (`VIDIOC_EXPBUF`), as a V4L2 capture application does before sharing its buffers.
+    fn expbuf(
+        &mut self,
+        li: usize,
+        size: u64,
+        producer: &Arc<Process>,
+    ) -> Result<(DmaBuf, Fd), drivers::media::MediaError> {
+        use vb2::ioctl::{V4l2CreateBuffers, V4l2Format, V4L2_MEMORY_MMAP};
+        let from = self.links[li].from;
+        let dev = self.nodes[from].dev.clone();
+        let bytes = u32::try_from(size).map_err(|_| {
+            drivers::media::MediaError::Invalid(format!("a {size:#x}-byte plane is too large"))
+        })?;
+        if self.links[li].capture.is_none() {
+            let mut qc = vb2::Vb2QueueConfig::new(vb2::BufType::VideoCapture, dev.clone());
+            qc.io_modes = vec![vb2::Memory::Mmap];
+            qc.allocator = if dev.iommu_domain().is_none() {
+                vb2::Allocator::DmaContig
+            } else {
+                vb2::Allocator::DmaSg
+            };
+            let q = vb2::Vb2Queue::new(
+                self.kernel.dma(),
+                qc,
+                drivers::media::ReadyList::new(&[bytes]),
+            );
+            self.links[li].capture = Some(q.open(producer));
+        }
+        let fh = self.links[li].capture.as_ref().expect("opened above");
+        let type_ = fh.queue().config().buf_type.raw();
+        let mut cb = V4l2CreateBuffers {
+            count: 1,
+            memory: V4L2_MEMORY_MMAP,
+            format: V4l2Format {
+                type_,
+                num_planes: 1,
+                sizes: vec![bytes],
+            },
+            ..Default::default()
+        };
+        fh.create_bufs(&mut cb)?;
+        let fd = drivers::media::expbuf(fh, cb.index)?;
+        let buf = producer.get_dma_buf(fd)?;
+        Ok((buf, fd))
     }
 
     /// Attaches node `n`'s device to buffer `bi` (a no-op if attached).

@@ -15,7 +15,9 @@ pub enum MemoryType {
     /// the consumer: vb2 is the exporter.
     #[serde(rename = "mmap+expbuf")]
     MmapExpbuf,
-    /// `V4L2_MEMORY_USERPTR`: pages of the producer's process memory, pinned for the device.
+    /// `V4L2_MEMORY_USERPTR`: pages of the producer's process memory (a sealed memfd), shared
+    /// with the consumers as a udmabuf of that memfd, the way a pipeline hands user memory to
+    /// other devices.
     #[serde(rename = "userptr")]
     Userptr,
 }
@@ -53,10 +55,14 @@ pub enum Exporter {
     Heap(HeapKind),
     /// The GPU's evicting exporter (VRAM or system memory, per-process address spaces).
     Gpu,
+    /// udmabuf: a sealed memfd of the producer's process turned into a dma-buf
+    /// (`UDMABUF_CREATE`); its pages are the process's own, from system memory.
+    Udmabuf,
 }
 
 /// The spellings [`Exporter`] accepts, for messages.
-pub const EXPORTER_NAMES: &str = "`constraint`, `heap:system`, `heap:cma`, `heap:carveout`, `gpu`";
+pub const EXPORTER_NAMES: &str =
+    "`constraint`, `heap:system`, `heap:cma`, `heap:carveout`, `gpu`, `udmabuf`";
 
 impl Exporter {
     /// The name used in scenario files (`"heap:cma"`).
@@ -67,6 +73,7 @@ impl Exporter {
             Exporter::Heap(HeapKind::Cma) => "heap:cma",
             Exporter::Heap(HeapKind::Carveout) => "heap:carveout",
             Exporter::Gpu => "gpu",
+            Exporter::Udmabuf => "udmabuf",
         }
     }
 }
@@ -92,6 +99,7 @@ impl FromStr for Exporter {
             "heap:cma" => Exporter::Heap(HeapKind::Cma),
             "heap:carveout" => Exporter::Heap(HeapKind::Carveout),
             "gpu" => Exporter::Gpu,
+            "udmabuf" => Exporter::Udmabuf,
             _ => {
                 return Err(format!(
                     "unknown exporter `{s}`, expected one of {EXPORTER_NAMES}"

@@ -184,3 +184,44 @@ fn test_swapchain_combinations_the_runner_cannot_honour_are_refused() {
     assert_eq!(e.exit_code().code(), 2);
     assert!(e.to_string().contains("no link from a gpu node"), "{e}");
 }
+
+#[test]
+fn test_memory_paths_are_the_real_uapi() {
+    // mmap+expbuf: vb2's MMAP buffers of the camera's CAPTURE queue, exported with EXPBUF and
+    // imported by the ISP's OUTPUT queue.
+    let s = load_bundled("luma-chroma-banks")
+        .unwrap()
+        .with_frames(8)
+        .unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.exit_code(), ExitCode::Verified);
+    let b = r.buffers.iter().find(|b| b.link == "camera->isp").unwrap();
+    assert_eq!(b.placement.as_ref().unwrap().exporter, "vb2");
+    let path = |node: &str, link: &str| {
+        r.vb2_queues
+            .iter()
+            .find(|q| q.node == node && q.link == link)
+            .map(|q| (q.memory.clone(), q.queue_type.clone()))
+    };
+    assert_eq!(
+        path("camera", "camera->isp"),
+        Some(("mmap".into(), "capture".into()))
+    );
+    assert_eq!(
+        path("isp", "camera->isp"),
+        Some(("dmabuf".into(), "output".into()))
+    );
+    // udmabuf and userptr: the producer's memfd pages, shared as a udmabuf.
+    for (name, exporter) in [
+        ("udmabuf", "udmabuf"),
+        ("userptr", "userptr (memfd via udmabuf)"),
+    ] {
+        let s = load_bundled(name).unwrap().with_frames(8).unwrap();
+        let r = run(&s, &RunOptions::default()).report;
+        assert_eq!(r.exit_code(), ExitCode::Verified, "{name}");
+        let b = r.buffers.iter().find(|b| b.link == "isp->gpu").unwrap();
+        let p = b.placement.as_ref().unwrap();
+        assert_eq!((p.exporter.as_str(), p.heap.as_str()), (exporter, "memfd"));
+        assert!(r.checker.findings.is_empty(), "{name}: {:?}", r.checker);
+    }
+}
