@@ -12,9 +12,11 @@
 //! ([`Camera::capture`](crate::camera::Camera::capture),
 //! [`Isp::process`](crate::isp::Isp::process), [`Encoder::encode`](crate::encoder::Encoder::encode),
 //! [`Display::vblank`](crate::display::Display::vblank)). Each step moves real bytes through the
-//! device's DMA engine and returns what it cost on the device's time model ([`dma_cost`]), so a
-//! scenario runner advances its virtual clock by exactly that: the same steps give the same
-//! report, byte for byte.
+//! device's DMA engine and returns what it cost on the device's time model ([`dma_cost`]).
+//! The scenario runner does not step these objects: it plans the same operations as device
+//! jobs ([`crate::job`]: the same pattern, transform, composite, codec, stamp and checksum),
+//! places each on its virtual clock for [`DeviceJob::cost`](crate::job::DeviceJob::cost) and
+//! lets the driver execute it; the same jobs give the same report, byte for byte.
 
 use dma::{DmaApi, DmaError};
 use dmabuf::DmaBufError;

@@ -4,7 +4,9 @@
 //! The runner boots the scenario's machine ([`kernel::Kernel::boot`]), gives every scenario
 //! process a simulated process with an fd table, and builds each link's buffers with the
 //! exporter it names: the constraint exporter (deferred placement, migration), a dma-heap, the
-//! GPU's evicting exporter, or vb2-style MMAP memory exported by fd. The producer's process
+//! GPU's evicting exporter, a udmabuf of the producer's memfd (`exporter = "udmabuf"`, and
+//! `memory = "userptr"`), or the producer's vb2 CAPTURE queue's MMAP buffers exported with
+//! `VIDIOC_EXPBUF` (`memory = "mmap+expbuf"`). The producer's process
 //! holds the fd; consumers get it over a socket (`send_fd`) and attach their devices. Then it
 //! runs a discrete-event loop on a virtual clock:
 //!
@@ -20,7 +22,7 @@
 //!   mask-checked, watched by the DMA-API checker), every output stamped, every input's stamp
 //!   and checksum verified against what its producer wrote. The runner applies the job's
 //!   effects (checksums, verification, bitstream) at the job's completion and unmaps;
-//! - a consumer of a `memory = "dmabuf"` link reads through a real vb2 queue (OUTPUT, DMABUF)
+//! - a consumer of a link (any `memory`: they all hand out dma-buf fds) reads through a real vb2 queue (OUTPUT, DMABUF)
 //!   on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
 //!   job reads through the DMA segments vb2 mapped under the node's `map_policy`, and at the
 //!   job's end the runner completes the buffer (`buffer_done`) and DQBUFs it; `stream_off`/
