@@ -22,8 +22,8 @@
 //!   mask-checked, watched by the DMA-API checker), every output stamped, every input's stamp
 //!   and checksum verified against what its producer wrote. The runner applies the job's
 //!   effects (checksums, verification, bitstream) at the job's completion and unmaps;
-//! - a consumer of a link (any `memory`: they all hand out dma-buf fds) reads through a real vb2 queue (OUTPUT, DMABUF)
-//!   on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
+//! - a consumer of a link (any `memory`: they all hand out dma-buf fds) reads through a real
+//!   vb2 queue (OUTPUT, DMABUF) on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
 //!   job reads through the DMA segments vb2 mapped under the node's `map_policy`, and at the
 //!   job's end the runner completes the buffer (`buffer_done`) and DQBUFs it; `stream_off`/
 //!   `stream_on` events are STREAMOFF/STREAMON on those queues;
