@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 12] = [
+static BUNDLED: [(&str, &str, &str); 13] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -80,6 +80,12 @@ static BUNDLED: [(&str, &str, &str); 12] = [
         "the ISP writes into its own process memory (a memfd), shared with the GPU as a udmabuf \
          of it",
         include_str!("../../../scenarios/userptr.toml"),
+    ),
+    (
+        "explicit-sync",
+        "frames travel with sync_file fds of their producers' job fences instead of implicit \
+         fences",
+        include_str!("../../../scenarios/explicit-sync.toml"),
     ),
 ];
 

@@ -19,7 +19,7 @@
 //! | `errors` | [{`errno`, `message`}] | run-time failures (an unsatisfiable constraint set...) |
 //! | `vb2_queues` | [{`node`, `link`, `memory`, `type`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every vb2 queue, by node then link: each consumer's OUTPUT queue importing a link's fds, and each `mmap+expbuf` producer's CAPTURE queue; the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); `memory` is the V4L2 memory type (`dmabuf`, `mmap`, `userptr`) and `type` the queue's direction (`output`, `capture`); absent in reports of older runs |
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
-//! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
+//! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`, `sync_files`, `sync_file_waits`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
 //! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
@@ -298,6 +298,13 @@ pub struct FenceCounts {
     /// Implicit-sync checks: `(job, buffer)` pairs whose fences the job had to wait for (a
     /// reader: WRITE fences; a writer: READ fences), each found signaled at the job's start.
     pub sync_checks: u64,
+    /// Explicit sync (`sync = "explicit"` links): sync_file fds made from a producer's job
+    /// fence, one per buffer handed to a consumer's process.
+    #[serde(default)]
+    pub sync_files: u64,
+    /// Explicit sync: sync_file fences consumers' jobs waited on before they started.
+    #[serde(default)]
+    pub sync_file_waits: u64,
 }
 
 /// The report of one run (schema in the module doc).

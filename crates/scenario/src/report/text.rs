@@ -188,8 +188,8 @@ pub fn text_summary(report: &Report) -> String {
         let f = &r.fences;
         let _ = writeln!(
             s,
-            "fences: {} contexts, {} created, {} signaled, {} implicit-sync checks",
-            f.contexts, f.created, f.signaled, f.sync_checks
+            "fences: {} contexts, {} created, {} signaled, {} implicit-sync checks, {} sync_files ({} waited on)",
+            f.contexts, f.created, f.signaled, f.sync_checks, f.sync_files, f.sync_file_waits
         );
     }
     if !r.devices.is_empty() {

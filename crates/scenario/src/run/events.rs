@@ -32,6 +32,11 @@ pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
     for (_, att) in std::mem::take(&mut b.atts) {
         let _ = b.buf.detach(att);
     }
+    for (_, (p, fd)) in std::mem::take(&mut b.acquire) {
+        if p.is_alive() {
+            let _ = p.close(fd);
+        }
+    }
     for (p, fd) in b.fds.drain(..) {
         if p.is_alive() {
             let _ = p.close(fd);

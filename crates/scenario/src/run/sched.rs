@@ -295,6 +295,9 @@ impl<'a> Sched<'a> {
         io.bitstream = node.bitstream.as_ref().map(|b| b.view());
         let mut ready_at = now;
         let mut vb2 = Vec::new();
+        for &(_, bi) in &inputs {
+            self.wait_sync_file(n, bi);
+        }
         for &(li, bi) in &inputs {
             let b = self.w.buf(bi);
             ready_at = ready_at.max(b.available_at);
@@ -502,6 +505,7 @@ impl<'a> Sched<'a> {
         let Some(mut job) = self.jobs.remove(&id) else {
             return;
         };
+        let out_fence = job.fence.as_ref().map(|f| f.fence.clone());
         if let Some(f) = job.fence.take() {
             self.fence_signal(&f);
         }
@@ -557,6 +561,11 @@ impl<'a> Sched<'a> {
                 meta,
                 readers: readers.clone(),
             };
+            if self.w.links[li].desc.sync == crate::schema::SyncMode::Explicit {
+                if let Some(f) = &out_fence {
+                    self.send_sync_file(n, bi, f, &readers);
+                }
+            }
             for &r in &readers {
                 if let Some(q) = self.w.nodes[r].ready.get_mut(&li) {
                     q.push_back(bi);
@@ -621,6 +630,12 @@ impl<'a> Sched<'a> {
         let Some(b) = self.w.bufs[bi].as_mut() else {
             return;
         };
+        // A sync_file the reader never waited on (a frame it let go) is closed with it.
+        if let Some((p, fd)) = b.acquire.remove(&n) {
+            if p.is_alive() {
+                let _ = p.close(fd);
+            }
+        }
         let empty = match &mut b.state {
             BufState::Ready { readers, .. } => {
                 readers.remove(&n);

@@ -80,6 +80,8 @@ pub(crate) struct BufRt {
     pub maps_carried: (u64, u64),
     /// Removed from the link by `set_buffers`; dropped when next free.
     pub retired: bool,
+    /// Explicit sync: per consumer node, the sync_file fd its process was sent with the frame.
+    pub acquire: BTreeMap<usize, (Arc<Process>, Fd)>,
 }
 
 /// A link at run time.
@@ -560,6 +562,7 @@ impl World {
             migrations: 0,
             maps_carried: (0, 0),
             retired: false,
+            acquire: BTreeMap::new(),
         }));
         for n in self.link_users(li) {
             self.attach(bi, n)?;

@@ -221,6 +221,20 @@ fn default_buffers() -> u32 {
     4
 }
 
+/// How a link's consumers learn that a buffer's frame is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// The producer's job fence goes into the buffer's reservation object; consumers' jobs
+    /// wait on what is there (dma-buf implicit sync).
+    #[default]
+    Implicit,
+    /// No fence in the reservation object: each buffer travels with a sync_file fd of the
+    /// producer's job fence, passed to the consumer's process, which waits on it before its job
+    /// (Wayland's explicit-sync protocol, Android's acquire fences).
+    Explicit,
+}
+
 /// A buffer queue between two nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -254,6 +268,9 @@ pub struct LinkDesc {
     /// Per-plane placement requirements, one entry per plane of the producer's format (or none).
     #[serde(default)]
     pub planes: Vec<PlaneReq>,
+    /// Implicit (reservation objects) or explicit (sync_file fds) synchronisation.
+    #[serde(default)]
+    pub sync: SyncMode,
 }
 
 impl LinkDesc {

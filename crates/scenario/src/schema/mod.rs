@@ -23,7 +23,8 @@ mod node;
 
 pub use event::{ActionKind, At, Event, EventAction, EventDesc, QueueKind};
 pub use link::{
-    ConstraintPolicy, Exporter, HeapKind, LinkDesc, MemoryType, PlaneReq, Targets, EXPORTER_NAMES,
+    ConstraintPolicy, Exporter, HeapKind, LinkDesc, MemoryType, PlaneReq, SyncMode, Targets,
+    EXPORTER_NAMES,
 };
 pub use node::{
     DriverKind, EncoderCodec, IspTransform, MapPolicy, NodeDesc, NodeParams, PixelFormat,

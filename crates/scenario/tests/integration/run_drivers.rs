@@ -225,3 +225,26 @@ fn test_memory_paths_are_the_real_uapi() {
         assert!(r.checker.findings.is_empty(), "{name}: {:?}", r.checker);
     }
 }
+
+#[test]
+fn test_explicit_sync_hands_each_frame_over_with_a_sync_file() {
+    let t = scenario::bundled_text("explicit-sync")
+        .unwrap()
+        .replace("frames = 60", "frames = 10");
+    let explicit = report_of(&t);
+    assert_eq!(explicit.exit_code(), ExitCode::Verified);
+    // Three links, ten frames: one sync_file per frame and link, each waited on.
+    assert_eq!(explicit.fences.sync_files, 30);
+    assert_eq!(explicit.fences.sync_file_waits, 30);
+    assert_eq!(
+        explicit.fences.sync_checks, 0,
+        "no implicit fences on these links"
+    );
+    let implicit = report_of(&t.replace("sync = \"explicit\"", "sync = \"implicit\""));
+    assert_eq!(implicit.exit_code(), ExitCode::Verified);
+    assert_eq!(implicit.fences.sync_files, 0);
+    assert!(implicit.fences.sync_checks > 0);
+    // Every sync_file fd was closed: no process keeps one at the end (the run checks for
+    // leaked dma-bufs and mappings; fds die with their processes).
+    assert!(explicit.checker.findings.is_empty());
+}
