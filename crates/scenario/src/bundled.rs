@@ -60,7 +60,7 @@ static BUNDLED: [(&str, &str, &str); 13] = [
     (
         "swapchain-dri2",
         "a dri2 swapchain: the display side allocates from CMA and hands the buffers to the GPU, \
-         at most 2 in flight",
+         grown on demand up to 3 in flight",
         include_str!("../../../scenarios/swapchain-dri2.toml"),
     ),
     (

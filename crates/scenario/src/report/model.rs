@@ -21,7 +21,7 @@
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`, `sync_files`, `sync_file_waits`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
-//! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
+//! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -260,8 +260,16 @@ pub struct SwapchainReport {
     /// The process whose fds the buffers were allocated as (the display's for dri2, the GPU's
     /// for wayland); the other end gets them with `send_fd`.
     pub allocated_by: String,
-    /// Buffers of the link.
+    /// Buffers the chain may grow to (the link's `buffers`).
     pub buffers: u32,
+    /// Buffers it starts with and never shrinks below.
+    pub min: u32,
+    /// The most buffers it had at once.
+    pub max: u32,
+    /// Buffers allocated because the GPU found none free.
+    pub grown: u64,
+    /// Buffers freed after staying idle.
+    pub shrunk: u64,
     /// The bound (`max_in_flight`), if any.
     pub max_in_flight: Option<u32>,
     /// The most buffers in flight at once (written, or waiting for the display).

@@ -163,11 +163,15 @@ pub fn text_summary(report: &Report) -> String {
     for c in &r.swapchains {
         let _ = writeln!(
             s,
-            "swapchain {} ({}, allocated by {}): {} buffers, at most {} in flight{}, {} waits",
+            "swapchain {} ({}, allocated by {}): {}..{} of {} buffers, grew {}x, shrank {}x, at most {} in flight{}, {} waits",
             c.link,
             c.mode,
             c.allocated_by,
+            c.min,
+            c.max,
             c.buffers,
+            c.grown,
+            c.shrunk,
             c.max_seen,
             c.max_in_flight
                 .map_or(String::new(), |m| format!(" (bound {m})")),

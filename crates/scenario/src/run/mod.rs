@@ -141,7 +141,12 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
     };
     let mut errors = Vec::new();
     'links: for li in 0..w.links.len() {
-        for _ in 0..w.links[li].desc.buffers {
+        // A swapchain starts small and grows on demand (seed 000; `sched::swapchain_step`).
+        let initial = match w.links[li].swapchain {
+            Some(_) => w.links[li].desc.buffers.min(sched::SWAPCHAIN_MIN_BUFFERS),
+            None => w.links[li].desc.buffers,
+        };
+        for _ in 0..initial {
             if let Err(e) = w.alloc_buffer(li) {
                 errors.push(e);
                 break 'links;
@@ -464,6 +469,10 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             },
             allocated_by: s.w.nodes[allocated_by].desc.process_name().to_string(),
             buffers: l.desc.buffers,
+            min: l.desc.buffers.min(sched::SWAPCHAIN_MIN_BUFFERS),
+            max: l.swap_max_live,
+            grown: l.swap_grown,
+            shrunk: l.swap_shrunk,
             max_in_flight: bound,
             max_seen: l.max_in_flight_seen,
             waits: l.swap_waits,

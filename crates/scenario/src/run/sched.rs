@@ -15,6 +15,13 @@ use dma::DmaDirection;
 use drivers::job::{DeviceJob, JobEffects, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Buffers a swapchain starts with and keeps however idle (`drivers::swapchain`'s default:
+/// one shown, one drawn).
+pub(crate) const SWAPCHAIN_MIN_BUFFERS: u32 = 2;
+/// Display frames a free swapchain buffer stays before it is freed (`drivers::swapchain`'s
+/// default `shrink_after`).
+const SWAPCHAIN_SHRINK_AFTER: u64 = 4;
+
 /// What the queue holds.
 #[derive(Debug)]
 pub(crate) enum Ev {
@@ -244,6 +251,11 @@ impl<'a> Sched<'a> {
 
     /// Starts node `n`'s job if it has a free buffer on every output link someone reads.
     fn start_job(&mut self, n: usize, now: VirtualTime, frame: Option<(usize, u64)>) -> bool {
+        for li in self.w.nodes[n].outputs.clone() {
+            if self.w.links[li].swapchain.is_some() && !self.readers(li).is_empty() {
+                self.swapchain_step(li, now);
+            }
+        }
         let node = &self.w.nodes[n];
         let mut outputs = Vec::new();
         for &li in &node.outputs {
@@ -426,6 +438,62 @@ impl<'a> Sched<'a> {
         self.settle(id);
         let _ = self.q.push(end, Ev::Done(id));
         true
+    }
+
+    /// Seed 000's swapchain before the producer draws: buffers free and idle for
+    /// [`SWAPCHAIN_SHRINK_AFTER`] display frames are freed while more than the minimum exist;
+    /// with none free, one more is allocated, up to the link's `buffers`.
+    fn swapchain_step(&mut self, li: usize, now: VirtualTime) {
+        let fps = self.w.links[li]
+            .to
+            .iter()
+            .map(|&t| self.w.nodes[t].desc.fps)
+            .max()
+            .unwrap_or(60)
+            .max(1);
+        let idle_for = VirtualTime::from_ns(
+            VirtualTime::frame_period(fps)
+                .as_ns()
+                .saturating_mul(SWAPCHAIN_SHRINK_AFTER),
+        );
+        let min = self.w.links[li].desc.buffers.min(SWAPCHAIN_MIN_BUFFERS) as usize;
+        loop {
+            let l = &self.w.links[li];
+            if l.bufs.len() <= min {
+                break;
+            }
+            let idle = l.free.iter().copied().find(|&b| {
+                let b = self.w.buf(b);
+                now.saturating_sub(b.busy_until.max(b.available_at)) >= idle_for
+            });
+            let Some(bi) = idle else {
+                break;
+            };
+            super::events::drop_buffer(&mut self.w, bi);
+            self.w.links[li].swap_shrunk += 1;
+        }
+        // Grow only when the producer could use the buffer: none free, and the bound (if any)
+        // not reached.
+        let l = &self.w.links[li];
+        let in_flight = l
+            .bufs
+            .iter()
+            .filter(|&&b| self.w.buf(b).state != BufState::Free)
+            .count() as u32;
+        let bound_ok = l.swapchain.and_then(|s| s.1).is_none_or(|m| in_flight < m);
+        if l.free.is_empty() && bound_ok && (l.bufs.len() as u32) < l.desc.buffers {
+            match self.w.alloc_buffer(li) {
+                Ok(bi) => {
+                    // Idle from now on, not since the start of the run.
+                    self.w.buf_mut(bi).busy_until = now;
+                    self.w.links[li].swap_grown += 1;
+                }
+                Err(e) => self.errors.push(e),
+            }
+        }
+        let live = self.w.links[li].bufs.len() as u32;
+        let l = &mut self.w.links[li];
+        l.swap_max_live = l.swap_max_live.max(live);
     }
 
     fn fail_job(&mut self, n: usize, _li: usize, io: DeviceJob, e: RunFailure) -> bool {

@@ -100,6 +100,10 @@ pub(crate) struct LinkRt {
     pub swap_waits: u64,
     /// The most buffers in flight (written or waiting for readers) at once.
     pub max_in_flight_seen: u32,
+    /// A swapchain's buffers allocated on demand, freed when idle, and the most alive at once.
+    pub swap_grown: u64,
+    pub swap_shrunk: u64,
+    pub swap_max_live: u32,
     /// `memory = "mmap+expbuf"`: the producer's CAPTURE queue (MMAP) its buffers come from.
     pub capture: Option<vb2::Vb2Fh>,
 }
@@ -287,6 +291,9 @@ impl World {
                 swapchain: crate::validate::swapchain::of_link(&s.nodes, l),
                 swap_waits: 0,
                 max_in_flight_seen: 0,
+                swap_grown: 0,
+                swap_shrunk: 0,
+                swap_max_live: 0,
                 capture: None,
             });
         }

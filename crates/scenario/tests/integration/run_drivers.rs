@@ -163,7 +163,7 @@ fn test_swapchain_combinations_the_runner_cannot_honour_are_refused() {
         ),
         // A bound at the link's buffer count bounds nothing.
         (
-            t.replace("max_in_flight = 2", "max_in_flight = 3"),
+            t.replace("max_in_flight = 3 }", "max_in_flight = 4 }"),
             "nodes[1].params.max_in_flight",
         ),
     ];
@@ -247,4 +247,26 @@ fn test_explicit_sync_hands_each_frame_over_with_a_sync_file() {
     // Every sync_file fd was closed: no process keeps one at the end (the run checks for
     // leaked dma-bufs and mappings; fds die with their processes).
     assert!(explicit.checker.findings.is_empty());
+}
+
+#[test]
+fn test_a_swapchain_grows_when_frames_back_up_and_shrinks_when_idle() {
+    // The display (50 fps) is slower than the camera (60 fps): frames back up and the chain
+    // grows. The camera's queue stops streaming for frames 60..100: the display catches up,
+    // the extra buffer idles and is freed when drawing resumes.
+    let t = scenario::bundled_text("swapchain-dri2").unwrap().to_string()
+        + "\n[[events]]\nat_frame = 60\naction = \"stream_off\"\nnode = \"camera\"\nqueue = \"capture\"\n\
+           \n[[events]]\nat_frame = 100\naction = \"stream_on\"\nnode = \"camera\"\nqueue = \"capture\"\n";
+    let r = report_of(&t);
+    let summary = scenario::report::text_summary(&r);
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{summary}");
+    let c = &r.swapchains[0];
+    assert_eq!((c.min, c.buffers), (2, 4), "{summary}");
+    assert!(c.grown >= 1, "{summary}");
+    assert!(c.shrunk >= 1, "{summary}");
+    assert!(c.max > c.min, "{summary}");
+    // Without the pause it only grows.
+    let steady = report_of(scenario::bundled_text("swapchain-dri2").unwrap());
+    assert_eq!(steady.swapchains[0].shrunk, 0);
+    assert!(steady.swapchains[0].grown >= 1);
 }
