@@ -78,6 +78,6 @@ fn test_invalid_scenario_and_arguments_exit_2() {
 fn test_scenarios_lists_every_bundled_one() {
     let (code, out, _) = dmabuf(&["scenarios"]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 7);
+    assert_eq!(out.lines().count(), scenario::bundled().len());
     assert!(out.starts_with("default"));
 }

@@ -31,6 +31,69 @@ use std::sync::Arc;
 use std::time::Duration;
 use vb2::{Allocator, BufType, Memory, Vb2Fh, Vb2Queue, Vb2QueueConfig, Vb2State};
 
+/// What an encoder makes of a frame: a setting of the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// Verifies the frame and keeps its checksum; writes no bitstream.
+    Checksum,
+    /// Run-length encodes the frame ([`RleStream`]) into a bitstream buffer the encoder owns.
+    #[default]
+    Rle,
+}
+
+/// A run-length encoder fed chunk by chunk: `(count, byte)` pairs, counts 1..=255, the same
+/// bytes in any chunking as [`frame::rle_encode`] of the whole.
+///
+/// ```
+/// use drivers::encoder::RleStream;
+/// let data = [7u8, 7, 7, 1, 1, 9];
+/// let mut out = vec![0u8; 16];
+/// let mut rle = RleStream::default();
+/// let mut n = rle.feed(&data[..2], &mut out);
+/// n += rle.feed(&data[2..], &mut out[n..]);
+/// n += rle.finish(&mut out[n..]);
+/// assert_eq!(&out[..n], &drivers::frame::rle_encode(&data)[..]);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RleStream {
+    run: Option<(u8, u8)>,
+}
+
+impl RleStream {
+    /// Encodes `data`, writing the pairs of every run it closes into `out`; returns the bytes
+    /// written. `out` must hold `2 * data.len()` bytes (a longer run than that never closes).
+    pub fn feed(&mut self, data: &[u8], out: &mut [u8]) -> usize {
+        let mut n = 0;
+        let mut run = self.run;
+        for &b in data {
+            run = match run {
+                Some((v, c)) if v == b && c < u8::MAX => Some((v, c + 1)),
+                Some((v, c)) => {
+                    out[n] = c;
+                    out[n + 1] = v;
+                    n += 2;
+                    Some((b, 1))
+                }
+                None => Some((b, 1)),
+            };
+        }
+        self.run = run;
+        n
+    }
+
+    /// Closes the last run into `out` (two bytes); returns the bytes written.
+    pub fn finish(&mut self, out: &mut [u8]) -> usize {
+        match self.run.take() {
+            Some((v, c)) => {
+                out[0] = c;
+                out[1] = v;
+                2
+            }
+            None => 0,
+        }
+    }
+}
+
 /// Encoder counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EncoderStats {

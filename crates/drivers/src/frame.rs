@@ -12,11 +12,13 @@
 //!
 //! # The stamp
 //! The first [`STAMP_LEN`] bytes of the luma plane carry a header: the magic `DMBF`, the frame
-//! number (little endian `u32`) and the FNV-1a checksum ([`checksum`]) of every byte **after**
-//! the header. A frame whose stamp is valid was written completely by one producer; a sink that
+//! number (little endian `u32`) and the checksum ([`checksum`]) of every byte **after** the
+//! header, in plane order. A frame whose stamp is valid was written completely by one producer; a sink that
 //! reads a frame half-written, stale, or from the wrong buffer sees a bad stamp or the wrong
 //! frame number ([`verify_stamp`]). Transforms (the ISP) re-stamp their output with the input's
-//! frame number, so every frame of a pipeline verifies itself.
+//! frame number, so every frame of a pipeline verifies itself. The scheduled device jobs
+//! ([`crate::job`]) write and check the same stamp chunk by chunk: the body first, the header
+//! last, so a reader never sees a valid header over a half-written body.
 
 use crate::media::MediaError;
 
@@ -27,15 +29,7 @@ pub const STAMP_MAGIC: [u8; 4] = *b"DMBF";
 /// The largest frame side accepted (8K); larger sizes are refused, not allocated.
 pub const MAX_SIDE: u32 = 8192;
 
-/// FNV-1a, 64 bits: the checksum every sink compares frames with (the same function as
-/// [`crate::gpu::checksum`]).
-///
-/// ```
-/// assert_eq!(drivers::frame::checksum(b"abc"), drivers::gpu::checksum(b"abc"));
-/// ```
-pub fn checksum(bytes: &[u8]) -> u64 {
-    crate::gpu::checksum(bytes)
-}
+pub use crate::hash::{checksum, Hasher, CHUNK};
 
 /// An NV12 frame format (`V4L2_PIX_FMT_NV12`, single plane, no padding: stride = width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,8 +89,8 @@ impl std::fmt::Display for FrameFormat {
     }
 }
 
-/// The camera's test pattern for frame `frame`, stamped: diagonal luma ramps moving with the
-/// frame number, and chroma bands, so that every frame differs from the previous ones.
+/// The camera's default frame `frame`: colour bars ([`crate::pattern`], seed 0) in both planes,
+/// stamped, so that every frame differs from the previous ones.
 ///
 /// ```
 /// use drivers::frame::{pattern, verify_stamp, FrameFormat};
@@ -107,22 +101,12 @@ impl std::fmt::Display for FrameFormat {
 /// # Ok::<(), drivers::media::MediaError>(())
 /// ```
 pub fn pattern(fmt: FrameFormat, frame: u32) -> Vec<u8> {
-    let (w, h) = (fmt.width as usize, fmt.height as usize);
+    use crate::pattern::{PatternGen, TestPattern};
     let mut out = vec![0u8; fmt.size()];
-    let f = frame as usize;
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] = (16 + (x * 3 + y * 5 + f * 7) % 220) as u8;
-        }
-    }
-    let chroma = &mut out[w * h..];
-    for y in 0..h / 2 {
-        for x in 0..w / 2 {
-            let i = (y * (w / 2) + x) * 2;
-            chroma[i] = (64 + (x * 2 + f * 3) % 128) as u8;
-            chroma[i + 1] = (64 + (y * 4 + f * 5) % 128) as u8;
-        }
-    }
+    let (luma, chroma) = out.split_at_mut(fmt.luma_size());
+    let bpl = u64::from(fmt.width);
+    PatternGen::new(TestPattern::Bars, 0, u64::from(frame), 0, bpl).fill(0, luma);
+    PatternGen::new(TestPattern::Bars, 0, u64::from(frame), 1, bpl).fill(0, chroma);
     stamp(&mut out, frame);
     out
 }
@@ -283,16 +267,11 @@ pub fn nv12_to_ycbcr(
 /// assert_eq!(rle_decode(&rle_encode(&data)).unwrap(), data);
 /// ```
 pub fn rle_encode(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut it = data.iter().copied().peekable();
-    while let Some(b) = it.next() {
-        let mut n = 1u8;
-        while n < u8::MAX && it.peek() == Some(&b) {
-            it.next();
-            n += 1;
-        }
-        out.extend_from_slice(&[n, b]);
-    }
+    let mut out = vec![0u8; data.len() * 2 + 2];
+    let mut rle = crate::encoder::RleStream::default();
+    let mut n = rle.feed(data, &mut out);
+    n += rle.finish(&mut out[n..]);
+    out.truncate(n);
     out
 }
 

@@ -1,4 +1,5 @@
-//! An ISP: a V4L2 memory-to-memory device that downscales NV12 frames 2x.
+//! An ISP: a V4L2 memory-to-memory device that transforms NV12 frames (a 2x downscale, a copy,
+//! an inversion, a chroma swap: [`IspTransform`]).
 //!
 //! C side: `drivers/media/v4l2-core/v4l2-mem2mem.c` and its test driver
 //! `drivers/media/test-drivers/vim2m.c` (a job needs one source and one destination buffer;
@@ -9,9 +10,10 @@
 //! Two queues on one device: the **output** queue takes frames in (user space queues filled
 //! buffers, typically DMABUF imports of a camera's EXPBUF), the **capture** queue gives frames
 //! out. A job ([`Isp::process`]) takes the oldest buffer of each, DMA-reads the source, applies
-//! the transform ([`frame::downscale_nv12`]: a 2x2 box filter, re-stamped with the source's
-//! frame number) and DMA-writes the destination. A test recomputes the transform on the CPU and
-//! compares checksums.
+//! the transform ([`IspTransform`]; the default [`frame::downscale_nv12`] is a 2x2 box filter),
+//! re-stamps it with the source's frame number and DMA-writes the destination. A scheduler
+//! that plans its own jobs ([`crate::job`]) applies the same [`IspTransform::apply`]. A test
+//! recomputes the transform on the CPU and compares checksums.
 //!
 //! # Rules
 //! 1. A job runs only when both queues are streaming and each holds a buffer (`job_ready`);
@@ -29,6 +31,67 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 use vb2::{Allocator, BufType, Memory, Vb2Fh, Vb2Queue, Vb2QueueConfig, Vb2State};
+
+/// What the ISP does to a frame: a setting of the device (`V4L2_CID_*`-style control), the
+/// same for [`Isp::process`] and for the jobs a scheduler plans ([`crate::job::Op::Process`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IspTransform {
+    /// Copies the frame.
+    Copy,
+    /// Inverts every byte.
+    Invert,
+    /// Swaps Cb and Cr in the chroma plane.
+    SwapUv,
+    /// Downscales 2x with a box filter ([`frame::downscale_nv12`]); whole frames only.
+    #[default]
+    Downscale,
+}
+
+impl IspTransform {
+    /// Whether the output frame has the input's size.
+    pub fn keeps_size(self) -> bool {
+        self != IspTransform::Downscale
+    }
+
+    /// Applies a size-keeping transform in place to the bytes at `offset` of plane `plane`
+    /// (plane 1 is NV12's interleaved CbCr); [`IspTransform::Downscale`] leaves them as they
+    /// are (it needs whole frames).
+    ///
+    /// ```
+    /// use drivers::isp::IspTransform;
+    /// let mut d = [1u8, 2, 3, 4];
+    /// IspTransform::SwapUv.apply(1, 0, &mut d);
+    /// assert_eq!(d, [2, 1, 4, 3]);
+    /// IspTransform::Invert.apply(0, 0, &mut d);
+    /// assert_eq!(d, [!2, !1, !4, !3]);
+    /// ```
+    pub fn apply(self, plane: usize, offset: usize, data: &mut [u8]) {
+        match self {
+            IspTransform::Copy | IspTransform::Downscale => {}
+            IspTransform::Invert => {
+                // Word-wise: eight bytes per step.
+                let mut words = data.chunks_exact_mut(8);
+                for w in &mut words {
+                    let v = !u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
+                    w.copy_from_slice(&v.to_ne_bytes());
+                }
+                for b in words.into_remainder() {
+                    *b = !*b;
+                }
+            }
+            IspTransform::SwapUv => {
+                if plane == 1 {
+                    // Chroma pairs (Cb, Cr) start at even offsets of the plane.
+                    let mut i = offset % 2;
+                    while i + 1 < data.len() {
+                        data.swap(i, i + 1);
+                        i += 2;
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// ISP counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,9 +121,10 @@ pub struct IspJob {
     pub cost: Duration,
 }
 
-/// A 2x downscaling m2m ISP (module documentation).
+/// An m2m ISP (module documentation).
 pub struct Isp {
     dma: Arc<DmaApi>,
+    transform: IspTransform,
     in_fmt: FrameFormat,
     out_fmt: FrameFormat,
     output: Arc<Vb2Queue>,
@@ -90,8 +154,25 @@ impl Isp {
     ///
     /// Errors: `ENODEV`; `EINVAL` if `in_fmt` does not halve ([`FrameFormat::half`]).
     pub fn new(dma: &Arc<DmaApi>, device: &str, in_fmt: FrameFormat) -> Result<Isp, MediaError> {
+        Isp::with_transform(dma, device, in_fmt, IspTransform::Downscale)
+    }
+
+    /// An ISP on `device` applying `transform` to frames of `in_fmt`; the output format is the
+    /// input's, or its half for [`IspTransform::Downscale`].
+    ///
+    /// Errors: `ENODEV`; `EINVAL` if `in_fmt` does not halve for a downscale.
+    pub fn with_transform(
+        dma: &Arc<DmaApi>,
+        device: &str,
+        in_fmt: FrameFormat,
+        transform: IspTransform,
+    ) -> Result<Isp, MediaError> {
         let dev = dma.device(device)?;
-        let out_fmt = in_fmt.half()?;
+        let out_fmt = if transform.keeps_size() {
+            in_fmt
+        } else {
+            in_fmt.half()?
+        };
         let src_ready = ReadyList::new(&[plane_size(in_fmt)?]);
         let dst_ready = ReadyList::new(&[plane_size(out_fmt)?]);
         let queue = |t: BufType, ops: &Arc<ReadyList>| {
@@ -102,6 +183,7 @@ impl Isp {
         };
         Ok(Isp {
             dma: dma.clone(),
+            transform,
             in_fmt,
             out_fmt,
             output: queue(BufType::VideoOutput, &src_ready),
@@ -147,9 +229,31 @@ impl Isp {
         *self.stats.lock()
     }
 
-    /// What the ISP makes of `src`: the CPU reference of the transform.
+    /// The transform it applies.
+    pub fn transform_kind(&self) -> IspTransform {
+        self.transform
+    }
+
+    /// What the ISP makes of `src`: the CPU reference of the transform, re-stamped with the
+    /// source's frame number.
     pub fn transform(&self, src: &[u8]) -> Result<Vec<u8>, MediaError> {
-        frame::downscale_nv12(self.in_fmt, src)
+        if !self.transform.keeps_size() {
+            return frame::downscale_nv12(self.in_fmt, src);
+        }
+        if src.len() != self.in_fmt.size() {
+            return Err(MediaError::Invalid(format!(
+                "{} needs {} bytes, got {}",
+                self.in_fmt,
+                self.in_fmt.size(),
+                src.len()
+            )));
+        }
+        let mut out = src.to_vec();
+        let (luma, chroma) = out.split_at_mut(self.in_fmt.luma_size());
+        self.transform.apply(0, 0, luma);
+        self.transform.apply(1, 0, chroma);
+        frame::stamp(&mut out, frame::stamped_frame(src).unwrap_or(0));
+        Ok(out)
     }
 
     /// Runs one job if one is ready (module rules).
@@ -183,7 +287,7 @@ impl Isp {
             Ok(d) => d,
             Err(e) => return fail(e),
         };
-        let out = match frame::downscale_nv12(self.in_fmt, &input) {
+        let out = match self.transform(&input) {
             Ok(o) => o,
             Err(e) => return fail(e),
         };

@@ -52,17 +52,25 @@
 //! * [`swapchain`]: GPU -> display buffer recycling in seed 000's dri2 and wayland modes, growing
 //!   on demand and shrinking back.
 //! * [`thumbnailer`]: seed 001's software path: mmap + CPU-access bracket, downscale, JPEG.
-//! * [`frame`], [`media`]: NV12 formats, stamps and checksums; vb2 plumbing the drivers share.
+//! * [`frame`], [`hash`], [`pattern`], [`media`]: NV12 formats, the stamp and the one
+//!   checksum, the camera's test patterns, the one DMA time model ([`media::dma_cost`]); vb2
+//!   plumbing the drivers share.
+//! * [`job`], [`dmaview`]: the drivers' operations as device jobs a scheduler plans, times on
+//!   its virtual clock and executes (the scenario runner drives every device through them).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod camera;
 pub mod display;
+pub mod dmaview;
 pub mod encoder;
 pub mod frame;
 pub mod gpu;
+pub mod hash;
 pub mod isp;
+pub mod job;
 pub mod media;
+pub mod pattern;
 pub mod swapchain;
 pub mod thumbnailer;
 pub mod vivid;

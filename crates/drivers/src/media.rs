@@ -12,9 +12,11 @@
 //! ([`Camera::capture`](crate::camera::Camera::capture),
 //! [`Isp::process`](crate::isp::Isp::process), [`Encoder::encode`](crate::encoder::Encoder::encode),
 //! [`Display::vblank`](crate::display::Display::vblank)). Each step moves real bytes through the
-//! device's DMA engine and returns what it cost on the device's time model ([`dma_cost`]), so a
-//! scenario runner advances its virtual clock by exactly that: the same steps give the same
-//! report, byte for byte.
+//! device's DMA engine and returns what it cost on the device's time model ([`dma_cost`]).
+//! The scenario runner does not step these objects: it plans the same operations as device
+//! jobs ([`crate::job`]: the same pattern, transform, composite, codec, stamp and checksum),
+//! places each on its virtual clock for [`DeviceJob::cost`](crate::job::DeviceJob::cost) and
+//! lets the driver execute it; the same jobs give the same report, byte for byte.
 
 use dma::{DmaApi, DmaError};
 use dmabuf::DmaBufError;
@@ -98,7 +100,8 @@ impl From<soc::SocError> for MediaError {
 }
 
 /// What a DMA of `bytes` costs `dev` on the time model of its description: the fixed latency
-/// per transfer plus `bytes / bandwidth`.
+/// per transfer plus `bytes / bandwidth`, rounded up to the nanosecond ([`transfer_ns`]). The
+/// one time model: the scenario runner's clock asks the same function.
 ///
 /// ```
 /// let soc = soc::Soc::new(soc::SocDesc::default_soc())?;
@@ -108,9 +111,21 @@ impl From<soc::SocError> for MediaError {
 /// ```
 pub fn dma_cost(dev: &Device, bytes: u64) -> Duration {
     let d = dev.desc();
-    let bw = u128::from(d.bandwidth_bps.max(1));
-    let ns = u128::from(d.latency_ns) + u128::from(bytes) * 1_000_000_000 / bw;
-    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    Duration::from_nanos(transfer_ns(d.latency_ns, d.bandwidth_bps, bytes))
+}
+
+/// `latency_ns + ceil(bytes * 1e9 / bandwidth_bps)` nanoseconds, in 128 bits, saturating; a
+/// bandwidth of 0 counts as 1 byte per second.
+///
+/// ```
+/// assert_eq!(drivers::media::transfer_ns(2_000, 1_000_000_000, 4096), 2_000 + 4_096);
+/// assert_eq!(drivers::media::transfer_ns(0, 3, 1), 333_333_334);
+/// assert_eq!(drivers::media::transfer_ns(0, 1, u64::MAX), u64::MAX);
+/// ```
+pub fn transfer_ns(latency_ns: u64, bandwidth_bps: u64, bytes: u64) -> u64 {
+    let bw = u128::from(bandwidth_bps.max(1));
+    let ns = u128::from(latency_ns) + (u128::from(bytes) * 1_000_000_000).div_ceil(bw);
+    u64::try_from(ns).unwrap_or(u64::MAX)
 }
 
 /// The vb2 side of a driver whose engine runs when stepped: `buf_queue` puts buffers on a ready

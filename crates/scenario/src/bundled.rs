@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 7] = [
+static BUNDLED: [(&str, &str, &str); 13] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -50,6 +50,42 @@ static BUNDLED: [(&str, &str, &str); 7] = [
         "the encoder's process is killed mid-stream: its fds close, the display keeps streaming, \
          nothing leaks",
         include_str!("../../../scenarios/process-killed.toml"),
+    ),
+    (
+        "encoder-rle",
+        "an RLE encoder writes a real bitstream into its own buffer while the display shows the \
+         same frames",
+        include_str!("../../../scenarios/encoder-rle.toml"),
+    ),
+    (
+        "swapchain-dri2",
+        "a dri2 swapchain: the display side allocates from CMA and hands the buffers to the GPU, \
+         grown on demand up to 3 in flight",
+        include_str!("../../../scenarios/swapchain-dri2.toml"),
+    ),
+    (
+        "swapchain-wayland",
+        "a wayland swapchain: the client GPU allocates and exports its buffers, one in flight at \
+         a time",
+        include_str!("../../../scenarios/swapchain-wayland.toml"),
+    ),
+    (
+        "udmabuf",
+        "the ISP shares its output as a udmabuf: a sealed memfd of its process turned into a \
+         dma-buf",
+        include_str!("../../../scenarios/udmabuf.toml"),
+    ),
+    (
+        "userptr",
+        "the ISP writes into its own process memory (a memfd), shared with the GPU as a udmabuf \
+         of it",
+        include_str!("../../../scenarios/userptr.toml"),
+    ),
+    (
+        "explicit-sync",
+        "frames travel with sync_file fds of their producers' job fences instead of implicit \
+         fences",
+        include_str!("../../../scenarios/explicit-sync.toml"),
     ),
 ];
 

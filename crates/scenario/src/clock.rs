@@ -44,6 +44,12 @@ impl VirtualTime {
         VirtualTime(ns)
     }
 
+    /// A span of `d` (saturating at `u64::MAX` nanoseconds): what a driver's job reports it
+    /// costs ([`drivers::media::dma_cost`]) placed on the virtual clock.
+    pub fn from_duration(d: std::time::Duration) -> VirtualTime {
+        VirtualTime(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
     /// From microseconds (saturating).
     pub const fn from_us(us: u64) -> VirtualTime {
         VirtualTime(us.saturating_mul(1_000))
@@ -263,7 +269,8 @@ impl DeviceTiming {
     }
 
     /// How long moving `bytes` takes: `latency + ceil(bytes * 1e9 / bandwidth)` nanoseconds,
-    /// computed in 128 bits and saturating.
+    /// computed in 128 bits and saturating: the drivers' time model
+    /// ([`drivers::media::transfer_ns`]), the one every device job is timed with.
     ///
     /// ```
     /// use scenario::clock::{DeviceTiming, VirtualTime};
@@ -272,9 +279,11 @@ impl DeviceTiming {
     /// assert_eq!(t.transfer_time(0).as_ns(), 2_000);
     /// ```
     pub fn transfer_time(&self, bytes: u64) -> VirtualTime {
-        let bw = u128::from(self.bandwidth_bps.max(1));
-        let ns = (u128::from(bytes) * 1_000_000_000).div_ceil(bw);
-        self.latency + VirtualTime(u64::try_from(ns).unwrap_or(u64::MAX))
+        VirtualTime(drivers::media::transfer_ns(
+            self.latency.as_ns(),
+            self.bandwidth_bps,
+            bytes,
+        ))
     }
 }
 

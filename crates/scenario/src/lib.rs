@@ -11,9 +11,10 @@
 //! 1. [`schema`]: the file format (serde types, every table `deny_unknown_fields`);
 //! 2. [`validate()`]: text to a [`Scenario`], or a [`ScenarioError`] with file, line and column
 //!    and what was expected; [`bundled()`] scenarios ship in the binary;
-//! 3. [`clock`]: the virtual clock, a deterministic discrete-event queue, and the device time
-//!    model (latency + bytes / bandwidth);
-//! 4. the runner (drives the `drivers` crate on the clock; not in this crate yet);
+//! 3. [`clock`]: the virtual clock and a deterministic discrete-event queue; device time is the
+//!    drivers' model (`drivers::media::dma_cost`: latency + bytes / bandwidth);
+//! 4. [`run`]: the runner, a scheduler over the drivers' device jobs (`drivers::job`) on that
+//!    clock; it moves no byte itself;
 //! 5. [`report`]: the [`Report`](report::Report) and its JSON/text writers, the
 //!    [`Trace`](report::Trace) and its Perfetto writer, the SVG timeline and latency plot.
 //!

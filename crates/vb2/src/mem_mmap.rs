@@ -168,6 +168,11 @@ impl MmapMem {
         }
     }
 
+    /// The physical runs of the plane's memory, in plane order.
+    pub fn phys_runs(&self) -> &[(PhysAddr, u64)] {
+        &self.runs
+    }
+
     /// Bytes allocated (page aligned).
     pub fn size(&self) -> u64 {
         self.size
@@ -377,6 +382,11 @@ impl Vb2Exporter {
     pub(crate) fn new(mem: Arc<MmapMem>) -> Arc<Vb2Exporter> {
         let cache = MapCache::new(&mem.dma);
         Arc::new(Vb2Exporter { mem, cache })
+    }
+
+    /// The plane memory this dma-buf exports.
+    pub fn mem(&self) -> &Arc<MmapMem> {
+        &self.mem
     }
 
     /// The mapping cache of this dma-buf (hits and misses of importers' maps).

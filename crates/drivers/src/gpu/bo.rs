@@ -189,6 +189,8 @@ pub(crate) struct BoState {
     pub(crate) ghosts: Vec<(u64, Resident)>,
     pub(crate) moves: u64,
     pub(crate) evictions: u64,
+    /// `map_dma_buf` calls its exporter answered (each maps the storage for the importer).
+    pub(crate) dma_buf_maps: u64,
     /// An import's device mapping of its attachment, shared by every VM (vm rule 3).
     pub(crate) import_map: Option<MappedSgTable>,
 }
@@ -240,6 +242,7 @@ impl BoInner {
                 ghosts: Vec::new(),
                 moves: 0,
                 evictions: 0,
+                dma_buf_maps: 0,
                 import_map: None,
             }),
         }
@@ -335,6 +338,23 @@ impl GpuBo {
     /// Where it is now; `None` for an import (its exporter decides).
     pub fn placement(&self) -> Option<Placement> {
         self.0.state.lock().res.as_ref().map(|r| r.placement)
+    }
+
+    /// Physical runs of its current storage (1 for a VRAM range; the page runs of GTT or
+    /// SYSTEM storage); `None` without storage of its own (an import).
+    pub fn phys_runs(&self) -> Option<usize> {
+        self.0
+            .state
+            .lock()
+            .res
+            .as_ref()
+            .map(|r| r.storage.runs().len())
+    }
+
+    /// How many times its dma-buf's importers had it mapped (`map_dma_buf` calls; the exporter
+    /// keeps no mapping cache, so every one mapped the storage).
+    pub fn dma_buf_maps(&self) -> u64 {
+        self.0.state.lock().dma_buf_maps
     }
 
     /// The reservation object (shared with its dma-buf).

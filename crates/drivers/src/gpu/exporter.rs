@@ -186,11 +186,11 @@ impl DmaBufOps for BoExport {
             core.dma.sync_sg_for_device(dev, &sgt, dir)?;
         }
         let sgt = Arc::new(sgt);
-        self.bo
-            .state
-            .lock()
-            .tables
-            .push((Arc::as_ptr(&sgt) as usize, gen));
+        {
+            let mut st = self.bo.state.lock();
+            st.tables.push((Arc::as_ptr(&sgt) as usize, gen));
+            st.dma_buf_maps += 1;
+        }
         core.ttm.touch(self.bo.id);
         Ok(sgt)
     }

@@ -90,7 +90,7 @@ pub mod vm;
 pub use bo::{BoDesc, Domains, GpuBo, Placement};
 pub use exporter::{BoExport, GpuImporter};
 pub use job::{Job, JobOp};
-pub use ring::{checksum, RingMode, RingStats};
+pub use ring::{checksum, luma_to_xrgb, RingMode, RingStats};
 pub use ttm::TtmStats;
 pub use vm::{GpuVm, VmStats};
 

@@ -349,13 +349,28 @@ fn run(job: &PendingJob) -> Result<u64, Errno> {
     r.map_err(|_| Errno::EIO)
 }
 
-/// FNV-1a, 64 bits: the checksum sinks compare frames with.
+/// The checksum sinks compare frames with: [`crate::frame::checksum`] (one checksum for every
+/// driver).
 ///
 /// ```
 /// assert_ne!(drivers::gpu::checksum(b"frame 1"), drivers::gpu::checksum(b"frame 2"));
 /// ```
 pub fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    crate::hash::checksum(bytes)
+}
+
+/// The GPU's composite of a luma chunk into XRGB8888 pixels: each luma byte becomes a grey
+/// pixel `[y, y, y, 0xff]` (blue, green, red, unused in memory order). `out` holds four bytes
+/// per luma byte.
+///
+/// ```
+/// let mut px = [0u8; 8];
+/// drivers::gpu::luma_to_xrgb(&[1, 2], &mut px);
+/// assert_eq!(px, [1, 1, 1, 0xff, 2, 2, 2, 0xff]);
+/// ```
+pub fn luma_to_xrgb(luma: &[u8], out: &mut [u8]) {
+    for (px, &y) in out.chunks_exact_mut(4).zip(luma) {
+        let v = (u32::from(y) * 0x0001_0101) | 0xff00_0000;
+        px.copy_from_slice(&v.to_le_bytes());
+    }
 }

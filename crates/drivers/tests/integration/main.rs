@@ -176,6 +176,7 @@ mod camera;
 mod display;
 mod encoder;
 mod isp;
+mod jobs;
 mod pipeline;
 mod swapchain;
 mod thumbnailer;

@@ -21,9 +21,9 @@ mod text;
 mod trace;
 
 pub use model::{
-    BufferReport, CheckerReport, DeviceReport, FenceCounts, Finding, FrameCounts, FrameLatency,
-    GpuReport, LatencyReport, MapCounts, MigrationReport, Placement, Report, RunError,
-    Vb2QueueReport, SCHEMA_VERSION,
+    BufferReport, CheckerReport, DeviceReport, EncoderReport, FenceCounts, Finding, FrameCounts,
+    FrameLatency, GpuReport, LatencyReport, MapCounts, MigrationReport, Placement, Report,
+    RunError, SwapchainReport, Vb2QueueReport, SCHEMA_VERSION,
 };
 pub use stats::{percentile, LatencyStats};
 pub use svg::{latency_svg, timeline_svg, xml_escape, TimelineOptions};

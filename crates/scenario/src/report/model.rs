@@ -17,9 +17,11 @@
 //! | `devices` | [{`name`, `bytes_read`, `bytes_written`, `faults`, `jobs`, `busy_us`}] | per device, by name |
 //! | `checker` | {`findings` [{`kind`, `message`, `device`, `buffer`, `expected`}]} | sorted by kind then message |
 //! | `errors` | [{`errno`, `message`}] | run-time failures (an unsatisfiable constraint set...) |
-//! | `vb2_queues` | [{`node`, `link`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every consumer's vb2 queue (`memory = "dmabuf"` links), by node then link: the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); absent in reports of older runs |
+//! | `vb2_queues` | [{`node`, `link`, `memory`, `type`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every vb2 queue, by node then link: each consumer's OUTPUT queue importing a link's fds, and each `mmap+expbuf` producer's CAPTURE queue; the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); `memory` is the V4L2 memory type (`dmabuf`, `mmap`, `userptr`) and `type` the queue's direction (`output`, `capture`); absent in reports of older runs |
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
-//! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
+//! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`, `sync_files`, `sync_file_waits`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
+//! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
+//! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -207,6 +209,12 @@ pub struct Vb2QueueReport {
     pub node: String,
     /// The link it reads.
     pub link: String,
+    /// The V4L2 memory type its buffers use: `"dmabuf"`, `"mmap"` or `"userptr"`.
+    #[serde(default)]
+    pub memory: String,
+    /// The queue's direction: `"output"` (the device reads) or `"capture"` (it writes).
+    #[serde(default, rename = "type")]
+    pub queue_type: String,
     /// `keep_mapped` or `unmap_on_dequeue`.
     pub map_policy: String,
     /// DMABUF plane maps vb2 made (`dma_buf_map_attachment`).
@@ -242,6 +250,50 @@ pub struct GpuReport {
     pub move_notifies: u64,
 }
 
+/// One gpu->display swapchain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapchainReport {
+    /// The link.
+    pub link: String,
+    /// `"dri2"` (the display side allocates) or `"wayland"` (the client's GPU does).
+    pub mode: String,
+    /// The process whose fds the buffers were allocated as (the display's for dri2, the GPU's
+    /// for wayland); the other end gets them with `send_fd`.
+    pub allocated_by: String,
+    /// Buffers the chain may grow to (the link's `buffers`).
+    pub buffers: u32,
+    /// Buffers it starts with and never shrinks below.
+    pub min: u32,
+    /// The most buffers it had at once.
+    pub max: u32,
+    /// Buffers allocated because the GPU found none free.
+    pub grown: u64,
+    /// Buffers freed after staying idle.
+    pub shrunk: u64,
+    /// The bound (`max_in_flight`), if any.
+    pub max_in_flight: Option<u32>,
+    /// The most buffers in flight at once (written, or waiting for the display).
+    pub max_seen: u32,
+    /// Times the GPU's next job was held back because the bound was reached (once per
+    /// scheduling pass that found it so).
+    pub waits: u64,
+}
+
+/// One encoder node: what its codec made of the frames it took.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderReport {
+    /// The node.
+    pub node: String,
+    /// Its codec (`"checksum"`, `"rle"`).
+    pub codec: String,
+    /// Frames it encoded (jobs that ran to the end).
+    pub frames: u64,
+    /// Bitstream bytes it wrote by DMA into its own buffer (0 for `checksum`).
+    pub bitstream_bytes: u64,
+    /// Checksum of every frame's bitstream, folded in frame order (0 for `checksum`).
+    pub bitstream_checksum: u64,
+}
+
 /// The DMA jobs' fences.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FenceCounts {
@@ -254,6 +306,13 @@ pub struct FenceCounts {
     /// Implicit-sync checks: `(job, buffer)` pairs whose fences the job had to wait for (a
     /// reader: WRITE fences; a writer: READ fences), each found signaled at the job's start.
     pub sync_checks: u64,
+    /// Explicit sync (`sync = "explicit"` links): sync_file fds made from a producer's job
+    /// fence, one per buffer handed to a consumer's process.
+    #[serde(default)]
+    pub sync_files: u64,
+    /// Explicit sync: sync_file fences consumers' jobs waited on before they started.
+    #[serde(default)]
+    pub sync_file_waits: u64,
 }
 
 /// The report of one run (schema in the module doc).
@@ -292,6 +351,12 @@ pub struct Report {
     /// The DMA jobs' fences.
     #[serde(default)]
     pub fences: FenceCounts,
+    /// The encoder nodes.
+    #[serde(default)]
+    pub encoders: Vec<EncoderReport>,
+    /// The gpu->display swapchains.
+    #[serde(default)]
+    pub swapchains: Vec<SwapchainReport>,
     /// Whether the run is the deterministic reference (false with `--threads`, where every
     /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
     #[serde(default = "deterministic_default")]
@@ -320,6 +385,8 @@ impl Report {
             errors: Vec::new(),
             vb2_queues: Vec::new(),
             gpus: Vec::new(),
+            encoders: Vec::new(),
+            swapchains: Vec::new(),
             fences: FenceCounts::default(),
             deterministic: true,
         }
@@ -330,6 +397,8 @@ impl Report {
         self.buffers.sort_by(|a, b| a.name.cmp(&b.name));
         self.devices.sort_by(|a, b| a.name.cmp(&b.name));
         self.gpus.sort_by(|a, b| a.device.cmp(&b.device));
+        self.encoders.sort_by(|a, b| a.node.cmp(&b.node));
+        self.swapchains.sort_by(|a, b| a.link.cmp(&b.link));
         self.migrations.sort_by(|a, b| {
             (a.frame, &a.buffer, &a.from, &a.to).cmp(&(b.frame, &b.buffer, &b.from, &b.to))
         });

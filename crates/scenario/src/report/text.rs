@@ -138,8 +138,13 @@ pub fn text_summary(report: &Report) -> String {
     for q in &r.vb2_queues {
         let _ = writeln!(
             s,
-            "  vb2 {} <- {} ({}): {} maps, {} unmaps, {} QBUFs, {} STREAMOFFs, {} migration cycles",
-            q.node, q.link, q.map_policy, q.maps, q.unmaps, q.qbufs, q.streamoffs, q.requeue_cycles
+            "  vb2 {} {} {} ({} {}, {}): {} maps, {} unmaps, {} QBUFs, {} STREAMOFFs, {} migration cycles",
+            q.node,
+            if q.queue_type == "capture" { "->" } else { "<-" },
+            q.link,
+            q.queue_type,
+            q.memory,
+            q.map_policy, q.maps, q.unmaps, q.qbufs, q.streamoffs, q.requeue_cycles
         );
     }
     for g in &r.gpus {
@@ -155,12 +160,40 @@ pub fn text_summary(report: &Report) -> String {
             g.move_notifies
         );
     }
+    for c in &r.swapchains {
+        let _ = writeln!(
+            s,
+            "swapchain {} ({}, allocated by {}): {}..{} of {} buffers, grew {}x, shrank {}x, at most {} in flight{}, {} waits",
+            c.link,
+            c.mode,
+            c.allocated_by,
+            c.min,
+            c.max,
+            c.buffers,
+            c.grown,
+            c.shrunk,
+            c.max_seen,
+            c.max_in_flight
+                .map_or(String::new(), |m| format!(" (bound {m})")),
+            c.waits
+        );
+    }
+    for e in &r.encoders {
+        let _ = writeln!(
+            s,
+            "encoder {} ({}): {} frames, {} of bitstream",
+            e.node,
+            e.codec,
+            e.frames,
+            human_size(e.bitstream_bytes)
+        );
+    }
     if r.fences.created > 0 {
         let f = &r.fences;
         let _ = writeln!(
             s,
-            "fences: {} contexts, {} created, {} signaled, {} implicit-sync checks",
-            f.contexts, f.created, f.signaled, f.sync_checks
+            "fences: {} contexts, {} created, {} signaled, {} implicit-sync checks, {} sync_files ({} waited on)",
+            f.contexts, f.created, f.signaled, f.sync_checks, f.sync_files, f.sync_file_waits
         );
     }
     if !r.devices.is_empty() {

@@ -1,7 +1,6 @@
 //! Scenario events (attach, detach, pressure, kill, stream off/on, buffer count), migrations
 //! and the thumbnailer's single frame.
 
-use super::bytes::Hasher;
 use super::sched::{Ev, Sched};
 use super::world::{BufState, ExporterHandle, RunFailure, World};
 use crate::clock::VirtualTime;
@@ -33,6 +32,11 @@ pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
     for (_, att) in std::mem::take(&mut b.atts) {
         let _ = b.buf.detach(att);
     }
+    for (_, (p, fd)) in std::mem::take(&mut b.acquire) {
+        if p.is_alive() {
+            let _ = p.close(fd);
+        }
+    }
     for (p, fd) in b.fds.drain(..) {
         if p.is_alive() {
             let _ = p.close(fd);
@@ -56,7 +60,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
         _ => (u64::MAX, 0),
     };
     if frame == want && s.thumbnail.is_none() {
-        match make_thumbnail(s, n, bi, expected) {
+        match make_thumbnail(s, n, bi, frame, expected) {
             Ok((jpeg, ok, bytes)) => {
                 let t = s.w.time.device("cpu").map_or(
                     VirtualTime(bytes.saturating_mul(1_000_000_000) / CPU_BPS),
@@ -95,6 +99,7 @@ fn make_thumbnail(
     s: &Sched<'_>,
     n: usize,
     bi: usize,
+    frame: u64,
     expected: u64,
 ) -> Result<(Vec<u8>, bool, u64), RunFailure> {
     let b = s.w.buf(bi);
@@ -114,7 +119,6 @@ fn make_thumbnail(
         .begin_cpu_access(DmaDirection::FromDevice)
         .map_err(|e| err(&e))?;
     let mut raw = Vec::new();
-    let mut h = Hasher::new();
     let mut res = Ok(());
     for &(off, len) in &b.planes {
         let mut plane = vec![0u8; len as usize];
@@ -122,7 +126,6 @@ fn make_thumbnail(
             res = Err(err(&e));
             break;
         }
-        h.update(&plane);
         raw.extend_from_slice(&plane);
     }
     b.buf
@@ -130,7 +133,17 @@ fn make_thumbnail(
         .map_err(|e| err(&e))?;
     b.buf.vunmap_unlocked(map).map_err(|e| err(&e))?;
     res?;
-    let ok = h.finish() == expected;
+    // The frame's stamp (drivers::frame): its frame number, and the body's checksum its
+    // producer reported.
+    let ok = match drivers::frame::verify_stamp(&raw) {
+        Ok(f) => {
+            u64::from(f) == frame & u64::from(u32::MAX)
+                && drivers::frame::checksum(&raw[drivers::frame::STAMP_LEN..]) == expected
+        }
+        Err(_) => {
+            raw.len() <= drivers::frame::STAMP_LEN && drivers::frame::checksum(&raw) == expected
+        }
+    };
     let (w, hgt) = (
         s.w.links[li].format_planes[0].bytes_per_line as u32,
         (fmt[0].size / fmt[0].bytes_per_line.max(1)) as u32,
@@ -351,6 +364,13 @@ impl Sched<'_> {
             let t = self.w.nodes[pn].track;
             self.w.trace.instant(t, &label, now);
         }
+        // The constraint exporters' mapping-cache counts before a migration renews the cache.
+        let snap: std::collections::BTreeMap<usize, (u64, u64)> = (0..self.w.bufs.len())
+            .filter_map(|bi| match &self.w.bufs[bi].as_ref()?.exporter {
+                ExporterHandle::Constraint(exp) => Some((bi, exp.map_cache_stats())),
+                _ => None,
+            })
+            .collect();
         let failed = self.attach_links(n, &links, now);
         for (p, was) in released {
             let errs = self.w.port_restart(p, was);
@@ -368,7 +388,7 @@ impl Sched<'_> {
             let errs = self.w.port_restart(p, stream);
             self.errors.extend(errs);
         }
-        self.record_attach_migrations(before, now);
+        self.record_attach_migrations(before, now, &snap);
     }
 
     /// Attaches node `n` to every buffer of `links`; `true` if an attach failed (the node is
@@ -395,8 +415,14 @@ impl Sched<'_> {
     }
 
     /// Charges the migrations the exporters logged since `before`.
-    fn record_attach_migrations(&mut self, before: usize, now: VirtualTime) {
+    fn record_attach_migrations(
+        &mut self,
+        before: usize,
+        now: VirtualTime,
+        snap: &std::collections::BTreeMap<usize, (u64, u64)>,
+    ) {
         let events = self.w.log.events();
+        let mut carried = std::collections::BTreeSet::new();
         for ev in events.into_iter().skip(before) {
             let Some(bi) = (0..self.w.bufs.len()).find(|&b| {
                 self.w.bufs[b]
@@ -412,6 +438,12 @@ impl Sched<'_> {
                 .unwrap_or(VirtualTime(
                     ev.bytes.saturating_mul(2_000_000_000) / CPU_BPS,
                 ));
+            if carried.insert(bi) {
+                if let Some(&(h, m)) = snap.get(&bi) {
+                    let b = self.w.buf_mut(bi);
+                    b.maps_carried = (b.maps_carried.0 + h, b.maps_carried.1 + m);
+                }
+            }
             let cause = format!("{} (copied by {})", ev.cause, ev.engine);
             self.record_migration(
                 bi,

@@ -79,12 +79,18 @@ impl Sched<'_> {
         label: &str,
     ) -> Option<JobFence> {
         let who = self.w.nodes[node].desc.name.clone();
+        // Buffers of `sync = "explicit"` links carry no implicit fences (module `explicit`).
+        let implicit = |w: &super::world::World, b: usize| {
+            w.links[w.buf(b).link].desc.sync == crate::schema::SyncMode::Implicit
+        };
         let deps = inputs
             .iter()
+            .filter(|&&b| implicit(&self.w, b))
             .map(|&b| (b, DmaResvUsage::Write, DmaResvUsage::Read))
             .chain(
                 outputs
                     .iter()
+                    .filter(|&&b| implicit(&self.w, b))
                     .map(|&b| (b, DmaResvUsage::Read, DmaResvUsage::Write)),
             )
             .collect::<Vec<_>>();
@@ -152,6 +158,77 @@ impl Sched<'_> {
         self.w
             .trace
             .fence_signal(f.track, &format!("fence {} signaled", f.label), f.end);
+    }
+
+    /// Explicit sync, producer side: the frame in buffer `bi` (written by `producer`'s job,
+    /// out-fence `fence`) goes to `readers` with a sync_file of that fence, made in the
+    /// producer's process and passed to each reader's with `send_fd`.
+    pub(crate) fn send_sync_file(
+        &mut self,
+        producer: usize,
+        bi: usize,
+        fence: &DmaFence,
+        readers: &std::collections::BTreeSet<usize>,
+    ) {
+        let from = self.w.nodes[producer].process.clone();
+        let sf = fence::SyncFile::new(fence);
+        let fd = match from.install(
+            kernel::FileObject::SyncFile(std::sync::Arc::new(sf)),
+            uapi::ioctl::O_RDONLY | uapi::ioctl::O_CLOEXEC,
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.errors
+                    .push(RunFailure::new(&e, format!("sync_file: {e}")));
+                return;
+            }
+        };
+        self.fences.counts.sync_files += 1;
+        for &r in readers {
+            let to = self.w.nodes[r].process.clone();
+            match from.send_fd(fd, &to) {
+                Ok(rfd) => {
+                    if let Some((p, old)) = self.w.buf_mut(bi).acquire.insert(r, (to, rfd)) {
+                        let _ = p.close(old);
+                    }
+                }
+                Err(e) => {
+                    let name = self.w.buf(bi).name.clone();
+                    self.errors.push(RunFailure::new(
+                        &e,
+                        format!("passing the sync_file of {name}: {e}"),
+                    ));
+                }
+            }
+        }
+        let _ = from.close(fd);
+    }
+
+    /// Explicit sync, consumer side: node `n`'s job waits on the sync_file it was sent with
+    /// buffer `bi` and closes it. Its fence was signaled at the producer's job end, which is
+    /// never after the consumer's job starts on the virtual clock; a fence still pending is a
+    /// runner bug (a run error).
+    pub(crate) fn wait_sync_file(&mut self, n: usize, bi: usize) {
+        let Some((p, fd)) = self.w.buf_mut(bi).acquire.remove(&n) else {
+            return;
+        };
+        let fence = p
+            .file(fd)
+            .ok()
+            .and_then(|f| f.as_sync_file().map(|s| s.fence().clone()));
+        let _ = p.close(fd);
+        let who = self.w.nodes[n].desc.name.clone();
+        match fence {
+            Some(f) if f.is_signaled() => self.fences.counts.sync_file_waits += 1,
+            Some(_) => self.errors.push(RunFailure {
+                errno: "EBUSY".into(),
+                message: format!("runner bug: {who} started with its sync_file pending"),
+            }),
+            None => self.errors.push(RunFailure {
+                errno: "EBADF".into(),
+                message: format!("{who}: its sync_file fd is not a sync_file"),
+            }),
+        }
     }
 
     /// Rule 1: signals the fence of every job in flight (their bytes have moved).

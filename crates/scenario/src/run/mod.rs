@@ -4,19 +4,26 @@
 //! The runner boots the scenario's machine ([`kernel::Kernel::boot`]), gives every scenario
 //! process a simulated process with an fd table, and builds each link's buffers with the
 //! exporter it names: the constraint exporter (deferred placement, migration), a dma-heap, the
-//! GPU's evicting exporter, or vb2-style MMAP memory exported by fd. The producer's process
+//! GPU's evicting exporter, a udmabuf of the producer's memfd (`exporter = "udmabuf"`, and
+//! `memory = "userptr"`), or the producer's vb2 CAPTURE queue's MMAP buffers exported with
+//! `VIDIOC_EXPBUF` (`memory = "mmap+expbuf"`). The producer's process
 //! holds the fd; consumers get it over a socket (`send_fd`) and attach their devices. Then it
 //! runs a discrete-event loop on a virtual clock:
 //!
 //! - a camera's frame clock ticks every `1/fps`; a tick with a free buffer starts a capture job,
 //!   one without drops the frame at the source;
-//! - a job maps its buffers for its device (`dma_buf_map_attachment`, served from the exporter's
-//!   mapping cache after the first time), moves every byte through the device's DMA engine
-//!   (IOMMU or physical, mask-checked, watched by the DMA-API checker), verifies the checksum of
-//!   every input against what its producer wrote, and unmaps; its virtual duration is the
-//!   device's latency plus bytes over bandwidth, serialised per device engine;
-//! - a consumer of a `memory = "dmabuf"` link reads through a real vb2 queue (OUTPUT, DMABUF)
-//!   on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
+//! - a job is the node's driver's ([`drivers::job::DeviceJob`] with the driver's
+//!   [`Op`](drivers::job::Op): a camera's test pattern, an ISP's transform, a GPU's composite, a
+//!   display's scanout, an encoder's codec). The runner plans it: it maps the job's buffers for
+//!   the device (`dma_buf_map_attachment`, served from the exporter's mapping cache after the
+//!   first time) and places the job on the device's engine for what the driver says it costs
+//!   ([`DeviceJob::cost`](drivers::job::DeviceJob::cost): latency plus bytes over bandwidth).
+//!   The driver executes it: every byte through the device's DMA engine (IOMMU or physical,
+//!   mask-checked, watched by the DMA-API checker), every output stamped, every input's stamp
+//!   and checksum verified against what its producer wrote. The runner applies the job's
+//!   effects (checksums, verification, bitstream) at the job's completion and unmaps;
+//! - a consumer of a link (any `memory`: they all hand out dma-buf fds) reads through a real
+//!   vb2 queue (OUTPUT, DMABUF) on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
 //!   job reads through the DMA segments vb2 mapped under the node's `map_policy`, and at the
 //!   job's end the runner completes the buffer (`buffer_done`) and DQBUFs it; `stream_off`/
 //!   `stream_on` events are STREAMOFF/STREAMON on those queues;
@@ -57,12 +64,9 @@
 //! ```
 #![allow(clippy::module_inception)]
 
-pub mod bytes;
-mod dmaio;
 mod events;
 mod fences;
 mod gpu;
-mod job;
 mod sched;
 mod vb2io;
 mod workers;
@@ -137,7 +141,12 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
     };
     let mut errors = Vec::new();
     'links: for li in 0..w.links.len() {
-        for _ in 0..w.links[li].desc.buffers {
+        // A swapchain starts small and grows on demand (seed 000; `sched::swapchain_step`).
+        let initial = match w.links[li].swapchain {
+            Some(_) => w.links[li].desc.buffers.min(sched::SWAPCHAIN_MIN_BUFFERS),
+            None => w.links[li].desc.buffers,
+        };
+        for _ in 0..initial {
             if let Err(e) = w.alloc_buffer(li) {
                 errors.push(e);
                 break 'links;
@@ -244,7 +253,39 @@ fn placement(w: &World, b: &world::BufRt) -> Option<Placement> {
                 segments: segments as u32,
             })
         }
-        ExporterHandle::Heap(h) | ExporterHandle::Vb2(h) => {
+        ExporterHandle::Vb2 => {
+            let exp = b.buf.exporter_ops::<vb2::Vb2Exporter>()?;
+            // Scatterlist entries, merged where physically adjacent.
+            let mut runs: Vec<(soc::PhysAddr, u64)> = Vec::new();
+            for &(pa, len) in exp.mem().phys_runs() {
+                match runs.last_mut() {
+                    Some((a, n)) if a.0 + *n == pa.0 => *n += len,
+                    _ => runs.push((pa, len)),
+                }
+            }
+            let banks = b
+                .planes
+                .iter()
+                .map(|&(off, _)| {
+                    let mut at = 0;
+                    for &(pa, len) in &runs {
+                        if off < at + len {
+                            return bank_name(w, pa.0 + (off - at));
+                        }
+                        at += len;
+                    }
+                    "?".to_string()
+                })
+                .collect();
+            Some(Placement {
+                exporter: "vb2".into(),
+                heap: "mmap".into(),
+                banks,
+                contiguous: runs.len() == 1,
+                segments: runs.len() as u32,
+            })
+        }
+        ExporterHandle::Heap(h) => {
             let hb = b.buf.exporter_ops::<kernel::heap::buffer::HeapBuffer>()?;
             let runs = hb.runs();
             let mut banks: Vec<String> = Vec::new();
@@ -260,13 +301,17 @@ fn placement(w: &World, b: &world::BufRt) -> Option<Placement> {
                 }
                 banks.push(bank);
             }
-            let exporter = match &b.exporter {
-                ExporterHandle::Vb2(_) => "vb2 (mmap+expbuf)".to_string(),
-                _ => format!("heap:{h}"),
+            let (exporter, heap) = match (h.as_str(), w.links[b.link].desc.memory) {
+                ("udmabuf", crate::schema::MemoryType::Userptr) => (
+                    "userptr (memfd via udmabuf)".to_string(),
+                    "memfd".to_string(),
+                ),
+                ("udmabuf", _) => ("udmabuf".to_string(), "memfd".to_string()),
+                _ => (format!("heap:{h}"), h.clone()),
             };
             Some(Placement {
                 exporter,
-                heap: h.clone(),
+                heap,
                 banks,
                 contiguous: runs.len() == 1,
                 segments: runs.len() as u32,
@@ -278,8 +323,8 @@ fn placement(w: &World, b: &world::BufRt) -> Option<Placement> {
                 exporter: "gpu".into(),
                 heap: p.to_string(),
                 banks: b.planes.iter().map(|_| p.to_string()).collect(),
-                contiguous: matches!(p, drivers::gpu::Placement::Vram),
-                segments: 1,
+                contiguous: bo.phys_runs() == Some(1),
+                segments: bo.phys_runs().unwrap_or(0) as u32,
             })
         }
     }
@@ -289,13 +334,19 @@ fn map_counts(b: &world::BufRt) -> (u64, u64) {
     match &b.exporter {
         ExporterHandle::Constraint(exp) => {
             let (hits, misses) = exp.map_cache_stats();
-            (misses, hits)
+            let (ch, cm) = b.maps_carried;
+            (misses + cm, hits + ch)
         }
-        ExporterHandle::Heap(_) | ExporterHandle::Vb2(_) => b
+        ExporterHandle::Vb2 => b
+            .buf
+            .exporter_ops::<vb2::Vb2Exporter>()
+            .map_or((0, 0), |e| (e.map_cache().misses(), e.map_cache().hits())),
+        ExporterHandle::Heap(_) => b
             .buf
             .exporter_ops::<kernel::heap::buffer::HeapBuffer>()
             .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
-        ExporterHandle::Gpu(_) => (0, 0),
+        // The GPU exporter keeps no mapping cache: every map maps.
+        ExporterHandle::Gpu(bo) => (bo.dma_buf_maps(), 0),
     }
 }
 
@@ -339,7 +390,10 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     s.errors.extend(port_errors);
     for p in &s.w.ports {
         let c = p.counters();
+        let (memory, queue_type) = p.uapi_path();
         report.vb2_queues.push(crate::report::Vb2QueueReport {
+            memory: memory.into(),
+            queue_type: queue_type.into(),
             node: s.w.nodes[p.node].desc.name.clone(),
             link: s.w.links[p.link].name.clone(),
             map_policy: match p.policy {
@@ -353,6 +407,30 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             streamoffs: p.streamoffs,
             requeue_cycles: p.requeue_cycles,
         });
+    }
+    // The producers' MMAP capture queues (`memory = "mmap+expbuf"`): their buffers are vb2's,
+    // exported with EXPBUF; the importers' maps are in `maps`, not here.
+    for l in &s.w.links {
+        if let Some(fh) = &l.capture {
+            let c = fh.queue().counters().snapshot();
+            report.vb2_queues.push(crate::report::Vb2QueueReport {
+                node: s.w.nodes[l.from].desc.name.clone(),
+                link: l.name.clone(),
+                memory: "mmap".into(),
+                queue_type: if fh.queue().config().buf_type.is_output() {
+                    "output".into()
+                } else {
+                    "capture".into()
+                },
+                map_policy: "keep_mapped".into(),
+                maps: c.map,
+                unmaps: c.unmap,
+                attaches: c.attach,
+                qbufs: 0,
+                streamoffs: 0,
+                requeue_cycles: 0,
+            });
+        }
     }
     // Devices.
     for d in s.w.kernel.soc().devices() {
@@ -370,9 +448,62 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             busy_us: busy.as_us_f64(),
         });
     }
+    // Swapchains.
+    for l in &s.w.links {
+        let Some((mode, bound)) = l.swapchain else {
+            continue;
+        };
+        let allocated_by = match mode {
+            crate::schema::SwapchainMode::Dri2 => {
+                l.to.iter()
+                    .find(|&&t| s.w.nodes[t].desc.driver == DriverKind::Display)
+                    .map_or(l.from, |&t| t)
+            }
+            crate::schema::SwapchainMode::Wayland => l.from,
+        };
+        report.swapchains.push(crate::report::SwapchainReport {
+            link: l.name.clone(),
+            mode: match mode {
+                crate::schema::SwapchainMode::Dri2 => "dri2".into(),
+                crate::schema::SwapchainMode::Wayland => "wayland".into(),
+            },
+            allocated_by: s.w.nodes[allocated_by].desc.process_name().to_string(),
+            buffers: l.desc.buffers,
+            min: l.desc.buffers.min(sched::SWAPCHAIN_MIN_BUFFERS),
+            max: l.swap_max_live,
+            grown: l.swap_grown,
+            shrunk: l.swap_shrunk,
+            max_in_flight: bound,
+            max_seen: l.max_in_flight_seen,
+            waits: l.swap_waits,
+        });
+    }
+    // Encoders.
+    for (n, node) in s.w.nodes.iter().enumerate() {
+        if node.desc.driver != DriverKind::Encoder {
+            continue;
+        }
+        let codec = node.desc.params.codec.unwrap_or_default();
+        report.encoders.push(crate::report::EncoderReport {
+            node: node.desc.name.clone(),
+            codec: match codec {
+                crate::schema::EncoderCodec::Checksum => "checksum".into(),
+                crate::schema::EncoderCodec::Rle => "rle".into(),
+            },
+            frames: s.counts.encoded.get(&n).copied().unwrap_or(0),
+            bitstream_bytes: node.bitstream.as_ref().map_or(0, |b| b.written),
+            bitstream_checksum: node.bitstream.as_ref().map_or(0, |b| b.folded),
+        });
+    }
     // Teardown: everything goes; what stays is a leak.
     for bi in 0..s.w.bufs.len() {
         events::drop_buffer(&mut s.w, bi);
+    }
+    // The producers' MMAP capture queues go once their exported buffers are closed.
+    for l in &mut s.w.links {
+        if let Some(fh) = l.capture.take() {
+            fh.close();
+        }
     }
     for h in 0..s.holds.len() {
         s.release_hold(h, s.q.now());
@@ -381,6 +512,16 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         p.exit();
     }
     let dma = s.w.kernel.dma().clone();
+    for node in &mut s.w.nodes {
+        if let Some(b) = node.bitstream.take() {
+            if let Err(e) = dma.free_attrs(b.buf) {
+                s.errors.push(world::RunFailure::new(
+                    &e,
+                    format!("{}: freeing its bitstream buffer: {e}", node.desc.name),
+                ));
+            }
+        }
+    }
     for f in dma.checker().findings() {
         report.checker.findings.push(Finding {
             kind: f.kind.name().to_string(),

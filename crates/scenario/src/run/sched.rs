@@ -5,7 +5,6 @@
 //! outputs become visible to consumers, and its inputs free for producers, only at its
 //! completion event, so what a device reads never depends on when the host ran it.
 
-use super::job::{job_bytes, JobInput, JobIo, JobKind, JobOutput, JobResult};
 use super::workers::{Pending, Workers};
 use super::world::{BufState, FrameMeta, RunFailure, World};
 use crate::clock::{EventQueue, VirtualTime};
@@ -13,7 +12,15 @@ use crate::report::JobCategory;
 use crate::schema::{DriverKind, Event};
 use crate::validate::Scenario;
 use dma::DmaDirection;
+use drivers::job::{DeviceJob, JobEffects, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Buffers a swapchain starts with and keeps however idle (`drivers::swapchain`'s default:
+/// one shown, one drawn).
+pub(crate) const SWAPCHAIN_MIN_BUFFERS: u32 = 2;
+/// Display frames a free swapchain buffer stays before it is freed (`drivers::swapchain`'s
+/// default `shrink_after`).
+const SWAPCHAIN_SHRINK_AFTER: u64 = 4;
 
 /// What the queue holds.
 #[derive(Debug)]
@@ -57,6 +64,8 @@ pub(crate) struct Counts {
     pub produced: u64,
     pub dropped_at_source: u64,
     pub jobs: BTreeMap<String, u64>,
+    /// Frames each encoder node encoded.
+    pub encoded: BTreeMap<usize, u64>,
 }
 
 /// The loop and everything it tracks.
@@ -242,6 +251,11 @@ impl<'a> Sched<'a> {
 
     /// Starts node `n`'s job if it has a free buffer on every output link someone reads.
     fn start_job(&mut self, n: usize, now: VirtualTime, frame: Option<(usize, u64)>) -> bool {
+        for li in self.w.nodes[n].outputs.clone() {
+            if self.w.links[li].swapchain.is_some() && !self.readers(li).is_empty() {
+                self.swapchain_step(li, now);
+            }
+        }
         let node = &self.w.nodes[n];
         let mut outputs = Vec::new();
         for &li in &node.outputs {
@@ -254,6 +268,20 @@ impl<'a> Sched<'a> {
             let Some(&bi) = self.w.links[li].free.front() else {
                 return false;
             };
+            // A swapchain's bound: at most `max_in_flight` buffers drawn or queued for the
+            // display; the producer waits for a release.
+            let link = &self.w.links[li];
+            if let Some((_, Some(max))) = link.swapchain {
+                let in_flight = link
+                    .bufs
+                    .iter()
+                    .filter(|&&b| self.w.buf(b).state != BufState::Free)
+                    .count() as u32;
+                if in_flight >= max {
+                    self.w.links[li].swap_waits += 1;
+                    return false;
+                }
+            }
             outputs.push((li, bi));
         }
         let inputs: Vec<(usize, usize)> = node
@@ -261,30 +289,33 @@ impl<'a> Sched<'a> {
             .iter()
             .map(|&li| (li, node.ready[&li][0]))
             .collect();
-        let kind = match node.desc.driver {
-            DriverKind::Camera => JobKind::Source {
-                pattern: node.desc.params.pattern.unwrap_or_default(),
+        // The node's driver decides what the device does with the bytes.
+        let p = &node.desc.params;
+        let op = match node.desc.driver {
+            DriverKind::Camera => Op::Capture {
+                pattern: p.pattern.unwrap_or_default().into(),
                 seed: self.w.seed,
                 frame: frame.map_or(0, |f| f.1),
             },
-            DriverKind::Isp => JobKind::Transform(node.desc.params.transform.unwrap_or_default()),
-            DriverKind::Gpu => JobKind::Composite,
-            _ => JobKind::Sink,
+            DriverKind::Isp => Op::Process(p.transform.unwrap_or_default().into()),
+            DriverKind::Gpu => Op::Composite,
+            DriverKind::Encoder => Op::Encode(p.codec.unwrap_or_default().into()),
+            DriverKind::Display | DriverKind::Thumbnailer => Op::Scanout,
         };
         // Map everything for the device (get_scatterlist); a failure is a run error.
-        let mut io = JobIo {
-            kind,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-        };
+        let mut io = DeviceJob::new(op);
+        io.bitstream = node.bitstream.as_ref().map(|b| b.view());
         let mut ready_at = now;
         let mut vb2 = Vec::new();
+        for &(_, bi) in &inputs {
+            self.wait_sync_file(n, bi);
+        }
         for &(li, bi) in &inputs {
             let b = self.w.buf(bi);
             ready_at = ready_at.max(b.available_at);
-            let expected = match &b.state {
-                BufState::Ready { meta, .. } => meta.checksum,
-                _ => 0,
+            let (expected, in_frame) = match &b.state {
+                BufState::Ready { meta, .. } => (meta.checksum, meta.frame),
+                _ => (0, 0),
             };
             let planes = b.planes.clone();
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
@@ -292,17 +323,19 @@ impl<'a> Sched<'a> {
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
                 io.inputs.push(JobInput {
-                    map,
+                    view: map,
                     planes,
                     expected,
+                    frame: in_frame,
                 });
                 continue;
             }
             match self.w.map(bi, n, DmaDirection::ToDevice) {
                 Ok(map) => io.inputs.push(JobInput {
-                    map,
+                    view: map,
                     planes,
                     expected,
+                    frame: in_frame,
                 }),
                 Err(e) => return self.fail_job(n, li, io, e),
             }
@@ -318,7 +351,7 @@ impl<'a> Sched<'a> {
                 .collect();
             match self.w.map(bi, n, DmaDirection::FromDevice) {
                 Ok(map) => io.outputs.push(JobOutput {
-                    map,
+                    view: map,
                     planes,
                     bytes_per_line,
                 }),
@@ -329,6 +362,14 @@ impl<'a> Sched<'a> {
         for &(li, bi) in &outputs {
             self.w.links[li].free.pop_front();
             self.w.buf_mut(bi).state = BufState::Writing;
+            let link = &self.w.links[li];
+            let in_flight = link
+                .bufs
+                .iter()
+                .filter(|&&b| self.w.buf(b).state != BufState::Free)
+                .count() as u32;
+            let l = &mut self.w.links[li];
+            l.max_in_flight_seen = l.max_in_flight_seen.max(in_flight);
         }
         for &(li, _) in &inputs {
             if let Some(q) = self.w.nodes[n].ready.get_mut(&li) {
@@ -338,13 +379,10 @@ impl<'a> Sched<'a> {
         if self.w.nodes[n].desc.driver == DriverKind::Display {
             ready_at = self.vblank(n, ready_at);
         }
-        let (r, wr) = job_bytes(&io);
+        let (r, wr) = io.bytes();
         let node = &self.w.nodes[n];
-        let duration = self
-            .w
-            .time
-            .transfer_time(&node.desc.device, r + wr)
-            .unwrap_or_default();
+        // The driver's time model for the job (drivers::media::dma_cost).
+        let duration = VirtualTime::from_duration(io.cost(&node.dev));
         let engine_name = node.engine_name.clone();
         let engine = self.w.engines.entry(engine_name.clone()).or_default();
         let (start, end) = engine.submit(ready_at, duration);
@@ -402,7 +440,63 @@ impl<'a> Sched<'a> {
         true
     }
 
-    fn fail_job(&mut self, n: usize, _li: usize, io: JobIo, e: RunFailure) -> bool {
+    /// Seed 000's swapchain before the producer draws: buffers free and idle for
+    /// [`SWAPCHAIN_SHRINK_AFTER`] display frames are freed while more than the minimum exist;
+    /// with none free, one more is allocated, up to the link's `buffers`.
+    fn swapchain_step(&mut self, li: usize, now: VirtualTime) {
+        let fps = self.w.links[li]
+            .to
+            .iter()
+            .map(|&t| self.w.nodes[t].desc.fps)
+            .max()
+            .unwrap_or(60)
+            .max(1);
+        let idle_for = VirtualTime::from_ns(
+            VirtualTime::frame_period(fps)
+                .as_ns()
+                .saturating_mul(SWAPCHAIN_SHRINK_AFTER),
+        );
+        let min = self.w.links[li].desc.buffers.min(SWAPCHAIN_MIN_BUFFERS) as usize;
+        loop {
+            let l = &self.w.links[li];
+            if l.bufs.len() <= min {
+                break;
+            }
+            let idle = l.free.iter().copied().find(|&b| {
+                let b = self.w.buf(b);
+                now.saturating_sub(b.busy_until.max(b.available_at)) >= idle_for
+            });
+            let Some(bi) = idle else {
+                break;
+            };
+            super::events::drop_buffer(&mut self.w, bi);
+            self.w.links[li].swap_shrunk += 1;
+        }
+        // Grow only when the producer could use the buffer: none free, and the bound (if any)
+        // not reached.
+        let l = &self.w.links[li];
+        let in_flight = l
+            .bufs
+            .iter()
+            .filter(|&&b| self.w.buf(b).state != BufState::Free)
+            .count() as u32;
+        let bound_ok = l.swapchain.and_then(|s| s.1).is_none_or(|m| in_flight < m);
+        if l.free.is_empty() && bound_ok && (l.bufs.len() as u32) < l.desc.buffers {
+            match self.w.alloc_buffer(li) {
+                Ok(bi) => {
+                    // Idle from now on, not since the start of the run.
+                    self.w.buf_mut(bi).busy_until = now;
+                    self.w.links[li].swap_grown += 1;
+                }
+                Err(e) => self.errors.push(e),
+            }
+        }
+        let live = self.w.links[li].bufs.len() as u32;
+        let l = &mut self.w.links[li];
+        l.swap_max_live = l.swap_max_live.max(live);
+    }
+
+    fn fail_job(&mut self, n: usize, _li: usize, io: DeviceJob, e: RunFailure) -> bool {
         // Unmap what was mapped, record the error, stop the node.
         let _ = io;
         self.errors.push(e);
@@ -412,19 +506,21 @@ impl<'a> Sched<'a> {
 
     /// Collects a job's result if it is in (blocking for `--threads` only when `wait`), and
     /// gives its mappings back.
-    fn collect(&mut self, id: u64, wait: bool) -> Option<JobResult> {
+    fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
         let job = self.jobs.get_mut(&id)?;
         let res = job.result.take(wait)?;
         let res = *res;
         let node = job.node;
         let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
         let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
-        let JobResult {
+        let JobEffects {
             inputs_ok,
             out_sums,
+            bitstream,
             error,
             inputs,
             outputs,
+            bitstream_view: _,
         } = res;
         for (m, bi) in inputs.into_iter().zip(&ins) {
             if let Err(e) = self.w.unmap(*bi, node, m) {
@@ -436,12 +532,14 @@ impl<'a> Sched<'a> {
                 self.errors.push(e);
             }
         }
-        Some(JobResult {
+        Some(JobEffects {
             inputs_ok,
             out_sums,
+            bitstream,
             error,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            bitstream_view: None,
         })
     }
 
@@ -475,6 +573,7 @@ impl<'a> Sched<'a> {
         let Some(mut job) = self.jobs.remove(&id) else {
             return;
         };
+        let out_fence = job.fence.as_ref().map(|f| f.fence.clone());
         if let Some(f) = job.fence.take() {
             self.fence_signal(&f);
         }
@@ -483,6 +582,14 @@ impl<'a> Sched<'a> {
         };
         let n = job.node;
         self.w.nodes[n].busy = false;
+        if let (Some(bs), Some(b)) = (res.bitstream, self.w.nodes[n].bitstream.as_mut()) {
+            b.written += bs.len;
+            b.folded = b.folded.rotate_left(5) ^ bs.checksum;
+        }
+        if self.w.nodes[n].desc.driver == crate::schema::DriverKind::Encoder && res.error.is_none()
+        {
+            *self.counts.encoded.entry(n).or_default() += 1;
+        }
         let mut corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
         if let Some(e) = &res.error {
             self.errors.push(RunFailure {
@@ -522,6 +629,11 @@ impl<'a> Sched<'a> {
                 meta,
                 readers: readers.clone(),
             };
+            if self.w.links[li].desc.sync == crate::schema::SyncMode::Explicit {
+                if let Some(f) = &out_fence {
+                    self.send_sync_file(n, bi, f, &readers);
+                }
+            }
             for &r in &readers {
                 if let Some(q) = self.w.nodes[r].ready.get_mut(&li) {
                     q.push_back(bi);
@@ -586,6 +698,12 @@ impl<'a> Sched<'a> {
         let Some(b) = self.w.bufs[bi].as_mut() else {
             return;
         };
+        // A sync_file the reader never waited on (a frame it let go) is closed with it.
+        if let Some((p, fd)) = b.acquire.remove(&n) {
+            if p.is_alive() {
+                let _ = p.close(fd);
+            }
+        }
         let empty = match &mut b.state {
             BufState::Ready { readers, .. } => {
                 readers.remove(&n);

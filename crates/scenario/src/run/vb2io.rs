@@ -29,9 +29,9 @@
 //! first time it is queued and keeps it until the buffer is dropped (`set_buffers`) or the queue
 //! is freed (REQBUFS(0)).
 
-use super::dmaio::Mapped;
 use super::world::{RunFailure, World};
 use crate::schema::{DriverKind, MapPolicy as NodeMapPolicy, MemoryType};
+use drivers::dmaview::DmaView;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -229,13 +229,31 @@ impl Port {
     }
 
     /// The queue's debug counters.
+    /// The UAPI path the queue takes: `(memory, type)` as the report names them, from the
+    /// queue's own configuration and the memory its REQBUFS asks for.
+    pub(crate) fn uapi_path(&self) -> (&'static str, &'static str) {
+        let memory = match Memory::from_raw(V4L2_MEMORY_DMABUF) {
+            Some(Memory::Mmap) => "mmap",
+            Some(Memory::Userptr) => "userptr",
+            Some(Memory::Dmabuf) => "dmabuf",
+            None => "?",
+        };
+        let kind = if self.q.config().buf_type.is_output() {
+            "output"
+        } else {
+            "capture"
+        };
+        (memory, kind)
+    }
+
     pub(crate) fn counters(&self) -> CounterSnapshot {
         self.q.counters().snapshot()
     }
 }
 
 impl World {
-    /// Opens a [`Port`] for every consumer of a `memory = "dmabuf"` link: REQBUFS and STREAMON.
+    /// Opens a [`Port`] for every consumer of a `memory = "dmabuf"` or `"mmap+expbuf"` link:
+    /// REQBUFS and STREAMON.
     pub(crate) fn open_ports(&mut self) -> Result<(), RunFailure> {
         let dma = self.kernel.dma().clone();
         for n in 0..self.nodes.len() {
@@ -251,7 +269,12 @@ impl World {
                 // A p2p GPU's buffers are read through a dynamic attachment (a DRM/KMS
                 // importer), not a vb2 queue, whose static attachment would keep them out of
                 // VRAM ([`super::gpu`]).
-                if l.desc.memory != MemoryType::Dmabuf || self.link_is_p2p(li) {
+                // An EXPBUF fd is a dma-buf like any other: consumers import it the same way.
+                if !matches!(
+                    l.desc.memory,
+                    MemoryType::Dmabuf | MemoryType::MmapExpbuf | MemoryType::Userptr
+                ) || self.link_is_p2p(li)
+                {
                     continue;
                 }
                 let total: u64 = l.format_planes.iter().map(|p| p.size).sum();
@@ -333,7 +356,7 @@ impl World {
         n: usize,
         li: usize,
         bi: usize,
-    ) -> Option<(usize, u32, u64, Mapped)> {
+    ) -> Option<(usize, u32, u64, DmaView)> {
         let p = self.port_of(n, li)?;
         let port = &self.ports[p];
         if port.closed || !port.streaming {
@@ -345,7 +368,7 @@ impl World {
             p,
             slot,
             port.gen,
-            Mapped::from_segments(self.nodes[n].dev.clone(), &segs),
+            DmaView::from_segments(self.nodes[n].dev.clone(), &segs),
         ))
     }
 

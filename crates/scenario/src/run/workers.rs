@@ -7,8 +7,8 @@
 //! which keeps frames correct; the host interleaving differs from run to run, so this mode
 //! checks for races and is not the deterministic reference.
 
-use super::job::{JobIo, JobResult};
 use dma::DmaApi;
+use drivers::job::{DeviceJob as JobIo, JobEffects as JobResult};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;

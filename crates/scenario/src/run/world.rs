@@ -2,7 +2,6 @@
 //! with their queues, the links with their buffers, and how buffers are exported, shared by fd
 //! and attached.
 
-use super::dmaio::Mapped;
 use crate::clock::{Engine, TimeModel, VirtualTime};
 use crate::report::{Trace, TrackId};
 use crate::schema::{
@@ -14,6 +13,7 @@ use constraint::{
 };
 use dma::DmaDirection;
 use dmabuf::{Attachment, DmaBuf};
+use drivers::dmaview::DmaView;
 use kernel::{Fd, FileObject, Kernel, Process};
 use soc::Device;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -49,7 +49,8 @@ pub(crate) enum BufState {
 pub(crate) enum ExporterHandle {
     Constraint(Arc<ConstraintExporter>),
     Heap(String),
-    Vb2(String),
+    /// vb2's MMAP memory of the producer's capture queue, exported with `VIDIOC_EXPBUF`.
+    Vb2,
     Gpu(drivers::gpu::GpuBo),
 }
 
@@ -74,8 +75,13 @@ pub(crate) struct BufRt {
     /// Not usable before this (a migration holds it).
     pub available_at: VirtualTime,
     pub migrations: u32,
+    /// Mapping-cache `(hits, misses)` of the constraint exporter's earlier backings: a
+    /// migration gives the buffer a new backing with a fresh cache, the report keeps counting.
+    pub maps_carried: (u64, u64),
     /// Removed from the link by `set_buffers`; dropped when next free.
     pub retired: bool,
+    /// Explicit sync: per consumer node, the sync_file fd its process was sent with the frame.
+    pub acquire: BTreeMap<usize, (Arc<Process>, Fd)>,
 }
 
 /// A link at run time.
@@ -88,6 +94,18 @@ pub(crate) struct LinkRt {
     pub free: VecDeque<usize>,
     pub format_planes: Vec<PlaneLayout>,
     pub next_index: u32,
+    /// The swapchain a gpu->display link runs (mode, `max_in_flight`).
+    pub swapchain: Option<(crate::schema::SwapchainMode, Option<u32>)>,
+    /// Frames the producer could not start because `max_in_flight` buffers were in flight.
+    pub swap_waits: u64,
+    /// The most buffers in flight (written or waiting for readers) at once.
+    pub max_in_flight_seen: u32,
+    /// A swapchain's buffers allocated on demand, freed when idle, and the most alive at once.
+    pub swap_grown: u64,
+    pub swap_shrunk: u64,
+    pub swap_max_live: u32,
+    /// `memory = "mmap+expbuf"`: the producer's CAPTURE queue (MMAP) its buffers come from.
+    pub capture: Option<vb2::Vb2Fh>,
 }
 
 /// A node at run time.
@@ -112,6 +130,31 @@ pub(crate) struct NodeRt {
     pub next_frame: u64,
     /// A display's last vblank that took a frame.
     pub last_vblank: Option<VirtualTime>,
+    /// An RLE encoder's bitstream buffer.
+    pub bitstream: Option<BitstreamBuf>,
+}
+
+/// The bitstream buffer an encoder owns (as a V4L2 encoder's CAPTURE buffer, allocated by its
+/// driver: `dma_alloc_attrs` for its device), large enough for the worst case of its codec.
+pub(crate) struct BitstreamBuf {
+    pub dev: Arc<Device>,
+    pub buf: dma::DmaBuffer,
+    /// Bytes the encoder wrote into it over the run.
+    pub written: u64,
+    /// The bitstreams' checksums, folded in frame order.
+    pub folded: u64,
+}
+
+impl BitstreamBuf {
+    /// The encoder's view of the buffer for one job.
+    pub(crate) fn view(&self) -> DmaView {
+        let segs = self
+            .buf
+            .handle(self.dev.name())
+            .map(|h| h.sg_table().dma_segments().to_vec())
+            .unwrap_or_default();
+        DmaView::from_segments(self.dev.clone(), &segs)
+    }
 }
 
 /// The whole run state.
@@ -137,13 +180,33 @@ enum Kind {
     Constraint,
     Gpu,
     Heap(HeapKind),
-    Vb2(HeapKind),
+    Vb2,
+    Udmabuf,
 }
 
 const RDWR: u32 = uapi::ioctl::O_RDWR | uapi::ioctl::O_CLOEXEC;
 
 fn install(p: &Process, buf: &DmaBuf) -> Result<Fd, dmabuf::DmaBufError> {
     p.install(FileObject::DmaBuf(buf.clone()), RDWR)
+}
+
+/// A sealed memfd of `size` bytes (page-rounded) in `p`, turned into a dma-buf fd with
+/// `UDMABUF_CREATE` (what a process does to share its own memory with devices); the memfd and
+/// `/dev/udmabuf` fds are closed again, the dma-buf holds the pages.
+fn udmabuf_of_memfd(p: &Process, name: &str, size: u64) -> Result<Fd, dmabuf::DmaBufError> {
+    use uapi::ioctl::{F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC, UDMABUF_FLAGS_CLOEXEC};
+    let len = size.next_multiple_of(soc::PAGE_SIZE);
+    let memfd = p.memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC)?;
+    let r = (|| {
+        p.ftruncate(memfd, len)?;
+        p.add_seals(memfd, F_SEAL_SHRINK)?;
+        let dev = p.open_udmabuf()?;
+        let fd = p.udmabuf_create(memfd, 0, len, UDMABUF_FLAGS_CLOEXEC);
+        let _ = p.close(dev);
+        fd
+    })();
+    let _ = p.close(memfd);
+    r
 }
 
 /// A failure to set up or run, with the errno name Linux would give.
@@ -202,6 +265,7 @@ impl World {
                 ready: BTreeMap::new(),
                 next_frame: 0,
                 last_vblank: None,
+                bitstream: None,
             });
         }
         let idx = |name: &str| s.nodes.iter().position(|n| n.name == name).unwrap_or(0);
@@ -224,6 +288,44 @@ impl World {
                 free: VecDeque::new(),
                 format_planes: p.format.planes(p.width, p.height),
                 next_index: 0,
+                swapchain: crate::validate::swapchain::of_link(&s.nodes, l),
+                swap_waits: 0,
+                max_in_flight_seen: 0,
+                swap_grown: 0,
+                swap_shrunk: 0,
+                swap_max_live: 0,
+                capture: None,
+            });
+        }
+        // An RLE encoder's bitstream buffer: two bytes per byte of its largest input, plus a pair.
+        for n in &mut nodes {
+            if n.desc.params.codec != Some(crate::schema::EncoderCodec::Rle) {
+                continue;
+            }
+            let worst = n
+                .inputs
+                .iter()
+                .map(|&li| links[li].format_planes.iter().map(|p| p.size).sum::<u64>())
+                .max()
+                .unwrap_or(0);
+            let size = (worst * 2 + 2).next_multiple_of(4096);
+            let buf = kernel
+                .dma()
+                .alloc_attrs(&n.dev, size, dma::DmaAttrs::NONE)
+                .map_err(|e| {
+                    RunFailure::new(
+                        &e,
+                        format!(
+                            "{}: allocating its {size:#x}-byte bitstream buffer: {e}",
+                            n.desc.name
+                        ),
+                    )
+                })?;
+            n.bitstream = Some(BitstreamBuf {
+                dev: n.dev.clone(),
+                buf,
+                written: 0,
+                folded: 0,
             });
         }
         Ok(World {
@@ -278,7 +380,18 @@ impl World {
         let from = l.from;
         let fmt_planes = l.format_planes.clone();
         let size: u64 = fmt_planes.iter().map(|p| p.size).sum();
-        let producer = self.nodes[from].process.clone();
+        // A dri2 swapchain's buffers are the display side's: its process allocates them and
+        // passes them to the client (seed 000's "give me the next buffer to draw into").
+        let allocator = match l.swapchain {
+            Some((crate::schema::SwapchainMode::Dri2, _)) => {
+                l.to.iter()
+                    .copied()
+                    .find(|&t| self.nodes[t].desc.driver == DriverKind::Display)
+                    .unwrap_or(from)
+            }
+            _ => from,
+        };
+        let producer = self.nodes[allocator].process.clone();
         let dma = self.kernel.dma().clone();
         let fail = |e: &dyn Fn() -> String, err: &dyn AsErrno| RunFailure {
             errno: format!("{:?}", err.errno()),
@@ -296,16 +409,13 @@ impl World {
                 .collect::<Vec<_>>()
         };
         let kind = match (l.desc.memory, l.desc.effective_exporter()) {
-            (MemoryType::Dmabuf, Some(Exporter::Constraint)) => Kind::Constraint,
+            (MemoryType::Dmabuf, Some(Exporter::Constraint) | None) => Kind::Constraint,
             (MemoryType::Dmabuf, Some(Exporter::Gpu)) => Kind::Gpu,
             (MemoryType::Dmabuf, Some(Exporter::Heap(k))) => Kind::Heap(k),
-            // vb2's dma-contig allocator: contiguous for a device without an IOMMU.
-            (MemoryType::MmapExpbuf, _) if self.nodes[from].dev.iommu_domain().is_none() => {
-                Kind::Vb2(HeapKind::Cma)
+            (MemoryType::Dmabuf, Some(Exporter::Udmabuf)) | (MemoryType::Userptr, _) => {
+                Kind::Udmabuf
             }
-            (MemoryType::MmapExpbuf, _) => Kind::Vb2(HeapKind::System),
-            // USERPTR: pages of the producer's memory, stood in for by system-heap pages.
-            (_, _) => Kind::Heap(HeapKind::System),
+            (MemoryType::MmapExpbuf, _) => Kind::Vb2,
         };
         let mut importer = None;
         let (buf, planes, exporter, fd) = match kind {
@@ -363,7 +473,26 @@ impl World {
                 }
                 (buf, seq_planes(), ExporterHandle::Gpu(bo), fd)
             }
-            Kind::Heap(k) | Kind::Vb2(k) => {
+            Kind::Udmabuf => {
+                let fd = udmabuf_of_memfd(&producer, &name, size)
+                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                let buf = producer
+                    .get_dma_buf(fd)
+                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                (
+                    buf,
+                    seq_planes(),
+                    ExporterHandle::Heap("udmabuf".into()),
+                    fd,
+                )
+            }
+            Kind::Vb2 => {
+                let (buf, fd) = self
+                    .expbuf(li, size, &producer)
+                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
+                (buf, seq_planes(), ExporterHandle::Vb2, fd)
+            }
+            Kind::Heap(k) => {
                 let names = self.kernel.heap_names();
                 let heap = match (k, &l.desc.region) {
                     (HeapKind::System, _) => "system".to_string(),
@@ -402,17 +531,15 @@ impl World {
                 let buf = producer
                     .get_dma_buf(fd)
                     .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
-                let handle = if matches!(kind, Kind::Vb2(_)) {
-                    ExporterHandle::Vb2(heap)
-                } else {
-                    ExporterHandle::Heap(heap)
-                };
-                (buf, seq_planes(), handle, fd)
+                (buf, seq_planes(), ExporterHandle::Heap(heap), fd)
             }
         };
         let mut fds = vec![(producer.clone(), fd)];
         let mut seen = vec![producer.pid()];
-        for &t in &self.links[li].to {
+        let sharers: Vec<usize> = std::iter::once(from)
+            .chain(self.links[li].to.iter().copied())
+            .collect();
+        for t in sharers {
             let p = self.nodes[t].process.clone();
             if seen.contains(&p.pid()) {
                 continue;
@@ -440,7 +567,9 @@ impl World {
             busy_until: VirtualTime::ZERO,
             available_at: VirtualTime::ZERO,
             migrations: 0,
+            maps_carried: (0, 0),
             retired: false,
+            acquire: BTreeMap::new(),
         }));
         for n in self.link_users(li) {
             self.attach(bi, n)?;
@@ -448,6 +577,55 @@ impl World {
         self.links[li].bufs.push(bi);
         self.links[li].free.push_back(bi);
         Ok(bi)
+    }
+
+    /// `memory = "mmap+expbuf"`: one more MMAP buffer on the producer's CAPTURE queue
+    /// (`VIDIOC_CREATE_BUFS`, vb2's allocator: dma-contig for a device without an IOMMU,
+    /// scatter-gather behind one) exported as a dma-buf fd in the producer's process
+    /// (`VIDIOC_EXPBUF`), as a V4L2 capture application does before sharing its buffers.
+    fn expbuf(
+        &mut self,
+        li: usize,
+        size: u64,
+        producer: &Arc<Process>,
+    ) -> Result<(DmaBuf, Fd), drivers::media::MediaError> {
+        use vb2::ioctl::{V4l2CreateBuffers, V4l2Format, V4L2_MEMORY_MMAP};
+        let from = self.links[li].from;
+        let dev = self.nodes[from].dev.clone();
+        let bytes = u32::try_from(size).map_err(|_| {
+            drivers::media::MediaError::Invalid(format!("a {size:#x}-byte plane is too large"))
+        })?;
+        if self.links[li].capture.is_none() {
+            let mut qc = vb2::Vb2QueueConfig::new(vb2::BufType::VideoCapture, dev.clone());
+            qc.io_modes = vec![vb2::Memory::Mmap];
+            qc.allocator = if dev.iommu_domain().is_none() {
+                vb2::Allocator::DmaContig
+            } else {
+                vb2::Allocator::DmaSg
+            };
+            let q = vb2::Vb2Queue::new(
+                self.kernel.dma(),
+                qc,
+                drivers::media::ReadyList::new(&[bytes]),
+            );
+            self.links[li].capture = Some(q.open(producer));
+        }
+        let fh = self.links[li].capture.as_ref().expect("opened above");
+        let type_ = fh.queue().config().buf_type.raw();
+        let mut cb = V4l2CreateBuffers {
+            count: 1,
+            memory: V4L2_MEMORY_MMAP,
+            format: V4l2Format {
+                type_,
+                num_planes: 1,
+                sizes: vec![bytes],
+            },
+            ..Default::default()
+        };
+        fh.create_bufs(&mut cb)?;
+        let fd = drivers::media::expbuf(fh, cb.index)?;
+        let buf = producer.get_dma_buf(fd)?;
+        Ok((buf, fd))
     }
 
     /// Attaches node `n`'s device to buffer `bi` (a no-op if attached).
@@ -479,8 +657,13 @@ impl World {
         }
     }
 
-    /// Maps buffer `bi` for node `n`, in `dir`; the caller unmaps with [`Mapped::unmap`].
-    pub(crate) fn map(&self, bi: usize, n: usize, dir: DmaDirection) -> Result<Mapped, RunFailure> {
+    /// Maps buffer `bi` for node `n`, in `dir`; the caller gives it back with [`World::unmap`].
+    pub(crate) fn map(
+        &self,
+        bi: usize,
+        n: usize,
+        dir: DmaDirection,
+    ) -> Result<DmaView, RunFailure> {
         let b = self.bufs[bi].as_ref().ok_or_else(|| RunFailure {
             errno: "EBADF".into(),
             message: format!("buffer {bi} is gone"),
@@ -495,11 +678,11 @@ impl World {
                 format!("{} mapping {}: {e}", self.nodes[n].dev.name(), b.name),
             )
         })?;
-        Ok(Mapped::new(self.nodes[n].dev.clone(), sgt))
+        Ok(DmaView::new(self.nodes[n].dev.clone(), sgt))
     }
 
     /// Gives a mapping of buffer `bi` by node `n` back (`dma_buf_unmap_attachment`).
-    pub(crate) fn unmap(&self, bi: usize, n: usize, m: Mapped) -> Result<(), RunFailure> {
+    pub(crate) fn unmap(&self, bi: usize, n: usize, m: DmaView) -> Result<(), RunFailure> {
         let b = self.buf(bi);
         let (Some(att), Some(sgt)) = (b.atts.get(&n), m.into_sgt()) else {
             return Ok(());

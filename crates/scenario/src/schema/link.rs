@@ -15,7 +15,9 @@ pub enum MemoryType {
     /// the consumer: vb2 is the exporter.
     #[serde(rename = "mmap+expbuf")]
     MmapExpbuf,
-    /// `V4L2_MEMORY_USERPTR`: pages of the producer's process memory, pinned for the device.
+    /// `V4L2_MEMORY_USERPTR`: pages of the producer's process memory (a sealed memfd), shared
+    /// with the consumers as a udmabuf of that memfd, the way a pipeline hands user memory to
+    /// other devices.
     #[serde(rename = "userptr")]
     Userptr,
 }
@@ -53,10 +55,14 @@ pub enum Exporter {
     Heap(HeapKind),
     /// The GPU's evicting exporter (VRAM or system memory, per-process address spaces).
     Gpu,
+    /// udmabuf: a sealed memfd of the producer's process turned into a dma-buf
+    /// (`UDMABUF_CREATE`); its pages are the process's own, from system memory.
+    Udmabuf,
 }
 
 /// The spellings [`Exporter`] accepts, for messages.
-pub const EXPORTER_NAMES: &str = "`constraint`, `heap:system`, `heap:cma`, `heap:carveout`, `gpu`";
+pub const EXPORTER_NAMES: &str =
+    "`constraint`, `heap:system`, `heap:cma`, `heap:carveout`, `gpu`, `udmabuf`";
 
 impl Exporter {
     /// The name used in scenario files (`"heap:cma"`).
@@ -67,6 +73,7 @@ impl Exporter {
             Exporter::Heap(HeapKind::Cma) => "heap:cma",
             Exporter::Heap(HeapKind::Carveout) => "heap:carveout",
             Exporter::Gpu => "gpu",
+            Exporter::Udmabuf => "udmabuf",
         }
     }
 }
@@ -92,6 +99,7 @@ impl FromStr for Exporter {
             "heap:cma" => Exporter::Heap(HeapKind::Cma),
             "heap:carveout" => Exporter::Heap(HeapKind::Carveout),
             "gpu" => Exporter::Gpu,
+            "udmabuf" => Exporter::Udmabuf,
             _ => {
                 return Err(format!(
                     "unknown exporter `{s}`, expected one of {EXPORTER_NAMES}"
@@ -213,6 +221,20 @@ fn default_buffers() -> u32 {
     4
 }
 
+/// How a link's consumers learn that a buffer's frame is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// The producer's job fence goes into the buffer's reservation object; consumers' jobs
+    /// wait on what is there (dma-buf implicit sync).
+    #[default]
+    Implicit,
+    /// No fence in the reservation object: each buffer travels with a sync_file fd of the
+    /// producer's job fence, passed to the consumer's process, which waits on it before its job
+    /// (Wayland's explicit-sync protocol, Android's acquire fences).
+    Explicit,
+}
+
 /// A buffer queue between two nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,6 +268,9 @@ pub struct LinkDesc {
     /// Per-plane placement requirements, one entry per plane of the producer's format (or none).
     #[serde(default)]
     pub planes: Vec<PlaneReq>,
+    /// Implicit (reservation objects) or explicit (sync_file fds) synchronisation.
+    #[serde(default)]
+    pub sync: SyncMode,
 }
 
 impl LinkDesc {

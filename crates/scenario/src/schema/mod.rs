@@ -24,7 +24,8 @@ mod overrides;
 
 pub use event::{ActionKind, At, Event, EventAction, EventDesc, QueueKind};
 pub use link::{
-    ConstraintPolicy, Exporter, HeapKind, LinkDesc, MemoryType, PlaneReq, Targets, EXPORTER_NAMES,
+    ConstraintPolicy, Exporter, HeapKind, LinkDesc, MemoryType, PlaneReq, SyncMode, Targets,
+    EXPORTER_NAMES,
 };
 pub use node::{
     DriverKind, EncoderCodec, IspTransform, MapPolicy, NodeDesc, NodeParams, PixelFormat,

@@ -213,11 +213,41 @@ pub enum SwapchainMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EncoderCodec {
-    /// A checksum per frame.
+    /// Verifies each frame; writes nothing.
     #[default]
     Checksum,
-    /// Run-length encoding of each plane.
+    /// Run-length encoding of the frame (`(count, byte)` pairs) into a bitstream buffer the
+    /// encoder owns and writes by DMA.
     Rle,
+}
+
+impl From<TestPattern> for drivers::pattern::TestPattern {
+    fn from(p: TestPattern) -> Self {
+        match p {
+            TestPattern::Bars => drivers::pattern::TestPattern::Bars,
+            TestPattern::Ramp => drivers::pattern::TestPattern::Ramp,
+            TestPattern::Noise => drivers::pattern::TestPattern::Noise,
+        }
+    }
+}
+
+impl From<IspTransform> for drivers::isp::IspTransform {
+    fn from(t: IspTransform) -> Self {
+        match t {
+            IspTransform::Copy => drivers::isp::IspTransform::Copy,
+            IspTransform::Invert => drivers::isp::IspTransform::Invert,
+            IspTransform::SwapUv => drivers::isp::IspTransform::SwapUv,
+        }
+    }
+}
+
+impl From<EncoderCodec> for drivers::encoder::Codec {
+    fn from(c: EncoderCodec) -> Self {
+        match c {
+            EncoderCodec::Checksum => drivers::encoder::Codec::Checksum,
+            EncoderCodec::Rle => drivers::encoder::Codec::Rle,
+        }
+    }
 }
 
 /// Driver parameters. Each applies to some driver kinds only; naming one on another kind is an

@@ -22,6 +22,7 @@ mod events;
 mod locate;
 mod machine;
 mod pipeline;
+pub(crate) mod swapchain;
 
 pub use locate::{locate, FieldPath, Seg};
 

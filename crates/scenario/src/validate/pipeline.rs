@@ -74,6 +74,7 @@ pub(super) fn check(
             ));
         }
     }
+    super::swapchain::check(ctx, raw)?;
     super::events::check(ctx, raw, soc)
 }
 
@@ -470,7 +471,9 @@ fn planes(
             ));
         };
         let fits = match exporter {
-            Some(Exporter::Heap(HeapKind::System)) => b.kind == BankKind::System,
+            Some(Exporter::Heap(HeapKind::System) | Exporter::Udmabuf) => {
+                b.kind == BankKind::System
+            }
             Some(Exporter::Heap(_)) => Some(bank.as_str()) == region_bank,
             _ => true,
         };

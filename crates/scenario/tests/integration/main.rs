@@ -3,8 +3,10 @@
 mod bundled;
 mod clock;
 mod errors;
+mod fields;
 mod fuzz;
 mod report;
+mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
 mod trace_svg;
