@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accounting;
 pub mod exercise;
 pub mod file;
 pub mod heap;
@@ -29,6 +30,7 @@ pub mod process;
 pub mod sim;
 pub mod udmabuf;
 
+pub use accounting::{HeldBuffer, ProcessDmaBufUsage};
 pub use file::{Fd, File, FileObject};
 pub use heap::DmaHeap;
 pub use kernel::{Kernel, UdmabufLimits};

@@ -1,6 +1,7 @@
 //! Integration tests of the simulated kernel (processes, heaps, memfd, udmabuf) and of its
 //! answers to the UAPI seam: one binary, one file per concern.
 
+mod accounting;
 mod conformance;
 mod heaps;
 mod leaks;
