@@ -5,6 +5,7 @@ mod accounting;
 mod conformance;
 mod heaps;
 mod leaks;
+mod memcg;
 mod memfd;
 mod process;
 mod uapi_proptest;
