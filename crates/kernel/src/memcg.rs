@@ -38,7 +38,7 @@
 //! # Locking and lifetime
 //! Each group's counters are behind a leaf mutex; the kernel's group registry and the
 //! pid-to-group map each have one too, never held while a group's is taken. A buffer's charge
-//! lives in its exporter ([`HeapBuffer`](crate::heap::buffer::HeapBuffer)) behind its own
+//! lives in its exporter ([`crate::heap::buffer::HeapBuffer`]) behind its own
 //! mutex, taken before the groups'. A [`MemcgCharge`] uncharges when dropped, exactly once.
 //!
 //! # Example: an allocator service bills its client

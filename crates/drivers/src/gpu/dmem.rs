@@ -33,7 +33,7 @@
 //!
 //! # Locking
 //! A group's counters are a leaf mutex, taken inside the TTM locks as the budget's is, never
-//! held across an eviction. A [`DmemCharge`] uncharges once, when dropped.
+//! held across an eviction. A charge (`DmemCharge`) uncharges once, when dropped.
 
 use super::bo::BoInner;
 use super::ttm::evict_locked;
