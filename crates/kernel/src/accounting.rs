@@ -72,25 +72,32 @@ impl ProcessDmaBufUsage {
     /// The proportional set size in bytes: each buffer's size divided by its holders, summed
     /// exactly and rounded down once.
     pub fn pss(&self) -> u64 {
-        // Sum of size/holders over a common denominator would overflow for many holders;
-        // a rational sum in u128 with per-term remainders stays exact.
-        let mut whole: u128 = 0;
-        let mut frac_num: u128 = 0;
-        let mut frac_den: u128 = 1;
+        // Sizes summed per divisor first, then the fractions added exactly over a reduced
+        // common denominator. Should that denominator ever overflow (dozens of distinct
+        // holder counts), the remaining fractions are dropped: at most a byte per buffer.
+        let mut by_holders: BTreeMap<u128, u128> = BTreeMap::new();
         for b in &self.buffers {
-            let holders = b.holders.max(1) as u128;
-            let size = u128::from(b.size);
+            *by_holders.entry(b.holders.max(1) as u128).or_default() += u128::from(b.size);
+        }
+        let mut whole: u128 = 0;
+        let (mut num, mut den): (u128, u128) = (0, 1);
+        for (holders, size) in by_holders {
             whole += size / holders;
             let rem = size % holders;
-            if rem != 0 {
-                // frac += rem / holders, reduced by the gcd to keep the denominator small.
-                let num = frac_num * holders + rem * frac_den;
-                let den = frac_den * holders;
-                let g = gcd(num, den);
-                frac_num = num / g;
-                frac_den = den / g;
-                whole += frac_num / frac_den;
-                frac_num %= frac_den;
+            if rem == 0 {
+                continue;
+            }
+            // num/den + rem/holders
+            let sum = num
+                .checked_mul(holders)
+                .zip(rem.checked_mul(den))
+                .and_then(|(a, b)| a.checked_add(b))
+                .zip(den.checked_mul(holders));
+            if let Some((n, d)) = sum {
+                let g = gcd(n, d);
+                (num, den) = (n / g, d / g);
+                whole += num / den;
+                num %= den;
             }
         }
         u64::try_from(whole).unwrap_or(u64::MAX)
@@ -178,5 +185,14 @@ mod tests {
         // 1/3 + 1/3 + 1/3 = 1.
         assert_eq!(usage(&[(1, 3), (1, 3), (1, 3)]).pss(), 1);
         assert_eq!(usage(&[(4096, 1), (8192, 4)]).pss(), 4096 + 2048);
+        assert_eq!(usage(&[(1, 2), (1, 3), (1, 6)]).pss(), 1);
+    }
+
+    #[test]
+    fn pss_of_many_distinct_holder_counts_does_not_overflow() {
+        // lcm(1..=200) is far beyond u128: the sum stays within a byte per buffer of exact.
+        let many: Vec<(u64, usize)> = (1..=200).map(|h| (4096 * h as u64 + 1, h)).collect();
+        let pss = usage(&many).pss();
+        assert!((200 * 4096..=200 * 4096 + 200).contains(&pss), "{pss}");
     }
 }
