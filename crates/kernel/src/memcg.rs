@@ -286,6 +286,14 @@ impl Kernel {
         Ok(cg)
     }
 
+    /// Every group: the root first, then the others by name (`find /sys/fs/cgroup -type d`).
+    pub fn memcg_list(&self) -> Vec<Arc<MemCgroup>> {
+        let m = self.memcgs();
+        std::iter::once(m.root.clone())
+            .chain(m.groups.lock().values().cloned())
+            .collect()
+    }
+
     /// The group named `name` (`"/"` is the root).
     pub fn memcg(&self, name: &str) -> Option<Arc<MemCgroup>> {
         if name == ROOT_MEMCG {

@@ -165,6 +165,12 @@ fn test_memcg_names_and_root_limit_are_checked() {
         k.root_memcg().set_max(Some(1)).unwrap_err().errno(),
         Errno::EINVAL
     );
+    let names: Vec<String> = k
+        .memcg_list()
+        .iter()
+        .map(|g| g.name().to_string())
+        .collect();
+    assert_eq!(names, ["/", "a"]);
     let p = k.spawn();
     p.exit();
     assert_eq!(
