@@ -47,6 +47,8 @@
 //! # Ok::<(), dmabuf::DmaBufError>(())
 //! ```
 
+mod holdings;
+
 use crate::file::{Fd, File, FileObject};
 use crate::kernel::{errno, Kernel};
 use crate::memfd::MemfdMapping;
