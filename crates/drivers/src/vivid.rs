@@ -28,7 +28,10 @@ use seam::v4l2::*;
 use seam::{Errno, Fd};
 use std::sync::Arc;
 use uapi::ioctl::{O_CLOEXEC, O_RDWR};
-use vb2::ioctl::{V4l2Buffer, V4l2ExportBuffer, V4l2RequestBuffers};
+use vb2::ioctl::{
+    V4l2Buffer, V4l2CreateBuffers, V4l2ExportBuffer, V4l2Format, V4l2RemoveBuffers,
+    V4l2RequestBuffers,
+};
 use vb2::{Allocator, BufType, DriverBuffer, Vb2Fh, Vb2Ops, Vb2Queue, Vb2QueueConfig, Vb2State};
 
 /// A node's default format (rule 2).
@@ -284,6 +287,58 @@ impl V4l2<SimProcess> for VividDevice {
             vf.fh.querybuf(&mut v).map_err(err)?;
             from_vb2(&v, b);
             Ok(())
+        })
+    }
+
+    fn create_bufs(
+        &mut self,
+        u: &mut SimProcess,
+        fd: Fd,
+        c: &mut CreateBuffers,
+    ) -> Result<(), Errno> {
+        Self::with(u, fd, |vf| {
+            let mut cb = V4l2CreateBuffers {
+                count: c.count,
+                memory: c.memory,
+                format: V4l2Format {
+                    type_: c.type_,
+                    num_planes: 1,
+                    sizes: vec![c.sizeimage],
+                },
+                ..Default::default()
+            };
+            vf.fh.create_bufs(&mut cb).map_err(err)?;
+            c.index = cb.index;
+            c.capabilities = cb.capabilities;
+            c.count = cb.count;
+            Ok(())
+        })
+    }
+
+    fn prepare_buf(&mut self, u: &mut SimProcess, fd: Fd, b: &mut Buffer) -> Result<(), Errno> {
+        Self::with(u, fd, |vf| {
+            let mut v = to_vb2(b);
+            vf.fh.prepare_buf(&mut v).map_err(err)?;
+            from_vb2(&v, b);
+            Ok(())
+        })
+    }
+
+    fn remove_bufs(
+        &mut self,
+        u: &mut SimProcess,
+        fd: Fd,
+        type_: u32,
+        index: u32,
+        count: u32,
+    ) -> Result<(), Errno> {
+        Self::with(u, fd, |vf| {
+            let rb = V4l2RemoveBuffers {
+                index,
+                count,
+                type_,
+            };
+            vf.fh.remove_bufs(&rb).map_err(err)
         })
     }
 

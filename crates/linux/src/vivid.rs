@@ -3,7 +3,8 @@
 //! `include/uapi/linux/videodev2.h` and passed through [`crate::raw::ioctl_bytes`]:
 //! `v4l2_capability` (104 bytes), `v4l2_format` (208; the union at offset 8),
 //! `v4l2_requestbuffers` (20), `v4l2_buffer` (88: `timestamp` at 24, `memory` at 60, `m` at 64,
-//! `length` at 72), `v4l2_exportbuffer` (64).
+//! `length` at 72), `v4l2_exportbuffer` (64), `v4l2_create_buffers` (256: the format at 16, `capabilities`
+//! at 224), `v4l2_remove_buffers` (64).
 //!
 //! The nodes are found by name (`/sys/class/video4linux/videoN/name`: `vivid-000-vid-cap`,
 //! `vivid-000-vid-out`), so the module's other nodes, if any, do not matter.
@@ -26,6 +27,9 @@ const EXPBUF: u32 = iowr(b'V', 16, 64);
 const DQBUF: u32 = iowr(b'V', 17, 88);
 const STREAMON: u32 = iow(b'V', 18, 4);
 const STREAMOFF: u32 = iow(b'V', 19, 4);
+const CREATE_BUFS: u32 = iowr(b'V', 92, 256);
+const PREPARE_BUF: u32 = iowr(b'V', 93, 88);
+const REMOVE_BUFS: u32 = iowr(b'V', 104, 64);
 
 fn put(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
@@ -135,6 +139,48 @@ impl seam::v4l2::V4l2<RealLinux> for Vivid {
 
     fn querybuf(&mut self, u: &mut RealLinux, fd: Fd, b: &mut Buffer) -> Result<(), Errno> {
         Self::buffer_call(u, fd, QUERYBUF, b)
+    }
+
+    fn create_bufs(
+        &mut self,
+        u: &mut RealLinux,
+        fd: Fd,
+        c: &mut CreateBuffers,
+    ) -> Result<(), Errno> {
+        // The node's current format (a zeroed one of the type if G_FMT refuses), with the
+        // asked-for sizeimage.
+        let mut f = vec![0u8; 208];
+        put(&mut f, 0, c.type_);
+        let f = Self::call(u, fd, G_FMT, f.clone()).unwrap_or(f);
+        let mut a = vec![0u8; 256];
+        put(&mut a, 4, c.count);
+        put(&mut a, 8, c.memory);
+        a[16..224].copy_from_slice(&f);
+        put(&mut a, 16 + 28, c.sizeimage);
+        let a = Self::call(u, fd, CREATE_BUFS, a)?;
+        c.index = get(&a, 0);
+        c.count = get(&a, 4);
+        c.capabilities = get(&a, 224);
+        Ok(())
+    }
+
+    fn prepare_buf(&mut self, u: &mut RealLinux, fd: Fd, b: &mut Buffer) -> Result<(), Errno> {
+        Self::buffer_call(u, fd, PREPARE_BUF, b)
+    }
+
+    fn remove_bufs(
+        &mut self,
+        u: &mut RealLinux,
+        fd: Fd,
+        type_: u32,
+        index: u32,
+        count: u32,
+    ) -> Result<(), Errno> {
+        let mut a = vec![0u8; 64];
+        put(&mut a, 0, index);
+        put(&mut a, 4, count);
+        put(&mut a, 8, type_);
+        Self::call(u, fd, REMOVE_BUFS, a).map(drop)
     }
 
     fn qbuf(&mut self, u: &mut RealLinux, fd: Fd, b: &mut Buffer) -> Result<(), Errno> {

@@ -1,5 +1,5 @@
 //! The V4L2 seam: a process's view of a video device's buffer queue — `QUERYCAP`, `G_FMT`,
-//! `REQBUFS`, `QUERYBUF`, `QBUF`, `DQBUF`, `EXPBUF`, `STREAMON`/`STREAMOFF` — answered by vivid
+//! `REQBUFS`, `CREATE_BUFS`, `QUERYBUF`, `PREPARE_BUF`, `QBUF`, `DQBUF`, `EXPBUF`, `STREAMON`/`STREAMOFF`, `REMOVE_BUFS` — answered by vivid
 //! on Linux (`linux::Vivid`) and by the simulator's vivid-like device over vb2
 //! (`drivers::vivid::VividDevice`).
 //!
@@ -42,6 +42,10 @@ pub const BUF_FLAG_MAPPED: u32 = 0x1;
 pub const BUF_FLAG_QUEUED: u32 = 0x2;
 /// `V4L2_BUF_FLAG_DONE`.
 pub const BUF_FLAG_DONE: u32 = 0x4;
+/// `V4L2_BUF_FLAG_PREPARED`.
+pub const BUF_FLAG_PREPARED: u32 = 0x400;
+/// `V4L2_BUF_CAP_SUPPORTS_REMOVE_BUFS` (Linux 6.10 and later).
+pub const BUF_CAP_SUPPORTS_REMOVE_BUFS: u32 = 0x100;
 
 /// Which node of the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +93,24 @@ pub struct RequestBuffers {
     pub capabilities: u32,
 }
 
+/// `struct v4l2_create_buffers` (single-planar), the fields the suite sets and reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateBuffers {
+    /// Out: the index of the first buffer created (the queue's count when `count` is 0).
+    pub index: u32,
+    /// In: wanted; out: created.
+    pub count: u32,
+    /// `enum v4l2_memory`.
+    pub memory: u32,
+    /// `format.type`.
+    pub type_: u32,
+    /// `format.fmt.pix.sizeimage`: the plane size the buffers must hold (the rest of the
+    /// format is the node's current one).
+    pub sizeimage: u32,
+    /// Out: `V4L2_BUF_CAP_*`.
+    pub capabilities: u32,
+}
+
 /// `struct v4l2_buffer` (single-planar), the fields the suite sets and reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Buffer {
@@ -122,6 +144,19 @@ pub trait V4l2<U: Uapi> {
     fn reqbufs(&mut self, u: &mut U, fd: Fd, r: &mut RequestBuffers) -> Result<(), Errno>;
     /// `VIDIOC_QUERYBUF`.
     fn querybuf(&mut self, u: &mut U, fd: Fd, b: &mut Buffer) -> Result<(), Errno>;
+    /// `VIDIOC_CREATE_BUFS`.
+    fn create_bufs(&mut self, u: &mut U, fd: Fd, c: &mut CreateBuffers) -> Result<(), Errno>;
+    /// `VIDIOC_PREPARE_BUF`.
+    fn prepare_buf(&mut self, u: &mut U, fd: Fd, b: &mut Buffer) -> Result<(), Errno>;
+    /// `VIDIOC_REMOVE_BUFS` of `count` buffers from `index` (Linux 6.10 and later).
+    fn remove_bufs(
+        &mut self,
+        u: &mut U,
+        fd: Fd,
+        type_: u32,
+        index: u32,
+        count: u32,
+    ) -> Result<(), Errno>;
     /// `VIDIOC_QBUF`.
     fn qbuf(&mut self, u: &mut U, fd: Fd, b: &mut Buffer) -> Result<(), Errno>;
     /// `VIDIOC_DQBUF` (blocking).
