@@ -221,7 +221,72 @@ fn from_vb2(v: &V4l2Buffer, b: &mut Buffer) {
     };
 }
 
+/// A CPU mapping of an MMAP plane of a simulated vivid queue (holds the plane's memory).
+pub struct VividPlane {
+    map: vb2::Vb2Mapping,
+    prot: u32,
+}
+
+impl std::fmt::Debug for VividPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VividPlane(len {:#x}, prot {:#x})",
+            self.map.len(),
+            self.prot
+        )
+    }
+}
+
+impl seam::Mapping for VividPlane {
+    fn len(&self) -> u64 {
+        self.map.len()
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if self.prot & (seam::PROT_READ | seam::PROT_WRITE) == 0 {
+            return Err(Errno::EACCES);
+        }
+        self.map.read(offset, buf).map_err(err)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        if self.prot & seam::PROT_WRITE == 0 {
+            return Err(Errno::EACCES);
+        }
+        self.map.write(offset, data).map_err(err)
+    }
+}
+
 impl V4l2<SimProcess> for VividDevice {
+    type Plane = VividPlane;
+
+    fn mmap_plane(
+        &mut self,
+        u: &mut SimProcess,
+        fd: Fd,
+        offset: u32,
+        len: u64,
+        prot: u32,
+        shared: bool,
+    ) -> Result<VividPlane, Errno> {
+        Self::with(u, fd, |vf| {
+            let map = vf.fh.mmap(offset, len, prot, shared).map_err(err)?;
+            Ok(VividPlane { map, prot })
+        })
+    }
+
+    fn poll_video(
+        &mut self,
+        u: &mut SimProcess,
+        fd: Fd,
+        events: u16,
+        _timeout_ms: i32,
+    ) -> Result<u16, Errno> {
+        // Frames complete as soon as the queue runs (rule 4): nothing is left to wait for.
+        Self::with(u, fd, |vf| Ok(vf.fh.poll(events)))
+    }
+
     fn open_video(&mut self, u: &mut SimProcess, node: VideoNode) -> Result<Fd, Errno> {
         use uapi::AsErrno;
         let (q, capture) = match node {

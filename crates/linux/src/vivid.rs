@@ -84,6 +84,30 @@ impl Vivid {
 }
 
 impl seam::v4l2::V4l2<RealLinux> for Vivid {
+    type Plane = crate::RealMapping;
+
+    fn mmap_plane(
+        &mut self,
+        u: &mut RealLinux,
+        fd: Fd,
+        offset: u32,
+        len: u64,
+        prot: u32,
+        shared: bool,
+    ) -> Result<crate::RealMapping, Errno> {
+        seam::Uapi::mmap(u, fd, u64::from(offset), len, prot, shared)
+    }
+
+    fn poll_video(
+        &mut self,
+        u: &mut RealLinux,
+        fd: Fd,
+        events: u16,
+        timeout_ms: i32,
+    ) -> Result<u16, Errno> {
+        seam::Uapi::poll(u, fd, events, timeout_ms)
+    }
+
     fn open_video(&mut self, u: &mut RealLinux, node: VideoNode) -> Result<Fd, Errno> {
         let want = match node {
             VideoNode::Capture => "vid-cap",

@@ -12,7 +12,7 @@
 //! table. Structures keep the C fields as raw integers so a case can pass what the kernel must
 //! refuse; the errnos are Linux 6.12's vb2 (found in qemu with vivid).
 
-use crate::{Errno, Fd, Uapi};
+use crate::{Errno, Fd, Mapping, Uapi};
 
 /// `V4L2_BUF_TYPE_VIDEO_CAPTURE`.
 pub const BUF_TYPE_VIDEO_CAPTURE: u32 = 1;
@@ -132,6 +132,9 @@ pub struct Buffer {
 
 /// V4L2 on one video device, for the process `U` (see the [module doc](self)).
 pub trait V4l2<U: Uapi> {
+    /// A CPU mapping of an MMAP plane (see [`mmap_plane`](V4l2::mmap_plane)).
+    type Plane: Mapping;
+
     /// Opens the node (`O_RDWR | O_CLOEXEC`).
     ///
     /// Errors: `ENOENT` without the device.
@@ -170,6 +173,28 @@ pub trait V4l2<U: Uapi> {
         index: u32,
         flags: u32,
     ) -> Result<Fd, Errno>;
+    /// `mmap(NULL, len, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, offset)` of the video node:
+    /// the MMAP plane whose `m.offset` cookie (from `QUERYBUF`) is `offset`. The mapping keeps
+    /// the plane's memory alive (the buffer is MAPPED) until it is dropped.
+    ///
+    /// Errors (vb2's): `EINVAL` for a private mapping, a capture mapping without `PROT_READ`, an
+    /// output one without `PROT_WRITE`, a queue whose memory is not MMAP, an unknown cookie, or a
+    /// length past the page-aligned plane.
+    fn mmap_plane(
+        &mut self,
+        u: &mut U,
+        fd: Fd,
+        offset: u32,
+        len: u64,
+        prot: u32,
+        shared: bool,
+    ) -> Result<Self::Plane, Errno>;
+    /// `poll(2)` of the video node for `events`, waiting at most `timeout_ms`: the `revents`.
+    /// vb2 says `POLLERR` while the queue is not streaming, `POLLIN` (capture) once a buffer is
+    /// done. (With no buffers at all, vivid's capture would start read() emulation: the suite
+    /// does not poll then.)
+    fn poll_video(&mut self, u: &mut U, fd: Fd, events: u16, timeout_ms: i32)
+        -> Result<u16, Errno>;
     /// `VIDIOC_STREAMON`.
     fn streamon(&mut self, u: &mut U, fd: Fd, type_: u32) -> Result<(), Errno>;
     /// `VIDIOC_STREAMOFF`.

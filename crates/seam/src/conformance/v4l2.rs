@@ -10,8 +10,10 @@ use crate::SEEK_END;
 
 mod create;
 mod import;
+mod mmap;
 pub use create::*;
 pub use import::*;
+pub use mmap::*;
 
 /// The signature of a V4L2 case.
 pub type V4l2CaseFn<U, V> = fn(&mut U, &mut V) -> Result<Outcome, Failure>;
@@ -452,5 +454,8 @@ pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
         v4l2_create_bufs_sizes_and_errnos => "vb2 11-12, 14-15",
         v4l2_prepare_buf_then_qbuf => "vb2 17, 19, 22",
         v4l2_remove_bufs_from_the_middle => "vb2 15-16, 18",
+        v4l2_mmap_by_offset_reads_the_frame => "vb2 17, 53-55",
+        v4l2_reqbufs0_with_a_plane_still_mapped => "vb2 7, 54",
+        v4l2_poll_follows_streaming => "vb2 poll, 62",
     }
 }
