@@ -32,6 +32,7 @@ use vb2::ioctl::{
     V4l2Buffer, V4l2CreateBuffers, V4l2ExportBuffer, V4l2Format, V4l2RemoveBuffers,
     V4l2RequestBuffers,
 };
+use vb2::userptr::UserMemory;
 use vb2::{Allocator, BufType, DriverBuffer, Vb2Fh, Vb2Ops, Vb2Queue, Vb2QueueConfig, Vb2State};
 
 /// A node's default format (rule 2).
@@ -91,11 +92,58 @@ impl Vb2Ops for Node {
     }
 }
 
-/// The simulated vivid instance of one machine (rules 1-3).
+/// The simulated vivid instance of one machine (rules 1-3), and the address space USERPTR
+/// planes come from.
 #[derive(Clone)]
 pub struct VividDevice {
     capture: Arc<Vb2Queue>,
     output: Arc<Vb2Queue>,
+    user: Arc<UserMemory>,
+}
+
+/// Anonymous memory of the simulated process, for USERPTR: unmapped when dropped.
+pub struct VividUserMem {
+    user: Arc<UserMemory>,
+    addr: u64,
+    len: u64,
+}
+
+impl std::fmt::Debug for VividUserMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VividUserMem({:#x}, len {:#x})", self.addr, self.len)
+    }
+}
+
+impl Drop for VividUserMem {
+    fn drop(&mut self) {
+        let _ = self.user.munmap(self.addr);
+    }
+}
+
+impl seam::Mapping for VividUserMem {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
+            return Err(Errno::EFAULT);
+        }
+        self.user.read(self.addr + offset, buf).map_err(err)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
+            return Err(Errno::EFAULT);
+        }
+        self.user.write(self.addr + offset, data).map_err(err)
+    }
 }
 
 impl std::fmt::Debug for VividDevice {
@@ -168,6 +216,7 @@ impl VividDevice {
         Ok(VividDevice {
             capture: queue(true),
             output: queue(false),
+            user: UserMemory::new(dma),
         })
     }
 
@@ -204,6 +253,7 @@ fn to_vb2(b: &Buffer) -> V4l2Buffer {
     v.length = b.length;
     v.m_offset = b.m;
     v.m_fd = b.m as i32;
+    v.m_userptr = b.userptr;
     v
 }
 
@@ -214,6 +264,7 @@ fn from_vb2(v: &V4l2Buffer, b: &mut Buffer) {
     b.flags = v.flags;
     b.memory = v.memory;
     b.length = v.length;
+    b.userptr = v.m_userptr;
     b.m = if v.memory == MEMORY_DMABUF {
         v.m_fd as u32
     } else {
@@ -260,6 +311,17 @@ impl seam::Mapping for VividPlane {
 
 impl V4l2<SimProcess> for VividDevice {
     type Plane = VividPlane;
+    type UserMem = VividUserMem;
+
+    fn user_memory(&mut self, _u: &mut SimProcess, len: u64) -> Result<(VividUserMem, u64), Errno> {
+        let addr = self.user.mmap_anon(len).map_err(err)?;
+        let mem = VividUserMem {
+            user: self.user.clone(),
+            addr,
+            len,
+        };
+        Ok((mem, addr))
+    }
 
     fn mmap_plane(
         &mut self,
@@ -294,7 +356,7 @@ impl V4l2<SimProcess> for VividDevice {
             VideoNode::Output => (&self.output, false),
         };
         let vf = VividFile {
-            fh: q.open(u.process()),
+            fh: q.open(u.process()).with_user_memory(self.user.clone()),
             capture,
         };
         u.process()

@@ -51,7 +51,11 @@ fn encode(b: &Buffer) -> [u8; 88] {
     put(&mut a, 8, b.bytesused);
     put(&mut a, 12, b.flags);
     put(&mut a, 60, b.memory);
-    put(&mut a, 64, b.m);
+    if b.memory == MEMORY_USERPTR {
+        a[64..72].copy_from_slice(&b.userptr.to_ne_bytes());
+    } else {
+        put(&mut a, 64, b.m);
+    }
     put(&mut a, 72, b.length);
     a
 }
@@ -63,6 +67,7 @@ fn decode(a: &[u8], b: &mut Buffer) {
     b.flags = get(a, 12);
     b.memory = get(a, 60);
     b.m = get(a, 64);
+    b.userptr = u64::from_ne_bytes(a[64..72].try_into().expect("8 bytes"));
     b.length = get(a, 72);
 }
 
@@ -85,6 +90,25 @@ impl Vivid {
 
 impl seam::v4l2::V4l2<RealLinux> for Vivid {
     type Plane = crate::RealMapping;
+    type UserMem = crate::RealMapping;
+
+    fn user_memory(
+        &mut self,
+        u: &mut RealLinux,
+        len: u64,
+    ) -> Result<(crate::RealMapping, u64), Errno> {
+        // A shared mapping of a memfd (shmem pages vb2 may pin for long); the mapping holds
+        // the file, so the fd is closed at once.
+        use seam::Uapi;
+        let m = u.memfd_create("userptr", 0)?;
+        let r = u
+            .ftruncate(m, len)
+            .and_then(|()| u.mmap(m, 0, len, seam::PROT_READ | seam::PROT_WRITE, true));
+        u.close(m)?;
+        let map = r?;
+        let addr = map.addr();
+        Ok((map, addr))
+    }
 
     fn mmap_plane(
         &mut self,

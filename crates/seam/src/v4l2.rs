@@ -126,6 +126,9 @@ pub struct Buffer {
     pub memory: u32,
     /// `m.offset` (MMAP) or `m.fd` (DMABUF), as the C union's first 32 bits.
     pub m: u32,
+    /// `m.userptr` (USERPTR): the whole 64 bits of the union, used instead of `m` when
+    /// `memory` is USERPTR.
+    pub userptr: u64,
     /// Plane length.
     pub length: u32,
 }
@@ -134,6 +137,14 @@ pub struct Buffer {
 pub trait V4l2<U: Uapi> {
     /// A CPU mapping of an MMAP plane (see [`mmap_plane`](V4l2::mmap_plane)).
     type Plane: Mapping;
+    /// Memory of the process's own, for USERPTR (see [`user_memory`](V4l2::user_memory)).
+    type UserMem: Mapping;
+
+    /// `len` bytes of zeroed read-write memory in the process's address space, and its
+    /// (page-aligned) address, to queue as a USERPTR plane; unmapped when dropped.
+    ///
+    /// Errors: `EINVAL` for length 0, `ENOMEM`.
+    fn user_memory(&mut self, u: &mut U, len: u64) -> Result<(Self::UserMem, u64), Errno>;
 
     /// Opens the node (`O_RDWR | O_CLOEXEC`).
     ///

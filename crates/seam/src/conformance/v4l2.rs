@@ -457,5 +457,6 @@ pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
         v4l2_mmap_by_offset_reads_the_frame => "vb2 17, 53-55",
         v4l2_reqbufs0_with_a_plane_still_mapped => "vb2 7, 54",
         v4l2_poll_follows_streaming => "vb2 poll, 62",
+        v4l2_userptr_streams_into_user_memory => "vb2 19, 47, USERPTR",
     }
 }

@@ -1,6 +1,6 @@
-//! The `v4l2` suite's mmap and poll cases: MMAP planes mapped by their QUERYBUF offset cookie,
+//! The `v4l2` suite's mmap, USERPTR and poll cases: MMAP planes mapped by their QUERYBUF offset cookie,
 //! the frame the device wrote read through the mapping, REQBUFS(0) while a plane is still
-//! mapped, the mmap errnos, and poll's answer before, during and after streaming.
+//! mapped, the mmap errnos, USERPTR planes in the process's own memory, and poll's answer before, during and after streaming.
 
 use super::super::*;
 use super::{buffer, capture, page_align, querybuf, reqbufs, CAP};
@@ -148,5 +148,58 @@ pub fn v4l2_poll_follows_streaming<U: Uapi, V: V4l2<U>>(
             format!("poll after STREAMOFF gave {r:#x}")
         })?;
         reqbufs(u, v, c, 0, MEMORY_MMAP).map(drop)
+    })
+}
+
+/// USERPTR: the process's own memory queued by address streams; the dequeued buffer gives its
+/// address back and the frame is in that memory. A length below the format's size is `EINVAL`
+/// and a USERPTR queue cannot export (`EINVAL`).
+pub fn v4l2_userptr_streams_into_user_memory<U: Uapi, V: V4l2<U>>(
+    u: &mut U,
+    v: &mut V,
+) -> Result<Outcome, Failure> {
+    scoped(u, |u, fds| {
+        let c = capture(u, v, fds)?;
+        let f = ok("G_FMT", v.g_fmt(u, c, CAP))?;
+        let size = page_align(u64::from(f.sizeimage));
+        let n = reqbufs(u, v, c, 2, MEMORY_USERPTR)?;
+        let mut mems = Vec::new();
+        for i in 0..n {
+            let (mem, addr) = ok("user memory", v.user_memory(u, size))?;
+            let mut b = buffer(i, MEMORY_USERPTR);
+            b.userptr = addr;
+            if i == 0 {
+                b.length = f.sizeimage - 1;
+                errno(
+                    "QBUF(USERPTR, length sizeimage - 1)",
+                    Errno::EINVAL,
+                    v.qbuf(u, c, &mut b),
+                )?;
+            }
+            b.length = size as u32;
+            ok(&format!("QBUF({i}, USERPTR)"), v.qbuf(u, c, &mut b))?;
+            mems.push((mem, addr));
+        }
+        let r = v.expbuf(u, c, CAP, 0, crate::O_CLOEXEC);
+        errno_fd(u, "EXPBUF on a USERPTR queue", Errno::EINVAL, r)?;
+        ok("STREAMON", v.streamon(u, c, CAP))?;
+        let mut d = buffer(0, MEMORY_USERPTR);
+        ok("DQBUF", v.dqbuf(u, c, &mut d))?;
+        let i = d.index as usize;
+        ensure(i < mems.len() && d.userptr == mems[i].1, || {
+            format!(
+                "dequeued {d:?}, queued at {:x?}",
+                mems.iter().map(|m| m.1).collect::<Vec<_>>()
+            )
+        })?;
+        let mut line = vec![0u8; f.bytesperline as usize];
+        ok("read the user memory", mems[i].0.read(0, &mut line))?;
+        ensure(line.iter().any(|&b| b != 0), || {
+            format!("the first line of the frame in user memory is all zero ({d:?})")
+        })?;
+        ok("STREAMOFF", v.streamoff(u, c, CAP))?;
+        reqbufs(u, v, c, 0, MEMORY_USERPTR)?;
+        drop(mems);
+        Ok(())
     })
 }
