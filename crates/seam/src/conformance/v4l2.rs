@@ -447,6 +447,7 @@ pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
         v4l2_streamon_without_buffers_einval => "vb2 56-57",
         v4l2_qbuf_twice_and_streamoff_not_streaming => "vb2 19, 24, 62, 66",
         v4l2_expbuf_imported_into_another_queue => "vb2 32-34, 50",
+        v4l2_capture_export_feeds_the_output_queue => "vb2 15, 27, 33, 50",
         v4l2_dmabuf_import_udmabuf_and_stream => "vb2 33, 41",
         v4l2_streamoff_returns_all_buffers => "vb2 62, 64-66",
         v4l2_dmabuf_requeue_same_fd => "vb2 37, 39, 41",

@@ -95,6 +95,58 @@ pub fn v4l2_expbuf_imported_into_another_queue<U: Uapi, V: V4l2<U>>(
     })
 }
 
+/// The other way: capture planes created (CREATE_BUFS) large enough for an output frame,
+/// exported, and queued on the output node's DMABUF queue with a full frame's `bytesused`:
+/// the output consumes them and gives them back with their fds.
+pub fn v4l2_capture_export_feeds_the_output_queue<U: Uapi, V: V4l2<U>>(
+    u: &mut U,
+    v: &mut V,
+) -> Result<Outcome, Failure> {
+    scoped(u, |u, fds| {
+        let c = capture(u, v, fds)?;
+        let o = open(fds, "open(output)", v.open_video(u, VideoNode::Output))?;
+        let of = ok("G_FMT(output)", v.g_fmt(u, o, OUT))?;
+        let mut cb = CreateBuffers {
+            count: 2,
+            memory: MEMORY_MMAP,
+            type_: CAP,
+            sizeimage: of.sizeimage,
+            ..Default::default()
+        };
+        ok(
+            "CREATE_BUFS(capture, output-sized)",
+            v.create_bufs(u, c, &mut cb),
+        )?;
+        let n = reqbufs_type(u, v, o, OUT, cb.count, MEMORY_DMABUF)?.min(cb.count);
+        let mut exported = Vec::new();
+        for i in 0..n {
+            let e = open(
+                fds,
+                &format!("EXPBUF(capture {})", cb.index + i),
+                v.expbuf(u, c, CAP, cb.index + i, crate::O_RDWR | crate::O_CLOEXEC),
+            )?;
+            let mut b = dmabuf(i, OUT, e);
+            b.bytesused = of.sizeimage;
+            ok(
+                &format!("QBUF(output {i}, exported fd)"),
+                v.qbuf(u, o, &mut b),
+            )?;
+            exported.push(e);
+        }
+        ok("STREAMON(output)", v.streamon(u, o, OUT))?;
+        let mut d = buffer(0, MEMORY_DMABUF);
+        d.type_ = OUT;
+        ok("DQBUF(output)", v.dqbuf(u, o, &mut d))?;
+        ensure(
+            (d.index as usize) < exported.len() && d.m == exported[d.index as usize] as u32,
+            || format!("dequeued {d:?} from fds {exported:?}"),
+        )?;
+        ok("STREAMOFF(output)", v.streamoff(u, o, OUT))?;
+        reqbufs_type(u, v, o, OUT, 0, MEMORY_DMABUF)?;
+        reqbufs(u, v, c, 0, MEMORY_MMAP).map(drop)
+    })
+}
+
 /// udmabufs over a sealed memfd import into the capture queue: they stream, and the frame the
 /// device wrote is in the memfd's pages.
 pub fn v4l2_dmabuf_import_udmabuf_and_stream<U: Uapi, V: V4l2<U>>(
