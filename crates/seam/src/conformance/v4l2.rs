@@ -11,9 +11,11 @@ use crate::SEEK_END;
 mod create;
 mod import;
 mod mmap;
+mod owner;
 pub use create::*;
 pub use import::*;
 pub use mmap::*;
+pub use owner::*;
 
 /// The signature of a V4L2 case.
 pub type V4l2CaseFn<U, V> = fn(&mut U, &mut V) -> Result<Outcome, Failure>;
@@ -459,5 +461,6 @@ pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
         v4l2_reqbufs0_with_a_plane_still_mapped => "vb2 7, 54",
         v4l2_poll_follows_streaming => "vb2 poll, 62",
         v4l2_userptr_streams_into_user_memory => "vb2 19, 47, USERPTR",
+        v4l2_second_open_is_not_the_owner => "vb2 3, 6, 16, 21",
     }
 }

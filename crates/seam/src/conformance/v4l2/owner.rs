@@ -1,0 +1,70 @@
+//! The `v4l2` suite's queue-ownership and busy cases: the file handle that allocated the
+//! buffers owns the queue, another open of the same node may look (QUERYBUF) but not touch
+//! (`EBUSY`), the queue is free again once the owner closes, and REQBUFS while streaming is
+//! `EBUSY`.
+
+use super::super::*;
+use super::{buffer, capture, querybuf, reqbufs, CAP};
+use crate::v4l2::*;
+
+/// Ownership: after REQBUFS on one open of the capture node, a second open's REQBUFS, QBUF
+/// and STREAMON are `EBUSY` while its QUERYBUF works; closing the owner frees the queue for
+/// the second. REQBUFS, even REQBUFS(0), while streaming is `EBUSY`.
+pub fn v4l2_second_open_is_not_the_owner<U: Uapi, V: V4l2<U>>(
+    u: &mut U,
+    v: &mut V,
+) -> Result<Outcome, Failure> {
+    scoped(u, |u, fds| {
+        let first = capture(u, v, fds)?;
+        let second = capture(u, v, fds)?;
+        let n = reqbufs(u, v, first, 2, MEMORY_MMAP)?;
+        let mut r = RequestBuffers {
+            count: 2,
+            type_: CAP,
+            memory: MEMORY_MMAP,
+            ..Default::default()
+        };
+        errno(
+            "REQBUFS from a second open",
+            Errno::EBUSY,
+            v.reqbufs(u, second, &mut r),
+        )?;
+        querybuf(u, v, second, 0, MEMORY_MMAP)?;
+        errno(
+            "QBUF from a second open",
+            Errno::EBUSY,
+            v.qbuf(u, second, &mut buffer(0, MEMORY_MMAP)),
+        )?;
+        errno(
+            "STREAMON from a second open",
+            Errno::EBUSY,
+            v.streamon(u, second, CAP),
+        )?;
+        for i in 0..n {
+            ok(
+                &format!("QBUF({i})"),
+                v.qbuf(u, first, &mut buffer(i, MEMORY_MMAP)),
+            )?;
+        }
+        ok("STREAMON", v.streamon(u, first, CAP))?;
+        for count in [0, 2] {
+            let mut r = RequestBuffers {
+                count,
+                type_: CAP,
+                memory: MEMORY_MMAP,
+                ..Default::default()
+            };
+            errno(
+                &format!("REQBUFS({count}) while streaming"),
+                Errno::EBUSY,
+                v.reqbufs(u, first, &mut r),
+            )?;
+        }
+        close_now(u, fds, first)?;
+        let again = reqbufs(u, v, second, 2, MEMORY_MMAP)?;
+        ensure(again >= 2, || {
+            format!("REQBUFS after the owner closed gave {again}")
+        })?;
+        reqbufs(u, v, second, 0, MEMORY_MMAP).map(drop)
+    })
+}
