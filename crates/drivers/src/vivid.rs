@@ -478,6 +478,14 @@ impl V4l2<SimProcess> for VividDevice {
         })
     }
 
+    fn set_nonblocking(&mut self, u: &mut SimProcess, fd: Fd, on: bool) -> Result<(), Errno> {
+        // The file's own flags (F_GETFL) are not changed: only vb2's DQBUF mode is modelled.
+        Self::with(u, fd, |vf| {
+            vf.fh.set_nonblocking(on);
+            Ok(())
+        })
+    }
+
     fn dqbuf(&mut self, u: &mut SimProcess, fd: Fd, b: &mut Buffer) -> Result<(), Errno> {
         Self::with(u, fd, |vf| {
             let mut v = to_vb2(b);

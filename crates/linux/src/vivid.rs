@@ -235,6 +235,20 @@ impl seam::v4l2::V4l2<RealLinux> for Vivid {
         Self::buffer_call(u, fd, QBUF, b)
     }
 
+    fn set_nonblocking(&mut self, u: &mut RealLinux, fd: Fd, on: bool) -> Result<(), Errno> {
+        use rustix::fs::OFlags;
+        let flags = if on {
+            OFlags::NONBLOCK
+        } else {
+            OFlags::empty()
+        };
+        u.exec().run(move |files| {
+            files.with(fd, |fd| {
+                rustix::fs::fcntl_setfl(fd, flags).map_err(crate::sys::errno)
+            })
+        })
+    }
+
     fn dqbuf(&mut self, u: &mut RealLinux, fd: Fd, b: &mut Buffer) -> Result<(), Errno> {
         Self::buffer_call(u, fd, DQBUF, b)
     }

@@ -173,7 +173,9 @@ pub trait V4l2<U: Uapi> {
     ) -> Result<(), Errno>;
     /// `VIDIOC_QBUF`.
     fn qbuf(&mut self, u: &mut U, fd: Fd, b: &mut Buffer) -> Result<(), Errno>;
-    /// `VIDIOC_DQBUF` (blocking).
+    /// `fcntl(fd, F_SETFL, on ? O_NONBLOCK : 0)` on the video node: whether DQBUF waits.
+    fn set_nonblocking(&mut self, u: &mut U, fd: Fd, on: bool) -> Result<(), Errno>;
+    /// `VIDIOC_DQBUF` (blocking unless [`set_nonblocking`](V4l2::set_nonblocking)).
     fn dqbuf(&mut self, u: &mut U, fd: Fd, b: &mut Buffer) -> Result<(), Errno>;
     /// `VIDIOC_EXPBUF` of plane 0 of buffer `index`; the new dma-buf fd.
     fn expbuf(

@@ -1,7 +1,7 @@
 //! The `v4l2` suite's queue-ownership and busy cases: the file handle that allocated the
 //! buffers owns the queue, another open of the same node may look (QUERYBUF) but not touch
-//! (`EBUSY`), the queue is free again once the owner closes, and REQBUFS while streaming is
-//! `EBUSY`.
+//! (`EBUSY`), the queue is free again once the owner closes, REQBUFS while streaming is
+//! `EBUSY`, and a non-blocking DQBUF before the queue has started is `EAGAIN`.
 
 use super::super::*;
 use super::{buffer, capture, querybuf, reqbufs, CAP};
@@ -66,5 +66,31 @@ pub fn v4l2_second_open_is_not_the_owner<U: Uapi, V: V4l2<U>>(
             format!("REQBUFS after the owner closed gave {again}")
         })?;
         reqbufs(u, v, second, 0, MEMORY_MMAP).map(drop)
+    })
+}
+
+/// Non-blocking DQBUF: streaming with one buffer queued does not start vivid's capture (it
+/// needs two, `min_queued_buffers`), so a non-blocking DQBUF is `EAGAIN`; the second QBUF
+/// starts it and a blocking DQBUF gets a frame.
+pub fn v4l2_nonblocking_dqbuf_before_the_queue_starts<U: Uapi, V: V4l2<U>>(
+    u: &mut U,
+    v: &mut V,
+) -> Result<Outcome, Failure> {
+    scoped(u, |u, fds| {
+        let c = capture(u, v, fds)?;
+        reqbufs(u, v, c, 2, MEMORY_MMAP)?;
+        ok("QBUF(0)", v.qbuf(u, c, &mut buffer(0, MEMORY_MMAP)))?;
+        ok("STREAMON with one buffer", v.streamon(u, c, CAP))?;
+        ok("O_NONBLOCK", v.set_nonblocking(u, c, true))?;
+        errno(
+            "non-blocking DQBUF, not started",
+            Errno::EAGAIN,
+            v.dqbuf(u, c, &mut buffer(0, MEMORY_MMAP)),
+        )?;
+        ok("QBUF(1)", v.qbuf(u, c, &mut buffer(1, MEMORY_MMAP)))?;
+        ok("blocking again", v.set_nonblocking(u, c, false))?;
+        ok("DQBUF", v.dqbuf(u, c, &mut buffer(0, MEMORY_MMAP)))?;
+        ok("STREAMOFF", v.streamoff(u, c, CAP))?;
+        reqbufs(u, v, c, 0, MEMORY_MMAP).map(drop)
     })
 }
