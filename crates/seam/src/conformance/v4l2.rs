@@ -453,6 +453,7 @@ pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
         v4l2_dmabuf_import_udmabuf_and_stream => "vb2 33, 41",
         v4l2_streamoff_returns_all_buffers => "vb2 62, 64-66",
         v4l2_dmabuf_requeue_same_fd => "vb2 37, 39, 41",
+        v4l2_dmabuf_one_buffer_at_two_indices => "vb2 33, 41",
         v4l2_dmabuf_qbuf_wrong_arguments => "vb2 19, 34-35",
         v4l2_create_bufs_sizes_and_errnos => "vb2 11-12, 14-15",
         v4l2_prepare_buf_then_qbuf => "vb2 17, 19, 22",

@@ -24,9 +24,10 @@ fn create<U: Uapi, V: V4l2<U>>(
     v.create_bufs(u, fd, &mut c).map(|()| c)
 }
 
-/// CREATE_BUFS: count 0 only reports (index 0, the memory capabilities); buffers come after
-/// the existing ones and may be larger than the format; a size below the format's, a size of
-/// 0, another memory type than the queue's or the output type is `EINVAL`.
+/// CREATE_BUFS: count 0 only reports (index = the buffer count, the memory capabilities),
+/// even for another memory type than the queue's, but an unknown memory is `EINVAL`; buffers
+/// come after the existing ones and may be larger than the format; a size below the format's,
+/// a size of 0, another memory type than the queue's or the output type is `EINVAL`.
 pub fn v4l2_create_bufs_sizes_and_errnos<U: Uapi, V: V4l2<U>>(
     u: &mut U,
     v: &mut V,
@@ -64,6 +65,18 @@ pub fn v4l2_create_bufs_sizes_and_errnos<U: Uapi, V: V4l2<U>>(
                 create(u, v, c, count, memory, s).map(drop),
             )?;
         }
+        let probe = ok(
+            "CREATE_BUFS(0, DMABUF) on an MMAP queue",
+            create(u, v, c, 0, MEMORY_DMABUF, size),
+        )?;
+        ensure(probe.index == 3, || {
+            format!("CREATE_BUFS(0) gave {probe:?}")
+        })?;
+        errno(
+            "CREATE_BUFS(0, memory 99)",
+            Errno::EINVAL,
+            create(u, v, c, 0, 99, size).map(drop),
+        )?;
         let mut out = CreateBuffers {
             count: 1,
             memory: MEMORY_MMAP,
@@ -128,7 +141,9 @@ pub fn v4l2_prepare_buf_then_qbuf<U: Uapi, V: V4l2<U>>(
 
 /// REMOVE_BUFS: the capabilities say it is supported; a range holding a queued buffer is
 /// `EBUSY`; a dequeued buffer goes (QUERYBUF of it is then `EINVAL`, removing it again is
-/// `EINVAL`) and CREATE_BUFS fills the hole; count 0 does nothing.
+/// `EINVAL`) and CREATE_BUFS fills the hole; count 0 does nothing whatever the index; the
+/// output type, even with count 0 (6.12 checks the type first; the simulator did not), or a
+/// range past `max_num_buffers` is `EINVAL`.
 pub fn v4l2_remove_bufs_from_the_middle<U: Uapi, V: V4l2<U>>(
     u: &mut U,
     v: &mut V,
@@ -159,6 +174,25 @@ pub fn v4l2_remove_bufs_from_the_middle<U: Uapi, V: V4l2<U>>(
             v.remove_bufs(u, c, CAP, 1, 1),
         )?;
         ok("REMOVE_BUFS(count 0)", v.remove_bufs(u, c, CAP, 0, 0))?;
+        ok(
+            "REMOVE_BUFS(index 9, count 0)",
+            v.remove_bufs(u, c, CAP, 9, 0),
+        )?;
+        errno(
+            "REMOVE_BUFS(count 0, type output)",
+            Errno::EINVAL,
+            v.remove_bufs(u, c, BUF_TYPE_VIDEO_OUTPUT, 9, 0),
+        )?;
+        errno(
+            "REMOVE_BUFS(0, 1, type output)",
+            Errno::EINVAL,
+            v.remove_bufs(u, c, BUF_TYPE_VIDEO_OUTPUT, 0, 1),
+        )?;
+        errno(
+            "REMOVE_BUFS(past max_num_buffers)",
+            Errno::EINVAL,
+            v.remove_bufs(u, c, CAP, 1000, 1),
+        )?;
         querybuf(u, v, c, 3, MEMORY_MMAP)?;
         let one = ok("CREATE_BUFS(1)", create(u, v, c, 1, MEMORY_MMAP, size))?;
         ensure(one.index == 1 && one.count == 1, || {

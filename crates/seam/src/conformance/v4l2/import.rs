@@ -274,6 +274,36 @@ pub fn v4l2_dmabuf_requeue_same_fd<U: Uapi, V: V4l2<U>>(
     })
 }
 
+/// One dma-buf queued as two buffers at once: both QBUFs succeed and the buffers stream,
+/// each coming back with the same fd.
+pub fn v4l2_dmabuf_one_buffer_at_two_indices<U: Uapi, V: V4l2<U>>(
+    u: &mut U,
+    v: &mut V,
+) -> Result<Outcome, Failure> {
+    scoped(u, |u, fds| {
+        let c = capture(u, v, fds)?;
+        let f = ok("G_FMT", v.g_fmt(u, c, CAP))?;
+        let fd = system_buffer(u, fds, page_align(u64::from(f.sizeimage)))?;
+        reqbufs(u, v, c, 2, MEMORY_DMABUF)?;
+        for i in 0..2 {
+            ok(
+                &format!("QBUF({i}, one fd)"),
+                v.qbuf(u, c, &mut dmabuf(i, CAP, fd)),
+            )?;
+        }
+        ok("STREAMON", v.streamon(u, c, CAP))?;
+        for round in 0..2 {
+            let mut d = buffer(0, MEMORY_DMABUF);
+            ok(&format!("DQBUF {round}"), v.dqbuf(u, c, &mut d))?;
+            ensure(d.m == fd as u32, || {
+                format!("dequeued {d:?}, queued fd {fd}")
+            })?;
+        }
+        ok("STREAMOFF", v.streamoff(u, c, CAP))?;
+        reqbufs(u, v, c, 0, MEMORY_DMABUF).map(drop)
+    })
+}
+
 /// DMABUF QBUF argument errors: a plane length below the format's size is `EINVAL`, one above
 /// the dma-buf's size is `EFAULT` (the memory allocator refuses to attach); the output type,
 /// MMAP memory or an index past the count on a capture DMABUF queue is `EINVAL`. The exact
