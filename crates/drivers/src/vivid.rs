@@ -10,8 +10,9 @@
 //! 2. Default formats: capture 640x360 YUYV (1280 bytes a line, 460800 a frame), output 720x576
 //!    YUYV (1440, 829440). `G_FMT` of the other node's type is `EINVAL`.
 //! 3. Each node is one vb2 queue taking MMAP, USERPTR and DMABUF, scatter-gather memory (vivid
-//!    allocates with vmalloc: no contiguity asked), at most 32 buffers; the capture queue
-//!    starts once 2 buffers are queued (`min_queued_buffers`), the output queue once 1 is.
+//!    allocates with vmalloc: no contiguity asked), at most 32 buffers. Both queues start as
+//!    soon as they stream with a buffer queued: vivid supports requests by default, and then
+//!    its queues have `min_queued_buffers` 0 (found in qemu: the simulator said 2 and 1).
 //! 4. The capture side fills every buffer it gets with a test-pattern line and completes it;
 //!    the output side consumes every buffer it gets and completes it. vivid does this on a
 //!    thread at the frame rate; here it happens in `buf_queue`, so a frame is ready as soon as
@@ -197,10 +198,12 @@ impl VividDevice {
     pub fn new(dma: &Arc<dma::DmaApi>, device: &str) -> Result<VividDevice, Errno> {
         let dev = dma.device(device).map_err(|_| Errno::ENODEV)?;
         let queue = |capture: bool| {
+            // vivid asks for 2 (capture) and 1 (output) queued buffers, but it supports
+            // requests by default, and then vivid_create_queue sets min_queued_buffers to 0.
             let (ty, format, min) = if capture {
-                (BufType::VideoCapture, CAPTURE_FORMAT, 2)
+                (BufType::VideoCapture, CAPTURE_FORMAT, 0)
             } else {
-                (BufType::VideoOutput, OUTPUT_FORMAT, 1)
+                (BufType::VideoOutput, OUTPUT_FORMAT, 0)
             };
             let mut cfg = Vb2QueueConfig::new(ty, dev.clone());
             cfg.allocator = Allocator::DmaSg;

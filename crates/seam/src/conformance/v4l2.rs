@@ -463,6 +463,7 @@ pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
         v4l2_poll_follows_streaming => "vb2 poll, 62",
         v4l2_userptr_streams_into_user_memory => "vb2 19, 47, USERPTR",
         v4l2_second_open_is_not_the_owner => "vb2 3, 6, 16, 21",
-        v4l2_nonblocking_dqbuf_before_the_queue_starts => "vb2 60, 67",
+        v4l2_nonblocking_dqbuf_with_nothing_queued => "vb2 60, 67",
+        v4l2_one_queued_buffer_starts_the_capture => "vb2 58, 60",
     }
 }
