@@ -8,6 +8,9 @@
 //! invalid scenario or invalid arguments (with file:line:col and what was expected).
 #![deny(unsafe_code)]
 
+#[macro_use]
+mod stdout;
+
 mod bench;
 mod demo;
 mod diff;
@@ -204,8 +207,8 @@ fn cmd_run(
         }
     };
     match format {
-        Format::Json => print!("{}", output.report.to_json()),
-        Format::Text => print!("{}", scenario::report::text_summary(&output.report)),
+        Format::Json => out!("{}", output.report.to_json()),
+        Format::Text => out!("{}", scenario::report::text_summary(&output.report)),
     }
     for line in problems(&output.report) {
         eprintln!("{line}");
@@ -260,7 +263,7 @@ fn main() -> ExitCode {
         } => cmd_run(scenario, out, seed, format, threads, frames, &set),
         Command::Check { scenario, set } => match source::load(&scenario, &set) {
             Ok(s) => {
-                println!(
+                outln!(
                     "{}: valid ({} nodes, {} links, {} events, {} frames)",
                     s.file,
                     s.nodes.len(),
@@ -276,9 +279,9 @@ fn main() -> ExitCode {
             (Ok(ra), Ok(rb)) => {
                 let (na, nb) = (a.display().to_string(), b.display().to_string());
                 if json {
-                    print!("{}", diff::json(&na, &nb, &ra, &rb));
+                    out!("{}", diff::json(&na, &nb, &ra, &rb));
                 } else {
-                    print!("{}", diff::text(&na, &nb, &ra, &rb));
+                    out!("{}", diff::text(&na, &nb, &ra, &rb));
                 }
                 ExitCode::from(u8::from(!diff::diff(&ra, &rb).is_empty()))
             }
@@ -312,7 +315,7 @@ fn main() -> ExitCode {
         }),
         Command::Scenarios => {
             for (name, line, _) in scenario::bundled() {
-                println!("{name:<22} {line}");
+                outln!("{name:<22} {line}");
             }
             ExitCode::SUCCESS
         }
@@ -333,7 +336,7 @@ fn main() -> ExitCode {
         },
         Command::Soc => match toml::to_string_pretty(&soc::SocDesc::default_soc()) {
             Ok(text) => {
-                print!("{text}");
+                out!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -184,7 +184,7 @@ fn emit(plan: &Plan, dir: &Path) -> ExitCode {
     let exe = exe();
     for i in 0..plan.points.len() {
         let args: Vec<String> = plan.args(i, dir).iter().map(|a| shell_quote(a)).collect();
-        println!("{} {}", shell_quote(&exe), args.join(" "));
+        outln!("{} {}", shell_quote(&exe), args.join(" "));
     }
     eprintln!(
         "sweep: {} point(s) planned in {}; run the lines above, then `dmabuf sweep --collect {}`",
@@ -314,7 +314,7 @@ fn collect(dir: &Path, plot_field: &str, codes: Option<&[Option<i32>]>) -> ExitC
         eprintln!("error: writing the sweep's files in {}: {e}", dir.display());
         return ExitCode::from(1);
     }
-    print!("{}", table(&plan, &rows, plot_field));
+    out!("{}", table(&plan, &rows, plot_field));
     eprintln!(
         "wrote sweep.csv, sweep.json, sweep.svg in {}",
         dir.display()

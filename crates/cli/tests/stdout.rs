@@ -1,0 +1,53 @@
+//! Standard output that goes away or fills up: `dmabuf run | head` and `dmabuf soc > /dev/full`
+//! end with the command's own exit code or a clear error, never a panic.
+
+use std::process::{Command, Stdio};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("dmabuf-stdout-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn test_reader_gone_keeps_the_verdict_exit_code_and_does_not_panic() {
+    let dir = tmp("pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dmabuf"))
+        .args([
+            "run",
+            "process-killed",
+            "--frames",
+            "5",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the report is written, as `| head -c0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The run's files were written all the same.
+    assert!(dir.join("report.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn test_full_stdout_is_enospc_by_name_and_exit_1() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // not a Linux host with /dev/full: nothing to check
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_dmabuf"))
+        .arg("soc")
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("ENOSPC"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+}
