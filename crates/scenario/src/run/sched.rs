@@ -51,7 +51,8 @@ pub(crate) struct InFlight {
     pub frame: Option<(usize, u64)>,
     pub inputs: Vec<(usize, usize)>,
     pub outputs: Vec<(usize, usize)>,
-    /// Inputs read through a vb2 queue: `(port, slot, generation)`.
+    /// Buffers taken from a vb2 queue's driver (inputs read, outputs filled): `(port, slot,
+    /// generation)`.
     pub vb2: Vec<(usize, u32, u64)>,
     pub result: Pending,
     /// The job's out-fence ([`super::fences`]).
@@ -349,6 +350,17 @@ impl<'a> Sched<'a> {
                 .iter()
                 .map(|p| p.bytes_per_line)
                 .collect();
+            // A V4L2 producer's device writes the empty buffer its CAPTURE queue's driver holds
+            // (vb2 mapped it at QBUF); others (a GPU) map it themselves.
+            if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
+                vb2.push((p, slot, gen));
+                io.outputs.push(JobOutput {
+                    view: map,
+                    planes,
+                    bytes_per_line,
+                });
+                continue;
+            }
             match self.w.map(bi, n, DmaDirection::FromDevice) {
                 Ok(map) => io.outputs.push(JobOutput {
                     view: map,
@@ -597,7 +609,7 @@ impl<'a> Sched<'a> {
                 message: format!("{}: DMA failed: {e}", self.w.nodes[n].desc.name),
             });
         }
-        // vb2: the driver completes what it read, the application dequeues it.
+        // vb2: the driver completes what it read or filled, the application dequeues it.
         for &(p, slot, gen) in &job.vb2 {
             if let Err(e) = self.w.ports[p].complete(slot, gen) {
                 let label = self.w.ports[p].label(&self.w);
@@ -726,5 +738,10 @@ impl<'a> Sched<'a> {
             return;
         }
         self.w.links[li].free.push_back(bi);
+        // The producer's process queues the empty buffer into its CAPTURE queue again.
+        let from = self.w.links[li].from;
+        if let Err(e) = self.w.vb2_qbuf(from, li, bi) {
+            self.errors.push(e);
+        }
     }
 }
