@@ -10,10 +10,15 @@
 
 mod bench;
 mod demo;
+mod diff;
+mod figures;
+mod source;
+mod sweep;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use scenario::report::Report;
 use scenario::run::{run, RunOptions};
-use scenario::{Scenario, ScenarioError};
+use scenario::ScenarioError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,9 +38,10 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario (a file, or the name of a bundled one; default: the bundled default).
+    /// Run a scenario (a file, the name of a bundled one, or `-` for standard input; default:
+    /// the bundled default). The report goes to stdout, errors and warnings to stderr.
     Run {
-        /// A scenario file or a bundled scenario's name.
+        /// A scenario file, a bundled scenario's name, or `-` (standard input).
         scenario: Option<String>,
         /// Where report.json, trace.json, timeline.svg, latency.svg and thumbnail.jpg go.
         #[arg(long, default_value = "out")]
@@ -52,11 +58,62 @@ enum Command {
         /// Override the number of frames.
         #[arg(long)]
         frames: Option<u64>,
+        /// Override any scenario field, validated like the file (repeatable, later wins):
+        /// `--set links.camera->isp.buffers=6`, `--set soc.cma[0].size=64MiB`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
     },
     /// Validate a scenario without running it.
     Check {
-        /// A scenario file or a bundled scenario's name.
+        /// A scenario file, a bundled scenario's name, or `-` (standard input).
         scenario: String,
+        /// Override any scenario field (as for `run`).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+    },
+    /// What changed between two reports (report.json): placements, migrations, latency, drops,
+    /// maps, device traffic, findings. Exit code 0 when the same, 1 when they differ.
+    Diff {
+        /// The first report.
+        a: PathBuf,
+        /// The second report.
+        b: PathBuf,
+        /// Print the differences as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a scenario over the cartesian product of varied fields, as parallel processes;
+    /// writes sweep.csv, sweep.json and sweep.svg in --out.
+    Sweep {
+        /// A scenario file, a bundled scenario's name, or `-` (standard input).
+        scenario: Option<String>,
+        /// A field and its values (repeatable): `--vary links.camera->isp.buffers=2,4,6`.
+        #[arg(long, value_name = "PATH=V1,V2,...")]
+        vary: Vec<String>,
+        /// Override a field for every point (as for `run`).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+        /// Override the number of frames of every point.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Override the seed of every point.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Points run at once (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// The sweep's directory: plan.json, runs/NNN/, sweep.csv, sweep.json, sweep.svg.
+        #[arg(long, default_value = "sweep")]
+        out: PathBuf,
+        /// The headline figure sweep.svg plots against the first varied field.
+        #[arg(long, default_value = "p99_us")]
+        plot: String,
+        /// Print one `dmabuf run ...` command line per point instead of running them.
+        #[arg(long)]
+        emit_jobs: bool,
+        /// Gather the reports of a sweep whose points ran elsewhere (after --emit-jobs).
+        #[arg(long, value_name = "DIR")]
+        collect: Option<PathBuf>,
     },
     /// List the bundled scenarios.
     Scenarios,
@@ -68,22 +125,44 @@ enum Command {
     Soc,
 }
 
-/// A scenario argument: an existing file, else a bundled name.
-fn load(arg: &str) -> Result<Scenario, ScenarioError> {
-    let p = std::path::Path::new(arg);
-    if p.exists() || arg.ends_with(".toml") {
-        scenario::load(p)
-    } else {
-        scenario::load_bundled(arg)
-    }
-}
-
 fn fail(e: &ScenarioError) -> ExitCode {
     eprint!("{}", e.render());
     if !e.render().ends_with('\n') {
         eprintln!();
     }
     ExitCode::from(e.exit_code().code() as u8)
+}
+
+/// The report's failures, one line each, for stderr (the report itself, on stdout, has them too).
+fn problems(report: &Report) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .errors
+        .iter()
+        .map(|e| match e.errno.as_str() {
+            "" => format!("error: {}", e.message),
+            errno => format!("error: {errno}: {}", e.message),
+        })
+        .collect();
+    if report.frames.corrupted > 0 {
+        lines.push(format!(
+            "error: {} frame(s) arrived corrupted",
+            report.frames.corrupted
+        ));
+    }
+    lines.extend(
+        report
+            .checker
+            .findings
+            .iter()
+            .filter(|f| !f.expected)
+            .map(|f| {
+                format!(
+                    "error: checker finding the scenario does not expect: [{}] {}",
+                    f.kind, f.message
+                )
+            }),
+    );
+    lines
 }
 
 fn cmd_run(
@@ -93,8 +172,9 @@ fn cmd_run(
     format: Format,
     threads: bool,
     frames: Option<u64>,
+    set: &[String],
 ) -> ExitCode {
-    let s = match load(scenario.as_deref().unwrap_or(scenario::DEFAULT)) {
+    let s = match source::load(scenario.as_deref().unwrap_or(scenario::DEFAULT), set) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -125,28 +205,28 @@ fn cmd_run(
     };
     match format {
         Format::Json => print!("{}", output.report.to_json()),
-        Format::Text => {
-            print!("{}", scenario::report::text_summary(&output.report));
-            if threads {
-                println!(
-                    "note: --threads ran every device engine on its own OS thread; the checks \
-                     above still hold, but host interleaving differs between runs (not the \
-                     deterministic reference)"
-                );
-            }
-            let names: Vec<String> = files
-                .iter()
-                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect();
-            println!(
-                "wrote {} in {}: {} ({:.1} s wall)",
-                names.len(),
-                out.display(),
-                names.join(", "),
-                wall.as_secs_f64()
-            );
-        }
+        Format::Text => print!("{}", scenario::report::text_summary(&output.report)),
     }
+    for line in problems(&output.report) {
+        eprintln!("{line}");
+    }
+    if threads {
+        eprintln!(
+            "warning: --threads ran every device engine on its own OS thread; the checks still \
+             hold, but host interleaving differs between runs (not the deterministic reference)"
+        );
+    }
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    eprintln!(
+        "wrote {} in {}: {} ({:.1} s wall)",
+        names.len(),
+        out.display(),
+        names.join(", "),
+        wall.as_secs_f64()
+    );
     ExitCode::from(output.report.exit_code().code() as u8)
 }
 
@@ -166,6 +246,7 @@ fn main() -> ExitCode {
         format: Format::Text,
         threads: false,
         frames: None,
+        set: Vec::new(),
     });
     match command {
         Command::Run {
@@ -175,8 +256,9 @@ fn main() -> ExitCode {
             format,
             threads,
             frames,
-        } => cmd_run(scenario, out, seed, format, threads, frames),
-        Command::Check { scenario } => match load(&scenario) {
+            set,
+        } => cmd_run(scenario, out, seed, format, threads, frames, &set),
+        Command::Check { scenario, set } => match source::load(&scenario, &set) {
             Ok(s) => {
                 println!(
                     "{}: valid ({} nodes, {} links, {} events, {} frames)",
@@ -190,6 +272,44 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Diff { a, b, json } => match (diff::read(&a), diff::read(&b)) {
+            (Ok(ra), Ok(rb)) => {
+                let (na, nb) = (a.display().to_string(), b.display().to_string());
+                if json {
+                    print!("{}", diff::json(&na, &nb, &ra, &rb));
+                } else {
+                    print!("{}", diff::text(&na, &nb, &ra, &rb));
+                }
+                ExitCode::from(u8::from(!diff::diff(&ra, &rb).is_empty()))
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Sweep {
+            scenario,
+            vary,
+            set,
+            frames,
+            seed,
+            jobs,
+            out,
+            plot,
+            emit_jobs,
+            collect,
+        } => sweep::main(sweep::Args {
+            scenario,
+            vary,
+            set,
+            frames,
+            seed,
+            jobs,
+            out,
+            plot,
+            emit_jobs,
+            collect,
+        }),
         Command::Scenarios => {
             for (name, line, _) in scenario::bundled() {
                 println!("{name:<22} {line}");
@@ -207,7 +327,7 @@ fn main() -> ExitCode {
             Ok(summary) if summary.verified => ExitCode::SUCCESS,
             Ok(_) => ExitCode::from(1),
             Err(e) => {
-                eprintln!("dmabuf: {e}");
+                eprintln!("error: {e}");
                 ExitCode::from(1)
             }
         },

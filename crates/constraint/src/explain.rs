@@ -341,7 +341,8 @@ impl AsErrno for ConstraintError {
             ConstraintError::NoMemory(_) => Errno::ENOMEM,
             ConstraintError::Busy(_) => Errno::EBUSY,
             ConstraintError::Interrupted(_) => Errno::ERESTARTSYS,
-            ConstraintError::Lower { errno, .. } => Errno::from_raw(*errno),
+            // Built from a lower error's `Errno::raw`, hence positive.
+            ConstraintError::Lower { errno, .. } => Errno::from_raw(*errno).unwrap_or(Errno::EIO),
         }
     }
 }

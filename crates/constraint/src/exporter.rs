@@ -13,20 +13,19 @@ use super::placement::{plan, PlacementPlan};
 use super::policy::{MigrationConfig, Policy};
 use super::record::{ConstraintRecord, ImporterNeeds};
 use dma::DmaApi;
-use dmabuf::attach::Attachment;
+use dmabuf::attach::{AttachParams, Attachment};
 use dmabuf::buf::{DmaBuf, ExportInfo};
 use dmabuf::debugfs::BufRegistry;
 use dmabuf::error::DmaBufError;
 use dmabuf::map_cache::MapCache;
 use dmabuf::ops::ImporterOps;
-use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use soc::{Device, PhysAddr};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use sync::{Condvar, Mutex};
 
 /// What [`ConstraintExporter::export`] is asked for.
 #[derive(Debug, Clone)]
@@ -126,7 +125,7 @@ pub(super) struct State {
     pub(super) phase: Phase,
     /// The migration in progress: cause, start, and the attachment whose attach started it
     /// (its record goes if the migration fails).
-    pub(super) pending: Option<(MigrationCause, Instant, Option<u64>)>,
+    pub(super) pending: Option<(MigrationCause, u64, Option<u64>)>,
     /// Bumped whenever `records` change.
     pub(super) version: u64,
     /// The `version` the current placement was last found to serve.
@@ -214,7 +213,6 @@ pub struct ConstraintExporter {
     pub(super) state: Mutex<State>,
     /// Signalled on every unpin, vunmap, detach and end of a move.
     pub(super) cond: Condvar,
-    pending_needs: Mutex<HashMap<String, VecDeque<ImporterNeeds>>>,
     device_needs: Mutex<HashMap<String, ImporterNeeds>>,
     pub(super) last_error: Mutex<Option<ConstraintError>>,
 }
@@ -293,7 +291,6 @@ impl ConstraintExporter {
                 released: false,
             }),
             cond: Condvar::new(),
-            pending_needs: Mutex::new(HashMap::new()),
             device_needs: Mutex::new(HashMap::new()),
             last_error: Mutex::new(None),
         });
@@ -340,31 +337,18 @@ impl ConstraintExporter {
         e
     }
 
-    /// What the next attach of `device` adds (seed 002's per-buffer importer needs), consumed by
-    /// that attach. Prefer [`attach_with`](Self::attach_with).
-    pub fn push_needs(&self, device: &str, needs: ImporterNeeds) {
-        self.pending_needs
-            .lock()
-            .entry(device.to_string())
-            .or_default()
-            .push_back(needs);
-    }
-
     /// What every attach of `device` adds unless told otherwise.
     pub fn set_device_needs(&self, device: &str, needs: ImporterNeeds) {
         self.device_needs.lock().insert(device.to_string(), needs);
     }
 
-    /// The needs for an attach of `device`: pushed, else per device, else up-front, else none.
-    pub(super) fn needs_for(&self, device: &str) -> ImporterNeeds {
-        if let Some(n) = self
-            .pending_needs
-            .lock()
-            .get_mut(device)
-            .and_then(VecDeque::pop_front)
-        {
-            return n;
+    /// The needs of attachment `att`: its own (the `ImporterNeeds` the importer passed as
+    /// `importer_priv` to [`DmaBuf::attach_with`]), else per device, else up-front, else none.
+    pub(super) fn needs_for(&self, att: &Attachment) -> ImporterNeeds {
+        if let Some(n) = att.importer_priv_as::<ImporterNeeds>() {
+            return n.clone();
         }
+        let device = att.device().name();
         if let Some(n) = self.device_needs.lock().get(device) {
             return n.clone();
         }
@@ -386,10 +370,11 @@ impl ConstraintExporter {
         dev: &Arc<Device>,
         needs: ImporterNeeds,
     ) -> Result<Attachment, DmaBufError> {
-        self.push_needs(dev.name(), needs);
-        let r = buf.attach(dev);
-        self.drop_unused_needs(dev.name(), r.is_err());
-        r
+        let params = AttachParams {
+            importer_ops: None,
+            importer_priv: Some(Arc::new(needs)),
+        };
+        buf.attach_with(dev, params)
     }
 
     /// Attaches `dev` as a dynamic importer that needs `needs`.
@@ -400,20 +385,20 @@ impl ConstraintExporter {
         importer: Arc<dyn ImporterOps>,
         needs: ImporterNeeds,
     ) -> Result<Attachment, DmaBufError> {
-        self.push_needs(dev.name(), needs);
-        let r = buf.dynamic_attach(dev, importer);
-        self.drop_unused_needs(dev.name(), r.is_err());
-        r
+        let params = AttachParams {
+            importer_ops: Some(importer),
+            importer_priv: Some(Arc::new(needs)),
+        };
+        buf.attach_with(dev, params)
     }
 
-    fn drop_unused_needs(&self, device: &str, failed: bool) {
-        // The attach callback consumes the needs; if it never ran (the core failed first), drop
-        // them so they do not apply to a later attach.
-        if failed {
-            if let Some(q) = self.pending_needs.lock().get_mut(device) {
-                q.pop_back();
-            }
-        }
+    /// The record of attachment `att` (`None` if it is not attached to this buffer).
+    pub fn record(&self, att: &Attachment) -> Option<ConstraintRecord> {
+        let st = self.state.lock();
+        st.records
+            .iter()
+            .find(|(id, _)| *id == att.id())
+            .map(|(_, r)| r.clone())
     }
 
     /// The records of the attached devices (and up-front ones), in attach order.

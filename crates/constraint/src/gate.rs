@@ -15,11 +15,12 @@ use super::migrate::{
     move_backing, ns_since, wait_fences, MigrationCause, MigrationEvent, MigrationFailure,
 };
 use super::placement::plan;
+use clock::Clock;
 use dmabuf::buf::DmaBuf;
 use fence::{DmaResvUsage, ResvGuard};
-use parking_lot::MutexGuard;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use sync::MutexGuard;
 use uapi::AsErrno;
 
 /// How often a drain wait looks at the interrupt.
@@ -42,12 +43,47 @@ impl ConstraintExporter {
             .is_some_and(|i| i.is_raised())
     }
 
+    /// The machine's clock (`Soc::clock`): drains, stalls and copies are timed on it.
+    pub(super) fn clock(&self) -> &dyn Clock {
+        &**self.dma.soc().clock()
+    }
+
+    /// Now on the machine's clock.
+    pub(super) fn now_ns(&self) -> u64 {
+        self.clock().now_ns()
+    }
+
+    /// When a drain that starts at `t0` gives up ([`MigrationConfig::drain_timeout`](
+    /// super::MigrationConfig::drain_timeout) later).
+    pub(super) fn drain_deadline(&self, t0: u64) -> u64 {
+        let t = u64::try_from(self.config.drain_timeout.as_nanos()).unwrap_or(u64::MAX);
+        t0.saturating_add(t)
+    }
+
+    /// Sleeps on the gate's condition variable (state lock released meanwhile) for at most
+    /// [`POLL`] and at most until `deadline` on the machine clock. Returns `true`, without
+    /// sleeping, once the deadline has passed. A slice that times out tells the clock (a
+    /// virtual clock moves forward by the slice: the thread spent it waiting).
+    fn sleep_until(&self, st: &mut MutexGuard<'_, State>, deadline: u64) -> bool {
+        let clock = self.clock();
+        let now = clock.now_ns();
+        if now >= deadline {
+            return true;
+        }
+        let slice = Duration::from_nanos(deadline - now).min(POLL);
+        if self.cond.wait_for(st, slice).timed_out() {
+            let slept = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
+            clock.timed_out(now.saturating_add(slept));
+        }
+        false
+    }
+
     /// Waits (state lock held, released while sleeping) until `Idle`, or fails with `EBUSY` at
     /// `deadline`.
     pub(super) fn wait_idle(
         &self,
         st: &mut MutexGuard<'_, State>,
-        deadline: Instant,
+        deadline: u64,
     ) -> Result<(), ConstraintError> {
         while st.phase != Phase::Idle {
             if self.interrupted() {
@@ -55,15 +91,13 @@ impl ConstraintExporter {
                     "waiting for another migration of the buffer".into(),
                 ));
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if self.sleep_until(st, deadline) {
                 let cause = st.pending.as_ref().map(|(c, _, _)| c.to_string());
                 return Err(ConstraintError::Busy(format!(
                     "another migration ({}) is still in progress",
                     cause.unwrap_or_default()
                 )));
             }
-            self.cond.wait_for(st, (deadline - now).min(POLL));
         }
         Ok(())
     }
@@ -75,11 +109,11 @@ impl ConstraintExporter {
         buf: &DmaBuf,
         cause: MigrationCause,
     ) -> Result<(), ConstraintError> {
-        let t0 = Instant::now();
-        let deadline = t0 + self.config.drain_timeout;
+        let t0 = self.now_ns();
+        let deadline = self.drain_deadline(t0);
         let intr = self.config.interrupt.as_ref();
         let r: Result<(), ConstraintError> = loop {
-            if let Err(e) = wait_fences(buf.resv(), deadline, intr) {
+            if let Err(e) = wait_fences(self.clock(), buf.resv(), deadline, intr) {
                 break Err(e);
             }
             {
@@ -88,11 +122,9 @@ impl ConstraintExporter {
                     if self.interrupted() {
                         break;
                     }
-                    let now = Instant::now();
-                    if now >= deadline {
+                    if self.sleep_until(&mut st, deadline) {
                         break;
                     }
-                    self.cond.wait_for(&mut st, (deadline - now).min(POLL));
                 }
                 if st.phase != Phase::Draining {
                     // A mapper finished the move for us (rule 4).
@@ -136,13 +168,13 @@ impl ConstraintExporter {
     }
 
     /// Ends a migration that will not happen: log it, reopen the gate.
-    fn fail_pending(&self, cause: &MigrationCause, e: &ConstraintError, t0: Instant) {
+    fn fail_pending(&self, cause: &MigrationCause, e: &ConstraintError, t0: u64) {
         self.log.push_failure(MigrationFailure {
             buffer: self.ino(),
             cause: cause.clone(),
             errno: e.errno().name().unwrap_or("?").to_string(),
             reason: e.to_string(),
-            stall_ns: ns_since(t0),
+            stall_ns: ns_since(self.clock(), t0),
         });
         let mut st = self.state.lock();
         if let Some((_, _, Some(att))) = st.pending.take() {
@@ -212,12 +244,13 @@ impl ConstraintExporter {
                 let cause = MigrationCause::Map {
                     device: device.to_string(),
                 };
-                let t0 = Instant::now();
+                let t0 = self.now_ns();
                 st.phase = Phase::Draining;
                 st.pending = Some((cause.clone(), t0, None));
                 drop(st);
-                let deadline = t0 + self.config.drain_timeout;
-                if let Err(e) = wait_fences(buf.resv(), deadline, self.config.interrupt.as_ref()) {
+                let deadline = self.drain_deadline(t0);
+                let intr = self.config.interrupt.as_ref();
+                if let Err(e) = wait_fences(self.clock(), buf.resv(), deadline, intr) {
                     self.fail_pending(&cause, &e, t0);
                     return Err(self.remember(e));
                 }
@@ -232,7 +265,7 @@ impl ConstraintExporter {
         buf: &DmaBuf,
         resv: &mut ResvGuard<'_>,
         cause: MigrationCause,
-        t0: Instant,
+        t0: u64,
     ) -> Result<(), ConstraintError> {
         let (old, planned) = {
             let mut st = self.state.lock();
@@ -296,7 +329,7 @@ impl ConstraintExporter {
             from: old.backing.summary(),
             to,
             bytes: moved.bytes,
-            stall_ns: ns_since(t0),
+            stall_ns: ns_since(self.clock(), t0),
             copy_ns: u64::try_from(moved.copy.as_nanos()).unwrap_or(u64::MAX),
             engine: moved.engine,
             cause,

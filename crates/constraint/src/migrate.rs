@@ -17,13 +17,14 @@ use super::backing::{Backing, PlacementSummary};
 use super::explain::ConstraintError;
 use super::mover::{CopySide, Mover};
 use super::placement::PlacementPlan;
+use clock::Clock;
 use dma::DmaApi;
 use dmabuf::buf::DmaBuf;
 use dmabuf::error::DmaBufError;
 use fence::{DmaResv, DmaResvUsage, FenceError, Interrupt, ResvError, ResvGuard};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uapi::AsErrno;
 
 /// What started a migration.
@@ -128,9 +129,9 @@ impl MigrationLog {
     }
 }
 
-/// Nanoseconds since `t0`, saturating.
-pub(crate) fn ns_since(t0: Instant) -> u64 {
-    u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+/// Nanoseconds since `t0` on `clock`, saturating.
+pub(crate) fn ns_since(clock: &dyn Clock, t0: u64) -> u64 {
+    clock.now_ns().saturating_sub(t0)
 }
 
 /// Waits until every fence of `resv` (any usage: a move conflicts with every access) has
@@ -140,11 +141,12 @@ pub(crate) fn ns_since(t0: Instant) -> u64 {
 /// Errors: [`ConstraintError::Busy`] naming the pending fences at the deadline;
 /// [`ConstraintError::Interrupted`].
 pub fn wait_fences(
+    clock: &dyn Clock,
     resv: &DmaResv,
-    deadline: Instant,
+    deadline: u64,
     intr: Option<&Interrupt>,
 ) -> Result<(), ConstraintError> {
-    let left = deadline.saturating_duration_since(Instant::now());
+    let left = clock::remaining(clock, deadline);
     match resv.wait_timeout(DmaResvUsage::Bookkeep, intr, Some(left)) {
         Ok(_) => Ok(()),
         Err(ResvError::Fence(FenceError::Interrupted)) => Err(ConstraintError::Interrupted(
@@ -212,7 +214,8 @@ pub fn move_backing(
     invalidate().map_err(|e| undo(e.into()))?;
     buf.zap_mappings();
     let bytes = old.mapped_len().min(new.mapped_len());
-    let t0 = Instant::now();
+    let clock = &**dma.soc().clock();
+    let t0 = clock.now_ns();
     let old_runs = old.runs();
     let new_runs = new.runs();
     let engine = mover
@@ -229,7 +232,7 @@ pub fn move_backing(
             bytes,
         )
         .map_err(undo)?;
-    let copy = t0.elapsed();
+    let copy = Duration::from_nanos(ns_since(clock, t0));
     if new.mapped_len() > bytes {
         new.zero_from(dma, bytes).map_err(undo)?;
     }

@@ -23,7 +23,6 @@ use dmabuf::error::DmaBufError;
 use dmabuf::ops::{DmaBufOps, FaultPage, IosysMap, OpsFeatures, ReleaseInfo};
 use fence::ResvGuard;
 use std::sync::Arc;
-use std::time::Instant;
 
 impl ConstraintExporter {
     fn gens(&self) -> Vec<Arc<Gen>> {
@@ -42,10 +41,10 @@ impl DmaBufOps for ConstraintExporter {
     }
 
     fn attach(&self, buf: &DmaBuf, att: &Attachment) -> Result<(), DmaBufError> {
-        let needs = self.needs_for(att.device().name());
+        let needs = self.needs_for(att);
         let rec = ConstraintRecord::of_attachment(att, needs);
         let device = rec.device.clone();
-        let deadline = Instant::now() + self.config.drain_timeout;
+        let deadline = self.drain_deadline(self.now_ns());
         let mut st = self.state.lock();
         self.wait_idle(&mut st, deadline)
             .map_err(|e| self.remember(e))?;
@@ -73,7 +72,7 @@ impl DmaBufOps for ConstraintExporter {
         }
         let cause = MigrationCause::LateAttach { device };
         st.phase = Phase::Draining;
-        st.pending = Some((cause.clone(), Instant::now(), Some(att.id())));
+        st.pending = Some((cause.clone(), self.now_ns(), Some(att.id())));
         st.outcome = None;
         drop(st);
         self.late_attach_move(buf, cause)?;

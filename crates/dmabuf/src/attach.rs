@@ -35,13 +35,38 @@ use dma::{DmaDirection, SgTable};
 use fence::{DmaResvUsage, Interrupt, ResvGuard};
 use parking_lot::Mutex;
 use soc::Device;
+use std::any::Any;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Attachment ids: only ids.
-static NEXT_ATTACH_ID: AtomicU64 = AtomicU64::new(1);
+/// The importer's private data of an attachment (`attach->importer_priv`).
+pub type ImporterPriv = Arc<dyn Any + Send + Sync>;
+
+/// What an importer passes to [`DmaBuf::attach_with`] (the arguments of
+/// `dma_buf_dynamic_attach(dmabuf, dev, importer_ops, importer_priv)`).
+///
+/// The exporter reads both back through the attachment in its `attach` callback and later
+/// ([`Attachment::importer_priv`]): importer data travels with the attachment it belongs to,
+/// never through a side channel keyed by device name.
+#[derive(Clone, Default)]
+pub struct AttachParams {
+    /// `Some` for a dynamic importer ([`DmaBuf::dynamic_attach`]), `None` for a static one.
+    pub importer_ops: Option<Arc<dyn ImporterOps>>,
+    /// The importer's data for this attachment: anything the exporter understands (the
+    /// constraint exporter reads its `ImporterNeeds` from here).
+    pub importer_priv: Option<ImporterPriv>,
+}
+
+impl fmt::Debug for AttachParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachParams")
+            .field("dynamic", &self.importer_ops.is_some())
+            .field("importer_priv", &self.importer_priv.is_some())
+            .finish()
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct AttachState {
@@ -56,6 +81,7 @@ pub(crate) struct AttachInner {
     pub(crate) buf: DmaBuf,
     pub(crate) dev: Arc<Device>,
     pub(crate) importer: Option<Arc<dyn ImporterOps>>,
+    pub(crate) importer_priv: Option<ImporterPriv>,
     pub(crate) peer2peer: bool,
     /// On the buffer's list; changed only under the resv lock, read without it.
     pub(crate) attached: AtomicBool,
@@ -152,7 +178,7 @@ impl DmaBuf {
     /// assert!(buf.attachment_infos().is_empty());
     /// ```
     pub fn attach(&self, dev: &Arc<Device>) -> Result<Attachment, DmaBufError> {
-        self.attach_inner(dev, None)
+        self.attach_with(dev, AttachParams::default())
     }
 
     /// `dma_buf_dynamic_attach`: a **dynamic** importer attaches `dev` with its
@@ -165,20 +191,49 @@ impl DmaBuf {
         dev: &Arc<Device>,
         importer: Arc<dyn ImporterOps>,
     ) -> Result<Attachment, DmaBufError> {
-        self.attach_inner(dev, Some(importer))
+        self.attach_with(
+            dev,
+            AttachParams {
+                importer_ops: Some(importer),
+                importer_priv: None,
+            },
+        )
     }
 
-    fn attach_inner(
+    /// `dma_buf_dynamic_attach(dmabuf, dev, importer_ops, importer_priv)`: attaches `dev` with
+    /// the importer's ops (dynamic if `Some`) and private data, both readable through the
+    /// attachment from the exporter's `attach` callback on ([`Attachment::importer_priv`]).
+    /// Same rules and errors as [`attach`](Self::attach).
+    ///
+    /// ```
+    /// use dmabuf::testing::{mock_dma, MockExporter};
+    /// use dmabuf::AttachParams;
+    /// use std::sync::Arc;
+    ///
+    /// let dma = mock_dma();
+    /// let buf = MockExporter::new().export(&dma, 4096)?;
+    /// let params = AttachParams { importer_priv: Some(Arc::new(42u32)), ..Default::default() };
+    /// let att = buf.attach_with(&dma.device("isp0")?, params)?;
+    /// assert_eq!(att.importer_priv_as::<u32>(), Some(&42));
+    /// buf.detach(att)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn attach_with(
         &self,
         dev: &Arc<Device>,
-        importer: Option<Arc<dyn ImporterOps>>,
+        params: AttachParams,
     ) -> Result<Attachment, DmaBufError> {
+        let AttachParams {
+            importer_ops: importer,
+            importer_priv,
+        } = params;
         let peer2peer = importer.as_ref().is_some_and(|i| i.allow_peer2peer());
         let inner = Arc::new(AttachInner {
-            id: NEXT_ATTACH_ID.fetch_add(1, Ordering::Relaxed),
+            id: self.0.dma.soc().ids().next_attachment_id(),
             buf: self.clone(),
             dev: dev.clone(),
             importer,
+            importer_priv,
             peer2peer,
             attached: AtomicBool::new(false),
             state: Mutex::new(AttachState::default()),
@@ -291,6 +346,17 @@ impl Attachment {
     /// A unique number for this attachment (key exporter state by it).
     pub fn id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// The importer's private data (`attach->importer_priv`), as passed to
+    /// [`DmaBuf::attach_with`].
+    pub fn importer_priv(&self) -> Option<&ImporterPriv> {
+        self.inner.importer_priv.as_ref()
+    }
+
+    /// The importer's private data if it is a `T`.
+    pub fn importer_priv_as<T: Any>(&self) -> Option<&T> {
+        self.inner.importer_priv.as_deref()?.downcast_ref::<T>()
     }
 
     /// The buffer (`attach->dmabuf`).

@@ -18,7 +18,7 @@
 //! 2. [`DmaBufOps::release`] runs exactly once, when the last reference is dropped (behaviour 64).
 //!    Because attachments and vmaps hold references, "release with attachments left" or "release
 //!    while vmapped" cannot happen; a vmap leaked without `vunmap` is counted in
-//!    [`BufRegistry`](crate::BufRegistry) warnings.
+//!    [`BufRegistry`] warnings.
 //! 3. A buffer exported into a [`BufRegistry`] is listed there until it is released.
 //!
 //! # Lock rules
@@ -88,9 +88,6 @@ impl fmt::Debug for ExportInfo {
     }
 }
 
-/// Unique buffer numbers (the inode number of the anon file). Only an id, like fence contexts.
-static NEXT_INO: AtomicU64 = AtomicU64::new(1);
-
 pub(crate) struct BufInner {
     pub(crate) ino: u64,
     pub(crate) size: u64,
@@ -131,7 +128,45 @@ impl Drop for BufInner {
 #[derive(Clone)]
 pub struct DmaBuf(pub(crate) Arc<BufInner>);
 
+/// A weak handle to a [`DmaBuf`]: it does not keep the buffer alive, and
+/// [`upgrade`](Self::upgrade)s to a reference only while someone else still holds one (an
+/// exporter that must find its own buffer, as a GEM object's `dma_buf` pointer, without keeping
+/// it from being released).
+///
+/// ```
+/// use dmabuf::testing::{mock_dma, MockExporter};
+/// let dma = mock_dma();
+/// let buf = MockExporter::new().export(&dma, 4096)?;
+/// let weak = buf.downgrade();
+/// assert!(weak.upgrade().is_some_and(|b| b.ptr_eq(&buf)));
+/// drop(buf); // the last reference: released
+/// assert!(weak.upgrade().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct WeakDmaBuf(Weak<BufInner>);
+
+impl WeakDmaBuf {
+    /// A reference to the buffer if it has not been released (`get_dma_buf` on a live one).
+    pub fn upgrade(&self) -> Option<DmaBuf> {
+        self.0.upgrade().map(DmaBuf)
+    }
+}
+
+impl fmt::Debug for WeakDmaBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakDmaBuf")
+            .field("alive", &(self.0.strong_count() > 0))
+            .finish()
+    }
+}
+
 impl DmaBuf {
+    /// A weak handle to this buffer ([`WeakDmaBuf`]).
+    pub fn downgrade(&self) -> WeakDmaBuf {
+        WeakDmaBuf(Arc::downgrade(&self.0))
+    }
+
     /// `dma_buf_export`: wraps the exporter's storage in a new buffer (not listed anywhere; see
     /// [`export_registered`](Self::export_registered)).
     ///
@@ -174,7 +209,9 @@ impl DmaBuf {
             return Err(DmaBufError::PinWithoutUnpin(info.exp_name));
         }
         let buf = DmaBuf(Arc::new(BufInner {
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            // The buffer file's inode number: the machine's dma-buf counter (`dmabuf_inode` in
+            // `dma_buf_getfile`), from 1 and shared by every exporter of the machine.
+            ino: dma.soc().ids().next_dmabuf_ino(),
             size: info.size,
             exp_name: info.exp_name,
             flags: info.flags & (O_ACCMODE | O_NONBLOCK),
@@ -205,7 +242,10 @@ impl DmaBuf {
         &self.0.exp_name
     }
 
-    /// The unique number of the buffer (`file_inode(dmabuf->file)->i_ino`).
+    /// The inode number of the buffer's file (`file_inode(dmabuf->file)->i_ino`), as user space
+    /// sees it (`fstat`, fdinfo, bufinfo): counted per machine from 1 by the dma-buf
+    /// filesystem's own counter, as a booted kernel counts them. Unique within the machine, so
+    /// drivers may key their tables by it.
     pub fn ino(&self) -> u64 {
         self.0.ino
     }

@@ -59,8 +59,9 @@ pub struct BufInfo {
     pub name: Option<String>,
     /// Attached devices.
     pub attachments: Vec<AttachmentInfo>,
-    /// Unsignaled fences, with their usage, driver and timeline names and seqno.
-    pub fences: Vec<(DmaResvUsage, String, String, u64)>,
+    /// The fences of usage up to READ (what `dma_resv_describe` lists), signaled ones included:
+    /// usage, driver and timeline names, seqno, whether it has signaled.
+    pub fences: Vec<(DmaResvUsage, String, String, u64, bool)>,
 }
 
 impl BufRegistry {
@@ -122,52 +123,83 @@ impl BufRegistry {
         self.live().iter().map(buf_info).collect()
     }
 
-    /// The text of `bufinfo` (`dma_buf_debug_show`): one line per buffer (size, flags, count,
-    /// exporter, ino, name), its unsignaled fences, its attached devices, and the totals.
+    /// The text of `bufinfo` (`dma_buf_debug_show`), each buffer's count being its
+    /// [`DmaBuf::ref_count`]; see [`bufinfo_with`](Self::bufinfo_with).
     pub fn bufinfo(&self) -> String {
-        let infos = self.infos();
+        self.bufinfo_with(|b| b.ref_count().saturating_sub(1))
+    }
+
+    /// The text of `bufinfo` as Linux 6.12 prints it (found in qemu), with `count(buf)` as the
+    /// count column (`file_count(dmabuf->file)`: who holds the buffer's file, which only the
+    /// layer owning files knows):
+    ///
+    /// ```text
+    ///
+    /// Dma-buf Objects:
+    /// size    \tflags   \tmode    \tcount   \texp_name\tino     \tname
+    /// 00004096\t00000002\t00080007\t00000001\tsystem\t00000005\t<none>
+    /// \twrite fence:vgem unbound seq 1 unsignalled
+    /// \tAttached Devices:
+    /// \tvgem
+    /// Total 1 devices attached
+    ///
+    ///
+    /// Total 1 objects, 4096 bytes
+    /// ```
+    ///
+    /// Buffers newest first (`db_list` is added to at the head); `flags` is the file's
+    /// `f_flags`, `mode` its `f_mode` (`FMODE_OPENED | FMODE_LSEEK`, plus `FMODE_READ`/`WRITE`
+    /// by access mode); the name column is `<none>` until a name is set (then the name, even
+    /// empty); fences of usage up to READ, signalled or not, in the reservation object's order.
+    pub fn bufinfo_with(&self, count: impl Fn(&DmaBuf) -> usize) -> String {
+        let live = self.live();
         let mut s = String::from("\nDma-buf Objects:\n");
-        let _ = writeln!(
-            s,
-            "{:<8}\t{:<8}\t{:<8}\texp_name\t{:<8}\tname",
-            "size", "flags", "count", "ino"
-        );
+        s.push_str("size    \tflags   \tmode    \tcount   \texp_name\tino     \tname\n");
         let mut total = 0u64;
-        for b in &infos {
-            // The listing's own reference is not counted.
+        for buf in live.iter().rev() {
+            let b = buf_info(buf);
             let _ = writeln!(
                 s,
-                "{:08}\t{:08x}\t{:08}\t{}\t{:08}\t{}",
+                "{:08}\t{:08x}\t{:08x}\t{:08}\t{}\t{:08}\t{}",
                 b.size,
                 b.flags,
-                b.count.saturating_sub(1),
+                f_mode(b.flags),
+                count(buf),
                 b.exp_name,
-                b.ino,
+                buf.ino(),
                 b.name.as_deref().unwrap_or("<none>")
             );
-            for (usage, driver, timeline, seqno) in &b.fences {
+            for (usage, driver, timeline, seqno, signaled) in &b.fences {
                 let _ = writeln!(
                     s,
-                    "\t{} fence: {driver} {timeline} seq {seqno} unsignalled",
-                    usage_name(*usage)
+                    "\t{} fence:{driver} {timeline} seq {seqno} {}signalled",
+                    usage_name(*usage),
+                    if *signaled { "" } else { "un" }
                 );
             }
-            let _ = writeln!(s, "\tFences: {}", b.fences.len());
             s.push_str("\tAttached Devices:\n");
             for a in &b.attachments {
-                let _ = writeln!(
-                    s,
-                    "\t{}{}",
-                    a.device,
-                    if a.dynamic { " (dynamic)" } else { "" }
-                );
+                let _ = writeln!(s, "\t{}", a.device);
             }
             let _ = writeln!(s, "Total {} devices attached\n", b.attachments.len());
             total += b.size;
         }
-        let _ = writeln!(s, "\nTotal {} objects, {} bytes", infos.len(), total);
+        let _ = writeln!(s, "\nTotal {} objects, {} bytes", live.len(), total);
         s
     }
+}
+
+/// `FMODE_OPENED | FMODE_LSEEK` and the access mode's `FMODE_READ`/`FMODE_WRITE`.
+fn f_mode(flags: u32) -> u32 {
+    const FMODE_READ: u32 = 0x1;
+    const FMODE_WRITE: u32 = 0x2;
+    const FMODE_LSEEK: u32 = 0x4;
+    const FMODE_OPENED: u32 = 0x80000;
+    let acc = (flags + 1) & uapi::ioctl::O_ACCMODE;
+    FMODE_OPENED
+        | FMODE_LSEEK
+        | if acc & 1 != 0 { FMODE_READ } else { 0 }
+        | if acc & 2 != 0 { FMODE_WRITE } else { 0 }
 }
 
 fn usage_name(u: DmaResvUsage) -> &'static str {
@@ -189,17 +221,22 @@ pub fn buf_info(b: &DmaBuf) -> BufInfo {
         exp_name: b.exp_name().to_string(),
         name: b.name(),
         attachments: b.attachment_infos(),
-        fences: b
-            .resv()
-            .iter_unlocked(DmaResvUsage::Bookkeep)
-            .restartable_collect(|f| {
-                (
-                    f.usage,
-                    f.fence.driver_name(),
-                    f.fence.timeline_name(),
-                    f.fence.seqno(),
-                )
-            }),
+        fences: match b.resv().lock(None) {
+            Ok(g) => g
+                .iter(DmaResvUsage::Read)
+                .map(|f| {
+                    (
+                        f.usage,
+                        f.fence.driver_name(),
+                        f.fence.timeline_name(),
+                        f.fence.seqno(),
+                        f.fence.is_signaled(),
+                    )
+                })
+                .collect(),
+            // The lock is only refused to a wounded acquire context, which this is not.
+            Err(_) => Vec::new(),
+        },
     }
 }
 

@@ -70,11 +70,11 @@ pub mod ops;
 pub mod sync_bridge;
 pub mod testing;
 
-pub use attach::{Attachment, AttachmentInfo, MappedSgTable};
-pub use buf::{DmaBuf, ExportInfo};
+pub use attach::{AttachParams, Attachment, AttachmentInfo, ImporterPriv, MappedSgTable};
+pub use buf::{DmaBuf, ExportInfo, WeakDmaBuf};
 pub use cpu_access::{cpu_access_usage, VMap};
 pub use debugfs::{BufInfo, BufRegistry, RegistryStats};
 pub use error::DmaBufError;
-pub use map_cache::MapCache;
+pub use map_cache::{MapCache, MapCacheOptions};
 pub use mmap::CpuMapping;
 pub use ops::{AsAny, DmaBufOps, FaultPage, ImporterOps, IosysMap, OpsFeatures, ReleaseInfo};

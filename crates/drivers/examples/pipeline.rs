@@ -20,7 +20,17 @@ use vb2::ioctl::*;
 
 const BUFFERS: u32 = 4;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}"); // Display, as a program reports errors
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let frames: u32 = match std::env::args().nth(1) {
         Some(a) => a.parse().map_err(|e| format!("frames {a:?}: {e}"))?,
         None => 30,

@@ -73,3 +73,4 @@ pub mod media;
 pub mod pattern;
 pub mod swapchain;
 pub mod thumbnailer;
+pub mod vivid;

@@ -68,14 +68,15 @@
 pub mod array;
 pub mod chain;
 pub mod fence;
-pub mod sync;
+/// The synchronisation facade (the `sync` crate), re-exported under its old path.
+pub use ::sync;
 pub mod unwrap;
 
 pub use array::DmaFenceArray;
 pub use chain::DmaFenceChain;
 pub use fence::{
-    context_alloc, now_ns, wait_any_timeout, CallbackId, DmaFence, FenceError, FenceOps,
-    FenceStatus, Interrupt, SimpleFenceOps,
+    context_alloc, wait_any_timeout, CallbackId, DmaFence, FenceError, FenceOps, FenceStatus,
+    Interrupt, SimpleFenceOps,
 };
 pub use unwrap::{merge, unwrap_iter, DmaFenceUnwrap};
 pub mod ww_mutex;

@@ -59,6 +59,7 @@
 use crate::fence::{context_alloc, DmaFence, FenceError, FenceOps};
 use crate::sync::{Arc, Mutex};
 use crate::sync_file::{cut_name, SyncFile, SYNC_NAME_LEN};
+use clock::{Clock, ClockRef};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use uapi::{AsErrno, Errno};
@@ -114,6 +115,8 @@ struct Timeline {
     context: u64,
     name: String,
     state: Mutex<State>,
+    /// The machine clock its points are stamped and timed on; `None` is [`clock::unbooted`].
+    clock: Option<ClockRef>,
 }
 
 /// The ops of one point (`struct sync_pt` around its fence). One per fence, so its address
@@ -134,6 +137,13 @@ impl FenceOps for SwSyncPt {
 
     fn timeline_name(&self) -> &str {
         &self.timeline.name
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        match &self.timeline.clock {
+            Some(c) => &**c,
+            None => clock::unbooted(),
+        }
     }
 
     /// Rule 2: passed when the 32-bit distance to the counter is not positive.
@@ -172,6 +182,17 @@ impl SwSyncTimeline {
     /// on a new fence context, counter at 0.
     pub fn new(name: &str) -> Result<SwSyncTimeline, SwSyncError> {
         let context = context_alloc(1).map_err(SwSyncError::NoContext)?;
+        Ok(SwSyncTimeline::build(name, context, None))
+    }
+
+    /// Like [`new`](Self::new), for a machine: on `context`, a fence context the machine
+    /// allocated for it, with its points stamped with `clock` when they signal and their waits
+    /// timed on it.
+    pub fn on(clock: ClockRef, context: u64, name: &str) -> SwSyncTimeline {
+        SwSyncTimeline::build(name, context, Some(clock))
+    }
+
+    fn build(name: &str, context: u64, clock: Option<ClockRef>) -> SwSyncTimeline {
         let state = State {
             value: 0,
             passed: 0,
@@ -182,8 +203,9 @@ impl SwSyncTimeline {
             context,
             name: cut_name(name),
             state: Mutex::new(state),
+            clock,
         });
-        Ok(SwSyncTimeline { timeline })
+        SwSyncTimeline { timeline }
     }
 
     /// The fence context of this timeline.

@@ -320,7 +320,7 @@ impl SyncFile {
         SyncFile::merge(&name_from_c(&data.name), self, other)
     }
 
-    /// Passes a deadline hint (on the [`crate::now_ns`] clock) to the fence
+    /// Passes a deadline hint (on the fence's [`clock`](crate::FenceOps::clock)) to the fence
     /// (`dma_fence_set_deadline`, rule 7).
     pub fn set_deadline(&self, deadline_ns: u64) {
         self.fence.set_deadline(deadline_ns);

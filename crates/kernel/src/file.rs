@@ -16,11 +16,15 @@
 //!    passed. `O_CLOEXEC` is never a file flag: it belongs to the fd.
 //! 3. Dropping the last `Arc<File>` is the last `fput`: the object's own reference goes with it
 //!    (a dma-buf reference, a sync file, a memfd's page cache...).
+//! 4. `O_NONBLOCK` can change after open (`FIONBIO`, shared by every fd of the file, as
+//!    `f_flags` is); the access mode never does. The file position (`f_pos`) is shared the same
+//!    way; only files with `read`/`write` (memfds) move it.
 
 use crate::heap::DmaHeap;
 use crate::memfd::Memfd;
 use dmabuf::buf::DmaBuf;
 use fence::{SwSyncTimeline, SyncFile};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use uapi::ioctl::{O_ACCMODE, O_NONBLOCK};
 
@@ -45,6 +49,17 @@ pub enum FileObject {
     /// A terminal: the stdin, stdout and stderr every process starts with. Not a memfd, not a
     /// dma-buf, not a heap: the "fd 0" of the selftests' error cases.
     Tty,
+    /// A character device of a driver above this crate (a DRM card of `drivers`), opened by
+    /// that driver; the kernel knows only its path, the driver its state.
+    Device(Arc<dyn DeviceFile>),
+}
+
+/// The open-file state of a driver's character device ([`FileObject::Device`]).
+pub trait DeviceFile: Send + Sync + std::fmt::Debug {
+    /// The node's path (`/dev/dri/card0`), as `/proc/self/fd` shows it.
+    fn path(&self) -> String;
+    /// The state, for the driver to downcast.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl std::fmt::Debug for FileObject {
@@ -57,6 +72,7 @@ impl std::fmt::Debug for FileObject {
             FileObject::Heap(h) => write!(f, "Heap({})", h.name()),
             FileObject::Udmabuf => write!(f, "Udmabuf"),
             FileObject::Tty => write!(f, "Tty"),
+            FileObject::Device(d) => write!(f, "Device({})", d.path()),
         }
     }
 }
@@ -72,6 +88,7 @@ impl FileObject {
             FileObject::Heap(_) => "dma_heap",
             FileObject::Udmabuf => "udmabuf",
             FileObject::Tty => "tty",
+            FileObject::Device(_) => "device",
         }
     }
 }
@@ -83,7 +100,8 @@ impl FileObject {
 #[derive(Debug)]
 pub struct File {
     obj: FileObject,
-    flags: u32,
+    flags: AtomicU32,
+    pos: AtomicU64,
 }
 
 impl File {
@@ -95,7 +113,11 @@ impl File {
             _ => flags,
         } & (O_ACCMODE | O_NONBLOCK);
         // INVARIANT: masked just above.
-        File { obj, flags }
+        File {
+            obj,
+            flags: AtomicU32::new(flags),
+            pos: AtomicU64::new(0),
+        }
     }
 
     /// The object.
@@ -105,17 +127,36 @@ impl File {
 
     /// The status flags (`O_ACCMODE | O_NONBLOCK` bits; `fcntl(F_GETFL)`).
     pub fn flags(&self) -> u32 {
-        self.flags
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// `FIONBIO` (rule 4): sets or clears `O_NONBLOCK`.
+    pub fn set_nonblock(&self, on: bool) {
+        if on {
+            self.flags.fetch_or(O_NONBLOCK, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!O_NONBLOCK, Ordering::Relaxed);
+        }
+    }
+
+    /// The file position (`f_pos`, rule 4).
+    pub fn pos(&self) -> u64 {
+        self.pos.load(Ordering::Relaxed)
+    }
+
+    /// Moves the file position.
+    pub fn set_pos(&self, pos: u64) {
+        self.pos.store(pos, Ordering::Relaxed);
     }
 
     /// `FMODE_READ`: opened `O_RDONLY` or `O_RDWR`.
     pub fn readable(&self) -> bool {
-        (self.flags + 1) & O_ACCMODE & 1 != 0
+        (self.flags() + 1) & O_ACCMODE & 1 != 0
     }
 
     /// `FMODE_WRITE`: opened `O_WRONLY` or `O_RDWR`.
     pub fn writable(&self) -> bool {
-        (self.flags + 1) & O_ACCMODE & 2 != 0
+        (self.flags() + 1) & O_ACCMODE & 2 != 0
     }
 
     /// The dma-buf, if this is one.

@@ -8,7 +8,7 @@
 //! per [`Soc`]), so that several machines, and tests, run side by side in one host process.
 //!
 //! # What a kernel boots with ([`Kernel::new`])
-//! 1. The heap `"system"` ([`SystemHeap`](crate::heap::system::SystemHeap)).
+//! 1. The heap `"system"` ([`SystemHeap`]).
 //! 2. One CMA heap per CMA region of the machine, named after the region (Linux names the
 //!    default CMA heap after its reserved-memory node, e.g. `"reserved"` or `"linux,cma"`).
 //! 3. One carveout heap `"carveout-<bank>"` per carveout bank (memory without struct pages).
@@ -69,6 +69,8 @@ pub struct Kernel {
     next_pid: AtomicU32,
     /// Live processes by pid.
     procs: Mutex<BTreeMap<u32, Weak<Process>>>,
+    /// The memory cgroups and their members.
+    memcgs: crate::memcg::Memcgs,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -98,6 +100,7 @@ impl Kernel {
             udmabuf: Mutex::new(UdmabufLimits::default()),
             next_pid: AtomicU32::new(1),
             procs: Mutex::new(BTreeMap::new()),
+            memcgs: crate::memcg::Memcgs::default(),
         });
         let mut heaps: Vec<Arc<dyn DmaHeap>> =
             vec![Arc::new(SystemHeap::new(&dma, Some(registry.clone())))];
@@ -166,6 +169,12 @@ impl Kernel {
     /// Forgets an exited process.
     pub(crate) fn reap(&self, pid: u32) {
         self.procs.lock().remove(&pid);
+        self.memcgs.forget(pid);
+    }
+
+    /// The memory cgroups (`crate::memcg`).
+    pub fn memcgs(&self) -> &crate::memcg::Memcgs {
+        &self.memcgs
     }
 
     /// `dma_heap_add`: registers `heap` as `/dev/dma_heap/<name>`.

@@ -20,18 +20,24 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accounting;
 pub mod exercise;
 pub mod file;
 pub mod heap;
 pub mod kernel;
+pub mod memcg;
 pub mod memfd;
 pub mod process;
 pub mod sim;
+mod sim_vfs;
 pub mod udmabuf;
+pub mod vgem_fence;
 
+pub use accounting::{HeldBuffer, ProcessDmaBufUsage};
 pub use file::{Fd, File, FileObject};
 pub use heap::DmaHeap;
 pub use kernel::{Kernel, UdmabufLimits};
+pub use memcg::{MemCgroup, MemcgCharge};
 pub use memfd::Memfd;
 pub use process::{Process, UserMapping};
 pub use udmabuf::UdmabufItem;

@@ -47,6 +47,8 @@
 //! # Ok::<(), dmabuf::DmaBufError>(())
 //! ```
 
+mod holdings;
+
 use crate::file::{Fd, File, FileObject};
 use crate::kernel::{errno, Kernel};
 use crate::memfd::MemfdMapping;
@@ -61,8 +63,6 @@ use uapi::Errno;
 
 /// The default `RLIMIT_NOFILE`.
 pub const DEFAULT_MAX_FDS: u32 = 1024;
-/// `ESRCH`: no such process (every call on a process that has exited).
-pub const ESRCH: i32 = 3;
 const MMAP_BASE: u64 = 0x7f00_0000_0000;
 /// The largest mapping a process may ask for: the x86-64 user address space (`TASK_SIZE`,
 /// 47 bits); longer lengths are ENOMEM, as in the kernel.
@@ -114,7 +114,7 @@ impl std::fmt::Debug for Process {
 }
 
 fn dead(pid: u32) -> DmaBufError {
-    errno(Errno::from_raw(ESRCH), format!("process {pid} has exited"))
+    errno(Errno::ESRCH, format!("process {pid} has exited"))
 }
 
 fn ebadf(fd: Fd) -> DmaBufError {

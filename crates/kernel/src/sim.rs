@@ -24,8 +24,12 @@
 //! 3. fdinfo's `count` is the open file's reference count as Linux counts it: one per fd (in
 //!    any process) plus one per other holder of the buffer (mappings, attachments, kernel
 //!    references) — not the dma-buf's own reference count, because the simulator's fds share
-//!    one [`File`](crate::file::File), which holds one buffer reference for all of them.
+//!    one [`File`], which holds one buffer reference for all of them.
 //! 4. Mappings are unmapped when the [`SimMapping`] is dropped.
+//! 5. A system-heap allocation that runs the machine out of pages is an OOM kill, not `ENOMEM`
+//!    (Linux 6.12, seen in qemu): the process dies, its fds close, and the caller gets `ESRCH`
+//!    (`Uapi::child_heap_alloc` shows it as a child killed by `SIGKILL`). Carveout and CMA
+//!    heaps still answer `ENOMEM`.
 //!
 //! # Example
 //!
@@ -98,12 +102,17 @@ fn user(e: DmaBufError) -> Errno {
 #[derive(Debug, Clone)]
 pub struct SimProcess {
     proc: Arc<Process>,
+    /// The process's vgem fences ([`crate::vgem_fence`]), shared by the clones of this value.
+    fences: Arc<crate::vgem_fence::FenceSource>,
 }
 
 impl SimProcess {
     /// The seam over an existing process.
     pub fn new(proc: Arc<Process>) -> SimProcess {
-        SimProcess { proc }
+        SimProcess {
+            proc,
+            fences: Arc::new(crate::vgem_fence::FenceSource::new()),
+        }
     }
 
     /// Boots a kernel on the default SoC ([`soc::SocDesc::default_soc`]) and spawns a process
@@ -164,6 +173,25 @@ impl SimProcess {
         match self.file(fd)?.object() {
             FileObject::SwSync(t) => Ok(t.clone()),
             _ => Err(Errno::ENOTTY),
+        }
+    }
+
+    /// The OOM kill (rule 5): an allocation from the system heap that ran the machine out of
+    /// pages (`ENOMEM` from the page allocator) kills the allocating process — every fd closes,
+    /// every mapping goes — and the call reports `ESRCH`, as every later call on the process
+    /// does (on Linux the call never returns).
+    pub(crate) fn oom_kill_on<T>(&self, heap_fd: Fd, r: Result<T, Errno>) -> Result<T, Errno> {
+        let system_pages = self
+            .file(heap_fd)
+            .ok()
+            .and_then(|f| f.as_heap().map(|h| h.name() == "system"))
+            .unwrap_or(false);
+        match r {
+            Err(Errno::ENOMEM) if system_pages => {
+                self.proc.exit();
+                Err(Errno::ESRCH)
+            }
+            other => other,
         }
     }
 
@@ -232,9 +260,8 @@ impl Uapi for SimProcess {
         fd_flags: u32,
         heap_flags: u64,
     ) -> Result<Fd, Errno> {
-        self.proc
-            .heap_alloc(heap_fd, len, fd_flags, heap_flags)
-            .map_err(user)
+        let r = self.proc.heap_alloc(heap_fd, len, fd_flags, heap_flags);
+        self.oom_kill_on(heap_fd, r.map_err(user))
     }
 
     fn memfd_create(&mut self, name: &str, flags: u32) -> Result<Fd, Errno> {
@@ -246,10 +273,12 @@ impl Uapi for SimProcess {
     }
 
     fn pwrite(&mut self, fd: Fd, offset: u64, bytes: &[u8]) -> Result<usize, Errno> {
+        super::sim_vfs::positional(&*self.file(fd)?)?;
         self.proc.pwrite(fd, offset, bytes).map_err(user)
     }
 
     fn pread(&mut self, fd: Fd, offset: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        super::sim_vfs::positional(&*self.file(fd)?)?;
         self.proc.pread(fd, offset, len).map_err(user)
     }
 
@@ -345,7 +374,9 @@ impl Uapi for SimProcess {
     }
 
     fn sw_sync_open(&mut self) -> Result<Fd, Errno> {
-        let tl = SwSyncTimeline::new("sim").map_err(|e| e.errno())?;
+        let soc = self.proc.kernel().soc();
+        let context = soc.ids().fence_context_alloc(1).ok_or(Errno::ENOMEM)?;
+        let tl = SwSyncTimeline::on(soc.clock().clone(), context, "sim");
         let obj = FileObject::SwSync(Arc::new(tl));
         self.proc.install(obj, O_RDWR).map_err(user)
     }
@@ -396,10 +427,11 @@ impl Uapi for SimProcess {
                 Ok(base)
             }
             FileObject::Memfd(m) => {
-                // generic_file_llseek, without a file position: SEEK_CUR counts from 0.
+                // generic_file_llseek on the shared file position.
                 let size = m.size();
                 let pos = match whence {
-                    SEEK_SET | SEEK_CUR => i128::from(offset),
+                    SEEK_SET => i128::from(offset),
+                    SEEK_CUR => i128::from(file.pos()) + i128::from(offset),
                     SEEK_END => i128::from(size) + i128::from(offset),
                     SEEK_DATA | SEEK_HOLE => {
                         if offset < 0 || offset as u64 >= size {
@@ -413,10 +445,12 @@ impl Uapi for SimProcess {
                     }
                     _ => return Err(Errno::EINVAL),
                 };
-                u64::try_from(pos)
+                let pos = u64::try_from(pos)
                     .ok()
                     .filter(|&p| p <= i64::MAX as u64)
-                    .ok_or(Errno::EINVAL)
+                    .ok_or(Errno::EINVAL)?;
+                file.set_pos(pos);
+                Ok(pos)
             }
             _ => Err(Errno::ESPIPE),
         }
@@ -464,8 +498,13 @@ impl Uapi for SimProcess {
     fn fdinfo(&mut self, fd: Fd) -> Result<String, Errno> {
         let file = self.file(fd)?;
         let cloexec = self.proc.cloexec(fd).map_err(user)?;
-        let flags = file.flags() | if cloexec { O_CLOEXEC } else { 0 };
-        let mut text = format!("pos:\t0\nflags:\t0{flags:o}\n");
+        let flags = super::sim_vfs::status_flags(&file) | if cloexec { O_CLOEXEC } else { 0 };
+        let mut text = format!(
+            "pos:\t{}\nflags:\t0{flags:o}\nmnt_id:\t{}\nino:\t{}\n",
+            file.pos(),
+            super::sim_vfs::mount_id(file.object()),
+            super::sim_vfs::stat(&file).ino
+        );
         if let Some(buf) = file.as_dma_buf() {
             // Rule 3: fds (the File's holders, minus our lookup) plus the buffer's other holders
             // (minus the File's own reference).
@@ -481,6 +520,62 @@ impl Uapi for SimProcess {
             }
         }
         Ok(text)
+    }
+
+    fn fence_attach(&mut self, buf: Fd, write: bool) -> Result<u32, Errno> {
+        // drm_gem_prime_fd_to_handle: dma_buf_get, so EBADF for a closed fd, EINVAL otherwise.
+        let buf = self.proc.get_dma_buf(buf).map_err(user)?;
+        self.fences.attach(&buf, write)
+    }
+
+    fn fence_signal(&mut self, fence: u32) -> Result<(), Errno> {
+        self.fences.signal(fence)
+    }
+
+    fn ioctl(&mut self, fd: Fd, request: u32, arg: Option<&mut [u8]>) -> Result<i32, Errno> {
+        self.vfs_ioctl(fd, request, arg)
+    }
+
+    fn read(&mut self, fd: Fd, len: usize) -> Result<Vec<u8>, Errno> {
+        super::sim_vfs::read(&*self.file(fd)?, len)
+    }
+
+    fn write(&mut self, fd: Fd, bytes: &[u8]) -> Result<usize, Errno> {
+        super::sim_vfs::write(&*self.file(fd)?, bytes)
+    }
+
+    fn fstat(&mut self, fd: Fd) -> Result<seam::Stat, Errno> {
+        Ok(super::sim_vfs::stat(&*self.file(fd)?))
+    }
+
+    fn fd_path(&mut self, fd: Fd) -> Result<String, Errno> {
+        Ok(super::sim_vfs::path(&*self.file(fd)?))
+    }
+
+    fn fcntl_getfl(&mut self, fd: Fd) -> Result<u32, Errno> {
+        Ok(super::sim_vfs::status_flags(&*self.file(fd)?))
+    }
+
+    fn fcntl_getfd(&mut self, fd: Fd) -> Result<u32, Errno> {
+        let cloexec = self.proc.cloexec(fd).map_err(user)?;
+        Ok(u32::from(cloexec))
+    }
+
+    fn bufinfo(&mut self) -> Result<String, Errno> {
+        Ok(super::sim_vfs::bufinfo(self.kernel()))
+    }
+
+    fn child_heap_alloc(&mut self, heap: &str, len: u64) -> Result<seam::ChildExit, Errno> {
+        let mut child = SimProcess::new(self.kernel().spawn());
+        let h = child.open_heap(heap)?;
+        let r = child.heap_alloc(h, len, O_RDWR | O_CLOEXEC, 0);
+        let alive = child.proc.is_alive();
+        child.exit();
+        Ok(match r {
+            Ok(_) => seam::ChildExit::Exited(0),
+            Err(_) if !alive => seam::ChildExit::Killed(seam::SIGKILL),
+            Err(e) => seam::ChildExit::Exited(e.raw()),
+        })
     }
 
     fn spawn_process(&mut self) -> Result<SimProcess, Errno> {

@@ -17,7 +17,17 @@ use seam::{
 
 const LEN: u64 = 64 * 1024;
 
-fn main() -> Result<(), Errno> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}"); // `ENOMEM`, not `Errno(12)`
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Errno> {
     let mut p = RealLinux::new();
     let heap = match p.open_heap("system") {
         Ok(fd) => fd,

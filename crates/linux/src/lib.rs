@@ -9,7 +9,7 @@
 //! On Linux a program shares buffers through fds and a handful of ioctls: it allocates from
 //! `/dev/dma_heap/system` (or wraps a memfd with `/dev/udmabuf`), maps the buffer, brackets
 //! CPU access with `DMA_BUF_IOCTL_SYNC`, names it, and turns its implicit fences into a sync
-//! file. The `dmabuf` crate states that vocabulary as one trait, [`seam::Uapi`], and
+//! file. The `seam` crate states that vocabulary as one trait, [`seam::Uapi`]; the `kernel` crate
 //! answers it with a simulated kernel; this crate answers it with the running one:
 //! [`RealLinux`]. Because both answer the same trait, the conformance suite
 //! ([`seam::conformance`]) runs unchanged against both, and every disagreement is a
@@ -40,10 +40,11 @@
 //! # Where `unsafe` lives
 //!
 //! The rest of the workspace denies `unsafe_code`. This crate denies it at the root too and
-//! allows it in exactly three modules, each saying why in its own doc: [`sys`] (rustix's
-//! `ioctl` is `unsafe`, as is adopting an fd number the kernel returned), [`map`] (`mmap`
-//! returns a raw address), and [`process`] (`unshare(CLONE_FILES)` for the threads that stand in
-//! for extra processes). Every block carries a `// SAFETY:` comment.
+//! allows it in exactly five modules, each saying why in its own doc: [`sys`] (rustix's
+//! `ioctl` is `unsafe`, as is adopting an fd number the kernel returned), [`raw`] (an ioctl
+//! whose request number is chosen at run time), [`drm`] (the PRIME and vgem ioctls), [`map`]
+//! (`mmap` returns a raw address), and [`process`] (`unshare(CLONE_FILES)` for the threads
+//! that stand in for extra processes). Every block carries a `// SAFETY:` comment.
 //!
 //! # Capabilities
 //!
@@ -54,14 +55,23 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod child;
+pub mod clock;
+pub mod drm;
 pub mod map;
 mod pass;
 pub mod process;
+pub mod raw;
 mod real;
 pub mod sys;
+mod vgem;
+mod vivid;
 
+pub use child::serve_children;
 pub use map::RealMapping;
 pub use real::{RealLinux, DMA_HEAP_DIR, SW_SYNC_PATH};
+pub use vgem::{vgem_present, Vgem};
+pub use vivid::Vivid;
 
 /// Whether this machine has what the dma-buf cases need: `(system heap, /dev/udmabuf)`.
 ///

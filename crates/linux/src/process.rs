@@ -61,6 +61,9 @@ pub(crate) struct Files {
     udmabuf: Result<OwnedFd, Errno>,
     /// The receiving socket of a `send_fd` in progress.
     pub(crate) inbox: Option<OwnedFd>,
+    /// vgem's device (a DRM file of this table's own, so its GEM handles are nobody else's),
+    /// opened at the first fence call; for `Uapi::fence_attach`.
+    vgem: Option<Result<OwnedFd, Errno>>,
 }
 
 impl Files {
@@ -72,6 +75,7 @@ impl Files {
             owned: HashMap::new(),
             udmabuf,
             inbox: None,
+            vgem: None,
         }
     }
 
@@ -98,6 +102,62 @@ impl Files {
     /// `close(raw)` of an fd the seam owns; `EBADF` for any other number (rule 3).
     pub(crate) fn close(&mut self, raw: i32) -> Result<(), Errno> {
         self.owned.remove(&raw).map(drop).ok_or(Errno::EBADF)
+    }
+
+    /// The fd numbers open in this table now (`/proc/thread-self/fd`), for [`adopt_new`].
+    ///
+    /// [`adopt_new`]: Files::adopt_new
+    ///
+    /// The listing's own directory fd is in the listing; it is closed by the time this returns,
+    /// so every number is checked again and the closed ones left out (else a call that then
+    /// installs an fd at that number would look as if it had installed nothing).
+    pub(crate) fn open_numbers() -> Result<std::collections::HashSet<i32>, Errno> {
+        let listed: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")
+            .map_err(|e| {
+                e.raw_os_error()
+                    .and_then(Errno::from_raw)
+                    .unwrap_or(Errno::EIO)
+            })?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        Ok(listed
+            .into_iter()
+            .filter(|&n| borrow_number(n, |fd| rustix::io::fcntl_getfd(fd).map_err(errno)).is_ok())
+            .collect())
+    }
+
+    /// Takes ownership of every fd open now that was not open in `before` and is not owned yet:
+    /// the fds a raw call installed (a heap allocation through `Uapi::ioctl`). The listing's own
+    /// directory fd is closed again by the time the second listing returns, so it is not found.
+    ///
+    /// Rule 1 makes this exact: only this table's thread opens fds in it while a call runs.
+    pub(crate) fn adopt_new(
+        &mut self,
+        before: &std::collections::HashSet<i32>,
+    ) -> Result<(), Errno> {
+        let now = Files::open_numbers()?;
+        for raw in now {
+            if before.contains(&raw) || self.owned.contains_key(&raw) {
+                continue;
+            }
+            if borrow_number(raw, |fd| rustix::io::fcntl_getfd(fd).map_err(errno)).is_err() {
+                continue;
+            }
+            // SAFETY: `raw` is open in this table (just checked), was not before the call that
+            // just returned, and no Rust owner has it (`owned` does not; rule 1: no other code
+            // opens fds in this table meanwhile): the kernel installed it for that call.
+            self.owned.insert(raw, unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+        Ok(())
+    }
+
+    /// The vgem device of this table (opened on first use), or why there is none.
+    pub(crate) fn vgem(&mut self) -> Result<BorrowedFd<'_>, Errno> {
+        self.vgem
+            .get_or_insert_with(crate::drm::open_vgem)
+            .as_ref()
+            .map(|fd| fd.as_fd())
+            .map_err(|&e| e)
     }
 
     /// `/dev/udmabuf`, or the errno its `open` failed with.
@@ -205,7 +265,11 @@ fn fresh_table() -> Result<Files, Errno> {
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FILES) }
         .map_err(errno)?;
     let inherited: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw())))?
+        .map_err(|e| {
+            e.raw_os_error()
+                .and_then(Errno::from_raw)
+                .unwrap_or(Errno::EIO)
+        })?
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .filter(|&n: &i32| n > 2)
         .collect();

@@ -31,12 +31,14 @@ use crate::sys::{self, errno, SyncFenceInfoC, SyncFileInfoC, SyncMergeDataC};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fd::OwnedFd;
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags, SeekFrom};
-use seam::{Fd, SyncFenceInfo, SyncFileInfo, SyncMergeData, Uapi};
+use seam::{Fd, Stat, SyncFenceInfo, SyncFileInfo, SyncMergeData, Uapi};
 use std::path::Path;
 use uapi::Errno;
 
 /// Where the heaps' device nodes live.
 pub const DMA_HEAP_DIR: &str = "/dev/dma_heap";
+/// Where debugfs lists every dma-buf (`dma_buf_debug_show`).
+pub const BUFINFO_PATH: &str = "/sys/kernel/debug/dma_buf/bufinfo";
 /// Where debugfs exposes `sw_sync` (needs `CONFIG_SW_SYNC` and a mounted debugfs).
 pub const SW_SYNC_PATH: &str = "/sys/kernel/debug/sync/sw_sync";
 
@@ -395,6 +397,110 @@ impl Uapi for RealLinux {
         })
     }
 
+    fn fence_attach(&mut self, buf: Fd, write: bool) -> Result<u32, Errno> {
+        self.run(move |files| {
+            let flags = if write {
+                crate::drm::VGEM_FENCE_WRITE
+            } else {
+                0
+            };
+            let card = files.vgem().map_err(|_| Errno::ENOSYS)?;
+            let handle = crate::drm::prime_fd_to_handle(card, buf)?;
+            let r = crate::drm::vgem_fence_attach(card, handle, flags);
+            // The fence lives in the buffer's reservation object and vgem's fence table; the
+            // handle is not needed any more (this DRM file is private to the seam).
+            let _ = crate::drm::gem_close(card, handle);
+            r
+        })
+    }
+
+    fn fence_signal(&mut self, fence: u32) -> Result<(), Errno> {
+        self.run(move |files| {
+            let card = files.vgem().map_err(|_| Errno::ENOSYS)?;
+            crate::drm::vgem_fence_signal(card, fence)
+        })
+    }
+
+    fn ioctl(&mut self, fd: Fd, request: u32, arg: Option<&mut [u8]>) -> Result<i32, Errno> {
+        let mut bytes = arg.as_ref().map(|a| a.to_vec());
+        let (r, back) = self.run(move |files| {
+            let before = Files::open_numbers()?;
+            let r = files.with(fd, |fd| {
+                crate::raw::ioctl_bytes(fd, request, bytes.as_deref_mut())
+            });
+            if r.is_ok() {
+                files.adopt_new(&before)?;
+            }
+            Ok((r, bytes))
+        })?;
+        if let (Some(arg), Some(back)) = (arg, back) {
+            arg.copy_from_slice(&back);
+        }
+        r
+    }
+
+    fn read(&mut self, fd: Fd, len: usize) -> Result<Vec<u8>, Errno> {
+        self.on(fd, move |fd| {
+            let mut buf = vec![0u8; len];
+            let n = rustix::io::read(fd, &mut buf[..]).map_err(errno)?;
+            buf.truncate(n);
+            Ok(buf)
+        })
+    }
+
+    fn write(&mut self, fd: Fd, bytes: &[u8]) -> Result<usize, Errno> {
+        let bytes = bytes.to_vec();
+        self.on(fd, move |fd| rustix::io::write(fd, &bytes).map_err(errno))
+    }
+
+    fn fstat(&mut self, fd: Fd) -> Result<Stat, Errno> {
+        self.on(fd, |fd| {
+            let st = rustix::fs::fstat(fd).map_err(errno)?;
+            Ok(Stat {
+                mode: st.st_mode,
+                size: st.st_size as u64,
+                blksize: st.st_blksize as u64,
+                blocks: st.st_blocks as u64,
+                nlink: st.st_nlink,
+                ino: st.st_ino,
+            })
+        })
+    }
+
+    fn fd_path(&mut self, fd: Fd) -> Result<String, Errno> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        self.run(move |_| {
+            rustix::fs::readlink(format!("/proc/thread-self/fd/{fd}"), Vec::new())
+                .map(|p| p.to_string_lossy().into_owned())
+                .map_err(|e| match errno(e) {
+                    Errno::ENOENT => Errno::EBADF,
+                    other => other,
+                })
+        })
+    }
+
+    fn fcntl_getfl(&mut self, fd: Fd) -> Result<u32, Errno> {
+        self.on(fd, |fd| {
+            rustix::fs::fcntl_getfl(fd).map(|f| f.bits()).map_err(errno)
+        })
+    }
+
+    fn fcntl_getfd(&mut self, fd: Fd) -> Result<u32, Errno> {
+        self.on(fd, |fd| {
+            rustix::io::fcntl_getfd(fd).map(|f| f.bits()).map_err(errno)
+        })
+    }
+
+    fn bufinfo(&mut self) -> Result<String, Errno> {
+        std::fs::read_to_string(BUFINFO_PATH).map_err(io_errno)
+    }
+
+    fn child_heap_alloc(&mut self, heap: &str, len: u64) -> Result<seam::ChildExit, Errno> {
+        crate::child::child_heap_alloc(heap, len)
+    }
+
     fn spawn_process(&mut self) -> Result<Self, Errno> {
         Ok(RealLinux {
             exec: Exec::Thread(Worker::spawn()?),
@@ -415,5 +521,7 @@ impl RealLinux {
 
 /// A `std::io::Error` from a system call as an [`Errno`].
 pub(crate) fn io_errno(e: std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw()))
+    e.raw_os_error()
+        .and_then(Errno::from_raw)
+        .unwrap_or(Errno::EIO)
 }

@@ -35,7 +35,8 @@ use uapi::Errno;
 
 /// A rustix error as the shared [`Errno`].
 pub(crate) fn errno(e: rustix::io::Errno) -> Errno {
-    Errno::from_raw(e.raw_os_error())
+    // rustix only reports failures, so the number is positive; EIO if it ever is not.
+    Errno::from_raw(e.raw_os_error()).unwrap_or(Errno::EIO)
 }
 
 // --- argument structs, laid out as in the C headers ------------------------------------------

@@ -12,7 +12,8 @@
 //! 2. `1`: the run finished but found corruption or checker findings the scenario did not declare
 //!    expected, or failed at run time ([`ScenarioError::Run`]).
 //! 3. `2`: the scenario or the arguments are invalid ([`ScenarioError::Invalid`],
-//!    [`ScenarioError::Io`], [`ScenarioError::UnknownBundled`]); nothing ran.
+//!    [`ScenarioError::Io`], [`ScenarioError::UnknownBundled`], [`ScenarioError::Override`]);
+//!    nothing ran.
 
 use std::fmt;
 use std::ops::Range;
@@ -138,6 +139,17 @@ pub enum ScenarioError {
     /// cannot reach a buffer...): the message is the explaining error.
     #[error("run failed: {0}")]
     Run(String),
+    /// A command-line override (`--set PATH=VALUE`) is malformed, names a field the scenario
+    /// does not have, or gives a value validation rejects (see [`crate::schema::Override`]).
+    #[error("{flag} ({arg}): {message}")]
+    Override {
+        /// Which override (`"--set #2"`).
+        flag: String,
+        /// `PATH=VALUE` as written.
+        arg: String,
+        /// What was wrong and what was expected.
+        message: String,
+    },
 }
 
 impl ScenarioError {
@@ -151,7 +163,8 @@ impl ScenarioError {
         match self {
             ScenarioError::Invalid { .. }
             | ScenarioError::Io { .. }
-            | ScenarioError::UnknownBundled { .. } => ExitCode::Invalid,
+            | ScenarioError::UnknownBundled { .. }
+            | ScenarioError::Override { .. } => ExitCode::Invalid,
             ScenarioError::Run(_) => ExitCode::Failed,
         }
     }

@@ -15,6 +15,11 @@
 //! so that the same test — the [`conformance`] suite — can be asked of the simulator and of a
 //! real kernel and must get the same answers, errno for errno.
 //!
+//! Beside it: the rest of an fd's syscall surface ([`syscalls`]: what `fstat`, `fcntl`, raw
+//! ioctls answer), DRM PRIME on a GEM device ([`prime::Prime`]: vgem on Linux, the simulated GPU
+//! in the simulator) and a V4L2 device's buffer queue ([`v4l2::V4l2`]: vivid on Linux, a
+//! vivid-like device over vb2 in the simulator), each with its suite in [`conformance`].
+//!
 //! # Rules of the seam
 //!
 //! 1. **Calls, not objects.** Every method is one system call (or one ioctl) on a file
@@ -46,6 +51,11 @@
 
 pub mod conformance;
 pub mod exercise;
+pub mod prime;
+pub mod syscalls;
+pub mod v4l2;
+
+pub use syscalls::Stat;
 
 pub use uapi::ioctl::*;
 pub use uapi::sync_file::{SyncFenceInfo, SyncFileInfo, SyncMergeData};
@@ -266,6 +276,31 @@ pub trait Uapi {
         Err(Errno::ENOSYS)
     }
 
+    /// A fence the caller signals, put into a dma-buf's reservation object: vgem's
+    /// `DRM_IOCTL_VGEM_FENCE_ATTACH` on the buffer imported into vgem (`VGEM_FENCE_WRITE` when
+    /// `write`: write usage, else read usage). Returns the fence's id for
+    /// [`fence_signal`](Uapi::fence_signal). It is how a kernel without `CONFIG_SW_SYNC` gives
+    /// user space an unsignalled fence (`drivers/gpu/drm/vgem/vgem_fence.c`); vgem signals it
+    /// by itself after 10 seconds, and when the process closes its vgem file.
+    ///
+    /// Errors: `EBUSY` if an unsignalled fence is in the way (any fence for a write fence, a
+    /// write fence for a read fence); `EBADF`/`EINVAL` for an fd that is not a dma-buf.
+    /// Capability (rule 5): the default answers `ENOSYS` (no vgem).
+    fn fence_attach(&mut self, buf: Fd, write: bool) -> Result<u32, Errno> {
+        let _ = (buf, write);
+        Err(Errno::ENOSYS)
+    }
+
+    /// `DRM_IOCTL_VGEM_FENCE_SIGNAL`: signals a fence [`fence_attach`](Uapi::fence_attach)
+    /// returned.
+    ///
+    /// Errors: `ENOENT` for an id that is not pending (never attached, or signalled through
+    /// this call already).
+    fn fence_signal(&mut self, fence: u32) -> Result<(), Errno> {
+        let _ = fence;
+        Err(Errno::ENOSYS)
+    }
+
     // --- plain file calls -------------------------------------------------------------------
 
     /// `mmap(NULL, len, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, offset)` (behaviours 81,
@@ -315,6 +350,64 @@ pub trait Uapi {
     /// Errors: `EBADF` (`ENOENT` from procfs is reported as `EBADF`).
     fn fdinfo(&mut self, fd: Fd) -> Result<String, Errno>;
 
+    // --- the rest of the syscall surface of an fd ---------------------------------------------
+
+    /// `ioctl(fd, request, arg)` with any request number: `arg` is the memory the argument
+    /// pointer points at (for `DMA_BUF_SET_NAME` the string itself), or `None` for a null
+    /// pointer. The memory handed over is at least `_IOC_SIZE(request)` bytes (`arg`, then
+    /// zeros); what the call wrote back is copied into `arg`. Returns the ioctl's value.
+    ///
+    /// A new fd the call installs (a heap allocation through this path) belongs to the caller,
+    /// to [`close`](Uapi::close) like any other. Pointers *inside* the bytes are passed as they
+    /// are (see [`syscalls`] for what that means on each side).
+    ///
+    /// Errors: whatever the VFS (`FIOCLEX`, `FIONCLEX`, `FIONBIO`, `FIOASYNC`, `FIGETBSZ`,
+    /// `FIONREAD` on regular files) or the file's driver answers, as on Linux 6.12: `ENOTTY` for
+    /// a request the file does not know (dma-bufs, sync files, memfds, `/dev/udmabuf`),
+    /// `EINVAL` for any command number but 0 on a heap (behaviour 90), `EFAULT` for a null
+    /// argument a known request reads.
+    fn ioctl(&mut self, fd: Fd, request: u32, arg: Option<&mut [u8]>) -> Result<i32, Errno>;
+
+    /// `read(fd, buf, len)` at the file position; returns what was read.
+    ///
+    /// Errors: `EBADF`; `EINVAL` for files that have no read (dma-bufs, heaps, sync files,
+    /// `/dev/udmabuf`).
+    fn read(&mut self, fd: Fd, len: usize) -> Result<Vec<u8>, Errno>;
+
+    /// `write(fd, bytes, len)` at the file position; returns how much was written.
+    ///
+    /// Errors: `EBADF` (also for a file not open for writing: a heap, a sync file);
+    /// `EINVAL` for files that have no write (dma-bufs, `/dev/udmabuf`).
+    fn write(&mut self, fd: Fd, bytes: &[u8]) -> Result<usize, Errno>;
+
+    /// `fstat(fd)`: the fields the suites compare.
+    ///
+    /// Errors: `EBADF`.
+    fn fstat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+
+    /// `readlink("/proc/self/fd/<fd>")`: the file's path as procfs names it (`/dmabuf:<name>`,
+    /// `anon_inode:sync_file`, `/dev/dma_heap/system`, `/memfd:<name> (deleted)`).
+    ///
+    /// Errors: `EBADF` (procfs's `ENOENT` for an fd that is not open).
+    fn fd_path(&mut self, fd: Fd) -> Result<String, Errno>;
+
+    /// `fcntl(fd, F_GETFL)`: the file status flags (access mode, `O_NONBLOCK`, `O_LARGEFILE` for
+    /// files `open(2)` opened on 64-bit).
+    ///
+    /// Errors: `EBADF`.
+    fn fcntl_getfl(&mut self, fd: Fd) -> Result<u32, Errno>;
+
+    /// `fcntl(fd, F_GETFD)`: the fd flags (`FD_CLOEXEC` = 1).
+    ///
+    /// Errors: `EBADF`.
+    fn fcntl_getfd(&mut self, fd: Fd) -> Result<u32, Errno>;
+
+    /// The text of debugfs `dma_buf/bufinfo` (`dma_buf_debug_show`), every live buffer of the
+    /// machine, newest first.
+    ///
+    /// Errors: `ENOENT` without debugfs.
+    fn bufinfo(&mut self) -> Result<String, Errno>;
+
     // --- capabilities -----------------------------------------------------------------------
 
     /// Whether a heap of that name exists (probe for rule 5): opens and closes it.
@@ -337,6 +430,17 @@ pub trait Uapi {
         Err(Errno::EOPNOTSUPP)
     }
 
+    /// Runs a child process that opens heap `heap` and allocates `len` bytes from it
+    /// (`O_RDWR | O_CLOEXEC`), the child volunteering as the OOM killer's victim
+    /// (`oom_score_adj` 1000); returns how the child ended. On Linux 6.12 a system-heap
+    /// allocation far beyond RAM is not `ENOMEM`: the allocation loop runs the machine out of
+    /// pages and the OOM killer kills the allocating process ([`ChildExit::Killed`] with
+    /// `SIGKILL`), whose fds close and whose pages go back. The default answers `ENOSYS`.
+    fn child_heap_alloc(&mut self, heap: &str, len: u64) -> Result<ChildExit, Errno> {
+        let _ = (heap, len);
+        Err(Errno::ENOSYS)
+    }
+
     /// Sends `fd` to `to` over a unix socket (`SCM_RIGHTS`): `to` gets a new fd of its own for
     /// the same open file; the sender keeps its fd. The default answers `EOPNOTSUPP`.
     ///
@@ -349,6 +453,18 @@ pub trait Uapi {
         Err(Errno::EOPNOTSUPP)
     }
 }
+
+/// How a child process ended ([`Uapi::child_heap_alloc`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildExit {
+    /// It exited with this status (0: the allocation succeeded; else the errno it failed with).
+    Exited(i32),
+    /// A signal killed it (9: `SIGKILL`, the OOM killer's).
+    Killed(i32),
+}
+
+/// `SIGKILL`.
+pub const SIGKILL: i32 = 9;
 
 /// Whether `name` can name a heap under `/dev/dma_heap/`: one path component, not `.` or `..`.
 /// Both seams answer any other name with `ENOENT` before looking, as the path lookup of

@@ -94,6 +94,27 @@ macro_rules! address_type {
             }
         }
 
+        /// `address + bytes`, as C's `dma_addr + offset`. Panics on overflow past 64 bits, as
+        /// integer addition does; [`checked_add`](Self::checked_add) for untrusted offsets.
+        impl std::ops::Add<u64> for $name {
+            type Output = $name;
+            #[inline]
+            fn add(self, bytes: u64) -> $name {
+                match self.0.checked_add(bytes) {
+                    Some(v) => $name(v),
+                    None => panic!("{} {:#x} + {:#x} overflows 64 bits", stringify!($name), self.0, bytes),
+                }
+            }
+        }
+
+        /// `address += bytes` (see the `Add<u64>` impl).
+        impl std::ops::AddAssign<u64> for $name {
+            #[inline]
+            fn add_assign(&mut self, bytes: u64) {
+                *self = *self + bytes;
+            }
+        }
+
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}({:#x})", stringify!($name), self.0)
@@ -171,6 +192,21 @@ mod tests {
         assert_eq!(pa.page_offset(), 0x234);
         assert!(!pa.is_aligned(PAGE_SIZE));
         assert_eq!(DmaAddr(u64::MAX).checked_add(1), None);
+    }
+
+    #[test]
+    fn addresses_add_offsets_with_plus() {
+        let mut iova = DmaAddr(0xffff_0000) + PAGE_SIZE;
+        assert_eq!(iova, DmaAddr(0xffff_1000));
+        iova += 0x10;
+        assert_eq!(iova, DmaAddr(0xffff_1010));
+        assert_eq!(PhysAddr(0x4000_0000) + 0x234, PhysAddr(0x4000_0234));
+    }
+
+    #[test]
+    #[should_panic(expected = "DmaAddr 0xffffffffffffffff + 0x1 overflows 64 bits")]
+    fn address_plus_offset_overflow_panics_like_integer_addition() {
+        let _ = DmaAddr(u64::MAX) + 1;
     }
 
     #[test]

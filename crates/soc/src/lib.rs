@@ -61,6 +61,7 @@ pub mod desc;
 pub mod device;
 pub mod error;
 pub mod genpool;
+pub mod ids;
 pub mod iommu;
 mod migrate;
 pub mod observer;
@@ -82,6 +83,7 @@ pub use desc::{BankDesc, BankKind, ByteSize, CacheDesc, CmaDesc, DeviceDesc, Iom
 pub use device::{Device, DeviceStats, COPY_BURST};
 pub use error::SocError;
 pub use genpool::GenPool;
+pub use ids::MachineIds;
 pub use iommu::{Iommu, IommuDomain, IommuProt, FAULT_LOG_LEN};
 pub use machine::{Soc, MAX_CACHE_SIZE};
 pub use observer::{DmaAccess, FaultReason, IommuFaultRecord, SocObserver};

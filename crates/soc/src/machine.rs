@@ -18,6 +18,10 @@
 //! - each IOMMU ([`Iommu`]) and each device ([`Device`]); a device behind an IOMMU gets its own
 //!   default domain.
 //!
+//! - the machine's id counters ([`Soc::ids`]: inode numbers, attachment ids, fence contexts);
+//! - the machine's clock ([`Soc::clock`]): a [`clock::VirtualClock`] at boot unless the caller
+//!   hands one in ([`Soc::with_clock`]); every layer above reads time from it.
+//!
 //! # Lifetimes and locking
 //! Devices and IOMMUs are handed out as `Arc`s and stay valid as long as anyone holds them, even
 //! past the `Soc`. The `Soc` itself holds no lock: its parts lock themselves (see each module),
@@ -29,10 +33,12 @@ use crate::desc::{BankKind, SocDesc};
 use crate::device::Device;
 use crate::error::SocError;
 use crate::genpool::GenPool;
+use crate::ids::MachineIds;
 use crate::iommu::Iommu;
 use crate::observer::{Observers, SocObserver};
 use crate::page_alloc::{Page, PageAllocator};
 use crate::phys::{BankId, PhysMem};
+use clock::ClockRef;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -54,6 +60,8 @@ pub struct Soc {
     iommus: Vec<Arc<Iommu>>,
     devices: Vec<Arc<Device>>,
     observers: Arc<Observers>,
+    clock: ClockRef,
+    ids: MachineIds,
 }
 
 impl std::fmt::Debug for Soc {
@@ -198,6 +206,20 @@ impl Soc {
     /// assert!(err.contains("devices[1].dma_mask_bits") && err.contains("isp0"), "{err}");
     /// ```
     pub fn new(desc: SocDesc) -> Result<Arc<Soc>, SocError> {
+        Soc::with_clock(desc, clock::VirtualClock::shared())
+    }
+
+    /// Like [`Soc::new`], on the given clock: a runner's virtual clock, or a real one.
+    ///
+    /// ```
+    /// use clock::{Clock, VirtualClock};
+    /// use soc::{Soc, SocDesc};
+    /// let t = VirtualClock::shared();
+    /// let soc = Soc::with_clock(SocDesc::default_soc(), t.clone()).unwrap();
+    /// t.advance(std::time::Duration::from_millis(3));
+    /// assert_eq!(soc.clock().now_ns(), t.now_ns());
+    /// ```
+    pub fn with_clock(desc: SocDesc, clock: ClockRef) -> Result<Arc<Soc>, SocError> {
         validate(&desc)?;
         let mem = Arc::new(PhysMem::new(&desc.banks)?);
         let pages = PageAllocator::new(mem.clone(), &desc.cma)?;
@@ -244,7 +266,19 @@ impl Soc {
             iommus,
             devices,
             observers,
+            clock,
+            ids: MachineIds::new(),
         }))
+    }
+
+    /// The machine's id counters: inode numbers, attachment ids, fence contexts.
+    pub fn ids(&self) -> &MachineIds {
+        &self.ids
+    }
+
+    /// The machine's monotonic clock (`ktime_get`): what every layer above reads time from.
+    pub fn clock(&self) -> &ClockRef {
+        &self.clock
     }
 
     /// The description the machine was built from.

@@ -11,7 +11,8 @@
 //! ```
 //! use uapi::Errno;
 //! assert_eq!(Errno::EBUSY.raw(), 16);
-//! assert_eq!(Errno::from_raw(22), Errno::EINVAL);
+//! assert_eq!(Errno::from_raw(22), Some(Errno::EINVAL));
+//! assert_eq!(Errno::from_raw(0), None); // 0 is success, not an error
 //! let io: std::io::Error = Errno::ENOMEM.into();
 //! assert_eq!(io.raw_os_error(), Some(12));
 //! ```
@@ -59,6 +60,8 @@ errnos! {
     EPERM = 1, "Operation not permitted";
     /// No such file or directory; also "no such fence/entry" in sync_file and sw_sync.
     ENOENT = 2, "No such file or directory";
+    /// No such process (every call on a simulated process that has exited).
+    ESRCH = 3, "No such process";
     /// Interrupted system call.
     EINTR = 4, "Interrupted system call";
     /// I/O error; a vb2 queue in the error state.
@@ -91,12 +94,16 @@ errnos! {
     ENOSPC = 28, "No space left on device";
     /// Illegal seek.
     ESPIPE = 29, "Illegal seek";
+    /// Broken pipe (vb2: DQBUF after the last buffer was dequeued).
+    EPIPE = 32, "Broken pipe";
     /// Result out of range.
     ERANGE = 34, "Numerical result out of range";
     /// Resource deadlock would occur (the wound/wait "die" answer).
     EDEADLK = 35, "Resource deadlock avoided";
     /// Function not implemented.
     ENOSYS = 38, "Function not implemented";
+    /// Invalid request descriptor (vb2: a request fd where none may be, or none where one must).
+    EBADR = 53, "Invalid request descriptor";
     /// Timer expired (a fence wait that timed out, in the selftests' mock).
     ETIME = 62, "Timer expired";
     /// Value too large for defined data type.
@@ -105,6 +112,8 @@ errnos! {
     EBADFD = 77, "File descriptor in bad state";
     /// Operation not supported.
     EOPNOTSUPP = 95, "Operation not supported";
+    /// No buffer space available (vb2: CREATE_BUFS on a full queue).
+    ENOBUFS = 105, "No buffer space available";
     /// Connection timed out.
     ETIMEDOUT = 110, "Connection timed out";
     /// Operation already in progress (the same acquire context locked a ww_mutex twice).
@@ -119,13 +128,13 @@ impl Errno {
     /// The highest errno the kernel's `IS_ERR_VALUE` accepts (`MAX_ERRNO`).
     pub const MAX: i32 = 4095;
 
-    /// Wraps a positive errno. Zero and negative numbers are not errors; they become `EINVAL`
-    /// so that a caller can never build an `Errno` that means "success".
-    pub fn from_raw(raw: i32) -> Errno {
+    /// Wraps a positive errno; `None` for zero or a negative number, which are not errors (an
+    /// `Errno` never means "success", and a bad number is never quietly turned into another).
+    pub const fn from_raw(raw: i32) -> Option<Errno> {
         if raw > 0 {
-            Errno(raw)
+            Some(Errno(raw))
         } else {
-            Errno::EINVAL
+            None
         }
     }
 
@@ -216,7 +225,7 @@ mod tests {
         ];
         for (e, n) in table {
             assert_eq!(e.raw(), n, "{e:?}");
-            assert_eq!(Errno::from_raw(n), e);
+            assert_eq!(Errno::from_raw(n), Some(e));
             assert_eq!(e.to_kernel(), -n);
         }
     }
@@ -229,14 +238,31 @@ mod tests {
     }
 
     #[test]
-    fn zero_and_negative_are_never_success() {
-        assert_eq!(Errno::from_raw(0), Errno::EINVAL);
-        assert_eq!(Errno::from_raw(-5), Errno::EINVAL);
+    fn zero_and_negative_are_not_errnos() {
+        assert_eq!(Errno::from_raw(0), None);
+        assert_eq!(Errno::from_raw(-5), None);
+    }
+
+    #[test]
+    fn esrch_and_the_vb2_errnos_print_by_name() {
+        assert_eq!(Errno::ESRCH.to_string(), "ESRCH (No such process)");
+        assert_eq!(format!("{:?}", Errno::from_raw(3).unwrap()), "ESRCH");
+        for (e, n) in [
+            (Errno::EPIPE, 32),
+            (Errno::EBADR, 53),
+            (Errno::ENOBUFS, 105),
+        ] {
+            assert_eq!(e.raw(), n);
+            assert!(e.name().is_some());
+        }
     }
 
     #[test]
     fn display_names_the_errno() {
         assert_eq!(Errno::EBUSY.to_string(), "EBUSY (Device or resource busy)");
-        assert_eq!(format!("{:?}", Errno::from_raw(3000)), "Errno(3000)");
+        assert_eq!(
+            format!("{:?}", Errno::from_raw(3000).unwrap()),
+            "Errno(3000)"
+        );
     }
 }

@@ -45,7 +45,7 @@ pub struct SyncFenceInfo {
     pub status: i32,
     /// Always 0.
     pub flags: u32,
-    /// When the fence signaled (fence clock (`fence::now_ns`)); 0 while pending.
+    /// When the fence signaled (on the fence's clock, `fence::FenceOps::clock`); 0 while pending.
     pub timestamp_ns: u64,
 }
 
@@ -110,7 +110,7 @@ impl SyncMergeData {
 /// The argument of SYNC_IOC_SET_DEADLINE (`struct sync_set_deadline`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SyncSetDeadline {
-    /// The deadline, absolute, on the fence clock (`fence::now_ns`) (`CLOCK_MONOTONIC` in Linux).
+    /// The deadline, absolute, on the fence's clock (`fence::FenceOps::clock`) (`CLOCK_MONOTONIC` in Linux).
     pub deadline_ns: u64,
     /// Must be 0.
     pub pad: u64,

@@ -102,17 +102,17 @@ pub const ENOBUFS: i32 = 105;
 
 /// [`EPIPE`] as an [`Errno`].
 pub fn epipe() -> Errno {
-    Errno::from_raw(EPIPE)
+    Errno::EPIPE
 }
 
 /// [`EBADR`] as an [`Errno`].
 pub fn ebadr() -> Errno {
-    Errno::from_raw(EBADR)
+    Errno::EBADR
 }
 
 /// [`ENOBUFS`] as an [`Errno`].
 pub fn enobufs() -> Errno {
-    Errno::from_raw(ENOBUFS)
+    Errno::ENOBUFS
 }
 
 /// The mmap offset cookie of `plane` of buffer `index` (v6.8+):

@@ -17,7 +17,7 @@ use crate::queue::{ebusy, einval, QueueState, Vb2Fh, Vb2Queue};
 use crate::streaming::queue_in_error;
 use crate::Vb2Error;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uapi::Errno;
 
 /// What user space passed for one plane (`vbuf->planes[]` after `vb2_fill_vb2_v4l2_buffer`).
@@ -508,7 +508,8 @@ impl Vb2Fh {
     ) -> Result<(), Vb2Error> {
         let q = &*self.q;
         q.check_type(b.type_)?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let clock = &**q.dma.soc().clock();
+        let deadline = clock::deadline_after(clock, timeout);
         let mut io = q.ioctl_lock.lock();
         let mut st = q.state.lock();
         q.check_owner(&st, self.id)?;
@@ -543,7 +544,10 @@ impl Vb2Fh {
             {
                 match deadline {
                     Some(d) => {
-                        if q.done_wq.wait_until(&mut st, d).timed_out() {
+                        let left = clock::remaining(clock, d);
+                        if left.is_zero() || q.done_wq.wait_for(&mut st, left).timed_out() {
+                            // Slept the time out: a virtual machine clock moves to the deadline.
+                            clock.timed_out(d);
                             timed_out = true;
                             break;
                         }

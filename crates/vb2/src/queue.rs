@@ -547,7 +547,9 @@ impl Vb2Fh {
         let size = mem.size();
         let mut info = ExportInfo::new("vb2", size, Vb2Exporter::new(mem));
         info.flags = eb.flags & O_ACCMODE;
-        let buf = DmaBuf::export(&q.dma, info)?;
+        // Listed in the machine's registry like every dma-buf (`db_list`): debugfs shows it and
+        // its inode number is the machine's next one.
+        let buf = DmaBuf::export_registered(&q.dma, info, self.process.kernel().registry())?;
         eb.fd = self.process.install(FileObject::DmaBuf(buf), eb.flags)?;
         Ok(())
     }

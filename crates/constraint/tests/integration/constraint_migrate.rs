@@ -263,7 +263,9 @@ fn test_attach_waits_for_a_static_unmap_then_migrates() {
     drop(g);
     assert_eq!(err.errno(), Errno::EBUSY, "{err}");
     assert!(err.to_string().contains("display0"), "{err}");
-    std::thread::sleep(Duration::from_millis(20));
+    // 20 ms pass on the machine's (virtual) clock before the ISP unmaps.
+    let clock = dma.soc().clock().as_virtual().expect("a simulated machine");
+    clock.advance(Duration::from_millis(20));
     isp.unmap_unlocked(sgt).unwrap();
     let display = attacher.join().unwrap().unwrap();
     let ev = exp.log().events();

@@ -261,3 +261,47 @@ fn test_no_migrate_refuses_late_attach_but_deferred_moves() {
     }
     assert_clean(&dma);
 }
+
+#[test]
+fn test_concurrent_attaches_of_one_device_each_keep_their_own_needs() {
+    // Importer needs travel with the attachment (`importer_priv`), not through a queue keyed by
+    // device name that two concurrent attaches of the same device could take from each other.
+    let dma = mock_dma();
+    let (buf, exp) = ConstraintExporter::export(&dma, ExportSpec::new(1 << 20)).unwrap();
+    let exp = std::sync::Arc::new(exp);
+    let dev = dma.device("isp0").unwrap();
+    for _round in 0..50 {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4u32)
+            .map(|i| {
+                let (buf, exp, dev) = (buf.clone(), exp.clone(), dev.clone());
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    let needs = ImporterNeeds::new().align(4096 << i);
+                    start.wait();
+                    let att = exp.attach_with(&buf, &dev, needs.clone()).unwrap();
+                    (att, needs)
+                })
+            })
+            .collect();
+        for t in threads {
+            let (att, needs) = t.join().unwrap();
+            assert_eq!(att.importer_priv_as::<ImporterNeeds>(), Some(&needs));
+            assert_eq!(exp.record(&att).unwrap().needs, needs);
+            buf.detach(att).unwrap();
+        }
+    }
+    drop(buf);
+    assert_clean(&dma);
+}
+
+#[test]
+fn test_a_weak_handle_finds_the_buffer_only_while_it_lives() {
+    let dma = mock_dma();
+    let (buf, _exp) = ConstraintExporter::export(&dma, ExportSpec::new(1 << 20)).unwrap();
+    let weak = buf.downgrade();
+    assert!(weak.upgrade().is_some_and(|b| b.ptr_eq(&buf)));
+    drop(buf);
+    assert!(weak.upgrade().is_none());
+    assert_clean(&dma);
+}

@@ -35,6 +35,51 @@
 //! Items 7 of the kernel (`dma_mapping_error()` not called) and 14-16 (stack, rodata, vmalloc
 //! addresses) cannot happen here: a map returns a `Result`, and there are no virtual addresses.
 //!
+//! # What it cannot see: a missing sync that happened to read the right bytes
+//! Item 8 fires when the CPU *gets* stale data: a line the CPU cached before the device wrote
+//! under it. If the line was not in the cache, a read without `dma_sync_*_for_cpu` fetches it
+//! from memory, returns the device's bytes and raises nothing: the bug is latent, not caught.
+//! The kernel's dma-debug does not catch it either (it checks syncs against mappings, not their
+//! absence before a CPU access). On real hardware the same code fails the day a speculative
+//! prefetch, or an earlier access in the same line, brings the line in first; in the simulator the
+//! CPU cache only fills on an access, so a test that wants to see the bug must touch the line
+//! before the device writes (as the second half of this example does):
+//!
+//! ```
+//! use dma::{DmaApi, DmaAttrs, DmaDirection, FindingKind, SgTable, SegmentLimits};
+//! use soc::{AllocRequest, Soc, SocDesc};
+//!
+//! let soc = Soc::new(SocDesc::default_soc())?;
+//! let api = DmaApi::new(&soc);
+//! let isp = api.device("isp0")?; // behind smmu0, not coherent
+//! let page = soc.pages().alloc_pages(&AllocRequest::new(0))?;
+//! let mut sgt = SgTable::from_pages(&[page], SegmentLimits::of_device(&isp)?)?;
+//! api.map_sg(&isp, &mut sgt, DmaDirection::FromDevice, DmaAttrs::NONE)?;
+//! let iova = sgt.dma_address().unwrap();
+//!
+//! // The line is not cached: no sync for the CPU, yet the right bytes and no finding.
+//! api.device_write(&isp, iova, b"frame 1")?;
+//! let mut got = [0u8; 7];
+//! api.cpu_read(page.addr, &mut got)?;
+//! assert_eq!(&got, b"frame 1");
+//! assert_eq!(api.checker().count(FindingKind::CpuStaleRead), 0);
+//!
+//! // Now the line is cached (that read brought it in): the same mistake reads stale bytes,
+//! // and the checker names the mapping.
+//! api.device_write(&isp, iova, b"frame 2")?;
+//! api.cpu_read(page.addr, &mut got)?;
+//! assert_eq!(&got, b"frame 1");
+//! assert_eq!(api.checker().count(FindingKind::CpuStaleRead), 1);
+//!
+//! // The sync drops the stale lines.
+//! api.sync_sg_for_cpu(&isp, &sgt, DmaDirection::FromDevice)?;
+//! api.cpu_read(page.addr, &mut got)?;
+//! assert_eq!(&got, b"frame 2");
+//! api.unmap_sg(&isp, &mut sgt, DmaDirection::FromDevice, DmaAttrs::NONE)?;
+//! api.free_pages(page)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Findings and strict mode
 //! Findings are values ([`Finding`]) kept in order: list them, count them per kind, clear them.
 //! Kinds can be switched off ([`Checker::set_enabled`]). In **strict mode**

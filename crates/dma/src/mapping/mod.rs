@@ -242,15 +242,7 @@ impl DmaApi {
         dir: DmaDirection,
         attrs: DmaAttrs,
     ) -> Result<(), DmaError> {
-        let req = UnmapRequest {
-            device: dev.name(),
-            addr,
-            size,
-            kind: MappingKind::Single,
-            dir,
-            nents: None,
-        };
-        self.unmap_core(dev, &req, attrs).map(drop)
+        self.unmap_single(dev, addr, size, dir, attrs, MappingKind::Single)
     }
 
     /// `dma_map_resource()`: maps memory without struct pages (a carveout, device-local memory).
@@ -283,11 +275,25 @@ impl DmaApi {
         dir: DmaDirection,
         attrs: DmaAttrs,
     ) -> Result<(), DmaError> {
+        self.unmap_single(dev, addr, size, dir, attrs, MappingKind::Resource)
+    }
+
+    /// The unmap of one range mapped as `kind` ([`map_page`](Self::map_page) or
+    /// [`map_resource`](Self::map_resource)): the checker's rules, then the shared unmap path.
+    fn unmap_single(
+        &self,
+        dev: &Device,
+        addr: DmaAddr,
+        size: u64,
+        dir: DmaDirection,
+        attrs: DmaAttrs,
+        kind: MappingKind,
+    ) -> Result<(), DmaError> {
         let req = UnmapRequest {
             device: dev.name(),
             addr,
             size,
-            kind: MappingKind::Resource,
+            kind,
             dir,
             nents: None,
         };

@@ -75,7 +75,7 @@ fn bufinfo_lists_every_live_buffer() {
     assert!(text.contains("\tcamera\n"), "{text}");
     assert!(text.contains("\tdisplay0\n"), "{text}");
     assert!(
-        text.contains("write fence: test render seq 1 unsignalled"),
+        text.contains("write fence:test render seq 1 unsignalled"),
         "{text}"
     );
     assert!(text.contains("Total 2 objects, 12288 bytes"), "{text}");

@@ -131,3 +131,58 @@ fn invalidated_table_still_held_is_unmapped_when_given_back() {
     assert_eq!(cache.in_use(), 0);
     assert!(dma.checker().live_mappings(Some("gpu0")).is_empty());
 }
+
+/// `MapCacheOptions`: with `DMA_ATTR_SKIP_CPU_SYNC` the map does no cache maintenance, so what
+/// the CPU left in its cache never reaches a non-coherent device unless `explicit_sync` syncs
+/// the table for the device after the map.
+#[test]
+fn map_cache_skip_cpu_sync_needs_explicit_sync_for_a_non_coherent_device() {
+    use dma::{DmaAttrs, FindingKind, SegmentLimits, SgTable};
+    use dmabuf::{MapCache, MapCacheOptions};
+    use soc::AllocRequest;
+    for explicit_sync in [false, true] {
+        let dma = dmabuf::testing::mock_dma();
+        let isp = dma.device("isp0").unwrap();
+        assert!(!isp.is_coherent());
+        let buf = dmabuf::testing::MockExporter::new()
+            .export(&dma, 4096)
+            .unwrap();
+        let att = buf.attach(&isp).unwrap();
+        let page = dma
+            .soc()
+            .pages()
+            .alloc_pages(&AllocRequest::new(0))
+            .unwrap();
+        dma.soc().cpu().write(page.addr, b"fresh").unwrap(); // dirty in the CPU cache
+        let opts = MapCacheOptions {
+            attrs: DmaAttrs::SKIP_CPU_SYNC,
+            explicit_sync,
+        };
+        let cache = MapCache::with_options(&dma, opts);
+        let limits = SegmentLimits::of_device(&isp).unwrap();
+        let sgt = cache
+            .map(&att, DmaDirection::ToDevice, || {
+                Ok(SgTable::from_pages(std::slice::from_ref(&page), limits)?)
+            })
+            .unwrap();
+        let mut got = [0u8; 5];
+        dma.device_read(&isp, sgt.dma_address().unwrap(), &mut got)
+            .unwrap();
+        let stale = dma.checker().count(FindingKind::StaleCpuData);
+        if explicit_sync {
+            assert_eq!(&got, b"fresh");
+            assert_eq!(stale, 0);
+        } else {
+            assert_ne!(
+                &got, b"fresh",
+                "the device read memory the CPU never cleaned"
+            );
+            assert_eq!(stale, 1);
+        }
+        cache.unmap(sgt).unwrap();
+        cache.detach(&att).unwrap();
+        assert!(dma.checker().live_mappings(Some("isp0")).is_empty());
+        dma.free_pages(page).unwrap();
+        buf.detach(att).unwrap();
+    }
+}

@@ -210,6 +210,8 @@ pub(crate) struct BoInner {
     pub(crate) resv: Arc<DmaResv>,
     /// Set once for an imported object.
     pub(crate) import: OnceLock<ImportLink>,
+    /// The dmem group charged for its VRAM, set once at creation ([`super::dmem`]).
+    pub(crate) dmem: OnceLock<Arc<super::dmem::DmemGroup>>,
     pub(crate) state: Mutex<BoState>,
 }
 
@@ -231,6 +233,7 @@ impl BoInner {
             gpu: gpu.clone(),
             resv,
             import: OnceLock::new(),
+            dmem: OnceLock::new(),
             state: Mutex::new(BoState {
                 res: None,
                 gen: 0,
@@ -283,6 +286,15 @@ pub struct GpuBo(pub(crate) Arc<BoInner>);
 
 /// Creates a native object (rule 1).
 pub(crate) fn create(core: &Arc<GpuCore>, desc: BoDesc) -> Result<GpuBo, GpuError> {
+    create_in(core, desc, None)
+}
+
+/// Creates a native object charged to `group` (rule 1, [`super::dmem`]).
+pub(crate) fn create_in(
+    core: &Arc<GpuCore>,
+    desc: BoDesc,
+    group: Option<&Arc<super::dmem::DmemGroup>>,
+) -> Result<GpuBo, GpuError> {
     if desc.size == 0 {
         return Err(GpuError::InvalidArgument("buffer object of 0 bytes".into()));
     }
@@ -302,6 +314,9 @@ pub(crate) fn create(core: &Arc<GpuCore>, desc: BoDesc) -> Result<GpuBo, GpuErro
         desc.preferred,
         Arc::new(DmaResv::new()),
     ));
+    if let Some(group) = group {
+        let _ = inner.dmem.set(group.clone());
+    }
     {
         let mut g = inner.resv.lock(None)?;
         ttm::populate(core, &inner, &mut g)?;

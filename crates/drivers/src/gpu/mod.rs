@@ -31,6 +31,7 @@
 //!
 //! # Map
 //! * [`bo`]: [`GpuBo`], [`Placement`], [`Domains`], [`BoDesc`]; CPU access and pins.
+//! * [`dmem`]: [`DmemGroup`], a VRAM limit per group that evicts the group's own objects.
 //! * [`ttm`]: budgets, LRU lists, allocation with eviction ([`TtmStats`]); `moves.rs` moves an
 //!   object; `storage.rs` is what backs it and how the GPU maps it.
 //! * [`vm`]: [`GpuVm`], per-process address spaces with cached mappings ([`VmStats`]).
@@ -78,15 +79,18 @@
 //!    (dropping may run `release` or free storage, which take these locks).
 
 pub mod bo;
+pub mod dmem;
 pub mod exporter;
 pub mod job;
 mod moves;
+pub mod prime_seam;
 pub mod ring;
 mod storage;
 pub mod ttm;
 pub mod vm;
 
 pub use bo::{BoDesc, Domains, GpuBo, Placement};
+pub use dmem::DmemGroup;
 pub use exporter::{BoExport, GpuImporter};
 pub use job::{Job, JobOp};
 pub use ring::{checksum, luma_to_xrgb, RingMode, RingStats};

@@ -139,6 +139,8 @@ pub(crate) struct Resident {
     pub(crate) placement: Placement,
     pub(crate) storage: Storage,
     pub(crate) kmap: Option<GpuMap>,
+    /// The dmem group's charge for VRAM storage, given back when the storage goes.
+    pub(crate) _dmem: Option<super::dmem::DmemCharge>,
 }
 
 /// Whether `res` meets `t`: the same placement and, for pages, every block below the limit and

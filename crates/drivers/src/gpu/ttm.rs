@@ -116,6 +116,17 @@ impl Ttm {
         }
     }
 
+    /// The live objects of `p`'s LRU list, least recently used first.
+    pub(crate) fn lru_objects(&self, p: Placement) -> Vec<Arc<BoInner>> {
+        let st = self.state.lock();
+        let lru = match p {
+            Placement::Vram => &st.vram_lru,
+            Placement::Gtt => &st.gtt_lru,
+            Placement::System => return Vec::new(),
+        };
+        lru.iter().filter_map(|(_, w)| w.upgrade()).collect()
+    }
+
     pub(crate) fn lru_remove(&self, id: u64) {
         let mut st = self.state.lock();
         st.vram_lru.retain(|e| e.0 != id);
@@ -243,6 +254,11 @@ pub(crate) fn alloc_resident(
     let len = bo.size;
     let mut excl = exclude.to_vec();
     excl.push(bo.id);
+    // A grouped object's VRAM is charged to its dmem group first (`dmem` rules 1-3).
+    let dmem = match t.placement {
+        Placement::Vram => super::dmem::charge_vram(core, bo, len, &excl)?,
+        _ => None,
+    };
     let storage = match t.placement {
         Placement::Vram => {
             let pool = core
@@ -283,6 +299,7 @@ pub(crate) fn alloc_resident(
             placement: t.placement,
             storage,
             kmap,
+            _dmem: dmem,
         }),
         Err(e) => {
             let _ = free_resident(
@@ -291,6 +308,7 @@ pub(crate) fn alloc_resident(
                     placement: t.placement,
                     storage,
                     kmap: None,
+                    _dmem: dmem,
                 },
             );
             Err(e)

@@ -1,6 +1,7 @@
 //! The driver side of a fence: [`FenceOps`] (`struct dma_fence_ops`) and ready-made ops.
 
 use super::{DmaFence, FenceError, Interrupt};
+use clock::{Clock, ClockRef};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,13 +60,22 @@ pub trait FenceOps: Send + Sync + 'static {
         None
     }
 
-    /// A hint that someone would like the fence signaled by `deadline_ns` ([`super::now_ns`]
-    /// clock) (`set_deadline`).
+    /// A hint that someone would like the fence signaled by `deadline_ns` (on
+    /// [`clock`](Self::clock)) (`set_deadline`).
     ///
     /// Optional (default: ignore). Called by [`DmaFence::set_deadline`] only while pending. Must
     /// not block. Cannot fail.
     fn set_deadline(&self, fence: &DmaFence, deadline_ns: u64) {
         let _ = (fence, deadline_ns);
+    }
+
+    /// The clock of the machine the fence's driver runs on (`ktime_get`): it stamps
+    /// [`DmaFence::signal`] and measures [`DmaFence::wait_timeout`]'s timeout.
+    ///
+    /// Optional (default: [`clock::unbooted`], the clock of objects made outside any machine).
+    /// Called on every signal and timed wait, on any thread. Must not block.
+    fn clock(&self) -> &dyn Clock {
+        clock::unbooted()
     }
 }
 
@@ -79,12 +89,14 @@ pub trait FenceOps: Send + Sync + 'static {
 /// let g = SimpleFenceOps::create("drv", "timeline", 1, 2); // one line
 /// assert!(g.is_later(&f));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SimpleFenceOps {
     /// Returned by [`FenceOps::driver_name`].
     pub driver: String,
     /// Returned by [`FenceOps::timeline_name`].
     pub timeline: String,
+    /// Returned by [`FenceOps::clock`]; `None` is [`clock::unbooted`].
+    pub clock: Option<ClockRef>,
 }
 
 impl SimpleFenceOps {
@@ -93,6 +105,16 @@ impl SimpleFenceOps {
         Arc::new(SimpleFenceOps {
             driver: driver.into(),
             timeline: timeline.into(),
+            clock: None,
+        })
+    }
+
+    /// Ops with these names whose fences are stamped and timed on `clock` (a machine's).
+    pub fn on(clock: ClockRef, driver: &str, timeline: &str) -> Arc<SimpleFenceOps> {
+        Arc::new(SimpleFenceOps {
+            driver: driver.into(),
+            timeline: timeline.into(),
+            clock: Some(clock),
         })
     }
 
@@ -109,6 +131,12 @@ impl FenceOps for SimpleFenceOps {
     fn timeline_name(&self) -> &str {
         &self.timeline
     }
+    fn clock(&self) -> &dyn Clock {
+        match &self.clock {
+            Some(c) => &**c,
+            None => clock::unbooted(),
+        }
+    }
 }
 
 /// Ops of the stub fences (`dma_fence_stub_ops`).
@@ -116,5 +144,6 @@ pub(super) fn stub_ops() -> Arc<dyn FenceOps> {
     Arc::new(SimpleFenceOps {
         driver: "stub".into(),
         timeline: "stub".into(),
+        clock: None,
     })
 }

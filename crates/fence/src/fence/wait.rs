@@ -21,26 +21,9 @@
 use super::{DmaFence, FenceError};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 use crate::ww_mutex::LockShared;
+use clock::Clock;
 use std::fmt;
-use std::time::{Duration, Instant};
-
-/// The monotonic clock fence timestamps use: nanoseconds since an arbitrary process-wide epoch.
-///
-/// It reads the CPU's time-stamp counter through `quanta` (calibrated against the OS monotonic
-/// clock) rather than `clock_gettime`: every first signal takes a timestamp, and on virtual
-/// machines the system call path costs more than the rest of the signal (the fence bench
-/// measures both).
-#[inline]
-pub fn now_ns() -> u64 {
-    static EPOCH: std::sync::OnceLock<quanta::Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(quanta::Instant::now);
-    u64::try_from(
-        quanta::Instant::now()
-            .saturating_duration_since(epoch)
-            .as_nanos(),
-    )
-    .unwrap_or(u64::MAX)
-}
+use std::time::Duration;
 
 /// One sleeping thread.
 pub(crate) struct Waiter {
@@ -66,7 +49,8 @@ impl Waiter {
     fn block<T>(
         this: &Arc<Self>,
         intr: Option<&Interrupt>,
-        deadline: Option<Instant>,
+        clock: &dyn Clock,
+        deadline: Option<u64>,
         mut done: impl FnMut() -> Option<T>,
     ) -> Result<T, FenceError> {
         let _reg = intr.map(|i| i.register(Wakee::Fence(this.clone())));
@@ -81,11 +65,15 @@ impl Waiter {
             match deadline {
                 None => this.cv.wait(&mut g),
                 Some(d) => {
-                    let now = Instant::now();
+                    let now = clock.now_ns();
                     if now >= d {
                         return Err(FenceError::Timeout);
                     }
-                    let _ = this.cv.wait_for(&mut g, d - now);
+                    let woken = this.cv.wait_for(&mut g, Duration::from_nanos(d - now));
+                    if woken.timed_out() {
+                        // Slept the time out: a virtual clock moves to the deadline.
+                        clock.timed_out(d);
+                    }
                 }
             }
         }
@@ -225,16 +213,11 @@ impl fmt::Debug for Interrupt {
     }
 }
 
-/// `Instant` of `timeout` from now, or `None` (forever) if absent or unrepresentable.
-fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
-}
-
 /// What is left of `timeout` at the end of a successful wait (`Duration::MAX` for forever).
-fn remaining(timeout: Option<Duration>, deadline: Option<Instant>) -> Duration {
+fn remaining(clock: &dyn Clock, timeout: Option<Duration>, deadline: Option<u64>) -> Duration {
     match (timeout, deadline) {
         (None, _) | (Some(_), None) => Duration::MAX,
-        (Some(_), Some(d)) => d.saturating_duration_since(Instant::now()),
+        (Some(_), Some(d)) => clock::remaining(clock, d),
     }
 }
 
@@ -277,9 +260,10 @@ impl DmaFence {
         intr: Option<&Interrupt>,
         timeout: Option<Duration>,
     ) -> Result<Duration, FenceError> {
-        let deadline = deadline_of(timeout);
+        let clock = self.0.ops.clock();
+        let deadline = clock::deadline_after(clock, timeout);
         if self.signaled_flag() {
-            return Ok(remaining(timeout, deadline));
+            return Ok(remaining(clock, timeout, deadline));
         }
         if intr.is_some_and(Interrupt::is_raised) {
             return Err(FenceError::Interrupted);
@@ -291,18 +275,19 @@ impl DmaFence {
         let w = waiter.clone();
         let id = match self.add_callback(move |_| w.wake()) {
             Ok(id) => id,
-            Err(_) => return Ok(remaining(timeout, deadline)),
+            Err(_) => return Ok(remaining(clock, timeout, deadline)),
         };
-        let r = Waiter::block(&waiter, intr, deadline, || {
+        let r = Waiter::block(&waiter, intr, clock, deadline, || {
             self.signaled_flag().then_some(())
         });
         self.remove_callback(id);
-        r.map(|()| remaining(timeout, deadline))
+        r.map(|()| remaining(clock, timeout, deadline))
     }
 }
 
 /// Waits until any of `fences` signals (`dma_fence_wait_any_timeout`, behaviour 24).
 ///
+/// The timeout runs on the first fence's [`clock`](super::FenceOps::clock).
 /// Returns the index of a signaled fence (the first one found) and the remaining time;
 /// [`FenceError::Timeout`], [`FenceError::Interrupted`], or [`FenceError::InvalidArgument`] for
 /// an empty slice. A zero timeout only polls.
@@ -324,7 +309,8 @@ pub fn wait_any_timeout(
     if fences.is_empty() {
         return Err(FenceError::InvalidArgument("wait_any on no fences"));
     }
-    let deadline = deadline_of(timeout);
+    let clock = fences[0].ops().clock();
+    let deadline = clock::deadline_after(clock, timeout);
     if timeout == Some(Duration::ZERO) {
         return fences
             .iter()
@@ -347,12 +333,12 @@ pub fn wait_any_timeout(
     }
     let r = match found {
         Some(i) => Ok(i),
-        None => Waiter::block(&waiter, intr, deadline, || {
+        None => Waiter::block(&waiter, intr, clock, deadline, || {
             fences.iter().position(DmaFence::signaled_flag)
         }),
     };
     for (f, id) in fences.iter().zip(ids) {
         f.remove_callback(id);
     }
-    r.map(|i| (i, remaining(timeout, deadline)))
+    r.map(|i| (i, remaining(clock, timeout, deadline)))
 }

@@ -33,6 +33,7 @@
 //! while calling the DMA API except the cache's, which the cache documents.
 
 use crate::kernel::errno;
+use crate::memcg::{MemCgroup, MemcgCharge};
 use crate::memfd::PinnedPage;
 use dma::{DmaApi, DmaDirection, SegmentLimits, SgBacking, SgTable};
 use dmabuf::buf::DmaBuf;
@@ -96,6 +97,8 @@ pub struct HeapBuffer {
     cache: MapCache,
     /// udmabuf: whether the misc device has mapped the pages (`ubuf->sg`).
     misc_mapped: Mutex<bool>,
+    /// The memory cgroup charge of a heap buffer (`dmabuf->memcg`), until release.
+    charge: Mutex<Option<MemcgCharge>>,
 }
 
 impl std::fmt::Debug for HeapBuffer {
@@ -151,7 +154,24 @@ impl HeapBuffer {
             storage: Mutex::new(Some(storage)),
             cache: MapCache::new(dma),
             misc_mapped: Mutex::new(false),
+            charge: Mutex::new(None),
         })
+    }
+
+    /// Keeps `charge` until release (replacing, and so uncharging, any earlier one).
+    pub(crate) fn set_charge(&self, charge: MemcgCharge) {
+        let old = self.charge.lock().replace(charge);
+        drop(old);
+    }
+
+    /// The group the buffer is charged to, if it is.
+    pub fn charged_memcg(&self) -> Option<Arc<MemCgroup>> {
+        self.charge.lock().as_ref().map(|c| c.memcg().clone())
+    }
+
+    /// Runs `f` on the charge, under its lock.
+    pub(crate) fn with_charge<R>(&self, f: impl FnOnce(Option<&mut MemcgCharge>) -> R) -> R {
+        f(self.charge.lock().as_mut())
     }
 
     /// The physical runs, in buffer order.
@@ -261,6 +281,9 @@ impl DmaBufOps for HeapBuffer {
     }
 
     fn release(&self, _info: &ReleaseInfo) {
+        // `dma_buf_release` uncharges the buffer's memcg.
+        let charge = self.charge.lock().take();
+        drop(charge);
         let Some(storage) = self.storage.lock().take() else {
             return;
         };

@@ -198,7 +198,8 @@ impl Process {
 
     /// `DMA_HEAP_IOCTL_ALLOC` on `heap_fd`, typed: a new dma-buf fd (module rules 3-6).
     ///
-    /// Errors: `EBADF`, `ENOTTY` (not a heap), `EINVAL`, `ENOMEM`, `EMFILE`.
+    /// Errors: `EBADF`, `ENOTTY` (not a heap), `EINVAL`, `ENOMEM` (no memory, or past the
+    /// process's memcg limit: `crate::memcg`), `EMFILE`.
     pub fn heap_alloc(
         &self,
         heap_fd: Fd,
@@ -215,6 +216,9 @@ impl Process {
         })?;
         check_alloc_flags(fd_flags, heap_flags)?;
         let buf = dma_heap_buffer_alloc(heap.as_ref(), len, fd_flags, heap_flags)?;
+        // Charged at export to the allocating process's memcg; on ENOMEM the buffer is
+        // dropped here, its last reference, so it is released.
+        crate::memcg::charge_new_buffer(self, &buf)?;
         // On EMFILE the buffer is dropped here: its last reference, so it is released.
         self.install(FileObject::DmaBuf(buf), fd_flags)
     }

@@ -44,7 +44,6 @@ use dmabuf::error::DmaBufError;
 use parking_lot::Mutex;
 use soc::{AllocRequest, Page, PhysAddr, Soc, PAGE_SIZE};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use uapi::ioctl::{
     F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE, MFD_ALLOW_SEALING,
@@ -137,8 +136,6 @@ struct MemfdState {
     writable_mappings: usize,
 }
 
-static NEXT_INO: AtomicU64 = AtomicU64::new(1);
-
 impl std::fmt::Debug for Memfd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let st = self.state.lock();
@@ -189,8 +186,8 @@ impl Memfd {
             seals |= F_SEAL_EXEC;
         }
         Ok(Arc::new(Memfd {
-            // Relaxed: a unique-id counter, no ordering with other memory.
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            // The machine's `get_next_ino` (shmem's inode); dma-bufs count on their own.
+            ino: soc.ids().next_ino(),
             name: format!("memfd:{name}"),
             flags,
             soc: soc.clone(),

@@ -146,6 +146,9 @@ fn test_closing_every_fd_and_exiting_returns_every_page() {
         let stats = k.registry().stats();
         assert_eq!(stats.exported, stats.released, "seed {seed}");
         assert!(k.processes().is_empty());
+        // Every heap buffer's memcg charge went with it.
+        assert_eq!(k.root_memcg().current(), 0, "seed {seed}");
+        assert!(k.dmabuf_usage().is_empty());
     }
 }
 

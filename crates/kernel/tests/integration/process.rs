@@ -216,7 +216,7 @@ fn test_exit_closes_everything_and_unmaps() {
     );
     assert_eq!(
         p.memfd_create("x", 0).unwrap_err().errno(),
-        Errno::from_raw(3),
+        Errno::ESRCH,
         "ESRCH"
     );
     assert!(k.processes().is_empty());

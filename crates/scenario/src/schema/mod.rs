@@ -20,6 +20,7 @@
 mod event;
 mod link;
 mod node;
+mod overrides;
 
 pub use event::{ActionKind, At, Event, EventAction, EventDesc, QueueKind};
 pub use link::{
@@ -30,6 +31,7 @@ pub use node::{
     DriverKind, EncoderCodec, IspTransform, MapPolicy, NodeDesc, NodeParams, PixelFormat,
     PlaneLayout, SwapchainMode, TestPattern,
 };
+pub use overrides::{validate_with_overrides, Override, OverrideSeg};
 
 use serde::{Deserialize, Serialize};
 use soc::SocDesc;

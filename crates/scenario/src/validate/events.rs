@@ -322,7 +322,8 @@ fn expect(ctx: &Ctx<'_>, raw: &ScenarioFile) -> Result<(), ScenarioError> {
         }
     }
     if let Some(name) = &raw.expect.error {
-        let known = (1..=600).any(|n| uapi::Errno::from_raw(n).name() == Some(name.as_str()));
+        let known = (1..=600)
+            .any(|n| uapi::Errno::from_raw(n).and_then(uapi::Errno::name) == Some(name.as_str()));
         if !known {
             return Err(ctx.err(
                 &p.key("error"),

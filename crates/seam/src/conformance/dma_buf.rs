@@ -2,7 +2,7 @@
 //! `EXPORT/IMPORT_SYNC_FILE`, `lseek`, `poll`, `mmap` and fdinfo (behaviours 79-87).
 //!
 //! Every case works on a system-heap buffer and is skipped without a `system` heap; the cases
-//! that need fences the test controls use `sw_sync` and are skipped without it.
+//! that need fences the test controls take them from the fence source (vgem on Linux).
 
 use super::*;
 use crate::{
@@ -195,11 +195,11 @@ pub fn export_sync_file_idle_is_signaled<U: Uapi>(u: &mut U) -> Result<Outcome, 
 /// snapshot that later imports do not change.
 pub fn export_sync_file_snapshots_by_usage<U: Uapi>(u: &mut U) -> Result<Outcome, Failure> {
     scoped(u, |u, fds| {
-        let tl = timeline(u, fds)?;
         let writer = system_buffer(u, fds, PAGE)?;
         let reader = system_buffer(u, fds, PAGE)?;
         let before = open(fds, "export(W) idle", u.export_sync_file(writer, W))?;
-        let f = fence_at(u, fds, tl, 1)?;
+        let p = pending(u, fds)?;
+        let f = p.sync;
         ok("import(W)", u.import_sync_file(writer, W, f))?;
         ok("import(R)", u.import_sync_file(reader, R, f))?;
         let cases = [
@@ -220,10 +220,10 @@ pub fn export_sync_file_snapshots_by_usage<U: Uapi>(u: &mut U) -> Result<Outcome
         ensure(status_of(u, before)? == 1, || {
             "an export taken before the import changed".into()
         })?;
-        ok("sw_sync_inc", u.sw_sync_inc(tl, 1))?;
+        signal(u, &p)?;
         for s in exported {
             ensure(status_of(u, s)? == 1, || {
-                "an exported fence did not signal with its timeline".into()
+                "an exported fence did not signal with its source".into()
             })?;
         }
         Ok(())
@@ -389,10 +389,9 @@ pub fn dma_buf_poll_read_fence_blocks_out_only<U: Uapi>(u: &mut U) -> Result<Out
 
 fn poll_with_fence<U: Uapi>(u: &mut U, usage: u32, ready: u16) -> Result<Outcome, Failure> {
     scoped(u, |u, fds| {
-        let tl = timeline(u, fds)?;
         let buf = system_buffer(u, fds, PAGE)?;
-        let f = fence_at(u, fds, tl, 1)?;
-        ok("import_sync_file", u.import_sync_file(buf, usage, f))?;
+        let p = pending(u, fds)?;
+        ok("import_sync_file", u.import_sync_file(buf, usage, p.sync))?;
         for _ in 0..2 {
             // Twice: the second poll finds the wake-up callback armed by the first.
             let got = ok("poll", u.poll(buf, POLLIN | POLLOUT, 0))?;
@@ -400,7 +399,7 @@ fn poll_with_fence<U: Uapi>(u: &mut U, usage: u32, ready: u16) -> Result<Outcome
                 format!("poll(IN|OUT) with a pending fence of usage {usage} = {got:#x}, expected {ready:#x}")
             })?;
         }
-        ok("sw_sync_inc", u.sw_sync_inc(tl, 1))?;
+        signal(u, &p)?;
         let got = ok("poll", u.poll(buf, POLLIN | POLLOUT, 0))?;
         ensure(got == POLLIN | POLLOUT, || {
             format!("poll(IN|OUT) after the fence signaled = {got:#x}")

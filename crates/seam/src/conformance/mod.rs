@@ -21,16 +21,22 @@
 //! 3. A case never assumes a fd number (a real process has 0, 1 and 2 open; a simulated one may
 //!    not): "not a memfd" is a heap or dma-buf fd, "not open" is an fd that was just closed.
 //! 4. Optional features are probed (module rule 5 of [`crate`]); a missing one skips the
-//!    case with a reason, and a missing `system` heap or `/dev/udmabuf` skips the cases that need
-//!    them.
+//!    case with a reason, and a missing `system` heap or `/dev/udmabuf` skips the cases that
+//!    need them. Pending fences come from the fence source ([`Uapi::fence_attach`], vgem on
+//!    Linux), or from sw_sync where there is none; only the `sw_sync_*` cases need sw_sync
+//!    itself.
 //! 5. Where the real kernel's behaviour depends on its version, the case's doc names the
 //!    version it describes (Linux 6.12 unless said otherwise).
 
 mod dma_buf;
+pub mod fences;
 mod heap;
+pub mod prime;
 mod process;
 mod sync_file;
+pub mod syscalls;
 mod udmabuf;
+pub mod v4l2;
 
 pub use dma_buf::*;
 pub use heap::*;
@@ -145,10 +151,39 @@ impl fmt::Display for Report {
     }
 }
 
-/// Runs every case of [`cases`] on `u`, one after another.
+/// A named group of cases: the runners print one closing line per suite.
+pub struct Suite<U> {
+    /// The suite's name (`"dma-buf"`, `"syscalls"`, ...).
+    pub name: &'static str,
+    /// Its cases, in a stable order.
+    pub cases: Vec<Case<U>>,
+}
+
+/// Every suite generic over [`Uapi`]: `dma-buf` (the cases of [`cases`]: heaps, udmabuf, the
+/// dma-buf ioctls, sync files, fd tables), [`syscalls`] (every plain call on every kind of fd)
+/// and [`fences`] (real unsignalled fences from the fence source; debugfs bufinfo).
+pub fn suites<U: Uapi>() -> Vec<Suite<U>> {
+    vec![
+        Suite {
+            name: "dma-buf",
+            cases: cases(),
+        },
+        Suite {
+            name: "syscalls",
+            cases: syscalls::cases(),
+        },
+        Suite {
+            name: "fences",
+            cases: fences::cases(),
+        },
+    ]
+}
+
+/// Runs every case of every suite of [`suites`] on `u`, one after another.
 pub fn run_all<U: Uapi>(u: &mut U) -> Report {
-    let results = cases::<U>()
+    let results = suites::<U>()
         .into_iter()
+        .flat_map(|s| s.cases)
         .map(|c| CaseResult {
             name: c.name,
             result: (c.run)(u),
@@ -236,8 +271,8 @@ suite! {
     udmabuf_mmap_private_einval => "101",
     udmabuf_sync_end_before_start_einval => "101",
     udmabuf_outlives_memfd_fd => "100",
-    sync_merge_two_timelines => "52, 54",
-    sync_merge_same_timeline_keeps_later => "52, 36",
+    sync_merge_two_contexts => "52, 54",
+    sw_sync_merge_same_timeline_keeps_later => "52, 36",
     sync_merge_name_cut_to_31_bytes => "52, 54",
     sync_merge_flags_pad_einval => "52",
     sync_merge_fd2_not_sync_file_enoent => "52",
@@ -376,6 +411,63 @@ pub(crate) fn system_buffer<U: Uapi>(u: &mut U, fds: &mut Vec<Fd>, len: u64) -> 
         "heap_alloc(system)",
         u.heap_alloc(heap, len, super::O_RDWR | super::O_CLOEXEC, 0),
     )
+}
+
+/// A pending fence the case signals when it likes, as a sync file (rule 4's fence source).
+pub(crate) struct Pending {
+    /// A sync file holding just that fence.
+    pub(crate) sync: Fd,
+    how: Signal,
+}
+
+enum Signal {
+    /// A fence of the system's fence source ([`Uapi::fence_attach`]: vgem on Linux).
+    Attached(u32),
+    /// A point of an sw_sync timeline, where there is no fence source.
+    Point(Fd),
+}
+
+/// A new pending fence: attached (write usage) to a fresh buffer of its own with
+/// [`Uapi::fence_attach`] and exported as a sync file; where the system has no fence source
+/// (`ENOSYS`), an sw_sync point; with neither, the case is skipped.
+pub(crate) fn pending<U: Uapi>(u: &mut U, fds: &mut Vec<Fd>) -> Step<Pending> {
+    let holder = system_buffer(u, fds, PAGE)?;
+    match u.fence_attach(holder, true) {
+        Ok(id) => {
+            let sync = open(
+                fds,
+                "export_sync_file(READ) of the fenced buffer",
+                u.export_sync_file(holder, super::DMA_BUF_SYNC_READ as u32),
+            )?;
+            Ok(Pending {
+                sync,
+                how: Signal::Attached(id),
+            })
+        }
+        Err(Errno::ENOSYS) => {
+            let tl = match u.sw_sync_open() {
+                Ok(fd) => {
+                    fds.push(fd);
+                    fd
+                }
+                Err(e) => return skip(format!("no fence source (vgem) and no sw_sync ({e:?})")),
+            };
+            let sync = fence_at(u, fds, tl, 1)?;
+            Ok(Pending {
+                sync,
+                how: Signal::Point(tl),
+            })
+        }
+        Err(e) => fail(format!("fence_attach(WRITE) on a fresh buffer: Err({e:?})")),
+    }
+}
+
+/// Signals a [`pending`] fence.
+pub(crate) fn signal<U: Uapi>(u: &mut U, p: &Pending) -> Step<()> {
+    match p.how {
+        Signal::Attached(id) => ok("fence_signal", u.fence_signal(id)),
+        Signal::Point(tl) => ok("sw_sync_inc", u.sw_sync_inc(tl, 1)),
+    }
 }
 
 /// Opens a `sw_sync` timeline, or skips the case (rule 4).

@@ -136,7 +136,7 @@ fn b30_qbuf_with_request_on_queue_without_requests_is_ebadr() {
     r.reqbufs(V4L2_MEMORY_MMAP, 1).unwrap();
     let mut b = r.buf(V4L2_MEMORY_MMAP, 0);
     b.flags = V4L2_BUF_FLAG_REQUEST_FD;
-    assert_eq!(errno(r.fh.qbuf(&mut b)), Errno::from_raw(EBADR));
+    assert_eq!(errno(r.fh.qbuf(&mut b)), Errno::EBADR);
 }
 
 #[test]

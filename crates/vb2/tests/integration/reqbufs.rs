@@ -233,7 +233,7 @@ fn b13_create_bufs_at_max_is_enobufs_and_count_clamped() {
     assert_eq!((cb.index, cb.count, cb.max_num_buffers), (0, 4, 4));
     assert_eq!(
         errno(create(&r, V4L2_MEMORY_MMAP, 1, &[4096])),
-        Errno::from_raw(ENOBUFS)
+        Errno::ENOBUFS
     );
     r.reqbufs(V4L2_MEMORY_MMAP, 0).unwrap();
     r.balanced();

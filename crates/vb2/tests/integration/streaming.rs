@@ -245,7 +245,7 @@ fn b71_dqbuf_after_last_is_epipe_until_streamoff() {
     r.q.buffer_done(0, Vb2State::Done).unwrap();
     let b = r.dqbuf(M).unwrap();
     assert_ne!(b.flags & V4L2_BUF_FLAG_LAST, 0);
-    assert_eq!(errno(r.dqbuf(M)), Errno::from_raw(EPIPE));
+    assert_eq!(errno(r.dqbuf(M)), Errno::EPIPE);
     assert_eq!(r.fh.poll(EPOLLIN), EPOLLIN | EPOLLRDNORM);
     r.fh.streamoff(r.t()).unwrap();
     r.fh.streamon(r.t()).unwrap();

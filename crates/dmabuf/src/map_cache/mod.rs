@@ -22,38 +22,68 @@
 //! 3. Cache maintenance for CPU access covers every cached table, held or not
 //!    ([`MapCache::sync_for_cpu`], [`MapCache::sync_for_device`]): a cached table is still a live
 //!    DMA mapping.
-//! 4. Locking: one leaf lock around the entries; the DMA API is called with it held (it takes only
-//!    its own leaf locks); never the resv lock or an importer.
+//! 4. Locking: one leaf lock around the entries; the DMA API is called with it held only to sync
+//!    (it takes only its own leaf locks); never the resv lock or an importer.
+//! 5. The zombie protocol of rule 2 is [`HeldTables`] (module `held`): whether an invalidated
+//!    table is still held is decided under the same lock in which holders give tables back, so
+//!    a table is unmapped exactly once and no zombie outlives its last holder. loom checks it
+//!    (`tests/loom_map_cache.rs`).
 
 use crate::attach::Attachment;
 use crate::buf::DmaBuf;
 use crate::error::DmaBufError;
 use dma::{DmaApi, DmaAttrs, DmaDirection, SgTable};
 use fence::ResvGuard;
-use parking_lot::Mutex;
 use soc::Device;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-struct Entry {
+mod held;
+
+pub use held::{release, HeldTables};
+
+/// What a cached table is cached under, and what unmapping it needs.
+struct Key {
     att_id: u64,
     dir: DmaDirection,
     dev: Arc<Device>,
-    table: Arc<SgTable>,
 }
 
-#[derive(Default)]
-struct Entries {
-    live: Vec<Entry>,
-    /// Invalidated but still held by an importer (rule 2).
-    zombies: Vec<Entry>,
+impl Key {
+    fn is(&self, att_id: u64, dir: DmaDirection) -> bool {
+        self.att_id == att_id && self.dir == dir
+    }
+}
+
+/// How a [`MapCache`] maps and unmaps its tables.
+///
+/// The default maps with no attributes and lets the DMA API do the cache maintenance of map and
+/// unmap. A GPU-style exporter (`amdgpu_dma_buf_map`) maps with `DMA_ATTR_SKIP_CPU_SYNC` and syncs
+/// explicitly instead:
+///
+/// ```
+/// use dma::DmaAttrs;
+/// use dmabuf::map_cache::MapCacheOptions;
+/// let gpu_style = MapCacheOptions { attrs: DmaAttrs::SKIP_CPU_SYNC, explicit_sync: true };
+/// assert_ne!(gpu_style, MapCacheOptions::default());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapCacheOptions {
+    /// The DMA attributes of every real map and unmap (`dma_map_sgtable(..., attrs)`).
+    pub attrs: DmaAttrs,
+    /// After a real map, sync the table for a non-coherent device
+    /// (`dma_sync_sgtable_for_device`); before a real unmap, sync it for the CPU unless the
+    /// direction is `TO_DEVICE` (`dma_sync_sgtable_for_cpu`). What `attrs` with
+    /// `DMA_ATTR_SKIP_CPU_SYNC` leaves out; harmless (a second maintenance) without it.
+    pub explicit_sync: bool,
 }
 
 /// Cached mapped tables of one buffer, per attachment and direction (module doc).
 pub struct MapCache {
     dma: Arc<DmaApi>,
-    entries: Mutex<Entries>,
+    options: MapCacheOptions,
+    tables: HeldTables<Key, SgTable>,
     hits: AtomicU64,
     misses: AtomicU64,
     invalidations: AtomicU64,
@@ -62,9 +92,15 @@ pub struct MapCache {
 impl MapCache {
     /// An empty cache whose tables are mapped through `dma`.
     pub fn new(dma: &Arc<DmaApi>) -> MapCache {
+        MapCache::with_options(dma, MapCacheOptions::default())
+    }
+
+    /// An empty cache that maps and unmaps its tables as `options` say.
+    pub fn with_options(dma: &Arc<DmaApi>, options: MapCacheOptions) -> MapCache {
         MapCache {
             dma: dma.clone(),
-            entries: Mutex::new(Entries::default()),
+            options,
+            tables: HeldTables::new(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
@@ -83,12 +119,9 @@ impl MapCache {
         build: impl FnOnce() -> Result<SgTable, DmaBufError>,
     ) -> Result<Arc<SgTable>, DmaBufError> {
         let id = att.id();
-        {
-            let e = self.entries.lock();
-            if let Some(hit) = e.live.iter().find(|x| x.att_id == id && x.dir == dir) {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(hit.table.clone());
-            }
+        if let Some(hit) = self.tables.get(|k| k.is(id, dir)) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
         }
         self.map_slow(att, dir, build)
     }
@@ -102,48 +135,43 @@ impl MapCache {
     ) -> Result<Arc<SgTable>, DmaBufError> {
         let mut sgt = build()?;
         let dev = att.device().clone();
-        self.dma.map_sg(&dev, &mut sgt, dir, DmaAttrs::NONE)?;
+        self.dma.map_sg(&dev, &mut sgt, dir, self.options.attrs)?;
+        if self.options.explicit_sync && !dev.is_coherent() {
+            if let Err(e) = self.dma.sync_sg_for_device(&dev, &sgt, dir) {
+                self.dma.unmap_sg(&dev, &mut sgt, dir, self.options.attrs)?;
+                return Err(e.into());
+            }
+        }
         let table = Arc::new(sgt);
-        let mut e = self.entries.lock();
+        let id = att.id();
         // Map calls run under the buffer's resv lock, so no other miss for this key can have
         // raced us; keep the first anyway if one did.
-        if let Some(hit) = e.live.iter().find(|x| x.att_id == att.id() && x.dir == dir) {
-            let t = hit.table.clone();
-            drop(e);
-            self.unmap_now(Entry {
-                att_id: att.id(),
-                dir,
-                dev,
-                table,
-            })?;
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(t);
-        }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        e.live.push(Entry {
-            att_id: att.id(),
+        let key = Key {
+            att_id: id,
             dir,
             dev,
-            table: table.clone(),
-        });
+        };
+        if let Some(first) = self.tables.insert(key, &table, |k| k.is(id, dir)) {
+            let dev = att.device().clone();
+            self.unmap_now((
+                Key {
+                    att_id: id,
+                    dir,
+                    dev,
+                },
+                table,
+            ))?;
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(first);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         Ok(table)
     }
 
     /// For `unmap_dma_buf`: drops the importer's reference. A table that is not cached any more
     /// is really unmapped once no importer holds it (rule 2).
     pub fn unmap(&self, sgt: Arc<SgTable>) -> Result<(), DmaBufError> {
-        let zombie = {
-            let mut e = self.entries.lock();
-            let pos = e.zombies.iter().position(|z| Arc::ptr_eq(&z.table, &sgt));
-            drop(sgt);
-            match pos {
-                Some(i) if Arc::strong_count(&e.zombies[i].table) == 1 => {
-                    Some(e.zombies.swap_remove(i))
-                }
-                _ => None,
-            }
-        };
-        match zombie {
+        match self.tables.give_back(sgt) {
             Some(z) => self.unmap_now(z),
             None => Ok(()),
         }
@@ -151,7 +179,7 @@ impl MapCache {
 
     /// For the exporter's `detach`: really unmaps every table of `att` (rule 2 for held ones).
     pub fn detach(&self, att: &Attachment) -> Result<(), DmaBufError> {
-        self.invalidate_where(|e| e.att_id == att.id())
+        self.invalidate_where(|k| k.att_id == att.id())
     }
 
     /// Drops every cached table (the storage is about to change): unmaps those no importer
@@ -161,21 +189,9 @@ impl MapCache {
         self.invalidate_where(|_| true)
     }
 
-    fn invalidate_where(&self, pred: impl Fn(&Entry) -> bool) -> Result<(), DmaBufError> {
-        let victims: Vec<Entry> = {
-            let mut e = self.entries.lock();
-            let (take, keep): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut e.live)
-                .into_iter()
-                .partition(|x| pred(x));
-            e.live = keep;
-            take
-        };
+    fn invalidate_where(&self, pred: impl Fn(&Key) -> bool) -> Result<(), DmaBufError> {
         let mut first_err = Ok(());
-        for v in victims {
-            if Arc::strong_count(&v.table) > 1 {
-                self.entries.lock().zombies.push(v);
-                continue;
-            }
+        for v in self.tables.invalidate_where(pred) {
             if let Err(err) = self.unmap_now(v) {
                 if first_err.is_ok() {
                     first_err = Err(err);
@@ -196,34 +212,26 @@ impl MapCache {
         Ok(())
     }
 
-    fn unmap_now(&self, entry: Entry) -> Result<(), DmaBufError> {
-        match Arc::try_unwrap(entry.table) {
-            Ok(mut sgt) => {
-                self.dma
-                    .unmap_sg(&entry.dev, &mut sgt, entry.dir, DmaAttrs::NONE)?;
-                Ok(())
+    /// Really unmaps a free table; one a holder still shares goes back to the zombies.
+    fn unmap_now(&self, entry: (Key, Arc<SgTable>)) -> Result<(), DmaBufError> {
+        let opts = self.options;
+        release(&self.tables, entry, |key, mut sgt| {
+            if opts.explicit_sync && !key.dev.is_coherent() && key.dir != DmaDirection::ToDevice {
+                self.dma.sync_sg_for_cpu(&key.dev, &sgt, key.dir)?;
             }
-            Err(table) => {
-                // Someone took a reference meanwhile: unmap when it comes back.
-                self.entries.lock().zombies.push(Entry { table, ..entry });
-                Ok(())
-            }
-        }
+            self.dma.unmap_sg(&key.dev, &mut sgt, key.dir, opts.attrs)?;
+            Ok(())
+        })
     }
 
     /// Cached or invalidated tables some importer still holds.
     pub fn in_use(&self) -> usize {
-        let e = self.entries.lock();
-        e.live
-            .iter()
-            .filter(|x| Arc::strong_count(&x.table) > 1)
-            .count()
-            + e.zombies.len()
+        self.tables.in_use()
     }
 
     /// Cached tables (mapped for their devices).
     pub fn len(&self) -> usize {
-        self.entries.lock().live.len()
+        self.tables.len()
     }
 
     /// Whether nothing is cached.
@@ -258,18 +266,17 @@ impl MapCache {
     }
 
     fn sync(&self, for_cpu: bool) -> Result<(), DmaBufError> {
-        let e = self.entries.lock();
-        for x in e.live.iter().chain(e.zombies.iter()) {
-            if x.dev.is_coherent() {
-                continue;
+        self.tables.for_each(|k, table| {
+            if k.dev.is_coherent() {
+                return Ok(());
             }
             if for_cpu {
-                self.dma.sync_sg_for_cpu(&x.dev, &x.table, x.dir)?;
+                self.dma.sync_sg_for_cpu(&k.dev, table, k.dir)?;
             } else {
-                self.dma.sync_sg_for_device(&x.dev, &x.table, x.dir)?;
+                self.dma.sync_sg_for_device(&k.dev, table, k.dir)?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

@@ -1,11 +1,14 @@
-//! The synchronisation primitives this crate is built from, behind one facade.
+//! The synchronisation primitives the workspace's concurrent cores are built from, behind one
+//! facade shared by every crate that has loom models (`fence`: fences, ww_mutex, resv; `dmabuf`:
+//! the mapping cache's zombie protocol; `constraint`: the migration gate).
 //!
 //! Normally these are `parking_lot` and `std` types. Built with `RUSTFLAGS="--cfg loom"` they are
-//! loom's model-checked equivalents, so the loom tests in `tests/loom_*.rs` explore every
-//! interleaving of the same code that ships (the pattern of tokio's `loom/mod.rs`).
+//! loom's model-checked equivalents, so the loom tests (`tests/loom_*.rs` of those crates)
+//! explore every interleaving of the same code that ships (the pattern of tokio's
+//! `loom/mod.rs`).
 //!
-//! Only what the crate uses is re-exported; every module imports its locks, condition variables,
-//! atomics and `Arc` from here and never from `std::sync` or `parking_lot` directly.
+//! Only what those crates use is re-exported; their modelled code imports its locks, condition
+//! variables, atomics and `Arc` from here and never from `std::sync` or `parking_lot` directly.
 //!
 //! # One API under both builds
 //!
@@ -17,6 +20,8 @@
 //! use timed waits where a wake-up is guaranteed.
 //!
 //! `Weak` exists only in the normal build (loom has none); code that must run under loom avoids it.
+
+#![warn(missing_docs)]
 
 #[cfg(not(loom))]
 mod imp {
