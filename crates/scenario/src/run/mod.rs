@@ -74,8 +74,10 @@
 mod events;
 mod fences;
 mod gpu;
+mod handoff;
 mod ports;
 mod sched;
+mod swapchain;
 mod vb2io;
 mod workers;
 mod world;
@@ -460,6 +462,13 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             max_in_flight: bound,
             max_seen: l.max_in_flight_seen,
             waits: l.swap_waits,
+        });
+    }
+    // Nodes: their fence waits.
+    for node in &s.w.nodes {
+        report.nodes.push(crate::report::NodeReport {
+            name: node.desc.name.clone(),
+            fence_wait_us: node.fence_wait.as_us_f64(),
         });
     }
     // Encoders.

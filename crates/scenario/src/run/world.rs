@@ -82,6 +82,9 @@ pub(crate) struct BufRt {
     pub retired: bool,
     /// Explicit sync: per consumer node, the sync_file fd its process was sent with the frame.
     pub acquire: BTreeMap<usize, (Arc<Process>, Fd)>,
+    /// A frame handed over before its producer's job ended (explicit sync from a GPU): when
+    /// that job's out-fence signals on the virtual clock.
+    pub fence_end: Option<VirtualTime>,
 }
 
 /// A link at run time.
@@ -130,6 +133,8 @@ pub(crate) struct NodeRt {
     pub last_vblank: Option<VirtualTime>,
     /// An RLE encoder's bitstream buffer.
     pub bitstream: Option<BitstreamBuf>,
+    /// Virtual time its jobs waited on fences (the report's `nodes[].fence_wait_us`).
+    pub fence_wait: VirtualTime,
 }
 
 /// The bitstream buffer an encoder owns (as a V4L2 encoder's CAPTURE buffer, allocated by its
@@ -263,6 +268,7 @@ impl World {
                 ready: BTreeMap::new(),
                 next_frame: 0,
                 last_vblank: None,
+                fence_wait: VirtualTime::ZERO,
                 bitstream: None,
             });
         }
@@ -567,6 +573,7 @@ impl World {
             maps_carried: (0, 0),
             retired: false,
             acquire: BTreeMap::new(),
+            fence_end: None,
         }));
         for n in self.link_users(li) {
             self.attach(bi, n)?;

@@ -292,6 +292,24 @@ fn test_explicit_sync_hands_each_frame_over_with_a_sync_file() {
     assert_eq!(implicit.exit_code(), ExitCode::Verified);
     assert_eq!(implicit.fences.sync_files, 0);
     assert!(implicit.fences.sync_checks > 0);
+    // The GPU hands each frame to the display at submission with its acquire fence: the
+    // display's jobs wait on it (virtual time), V4L2 producers hand over at DQBUF (no wait),
+    // and implicit sync hands over at the job's end. The frames reach the same vblanks.
+    let wait = |r: &scenario::report::Report, node: &str| {
+        r.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .unwrap()
+            .fence_wait_us
+    };
+    assert!(wait(&explicit, "display") > 0.0, "{:?}", explicit.nodes);
+    for node in ["camera", "isp", "gpu"] {
+        assert_eq!(wait(&explicit, node), 0.0, "{:?}", explicit.nodes);
+    }
+    for node in ["camera", "isp", "gpu", "display"] {
+        assert_eq!(wait(&implicit, node), 0.0, "{:?}", implicit.nodes);
+    }
+    assert_eq!(explicit.latency_us, implicit.latency_us);
     // Every sync_file fd was closed: no process keeps one at the end (the run checks for
     // leaked dma-bufs and mappings; fds die with their processes).
     assert!(explicit.checker.findings.is_empty());
