@@ -10,8 +10,9 @@
 //! 2. Default formats: capture 640x360 YUYV (1280 bytes a line, 460800 a frame), output 720x576
 //!    YUYV (1440, 829440). `G_FMT` of the other node's type is `EINVAL`.
 //! 3. Each node is one vb2 queue taking MMAP, USERPTR and DMABUF, scatter-gather memory (vivid
-//!    allocates with vmalloc: no contiguity asked), at most 32 buffers; the capture queue
-//!    starts once 2 buffers are queued (`min_queued_buffers`), the output queue once 1 is.
+//!    allocates with vmalloc: no contiguity asked), at most 32 buffers. Both queues start as
+//!    soon as they stream with a buffer queued: vivid supports requests by default, and then
+//!    its queues have `min_queued_buffers` 0 (found in qemu: the simulator said 2 and 1).
 //! 4. The capture side fills every buffer it gets with a test-pattern line and completes it;
 //!    the output side consumes every buffer it gets and completes it. vivid does this on a
 //!    thread at the frame rate; here it happens in `buf_queue`, so a frame is ready as soon as
@@ -28,7 +29,11 @@ use seam::v4l2::*;
 use seam::{Errno, Fd};
 use std::sync::Arc;
 use uapi::ioctl::{O_CLOEXEC, O_RDWR};
-use vb2::ioctl::{V4l2Buffer, V4l2ExportBuffer, V4l2RequestBuffers};
+use vb2::ioctl::{
+    V4l2Buffer, V4l2CreateBuffers, V4l2ExportBuffer, V4l2Format, V4l2RemoveBuffers,
+    V4l2RequestBuffers,
+};
+use vb2::userptr::UserMemory;
 use vb2::{Allocator, BufType, DriverBuffer, Vb2Fh, Vb2Ops, Vb2Queue, Vb2QueueConfig, Vb2State};
 
 /// A node's default format (rule 2).
@@ -88,11 +93,58 @@ impl Vb2Ops for Node {
     }
 }
 
-/// The simulated vivid instance of one machine (rules 1-3).
+/// The simulated vivid instance of one machine (rules 1-3), and the address space USERPTR
+/// planes come from.
 #[derive(Clone)]
 pub struct VividDevice {
     capture: Arc<Vb2Queue>,
     output: Arc<Vb2Queue>,
+    user: Arc<UserMemory>,
+}
+
+/// Anonymous memory of the simulated process, for USERPTR: unmapped when dropped.
+pub struct VividUserMem {
+    user: Arc<UserMemory>,
+    addr: u64,
+    len: u64,
+}
+
+impl std::fmt::Debug for VividUserMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VividUserMem({:#x}, len {:#x})", self.addr, self.len)
+    }
+}
+
+impl Drop for VividUserMem {
+    fn drop(&mut self) {
+        let _ = self.user.munmap(self.addr);
+    }
+}
+
+impl seam::Mapping for VividUserMem {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
+            return Err(Errno::EFAULT);
+        }
+        self.user.read(self.addr + offset, buf).map_err(err)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
+            return Err(Errno::EFAULT);
+        }
+        self.user.write(self.addr + offset, data).map_err(err)
+    }
 }
 
 impl std::fmt::Debug for VividDevice {
@@ -146,10 +198,12 @@ impl VividDevice {
     pub fn new(dma: &Arc<dma::DmaApi>, device: &str) -> Result<VividDevice, Errno> {
         let dev = dma.device(device).map_err(|_| Errno::ENODEV)?;
         let queue = |capture: bool| {
+            // vivid asks for 2 (capture) and 1 (output) queued buffers, but it supports
+            // requests by default, and then vivid_create_queue sets min_queued_buffers to 0.
             let (ty, format, min) = if capture {
-                (BufType::VideoCapture, CAPTURE_FORMAT, 2)
+                (BufType::VideoCapture, CAPTURE_FORMAT, 0)
             } else {
-                (BufType::VideoOutput, OUTPUT_FORMAT, 1)
+                (BufType::VideoOutput, OUTPUT_FORMAT, 0)
             };
             let mut cfg = Vb2QueueConfig::new(ty, dev.clone());
             cfg.allocator = Allocator::DmaSg;
@@ -165,6 +219,7 @@ impl VividDevice {
         Ok(VividDevice {
             capture: queue(true),
             output: queue(false),
+            user: UserMemory::new(dma),
         })
     }
 
@@ -201,6 +256,7 @@ fn to_vb2(b: &Buffer) -> V4l2Buffer {
     v.length = b.length;
     v.m_offset = b.m;
     v.m_fd = b.m as i32;
+    v.m_userptr = b.userptr;
     v
 }
 
@@ -211,6 +267,7 @@ fn from_vb2(v: &V4l2Buffer, b: &mut Buffer) {
     b.flags = v.flags;
     b.memory = v.memory;
     b.length = v.length;
+    b.userptr = v.m_userptr;
     b.m = if v.memory == MEMORY_DMABUF {
         v.m_fd as u32
     } else {
@@ -218,7 +275,83 @@ fn from_vb2(v: &V4l2Buffer, b: &mut Buffer) {
     };
 }
 
+/// A CPU mapping of an MMAP plane of a simulated vivid queue (holds the plane's memory).
+pub struct VividPlane {
+    map: vb2::Vb2Mapping,
+    prot: u32,
+}
+
+impl std::fmt::Debug for VividPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VividPlane(len {:#x}, prot {:#x})",
+            self.map.len(),
+            self.prot
+        )
+    }
+}
+
+impl seam::Mapping for VividPlane {
+    fn len(&self) -> u64 {
+        self.map.len()
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if self.prot & (seam::PROT_READ | seam::PROT_WRITE) == 0 {
+            return Err(Errno::EACCES);
+        }
+        self.map.read(offset, buf).map_err(err)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        if self.prot & seam::PROT_WRITE == 0 {
+            return Err(Errno::EACCES);
+        }
+        self.map.write(offset, data).map_err(err)
+    }
+}
+
 impl V4l2<SimProcess> for VividDevice {
+    type Plane = VividPlane;
+    type UserMem = VividUserMem;
+
+    fn user_memory(&mut self, _u: &mut SimProcess, len: u64) -> Result<(VividUserMem, u64), Errno> {
+        let addr = self.user.mmap_anon(len).map_err(err)?;
+        let mem = VividUserMem {
+            user: self.user.clone(),
+            addr,
+            len,
+        };
+        Ok((mem, addr))
+    }
+
+    fn mmap_plane(
+        &mut self,
+        u: &mut SimProcess,
+        fd: Fd,
+        offset: u32,
+        len: u64,
+        prot: u32,
+        shared: bool,
+    ) -> Result<VividPlane, Errno> {
+        Self::with(u, fd, |vf| {
+            let map = vf.fh.mmap(offset, len, prot, shared).map_err(err)?;
+            Ok(VividPlane { map, prot })
+        })
+    }
+
+    fn poll_video(
+        &mut self,
+        u: &mut SimProcess,
+        fd: Fd,
+        events: u16,
+        _timeout_ms: i32,
+    ) -> Result<u16, Errno> {
+        // Frames complete as soon as the queue runs (rule 4): nothing is left to wait for.
+        Self::with(u, fd, |vf| Ok(vf.fh.poll(events)))
+    }
+
     fn open_video(&mut self, u: &mut SimProcess, node: VideoNode) -> Result<Fd, Errno> {
         use uapi::AsErrno;
         let (q, capture) = match node {
@@ -226,7 +359,7 @@ impl V4l2<SimProcess> for VividDevice {
             VideoNode::Output => (&self.output, false),
         };
         let vf = VividFile {
-            fh: q.open(u.process()),
+            fh: q.open(u.process()).with_user_memory(self.user.clone()),
             capture,
         };
         u.process()
@@ -287,11 +420,71 @@ impl V4l2<SimProcess> for VividDevice {
         })
     }
 
+    fn create_bufs(
+        &mut self,
+        u: &mut SimProcess,
+        fd: Fd,
+        c: &mut CreateBuffers,
+    ) -> Result<(), Errno> {
+        Self::with(u, fd, |vf| {
+            let mut cb = V4l2CreateBuffers {
+                count: c.count,
+                memory: c.memory,
+                format: V4l2Format {
+                    type_: c.type_,
+                    num_planes: 1,
+                    sizes: vec![c.sizeimage],
+                },
+                ..Default::default()
+            };
+            vf.fh.create_bufs(&mut cb).map_err(err)?;
+            c.index = cb.index;
+            c.capabilities = cb.capabilities;
+            c.count = cb.count;
+            Ok(())
+        })
+    }
+
+    fn prepare_buf(&mut self, u: &mut SimProcess, fd: Fd, b: &mut Buffer) -> Result<(), Errno> {
+        Self::with(u, fd, |vf| {
+            let mut v = to_vb2(b);
+            vf.fh.prepare_buf(&mut v).map_err(err)?;
+            from_vb2(&v, b);
+            Ok(())
+        })
+    }
+
+    fn remove_bufs(
+        &mut self,
+        u: &mut SimProcess,
+        fd: Fd,
+        type_: u32,
+        index: u32,
+        count: u32,
+    ) -> Result<(), Errno> {
+        Self::with(u, fd, |vf| {
+            let rb = V4l2RemoveBuffers {
+                index,
+                count,
+                type_,
+            };
+            vf.fh.remove_bufs(&rb).map_err(err)
+        })
+    }
+
     fn qbuf(&mut self, u: &mut SimProcess, fd: Fd, b: &mut Buffer) -> Result<(), Errno> {
         Self::with(u, fd, |vf| {
             let mut v = to_vb2(b);
             vf.fh.qbuf(&mut v).map_err(err)?;
             from_vb2(&v, b);
+            Ok(())
+        })
+    }
+
+    fn set_nonblocking(&mut self, u: &mut SimProcess, fd: Fd, on: bool) -> Result<(), Errno> {
+        // The file's own flags (F_GETFL) are not changed: only vb2's DQBUF mode is modelled.
+        Self::with(u, fd, |vf| {
+            vf.fh.set_nonblocking(on);
             Ok(())
         })
     }

@@ -41,6 +41,11 @@ pub struct RealMapping {
 }
 
 impl RealMapping {
+    /// The address the mapping starts at (a USERPTR plane's `m.userptr`).
+    pub fn addr(&self) -> u64 {
+        self.addr as u64
+    }
+
     /// `mmap(NULL, len, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, offset)`; see `mmap(2)`.
     ///
     /// The kernel checks everything (length 0, alignment, the exporter's page range, access

@@ -148,13 +148,15 @@ impl Vb2Fh {
         Ok(())
     }
 
-    /// VIDIOC_REMOVE_BUFS (v6.10+).
+    /// VIDIOC_REMOVE_BUFS (v6.10+). The type is checked first, even for count 0: 6.12's
+    /// `vb2_ioctl_remove_bufs` answers a wrong type with `EINVAL` before it returns 0 for
+    /// count 0 (found in qemu with vivid).
     pub fn remove_bufs(&self, rb: &V4l2RemoveBuffers) -> Result<(), Vb2Error> {
         let q = &*self.q;
+        q.check_type(rb.type_)?;
         if rb.count == 0 {
             return Ok(());
         }
-        q.check_type(rb.type_)?;
         let _io = q.ioctl_lock.lock();
         let mut st = q.state.lock();
         q.check_owner(&st, self.id)?;

@@ -8,6 +8,15 @@ use super::*;
 use crate::v4l2::*;
 use crate::SEEK_END;
 
+mod create;
+mod import;
+mod mmap;
+mod owner;
+pub use create::*;
+pub use import::*;
+pub use mmap::*;
+pub use owner::*;
+
 /// The signature of a V4L2 case.
 pub type V4l2CaseFn<U, V> = fn(&mut U, &mut V) -> Result<Outcome, Failure>;
 
@@ -439,5 +448,22 @@ pub fn cases<U: Uapi, V: V4l2<U>>() -> Vec<V4l2Case<U, V>> {
         v4l2_dmabuf_import_heap_buffers_and_stream => "vb2 33, 41, 43",
         v4l2_streamon_without_buffers_einval => "vb2 56-57",
         v4l2_qbuf_twice_and_streamoff_not_streaming => "vb2 19, 24, 62, 66",
+        v4l2_expbuf_imported_into_another_queue => "vb2 32-34, 50",
+        v4l2_capture_export_feeds_the_output_queue => "vb2 15, 27, 33, 50",
+        v4l2_dmabuf_import_udmabuf_and_stream => "vb2 33, 41",
+        v4l2_streamoff_returns_all_buffers => "vb2 62, 64-66",
+        v4l2_dmabuf_requeue_same_fd => "vb2 37, 39, 41",
+        v4l2_dmabuf_one_buffer_at_two_indices => "vb2 33, 41",
+        v4l2_dmabuf_qbuf_wrong_arguments => "vb2 19, 34-35",
+        v4l2_create_bufs_sizes_and_errnos => "vb2 11-12, 14-15",
+        v4l2_prepare_buf_then_qbuf => "vb2 17, 19, 22",
+        v4l2_remove_bufs_from_the_middle => "vb2 15-16, 18",
+        v4l2_mmap_by_offset_reads_the_frame => "vb2 17, 53-55",
+        v4l2_reqbufs0_with_a_plane_still_mapped => "vb2 7, 54",
+        v4l2_poll_follows_streaming => "vb2 poll, 62",
+        v4l2_userptr_streams_into_user_memory => "vb2 19, 47, USERPTR",
+        v4l2_second_open_is_not_the_owner => "vb2 3, 6, 16, 21",
+        v4l2_nonblocking_dqbuf_with_nothing_queued => "vb2 60, 67",
+        v4l2_one_queued_buffer_starts_the_capture => "vb2 58, 60",
     }
 }

@@ -335,7 +335,9 @@ fn b18_remove_bufs_rules() {
         count,
         type_,
     };
-    r.fh.remove_bufs(&rm(100, 0, 99)).unwrap();
+    // Count 0 is 0 for any index, but the type is checked first (as 6.12 does).
+    r.fh.remove_bufs(&rm(100, 0, r.t())).unwrap();
+    assert_eq!(errno(r.fh.remove_bufs(&rm(100, 0, 99))), Errno::EINVAL);
     r.reqbufs(V4L2_MEMORY_MMAP, 4).unwrap();
     assert_eq!(errno(r.fh.remove_bufs(&rm(0, 1, 99))), Errno::EINVAL);
     assert_eq!(errno(r.fh.remove_bufs(&rm(3, 2, r.t()))), Errno::EINVAL);
