@@ -22,8 +22,8 @@ mod trace;
 
 pub use model::{
     BufferReport, CheckerReport, DeviceReport, EncoderReport, FenceCounts, Finding, FrameCounts,
-    FrameLatency, GpuReport, LatencyReport, MapCounts, MigrationReport, Placement, Report,
-    RunError, SwapchainReport, Vb2QueueReport, SCHEMA_VERSION,
+    FrameLatency, GpuReport, LatencyReport, MapCounts, MigrationReport, NodeReport, Placement,
+    Report, RunError, SwapchainReport, Vb2QueueReport, SCHEMA_VERSION,
 };
 pub use stats::{percentile, LatencyStats};
 pub use svg::{latency_svg, timeline_svg, xml_escape, TimelineOptions};

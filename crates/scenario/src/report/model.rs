@@ -17,11 +17,12 @@
 //! | `devices` | [{`name`, `bytes_read`, `bytes_written`, `faults`, `jobs`, `busy_us`}] | per device, by name |
 //! | `checker` | {`findings` [{`kind`, `message`, `device`, `buffer`, `expected`}]} | sorted by kind then message |
 //! | `errors` | [{`errno`, `message`}] | run-time failures (an unsatisfiable constraint set...) |
-//! | `vb2_queues` | [{`node`, `link`, `memory`, `type`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every vb2 queue, by node then link: each consumer's OUTPUT queue importing a link's fds, and each `mmap+expbuf` producer's CAPTURE queue; the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); `memory` is the V4L2 memory type (`dmabuf`, `mmap`, `userptr`) and `type` the queue's direction (`output`, `capture`); absent in reports of older runs |
+//! | `vb2_queues` | [{`node`, `link`, `memory`, `type`, `map_policy`, `maps`, `unmaps`, `attaches`, `qbufs`, `streamoffs`, `requeue_cycles`}] | every vb2 queue, by node then link: each consumer's OUTPUT queue importing a link's fds, and each camera's or ISP's CAPTURE queue (DMABUF on a `dmabuf` link, MMAP on a `mmap+expbuf` one: one QBUF per buffer at the start and one per frame its readers released); the DMABUF maps vb2 made (seed 004: `keep_mapped` maps each buffer once, `unmap_on_dequeue` at every QBUF); `memory` is the V4L2 memory type (`dmabuf`, `mmap`, `userptr`) and `type` the queue's direction (`output`, `capture`); absent in reports of older runs |
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`, `sync_files`, `sync_file_waits`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
 //! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
+//! | `nodes` | [{`name`, `fence_wait_us`}] | every node in scenario order: the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -250,6 +251,17 @@ pub struct GpuReport {
     pub move_notifies: u64,
 }
 
+/// One node of the pipeline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// The node's name.
+    pub name: String,
+    /// Virtual time its jobs were queued waiting on fences before they could start (µs): on a
+    /// `sync = "explicit"` link from a GPU, the frame is handed over when the GPU's job is
+    /// submitted and the consumer's job waits on the job's out-fence (its acquire fence).
+    pub fence_wait_us: f64,
+}
+
 /// One gpu->display swapchain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwapchainReport {
@@ -357,6 +369,9 @@ pub struct Report {
     /// The gpu->display swapchains.
     #[serde(default)]
     pub swapchains: Vec<SwapchainReport>,
+    /// Every node, in scenario order.
+    #[serde(default)]
+    pub nodes: Vec<NodeReport>,
     /// Whether the run is the deterministic reference (false with `--threads`, where every
     /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
     #[serde(default = "deterministic_default")]
@@ -387,6 +402,7 @@ impl Report {
             gpus: Vec::new(),
             encoders: Vec::new(),
             swapchains: Vec::new(),
+            nodes: Vec::new(),
             fences: FenceCounts::default(),
             deterministic: true,
         }

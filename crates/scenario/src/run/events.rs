@@ -209,13 +209,17 @@ impl Sched<'_> {
                                 self.w.nodes[n].stream_in = on;
                                 // STREAMOFF first: vb2 hands every queued buffer back, then
                                 // the application lets them (and their frames) go.
-                                let errs = self.w.ports_stream(n, on);
+                                let errs = self.w.ports_stream(n, on, false);
                                 self.errors.extend(errs);
                                 if !on {
                                     self.discard_ready(n);
                                 }
                             }
-                            QueueKind::Capture => self.w.nodes[n].stream_out = on,
+                            QueueKind::Capture => {
+                                self.w.nodes[n].stream_out = on;
+                                let errs = self.w.ports_stream(n, on, true);
+                                self.errors.extend(errs);
+                            }
                         }
                     }
                     let track = self.w.nodes[n].track;

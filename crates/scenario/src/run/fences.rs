@@ -205,10 +205,12 @@ impl Sched<'_> {
     }
 
     /// Explicit sync, consumer side: node `n`'s job waits on the sync_file it was sent with
-    /// buffer `bi` and closes it. Its fence was signaled at the producer's job end, which is
-    /// never after the consumer's job starts on the virtual clock; a fence still pending is a
-    /// runner bug (a run error).
+    /// buffer `bi` and closes it. Its fence signals at the producer's job end: either the frame
+    /// was handed over at that end (the fence is signaled), or at the producer's submission
+    /// (a GPU's: the buffer's `fence_end`), and the job is placed after `fence_end` on the
+    /// virtual clock; any other pending fence is a runner bug (a run error).
     pub(crate) fn wait_sync_file(&mut self, n: usize, bi: usize) {
+        let waits_on_clock = self.w.buf(bi).fence_end.is_some();
         let Some((p, fd)) = self.w.buf_mut(bi).acquire.remove(&n) else {
             return;
         };
@@ -219,7 +221,7 @@ impl Sched<'_> {
         let _ = p.close(fd);
         let who = self.w.nodes[n].desc.name.clone();
         match fence {
-            Some(f) if f.is_signaled() => self.fences.counts.sync_file_waits += 1,
+            Some(f) if f.is_signaled() || waits_on_clock => self.fences.counts.sync_file_waits += 1,
             Some(_) => self.errors.push(RunFailure {
                 errno: "EBUSY".into(),
                 message: format!("runner bug: {who} started with its sync_file pending"),

@@ -27,6 +27,13 @@
 //!   job reads through the DMA segments vb2 mapped under the node's `map_policy`, and at the
 //!   job's end the runner completes the buffer (`buffer_done`) and DQBUFs it; `stream_off`/
 //!   `stream_on` events are STREAMOFF/STREAMON on those queues;
+//! - a camera or ISP writes a `memory = "dmabuf"` or `"mmap+expbuf"` link through its own
+//!   vb2 CAPTURE queue (DMABUF importing the link's fds, or the MMAP queue the buffers came
+//!   from): its process QBUFs every empty buffer, the job fills the one the driver holds
+//!   through vb2's mapping, at the job's end the buffer is completed and DQBUFed and handed to
+//!   the consumers, and once they all released it it is queued again; `queue = "capture"`
+//!   events stop and restart that queue. A GPU (not V4L2) and `userptr` producers map their
+//!   outputs through their attachments;
 //! - a display takes at most one frame per vblank of its `fps` (a frame waits for the next
 //!   vblank on the virtual clock; its latency includes the wait);
 //! - at a job's end its outputs go to the ready queues of the consumers streaming now, and its
@@ -67,7 +74,10 @@
 mod events;
 mod fences;
 mod gpu;
+mod handoff;
+mod ports;
 mod sched;
+mod swapchain;
 mod vb2io;
 mod workers;
 mod world;
@@ -408,30 +418,6 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             requeue_cycles: p.requeue_cycles,
         });
     }
-    // The producers' MMAP capture queues (`memory = "mmap+expbuf"`): their buffers are vb2's,
-    // exported with EXPBUF; the importers' maps are in `maps`, not here.
-    for l in &s.w.links {
-        if let Some(fh) = &l.capture {
-            let c = fh.queue().counters().snapshot();
-            report.vb2_queues.push(crate::report::Vb2QueueReport {
-                node: s.w.nodes[l.from].desc.name.clone(),
-                link: l.name.clone(),
-                memory: "mmap".into(),
-                queue_type: if fh.queue().config().buf_type.is_output() {
-                    "output".into()
-                } else {
-                    "capture".into()
-                },
-                map_policy: "keep_mapped".into(),
-                maps: c.map,
-                unmaps: c.unmap,
-                attaches: c.attach,
-                qbufs: 0,
-                streamoffs: 0,
-                requeue_cycles: 0,
-            });
-        }
-    }
     // Devices.
     for d in s.w.kernel.soc().devices() {
         let st = d.stats();
@@ -478,6 +464,13 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             waits: l.swap_waits,
         });
     }
+    // Nodes: their fence waits.
+    for node in &s.w.nodes {
+        report.nodes.push(crate::report::NodeReport {
+            name: node.desc.name.clone(),
+            fence_wait_us: node.fence_wait.as_us_f64(),
+        });
+    }
     // Encoders.
     for (n, node) in s.w.nodes.iter().enumerate() {
         if node.desc.driver != DriverKind::Encoder {
@@ -500,11 +493,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         events::drop_buffer(&mut s.w, bi);
     }
     // The producers' MMAP capture queues go once their exported buffers are closed.
-    for l in &mut s.w.links {
-        if let Some(fh) = l.capture.take() {
-            fh.close();
-        }
-    }
+    s.w.close_mmap_ports();
     for h in 0..s.holds.len() {
         s.release_hold(h, s.q.now());
     }

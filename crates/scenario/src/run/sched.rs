@@ -6,7 +6,7 @@
 //! completion event, so what a device reads never depends on when the host ran it.
 
 use super::workers::{Pending, Workers};
-use super::world::{BufState, FrameMeta, RunFailure, World};
+use super::world::{BufState, RunFailure, World};
 use crate::clock::{EventQueue, VirtualTime};
 use crate::report::JobCategory;
 use crate::schema::{DriverKind, Event};
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) const SWAPCHAIN_MIN_BUFFERS: u32 = 2;
 /// Display frames a free swapchain buffer stays before it is freed (`drivers::swapchain`'s
 /// default `shrink_after`).
-const SWAPCHAIN_SHRINK_AFTER: u64 = 4;
+pub(crate) const SWAPCHAIN_SHRINK_AFTER: u64 = 4;
 
 /// What the queue holds.
 #[derive(Debug)]
@@ -51,11 +51,14 @@ pub(crate) struct InFlight {
     pub frame: Option<(usize, u64)>,
     pub inputs: Vec<(usize, usize)>,
     pub outputs: Vec<(usize, usize)>,
-    /// Inputs read through a vb2 queue: `(port, slot, generation)`.
+    /// Buffers taken from a vb2 queue's driver (inputs read, outputs filled): `(port, slot,
+    /// generation)`.
     pub vb2: Vec<(usize, u32, u64)>,
     pub result: Pending,
     /// The job's out-fence ([`super::fences`]).
     pub fence: Option<super::fences::JobFence>,
+    /// Outputs handed to their readers at submission (explicit sync from a GPU).
+    pub handed: Vec<usize>,
 }
 
 /// Counters the report is built from.
@@ -349,6 +352,17 @@ impl<'a> Sched<'a> {
                 .iter()
                 .map(|p| p.bytes_per_line)
                 .collect();
+            // A V4L2 producer's device writes the empty buffer its CAPTURE queue's driver holds
+            // (vb2 mapped it at QBUF); others (a GPU) map it themselves.
+            if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
+                vb2.push((p, slot, gen));
+                io.outputs.push(JobOutput {
+                    view: map,
+                    planes,
+                    bytes_per_line,
+                });
+                continue;
+            }
             match self.w.map(bi, n, DmaDirection::FromDevice) {
                 Ok(map) => io.outputs.push(JobOutput {
                     view: map,
@@ -375,6 +389,17 @@ impl<'a> Sched<'a> {
             if let Some(q) = self.w.nodes[n].ready.get_mut(&li) {
                 q.pop_front();
             }
+        }
+        // Explicit sync: an input handed over before its producer's job ended waits on that
+        // job's out-fence (its acquire fence); the wait is the node's fence wait.
+        let fence_end = inputs
+            .iter()
+            .filter_map(|&(_, bi)| self.w.buf(bi).fence_end)
+            .max();
+        if let Some(fe) = fence_end {
+            let wait = fe.saturating_sub(ready_at);
+            self.w.nodes[n].fence_wait = self.w.nodes[n].fence_wait + wait;
+            ready_at = ready_at.max(fe);
         }
         if self.w.nodes[n].desc.driver == DriverKind::Display {
             ready_at = self.vblank(n, ready_at);
@@ -430,70 +455,16 @@ impl<'a> Sched<'a> {
                 vb2,
                 result,
                 fence,
+                handed: Vec::new(),
             },
         );
         self.w.nodes[n].busy = true;
         // Deterministic mode: the bytes moved already; give the mappings back now so that a
         // migration never waits on a job that is over in host terms.
         self.settle(id);
+        self.hand_over_early(id, end);
         let _ = self.q.push(end, Ev::Done(id));
         true
-    }
-
-    /// Seed 000's swapchain before the producer draws: buffers free and idle for
-    /// [`SWAPCHAIN_SHRINK_AFTER`] display frames are freed while more than the minimum exist;
-    /// with none free, one more is allocated, up to the link's `buffers`.
-    fn swapchain_step(&mut self, li: usize, now: VirtualTime) {
-        let fps = self.w.links[li]
-            .to
-            .iter()
-            .map(|&t| self.w.nodes[t].desc.fps)
-            .max()
-            .unwrap_or(60)
-            .max(1);
-        let idle_for = VirtualTime::from_ns(
-            VirtualTime::frame_period(fps)
-                .as_ns()
-                .saturating_mul(SWAPCHAIN_SHRINK_AFTER),
-        );
-        let min = self.w.links[li].desc.buffers.min(SWAPCHAIN_MIN_BUFFERS) as usize;
-        loop {
-            let l = &self.w.links[li];
-            if l.bufs.len() <= min {
-                break;
-            }
-            let idle = l.free.iter().copied().find(|&b| {
-                let b = self.w.buf(b);
-                now.saturating_sub(b.busy_until.max(b.available_at)) >= idle_for
-            });
-            let Some(bi) = idle else {
-                break;
-            };
-            super::events::drop_buffer(&mut self.w, bi);
-            self.w.links[li].swap_shrunk += 1;
-        }
-        // Grow only when the producer could use the buffer: none free, and the bound (if any)
-        // not reached.
-        let l = &self.w.links[li];
-        let in_flight = l
-            .bufs
-            .iter()
-            .filter(|&&b| self.w.buf(b).state != BufState::Free)
-            .count() as u32;
-        let bound_ok = l.swapchain.and_then(|s| s.1).is_none_or(|m| in_flight < m);
-        if l.free.is_empty() && bound_ok && (l.bufs.len() as u32) < l.desc.buffers {
-            match self.w.alloc_buffer(li) {
-                Ok(bi) => {
-                    // Idle from now on, not since the start of the run.
-                    self.w.buf_mut(bi).busy_until = now;
-                    self.w.links[li].swap_grown += 1;
-                }
-                Err(e) => self.errors.push(e),
-            }
-        }
-        let live = self.w.links[li].bufs.len() as u32;
-        let l = &mut self.w.links[li];
-        l.swap_max_live = l.swap_max_live.max(live);
     }
 
     fn fail_job(&mut self, n: usize, _li: usize, io: DeviceJob, e: RunFailure) -> bool {
@@ -597,7 +568,7 @@ impl<'a> Sched<'a> {
                 message: format!("{}: DMA failed: {e}", self.w.nodes[n].desc.name),
             });
         }
-        // vb2: the driver completes what it read, the application dequeues it.
+        // vb2: the driver completes what it read or filled, the application dequeues it.
         for &(p, slot, gen) in &job.vb2 {
             if let Err(e) = self.w.ports[p].complete(slot, gen) {
                 let label = self.w.ports[p].label(&self.w);
@@ -611,38 +582,13 @@ impl<'a> Sched<'a> {
         for &(_, bi) in &job.inputs {
             self.release(bi, n);
         }
-        // Outputs: ready for the consumers streaming now.
+        // Outputs: ready for the consumers streaming now (unless handed over at submission).
         for (k, &(li, bi)) in job.outputs.iter().enumerate() {
-            let readers = self.readers(li);
-            let (src, frame) = job.frame.unwrap_or((n, 0));
-            let meta = FrameMeta {
-                src,
-                frame,
-                checksum: res.out_sums.get(k).copied().unwrap_or(0),
-            };
-            if readers.is_empty() {
-                self.w.buf_mut(bi).state = BufState::Free;
-                self.free_buffer(bi);
+            if job.handed.contains(&bi) {
                 continue;
             }
-            self.w.buf_mut(bi).state = BufState::Ready {
-                meta,
-                readers: readers.clone(),
-            };
-            if self.w.links[li].desc.sync == crate::schema::SyncMode::Explicit {
-                if let Some(f) = &out_fence {
-                    self.send_sync_file(n, bi, f, &readers);
-                }
-            }
-            for &r in &readers {
-                if let Some(q) = self.w.nodes[r].ready.get_mut(&li) {
-                    q.push_back(bi);
-                }
-                // The consumer's process queues the fd it holds into its vb2 queue.
-                if let Err(e) = self.w.vb2_qbuf(r, li, bi) {
-                    self.errors.push(e);
-                }
-            }
+            let checksum = res.out_sums.get(k).copied().unwrap_or(0);
+            self.hand_over(n, job.frame, li, bi, checksum, out_fence.as_ref());
         }
         if let Some(key) = job.frame {
             if let Some(f) = self.frames.get_mut(&key) {
@@ -657,74 +603,11 @@ impl<'a> Sched<'a> {
         let _ = corrupted;
     }
 
-    fn barrier_one(&mut self, id: u64) {
+    pub(crate) fn barrier_one(&mut self, id: u64) {
         if let Some(r) = self.collect(id, true) {
             if let Some(j) = self.jobs.get_mut(&id) {
                 j.result.put_settled(r);
             }
         }
-    }
-
-    /// The vblank display node `n` shows a frame ready at `ready` on: the first one at or after
-    /// `ready` on its `fps` grid, after the last one that took a frame (one frame per vblank).
-    fn vblank(&mut self, n: usize, ready: VirtualTime) -> VirtualTime {
-        let period = VirtualTime::frame_period(self.w.nodes[n].desc.fps).as_ns();
-        if period == 0 {
-            return ready;
-        }
-        let mut at = ready.as_ns().div_ceil(period) * period;
-        if let Some(last) = self.w.nodes[n].last_vblank {
-            if at <= last.as_ns() {
-                at = last.as_ns() + period;
-            }
-        }
-        let at = VirtualTime::from_ns(at);
-        self.w.nodes[n].last_vblank = Some(at);
-        at
-    }
-
-    /// Marks a frame delivered once no sink is pending.
-    pub(crate) fn check_delivered(&mut self, key: (usize, u64), now: VirtualTime) {
-        if let Some(f) = self.frames.get_mut(&key) {
-            if f.pending.is_empty() && !f.delivered && !f.lost {
-                f.delivered = true;
-                f.latency = Some(now.saturating_sub(f.start));
-            }
-        }
-    }
-
-    /// Reader `n` is done with buffer `bi` (consumed or discarded).
-    pub(crate) fn release(&mut self, bi: usize, n: usize) {
-        let Some(b) = self.w.bufs[bi].as_mut() else {
-            return;
-        };
-        // A sync_file the reader never waited on (a frame it let go) is closed with it.
-        if let Some((p, fd)) = b.acquire.remove(&n) {
-            if p.is_alive() {
-                let _ = p.close(fd);
-            }
-        }
-        let empty = match &mut b.state {
-            BufState::Ready { readers, .. } => {
-                readers.remove(&n);
-                readers.is_empty()
-            }
-            _ => false,
-        };
-        if empty {
-            b.state = BufState::Free;
-            self.free_buffer(bi);
-        }
-    }
-
-    /// Puts a free buffer back on its link's free list, or drops it if it was retired.
-    pub(crate) fn free_buffer(&mut self, bi: usize) {
-        let b = self.w.buf(bi);
-        let li = b.link;
-        if b.retired {
-            super::events::drop_buffer(&mut self.w, bi);
-            return;
-        }
-        self.w.links[li].free.push_back(bi);
     }
 }

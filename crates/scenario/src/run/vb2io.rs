@@ -1,4 +1,5 @@
-//! The consumer side of `memory = "dmabuf"` links, through real vb2 queues.
+//! Both sides of a link through real vb2 queues: consumers' OUTPUT queues and the V4L2
+//! producers' (camera, ISP) CAPTURE queues.
 //!
 //! # The concept
 //! Every node that reads a `memory = "dmabuf"` link (a thumbnailer excepted: it is a CPU
@@ -25,27 +26,30 @@
 //! 6. At the end every queue is closed and its debug counters must balance; an imbalance is a
 //!    run error.
 //!
+//! 7. **Producers** (a camera or ISP on a `memory = "dmabuf"` or `"mmap+expbuf"` link) have a
+//!    CAPTURE [`Port`]: DMABUF importing the link's fds, or the MMAP queue `VIDIOC_CREATE_BUFS`
+//!    made the buffers in (never REQBUFS(0)-ed while EXPBUF fds share them). The producer's
+//!    process QBUFs every empty buffer (when made, and when its last reader released it); the
+//!    job's device writes the one the driver holds through vb2's mapping; at the job's end
+//!    `buffer_done(DONE)` and DQBUF, then the frame goes to the consumers. `queue = "capture"`
+//!    events STREAMOFF/STREAMON it (empty buffers are queued again after STREAMON).
+//!
 //! Slots: each queue has [`SLOTS`] vb2 buffers; a link buffer gets the lowest free slot the
 //! first time it is queued and keeps it until the buffer is dropped (`set_buffers`) or the queue
 //! is freed (REQBUFS(0)).
 
 use super::world::{RunFailure, World};
-use crate::schema::{DriverKind, MapPolicy as NodeMapPolicy, MemoryType};
+use crate::schema::MapPolicy as NodeMapPolicy;
 use drivers::dmaview::DmaView;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uapi::Errno;
-use vb2::ioctl::{V4l2Buffer, V4l2RequestBuffers, V4L2_BUF_TYPE_VIDEO_OUTPUT, V4L2_MEMORY_DMABUF};
-use vb2::{
-    Allocator, BufType, CounterSnapshot, DriverBuffer, MapPolicy, Memory, Vb2Error, Vb2Fh, Vb2Ops,
-    Vb2Queue, Vb2QueueConfig, Vb2State,
-};
+use vb2::ioctl::{V4l2Buffer, V4l2RequestBuffers};
+use vb2::{CounterSnapshot, DriverBuffer, Memory, Vb2Error, Vb2Fh, Vb2Ops, Vb2Queue, Vb2State};
 
 /// vb2 buffers per queue (`max_num_buffers`' default).
 pub(crate) const SLOTS: u32 = 32;
-
-const TYPE: u32 = V4L2_BUF_TYPE_VIDEO_OUTPUT;
 
 #[derive(Default)]
 struct DriverState {
@@ -60,6 +64,16 @@ struct DriverState {
 pub(crate) struct PortDriver {
     size: u32,
     st: Mutex<DriverState>,
+}
+
+impl PortDriver {
+    /// A driver for buffers of `size` bytes (one plane).
+    pub(crate) fn new(size: u32) -> Arc<PortDriver> {
+        Arc::new(PortDriver {
+            size,
+            st: Mutex::new(DriverState::default()),
+        })
+    }
 }
 
 impl Vb2Ops for PortDriver {
@@ -94,11 +108,20 @@ pub(crate) struct Port {
     pub link: usize,
     /// The node's map policy.
     pub policy: NodeMapPolicy,
+    /// A CAPTURE queue (the producer's device writes its buffers), else OUTPUT.
+    pub capture: bool,
+    /// `V4L2_MEMORY_DMABUF` (the link's fds imported) or `V4L2_MEMORY_MMAP` (vb2 allocates,
+    /// `VIDIOC_EXPBUF` exports: a `mmap+expbuf` producer's queue, whose slots are its
+    /// CREATE_BUFS indices and which is never REQBUFS(0)-ed while its buffers are shared).
+    pub memory: Memory,
     q: Arc<Vb2Queue>,
     fh: Vb2Fh,
     drv: Arc<PortDriver>,
     slots: BTreeMap<usize, u32>,
     free: BTreeSet<u32>,
+    /// Slots the application queued and has not dequeued (vb2 owns them until DQBUF or
+    /// STREAMOFF).
+    queued: BTreeSet<u32>,
     /// STREAMON is in effect.
     pub streaming: bool,
     /// REQBUFS(n > 0) is in effect.
@@ -116,7 +139,7 @@ pub(crate) struct Port {
     pub requeue_cycles: u64,
 }
 
-fn vb2_fail(what: &str, e: &Vb2Error) -> RunFailure {
+pub(crate) fn vb2_fail(what: &str, e: &Vb2Error) -> RunFailure {
     RunFailure {
         errno: format!("{:?}", e.errno()),
         message: format!("{what}: {e}"),
@@ -127,8 +150,10 @@ impl Port {
     /// `node <- link`, for messages and the report.
     pub(crate) fn label(&self, w: &World) -> String {
         format!(
-            "{} <- {}",
-            w.nodes[self.node].desc.name, w.links[self.link].name
+            "{} {} {}",
+            w.nodes[self.node].desc.name,
+            if self.capture { "->" } else { "<-" },
+            w.links[self.link].name
         )
     }
 
@@ -136,13 +161,14 @@ impl Port {
     pub(crate) fn reqbufs(&mut self, count: u32) -> Result<(), Vb2Error> {
         let mut req = V4l2RequestBuffers {
             count,
-            type_: TYPE,
-            memory: V4L2_MEMORY_DMABUF,
+            type_: self.type_raw(),
+            memory: self.memory.raw(),
             ..Default::default()
         };
         self.gen += 1;
         self.slots.clear();
         self.free.clear();
+        self.queued.clear();
         self.allocated = false;
         self.fh.reqbufs(&mut req)?;
         self.allocated = count > 0;
@@ -154,7 +180,7 @@ impl Port {
 
     /// STREAMON.
     pub(crate) fn stream_on(&mut self) -> Result<(), Vb2Error> {
-        self.fh.streamon(TYPE)?;
+        self.fh.streamon(self.type_raw())?;
         self.streaming = true;
         Ok(())
     }
@@ -164,12 +190,15 @@ impl Port {
         self.gen += 1;
         self.streamoffs += 1;
         self.streaming = false;
-        self.fh.streamoff(TYPE)
+        self.queued.clear();
+        self.fh.streamoff(self.type_raw())
     }
 
     /// QBUF of link buffer `bi`, by `fd` in the consumer's process.
     fn qbuf(&mut self, bi: usize, fd: kernel::Fd) -> Result<(), Vb2Error> {
         let slot = match self.slots.get(&bi) {
+            // Queued already (and not dequeued since): the application does not queue it twice.
+            Some(s) if self.queued.contains(s) => return Ok(()),
             Some(&s) => s,
             None => {
                 let s = self.free.pop_first().ok_or_else(|| {
@@ -182,10 +211,13 @@ impl Port {
                 s
             }
         };
-        let mut b = V4l2Buffer::new(TYPE, V4L2_MEMORY_DMABUF, slot);
-        b.m_fd = fd;
-        b.length = 0;
+        let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), slot);
+        if self.memory == Memory::Dmabuf {
+            b.m_fd = fd;
+            b.length = 0;
+        }
         self.fh.qbuf(&mut b)?;
+        self.queued.insert(slot);
         self.qbufs += 1;
         Ok(())
     }
@@ -206,8 +238,9 @@ impl Port {
             return Ok(());
         }
         self.q.buffer_done(slot, Vb2State::Done)?;
-        let mut b = V4l2Buffer::new(TYPE, V4L2_MEMORY_DMABUF, 0);
+        let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), 0);
         self.fh.dqbuf(&mut b)?;
+        self.queued.remove(&b.index);
         if b.index != slot {
             return Err(Vb2Error::new(
                 Errno::EINVAL,
@@ -222,21 +255,25 @@ impl Port {
         if !self.closed {
             self.gen += 1;
             self.fh.close();
+            self.queued.clear();
             self.closed = true;
             self.streaming = false;
             self.allocated = false;
         }
     }
 
-    /// The queue's debug counters.
+    /// The queue's `V4L2_BUF_TYPE_*`.
+    fn type_raw(&self) -> u32 {
+        self.q.config().buf_type.raw()
+    }
+
     /// The UAPI path the queue takes: `(memory, type)` as the report names them, from the
-    /// queue's own configuration and the memory its REQBUFS asks for.
+    /// queue's own configuration and the memory its buffers are queued with.
     pub(crate) fn uapi_path(&self) -> (&'static str, &'static str) {
-        let memory = match Memory::from_raw(V4L2_MEMORY_DMABUF) {
-            Some(Memory::Mmap) => "mmap",
-            Some(Memory::Userptr) => "userptr",
-            Some(Memory::Dmabuf) => "dmabuf",
-            None => "?",
+        let memory = match self.memory {
+            Memory::Mmap => "mmap",
+            Memory::Userptr => "userptr",
+            Memory::Dmabuf => "dmabuf",
         };
         let kind = if self.q.config().buf_type.is_output() {
             "output"
@@ -246,86 +283,77 @@ impl Port {
         (memory, kind)
     }
 
+    /// The file handle.
+    pub(crate) fn fh(&self) -> &Vb2Fh {
+        &self.fh
+    }
+
+    /// `VIDIOC_CREATE_BUFS` of one MMAP buffer of `bytes`, the slot of link buffer `bi`: its
+    /// vb2 index.
+    pub(crate) fn create_mmap_buf(&mut self, bi: usize, bytes: u32) -> Result<u32, Vb2Error> {
+        use vb2::ioctl::{V4l2CreateBuffers, V4l2Format};
+        let mut cb = V4l2CreateBuffers {
+            count: 1,
+            memory: Memory::Mmap.raw(),
+            format: V4l2Format {
+                type_: self.type_raw(),
+                num_planes: 1,
+                sizes: vec![bytes],
+            },
+            ..Default::default()
+        };
+        self.fh.create_bufs(&mut cb)?;
+        self.slots.insert(bi, cb.index);
+        Ok(cb.index)
+    }
+
+    /// The queue's debug counters.
     pub(crate) fn counters(&self) -> CounterSnapshot {
         self.q.counters().snapshot()
     }
 }
 
-impl World {
-    /// Opens a [`Port`] for every consumer of a `memory = "dmabuf"` or `"mmap+expbuf"` link:
-    /// REQBUFS and STREAMON.
-    pub(crate) fn open_ports(&mut self) -> Result<(), RunFailure> {
-        let dma = self.kernel.dma().clone();
-        for n in 0..self.nodes.len() {
-            let node = &self.nodes[n];
-            if matches!(
-                node.desc.driver,
-                DriverKind::Thumbnailer | DriverKind::Camera
-            ) {
-                continue;
-            }
-            for &li in &node.inputs {
-                let l = &self.links[li];
-                // A p2p GPU's buffers are read through a dynamic attachment (a DRM/KMS
-                // importer), not a vb2 queue, whose static attachment would keep them out of
-                // VRAM ([`super::gpu`]).
-                // An EXPBUF fd is a dma-buf like any other: consumers import it the same way.
-                if !matches!(
-                    l.desc.memory,
-                    MemoryType::Dmabuf | MemoryType::MmapExpbuf | MemoryType::Userptr
-                ) || self.link_is_p2p(li)
-                {
-                    continue;
-                }
-                let total: u64 = l.format_planes.iter().map(|p| p.size).sum();
-                let size = u32::try_from(total).map_err(|_| RunFailure {
-                    errno: "EINVAL".into(),
-                    message: format!("{}: buffers over 4 GiB do not fit a vb2 plane", l.name),
-                })?;
-                let policy = node.desc.map_policy;
-                let mut cfg = Vb2QueueConfig::new(BufType::VideoOutput, node.dev.clone());
-                cfg.io_modes = vec![Memory::Dmabuf];
-                cfg.allocator = Allocator::DmaSg;
-                cfg.max_num_buffers = SLOTS;
-                cfg.map_policy = match policy {
-                    NodeMapPolicy::KeepMapped => MapPolicy::KeepMapped,
-                    NodeMapPolicy::UnmapOnDequeue => MapPolicy::UnmapOnDequeue,
-                };
-                let drv = Arc::new(PortDriver {
-                    size,
-                    st: Mutex::new(DriverState::default()),
-                });
-                let q = Vb2Queue::new(&dma, cfg, drv.clone());
-                let fh = q.open(&node.process);
-                fh.set_nonblocking(true);
-                let mut port = Port {
-                    node: n,
-                    link: li,
-                    policy,
-                    q,
-                    fh,
-                    drv,
-                    slots: BTreeMap::new(),
-                    free: BTreeSet::new(),
-                    streaming: false,
-                    allocated: false,
-                    closed: false,
-                    gen: 0,
-                    qbufs: 0,
-                    streamoffs: 0,
-                    requeue_cycles: 0,
-                };
-                let label = port.label(self);
-                port.reqbufs(SLOTS)
-                    .map_err(|e| vb2_fail(&format!("{label}: REQBUFS"), &e))?;
-                port.stream_on()
-                    .map_err(|e| vb2_fail(&format!("{label}: STREAMON"), &e))?;
-                self.ports.push(port);
-            }
+impl Port {
+    /// A port on queue `q`, opened (`fh`) by node `node`'s process for link `link`.
+    pub(crate) fn new(
+        node: usize,
+        link: usize,
+        policy: NodeMapPolicy,
+        q: Arc<Vb2Queue>,
+        fh: Vb2Fh,
+        drv: Arc<PortDriver>,
+    ) -> Port {
+        let capture = !q.config().buf_type.is_output();
+        let memory = q
+            .config()
+            .io_modes
+            .first()
+            .copied()
+            .unwrap_or(Memory::Dmabuf);
+        Port {
+            node,
+            link,
+            policy,
+            capture,
+            memory,
+            q,
+            fh,
+            drv,
+            slots: BTreeMap::new(),
+            free: BTreeSet::new(),
+            queued: BTreeSet::new(),
+            streaming: false,
+            allocated: false,
+            closed: false,
+            gen: 0,
+            qbufs: 0,
+            streamoffs: 0,
+            requeue_cycles: 0,
         }
-        Ok(())
     }
+}
 
+impl World {
     /// The port of node `n` on link `li`, if it has one.
     pub(crate) fn port_of(&self, n: usize, li: usize) -> Option<usize> {
         self.ports.iter().position(|p| p.node == n && p.link == li)
@@ -375,17 +403,31 @@ impl World {
     /// Buffer `bi` is gone: its slots become free for other buffers.
     pub(crate) fn ports_forget(&mut self, bi: usize) {
         for p in &mut self.ports {
+            if p.memory == Memory::Mmap {
+                // vb2's own buffer: it stays in the queue until the queue is freed.
+                continue;
+            }
             if let Some(s) = p.slots.remove(&bi) {
-                p.free.insert(s);
+                // A slot the driver still holds (a producer's queued empty buffer) stays
+                // taken: only STREAMOFF gives it back, and the queue is not stopped for this.
+                if !p.queued.contains(&s) {
+                    p.free.insert(s);
+                }
             }
         }
     }
 
-    /// STREAMON/STREAMOFF on node `n`'s queues.
-    pub(crate) fn ports_stream(&mut self, n: usize, on: bool) -> Vec<RunFailure> {
+    /// STREAMON/STREAMOFF on node `n`'s OUTPUT queues (`capture`: its CAPTURE queues, which
+    /// the producer QBUFs its free buffers into again after STREAMON).
+    pub(crate) fn ports_stream(&mut self, n: usize, on: bool, capture: bool) -> Vec<RunFailure> {
         let mut errs = Vec::new();
         for p in 0..self.ports.len() {
-            if self.ports[p].node != n || self.ports[p].closed || !self.ports[p].allocated {
+            let port = &self.ports[p];
+            if port.node != n || port.capture != capture || port.closed || !port.allocated {
+                continue;
+            }
+            if capture && on {
+                errs.extend(self.port_restart(p, true));
                 continue;
             }
             let label = self.ports[p].label(self);
@@ -418,7 +460,10 @@ impl World {
                 if was {
                     let _ = port.stream_off();
                 }
-                let _ = port.reqbufs(0);
+                // vb2's MMAP buffers are shared (EXPBUF): the queue keeps them.
+                if port.memory != Memory::Mmap {
+                    let _ = port.reqbufs(0);
+                }
             }
             out.push((p, was));
         }
@@ -447,11 +492,16 @@ impl World {
         }
         let (n, li) = (self.ports[p].node, self.ports[p].link);
         if self.ports[p].streaming {
-            let held: Vec<usize> = self.nodes[n]
-                .ready
-                .get(&li)
-                .map(|q| q.iter().copied().collect())
-                .unwrap_or_default();
+            // A producer queues its empty buffers, a consumer the frames it holds.
+            let held: Vec<usize> = if self.ports[p].capture {
+                self.links[li].free.iter().copied().collect()
+            } else {
+                self.nodes[n]
+                    .ready
+                    .get(&li)
+                    .map(|q| q.iter().copied().collect())
+                    .unwrap_or_default()
+            };
             for bi in held {
                 if let Err(e) = self.vb2_qbuf(n, li, bi) {
                     errs.push(e);
@@ -461,10 +511,14 @@ impl World {
         errs
     }
 
-    /// Closes every queue and checks its counters balance; an imbalance is an error.
+    /// Closes every queue and checks its counters balance; an imbalance is an error. A MMAP
+    /// queue stays until its exported buffers are closed ([`World::close_mmap_ports`]).
     pub(crate) fn close_ports(&mut self) -> Vec<RunFailure> {
         let mut errs = Vec::new();
         for p in 0..self.ports.len() {
+            if self.ports[p].memory == Memory::Mmap {
+                continue;
+            }
             self.ports[p].close();
             if let Err(e) = self.ports[p].counters().check_balanced() {
                 errs.push(RunFailure {
@@ -477,5 +531,14 @@ impl World {
             }
         }
         errs
+    }
+
+    /// Closes the MMAP queues (after their exported buffers went).
+    pub(crate) fn close_mmap_ports(&mut self) {
+        for p in &mut self.ports {
+            if p.memory == Memory::Mmap {
+                p.close();
+            }
+        }
     }
 }

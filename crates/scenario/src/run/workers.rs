@@ -70,6 +70,14 @@ impl Pending {
         self.settled
     }
 
+    /// The settled result, if the job's bytes have moved and its result is in.
+    pub(crate) fn settled(&self) -> Option<&JobResult> {
+        match (&self.state, self.settled) {
+            (PState::Ready(r), true) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The settled result, taken.
     pub(crate) fn into_result(self) -> Option<JobResult> {
         match self.state {

@@ -82,6 +82,9 @@ pub(crate) struct BufRt {
     pub retired: bool,
     /// Explicit sync: per consumer node, the sync_file fd its process was sent with the frame.
     pub acquire: BTreeMap<usize, (Arc<Process>, Fd)>,
+    /// A frame handed over before its producer's job ended (explicit sync from a GPU): when
+    /// that job's out-fence signals on the virtual clock.
+    pub fence_end: Option<VirtualTime>,
 }
 
 /// A link at run time.
@@ -104,8 +107,6 @@ pub(crate) struct LinkRt {
     pub swap_grown: u64,
     pub swap_shrunk: u64,
     pub swap_max_live: u32,
-    /// `memory = "mmap+expbuf"`: the producer's CAPTURE queue (MMAP) its buffers come from.
-    pub capture: Option<vb2::Vb2Fh>,
 }
 
 /// A node at run time.
@@ -132,6 +133,8 @@ pub(crate) struct NodeRt {
     pub last_vblank: Option<VirtualTime>,
     /// An RLE encoder's bitstream buffer.
     pub bitstream: Option<BitstreamBuf>,
+    /// Virtual time its jobs waited on fences (the report's `nodes[].fence_wait_us`).
+    pub fence_wait: VirtualTime,
 }
 
 /// The bitstream buffer an encoder owns (as a V4L2 encoder's CAPTURE buffer, allocated by its
@@ -265,6 +268,7 @@ impl World {
                 ready: BTreeMap::new(),
                 next_frame: 0,
                 last_vblank: None,
+                fence_wait: VirtualTime::ZERO,
                 bitstream: None,
             });
         }
@@ -294,7 +298,6 @@ impl World {
                 swap_grown: 0,
                 swap_shrunk: 0,
                 swap_max_live: 0,
-                capture: None,
             });
         }
         // An RLE encoder's bitstream buffer: two bytes per byte of its largest input, plus a pair.
@@ -570,60 +573,36 @@ impl World {
             maps_carried: (0, 0),
             retired: false,
             acquire: BTreeMap::new(),
+            fence_end: None,
         }));
         for n in self.link_users(li) {
             self.attach(bi, n)?;
         }
         self.links[li].bufs.push(bi);
         self.links[li].free.push_back(bi);
+        // A new empty buffer: the producer queues it into its CAPTURE queue, if it has one.
+        self.vb2_qbuf(from, li, bi)?;
         Ok(bi)
     }
 
     /// `memory = "mmap+expbuf"`: one more MMAP buffer on the producer's CAPTURE queue
     /// (`VIDIOC_CREATE_BUFS`, vb2's allocator: dma-contig for a device without an IOMMU,
     /// scatter-gather behind one) exported as a dma-buf fd in the producer's process
-    /// (`VIDIOC_EXPBUF`), as a V4L2 capture application does before sharing its buffers.
+    /// (`VIDIOC_EXPBUF`), as a V4L2 capture application does before sharing its buffers. The
+    /// queue is the producer's port on the link ([`super::vb2io`]): the same buffer index cycles
+    /// through it (QBUF empty, the device fills it, DQBUF).
     fn expbuf(
         &mut self,
         li: usize,
         size: u64,
         producer: &Arc<Process>,
     ) -> Result<(DmaBuf, Fd), drivers::media::MediaError> {
-        use vb2::ioctl::{V4l2CreateBuffers, V4l2Format, V4L2_MEMORY_MMAP};
-        let from = self.links[li].from;
-        let dev = self.nodes[from].dev.clone();
         let bytes = u32::try_from(size).map_err(|_| {
             drivers::media::MediaError::Invalid(format!("a {size:#x}-byte plane is too large"))
         })?;
-        if self.links[li].capture.is_none() {
-            let mut qc = vb2::Vb2QueueConfig::new(vb2::BufType::VideoCapture, dev.clone());
-            qc.io_modes = vec![vb2::Memory::Mmap];
-            qc.allocator = if dev.iommu_domain().is_none() {
-                vb2::Allocator::DmaContig
-            } else {
-                vb2::Allocator::DmaSg
-            };
-            let q = vb2::Vb2Queue::new(
-                self.kernel.dma(),
-                qc,
-                drivers::media::ReadyList::new(&[bytes]),
-            );
-            self.links[li].capture = Some(q.open(producer));
-        }
-        let fh = self.links[li].capture.as_ref().expect("opened above");
-        let type_ = fh.queue().config().buf_type.raw();
-        let mut cb = V4l2CreateBuffers {
-            count: 1,
-            memory: V4L2_MEMORY_MMAP,
-            format: V4l2Format {
-                type_,
-                num_planes: 1,
-                sizes: vec![bytes],
-            },
-            ..Default::default()
-        };
-        fh.create_bufs(&mut cb)?;
-        let fd = drivers::media::expbuf(fh, cb.index)?;
+        let bi = self.bufs.len();
+        let (p, index) = self.mmap_create_buf(li, bi, bytes)?;
+        let fd = drivers::media::expbuf(self.port_fh(p), index)?;
         let buf = producer.get_dma_buf(fd)?;
         Ok((buf, fd))
     }

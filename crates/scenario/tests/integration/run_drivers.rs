@@ -107,13 +107,61 @@ fn test_report_counts_gpu_maps_and_segments_and_keeps_map_counts_across_migratio
         r.maps,
         no_event.maps
     );
-    // vb2 queues say which UAPI path they took.
+    // vb2 queues say which UAPI path they took: the producers' (camera, ISP) CAPTURE queues
+    // and the consumers' OUTPUT queues, all importing the link's dma-bufs.
     for q in &r.vb2_queues {
-        assert_eq!(
-            (q.memory.as_str(), q.queue_type.as_str()),
-            ("dmabuf", "output")
+        let producer = matches!(
+            (q.node.as_str(), q.link.as_str()),
+            ("camera", "camera->isp") | ("isp", "isp-out")
         );
+        let kind = if producer { "capture" } else { "output" };
+        assert_eq!((q.memory.as_str(), q.queue_type.as_str()), ("dmabuf", kind));
     }
+}
+
+#[test]
+fn test_producers_cycle_their_buffers_through_capture_queues() {
+    // The camera QBUFs each empty buffer, its device fills the one the driver holds, the
+    // application DQBUFs it and hands it on; freed by its readers, it is queued again. So a
+    // capture queue sees one QBUF per buffer at the start and one per frame its readers
+    // released (every frame but those still in flight at the end: at most one per buffer),
+    // and keep_mapped maps each buffer once (vb2 maps at QBUF, not the runner).
+    let frames = 24u64;
+    let s = load_bundled("streamoff-cycles")
+        .unwrap()
+        .with_frames(frames)
+        .unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    let summary = scenario::report::text_summary(&r);
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{summary}");
+    let q = r
+        .vb2_queues
+        .iter()
+        .find(|q| q.node == "camera" && q.queue_type == "capture")
+        .expect("the camera's capture queue");
+    let bufs = r.buffers.iter().filter(|b| b.link == q.link).count() as u64;
+    assert_eq!(q.memory, "dmabuf", "{summary}");
+    assert!(q.qbufs >= r.frames.produced, "{summary}");
+    assert!(q.qbufs <= bufs + r.frames.produced, "{summary}");
+    assert_eq!((q.maps, q.unmaps), (bufs, bufs), "{summary}");
+    // mmap+expbuf: the same cycle through vb2's own MMAP buffers (no DMABUF maps).
+    let s = load_bundled("luma-chroma-banks")
+        .unwrap()
+        .with_frames(frames)
+        .unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    let summary = scenario::report::text_summary(&r);
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{summary}");
+    let q = r
+        .vb2_queues
+        .iter()
+        .find(|q| q.node == "camera" && q.link == "camera->isp")
+        .unwrap();
+    let bufs = r.buffers.iter().filter(|b| b.link == q.link).count() as u64;
+    assert_eq!(q.memory, "mmap", "{summary}");
+    assert!(q.qbufs >= r.frames.produced, "{summary}");
+    assert!(q.qbufs <= bufs + r.frames.produced, "{summary}");
+    assert_eq!(q.maps, 0, "{summary}");
 }
 
 #[test]
@@ -244,6 +292,24 @@ fn test_explicit_sync_hands_each_frame_over_with_a_sync_file() {
     assert_eq!(implicit.exit_code(), ExitCode::Verified);
     assert_eq!(implicit.fences.sync_files, 0);
     assert!(implicit.fences.sync_checks > 0);
+    // The GPU hands each frame to the display at submission with its acquire fence: the
+    // display's jobs wait on it (virtual time), V4L2 producers hand over at DQBUF (no wait),
+    // and implicit sync hands over at the job's end. The frames reach the same vblanks.
+    let wait = |r: &scenario::report::Report, node: &str| {
+        r.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .unwrap()
+            .fence_wait_us
+    };
+    assert!(wait(&explicit, "display") > 0.0, "{:?}", explicit.nodes);
+    for node in ["camera", "isp", "gpu"] {
+        assert_eq!(wait(&explicit, node), 0.0, "{:?}", explicit.nodes);
+    }
+    for node in ["camera", "isp", "gpu", "display"] {
+        assert_eq!(wait(&implicit, node), 0.0, "{:?}", implicit.nodes);
+    }
+    assert_eq!(explicit.latency_us, implicit.latency_us);
     // Every sync_file fd was closed: no process keeps one at the end (the run checks for
     // leaked dma-bufs and mappings; fds die with their processes).
     assert!(explicit.checker.findings.is_empty());

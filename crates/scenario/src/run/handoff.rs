@@ -1,0 +1,183 @@
+//! How a frame changes hands: a producer's output goes to its readers, readers release it, a
+//! free buffer goes back to its producer.
+//!
+//! # The concept
+//! A frame is handed over when its producer's job ends (implicit sync; a V4L2 producer's
+//! DQBUF), or, on a `sync = "explicit"` link from a GPU, when the GPU's job is submitted, with
+//! a sync_file of its out-fence: the consumer's job then waits on that fence on the virtual
+//! clock, counted as the node's fence wait. A buffer is free once its last reader released
+//! it; the producer's process then queues it again (a V4L2 producer's CAPTURE queue). A
+//! display takes at most one frame per vblank.
+//!
+//! Locking and lifetime: single-threaded (the runner's loop); a handed-over buffer is `Ready`
+//! until its last reader releases it.
+
+use super::sched::Sched;
+use super::world::{BufState, FrameMeta};
+use crate::clock::VirtualTime;
+use crate::schema::DriverKind;
+
+impl Sched<'_> {
+    /// Hands the frame node `n` wrote into buffer `bi` of link `li` to the readers streaming
+    /// now (explicit sync: with a sync_file of `fence`); freed at once if none reads.
+    pub(crate) fn hand_over(
+        &mut self,
+        n: usize,
+        frame: Option<(usize, u64)>,
+        li: usize,
+        bi: usize,
+        checksum: u64,
+        fence: Option<&fence::DmaFence>,
+    ) {
+        let readers = self.readers(li);
+        let (src, frame) = frame.unwrap_or((n, 0));
+        let meta = FrameMeta {
+            src,
+            frame,
+            checksum,
+        };
+        if readers.is_empty() {
+            self.w.buf_mut(bi).state = BufState::Free;
+            self.free_buffer(bi);
+            return;
+        }
+        self.w.buf_mut(bi).state = BufState::Ready {
+            meta,
+            readers: readers.clone(),
+        };
+        if self.w.links[li].desc.sync == crate::schema::SyncMode::Explicit {
+            if let Some(f) = fence {
+                self.send_sync_file(n, bi, f, &readers);
+            }
+        }
+        for &r in &readers {
+            if let Some(q) = self.w.nodes[r].ready.get_mut(&li) {
+                q.push_back(bi);
+            }
+            // The consumer's process queues the fd it holds into its vb2 queue.
+            if let Err(e) = self.w.vb2_qbuf(r, li, bi) {
+                self.errors.push(e);
+            }
+        }
+    }
+
+    /// Explicit sync from a GPU (no V4L2 queue between its job and the buffer): the frames of
+    /// job `id`'s `sync = "explicit"` outputs go to their readers at submission with a
+    /// sync_file of the job's out-fence, which signals at `end`; their jobs wait for it
+    /// ([`BufRt::fence_end`](super::world::BufRt)), as a Wayland compositor does with a
+    /// client's acquire fence. The bytes must have moved (`--threads`: the runner waits for
+    /// the job on the host) so that the frame's checksum is known.
+    pub(crate) fn hand_over_early(&mut self, id: u64, end: VirtualTime) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let n = job.node;
+        if self.w.nodes[n].desc.driver != DriverKind::Gpu {
+            return;
+        }
+        let early: Vec<(usize, usize, usize)> = job
+            .outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, &(li, _))| self.w.links[li].desc.sync == crate::schema::SyncMode::Explicit)
+            .map(|(k, &(li, bi))| (k, li, bi))
+            .collect();
+        if early.is_empty() {
+            return;
+        }
+        if !job.result.is_settled() {
+            self.barrier_one(id);
+        }
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let Some(res) = job.result.settled() else {
+            return;
+        };
+        if res.error.is_some() {
+            return;
+        }
+        let sums: Vec<u64> = early
+            .iter()
+            .map(|&(k, _, _)| res.out_sums.get(k).copied().unwrap_or(0))
+            .collect();
+        let frame = job.frame;
+        let fence = job.fence.as_ref().map(|f| f.fence.clone());
+        for (&(_, li, bi), sum) in early.iter().zip(sums) {
+            self.w.buf_mut(bi).fence_end = Some(end);
+            self.hand_over(n, frame, li, bi, sum, fence.as_ref());
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.handed.push(bi);
+            }
+        }
+    }
+
+    /// Reader `n` is done with buffer `bi` (consumed or discarded).
+    pub(crate) fn release(&mut self, bi: usize, n: usize) {
+        let Some(b) = self.w.bufs[bi].as_mut() else {
+            return;
+        };
+        // A sync_file the reader never waited on (a frame it let go) is closed with it.
+        if let Some((p, fd)) = b.acquire.remove(&n) {
+            if p.is_alive() {
+                let _ = p.close(fd);
+            }
+        }
+        let empty = match &mut b.state {
+            BufState::Ready { readers, .. } => {
+                readers.remove(&n);
+                readers.is_empty()
+            }
+            _ => false,
+        };
+        if empty {
+            b.state = BufState::Free;
+            self.free_buffer(bi);
+        }
+    }
+
+    /// Puts a free buffer back on its link's free list, or drops it if it was retired.
+    pub(crate) fn free_buffer(&mut self, bi: usize) {
+        let b = self.w.buf(bi);
+        let li = b.link;
+        if b.retired {
+            super::events::drop_buffer(&mut self.w, bi);
+            return;
+        }
+        self.w.buf_mut(bi).fence_end = None;
+        self.w.links[li].free.push_back(bi);
+        // The producer's process queues the empty buffer into its CAPTURE queue again.
+        let from = self.w.links[li].from;
+        if let Err(e) = self.w.vb2_qbuf(from, li, bi) {
+            self.errors.push(e);
+        }
+    }
+
+    /// Marks a frame delivered once no sink is pending.
+    pub(crate) fn check_delivered(&mut self, key: (usize, u64), now: VirtualTime) {
+        if let Some(f) = self.frames.get_mut(&key) {
+            if f.pending.is_empty() && !f.delivered && !f.lost {
+                f.delivered = true;
+                f.latency = Some(now.saturating_sub(f.start));
+            }
+        }
+    }
+
+    /// The vblank display node `n` shows a frame ready at `ready` on: the first one at or after
+    /// `ready` on its `fps` grid, after the last one that took a frame (one frame per vblank).
+    pub(crate) fn vblank(&mut self, n: usize, ready: VirtualTime) -> VirtualTime {
+        let period = VirtualTime::frame_period(self.w.nodes[n].desc.fps).as_ns();
+        if period == 0 {
+            return ready;
+        }
+        let mut at = ready.as_ns().div_ceil(period) * period;
+        if let Some(last) = self.w.nodes[n].last_vblank {
+            if at <= last.as_ns() {
+                at = last.as_ns() + period;
+            }
+        }
+        let at = VirtualTime::from_ns(at);
+        self.w.nodes[n].last_vblank = Some(at);
+        at
+    }
+}

@@ -1,0 +1,186 @@
+//! Which vb2 queues a run opens ([`super::vb2io`] is how they work).
+//!
+//! # The concept
+//! - every consumer of a `memory = "dmabuf"`, `"mmap+expbuf"` or `"userptr"` link (a camera or
+//!   thumbnailer excepted, and a p2p GPU's links, read through dynamic attachments) gets an
+//!   OUTPUT queue, memory DMABUF: whatever the link's memory, it hands out dma-buf fds;
+//! - a camera or ISP producer of a `"dmabuf"` link gets a CAPTURE queue, memory DMABUF, and
+//!   of a `"mmap+expbuf"` link the MMAP CAPTURE queue its buffers were made in
+//!   (`VIDIOC_CREATE_BUFS`, [`World::mmap_create_buf`]); a `"userptr"` producer writes through
+//!   its attachment (no USERPTR queue yet).
+//!
+//! Locking and lifetime: single-threaded (the runner's loop); the queues live in
+//! [`World::ports`] until the run closes them.
+
+use super::vb2io::{vb2_fail, Port, PortDriver, SLOTS};
+use super::world::{RunFailure, World};
+use crate::schema::{DriverKind, MapPolicy as NodeMapPolicy, MemoryType};
+use vb2::{Allocator, BufType, MapPolicy, Memory, Vb2Error, Vb2Fh, Vb2Queue, Vb2QueueConfig};
+
+impl World {
+    /// The queue configuration of a DMABUF port of node `n`: `capture` or output, its map policy.
+    fn dmabuf_queue_config(&self, n: usize, capture: bool) -> Vb2QueueConfig {
+        let node = &self.nodes[n];
+        let t = if capture {
+            BufType::VideoCapture
+        } else {
+            BufType::VideoOutput
+        };
+        let mut cfg = Vb2QueueConfig::new(t, node.dev.clone());
+        cfg.io_modes = vec![Memory::Dmabuf];
+        cfg.allocator = Allocator::DmaSg;
+        cfg.max_num_buffers = SLOTS;
+        cfg.map_policy = match node.desc.map_policy {
+            NodeMapPolicy::KeepMapped => MapPolicy::KeepMapped,
+            NodeMapPolicy::UnmapOnDequeue => MapPolicy::UnmapOnDequeue,
+        };
+        cfg
+    }
+
+    /// Opens the vb2 queues of every node (REQBUFS and STREAMON), module doc:
+    /// - an OUTPUT queue (memory DMABUF) for every consumer of a `memory = "dmabuf"`,
+    ///   `"mmap+expbuf"` or `"userptr"` link (what it imports is a dma-buf fd in each case);
+    /// - a CAPTURE queue for a camera's or an ISP's `memory = "dmabuf"` output link (memory
+    ///   DMABUF, the link's fds), and for its `"mmap+expbuf"` link the MMAP queue the buffers
+    ///   were allocated from ([`World::alloc_buffer`]); the producer QBUFs every free buffer.
+    pub(crate) fn open_ports(&mut self) -> Result<(), RunFailure> {
+        let dma = self.kernel.dma().clone();
+        for n in 0..self.nodes.len() {
+            let node = &self.nodes[n];
+            if matches!(
+                node.desc.driver,
+                DriverKind::Thumbnailer | DriverKind::Camera
+            ) {
+                continue;
+            }
+            for li in node.inputs.clone() {
+                let l = &self.links[li];
+                // A p2p GPU's buffers are read through a dynamic attachment (a DRM/KMS
+                // importer), not a vb2 queue, whose static attachment would keep them out of
+                // VRAM ([`super::gpu`]).
+                // An EXPBUF fd is a dma-buf like any other: consumers import it the same way.
+                if !matches!(
+                    l.desc.memory,
+                    MemoryType::Dmabuf | MemoryType::MmapExpbuf | MemoryType::Userptr
+                ) || self.link_is_p2p(li)
+                {
+                    continue;
+                }
+                let size = self.link_plane_size(li)?;
+                let cfg = self.dmabuf_queue_config(n, false);
+                let drv = PortDriver::new(size);
+                let q = Vb2Queue::new(&dma, cfg, drv.clone());
+                let node = &self.nodes[n];
+                let fh = q.open(&node.process);
+                fh.set_nonblocking(true);
+                let mut port = Port::new(n, li, node.desc.map_policy, q, fh, drv);
+                let label = port.label(self);
+                port.reqbufs(SLOTS)
+                    .map_err(|e| vb2_fail(&format!("{label}: REQBUFS"), &e))?;
+                port.stream_on()
+                    .map_err(|e| vb2_fail(&format!("{label}: STREAMON"), &e))?;
+                self.ports.push(port);
+            }
+        }
+        // The producers' CAPTURE queues.
+        for li in 0..self.links.len() {
+            let n = self.links[li].from;
+            if !matches!(
+                self.nodes[n].desc.driver,
+                DriverKind::Camera | DriverKind::Isp
+            ) || self.link_is_p2p(li)
+            {
+                continue;
+            }
+            let p = match self.links[li].desc.memory {
+                MemoryType::Dmabuf => {
+                    let size = self.link_plane_size(li)?;
+                    let cfg = self.dmabuf_queue_config(n, true);
+                    let drv = PortDriver::new(size);
+                    let q = Vb2Queue::new(&dma, cfg, drv.clone());
+                    let node = &self.nodes[n];
+                    let fh = q.open(&node.process);
+                    fh.set_nonblocking(true);
+                    let mut port = Port::new(n, li, node.desc.map_policy, q, fh, drv);
+                    let label = port.label(self);
+                    port.reqbufs(SLOTS)
+                        .map_err(|e| vb2_fail(&format!("{label}: REQBUFS"), &e))?;
+                    self.ports.push(port);
+                    self.ports.len() - 1
+                }
+                MemoryType::MmapExpbuf => match self.port_of(n, li) {
+                    Some(p) => p,
+                    None => continue,
+                },
+                MemoryType::Userptr => continue,
+            };
+            let label = self.ports[p].label(self);
+            if self.nodes[n].stream_out {
+                self.ports[p]
+                    .stream_on()
+                    .map_err(|e| vb2_fail(&format!("{label}: STREAMON"), &e))?;
+            }
+            // MMAP buffers were queued as they were created ([`World::alloc_buffer`]).
+            if self.ports[p].memory == Memory::Dmabuf {
+                let free: Vec<usize> = self.links[li].free.iter().copied().collect();
+                for bi in free {
+                    self.vb2_qbuf(n, li, bi)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The one plane's size of link `li`'s buffers, as a vb2 plane length.
+    fn link_plane_size(&self, li: usize) -> Result<u32, RunFailure> {
+        let l = &self.links[li];
+        let total: u64 = l.format_planes.iter().map(|p| p.size).sum();
+        u32::try_from(total).map_err(|_| RunFailure {
+            errno: "EINVAL".into(),
+            message: format!("{}: buffers over 4 GiB do not fit a vb2 plane", l.name),
+        })
+    }
+
+    /// `memory = "mmap+expbuf"`: the producer's MMAP CAPTURE queue on link `li` (a port, opened
+    /// on first use): `VIDIOC_CREATE_BUFS` makes one more buffer of `bytes`, recorded as the
+    /// slot of link buffer `bi`. Returns the port and the new buffer's index.
+    pub(crate) fn mmap_create_buf(
+        &mut self,
+        li: usize,
+        bi: usize,
+        bytes: u32,
+    ) -> Result<(usize, u32), Vb2Error> {
+        let from = self.links[li].from;
+        let p = match self.port_of(from, li) {
+            Some(p) => p,
+            None => {
+                let node = &self.nodes[from];
+                let dev = node.dev.clone();
+                let mut qc = Vb2QueueConfig::new(BufType::VideoCapture, dev.clone());
+                qc.io_modes = vec![Memory::Mmap];
+                qc.max_num_buffers = SLOTS;
+                qc.allocator = if dev.iommu_domain().is_none() {
+                    Allocator::DmaContig
+                } else {
+                    Allocator::DmaSg
+                };
+                let drv = PortDriver::new(bytes);
+                let q = Vb2Queue::new(self.kernel.dma(), qc, drv.clone());
+                let fh = q.open(&node.process);
+                fh.set_nonblocking(true);
+                // vb2 allocates MMAP buffers once; they stay however the queue streams.
+                let mut port = Port::new(from, li, node.desc.map_policy, q, fh, drv);
+                port.allocated = true;
+                self.ports.push(port);
+                self.ports.len() - 1
+            }
+        };
+        let index = self.ports[p].create_mmap_buf(bi, bytes)?;
+        Ok((p, index))
+    }
+
+    /// The file handle of port `p` (for `VIDIOC_EXPBUF`).
+    pub(crate) fn port_fh(&self, p: usize) -> &Vb2Fh {
+        self.ports[p].fh()
+    }
+}
