@@ -112,14 +112,7 @@ impl Files {
     /// so every number is checked again and the closed ones left out (else a call that then
     /// installs an fd at that number would look as if it had installed nothing).
     pub(crate) fn open_numbers() -> Result<std::collections::HashSet<i32>, Errno> {
-        let listed: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")
-            .map_err(|e| {
-                e.raw_os_error()
-                    .and_then(Errno::from_raw)
-                    .unwrap_or(Errno::EIO)
-            })?
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
+        let listed = listed_numbers()?;
         Ok(listed
             .into_iter()
             .filter(|&n| borrow_number(n, |fd| rustix::io::fcntl_getfd(fd).map_err(errno)).is_ok())
@@ -257,6 +250,19 @@ impl Drop for Worker {
     }
 }
 
+/// The fd numbers `/proc/thread-self/fd` lists for the calling thread's table, the listing's own
+/// directory fd included (closed by the time this returns).
+fn listed_numbers() -> Result<Vec<i32>, Errno> {
+    Ok(std::fs::read_dir("/proc/thread-self/fd")
+        .map_err(|e| {
+            e.raw_os_error()
+                .and_then(Errno::from_raw)
+                .unwrap_or(Errno::EIO)
+        })?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
 /// On a new worker thread: `unshare(CLONE_FILES)`, then close every inherited fd but 0-2.
 fn fresh_table() -> Result<Files, Errno> {
     // SAFETY: from here on this thread has a private copy of the fd table. The only code that
@@ -264,15 +270,7 @@ fn fresh_table() -> Result<Files, Errno> {
     // Rust owners of the inherited numbers live on other threads and use the original table.
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FILES) }
         .map_err(errno)?;
-    let inherited: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")
-        .map_err(|e| {
-            e.raw_os_error()
-                .and_then(Errno::from_raw)
-                .unwrap_or(Errno::EIO)
-        })?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&n: &i32| n > 2)
-        .collect();
+    let inherited = listed_numbers()?.into_iter().filter(|&n| n > 2);
     for raw in inherited {
         // The directory's own fd is in the list and already closed: EBADF, ignored.
         let _ = borrow_number(raw, |fd| rustix::io::fcntl_getfd(fd).map_err(errno)).map(|_| {
