@@ -37,6 +37,29 @@ impl World {
         cfg
     }
 
+    /// Opens node `n`'s DMABUF queue on link `li` (`capture` or output) in the node's process,
+    /// non-blocking, with [`SLOTS`] buffers requested; streaming is the caller's to start.
+    fn open_dmabuf_port(
+        &self,
+        dma: &std::sync::Arc<dma::DmaApi>,
+        n: usize,
+        li: usize,
+        capture: bool,
+    ) -> Result<Port, RunFailure> {
+        let size = self.link_plane_size(li)?;
+        let cfg = self.dmabuf_queue_config(n, capture);
+        let drv = PortDriver::new(size);
+        let q = Vb2Queue::new(dma, cfg, drv.clone());
+        let node = &self.nodes[n];
+        let fh = q.open(&node.process);
+        fh.set_nonblocking(true);
+        let mut port = Port::new(n, li, node.desc.map_policy, q, fh, drv);
+        let label = port.label(self);
+        port.reqbufs(SLOTS)
+            .map_err(|e| vb2_fail(&format!("{label}: REQBUFS"), &e))?;
+        Ok(port)
+    }
+
     /// Opens the vb2 queues of every node (REQBUFS and STREAMON), module doc:
     /// - an OUTPUT queue (memory DMABUF) for every consumer of a `memory = "dmabuf"`,
     ///   `"mmap+expbuf"` or `"userptr"` link (what it imports is a dma-buf fd in each case);
@@ -66,17 +89,8 @@ impl World {
                 {
                     continue;
                 }
-                let size = self.link_plane_size(li)?;
-                let cfg = self.dmabuf_queue_config(n, false);
-                let drv = PortDriver::new(size);
-                let q = Vb2Queue::new(&dma, cfg, drv.clone());
-                let node = &self.nodes[n];
-                let fh = q.open(&node.process);
-                fh.set_nonblocking(true);
-                let mut port = Port::new(n, li, node.desc.map_policy, q, fh, drv);
+                let mut port = self.open_dmabuf_port(&dma, n, li, false)?;
                 let label = port.label(self);
-                port.reqbufs(SLOTS)
-                    .map_err(|e| vb2_fail(&format!("{label}: REQBUFS"), &e))?;
                 port.stream_on()
                     .map_err(|e| vb2_fail(&format!("{label}: STREAMON"), &e))?;
                 self.ports.push(port);
@@ -94,17 +108,7 @@ impl World {
             }
             let p = match self.links[li].desc.memory {
                 MemoryType::Dmabuf => {
-                    let size = self.link_plane_size(li)?;
-                    let cfg = self.dmabuf_queue_config(n, true);
-                    let drv = PortDriver::new(size);
-                    let q = Vb2Queue::new(&dma, cfg, drv.clone());
-                    let node = &self.nodes[n];
-                    let fh = q.open(&node.process);
-                    fh.set_nonblocking(true);
-                    let mut port = Port::new(n, li, node.desc.map_policy, q, fh, drv);
-                    let label = port.label(self);
-                    port.reqbufs(SLOTS)
-                        .map_err(|e| vb2_fail(&format!("{label}: REQBUFS"), &e))?;
+                    let port = self.open_dmabuf_port(&dma, n, li, true)?;
                     self.ports.push(port);
                     self.ports.len() - 1
                 }
