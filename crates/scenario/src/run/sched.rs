@@ -1,7 +1,7 @@
 //! The discrete-event loop: source ticks, device jobs and scenario events on the virtual clock.
 //!
 //! See the ordering guarantee in the [module doc](super). A job's bytes move when the job
-//! starts (or, with `--threads`, on its device's thread between start and completion); its
+//! starts (or, with `--engine-threads`, on its device's thread between start and completion); its
 //! outputs become visible to consumers, and its inputs free for producers, only at its
 //! completion event, so what a device reads never depends on when the host ran it.
 
@@ -90,6 +90,11 @@ pub(crate) struct Sched<'a> {
     pub first_source: Option<usize>,
     /// The engines' fence timelines ([`super::fences`]).
     pub fences: super::fences::Fences,
+    /// The host threads jobs' bytes move on (`--threads N`).
+    pub pool: drivers::job::Pool,
+    /// DMA-API checker findings taken out of the checker, in the run's fixed order
+    /// (ordering guarantee 4).
+    pub findings: Vec<dma::Finding>,
 }
 
 impl<'a> Sched<'a> {
@@ -441,7 +446,14 @@ impl<'a> Sched<'a> {
         let dma = self.w.kernel.dma().clone();
         let result = match &self.workers {
             Some(wk) => wk.submit(&engine_name, io, dma),
-            None => Pending::ready(io.execute(&dma)),
+            None => {
+                // What the checker saw before the job stays in its order; what the job's
+                // pieces raised (on any host thread) is sorted.
+                self.drain_findings(false);
+                let fx = io.execute_on(&dma, &self.pool);
+                self.drain_findings(true);
+                Pending::ready(fx)
+            }
         };
         let id = self.next_job;
         self.next_job += 1;
@@ -475,7 +487,7 @@ impl<'a> Sched<'a> {
         false
     }
 
-    /// Collects a job's result if it is in (blocking for `--threads` only when `wait`), and
+    /// Collects a job's result if it is in (blocking for `--engine-threads` only when `wait`), and
     /// gives its mappings back.
     fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
         let job = self.jobs.get_mut(&id)?;
@@ -601,6 +613,22 @@ impl<'a> Sched<'a> {
             self.check_delivered(key, now);
         }
         let _ = corrupted;
+    }
+
+    /// Moves the checker's findings into [`Self::findings`]; `sort` puts them in a fixed order
+    /// (those of one job's pieces, raised on any host thread in any order).
+    pub(crate) fn drain_findings(&mut self, sort: bool) {
+        let checker = self.w.kernel.dma().checker();
+        if checker.total() == 0 {
+            return;
+        }
+        let mut new = checker.take();
+        if sort {
+            new.sort_by_cached_key(|f| format!("{f:?}"));
+        }
+        let room = dma::debug::MAX_KEPT_FINDINGS.saturating_sub(self.findings.len());
+        new.truncate(room);
+        self.findings.extend(new);
     }
 
     pub(crate) fn barrier_one(&mut self, id: u64) {

@@ -1,4 +1,4 @@
-//! `--threads`: one OS thread per device engine.
+//! `--engine-threads`: one OS thread per device engine (a stress mode).
 //!
 //! The scheduler still decides what runs when (on the virtual clock); only the byte movement of
 //! each job goes to its engine's thread, so devices really copy, transform and verify at the

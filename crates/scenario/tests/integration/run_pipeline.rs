@@ -102,8 +102,8 @@ fn test_threads_mode_verifies() {
     let out = run(
         &s,
         &RunOptions {
-            threads: true,
-            progress: false,
+            engine_threads: true,
+            ..RunOptions::default()
         },
     );
     assert!(!out.deterministic);
