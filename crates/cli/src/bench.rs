@@ -312,29 +312,25 @@ pub fn pipeline(
         "scenario {} ({} frames, {} host threads): {}",
         s.name,
         s.frames,
-        threads,
-        if f.verified {
-            "VERIFIED"
-        } else {
-            "NOT VERIFIED"
-        }
+        f.threads,
+        if f.verified { "VERIFIED" } else { "NOT VERIFIED" }
     )?;
     writeln!(
         out,
         "virtual {:.3} s in {:.3} s wall: real-time factor {:.2}",
         secs(f.virtual_time),
-        secs(wall),
-        secs(f.virtual_time) / secs(wall).max(1e-9)
+        secs(f.wall),
+        secs(f.virtual_time) / secs(f.wall).max(1e-9)
     )?;
     writeln!(
         out,
         "copy bound: copy_from_slice of the {:.1} GiB the devices moved on {} threads: {:.3} s \
          (real-time factor {:.2}); the run took {:.2}x the copy bound",
-        bytes as f64 / (1u64 << 30) as f64,
-        threads,
-        secs(copy),
-        secs(f.virtual_time) / secs(copy).max(1e-9),
-        secs(wall) / secs(copy).max(1e-9)
+        f.bytes as f64 / (1u64 << 30) as f64,
+        f.threads,
+        secs(f.copy),
+        secs(f.virtual_time) / secs(f.copy).max(1e-9),
+        secs(f.wall) / secs(f.copy).max(1e-9)
     )?;
     Ok(f)
 }

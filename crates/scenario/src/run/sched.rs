@@ -12,7 +12,7 @@ use crate::report::JobCategory;
 use crate::schema::{DriverKind, Event};
 use crate::validate::Scenario;
 use dma::DmaDirection;
-use drivers::job::{DeviceJob, JobEffects, JobInput, JobOutput, Op};
+use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Buffers a swapchain starts with and keeps however idle (`drivers::swapchain`'s default:
@@ -125,6 +125,11 @@ impl<'a> Sched<'a> {
             }
         }
         while let Some((now, ev)) = self.q.pop() {
+            // The machine's clock is the loop's: every layer that asks it (fence timestamps,
+            // the exporters' stall times, timeouts) sees the moment of the event.
+            if let Some(c) = self.w.kernel.soc().clock().as_virtual() {
+                c.advance_to(::clock::BOOT_NS.saturating_add(now.as_ns()));
+            }
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
@@ -517,68 +522,6 @@ impl<'a> Sched<'a> {
         false
     }
 
-    /// Collects a job's result if it is in (blocking for `--engine-threads` only when `wait`), and
-    /// gives its mappings back.
-    fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
-        let job = self.jobs.get_mut(&id)?;
-        let res = job.result.take(wait)?;
-        let res = *res;
-        let node = job.node;
-        let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
-        let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
-        let JobEffects {
-            inputs_ok,
-            out_sums,
-            bitstream,
-            error,
-            inputs,
-            outputs,
-            bitstream_view: _,
-        } = res;
-        for (m, bi) in inputs.into_iter().zip(&ins) {
-            if let Err(e) = self.w.unmap(*bi, node, m) {
-                self.errors.push(e);
-            }
-        }
-        for (m, bi) in outputs.into_iter().zip(&outs) {
-            if let Err(e) = self.w.unmap(*bi, node, m) {
-                self.errors.push(e);
-            }
-        }
-        Some(JobEffects {
-            inputs_ok,
-            out_sums,
-            bitstream,
-            error,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            bitstream_view: None,
-        })
-    }
-
-    fn settle(&mut self, id: u64) {
-        if let Some(r) = self.collect(id, false) {
-            if let Some(j) = self.jobs.get_mut(&id) {
-                j.result.put_settled(r);
-            }
-        }
-    }
-
-    /// Waits for every job in flight and gives its mappings back (before scenario events, so a
-    /// migration's drain finds no mapping held by a job that is over in virtual terms).
-    pub(crate) fn barrier(&mut self) {
-        let ids: Vec<u64> = self.jobs.keys().copied().collect();
-        for id in ids {
-            if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
-                if let Some(r) = self.collect(id, true) {
-                    if let Some(j) = self.jobs.get_mut(&id) {
-                        j.result.put_settled(r);
-                    }
-                }
-            }
-        }
-    }
-
     pub(super) fn done(&mut self, id: u64, now: VirtualTime) {
         if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
             self.barrier_one(id);
@@ -686,30 +629,6 @@ impl<'a> Sched<'a> {
                 f.pending.remove(&n);
             }
             self.check_delivered(key, now);
-        }
-    }
-
-    /// Moves the checker's findings into [`Self::findings`]; `sort` puts them in a fixed order
-    /// (those of one job's pieces, raised on any host thread in any order).
-    pub(crate) fn drain_findings(&mut self, sort: bool) {
-        let checker = self.w.kernel.dma().checker();
-        if checker.total() == 0 {
-            return;
-        }
-        let mut new = checker.take();
-        if sort {
-            new.sort_by_cached_key(|f| format!("{f:?}"));
-        }
-        let room = dma::debug::MAX_KEPT_FINDINGS.saturating_sub(self.findings.len());
-        new.truncate(room);
-        self.findings.extend(new);
-    }
-
-    pub(crate) fn barrier_one(&mut self, id: u64) {
-        if let Some(r) = self.collect(id, true) {
-            if let Some(j) = self.jobs.get_mut(&id) {
-                j.result.put_settled(r);
-            }
         }
     }
 }

@@ -5,8 +5,10 @@
 //! IOMMU checks, fault recording, counters, cache effects, the observers' event) with the bytes
 //! handed to the caller's code where they live instead of copied through its buffer
 //! ([`PhysMem::read_runs_with`](crate::PhysMem::read_runs_with)): what a device that checks or
-//! generates a frame on the fly does. A coherent device snoops the CPU's cache, so its bytes
-//! go through a buffer as before. `f` runs under a memory chunk lock and must not touch
+//! generates a frame on the fly does. A coherent device snoops the CPU's cache: a read that
+//! meets dirty CPU lines goes through a buffer as [`Device::dma_read`] does; a write goes in
+//! place, then any cached copies take the new bytes. (A CPU access racing the DMA sees memory
+//! mid-transfer, as on hardware.) `f` runs under a memory chunk lock and must not touch
 //! simulated memory.
 
 use super::Device;
@@ -30,7 +32,8 @@ impl Device {
             .map_err(|_| SocError::InvalidArgument(format!("a read of {len:#x} bytes")))?;
         let runs = self.access_runs(addr, len, false)?;
         let mut stale = 0;
-        if self.desc.coherent {
+        if self.desc.coherent && self.cpu.lock().dirty_bytes_in(&runs) > 0 {
+            // Dirty CPU lines are part of what a coherent device reads: through a buffer.
             let mut buf = vec![0u8; n];
             {
                 let mut cache = self.cpu.lock();
@@ -38,6 +41,8 @@ impl Device {
                 cache.snoop_read(&runs, &mut buf);
             }
             f(&buf);
+        } else if self.desc.coherent {
+            self.mem.read_runs_with(&runs, n, f)?;
         } else {
             self.mem.read_runs_with(&runs, n, f)?;
             if self.observers.any() {
@@ -57,7 +62,7 @@ impl Device {
         &self,
         addr: DmaAddr,
         len: u64,
-        mut f: impl FnMut(&mut [u8]),
+        f: impl FnMut(&mut [u8]),
     ) -> Result<(), SocError> {
         if len == 0 {
             return Ok(());
@@ -66,11 +71,14 @@ impl Device {
             .map_err(|_| SocError::InvalidArgument(format!("a write of {len:#x} bytes")))?;
         let runs = self.access_runs(addr, len, true)?;
         if self.desc.coherent {
-            let mut buf = vec![0u8; n];
-            f(&mut buf);
+            // Written in place; then the CPU's cached copies (if any) take the new bytes.
+            self.mem.write_runs_with(&runs, n, f)?;
             let mut cache = self.cpu.lock();
-            self.mem.write_runs(&runs, &buf)?;
-            cache.snoop_write(&runs, &buf);
+            if cache.caches_any(&runs) {
+                let mut buf = vec![0u8; n];
+                self.mem.read_runs(&runs, &mut buf)?;
+                cache.snoop_write(&runs, &buf);
+            }
         } else {
             self.mem.write_runs_with(&runs, n, f)?;
             self.cpu.lock().mark_stale(&runs);
