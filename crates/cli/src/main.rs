@@ -15,6 +15,7 @@ mod bench;
 mod demo;
 mod diff;
 mod figures;
+mod outdir;
 mod source;
 mod sweep;
 
@@ -128,6 +129,14 @@ enum Command {
     Soc,
 }
 
+/// An error for stderr, an I/O error's errno by name (`ENOSPC (No space left on device)`).
+fn by_name(e: &(dyn std::error::Error + 'static)) -> String {
+    match e.downcast_ref::<std::io::Error>() {
+        Some(io) => scenario::io_by_name(io),
+        None => e.to_string(),
+    }
+}
+
 fn fail(e: &ScenarioError) -> ExitCode {
     eprint!("{}", e.render());
     if !e.render().ends_with('\n') {
@@ -190,6 +199,10 @@ fn cmd_run(
         Some(Ok(s)) => s,
         None => s,
     };
+    if let Err(e) = outdir::prepare(&out) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let started = std::time::Instant::now();
     let output = run(
         &s,
@@ -202,7 +215,11 @@ fn cmd_run(
     let files = match output.write(&out) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("dmabuf: writing {}: {e}", out.display());
+            eprintln!(
+                "error: writing {}: {}",
+                out.display(),
+                scenario::io_by_name(&e)
+            );
             return ExitCode::from(1);
         }
     };
@@ -322,7 +339,7 @@ fn main() -> ExitCode {
         Command::Bench => match bench::run(&mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("dmabuf bench: {e}");
+                eprintln!("dmabuf bench: {}", by_name(e.as_ref()));
                 ExitCode::from(1)
             }
         },
@@ -330,7 +347,7 @@ fn main() -> ExitCode {
             Ok(summary) if summary.verified => ExitCode::SUCCESS,
             Ok(_) => ExitCode::from(1),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", by_name(e.as_ref()));
                 ExitCode::from(1)
             }
         },
