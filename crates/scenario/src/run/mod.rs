@@ -79,6 +79,7 @@ mod fences;
 mod gpu;
 mod handoff;
 mod ports;
+mod reason;
 mod sched;
 mod swapchain;
 #[cfg(test)]
@@ -421,6 +422,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             size: b.buf.size(),
             placement: placement(&s.w, b),
             migrations: b.migrations,
+            reason: reason::buffer_reason(&s.w, b, &report.migrations),
         });
     }
     report.maps = maps;
