@@ -313,7 +313,11 @@ pub fn pipeline(
         s.name,
         s.frames,
         f.threads,
-        if f.verified { "VERIFIED" } else { "NOT VERIFIED" }
+        if f.verified {
+            "VERIFIED"
+        } else {
+            "NOT VERIFIED"
+        }
     )?;
     writeln!(
         out,

@@ -137,6 +137,8 @@ pub struct DeviceJob {
     pub outputs: Vec<JobOutput>,
     /// The encoder's own bitstream buffer ([`Codec::Rle`]).
     pub bitstream: Option<DmaView>,
+    /// Host threads to execute on, whoever executes it ([`DeviceJob::on_pool`]).
+    host: Option<(Arc<Pool>, Arc<DmaApi>)>,
 }
 
 /// The bitstream an encoder job wrote.
@@ -226,7 +228,15 @@ impl DeviceJob {
             inputs: Vec::new(),
             outputs: Vec::new(),
             bitstream: None,
+            host: None,
         }
+    }
+
+    /// Makes [`Self::execute`] run the job on `pool` ([`Self::execute_on`]), whoever calls it
+    /// (a GPU ring executes the jobs it is handed). `dma` is the DMA API of the job's views.
+    pub fn on_pool(mut self, pool: Arc<Pool>, dma: Arc<DmaApi>) -> DeviceJob {
+        self.host = Some((pool, dma));
+        self
     }
 
     /// Adds an input.
@@ -256,8 +266,12 @@ impl DeviceJob {
         crate::media::dma_cost(dev, r + w)
     }
 
-    /// Moves the job's bytes (module rules) on the caller's thread and returns its effects.
-    pub fn execute(self, dma: &DmaApi) -> JobEffects {
+    /// Moves the job's bytes (module rules) on the caller's thread (on its pool if
+    /// [`Self::on_pool`] gave it one) and returns its effects.
+    pub fn execute(mut self, dma: &DmaApi) -> JobEffects {
+        if let Some((pool, dma)) = self.host.take() {
+            return self.execute_on(&dma, &pool);
+        }
         match units::plan(&self) {
             Ok(plan) => {
                 let fx = plan
