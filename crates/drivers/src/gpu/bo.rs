@@ -31,7 +31,7 @@ pub(crate) use super::storage::{satisfies, GpuMap, Resident, Storage};
 use super::ttm;
 use super::vm::VmInner;
 use super::{GpuCore, GpuError};
-use dmabuf::{Attachment, BufRegistry, MappedSgTable};
+use dmabuf::{Attachment, MappedSgTable, WeakDmaBuf};
 use fence::{DmaResv, DmaResvUsage, ResvGuard};
 use parking_lot::Mutex;
 use soc::{PhysAddr, PAGE_SIZE};
@@ -156,10 +156,11 @@ impl BoDesc {
     }
 }
 
-/// The dma-buf an object is exported as, found again through its registry.
+/// The dma-buf an object is exported as (`obj->dma_buf`): a weak handle, so the export does not
+/// keep itself alive through its own object, and the inode its release names.
 pub(crate) struct ExportLink {
     pub(crate) ino: u64,
-    pub(crate) registry: Weak<BufRegistry>,
+    pub(crate) buf: WeakDmaBuf,
 }
 
 /// What one importer of an exported object needs of its storage.
@@ -198,6 +199,9 @@ pub(crate) struct BoState {
 /// A foreign dma-buf imported by the GPU.
 pub(crate) struct ImportLink {
     pub(crate) att: Attachment,
+    /// How the import is mapped: `DMA_BIDIRECTIONAL`, or `DMA_TO_DEVICE` for a read-only one
+    /// ([`Gpu::import_read_only`](super::Gpu::import_read_only)).
+    pub(crate) dir: dma::DmaDirection,
 }
 
 pub(crate) struct BoInner {

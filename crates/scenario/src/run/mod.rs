@@ -22,7 +22,10 @@
 //!   mask-checked, watched by the DMA-API checker), every output stamped, every input's stamp
 //!   and checksum verified against what its producer wrote. The runner applies the job's
 //!   effects (checksums, verification, bitstream) at the job's completion and unmaps;
-//! - a consumer of a link (any `memory`: they all hand out dma-buf fds) reads through a real
+//! - a GPU's composite is a ring job of its driver (module `gpu`): its buffers are GEM objects
+//!   (self-import or PRIME import), mapped in its process's VM by `Gpu::submit`, implicit sync
+//!   and the out-fence are the driver's;
+//! - a consumer of a link (any `memory`: they all hand out dma-buf fds; a GPU excepted) reads through a real
 //!   vb2 queue (OUTPUT, DMABUF) on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
 //!   job reads through the DMA segments vb2 mapped under the node's `map_policy`, and at the
 //!   job's end the runner completes the buffer (`buffer_done`) and DQBUFs it; `stream_off`/
@@ -76,8 +79,11 @@ mod fences;
 mod gpu;
 mod handoff;
 mod ports;
+mod reason;
 mod sched;
 mod swapchain;
+#[cfg(test)]
+mod tests;
 mod vb2io;
 mod workers;
 mod world;
@@ -134,8 +140,8 @@ impl RunOutput {
 pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
     let mut report = Report::new(&s.name, s.seed);
     report.deterministic = !opts.threads;
-    let mut w = match World::new(s) {
-        Ok(w) => w,
+    let mut sched = match setup(s, opts) {
+        Ok(sched) => sched,
         Err(e) => {
             report.errors.push(RunError {
                 errno: e.errno,
@@ -149,6 +155,21 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
             };
         }
     };
+    if sched.errors.is_empty() {
+        sched.run();
+    }
+    if let Some(pb) = sched.progress.take() {
+        pb.finish_and_clear();
+    }
+    sched.workers = None;
+    collect(sched, report, opts)
+}
+
+/// Boots the machine and builds the loop: the links' first buffers, the vb2 queues. An
+/// error building them is in the loop's `errors` (and the loop is not run).
+fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::RunFailure> {
+    let mut w = World::new(s)?;
+    w.threads = opts.threads;
     let mut errors = Vec::new();
     'links: for li in 0..w.links.len() {
         // A swapchain starts small and grows on demand (seed 000; `sched::swapchain_step`).
@@ -178,7 +199,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
         workers::Workers::new(&names)
     });
     let progress = progress_bar(opts, s.frames);
-    let mut sched = Sched {
+    Ok(Sched {
         w,
         s,
         q: crate::clock::EventQueue::new(),
@@ -195,15 +216,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
         progress,
         first_source,
         fences: fences::Fences::default(),
-    };
-    if sched.errors.is_empty() {
-        sched.run();
-    }
-    if let Some(pb) = sched.progress.take() {
-        pb.finish_and_clear();
-    }
-    sched.workers = None;
-    collect(sched, report, opts)
+    })
 }
 
 fn progress_bar(opts: &RunOptions, frames: u64) -> Option<indicatif::ProgressBar> {
@@ -367,15 +380,32 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         ..FrameCounts::default()
     };
     let mut samples = Vec::new();
+    // Frames never captured (no free buffer, nobody streaming) are dropped at the source; of
+    // the rest, each is corrupted, delivered, or lost on the way.
+    fc.dropped = s.counts.dropped_at_source;
+    fc.corrupted = s.counts.corrupted_untracked;
     for ((_, frame), f) in &s.frames {
         if f.corrupted {
             fc.corrupted += 1;
         } else if let (true, Some(l)) = (f.delivered, f.latency) {
             fc.delivered += 1;
             samples.push((*frame, l));
+        } else {
+            fc.dropped += 1;
         }
     }
-    fc.dropped = fc.produced - fc.delivered - fc.corrupted;
+    let accounted = s.counts.dropped_at_source + s.frames.len() as u64;
+    if accounted != fc.produced {
+        s.errors.push(world::RunFailure {
+            errno: "EFAULT".into(),
+            message: format!(
+                "frame accounting: {} produced, but {} dropped at the source and {} captured",
+                fc.produced,
+                s.counts.dropped_at_source,
+                s.frames.len()
+            ),
+        });
+    }
     report.frames = fc;
     report.latency_us = LatencyReport::from_samples(&samples);
     report.duration_us = s.q.now().as_us_f64();
@@ -392,6 +422,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             size: b.buf.size(),
             placement: placement(&s.w, b),
             migrations: b.migrations,
+            reason: reason::buffer_reason(&s.w, b, &report.migrations),
         });
     }
     report.maps = maps;
@@ -488,7 +519,11 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             bitstream_checksum: node.bitstream.as_ref().map_or(0, |b| b.folded),
         });
     }
-    // Teardown: everything goes; what stays is a leak.
+    // Teardown: everything goes; what stays is a leak. The GPU nodes' address spaces first
+    // (they hold their objects' mappings).
+    for node in &mut s.w.nodes {
+        node.vm = None;
+    }
     for bi in 0..s.w.bufs.len() {
         events::drop_buffer(&mut s.w, bi);
     }
