@@ -174,8 +174,12 @@ enum Command {
     },
     /// Move one camera frame through the default SoC and print what happened.
     Demo,
-    /// Print the bundled default machine description as TOML.
-    Soc,
+    /// List the bundled machines, or print one as TOML to paste into a scenario (in place of
+    /// `soc = "NAME"`).
+    Soc {
+        /// The machine to print (`dmabuf soc` lists the names).
+        name: Option<String>,
+    },
 }
 
 /// An error for stderr, an I/O error's errno by name (`ENOSPC (No space left on device)`).
@@ -451,14 +455,23 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Soc => match toml::to_string_pretty(&soc::SocDesc::default_soc()) {
-            Ok(text) => {
+        Command::Soc { name: None } => {
+            for m in soc::bundled::machines() {
+                outln!("{:<10} {}", m.name, m.description);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Soc { name: Some(name) } => match soc::bundled::machine_toml(&name) {
+            Some(text) => {
                 out!("{text}");
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("dmabuf: {e}");
-                ExitCode::from(1)
+            None => {
+                eprintln!(
+                    "error: no bundled machine is named `{name}`: expected one of {}",
+                    soc::bundled::machine_names()
+                );
+                ExitCode::from(2)
             }
         },
     }
