@@ -114,8 +114,10 @@ use uapi::{AsErrno, Errno};
 pub struct GpuConfig {
     /// The GPU's device name in the SoC (default `gpu0`).
     pub device: String,
-    /// The device-local bank used as VRAM (default `vram0`).
-    pub vram_bank: String,
+    /// The device-local bank used as VRAM (default `vram0`); `None` for an integrated GPU with
+    /// no memory of its own: its objects live in GTT (system pages it binds), and an object
+    /// that may only live in VRAM cannot be placed (`ENOMEM`).
+    pub vram_bank: Option<String>,
     /// VRAM the TTM manager may hand out; `None` is the whole bank (a small budget makes pressure
     /// easy to provoke).
     pub vram_budget: Option<u64>,
@@ -134,7 +136,7 @@ impl Default for GpuConfig {
     fn default() -> GpuConfig {
         GpuConfig {
             device: "gpu0".into(),
-            vram_bank: "vram0".into(),
+            vram_bank: Some("vram0".into()),
             vram_budget: None,
             gtt_budget: None,
             p2p: true,
@@ -232,8 +234,9 @@ pub(crate) struct GpuCore {
     pub(crate) cfg: GpuConfig,
     pub(crate) dma: Arc<DmaApi>,
     pub(crate) dev: Arc<Device>,
-    pub(crate) vram_bank: BankId,
-    /// First and one-past-last physical byte of VRAM.
+    /// The VRAM bank (`None`: an integrated GPU).
+    pub(crate) vram_bank: Option<BankId>,
+    /// First and one-past-last physical byte of VRAM (empty without VRAM).
     pub(crate) vram_range: (u64, u64),
     pub(crate) ttm: ttm::Ttm,
     pub(crate) ring: ring::Ring,
@@ -261,7 +264,8 @@ impl GpuCore {
 
     /// Whether `dev` can reach VRAM at all (through its IOMMU, or by its DMA mask).
     pub(crate) fn reaches_vram(&self, dev: &Device) -> bool {
-        dev.iommu_domain().is_some() || self.vram_range.1 - 1 <= dev.dma_mask()
+        self.vram_bank.is_some()
+            && (dev.iommu_domain().is_some() || self.vram_range.1 - 1 <= dev.dma_mask())
     }
 }
 
@@ -283,31 +287,35 @@ impl Gpu {
     pub fn new(dma: &Arc<DmaApi>, cfg: GpuConfig) -> Result<Gpu, GpuError> {
         let soc = dma.soc();
         let dev = soc.device(&cfg.device)?;
-        let bank = soc.mem().bank_by_name(&cfg.vram_bank)?;
-        if bank.kind() != BankKind::DeviceLocal || soc.pool(bank.id()).is_none() {
-            return Err(GpuError::InvalidArgument(format!(
-                "bank {:?} is not device-local memory",
-                cfg.vram_bank
-            )));
-        }
-        let vram_size = match cfg.vram_budget {
-            Some(0) => {
-                return Err(GpuError::InvalidArgument("vram_budget of 0 bytes".into()));
+        let (vram_bank, vram_range, vram_size) = match &cfg.vram_bank {
+            None => (None, (0, 0), 0),
+            Some(name) => {
+                let bank = soc.mem().bank_by_name(name)?;
+                if bank.kind() != BankKind::DeviceLocal || soc.pool(bank.id()).is_none() {
+                    return Err(GpuError::InvalidArgument(format!(
+                        "bank {name:?} is not device-local memory"
+                    )));
+                }
+                let size = match cfg.vram_budget {
+                    Some(0) => {
+                        return Err(GpuError::InvalidArgument("vram_budget of 0 bytes".into()));
+                    }
+                    Some(b) if b > bank.size() => {
+                        return Err(GpuError::InvalidArgument(format!(
+                            "vram_budget {b:#x} is larger than bank {name:?} ({:#x})",
+                            bank.size()
+                        )));
+                    }
+                    Some(b) => b,
+                    None => bank.size(),
+                };
+                (Some(bank.id()), (bank.base().0, bank.end().0), size)
             }
-            Some(b) if b > bank.size() => {
-                return Err(GpuError::InvalidArgument(format!(
-                    "vram_budget {b:#x} is larger than bank {:?} ({:#x})",
-                    cfg.vram_bank,
-                    bank.size()
-                )));
-            }
-            Some(b) => b,
-            None => bank.size(),
         };
         let ring = ring::Ring::new(&cfg.device, cfg.ring)?;
         let core = GpuCore {
-            vram_bank: bank.id(),
-            vram_range: (bank.base().0, bank.end().0),
+            vram_bank,
+            vram_range,
             ttm: ttm::Ttm::new(vram_size, cfg.gtt_budget),
             ring,
             move_ops: SimpleFenceOps::new(&cfg.device, "ttm-move"),
