@@ -416,7 +416,7 @@ impl Gpu {
     /// dynamically for the GPU and wrapped in an imported object (importing it twice gives the
     /// same object).
     pub fn import(&self, buf: &DmaBuf) -> Result<GpuBo, GpuError> {
-        self.import_dir(buf, dma::DmaDirection::Bidirectional)
+        self.import_with(buf, false, None)
     }
 
     /// [`import`](Self::import) of a buffer the GPU only reads (a compositor's client buffer):
@@ -424,10 +424,24 @@ impl Gpu {
     /// mapping in the DMA-API checker's cacheline tracking, and a job that writes the object is
     /// refused (`EINVAL`). A buffer imported before keeps the import it has.
     pub fn import_read_only(&self, buf: &DmaBuf) -> Result<GpuBo, GpuError> {
-        self.import_dir(buf, dma::DmaDirection::ToDevice)
+        self.import_with(buf, true, None)
     }
 
-    fn import_dir(&self, buf: &DmaBuf, dir: dma::DmaDirection) -> Result<GpuBo, GpuError> {
+    /// [`import`](Self::import) (or, `read_only`, [`import_read_only`](Self::import_read_only))
+    /// whose attachment of a foreign buffer carries `importer_priv` to its exporter
+    /// ([`DmaBuf::attach_with`]: what the GPU needs of this buffer, e.g. the constraint
+    /// exporter's `ImporterNeeds`).
+    pub fn import_with(
+        &self,
+        buf: &DmaBuf,
+        read_only: bool,
+        importer_priv: Option<dmabuf::ImporterPriv>,
+    ) -> Result<GpuBo, GpuError> {
+        let dir = if read_only {
+            dma::DmaDirection::ToDevice
+        } else {
+            dma::DmaDirection::Bidirectional
+        };
         if let Some(exp) = buf.exporter_ops::<BoExport>() {
             if Arc::ptr_eq(&exp.bo().gpu, &self.0) {
                 return Ok(GpuBo(exp.bo().clone()));
@@ -437,7 +451,7 @@ impl Gpu {
         if let Some(bo) = self.0.imports.lock().get(&ino).and_then(Weak::upgrade) {
             return Ok(GpuBo(bo));
         }
-        let bo = exporter::import_foreign(&self.0, buf, dir)?;
+        let bo = exporter::import_foreign(&self.0, buf, dir, importer_priv)?;
         self.0.imports.lock().insert(ino, Arc::downgrade(&bo.0));
         Ok(bo)
     }

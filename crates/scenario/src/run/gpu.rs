@@ -43,6 +43,7 @@ use dmabuf::{Attachment, ImporterOps};
 use drivers::gpu::Placement;
 use fence::ResvGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The dynamic importer the runner attaches a p2p GPU's buffers with: it allows peer-to-peer
 /// and counts `move_notify` calls (the runner maps per job, so there is no table to drop).
@@ -119,13 +120,11 @@ impl World {
         let desc = self.nodes[n].desc.clone();
         let gpu = self.gpu_for(&desc)?;
         // What it only reads (an input link) it imports read-only (mapped DMA_TO_DEVICE).
-        let reads = self.links[self.buf(bi).link].from != n;
+        let li = self.buf(bi).link;
+        let reads = self.links[li].from != n;
+        let needs: dmabuf::ImporterPriv = Arc::new(self.link_needs(li));
         let b = self.buf_mut(bi);
-        let bo = if reads {
-            gpu.import_read_only(&b.buf)
-        } else {
-            gpu.import(&b.buf)
-        };
+        let bo = gpu.import_with(&b.buf, reads, Some(needs));
         let bo = bo.map_err(|e| {
             RunFailure::new(&e, format!("{} importing {}: {e}", desc.device, b.name))
         })?;
