@@ -11,7 +11,7 @@
 //! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`} | frame counts |
 //! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}]} | source-to-sink latency of delivered frames, virtual microseconds (nearest-rank percentiles) |
 //! | `duration_us` | float | virtual time of the whole run |
-//! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`} |
+//! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`, `reason`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`}; `reason` (absent if never allocated) is {`decisions` [{`when` (`allocation`, `migration`), `frame`, `cause`, `devices`, `constraints` [{`constraint`, `value`, `by`}], `groups` [{`planes`, `bytes`, `chosen`, `contiguous`, `ranges` [[start, len]], `range_count`, `refused`, `untried`, `excluded`}]}]}, the exporter's own record of each placement ([`super::reason`]) |
 //! | `migrations` | [{`buffer`, `frame`, `from`, `to`, `bytes`, `stall_us`, `cause`}] | every migration, by frame then buffer |
 //! | `maps` | {`first`, `cached`} | attachment maps that built a mapping / were served from the cache |
 //! | `devices` | [{`name`, `bytes_read`, `bytes_written`, `faults`, `jobs`, `busy_us`}] | per device, by name |
@@ -23,7 +23,7 @@
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
 //! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
 //! | `nodes` | [{`name`, `fence_wait_us`}] | every node in scenario order: the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
-//! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
+//! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--engine-threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
 //! Every list is sorted on a key that does not depend on thread timing or hash order
@@ -125,6 +125,10 @@ pub struct BufferReport {
     pub placement: Option<Placement>,
     /// How many times it migrated.
     pub migrations: u32,
+    /// Why it is where it is: every placement decision, oldest first ([`super::reason`]);
+    /// absent in reports of older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<super::reason::BufferReason>,
 }
 
 /// One migration.
@@ -372,7 +376,7 @@ pub struct Report {
     /// Every node, in scenario order.
     #[serde(default)]
     pub nodes: Vec<NodeReport>,
-    /// Whether the run is the deterministic reference (false with `--threads`, where every
+    /// Whether the run is the deterministic reference (false with `--engine-threads`, where every
     /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
     #[serde(default = "deterministic_default")]
     pub deterministic: bool,

@@ -68,6 +68,33 @@ fn test_late_encoder_migrates_and_every_frame_verifies() {
         assert!(m.bytes > 0 && m.stall_us > 0.0);
         assert!(m.cause.contains("encoder0"), "{}", m.cause);
     }
+    // Each migrated buffer's reason: the first allocation, then the migration at its frame,
+    // whose constraints name encoder0 (no IOMMU) and whose range is the CMA placement's.
+    for m in &r.migrations {
+        let b = r.buffers.iter().find(|b| b.name == m.buffer).unwrap();
+        let reason = b.reason.as_ref().expect("a placed buffer has a reason");
+        let d = reason.decisions.last().unwrap();
+        assert_eq!(reason.decisions[0].when, "allocation");
+        assert_eq!(d.when, "migration");
+        assert_eq!(d.frame, Some(m.frame));
+        assert!(d.cause.contains("encoder0"), "{}", d.cause);
+        assert!(d.devices.iter().any(|x| x == "encoder0"), "{:?}", d.devices);
+        assert!(
+            d.constraints
+                .iter()
+                .any(|c| c.constraint == "contiguity" && c.by.as_deref() == Some("encoder0")),
+            "{:?}",
+            d.constraints
+        );
+        assert!(d.groups[0].chosen.contains("CMA"), "{:?}", d.groups[0]);
+        assert_eq!(d.groups[0].range_count, 1);
+        assert!(
+            m.to.contains(&format!("{:#x}..", d.groups[0].ranges[0][0])),
+            "the reason's range is where the migration went: {} vs {:?}",
+            m.to,
+            d.groups[0].ranges
+        );
+    }
     let jpeg = out.thumbnail.expect("the thumbnailer took frame 2");
     assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
 }
@@ -102,8 +129,8 @@ fn test_threads_mode_verifies() {
     let out = run(
         &s,
         &RunOptions {
-            threads: true,
-            progress: false,
+            engine_threads: true,
+            ..RunOptions::default()
         },
     );
     assert!(!out.deterministic);
