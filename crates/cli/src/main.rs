@@ -186,17 +186,16 @@ fn cmd_run(
     frames: Option<u64>,
     set: &[String],
 ) -> ExitCode {
-    let s = match source::load(scenario.as_deref().unwrap_or(scenario::DEFAULT), set) {
+    let s = match source::load(
+        scenario.as_deref().unwrap_or(scenario::DEFAULT),
+        set,
+        frames,
+    ) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
     let s = match seed {
         Some(seed) => s.with_seed(seed),
-        None => s,
-    };
-    let s = match frames.map(|f| s.clone().with_frames(f)) {
-        Some(Err(e)) => return fail(&e),
-        Some(Ok(s)) => s,
         None => s,
     };
     if let Err(e) = outdir::prepare(&out) {
@@ -278,7 +277,7 @@ fn main() -> ExitCode {
             frames,
             set,
         } => cmd_run(scenario, out, seed, format, threads, frames, &set),
-        Command::Check { scenario, set } => match source::load(&scenario, &set) {
+        Command::Check { scenario, set } => match source::load(&scenario, &set, None) {
             Ok(s) => {
                 outln!(
                     "{}: valid ({} nodes, {} links, {} events, {} frames)",
