@@ -14,6 +14,7 @@ mod stdout;
 mod bench;
 mod demo;
 mod diff;
+mod explain;
 mod figures;
 mod outdir;
 mod source;
@@ -118,6 +119,27 @@ enum Command {
         /// Gather the reports of a sweep whose points ran elsewhere (after --emit-jobs).
         #[arg(long, value_name = "DIR")]
         collect: Option<PathBuf>,
+    },
+    /// Why a buffer is where it is: every placement decision (devices, each combined
+    /// constraint and the device that set it, the source chosen, its physical ranges, the
+    /// alternatives refused), from a report.json or by running a scenario.
+    Explain {
+        /// A report.json, or a scenario (file, bundled name, or `-`) to run first.
+        source: String,
+        /// The buffer's name as the report names it (`isp-out[0]`).
+        buffer: String,
+        /// Print the reason as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Override any scenario field (a scenario source only).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+        /// Override the number of frames (a scenario source only).
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Override the seed (a scenario source only).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// List the bundled scenarios.
     Scenarios,
@@ -328,6 +350,21 @@ fn main() -> ExitCode {
             plot,
             emit_jobs,
             collect,
+        }),
+        Command::Explain {
+            source,
+            buffer,
+            json,
+            set,
+            frames,
+            seed,
+        } => explain::main(explain::Args {
+            source,
+            buffer,
+            json,
+            set,
+            frames,
+            seed,
         }),
         Command::Scenarios => {
             for (name, line, _) in scenario::bundled() {
