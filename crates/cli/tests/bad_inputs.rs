@@ -166,3 +166,22 @@ fn frames_that_cut_off_an_event_is_the_file_s_own_error() {
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_scenario_over_the_host_memory_budget_is_refused_naming_the_link() {
+    for cmd in ["check", "run"] {
+        let o = dmabuf(&[cmd, "default", "--max-host-memory", "64MiB"]);
+        refused(
+            &o,
+            &[
+                "--max-host-memory",
+                "more than the host memory budget of 64 MiB",
+                "link ",
+            ],
+        );
+    }
+    let o = dmabuf(&["check", "default", "--max-host-memory", "lots"]);
+    refused(&o, &["--max-host-memory lots"]);
+    let o = dmabuf(&["check", "default", "--max-host-memory", "8GiB"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}

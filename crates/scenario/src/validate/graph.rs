@@ -9,9 +9,9 @@
 //!   display) and states another format or size than its producer's (one that leaves them out
 //!   takes the producer's; a GPU composites and converts, a thumbnailer scales: they are
 //!   exempt);
-//! - **a GPU exporter without VRAM**: `exporter = "gpu"` places buffers in the GPU's local
-//!   memory; on a machine without a `device_local` bank there is none (unified-memory GPUs are
-//!   not modelled yet).
+//! - **a GPU without VRAM**: a gpu node's driver starts on a VRAM bank and `exporter = "gpu"`
+//!   places buffers in it; on a machine without a `device_local` bank there is none
+//!   (unified-memory GPUs are not modelled yet), and with several the node must name one.
 //!
 //! Each error names the field by path, so it carries the file's line and column.
 
@@ -47,7 +47,41 @@ pub(super) fn check(
             ));
         }
     }
-    let vram = soc.banks.iter().any(|b| b.kind == BankKind::DeviceLocal);
+    let local: Vec<&str> = soc
+        .banks
+        .iter()
+        .filter(|b| b.kind == BankKind::DeviceLocal)
+        .map(|b| b.name.as_str())
+        .collect();
+    let vram = !local.is_empty();
+    // A GPU driver starts on VRAM: `params.vram` (checked with the node), else the only
+    // device_local bank, else one named `vram0`.
+    for (i, n) in raw.nodes.iter().enumerate() {
+        if n.driver != DriverKind::Gpu || n.params.vram.is_some() || local.len() == 1 {
+            continue;
+        }
+        if local.contains(&"vram0") {
+            continue;
+        }
+        let p = root.key("nodes").index(i);
+        let message = if local.is_empty() {
+            format!(
+                "gpu `{}` needs VRAM and the machine has no device_local bank: expected a \
+                 `[[soc.banks]]` with `kind = \"device_local\"` (a unified-memory GPU is not \
+                 modelled)",
+                n.name
+            )
+        } else {
+            format!(
+                "gpu `{}` does not say which VRAM it has and the machine has {} device_local \
+                 banks ({}): expected `params.vram` naming one",
+                n.name,
+                local.len(),
+                local.join(", ")
+            )
+        };
+        return Err(ctx.err(&p, message));
+    }
     for (i, l) in raw.links.iter().enumerate() {
         let p = root.key("links").index(i);
         if l.exporter == Some(Exporter::Gpu) && !vram {

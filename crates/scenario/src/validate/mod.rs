@@ -25,6 +25,7 @@
 
 mod events;
 mod graph;
+mod host;
 mod locate;
 mod machine;
 mod pipeline;

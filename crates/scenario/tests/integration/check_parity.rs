@@ -118,9 +118,13 @@ fn a_gpu_exporter_without_vram_is_refused() {
     let e = scenario::validate(&t, "t.toml").expect_err("no VRAM");
     let shown = e.to_string();
     assert!(
-        shown.contains("exporter `gpu`") && shown.contains("no device_local"),
+        shown.contains("gpu `gpu` needs VRAM") && shown.contains("no device_local"),
         "{shown}\n{t}"
     );
+    // With a VRAM bank: valid.
+    let vram = "\n[[soc.banks]]\nname = \"vram0\"\nkind = \"device_local\"\nbase = \"0x10_0000_0000\"\nsize = \"256MiB\"\n";
+    let ok = t.replacen("[[soc.iommus]]", &format!("{vram}\n[[soc.iommus]]"), 1);
+    scenario::validate(&ok, "t.toml").expect("a GPU with VRAM validates");
 }
 
 #[test]
