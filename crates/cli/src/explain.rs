@@ -44,13 +44,9 @@ fn report_of(a: &Args) -> Result<Report, (String, u8)> {
             return Err((format!("{}: cannot read it", a.source), 2));
         }
     }
-    let s = source::load(&a.source, &a.set).map_err(|e| (e.render(), 2))?;
+    let s = source::load(&a.source, &a.set, a.frames).map_err(|e| (e.render(), 2))?;
     let s = match a.seed {
         Some(seed) => s.with_seed(seed),
-        None => s,
-    };
-    let s = match a.frames {
-        Some(f) => s.with_frames(f).map_err(|e| (e.render(), 2))?,
         None => s,
     };
     Ok(run(&s, &RunOptions::default()).report)

@@ -12,6 +12,7 @@
 mod stdout;
 
 mod bench;
+mod budget;
 mod demo;
 mod diff;
 mod explain;
@@ -90,6 +91,9 @@ enum Command {
         /// `--set links.camera->isp.buffers=6`, `--set soc.cma[0].size=64MiB`.
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<String>,
+        /// Most host memory the simulated memory may take (default: half the host's RAM).
+        #[arg(long, value_name = "SIZE")]
+        max_host_memory: Option<String>,
     },
     /// Validate a scenario without running it.
     Check {
@@ -98,6 +102,9 @@ enum Command {
         /// Override any scenario field (as for `run`).
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<String>,
+        /// Most host memory the simulated memory may take (as for `run`).
+        #[arg(long, value_name = "SIZE")]
+        max_host_memory: Option<String>,
     },
     /// What changed between two reports (report.json): placements, migrations, latency, drops,
     /// maps, device traffic, findings. Exit code 0 when the same, 1 when they differ.
@@ -182,6 +189,22 @@ enum Command {
     },
 }
 
+/// Loads a scenario and checks it against the host memory budget (exit 2 on either).
+fn load_within_budget(
+    arg: &str,
+    set: &[String],
+    frames: Option<u64>,
+    max_host_memory: Option<&str>,
+) -> Result<scenario::Scenario, ExitCode> {
+    let budget = budget::budget(max_host_memory).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    let s = source::load(arg, set, frames).map_err(|e| fail(&e))?;
+    s.check_host_memory(budget).map_err(|e| fail(&e))?;
+    Ok(s)
+}
+
 /// An error for stderr, an I/O error's errno by name (`ENOSPC (No space left on device)`).
 fn by_name(e: &(dyn std::error::Error + 'static)) -> String {
     match e.downcast_ref::<std::io::Error>() {
@@ -230,6 +253,7 @@ fn problems(report: &Report) -> Vec<String> {
     lines
 }
 
+#[allow(clippy::too_many_arguments)]
 fn cmd_run(
     scenario: Option<String>,
     out: PathBuf,
@@ -238,18 +262,19 @@ fn cmd_run(
     opts: RunOptions,
     frames: Option<u64>,
     set: &[String],
+    max_host_memory: Option<&str>,
 ) -> ExitCode {
-    let s = match source::load(scenario.as_deref().unwrap_or(scenario::DEFAULT), set) {
+    let s = match load_within_budget(
+        scenario.as_deref().unwrap_or(scenario::DEFAULT),
+        set,
+        frames,
+        max_host_memory,
+    ) {
         Ok(s) => s,
-        Err(e) => return fail(&e),
+        Err(code) => return code,
     };
     let s = match seed {
         Some(seed) => s.with_seed(seed),
-        None => s,
-    };
-    let s = match frames.map(|f| s.clone().with_frames(f)) {
-        Some(Err(e)) => return fail(&e),
-        Some(Ok(s)) => s,
         None => s,
     };
     if let Err(e) = outdir::prepare(&out) {
@@ -315,6 +340,7 @@ fn main() -> ExitCode {
         engine_threads: false,
         frames: None,
         set: Vec::new(),
+        max_host_memory: None,
     });
     match command {
         Command::Run {
@@ -326,6 +352,7 @@ fn main() -> ExitCode {
             engine_threads,
             frames,
             set,
+            max_host_memory,
         } => cmd_run(
             scenario,
             out,
@@ -338,8 +365,13 @@ fn main() -> ExitCode {
             },
             frames,
             &set,
+            max_host_memory.as_deref(),
         ),
-        Command::Check { scenario, set } => match source::load(&scenario, &set) {
+        Command::Check {
+            scenario,
+            set,
+            max_host_memory,
+        } => match load_within_budget(&scenario, &set, None, max_host_memory.as_deref()) {
             Ok(s) => {
                 outln!(
                     "{}: valid ({} nodes, {} links, {} events, {} frames)",
@@ -351,7 +383,7 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&e),
+            Err(code) => code,
         },
         Command::Diff { a, b, json } => match (diff::read(&a), diff::read(&b)) {
             (Ok(ra), Ok(rb)) => {
@@ -421,7 +453,8 @@ fn main() -> ExitCode {
                     set,
                 }),
         } => {
-            let s = match source::load(scenario.as_deref().unwrap_or(scenario::DEFAULT), &set) {
+            let s = match source::load(scenario.as_deref().unwrap_or(scenario::DEFAULT), &set, None)
+            {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };

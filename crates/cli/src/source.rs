@@ -136,8 +136,19 @@ pub fn validate(text: &str, file: &str, sets: &[Override]) -> Result<Scenario, S
     validate_with_overrides(text, file, sets)
 }
 
-/// Loads scenario argument `arg` with the `--set` arguments `sets` applied.
-pub fn load(arg: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
+/// `--frames N` as the override it is: `frames = N` applied to the text after every `--set`, so
+/// the shortened scenario is validated exactly like a file saying `frames = N` (an event or a
+/// thumbnail frame past the new end is the same error, at the same line and column).
+pub fn frames_override(frames: u64) -> Result<Override, ScenarioError> {
+    Override::parse("--frames", &format!("frames={frames}"))
+}
+
+/// Loads scenario argument `arg` with the `--set` arguments `sets` and `--frames` applied.
+pub fn load(arg: &str, sets: &[String], frames: Option<u64>) -> Result<Scenario, ScenarioError> {
     let (text, file) = text_of(arg)?;
-    validate(&text, &file, &parse_sets(sets)?)
+    let mut sets = parse_sets(sets)?;
+    if let Some(f) = frames {
+        sets.push(frames_override(f)?);
+    }
+    validate(&text, &file, &sets)
 }

@@ -137,3 +137,51 @@ fn demo_to_a_full_stdout_names_the_errno() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("ENOSPC") && !err.contains("os error"), "{err}");
 }
+
+#[test]
+fn frames_that_cut_off_an_event_is_the_file_s_own_error() {
+    let by_flag = dmabuf(&["run", "process-killed", "--frames", "20"]);
+    refused(
+        &by_flag,
+        &[
+            "`events[0].at_frame`",
+            "frame 90 is past the end",
+            "<bundled process-killed>:",
+        ],
+    );
+    // Exactly what the file would say with `frames = 20`.
+    let by_field = dmabuf(&["check", "process-killed", "--set", "frames=20"]);
+    assert_eq!(by_field.code, 2);
+    assert_eq!(by_flag.stderr, by_field.stderr);
+    // Long enough for the event: it runs.
+    let dir = tmp("frames-ok");
+    let ok = dmabuf(&[
+        "run",
+        "process-killed",
+        "--frames",
+        "92",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_scenario_over_the_host_memory_budget_is_refused_naming_the_link() {
+    for cmd in ["check", "run"] {
+        let o = dmabuf(&[cmd, "default", "--max-host-memory", "64MiB"]);
+        refused(
+            &o,
+            &[
+                "--max-host-memory",
+                "more than the host memory budget of 64 MiB",
+                "link ",
+            ],
+        );
+    }
+    let o = dmabuf(&["check", "default", "--max-host-memory", "lots"]);
+    refused(&o, &["--max-host-memory lots"]);
+    let o = dmabuf(&["check", "default", "--max-host-memory", "8GiB"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}

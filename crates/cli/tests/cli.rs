@@ -23,7 +23,7 @@ fn test_verified_run_exits_0_and_writes_the_files() {
     let dir = tmp("ok");
     let (code, out, err) = dmabuf(&[
         "run",
-        "process-killed",
+        "udmabuf",
         "--frames",
         "5",
         "--out",
@@ -36,7 +36,7 @@ fn test_verified_run_exits_0_and_writes_the_files() {
     }
     let (code, json, _) = dmabuf(&[
         "run",
-        "process-killed",
+        "udmabuf",
         "--frames",
         "5",
         "--format",

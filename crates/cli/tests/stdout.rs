@@ -12,13 +12,7 @@ fn test_reader_gone_keeps_the_verdict_exit_code_and_does_not_panic() {
     let dir = tmp("pipe");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dmabuf"))
         .args([
-            "run",
-            "process-killed",
-            "--frames",
-            "5",
-            "--format",
-            "json",
-            "--out",
+            "run", "udmabuf", "--frames", "5", "--format", "json", "--out",
         ])
         .arg(&dir)
         .stdout(Stdio::piped())

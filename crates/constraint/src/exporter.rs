@@ -520,3 +520,67 @@ impl ConstraintExporter {
         )
     }
 }
+
+impl ConstraintExporter {
+    /// The "move back" of a detach: when the device that left was what held the buffer in its
+    /// current placement (the cheapest placement for the devices still attached is another
+    /// source: scattered pages instead of CMA, say), the buffer moves back there and the
+    /// dearer memory is freed — so a late attach that failed part-way, whose caller detaches
+    /// the device again, leaves no buffer half-migrated.
+    ///
+    /// It moves only when it can at once without waiting: nothing maps or pins the buffer, no
+    /// fence is pending, the reservation lock is free (`try_lock`) and no migration is under
+    /// way; otherwise the buffer stays where it is (it still serves everyone, it only costs
+    /// more). A failed move back is logged as a migration failure and changes nothing.
+    pub(super) fn move_back_after_detach(&self, buf: &DmaBuf, device: &str) {
+        if !self.policy.may_migrate() {
+            return;
+        }
+        let wanted = {
+            let st = self.state.lock();
+            if st.released || st.phase != Phase::Idle || !Self::drained(&st, None) {
+                return;
+            }
+            let Some(cur) = st.current.as_ref() else {
+                return;
+            };
+            let records = st.all_records();
+            if records.is_empty() {
+                return;
+            }
+            let Ok(planned) = plan(&records, &self.layout, self.dma.soc()) else {
+                return;
+            };
+            let firsts = planned.first_choice();
+            let here = cur.backing.summary();
+            let cheapest = here.groups.len() == firsts.len()
+                && here
+                    .groups
+                    .iter()
+                    .zip(&firsts)
+                    .all(|(g, s)| &g.source == *s);
+            !cheapest
+        };
+        if !wanted || !buf.resv().test_signaled(fence::DmaResvUsage::Bookkeep) {
+            return;
+        }
+        let Ok(mut g) = buf.resv().try_lock() else {
+            return;
+        };
+        let cause = MigrationCause::Detach {
+            device: device.to_string(),
+        };
+        let t0 = self.now_ns();
+        {
+            let mut st = self.state.lock();
+            // Re-checked under the resv lock (lock order: resv, then state).
+            if st.phase != Phase::Idle || !Self::drained(&st, None) {
+                return;
+            }
+            st.phase = Phase::Draining;
+            st.pending = Some((cause.clone(), t0, None));
+            st.outcome = None;
+        }
+        let _ = self.move_locked(buf, &mut g, cause, t0);
+    }
+}

@@ -32,7 +32,7 @@ impl ConstraintExporter {
     }
 
     /// Whether nothing but `exclude` pins of one attachment holds the storage in place.
-    fn drained(st: &State, exclude: Option<(u64, u32)>) -> bool {
+    pub(super) fn drained(st: &State, exclude: Option<(u64, u32)>) -> bool {
         st.holders(exclude).is_empty()
     }
 

@@ -46,6 +46,13 @@ pub enum MigrationCause {
         /// Why.
         reason: String,
     },
+    /// A device detached whose needs had moved the buffer: it goes back to the cheaper
+    /// placement the devices still attached are served by (CMA, a carveout or low memory
+    /// given back).
+    Detach {
+        /// The device that left.
+        device: String,
+    },
 }
 
 impl std::fmt::Display for MigrationCause {
@@ -54,6 +61,9 @@ impl std::fmt::Display for MigrationCause {
             MigrationCause::LateAttach { device } => write!(f, "late attach of {device}"),
             MigrationCause::Map { device } => write!(f, "map by {device}"),
             MigrationCause::Requested { reason } => write!(f, "requested: {reason}"),
+            MigrationCause::Detach { device } => {
+                write!(f, "move back after the detach of {device}")
+            }
         }
     }
 }

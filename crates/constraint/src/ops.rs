@@ -79,7 +79,7 @@ impl DmaBufOps for ConstraintExporter {
         Ok(())
     }
 
-    fn detach(&self, _buf: &DmaBuf, att: &Attachment) {
+    fn detach(&self, buf: &DmaBuf, att: &Attachment) {
         {
             let mut st = self.state.lock();
             st.records.retain(|(id, _)| *id != att.id());
@@ -93,6 +93,7 @@ impl DmaBufOps for ConstraintExporter {
         }
         self.reap_ghosts();
         self.cond.notify_all();
+        self.move_back_after_detach(buf, att.device().name());
     }
 
     fn pin(&self, att: &Attachment, resv: &mut ResvGuard<'_>) -> Result<(), DmaBufError> {

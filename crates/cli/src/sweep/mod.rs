@@ -143,10 +143,10 @@ fn prepare(args: &Args, scenario: &str) -> Result<Plan, ExitCode> {
             .map_err(|e| crate::fail(&e))?;
             sets.push(o);
         }
-        let checked = source::validate(&text, &file, &sets).and_then(|s| match args.frames {
-            Some(f) => s.with_frames(f),
-            None => Ok(s),
-        });
+        if let Some(f) = args.frames {
+            sets.push(source::frames_override(f).map_err(|e| crate::fail(&e))?);
+        }
+        let checked = source::validate(&text, &file, &sets);
         if let Err(e) = checked {
             eprintln!(
                 "sweep: point {i} ({}) is invalid:",

@@ -432,3 +432,96 @@ fn test_designated_copy_engine_moves_the_bytes() {
     drop((display, isp, buf));
     assert_clean(&dma);
 }
+
+#[test]
+fn test_a_late_attach_that_fails_part_way_leaves_nothing_half_migrated() {
+    let dma = mock_dma();
+    // Three 8 MiB buffers for the ISP (scattered); CMA has room for two more contiguous ones.
+    let size = 8usize << 20;
+    let pages = (size >> 12) as u64;
+    let soc = dma.soc().clone();
+    let cma = soc.pages().cma_regions()[0].clone();
+    let hog = soc
+        .pages()
+        .cma_alloc(&cma.name, (cma.size >> 12) - 2 * pages, 0)
+        .unwrap();
+    let mut bufs = Vec::new();
+    for i in 0..3u64 {
+        let (buf, exp) = ConstraintExporter::export(&dma, ExportSpec::new(size as u64)).unwrap();
+        let isp = buf.attach(&dma.device("isp0").unwrap()).unwrap();
+        let data = frame(i, size);
+        produce(&dma, &isp, &data);
+        bufs.push((buf, exp, isp, checksum(&data)));
+    }
+    let scattered = |exp: &ConstraintExporter| {
+        matches!(
+            exp.placement().unwrap().groups[0].source,
+            Source::Scattered { .. }
+        )
+    };
+    assert!(bufs.iter().all(|b| scattered(&b.1)));
+    // The display joins: two buffers move to CMA, the third finds none (ENOMEM).
+    let display = dma.device("display0").unwrap();
+    let mut attached = Vec::new();
+    let mut failed = None;
+    for (buf, exp, _, _) in &bufs {
+        match buf.attach(&display) {
+            Ok(a) => {
+                assert!(is_cma(&exp.placement().unwrap().groups[0].source));
+                attached.push(a);
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(attached.len(), 2);
+    assert_eq!(
+        failed.expect("the third attach fails").errno(),
+        Errno::ENOMEM
+    );
+    // The caller gives up on the display: it detaches from the buffers it joined.
+    for (a, (buf, _, _, _)) in attached.into_iter().zip(&bufs) {
+        buf.detach(a).unwrap();
+    }
+    for (_, exp, isp, sum) in &bufs {
+        assert!(scattered(exp), "moved back: {}", exp.placement().unwrap());
+        assert_eq!(checksum(&consume(&dma, isp, size)), *sum, "bytes kept");
+    }
+    let back: Vec<_> = bufs
+        .iter()
+        .flat_map(|b| b.1.log().events())
+        .filter(|e| {
+            e.cause
+                .to_string()
+                .contains("move back after the detach of display0")
+        })
+        .collect();
+    assert_eq!(back.len(), 2, "{back:?}");
+    // The CMA the two moves took is free again: all of it can be had.
+    let again = soc.pages().cma_alloc(&cma.name, 2 * pages, 0).unwrap();
+    soc.pages()
+        .cma_release(&cma.name, again, 2 * pages)
+        .unwrap();
+    soc.pages()
+        .cma_release(&cma.name, hog, (cma.size >> 12) - 2 * pages)
+        .unwrap();
+    drop(bufs);
+    assert_clean(&dma);
+}
+
+#[test]
+fn test_a_detach_that_changes_nothing_moves_nothing() {
+    let dma = mock_dma();
+    let (buf, exp) = ConstraintExporter::export(&dma, ExportSpec::new(SIZE as u64)).unwrap();
+    let isp = buf.attach(&dma.device("isp0").unwrap()).unwrap();
+    let gpu = buf.attach(&dma.device("gpu0").unwrap()).unwrap();
+    produce(&dma, &isp, &frame(1, SIZE));
+    let before = exp.placement().unwrap();
+    buf.detach(gpu).unwrap();
+    assert_eq!(exp.placement().unwrap(), before);
+    assert!(exp.log().events().is_empty());
+    drop((isp, buf));
+    assert_clean(&dma);
+}

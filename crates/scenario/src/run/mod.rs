@@ -81,6 +81,7 @@
 #![allow(clippy::module_inception)]
 
 mod events;
+mod expect;
 mod fences;
 mod gpu;
 mod handoff;
@@ -606,6 +607,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         });
     }
     report.apply_expect(&s.s.expect);
+    expect::check_expected_error(&mut report, &s.s.expect);
     let trace = std::mem::replace(&mut s.w.trace, Trace::new(""));
     RunOutput {
         report,

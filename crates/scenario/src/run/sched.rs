@@ -64,9 +64,9 @@ pub(crate) struct InFlight {
 
 /// The buffer behind each view of a job being planned, in the job's order.
 #[derive(Debug, Default)]
-struct MappedViews {
-    inputs: Vec<usize>,
-    outputs: Vec<usize>,
+pub(super) struct MappedViews {
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
 }
 
 /// Counters the report is built from.
@@ -531,7 +531,13 @@ impl<'a> Sched<'a> {
     /// A job that could not be planned: the mappings made for it go back
     /// (`dma_buf_unmap_attachment`; views through vb2's own mapping are vb2's and are not
     /// unmapped here), the error is recorded and the node stops.
-    fn fail_job(&mut self, n: usize, io: DeviceJob, mapped: &MappedViews, e: RunFailure) -> bool {
+    pub(super) fn fail_job(
+        &mut self,
+        n: usize,
+        io: DeviceJob,
+        mapped: &MappedViews,
+        e: RunFailure,
+    ) -> bool {
         self.errors.push(e);
         let views = io
             .inputs

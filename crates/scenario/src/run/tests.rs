@@ -130,3 +130,48 @@ fn a_cpu_read_gives_its_vmap_back_when_begin_cpu_access_fails() {
     assert_eq!(raw.len(), 4096);
     assert_eq!(buf.vmap_count(), 0);
 }
+
+#[test]
+fn a_job_that_fails_to_plan_gives_back_the_mappings_it_made() {
+    use drivers::job::{DeviceJob, JobOutput, Op};
+    let s = tiny();
+    let mut sched = setup(&s, &RunOptions::default()).expect("boots");
+    // The camera's job mapped its first output, then something failed.
+    let bi = sched.w.links[0].bufs[0];
+    let mapped_by_camera = |sched: &Sched<'_>| -> usize {
+        let dev = sched.w.nodes[0].dev.name().to_string();
+        sched
+            .w
+            .buf(bi)
+            .buf
+            .attachment_infos()
+            .iter()
+            .filter(|a| a.device == dev)
+            .map(|a| a.mapped)
+            .sum()
+    };
+    let before = mapped_by_camera(&sched);
+    let view = sched
+        .w
+        .map(bi, 0, dma::DmaDirection::FromDevice)
+        .expect("maps");
+    assert_eq!(mapped_by_camera(&sched), before + 1);
+    let mut io = DeviceJob::new(Op::Scanout);
+    io.outputs.push(JobOutput {
+        view,
+        planes: sched.w.buf(bi).planes.clone(),
+        bytes_per_line: vec![64],
+    });
+    let mapped = super::sched::MappedViews {
+        inputs: Vec::new(),
+        outputs: vec![bi],
+    };
+    let failure = super::world::RunFailure {
+        errno: "EIO".into(),
+        message: "the next map failed".into(),
+    };
+    assert!(!sched.fail_job(0, io, &mapped, failure));
+    assert_eq!(mapped_by_camera(&sched), before, "the mapping leaked");
+    assert!(!sched.w.nodes[0].active);
+    assert_eq!(sched.errors.len(), 1);
+}

@@ -248,7 +248,7 @@ pub struct LinkDesc {
     /// The consuming node, or several (`["gpu", "encoder"]`): every consumer imports the same
     /// buffers.
     pub to: Targets,
-    /// Buffers in the queue, 1 to 64 (`VIDEO_MAX_FRAME`; default 4).
+    /// Buffers in the queue, 1 to 32 (`VIDEO_MAX_FRAME`; default 4).
     #[serde(default = "default_buffers")]
     pub buffers: u32,
     /// How the consumer gets the buffers (default `dmabuf`).

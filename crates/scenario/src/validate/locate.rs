@@ -149,3 +149,15 @@ pub fn locate(doc: &ImDocument<&str>, path: &FieldPath) -> Option<Range<usize>> 
     }
     best
 }
+
+/// Whether every step of `path` is written in `doc` (the field itself, not an ancestor).
+pub(crate) fn is_written(doc: &ImDocument<&str>, path: &FieldPath) -> bool {
+    let mut node = Node::Item(doc.as_item());
+    for seg in &path.0 {
+        match node.child(seg) {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    true
+}

@@ -12,6 +12,11 @@
 //! 3. **The pipeline**: nodes, links and events against each other and the machine (dangling
 //!    names, a link to itself, zero frames/fps/width, an action missing a field or given one it
 //!    does not take...). Each rule names the field by path; [`locate`] finds where it is written.
+//!    Last the pipeline as a graph (module `graph`): no cycles, no sink that is never attached,
+//!    the same format and size at both ends of a link a consumer takes as it is, no GPU
+//!    exporter without VRAM. With these, `dmabuf check` refuses what `dmabuf run` would fail on
+//!    (the run-time errors left are those of the simulated machine: an allocation that does not
+//!    fit, a device that cannot reach a placement).
 //!
 //! # Limits
 //! Scenario text is at most [`MAX_TEXT_LEN`] bytes. A bank is at most [`MAX_BANK_SIZE`] and all
@@ -19,6 +24,8 @@
 //! bookkeeping grows with the address space); a CMA region at most [`MAX_CMA_SIZE`].
 
 mod events;
+mod graph;
+mod host;
 mod locate;
 mod machine;
 mod pipeline;
@@ -46,8 +53,11 @@ pub const MAX_FRAMES: u64 = 10_000_000;
 pub const MAX_DIMENSION: u32 = 16384;
 /// Highest frame rate.
 pub const MAX_FPS: u32 = 1000;
-/// Most buffers in one queue (`VIDEO_MAX_FRAME`).
-pub const MAX_BUFFERS: u32 = 64;
+/// Most buffers in one link: every link is a vb2 queue at its consumers (and at a V4L2
+/// producer), which holds at most `VIDEO_MAX_FRAME` buffers (32, `include/uapi/linux/videodev2.h`;
+/// vb2's default `max_num_buffers`). More would validate and then fail at run time with
+/// `ENOBUFS`, so validation refuses them.
+pub const MAX_BUFFERS: u32 = 32;
 /// Latest `at_us` of an event (one day).
 pub const MAX_EVENT_US: u64 = 86_400_000_000;
 
@@ -149,6 +159,13 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Whether the field at `path` is written in the text (not a default).
+    pub(crate) fn written(&self, path: &FieldPath) -> bool {
+        self.doc
+            .as_ref()
+            .is_some_and(|d| locate::is_written(d, path))
+    }
+
     /// An invalid-scenario error at `path`.
     pub(crate) fn err(&self, path: &FieldPath, message: impl Into<String>) -> ScenarioError {
         let location = self.doc.as_ref().and_then(|d| locate(d, path)).map_or_else(
@@ -224,6 +241,7 @@ pub fn validate(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
     let (soc, soc_given) = machine::resolve(&ctx, raw.soc.as_ref())?;
     machine::check(&ctx, &soc, soc_given)?;
     let events = pipeline::check(&ctx, &raw, &soc)?;
+    graph::check(&ctx, &raw, &soc, &events)?;
     Ok(Scenario {
         file: file.to_string(),
         name: raw.name,

@@ -163,7 +163,7 @@ fn zero_frames_fps_width_buffers() {
     expect_err(
         &t,
         after(&t, "buffers = "),
-        &["`links[0].buffers`", "expected 1 to 64"],
+        &["`links[0].buffers`", "expected 1 to 32"],
     );
 }
 

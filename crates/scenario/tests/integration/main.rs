@@ -1,6 +1,7 @@
 //! Integration tests of the `scenario` crate, one file per concern.
 
 mod bundled;
+mod check_parity;
 mod clock;
 mod errors;
 mod fields;

@@ -1,5 +1,5 @@
-//! The runner's known defects, each shown fixed: a failed job gives its mappings back, a failed
-//! pressure allocation is an error, frames are accounted for.
+//! The runner's known defects, each shown fixed: a failed pressure allocation is an error,
+//! frames are accounted for (a failed job's mappings: `run::tests`).
 
 use crate::{with_soc, BASE};
 use scenario::run::{run, RunOptions};

@@ -5,7 +5,7 @@
 //! a mistake is reported against the override that made it:
 //!
 //! ```text
-//! error: --set #2 (links.camera->isp.buffers=100): `links[0].buffers`: 100 buffers: expected 1 to 64
+//! error: --set #2 (links.camera->isp.buffers=100): `links[0].buffers`: 100 buffers: expected 1 to 32
 //! ```
 //!
 //! # Paths
