@@ -9,15 +9,15 @@
 //!   display) and states another format or size than its producer's (one that leaves them out
 //!   takes the producer's; a GPU composites and converts, a thumbnailer scales: they are
 //!   exempt);
-//! - **a GPU without VRAM**: a gpu node's driver starts on a VRAM bank and `exporter = "gpu"`
-//!   places buffers in it; on a machine without a `device_local` bank there is none
-//!   (unified-memory GPUs are not modelled yet), and with several the node must name one.
+//! - **a GPU's VRAM**: a gpu node's driver starts on the VRAM bank it names, the machine's only
+//!   `device_local` bank, or `vram0`; with several and none of them `vram0`, the node must name
+//!   one (with none at all it is an integrated GPU, its objects in system memory).
 //!
 //! Each error names the field by path, so it carries the file's line and column.
 
 use super::{Ctx, FieldPath};
 use crate::error::ScenarioError;
-use crate::schema::{DriverKind, Event, EventAction, Exporter, ScenarioFile};
+use crate::schema::{DriverKind, Event, EventAction, ScenarioFile};
 use soc::{BankKind, SocDesc};
 
 /// Checks the graph of `raw` (already valid node by node and link by link).
@@ -53,45 +53,28 @@ pub(super) fn check(
         .filter(|b| b.kind == BankKind::DeviceLocal)
         .map(|b| b.name.as_str())
         .collect();
-    let vram = !local.is_empty();
-    // A GPU driver starts on VRAM: `params.vram` (checked with the node), else the only
-    // device_local bank, else one named `vram0`.
+    // A GPU driver's VRAM: `params.vram` (checked with the node), else the only device_local
+    // bank, else one named `vram0`; with none at all it is an integrated GPU (objects in GTT).
     for (i, n) in raw.nodes.iter().enumerate() {
-        if n.driver != DriverKind::Gpu || n.params.vram.is_some() || local.len() == 1 {
-            continue;
-        }
-        if local.contains(&"vram0") {
+        if n.driver != DriverKind::Gpu
+            || n.params.vram.is_some()
+            || local.len() <= 1
+            || local.contains(&"vram0")
+        {
             continue;
         }
         let p = root.key("nodes").index(i);
-        let message = if local.is_empty() {
-            format!(
-                "gpu `{}` needs VRAM and the machine has no device_local bank: expected a \
-                 `[[soc.banks]]` with `kind = \"device_local\"` (a unified-memory GPU is not \
-                 modelled)",
-                n.name
-            )
-        } else {
-            format!(
-                "gpu `{}` does not say which VRAM it has and the machine has {} device_local \
-                 banks ({}): expected `params.vram` naming one",
-                n.name,
-                local.len(),
-                local.join(", ")
-            )
-        };
+        let message = format!(
+            "gpu `{}` does not say which VRAM it has and the machine has {} device_local \
+             banks ({}): expected `params.vram` naming one",
+            n.name,
+            local.len(),
+            local.join(", ")
+        );
         return Err(ctx.err(&p, message));
     }
     for (i, l) in raw.links.iter().enumerate() {
         let p = root.key("links").index(i);
-        if l.exporter == Some(Exporter::Gpu) && !vram {
-            return Err(ctx.err(
-                &p.key("exporter"),
-                "exporter `gpu` places buffers in VRAM, and the machine has no device_local \
-                 bank: expected a `[[soc.banks]]` with `kind = \"device_local\"`, or another \
-                 exporter (a unified-memory GPU is not modelled)",
-            ));
-        }
         let Some(from) = raw.nodes.iter().find(|n| n.name == l.from) else {
             continue;
         };

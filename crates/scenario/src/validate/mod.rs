@@ -13,8 +13,8 @@
 //!    names, a link to itself, zero frames/fps/width, an action missing a field or given one it
 //!    does not take...). Each rule names the field by path; [`locate`] finds where it is written.
 //!    Last the pipeline as a graph (module `graph`): no cycles, no sink that is never attached,
-//!    the same format and size at both ends of a link a consumer takes as it is, no GPU
-//!    exporter without VRAM. With these, `dmabuf check` refuses what `dmabuf run` would fail on
+//!    the same format and size at both ends of a link a consumer takes as it is, a GPU
+//!    that says which VRAM it has when the machine has several. With these, `dmabuf check` refuses what `dmabuf run` would fail on
 //!    (the run-time errors left are those of the simulated machine: an allocation that does not
 //!    fit, a device that cannot reach a placement).
 //!

@@ -105,7 +105,7 @@ fn sizes_or_formats_that_differ_are_refused() {
 }
 
 #[test]
-fn a_gpu_exporter_without_vram_is_refused() {
+fn a_gpu_without_vram_is_an_integrated_gpu_and_its_exports_run() {
     let t = with_soc(crate::SOC).replace("to = \"screen\"", "to = \"screen\"\nexporter = \"gpu\"");
     let t = t.replace(
         "name = \"screen\"\ndriver = \"display\"",
@@ -115,16 +115,28 @@ fn a_gpu_exporter_without_vram_is_refused() {
         "from = \"cam\"\nto = \"screen\"",
         "from = \"cam\"\nto = \"gpu\"\n\n[[links]]\nfrom = \"gpu\"\nto = \"screen\"",
     );
-    let e = scenario::validate(&t, "t.toml").expect_err("no VRAM");
-    let shown = e.to_string();
+    // No device_local bank: the GPU's objects (and its exports) live in system memory.
+    let s = scenario::validate(&t, "t.toml").expect("an integrated GPU validates");
+    let r = run(&s, &RunOptions::default()).report;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.frames.delivered, r.frames.produced, "{:?}", r.frames);
+    assert_eq!(r.frames.corrupted, 0, "{:?}", r.frames);
+    // Two VRAM banks, neither `vram0` and none named by the node: which one is refused.
+    let banks = "\n[[soc.banks]]\nname = \"vramA\"\nkind = \"device_local\"\nbase = \"0x10_0000_0000\"\nsize = \"256MiB\"\n\n[[soc.banks]]\nname = \"vramB\"\nkind = \"device_local\"\nbase = \"0x20_0000_0000\"\nsize = \"256MiB\"\n";
+    let two = t.replacen("[[soc.iommus]]", &format!("{banks}\n[[soc.iommus]]"), 1);
+    let e = scenario::validate(&two, "t.toml").expect_err("ambiguous VRAM");
     assert!(
-        shown.contains("gpu `gpu` needs VRAM") && shown.contains("no device_local"),
-        "{shown}\n{t}"
+        e.to_string().contains("does not say which VRAM it has"),
+        "{}",
+        e.render()
     );
-    // With a VRAM bank: valid.
-    let vram = "\n[[soc.banks]]\nname = \"vram0\"\nkind = \"device_local\"\nbase = \"0x10_0000_0000\"\nsize = \"256MiB\"\n";
-    let ok = t.replacen("[[soc.iommus]]", &format!("{vram}\n[[soc.iommus]]"), 1);
-    scenario::validate(&ok, "t.toml").expect("a GPU with VRAM validates");
+    // Named, it validates.
+    let named = two.replacen(
+        "driver = \"gpu\"\ndevice = \"display0\"",
+        "driver = \"gpu\"\ndevice = \"display0\"\nparams = { vram = \"vramB\" }",
+        1,
+    );
+    scenario::validate(&named, "t.toml").expect("a GPU naming its VRAM validates");
 }
 
 #[test]
