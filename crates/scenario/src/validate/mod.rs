@@ -19,6 +19,7 @@
 //! bookkeeping grows with the address space); a CMA region at most [`MAX_CMA_SIZE`].
 
 mod events;
+mod formats;
 mod locate;
 mod machine;
 mod pipeline;
@@ -224,6 +225,7 @@ pub fn validate(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
     let (soc, soc_given) = machine::resolve(&ctx, raw.soc.as_ref())?;
     machine::check(&ctx, &soc, soc_given)?;
     let events = pipeline::check(&ctx, &raw, &soc)?;
+    formats::check(&ctx, &raw)?;
     Ok(Scenario {
         file: file.to_string(),
         name: raw.name,
