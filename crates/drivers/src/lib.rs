@@ -64,6 +64,7 @@ pub mod camera;
 pub mod display;
 pub mod dmaview;
 pub mod encoder;
+pub mod format;
 pub mod frame;
 pub mod gpu;
 pub mod hash;

@@ -433,9 +433,21 @@ impl World {
         let mut importer = None;
         let (buf, planes, exporter, fd) = match kind {
             Kind::Constraint => {
-                let layout = if fmt_planes.len() == 2 {
-                    let pitch = fmt_planes[0].bytes_per_line;
-                    Layout::nv12(pitch, fmt_planes[0].size / pitch.max(1))
+                let layout = if fmt_planes.len() > 1 {
+                    // The format table's planes, each from a page boundary (NV12 gives
+                    // Layout::nv12's layout).
+                    let mut planes = Vec::with_capacity(fmt_planes.len());
+                    let mut off = 0;
+                    for p in &fmt_planes {
+                        off = soc::align_up(off, soc::PAGE_SIZE).unwrap_or(off);
+                        planes.push(constraint::PlaneLayout {
+                            offset: off,
+                            len: p.size,
+                            pitch: p.bytes_per_line,
+                        });
+                        off += p.size;
+                    }
+                    Layout { size: off, planes }
                 } else {
                     Layout::single(size)
                 };

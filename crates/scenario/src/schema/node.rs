@@ -1,5 +1,6 @@
 //! `[[nodes]]`: a driver bound to a device.
 
+use drivers::format::FormatInfo;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -63,20 +64,21 @@ impl fmt::Display for DriverKind {
     }
 }
 
-/// A pixel format (the V4L2 fourcc names).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum PixelFormat {
-    /// Y plane then an interleaved CbCr plane at half resolution both ways: two planes,
-    /// 12 bits per pixel. Width and height must be even.
-    #[default]
-    #[serde(rename = "NV12")]
-    Nv12,
-    /// Packed 4:2:2, Y0 Cb Y1 Cr: one plane, 16 bits per pixel. Width must be even.
-    #[serde(rename = "YUYV")]
-    Yuyv,
-    /// 32-bit RGB with an unused byte: one plane.
-    #[serde(rename = "XRGB8888")]
-    Xrgb8888,
+/// A pixel format: an entry of the drivers' format table ([`drivers::format::FORMATS`]), named
+/// as scenarios write it (`"NV12"`, `"P010"`, `"XRGB8888"`, `"SRGGB10P"`).
+///
+/// ```
+/// use scenario::schema::PixelFormat;
+/// let f = PixelFormat::by_name("NV16").unwrap();
+/// assert_eq!((f.num_planes(), f.frame_size(64, 64)), (2, 64 * 64 * 2));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PixelFormat(&'static str);
+
+impl Default for PixelFormat {
+    fn default() -> Self {
+        PixelFormat("NV12")
+    }
 }
 
 /// One plane of a frame: bytes per line and total bytes.
@@ -89,75 +91,86 @@ pub struct PlaneLayout {
 }
 
 impl PixelFormat {
+    /// The format named `name` in the table, if any.
+    pub fn by_name(name: &str) -> Option<PixelFormat> {
+        FormatInfo::by_name(name).map(|f| PixelFormat(f.name))
+    }
+
+    /// The table entry.
+    pub fn info(self) -> &'static FormatInfo {
+        FormatInfo::by_name(self.0).unwrap_or(&drivers::format::FORMATS[0])
+    }
+
     /// The name used in scenario files (`"NV12"`).
     pub fn name(self) -> &'static str {
-        match self {
-            PixelFormat::Nv12 => "NV12",
-            PixelFormat::Yuyv => "YUYV",
-            PixelFormat::Xrgb8888 => "XRGB8888",
-        }
+        self.0
     }
 
-    /// Number of memory planes (NV12 as the multi-planar `NV12M`: luma and chroma apart).
+    /// Number of planes (NV12 as the multi-planar `NV12M`: luma and chroma apart).
     pub fn num_planes(self) -> usize {
-        match self {
-            PixelFormat::Nv12 => 2,
-            PixelFormat::Yuyv | PixelFormat::Xrgb8888 => 1,
-        }
+        self.info().planes.len()
     }
 
-    /// Human names of the planes, for messages (`["luma", "chroma"]`).
-    pub fn plane_names(self) -> &'static [&'static str] {
-        match self {
-            PixelFormat::Nv12 => &["luma (Y)", "chroma (CbCr)"],
-            PixelFormat::Yuyv | PixelFormat::Xrgb8888 => &["packed"],
-        }
+    /// Human names of the planes, for messages (`["luma (Y)", "chroma (CbCr)"]`).
+    pub fn plane_names(self) -> Vec<&'static str> {
+        self.info().planes.iter().map(|p| p.name).collect()
     }
 
-    /// The planes of a `width` x `height` frame, unpadded.
+    /// The planes of a `width` x `height` frame, laid out by the format table.
     ///
     /// ```
     /// use scenario::schema::PixelFormat;
-    /// let p = PixelFormat::Nv12.planes(3840, 2160);
+    /// let p = PixelFormat::default().planes(3840, 2160);
     /// assert_eq!((p[0].size, p[1].size), (3840 * 2160, 3840 * 2160 / 2));
     /// ```
     pub fn planes(self, width: u32, height: u32) -> Vec<PlaneLayout> {
-        let (w, h) = (u64::from(width), u64::from(height));
-        match self {
-            PixelFormat::Nv12 => vec![
-                PlaneLayout {
-                    bytes_per_line: w,
-                    size: w * h,
-                },
-                PlaneLayout {
-                    bytes_per_line: w,
-                    size: w * h.div_ceil(2),
-                },
-            ],
-            PixelFormat::Yuyv => vec![PlaneLayout {
-                bytes_per_line: 2 * w,
-                size: 2 * w * h,
-            }],
-            PixelFormat::Xrgb8888 => vec![PlaneLayout {
-                bytes_per_line: 4 * w,
-                size: 4 * w * h,
-            }],
-        }
+        self.info()
+            .layout(width, height)
+            .into_iter()
+            .map(|p| PlaneLayout {
+                bytes_per_line: p.bytes_per_line,
+                size: p.size,
+            })
+            .collect()
     }
 
     /// Total bytes of a frame.
     pub fn frame_size(self, width: u32, height: u32) -> u64 {
-        self.planes(width, height).iter().map(|p| p.size).sum()
+        self.info().frame_size(width, height)
     }
 
-    /// Whether the width must be even (chroma subsampled horizontally).
+    /// Whether the width must be even (chroma subsampled horizontally, or packed blocks).
     pub fn needs_even_width(self) -> bool {
-        matches!(self, PixelFormat::Nv12 | PixelFormat::Yuyv)
+        self.info().width_multiple.is_multiple_of(2)
     }
 
-    /// Whether the height must be even (chroma subsampled vertically).
+    /// Whether the height must be even (chroma subsampled vertically, or a Bayer pattern).
     pub fn needs_even_height(self) -> bool {
-        matches!(self, PixelFormat::Nv12)
+        self.info().height_multiple.is_multiple_of(2)
+    }
+}
+
+impl fmt::Display for PixelFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for PixelFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PixelFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        PixelFormat::by_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown format `{name}`, expected one of {}",
+                drivers::format::format_names()
+            ))
+        })
     }
 }
 

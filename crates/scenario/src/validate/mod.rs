@@ -24,6 +24,7 @@
 //! bookkeeping grows with the address space); a CMA region at most [`MAX_CMA_SIZE`].
 
 mod events;
+mod formats;
 mod graph;
 mod host;
 mod locate;
@@ -241,6 +242,7 @@ pub fn validate(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
     let (soc, soc_given) = machine::resolve(&ctx, raw.soc.as_ref())?;
     machine::check(&ctx, &soc, soc_given)?;
     let events = pipeline::check(&ctx, &raw, &soc)?;
+    formats::check(&ctx, &raw)?;
     graph::check(&ctx, &raw, &soc, &events)?;
     Ok(Scenario {
         file: file.to_string(),
