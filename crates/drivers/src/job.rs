@@ -31,6 +31,18 @@
 //!    checksum ([`crate::pattern::render_from`]), so the output still depends on every byte in.
 //! 4. A DMA that fails stops the job; [`JobEffects::error`] says why and every input counts as
 //!    not verified. The views always come back.
+//! 5. A job's bytes move in order, chunk by chunk. [`DeviceJob::execute_paused`] stops after a
+//!    given number of bytes, runs something else (another device's job that overlaps this one
+//!    on a scheduler's clock), and carries on: the other job sees this one's bytes as far as
+//!    they got, exactly what two engines racing on one buffer see.
+//! 6. What each input looked like is kept ([`JobEffects::inputs_seen`]), so that an input whose
+//!    expected checksum was not known when the job ran (its producer was still writing) can be
+//!    judged afterwards with the same rule 2 ([`Seen::verifies`]).
+//! 7. An injected [`Fault`] ([`DeviceJob::fault`]) is the driver leaving out what it owes: a
+//!    job with [`Fault::SkipFenceWait`] does not wait for its inputs' fences
+//!    ([`DeviceJob::waits_for_fences`]), one with [`Fault::EarlyRelease`] writes buffers their
+//!    readers still hold ([`DeviceJob::waits_for_readers`]), one with [`Fault::WrongDirection`]
+//!    maps its buffers the wrong way ([`DeviceJob::map_direction`]).
 //!
 //! ```
 //! use drivers::dmaview::DmaView;
@@ -63,12 +75,13 @@
 
 use crate::dmaview::DmaView;
 use crate::encoder::{Codec, RleStream};
+use crate::fault::Fault;
 use crate::frame::{Hasher, CHUNK, STAMP_LEN, STAMP_MAGIC};
 use crate::isp::IspTransform;
 use crate::pattern::{render_from, PatternGen, TestPattern};
-use dma::{DmaApi, DmaError};
+use dma::{DmaApi, DmaDirection, DmaError};
 use soc::Device;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 /// What a job's device does with its bytes.
@@ -128,6 +141,65 @@ pub struct DeviceJob {
     pub outputs: Vec<JobOutput>,
     /// The encoder's own bitstream buffer ([`Codec::Rle`]).
     pub bitstream: Option<DmaView>,
+    /// A fault the driver commits in this job (rule 7).
+    pub fault: Option<Fault>,
+}
+
+/// What a job saw of one input: the checksum of the body it read and the stamp (rule 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// Checksum of the body as read.
+    pub sum: u64,
+    /// The 16-byte stamp as read.
+    pub head: [u8; STAMP_LEN],
+    /// Whether the frame is big enough to carry a stamp.
+    pub stamped: bool,
+}
+
+impl Seen {
+    /// Rule 2: whether what was read is frame `frame` whose producer reported `expected`.
+    pub fn verifies(&self, expected: u64, frame: u64) -> bool {
+        self.sum == expected && (!self.stamped || self.head == header(frame, self.sum))
+    }
+}
+
+/// Rule 5: how many bytes are left before the pause, and what runs then.
+struct Tick<'m> {
+    left: Cell<u64>,
+    mid: RefCell<Option<&'m mut dyn FnMut()>>,
+}
+
+impl<'m> Tick<'m> {
+    fn none() -> Tick<'m> {
+        Tick {
+            left: Cell::new(u64::MAX),
+            mid: RefCell::new(None),
+        }
+    }
+
+    /// `n` more bytes moved; runs the pause's work once they reach the mark.
+    fn moved(&self, n: u64) {
+        let left = self.left.get();
+        if left == u64::MAX {
+            return;
+        }
+        if n >= left {
+            self.left.set(u64::MAX);
+            let f = self.mid.borrow_mut().take();
+            if let Some(f) = f {
+                f();
+            }
+        } else {
+            self.left.set(left - n);
+        }
+    }
+
+    /// The end of the job: a pause not reached yet happens now.
+    fn finish(&self) {
+        if self.left.get() != u64::MAX {
+            self.moved(u64::MAX - 1);
+        }
+    }
 }
 
 /// The bitstream an encoder job wrote.
@@ -144,6 +216,8 @@ pub struct Bitstream {
 pub struct JobEffects {
     /// Per input: whether it verified (rule 2).
     pub inputs_ok: Vec<bool>,
+    /// Per input: what was read (rule 6); `None` for an input the job did not get to.
+    pub inputs_seen: Vec<Option<Seen>>,
     /// Per output: the checksum of the frame written (rule 1).
     pub out_sums: Vec<u64>,
     /// The encoder's bitstream, if it made one.
@@ -255,21 +329,32 @@ impl<'a> FrameIn<'a> {
         Ok(())
     }
 
-    fn read_all(mut self, dma: &DmaApi, a: &mut [u8]) -> Result<bool, DmaError> {
+    fn read_all(mut self, dma: &DmaApi, a: &mut [u8], t: &Tick<'_>) -> Result<Seen, DmaError> {
         for (p, &(_, len)) in self.i.planes.iter().enumerate() {
             let mut at = 0u64;
             while at < len {
                 let n = (len - at).min(CHUNK as u64) as usize;
                 self.get(dma, p, at, &mut a[..n])?;
+                t.moved(n as u64);
                 at += n as u64;
             }
         }
-        Ok(self.ok())
+        Ok(self.seen())
     }
 
-    fn ok(&self) -> bool {
-        let sum = self.h.finish();
-        sum == self.i.expected && (!self.stamped || self.head == header(self.i.frame, sum))
+    fn seen(&self) -> Seen {
+        Seen {
+            sum: self.h.finish(),
+            head: self.head,
+            stamped: self.stamped,
+        }
+    }
+}
+
+impl JobEffects {
+    fn push_input(&mut self, seen: Seen, i: &JobInput) {
+        self.inputs_ok.push(seen.verifies(i.expected, i.frame));
+        self.inputs_seen.push(Some(seen));
     }
 }
 
@@ -281,6 +366,37 @@ impl DeviceJob {
             inputs: Vec::new(),
             outputs: Vec::new(),
             bitstream: None,
+            fault: None,
+        }
+    }
+
+    /// The job with an injected fault (rule 7).
+    pub fn with_fault(mut self, fault: Option<Fault>) -> DeviceJob {
+        self.fault = fault;
+        self
+    }
+
+    /// Whether the driver waits for its inputs' fences before the job starts (it owes it; not
+    /// with [`Fault::SkipFenceWait`]).
+    pub fn waits_for_fences(&self) -> bool {
+        self.fault != Some(Fault::SkipFenceWait)
+    }
+
+    /// Whether the driver waits until every reader of an output buffer released it before
+    /// writing it again (it owes it; not with [`Fault::EarlyRelease`]).
+    pub fn waits_for_readers(&self) -> bool {
+        self.fault != Some(Fault::EarlyRelease)
+    }
+
+    /// The direction the driver maps an input (`output == false`) or output buffer with:
+    /// `TO_DEVICE` for what the device reads, `FROM_DEVICE` for what it writes; the other one
+    /// with [`Fault::WrongDirection`].
+    pub fn map_direction(&self, output: bool) -> DmaDirection {
+        let wrong = self.fault == Some(Fault::WrongDirection);
+        if output != wrong {
+            DmaDirection::FromDevice
+        } else {
+            DmaDirection::ToDevice
         }
     }
 
@@ -313,11 +429,75 @@ impl DeviceJob {
 
     /// Moves the job's bytes (module rules) and returns its effects.
     pub fn execute(self, dma: &DmaApi) -> JobEffects {
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            let (a, b) = &mut *s;
+        self.execute_with(dma, &Tick::none())
+    }
+
+    /// Rule 5: moves the job's bytes, but after `pause_after` bytes (read and written, in the
+    /// job's order) runs `mid` and then carries on. `mid` runs at the end if the job moves
+    /// fewer bytes, and also if it fails before.
+    ///
+    /// ```
+    /// use drivers::dmaview::DmaView;
+    /// use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
+    /// use drivers::pattern::TestPattern;
+    /// let dma = dmabuf::testing::mock_dma();
+    /// let cam = dma.device("camera0")?;
+    /// let disp = dma.device("display0")?;
+    /// let buf = dma.alloc_attrs_for_devices(
+    ///     &[dma::DeviceNeeds::new(&cam), dma::DeviceNeeds::new(&disp)], 64 << 10, dma::DmaAttrs::NONE)?;
+    /// let view = |name: &str, dev| {
+    ///     DmaView::from_segments(dev, buf.handle(name).unwrap().sg_table().dma_segments())
+    /// };
+    /// let capture = |frame| DeviceJob::new(Op::Capture { pattern: TestPattern::Bars, seed: 1, frame })
+    ///     .output(JobOutput { view: view("camera0", cam.clone()), planes: vec![(0, 64 << 10)],
+    ///                         bytes_per_line: vec![256] });
+    /// let sum = capture(1).execute(&dma).out_sums[0];
+    /// // The display reads frame 1 while the camera is half-way through frame 2: torn.
+    /// let mut seen = None;
+    /// let fx2 = capture(2).execute_paused(&dma, 32 << 10, &mut || {
+    ///     let scan = DeviceJob::new(Op::Scanout).input(JobInput {
+    ///         view: view("display0", disp.clone()), planes: vec![(0, 64 << 10)], expected: sum, frame: 1 });
+    ///     seen = Some(scan.execute(&dma).inputs_ok[0]);
+    /// });
+    /// assert_eq!(seen, Some(false));
+    /// assert!(fx2.error.is_none());
+    /// # dma.free_attrs(buf)?;
+    /// # Ok::<(), dma::DmaError>(())
+    /// ```
+    pub fn execute_paused(
+        self,
+        dma: &DmaApi,
+        pause_after: u64,
+        mid: &mut dyn FnMut(),
+    ) -> JobEffects {
+        let t = Tick {
+            left: Cell::new(pause_after.min(u64::MAX - 1)),
+            mid: RefCell::new(Some(mid)),
+        };
+        let fx = self.execute_with(dma, &t);
+        t.finish();
+        fx
+    }
+
+    fn execute_with(self, dma: &DmaApi, t: &Tick<'_>) -> JobEffects {
+        // A job run in another's pause (rule 5) gets scratch buffers of its own.
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut s) => {
+                let (a, b) = &mut *s;
+                self.execute_in(dma, a, b, t)
+            }
+            Err(_) => {
+                let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK * 4]);
+                self.execute_in(dma, &mut a, &mut b, t)
+            }
+        })
+    }
+
+    fn execute_in(self, dma: &DmaApi, a: &mut [u8], b: &mut [u8], t: &Tick<'_>) -> JobEffects {
+        {
             let mut fx = JobEffects {
                 inputs_ok: Vec::new(),
+                inputs_seen: Vec::new(),
                 out_sums: Vec::new(),
                 bitstream: None,
                 error: None,
@@ -325,17 +505,18 @@ impl DeviceJob {
                 outputs: Vec::new(),
                 bitstream_view: None,
             };
-            fx.error = self.run(dma, a, b, &mut fx).err();
+            fx.error = self.run(dma, a, b, &mut fx, t).err();
             if fx.error.is_some() {
                 fx.inputs_ok.clear();
             }
             fx.inputs_ok.resize(self.inputs.len(), false);
+            fx.inputs_seen.resize(self.inputs.len(), None);
             fx.out_sums.resize(self.outputs.len(), 0);
             fx.inputs = self.inputs.into_iter().map(|i| i.view).collect();
             fx.outputs = self.outputs.into_iter().map(|o| o.view).collect();
             fx.bitstream_view = self.bitstream;
             fx
-        })
+        }
     }
 
     fn run(
@@ -344,6 +525,7 @@ impl DeviceJob {
         a: &mut [u8],
         b: &mut [u8],
         fx: &mut JobEffects,
+        t: &Tick<'_>,
     ) -> Result<(), String> {
         let e = |e: DmaError| e.to_string();
         match self.op {
@@ -362,6 +544,7 @@ impl DeviceJob {
                             let n = (len - at).min(CHUNK as u64) as usize;
                             gen.fill(at as usize, &mut a[..n]);
                             w.put(dma, p, at, &a[..n]).map_err(e)?;
+                            t.moved(n as u64);
                             at += n as u64;
                         }
                     }
@@ -372,8 +555,8 @@ impl DeviceJob {
             Op::Scanout | Op::Encode(Codec::Checksum) => {}
             Op::Encode(Codec::Rle) => {
                 if let Some(first) = self.inputs.first() {
-                    let (ok, bs) = self.encode_rle(dma, first, a, b)?;
-                    fx.inputs_ok.push(ok);
+                    let (seen, bs) = self.encode_rle(dma, first, a, b, t)?;
+                    fx.push_input(seen, first);
                     fx.bitstream = Some(bs);
                 }
             }
@@ -384,7 +567,7 @@ impl DeviceJob {
                         .into(),
                 );
             }
-            Op::Process(t) => {
+            Op::Process(tf) => {
                 if let Some(first) = self.inputs.first() {
                     if self.outputs.iter().all(|o| o.planes == first.planes) {
                         let mut r = FrameIn::new(first);
@@ -395,21 +578,22 @@ impl DeviceJob {
                             while at < len {
                                 let n = (len - at).min(CHUNK as u64) as usize;
                                 r.get(dma, p, at, &mut a[..n]).map_err(e)?;
-                                t.apply(p, at as usize, &mut a[..n]);
+                                tf.apply(p, at as usize, &mut a[..n]);
                                 for w in &mut ws {
                                     w.put(dma, p, at, &a[..n]).map_err(e)?;
                                 }
+                                t.moved(n as u64 * (1 + ws.len() as u64));
                                 at += n as u64;
                             }
                         }
-                        fx.inputs_ok.push(r.ok());
+                        fx.push_input(r.seen(), first);
                         for w in ws {
                             fx.out_sums.push(w.finish(dma, first.frame).map_err(e)?);
                         }
                     } else {
-                        fx.inputs_ok
-                            .push(FrameIn::new(first).read_all(dma, a).map_err(e)?);
-                        self.render_outputs(dma, first, a, fx)?;
+                        let seen = FrameIn::new(first).read_all(dma, a, t).map_err(e)?;
+                        fx.push_input(seen, first);
+                        self.render_outputs(dma, first, a, fx, t)?;
                     }
                 }
             }
@@ -433,6 +617,7 @@ impl DeviceJob {
                             for w in &mut ws {
                                 w.put(dma, 0, at * 4, &b[..n * 4]).map_err(e)?;
                             }
+                            t.moved(n as u64 * (1 + 4 * ws.len() as u64));
                             at += n as u64;
                         }
                         let clen = first.planes[1].1;
@@ -440,24 +625,25 @@ impl DeviceJob {
                         while at < clen {
                             let n = (clen - at).min(CHUNK as u64) as usize;
                             r.get(dma, 1, at, &mut a[..n]).map_err(e)?;
+                            t.moved(n as u64);
                             at += n as u64;
                         }
-                        fx.inputs_ok.push(r.ok());
+                        fx.push_input(r.seen(), first);
                         for w in ws {
                             fx.out_sums.push(w.finish(dma, first.frame).map_err(e)?);
                         }
                     } else {
-                        fx.inputs_ok
-                            .push(FrameIn::new(first).read_all(dma, a).map_err(e)?);
-                        self.render_outputs(dma, first, a, fx)?;
+                        let seen = FrameIn::new(first).read_all(dma, a, t).map_err(e)?;
+                        fx.push_input(seen, first);
+                        self.render_outputs(dma, first, a, fx, t)?;
                     }
                 }
             }
         }
         // Every input not checked above is read whole and verified.
         for i in &self.inputs[fx.inputs_ok.len()..] {
-            fx.inputs_ok
-                .push(FrameIn::new(i).read_all(dma, a).map_err(e)?);
+            let seen = FrameIn::new(i).read_all(dma, a, t).map_err(e)?;
+            fx.push_input(seen, i);
         }
         Ok(())
     }
@@ -469,6 +655,7 @@ impl DeviceJob {
         first: &JobInput,
         a: &mut [u8],
         fx: &mut JobEffects,
+        t: &Tick<'_>,
     ) -> Result<(), String> {
         let e = |e: DmaError| e.to_string();
         for o in &self.outputs {
@@ -480,6 +667,7 @@ impl DeviceJob {
                     let n = (len - at).min(CHUNK as u64) as usize;
                     render_from(first.expected, pos, &mut a[..n]);
                     w.put(dma, p, at, &a[..n]).map_err(e)?;
+                    t.moved(n as u64);
                     at += n as u64;
                     pos += n;
                 }
@@ -497,7 +685,8 @@ impl DeviceJob {
         first: &JobInput,
         a: &mut [u8],
         b: &mut [u8],
-    ) -> Result<(bool, Bitstream), String> {
+        t: &Tick<'_>,
+    ) -> Result<(Seen, Bitstream), String> {
         let e = |e: DmaError| e.to_string();
         let Some(bs) = &self.bitstream else {
             return Err("an RLE encoder job needs a bitstream buffer".into());
@@ -525,13 +714,14 @@ impl DeviceJob {
                 r.get(dma, p, at, &mut a[..n]).map_err(e)?;
                 let m = rle.feed(&a[..n], b);
                 put(&b[..m])?;
+                t.moved(n as u64);
                 at += n as u64;
             }
         }
         let m = rle.finish(b);
         put(&b[..m])?;
         Ok((
-            r.ok(),
+            r.seen(),
             Bitstream {
                 len: written,
                 checksum: h.finish(),
