@@ -352,6 +352,20 @@ impl<'a> FrameIn<'a> {
 }
 
 impl JobEffects {
+    /// The effects of a job that could not run: `error`, nothing verified, no view.
+    pub fn failed(error: &str) -> JobEffects {
+        JobEffects {
+            inputs_ok: Vec::new(),
+            inputs_seen: Vec::new(),
+            out_sums: Vec::new(),
+            bitstream: None,
+            error: Some(error.to_string()),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            bitstream_view: None,
+        }
+    }
+
     fn push_input(&mut self, seen: Seen, i: &JobInput) {
         self.inputs_ok.push(seen.verifies(i.expected, i.frame));
         self.inputs_seen.push(Some(seen));

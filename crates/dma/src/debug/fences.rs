@@ -58,21 +58,22 @@ impl fmt::Debug for FenceWatch {
 #[derive(Debug, Default)]
 pub(crate) struct Watches {
     next: u64,
-    live: Vec<(u64, FenceWatch)>,
+    /// Each watch with the devices it already reported (one finding per device and fence).
+    live: Vec<(u64, FenceWatch, Vec<String>)>,
 }
 
 impl Watches {
     /// Starts watching `w`; forgets the signaled ones.
     pub(crate) fn add(&mut self, w: FenceWatch) -> u64 {
-        self.live.retain(|(_, w)| !(w.signaled)());
+        self.live.retain(|(_, w, _)| !(w.signaled)());
         self.next += 1;
-        self.live.push((self.next, w));
+        self.live.push((self.next, w, Vec::new()));
         self.next
     }
 
     /// Stops watching `id`.
     pub(crate) fn remove(&mut self, id: u64) {
-        self.live.retain(|(i, _)| *i != id);
+        self.live.retain(|(i, _, _)| *i != id);
     }
 
     /// How many are watched.
@@ -80,18 +81,22 @@ impl Watches {
         self.live.len()
     }
 
-    /// The rule: the access against every watched fence of another device it conflicts with.
-    pub(crate) fn check(&self, ev: &DmaAccess<'_>) -> Vec<Finding> {
+    /// The rule: the access against every watched fence of another device it conflicts with;
+    /// the first conflicting access of each device under each fence is reported.
+    pub(crate) fn check(&mut self, ev: &DmaAccess<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
-        for (_, w) in &self.live {
-            if w.owner == ev.device || !(ev.write || w.write) {
+        for (_, w, reported) in &mut self.live {
+            if w.owner == ev.device
+                || !(ev.write || w.write)
+                || reported.iter().any(|d| d == ev.device)
+            {
                 continue;
             }
             let overlap = ev.runs.iter().find_map(|&(pa, len)| {
                 w.phys.iter().find_map(|&(wa, wlen)| {
                     let lo = pa.0.max(wa.0);
                     let hi = (pa.0 + len).min(wa.0 + wlen);
-                    (lo < hi).then_some((PhysAddr(lo), hi - lo))
+                    (lo < hi).then(|| (PhysAddr(lo), hi - lo))
                 })
             });
             let Some((at, n)) = overlap else {
@@ -100,6 +105,7 @@ impl Watches {
             if (w.signaled)() {
                 continue;
             }
+            reported.push(ev.device.to_string());
             let (op, guard) = (
                 if ev.write { "wrote" } else { "read" },
                 if w.write { "write" } else { "read" },

@@ -475,7 +475,9 @@ fn access_under_an_unsignalled_conflicting_fence_is_a_fence_conflict() {
         .pages()
         .alloc_pages(&AllocRequest::new(0).below(display.dma_mask()))
         .unwrap();
-    let w = api.map_page(&isp, page.addr, PAGE_SIZE, BIDI, NONE).unwrap();
+    let w = api
+        .map_page(&isp, page.addr, PAGE_SIZE, BIDI, NONE)
+        .unwrap();
     let r = api
         .map_page(&display, page.addr, PAGE_SIZE, TO, NONE)
         .unwrap();
@@ -485,7 +487,9 @@ fn access_under_an_unsignalled_conflicting_fence_is_a_fence_conflict() {
             owner: owner.into(),
             write,
             label: "job 1".into(),
-            phys: api.checker().mapping_phys(owner, if owner == "isp0" { w } else { r }),
+            phys: api
+                .checker()
+                .mapping_phys(owner, if owner == "isp0" { w } else { r }),
             signaled: Box::new(move || done.load(Ordering::SeqCst)),
         }
     };
@@ -494,13 +498,20 @@ fn access_under_an_unsignalled_conflicting_fence_is_a_fence_conflict() {
     let isp_done = Arc::new(AtomicBool::new(false));
     let id = api.checker().watch_fence(watch("isp0", true, &isp_done));
     api.device_write(&isp, w, &[1; 64]).unwrap();
-    assert!(kinds(&api).is_empty(), "the owner's own access is no conflict");
+    assert!(
+        kinds(&api).is_empty(),
+        "the owner's own access is no conflict"
+    );
     api.device_read(&display, r, &mut buf).unwrap();
     assert_eq!(kinds(&api), [FindingKind::FenceConflict]);
     let f = &api.checker().findings()[0];
     assert_eq!(f.device, "display0");
     assert_eq!(f.address, FindingAddr::Phys(page.addr));
-    assert!(f.context.contains("write fence of isp0 (job 1)"), "{}", f.context);
+    assert!(
+        f.context.contains("write fence of isp0 (job 1)"),
+        "{}",
+        f.context
+    );
     api.checker().clear();
     // Signaled: quiet.
     isp_done.store(true, Ordering::SeqCst);
@@ -509,7 +520,9 @@ fn access_under_an_unsignalled_conflicting_fence_is_a_fence_conflict() {
     api.checker().unwatch_fence(id);
     // A pending read fence: another read is fine, a write is not.
     let disp_done = Arc::new(AtomicBool::new(false));
-    let id = api.checker().watch_fence(watch("display0", false, &disp_done));
+    let id = api
+        .checker()
+        .watch_fence(watch("display0", false, &disp_done));
     api.device_read(&isp, w, &mut buf).unwrap();
     assert!(kinds(&api).is_empty(), "read vs read fence");
     api.device_write(&isp, w, &[2; 64]).unwrap();

@@ -59,8 +59,21 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
         BufState::Ready { meta, .. } => (meta.frame, meta.checksum),
         _ => (u64::MAX, 0),
     };
-    if frame == want && s.thumbnail.is_none() {
-        match make_thumbnail(s, n, bi, frame, expected) {
+    // Each thumbnailer takes its one frame; the first JPEG made is the run's thumbnail.
+    if frame == want && s.thumbnailed.insert(n) {
+        // skip_cache_sync: the read goes without DMA_BUF_IOCTL_SYNC (module `faults`).
+        let sync = match s.fault_of(n) {
+            Some(drivers::fault::Fault::SkipCacheSync) => {
+                let src = match &s.w.buf(bi).state {
+                    BufState::Ready { meta, .. } => meta.src,
+                    _ => 0,
+                };
+                s.fault_used(n, Some((src, frame)));
+                drivers::thumbnailer::CpuSync::Skip
+            }
+            _ => drivers::thumbnailer::CpuSync::Bracketed,
+        };
+        match make_thumbnail(s, n, bi, frame, expected, sync) {
             Ok((jpeg, ok, bytes)) => {
                 let t = s.w.time.device("cpu").map_or(
                     VirtualTime(bytes.saturating_mul(1_000_000_000) / CPU_BPS),
@@ -78,7 +91,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
                     Some(frame),
                     JobCategory::Cpu,
                 );
-                s.thumbnail = Some(jpeg);
+                s.thumbnail.get_or_insert(jpeg);
                 if !ok {
                     let src = match &s.w.buf(bi).state {
                         BufState::Ready { meta, .. } => meta.src,
@@ -101,7 +114,9 @@ fn make_thumbnail(
     bi: usize,
     frame: u64,
     expected: u64,
+    sync: drivers::thumbnailer::CpuSync,
 ) -> Result<(Vec<u8>, bool, u64), RunFailure> {
+    let bracketed = sync == drivers::thumbnailer::CpuSync::Bracketed;
     let b = s.w.buf(bi);
     let node = &s.w.nodes[n].desc;
     let li = b.link;
@@ -115,9 +130,11 @@ fn make_thumbnail(
         .buf
         .vmap_unlocked()
         .map_err(|e| RunFailure::new(&e, format!("thumbnailer vmap of {}: {e}", b.name)))?;
-    b.buf
-        .begin_cpu_access(DmaDirection::FromDevice)
-        .map_err(|e| err(&e))?;
+    if bracketed {
+        b.buf
+            .begin_cpu_access(DmaDirection::FromDevice)
+            .map_err(|e| err(&e))?;
+    }
     let mut raw = Vec::new();
     let mut res = Ok(());
     for &(off, len) in &b.planes {
@@ -128,9 +145,11 @@ fn make_thumbnail(
         }
         raw.extend_from_slice(&plane);
     }
-    b.buf
-        .end_cpu_access(DmaDirection::FromDevice)
-        .map_err(|e| err(&e))?;
+    if bracketed {
+        b.buf
+            .end_cpu_access(DmaDirection::FromDevice)
+            .map_err(|e| err(&e))?;
+    }
     b.buf.vunmap_unlocked(map).map_err(|e| err(&e))?;
     res?;
     // The frame's stamp (drivers::frame): its frame number, and the body's checksum its
@@ -226,6 +245,9 @@ impl Sched<'_> {
                     let label = format!("{} {node}", if on { "STREAMON" } else { "STREAMOFF" });
                     self.w.trace.instant(track, &label, now);
                 }
+            }
+            EventAction::Fault { node, fault, jobs } => {
+                self.arm_fault(node, *fault, *jobs, now);
             }
             EventAction::SetBuffers { link, count } => {
                 if let Some(li) = self.w.links.iter().position(|l| &l.name == link) {

@@ -72,6 +72,7 @@
 #![allow(clippy::module_inception)]
 
 mod events;
+mod faults;
 mod fences;
 mod gpu;
 mod handoff;
@@ -195,6 +196,9 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
         progress,
         first_source,
         fences: fences::Fences::default(),
+        armed: BTreeMap::new(),
+        fault_log: Vec::new(),
+        thumbnailed: std::collections::BTreeSet::new(),
     };
     if sched.errors.is_empty() {
         sched.run();
@@ -367,9 +371,13 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         ..FrameCounts::default()
     };
     let mut samples = Vec::new();
-    for ((_, frame), f) in &s.frames {
+    for ((src, frame), f) in &s.frames {
         if f.corrupted {
             fc.corrupted += 1;
+            report.corrupted_frames.push(crate::report::CorruptedFrame {
+                source: s.w.nodes[*src].desc.name.clone(),
+                frame: *frame,
+            });
         } else if let (true, Some(l)) = (f.delivered, f.latency) {
             fc.delivered += 1;
             samples.push((*frame, l));
@@ -377,6 +385,14 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     }
     fc.dropped = fc.produced - fc.delivered - fc.corrupted;
     report.frames = fc;
+    for l in &s.fault_log {
+        report.faults.push(crate::report::FaultReport {
+            node: s.w.nodes[l.node].desc.name.clone(),
+            fault: l.fault.name().to_string(),
+            at_frame: l.at_frame,
+            frames: l.frames.clone(),
+        });
+    }
     report.latency_us = LatencyReport::from_samples(&samples);
     report.duration_us = s.q.now().as_us_f64();
     report.migrations = std::mem::take(&mut s.migrations);

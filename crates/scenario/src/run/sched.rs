@@ -11,7 +11,6 @@ use crate::clock::{EventQueue, VirtualTime};
 use crate::report::JobCategory;
 use crate::schema::{DriverKind, Event};
 use crate::validate::Scenario;
-use dma::DmaDirection;
 use drivers::job::{DeviceJob, JobEffects, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,6 +58,13 @@ pub(crate) struct InFlight {
     pub fence: Option<super::fences::JobFence>,
     /// Outputs handed to their readers at submission (explicit sync from a GPU).
     pub handed: Vec<usize>,
+    /// The job's bytes, held back (module `faults`).
+    pub deferred: Option<DeviceJob>,
+    /// Its place on the virtual clock.
+    pub start: VirtualTime,
+    pub end: VirtualTime,
+    /// The checker's watches of its fences (module `faults`).
+    pub watches: Vec<u64>,
 }
 
 /// Counters the report is built from.
@@ -90,6 +96,11 @@ pub(crate) struct Sched<'a> {
     pub first_source: Option<usize>,
     /// The engines' fence timelines ([`super::fences`]).
     pub fences: super::fences::Fences,
+    /// Faults armed per node, and what each fault event did ([`super::faults`]).
+    pub armed: BTreeMap<usize, super::faults::Armed>,
+    pub fault_log: Vec<super::faults::FaultLog>,
+    /// Thumbnailer nodes that took their frame.
+    pub thumbnailed: BTreeSet<usize>,
 }
 
 impl<'a> Sched<'a> {
@@ -260,7 +271,9 @@ impl<'a> Sched<'a> {
             }
         }
         let node = &self.w.nodes[n];
+        let fault = self.fault_of(n);
         let mut outputs = Vec::new();
+        let mut reused = Vec::new();
         for &li in &node.outputs {
             if self.readers(li).is_empty() {
                 continue;
@@ -268,7 +281,13 @@ impl<'a> Sched<'a> {
             if !node.stream_out {
                 return false;
             }
-            let Some(&bi) = self.w.links[li].free.front() else {
+            // early_release: the driver takes a buffer a reader still reads (module faults).
+            let early = match fault {
+                Some(drivers::fault::Fault::EarlyRelease) => self.reusable(li),
+                _ => None,
+            };
+            reused.extend(early);
+            let Some(bi) = early.or_else(|| self.w.links[li].free.front().copied()) else {
                 return false;
             };
             // A swapchain's bound: at most `max_in_flight` buffers drawn or queued for the
@@ -306,7 +325,7 @@ impl<'a> Sched<'a> {
             DriverKind::Display | DriverKind::Thumbnailer => Op::Scanout,
         };
         // Map everything for the device (get_scatterlist); a failure is a run error.
-        let mut io = DeviceJob::new(op);
+        let mut io = DeviceJob::new(op).with_fault(fault);
         io.bitstream = node.bitstream.as_ref().map(|b| b.view());
         let mut ready_at = now;
         let mut vb2 = Vec::new();
@@ -325,6 +344,7 @@ impl<'a> Sched<'a> {
             // else the runner maps it.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
+                let map = self.fault_view(&io, bi, n, false, map);
                 io.inputs.push(JobInput {
                     view: map,
                     planes,
@@ -333,7 +353,7 @@ impl<'a> Sched<'a> {
                 });
                 continue;
             }
-            match self.w.map(bi, n, DmaDirection::ToDevice) {
+            match self.w.map(bi, n, io.map_direction(false)) {
                 Ok(map) => io.inputs.push(JobInput {
                     view: map,
                     planes,
@@ -356,6 +376,7 @@ impl<'a> Sched<'a> {
             // (vb2 mapped it at QBUF); others (a GPU) map it themselves.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
+                let map = self.fault_view(&io, bi, n, true, map);
                 io.outputs.push(JobOutput {
                     view: map,
                     planes,
@@ -363,7 +384,7 @@ impl<'a> Sched<'a> {
                 });
                 continue;
             }
-            match self.w.map(bi, n, DmaDirection::FromDevice) {
+            match self.w.map(bi, n, io.map_direction(true)) {
                 Ok(map) => io.outputs.push(JobOutput {
                     view: map,
                     planes,
@@ -374,7 +395,9 @@ impl<'a> Sched<'a> {
         }
         // Take the buffers.
         for &(li, bi) in &outputs {
-            self.w.links[li].free.pop_front();
+            if !reused.contains(&bi) {
+                self.w.links[li].free.pop_front();
+            }
             self.w.buf_mut(bi).state = BufState::Writing;
             let link = &self.w.links[li];
             let in_flight = link
@@ -396,7 +419,8 @@ impl<'a> Sched<'a> {
             .iter()
             .filter_map(|&(_, bi)| self.w.buf(bi).fence_end)
             .max();
-        if let Some(fe) = fence_end {
+        // skip_fence_wait: the driver starts without waiting (module faults).
+        if let Some(fe) = fence_end.filter(|_| io.waits_for_fences()) {
             let wait = fe.saturating_sub(ready_at);
             self.w.nodes[n].fence_wait = self.w.nodes[n].fence_wait + wait;
             ready_at = ready_at.max(fe);
@@ -438,10 +462,25 @@ impl<'a> Sched<'a> {
         let in_bis: Vec<usize> = inputs.iter().map(|x| x.1).collect();
         let out_bis: Vec<usize> = outputs.iter().map(|x| x.1).collect();
         let fence = self.fence_job(n, &in_bis, &out_bis, end, &label);
+        let watches = self.watch_job(&io, &label, fence.as_ref().map(|f| &f.fence));
+        // A fault touches this job (early_release: only if a reader's buffer was taken).
+        if fault.is_some()
+            && (fault != Some(drivers::fault::Fault::EarlyRelease) || !reused.is_empty())
+        {
+            self.fault_used(n, frame);
+        }
         let dma = self.w.kernel.dma().clone();
+        let mut deferred = None;
         let result = match &self.workers {
             Some(wk) => wk.submit(&engine_name, io, dma),
-            None => Pending::ready(io.execute(&dma)),
+            None if self.defers(n) => {
+                deferred = Some(io);
+                Pending::later()
+            }
+            None => match self.overlaps(&inputs, &outputs) {
+                Some(other) => Pending::ready(self.run_overlapped(other, io, &in_bis, start)),
+                None => Pending::ready(io.execute(&dma)),
+            },
         };
         let id = self.next_job;
         self.next_job += 1;
@@ -456,6 +495,10 @@ impl<'a> Sched<'a> {
                 result,
                 fence,
                 handed: Vec::new(),
+                deferred,
+                start,
+                end,
+                watches,
             },
         );
         self.w.nodes[n].busy = true;
@@ -478,14 +521,20 @@ impl<'a> Sched<'a> {
     /// Collects a job's result if it is in (blocking for `--threads` only when `wait`), and
     /// gives its mappings back.
     fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
+        self.run_deferred(id);
         let job = self.jobs.get_mut(&id)?;
         let res = job.result.take(wait)?;
         let res = *res;
         let node = job.node;
+        // The bytes have moved: the job's fences guard nothing the checker must watch.
+        for w in std::mem::take(&mut job.watches) {
+            self.w.kernel.dma().checker().unwatch_fence(w);
+        }
         let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
         let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
         let JobEffects {
             inputs_ok,
+            inputs_seen,
             out_sums,
             bitstream,
             error,
@@ -505,6 +554,7 @@ impl<'a> Sched<'a> {
         }
         Some(JobEffects {
             inputs_ok,
+            inputs_seen,
             out_sums,
             bitstream,
             error,
@@ -515,6 +565,9 @@ impl<'a> Sched<'a> {
     }
 
     fn settle(&mut self, id: u64) {
+        if self.jobs.get(&id).is_some_and(|j| j.deferred.is_some()) {
+            return;
+        }
         if let Some(r) = self.collect(id, false) {
             if let Some(j) = self.jobs.get_mut(&id) {
                 j.result.put_settled(r);

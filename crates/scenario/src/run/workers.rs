@@ -37,6 +37,14 @@ impl Pending {
         }
     }
 
+    /// No result yet: the job's bytes have not moved (a deferred job, module `faults`).
+    pub(crate) fn later() -> Pending {
+        Pending {
+            state: PState::Taken,
+            settled: false,
+        }
+    }
+
     /// Takes the result if it is in; with `wait`, blocks until it is.
     pub(crate) fn take(&mut self, wait: bool) -> Option<Box<JobResult>> {
         match std::mem::replace(&mut self.state, PState::Taken) {

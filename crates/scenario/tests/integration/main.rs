@@ -3,6 +3,7 @@
 mod bundled;
 mod clock;
 mod errors;
+mod faults;
 mod fields;
 mod fuzz;
 mod report;
