@@ -139,6 +139,17 @@ impl Sched<'_> {
         })
     }
 
+    /// `early_release` took buffer `bi` from the held-back readers reading it.
+    pub(crate) fn note_reused(&mut self, bi: usize) {
+        let readers: Vec<usize> = self
+            .jobs
+            .values()
+            .filter(|j| j.deferred.is_some() && j.inputs.iter().any(|i| i.1 == bi))
+            .map(|j| j.node)
+            .collect();
+        self.reused.extend(readers.into_iter().map(|r| (bi, r)));
+    }
+
     /// The held-back job a job on `inputs` and `outputs` overlaps: the producer of an input
     /// (skip_fence_wait) or a reader of an output (early_release).
     pub(crate) fn overlaps(

@@ -121,6 +121,12 @@ impl Sched<'_> {
 
     /// Reader `n` is done with buffer `bi` (consumed or discarded).
     pub(crate) fn release(&mut self, bi: usize, n: usize) {
+        // early_release: this reader's frame was overwritten; what the buffer holds now is the
+        // producer's next frame, which the reader has not read yet (module `faults`).
+        if let Some(k) = self.reused.iter().position(|&r| r == (bi, n)) {
+            self.reused.remove(k);
+            return;
+        }
         let Some(b) = self.w.bufs[bi].as_mut() else {
             return;
         };

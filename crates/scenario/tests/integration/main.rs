@@ -7,6 +7,7 @@ mod faults;
 mod fields;
 mod fuzz;
 mod report;
+mod run_defects;
 mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
