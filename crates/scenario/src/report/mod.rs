@@ -23,8 +23,8 @@ mod trace;
 pub use model::{
     BufferReport, CheckerReport, CorruptedFrame, DeviceReport, EncoderReport, FaultReport,
     FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport, MapCounts,
-    MigrationReport, NodeReport, Placement, Report, RunError, SwapchainReport, Vb2QueueReport,
-    SCHEMA_VERSION,
+    MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError, SwapchainReport,
+    Vb2QueueReport, SCHEMA_VERSION,
 };
 pub use stats::{percentile, LatencyStats};
 pub use svg::{latency_svg, timeline_svg, xml_escape, TimelineOptions};

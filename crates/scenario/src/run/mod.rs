@@ -82,6 +82,7 @@ mod swapchain;
 #[cfg(test)]
 mod tests;
 mod vb2io;
+mod verdict;
 mod workers;
 mod world;
 
@@ -216,6 +217,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         fault_log: Vec::new(),
         thumbnailed: std::collections::BTreeSet::new(),
         reused: Vec::new(),
+        node_stats: BTreeMap::new(),
     })
 }
 
@@ -507,10 +509,27 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         });
     }
     // Nodes: their fence waits.
-    for node in &s.w.nodes {
+    s.check_sinks();
+    for (n, node) in s.w.nodes.iter().enumerate() {
+        let st = s.node_stats.remove(&n).unwrap_or_default();
+        let lat = crate::report::LatencyStats::of(&st.latencies);
         report.nodes.push(crate::report::NodeReport {
             name: node.desc.name.clone(),
             fence_wait_us: node.fence_wait.as_us_f64(),
+            produced: st.produced,
+            consumed: st.consumed,
+            delivered: st.delivered,
+            dropped: st
+                .dropped
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            corrupted: st.corrupted,
+            latency_us: (!st.latencies.is_empty()).then(|| crate::report::NodeLatency {
+                p50: lat.p50.as_us_f64(),
+                p99: lat.p99.as_us_f64(),
+                max: lat.max.as_us_f64(),
+            }),
         });
     }
     // Encoders.

@@ -113,6 +113,8 @@ pub(crate) struct Sched<'a> {
     /// `early_release`: `(buffer, reader)` whose reader's release of its old frame must not
     /// release the new frame the producer wrote under it ([`super::faults`]).
     pub reused: Vec<(usize, usize)>,
+    /// Per node: what it did ([`super::verdict`]).
+    pub node_stats: BTreeMap<usize, super::verdict::NodeStats>,
 }
 
 impl<'a> Sched<'a> {
@@ -172,12 +174,15 @@ impl<'a> Sched<'a> {
         let node = &self.w.nodes[n];
         if !node.active || node.dead || !node.stream_out || node.busy {
             self.counts.dropped_at_source += 1;
+            let cause = self.source_drop_cause(n);
+            self.note_drop(n, cause);
             return;
         }
         let pending = self.sinks_from(n);
         if pending.is_empty() {
             // Nobody streams downstream (every consumer's queue is off): the frame is dropped.
             self.counts.dropped_at_source += 1;
+            self.note_drop(n, "stream_off");
             return;
         }
         self.frames.insert(
@@ -194,6 +199,7 @@ impl<'a> Sched<'a> {
         if !self.start_job(n, now, Some((n, frame))) {
             // Never captured: a drop at the source, not a frame in flight.
             self.counts.dropped_at_source += 1;
+            self.note_drop(n, "queue_full");
             self.frames.remove(&(n, frame));
         }
     }
@@ -653,6 +659,14 @@ impl<'a> Sched<'a> {
             *self.counts.encoded.entry(n).or_default() += 1;
         }
         let corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
+        self.note_job(
+            n,
+            !job.inputs.is_empty(),
+            !job.outputs.is_empty() && res.error.is_none(),
+            corrupted,
+            job.frame,
+            now,
+        );
         if let Some(e) = &res.error {
             self.errors.push(RunFailure {
                 errno: "EFAULT".into(),

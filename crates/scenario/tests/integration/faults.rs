@@ -176,3 +176,69 @@ fn bad_fault_events_are_rejected_at_their_position() {
         "do not take `count`",
     );
 }
+
+#[test]
+fn a_run_where_a_sink_received_nothing_is_not_verified() {
+    let text = r#"name = "t"
+frames = 10
+
+[[nodes]]
+name = "cam"
+driver = "camera"
+device = "camera0"
+width = 320
+height = 240
+
+[[nodes]]
+name = "isp"
+driver = "isp"
+device = "isp0"
+width = 320
+height = 240
+attached = false
+
+[[nodes]]
+name = "screen"
+driver = "display"
+device = "display0"
+width = 320
+height = 240
+
+[[links]]
+from = "cam"
+to = "isp"
+buffers = 2
+
+[[links]]
+from = "isp"
+to = "screen"
+buffers = 2
+"#;
+    let s = scenario::validate(text, "t.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.frames.corrupted, 0);
+    assert_eq!(r.frames.delivered, 0);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.message.contains("sink `screen` received no frame")),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+    let cam = r.nodes.iter().find(|n| n.name == "cam").unwrap();
+    assert_eq!(cam.dropped.get("stream_off"), Some(&10), "{cam:?}");
+    // Attached, the same pipeline delivers and is verified; the nodes say what each did.
+    let s = scenario::validate(&text.replace("attached = false\n", ""), "t.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{:?}", r.errors);
+    let screen = r.nodes.iter().find(|n| n.name == "screen").unwrap();
+    assert_eq!(screen.delivered, r.frames.delivered);
+    assert_eq!(screen.consumed, screen.delivered);
+    assert!(screen.latency_us.as_ref().is_some_and(|l| l.max >= l.p50));
+    let cam = r.nodes.iter().find(|n| n.name == "cam").unwrap();
+    assert_eq!(
+        cam.produced + cam.dropped.values().sum::<u64>(),
+        r.frames.produced
+    );
+}
