@@ -14,7 +14,9 @@ mod stdout;
 mod bench;
 mod demo;
 mod diff;
+mod explain;
 mod figures;
+mod outdir;
 mod source;
 mod sweep;
 
@@ -118,6 +120,27 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         collect: Option<PathBuf>,
     },
+    /// Why a buffer is where it is: every placement decision (devices, each combined
+    /// constraint and the device that set it, the source chosen, its physical ranges, the
+    /// alternatives refused), from a report.json or by running a scenario.
+    Explain {
+        /// A report.json, or a scenario (file, bundled name, or `-`) to run first.
+        source: String,
+        /// The buffer's name as the report names it (`isp-out[0]`).
+        buffer: String,
+        /// Print the reason as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Override any scenario field (a scenario source only).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+        /// Override the number of frames (a scenario source only).
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Override the seed (a scenario source only).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// List the bundled scenarios.
     Scenarios,
     /// Measure the headline ratios against their baselines, in this run.
@@ -126,6 +149,14 @@ enum Command {
     Demo,
     /// Print the bundled default machine description as TOML.
     Soc,
+}
+
+/// An error for stderr, an I/O error's errno by name (`ENOSPC (No space left on device)`).
+fn by_name(e: &(dyn std::error::Error + 'static)) -> String {
+    match e.downcast_ref::<std::io::Error>() {
+        Some(io) => scenario::io_by_name(io),
+        None => e.to_string(),
+    }
 }
 
 fn fail(e: &ScenarioError) -> ExitCode {
@@ -190,6 +221,10 @@ fn cmd_run(
         Some(Ok(s)) => s,
         None => s,
     };
+    if let Err(e) = outdir::prepare(&out) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let started = std::time::Instant::now();
     let output = run(
         &s,
@@ -202,7 +237,11 @@ fn cmd_run(
     let files = match output.write(&out) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("dmabuf: writing {}: {e}", out.display());
+            eprintln!(
+                "error: writing {}: {}",
+                out.display(),
+                scenario::io_by_name(&e)
+            );
             return ExitCode::from(1);
         }
     };
@@ -313,6 +352,21 @@ fn main() -> ExitCode {
             emit_jobs,
             collect,
         }),
+        Command::Explain {
+            source,
+            buffer,
+            json,
+            set,
+            frames,
+            seed,
+        } => explain::main(explain::Args {
+            source,
+            buffer,
+            json,
+            set,
+            frames,
+            seed,
+        }),
         Command::Scenarios => {
             for (name, line, _) in scenario::bundled() {
                 outln!("{name:<22} {line}");
@@ -322,7 +376,7 @@ fn main() -> ExitCode {
         Command::Bench => match bench::run(&mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("dmabuf bench: {e}");
+                eprintln!("dmabuf bench: {}", by_name(e.as_ref()));
                 ExitCode::from(1)
             }
         },
@@ -330,7 +384,7 @@ fn main() -> ExitCode {
             Ok(summary) if summary.verified => ExitCode::SUCCESS,
             Ok(_) => ExitCode::from(1),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", by_name(e.as_ref()));
                 ExitCode::from(1)
             }
         },

@@ -91,6 +91,9 @@ pub struct Backing {
     mapped_len: u64,
     iomem: bool,
     chunks: Mutex<Vec<PhysChunk>>,
+    /// Candidates tried before the one each group got, and what they answered: (group index,
+    /// `"CMA region cma0 (dram0): ..."`).
+    refused: Vec<(usize, String)>,
 }
 
 impl fmt::Debug for Backing {
@@ -117,7 +120,8 @@ impl Backing {
         let mut chunks = Vec::new();
         let mut groups = Vec::new();
         let mut iomem: Option<bool> = None;
-        for g in &plan.groups {
+        let mut refused = Vec::new();
+        for (gi, g) in plan.groups.iter().enumerate() {
             let mut tried = Vec::new();
             let mut done = None;
             for src in &g.candidates {
@@ -149,6 +153,7 @@ impl Backing {
                 )));
             };
             iomem = Some(source.is_iomem());
+            refused.extend(tried.into_iter().map(|t| (gi, t)));
             groups.push(GroupBacking {
                 group: g.group,
                 source,
@@ -161,6 +166,7 @@ impl Backing {
             mapped_len: plan.mapped_len,
             iomem: iomem.unwrap_or(false),
             chunks: Mutex::new(chunks),
+            refused,
         })
     }
 
@@ -272,6 +278,12 @@ impl Backing {
     /// Whether [`free`](Self::free) ran.
     pub fn is_freed(&self) -> bool {
         self.chunks.lock().is_empty()
+    }
+
+    /// The candidates allocation tried and that failed before each group got its memory:
+    /// (group index, `"source: what it answered"`), in the order tried.
+    pub fn refused(&self) -> &[(usize, String)] {
+        &self.refused
     }
 
     /// Where the buffer lives, for events and reports.

@@ -6,7 +6,7 @@
 
 use super::backing::{Backing, PlacementSummary};
 use super::combine::CombinedRecord;
-use super::explain::{Conflict, ConstraintError};
+use super::explain::{Conflict, ConstraintError, PlacementReason};
 use super::layout::Layout;
 use super::migrate::{MigrationCause, MigrationLog};
 use super::placement::{plan, PlacementPlan};
@@ -135,6 +135,8 @@ pub(super) struct State {
     /// Table (by address) -> generation id.
     pub(super) tables: HashMap<usize, u64>,
     pub(super) released: bool,
+    /// One record per placement decision (the first allocation, every migration).
+    pub(super) reasons: Vec<PlacementReason>,
 }
 
 impl State {
@@ -289,6 +291,7 @@ impl ConstraintExporter {
                 outcome: None,
                 tables: HashMap::new(),
                 released: false,
+                reasons: Vec::new(),
             }),
             cond: Condvar::new(),
             device_needs: Mutex::new(HashMap::new()),
@@ -316,9 +319,18 @@ impl ConstraintExporter {
             backing.free(&self.dma);
             return Err(self.remember(e));
         }
-        st.current = Some(self.new_gen(st, backing));
+        let gen = self.new_gen(st, backing);
+        let reason = PlacementReason::new(gen.id, None, self.now_ns(), &p, &gen.backing);
+        st.reasons.push(reason);
+        st.current = Some(gen);
         st.checked = st.version;
         Ok(())
+    }
+
+    /// Why the buffer is where it is: one [`PlacementReason`] per placement decision, oldest
+    /// first (the first allocation, then every migration); empty before the first allocation.
+    pub fn placement_reasons(&self) -> Vec<PlacementReason> {
+        self.state.lock().reasons.clone()
     }
 
     pub(super) fn new_gen(&self, st: &mut State, backing: Backing) -> Arc<Gen> {

@@ -9,7 +9,7 @@
 //!   caller either finishes a drained migration itself or gets `EBUSY` at once. It never waits
 //!   for an unmap while holding the resv lock (that wait could never end).
 
-use super::explain::ConstraintError;
+use super::explain::{ConstraintError, PlacementReason};
 use super::exporter::{ConstraintExporter, Phase, State};
 use super::migrate::{
     move_backing, ns_since, wait_fences, MigrationCause, MigrationEvent, MigrationFailure,
@@ -311,6 +311,14 @@ impl ConstraintExporter {
         let to = moved.backing.summary();
         let mut st = self.state.lock();
         let gen = self.new_gen(&mut st, moved.backing);
+        let reason = PlacementReason::new(
+            gen.id,
+            Some(cause.clone()),
+            self.now_ns(),
+            &planned,
+            &gen.backing,
+        );
+        st.reasons.push(reason);
         st.current = Some(gen);
         st.checked = st.version;
         if old.cache.in_use() == 0 {

@@ -115,7 +115,9 @@ mod record;
 
 pub use backing::{Backing, GroupBacking, GroupSummary, PlacementSummary};
 pub use combine::{lcm, record_conflicts, Bound, CombinedRecord};
-pub use explain::{Conflict, ConstraintError};
+pub use explain::{
+    Conflict, ConstraintError, ConstraintLine, GroupReason, PlacementReason, REASON_MAX_RANGES,
+};
 pub use exporter::{ConstraintExporter, ExportSpec, WhatIf, WhatIfAction};
 pub use layout::{Group, Layout, PlaneLayout};
 pub use migrate::{

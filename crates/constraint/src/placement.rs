@@ -105,6 +105,11 @@ pub struct GroupPlan {
     pub limit: u64,
     /// Physical alignment of the group's first byte.
     pub align: u64,
+    /// Every source of the machine the constraints ruled out for this group, with why
+    /// (`"scattered pages of dram1: must be contiguous (display0 has no IOMMU)"`), in bank
+    /// order: the alternatives a placement reason shows as refused by the records.
+    #[serde(default)]
+    pub excluded: Vec<String>,
 }
 
 /// What a placement would be, without allocating (the what-if answer).
@@ -236,12 +241,29 @@ fn plan_group(
     let len = group.len;
     let prefers = c.plane_prefers(plane);
     let named = |b: &Bank| prefers.iter().any(|p| p == b.name());
+    let mut excluded = Vec::new();
     let allowed: Vec<&Bank> = soc
         .mem()
         .banks()
         .iter()
-        .filter(|b| c.plane_allows(plane, b.name()))
+        .filter(|b| {
+            let ok = c.plane_allows(plane, b.name());
+            if !ok {
+                let rules: Vec<String> = c
+                    .plane_rules
+                    .get(plane)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, r)| !r.allows(b.name()))
+                    .map(|(d, r)| format!("{d} {}", r.describe()))
+                    .collect();
+                excluded.push(format!("bank {}: {}", b.name(), rules.join("; ")));
+            }
+            ok
+        })
         .collect();
+    let why_contiguous = c.contiguous.join(", ");
+    let limit_by = c.phys_limit.by.clone().unwrap_or_default();
     let reachable = |b: &Bank| b.base().0.checked_add(len - 1).is_some_and(|e| e <= limit);
     let mut ranked: Vec<((usize, u8, i128), Source)> = Vec::new();
     let mut looked = Vec::new();
@@ -258,13 +280,37 @@ fn plan_group(
             BankKind::System if !contiguous && b.base().0 <= limit => {
                 ranked.push(((pref, 0, -base), Source::Scattered { bank }));
             }
-            BankKind::System if !contiguous => {}
+            BankKind::System if !contiguous => excluded.push(format!(
+                "scattered pages of {bank}: above {limit_by}'s limit ({:#x})",
+                limit
+            )),
             BankKind::System => {
+                excluded.push(format!(
+                    "scattered pages of {bank}: must be contiguous ({why_contiguous})"
+                ));
                 let single = len <= PAGE_SIZE;
                 for r in cma.iter().filter(|r| r.bank == b.id()) {
                     looked.push(format!("CMA region {} ({})", r.name, human_size(r.size)));
                     let fits =
                         r.size >= len && r.base.0.checked_add(len - 1).is_some_and(|e| e <= limit);
+                    if r.size < len {
+                        excluded.push(format!(
+                            "CMA region {} ({bank}): {} is smaller than {}",
+                            r.name,
+                            human_size(r.size),
+                            human_size(len)
+                        ));
+                    } else if !fits {
+                        excluded.push(format!(
+                            "CMA region {} ({bank}): ends above {limit_by}'s limit ({limit:#x})",
+                            r.name
+                        ));
+                    } else if cma_align_order(align).is_none() {
+                        excluded.push(format!(
+                            "CMA region {} ({bank}): alignment {align:#x} is past CMA's largest",
+                            r.name
+                        ));
+                    }
                     if fits && cma_align_order(align).is_some() {
                         let region = r.name.clone();
                         let rank = if single { 2 } else { 1 };
@@ -282,6 +328,17 @@ fn plan_group(
                     b.name(),
                     human_size(PAGE_SIZE << MAX_ORDER)
                 ));
+                if block_order(len, align).is_none() {
+                    excluded.push(format!(
+                        "one block of {bank}: {} is past the buddy allocator's largest block ({})",
+                        human_size(len),
+                        human_size(PAGE_SIZE << MAX_ORDER)
+                    ));
+                } else if !reachable(b) {
+                    excluded.push(format!(
+                        "one block of {bank}: above {limit_by}'s limit ({limit:#x})"
+                    ));
+                }
                 if block_order(len, align).is_some() && reachable(b) {
                     let rank = if single { 1 } else { 2 };
                     ranked.push(((pref, rank, base), Source::Block { bank }));
@@ -291,17 +348,32 @@ fn plan_group(
                 looked.push(format!("carveout {}", b.name()));
                 if reachable(b) && b.size() >= len {
                     ranked.push(((pref, 3, base), Source::Carveout { bank }));
+                } else {
+                    excluded.push(format!("carveout {bank}: too small or above the limit"));
                 }
             }
             BankKind::DeviceLocal if named(b) => {
                 looked.push(format!("device memory {}", b.name()));
                 if !c.needs_pages.is_empty() {
+                    excluded.push(format!(
+                        "device memory {bank}: {} cannot take memory without struct pages",
+                        c.needs_pages.join(", ")
+                    ));
                     p2p_refused.push(bank);
                 } else if reachable(b) && b.size() >= len {
                     ranked.push(((pref, 4, base), Source::DeviceLocal { bank }));
+                } else {
+                    excluded.push(format!(
+                        "device memory {bank}: too small or above the limit"
+                    ));
                 }
             }
-            _ => {}
+            BankKind::Carveout => {
+                excluded.push(format!("carveout {bank}: no device requires or prefers it"))
+            }
+            BankKind::DeviceLocal => excluded.push(format!(
+                "device memory {bank}: no device requires or prefers it"
+            )),
         }
     }
     ranked.sort_by_key(|r| r.0);
@@ -313,6 +385,7 @@ fn plan_group(
             contiguous,
             limit,
             align,
+            excluded,
         });
     }
     let usable: Vec<&&Bank> = allowed

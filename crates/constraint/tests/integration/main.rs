@@ -4,3 +4,4 @@ mod constraint_common;
 mod constraint_migrate;
 mod constraint_place;
 mod constraint_random;
+mod constraint_reason;

@@ -15,6 +15,7 @@
 //! same report and trace give the same bytes.
 
 pub mod model;
+pub mod reason;
 mod stats;
 mod svg;
 mod text;
@@ -26,6 +27,7 @@ pub use model::{
     MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError, SwapchainReport,
     Vb2QueueReport, SCHEMA_VERSION,
 };
+pub use reason::{BufferReason, ReasonConstraint, ReasonDecision, ReasonGroup};
 pub use stats::{percentile, LatencyStats};
 pub use svg::{latency_svg, timeline_svg, xml_escape, TimelineOptions};
 pub use text::{stutter_around, text_summary, STUTTER_WINDOW};

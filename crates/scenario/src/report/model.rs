@@ -11,7 +11,7 @@
 //! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`} | frame counts |
 //! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}]} | source-to-sink latency of delivered frames, virtual microseconds (nearest-rank percentiles) |
 //! | `duration_us` | float | virtual time of the whole run |
-//! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`} |
+//! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`, `reason`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`}; `reason` (absent if never allocated) is {`decisions` [{`when` (`allocation`, `migration`), `frame`, `cause`, `devices`, `constraints` [{`constraint`, `value`, `by`}], `groups` [{`planes`, `bytes`, `chosen`, `contiguous`, `ranges` [[start, len]], `range_count`, `refused`, `untried`, `excluded`}]}]}, the exporter's own record of each placement ([`super::reason`]) |
 //! | `migrations` | [{`buffer`, `frame`, `from`, `to`, `bytes`, `stall_us`, `cause`}] | every migration, by frame then buffer |
 //! | `maps` | {`first`, `cached`} | attachment maps that built a mapping / were served from the cache |
 //! | `devices` | [{`name`, `bytes_read`, `bytes_written`, `faults`, `jobs`, `busy_us`}] | per device, by name |
@@ -127,6 +127,10 @@ pub struct BufferReport {
     pub placement: Option<Placement>,
     /// How many times it migrated.
     pub migrations: u32,
+    /// Why it is where it is: every placement decision, oldest first ([`super::reason`]);
+    /// absent in reports of older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<super::reason::BufferReason>,
 }
 
 /// One migration.

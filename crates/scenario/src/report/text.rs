@@ -94,6 +94,9 @@ pub fn text_summary(report: &Report) -> String {
                     n => format!("; migrated {n}x"),
                 }
             );
+            if let Some(d) = b.reason.as_ref().and_then(|r| r.decisions.last()) {
+                let _ = writeln!(s, "  {:w$}  why: {}", "", d.summary());
+            }
         }
     }
     if !r.migrations.is_empty() {

@@ -25,6 +25,7 @@ const CPU_BPS: u64 = 8_000_000_000;
 
 /// Removes a buffer: detach everything, close its fds, drop the last references.
 pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
+    w.gpu_forget(bi);
     let Some(mut b) = w.bufs[bi].take() else {
         return;
     };

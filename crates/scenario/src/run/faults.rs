@@ -10,12 +10,13 @@
 //!
 //! - `skip_fence_wait` (a consumer of a `sync = "explicit"` link from a GPU, whose frames arrive
 //!   at the GPU job's submission): the consumer's job does not wait for the acquire fence, so
-//!   it starts while the GPU still writes. The GPU's job is held back (deferred) while such a
-//!   consumer is armed; when the consumer starts at `t` on the virtual clock, the GPU's job
-//!   moves the share of its bytes it moved by `t` ([`DeviceJob::execute_paused`]), the
-//!   consumer's job runs and reads the half-written frame, and the GPU's job carries on. The
-//!   consumer's input is judged afterwards against the checksum the GPU reported
-//!   ([`drivers::job::Seen::verifies`]).
+//!   it starts while the GPU still writes. The GPU's ring job is held (not run) while such a
+//!   consumer is armed; a consumer that starts before the GPU job's end on the virtual clock
+//!   reads the buffer as it was before the GPU's job (the pre-completion state: last use's
+//!   frame, old stamp), with the GPU's unsignalled write fence watched on that memory; then the
+//!   ring runs the GPU's job. The consumer's input is judged afterwards against the checksum
+//!   the GPU reported ([`drivers::job::Seen::verifies`]). (Jobs the runner runs itself, not a
+//!   ring, are paused mid-way instead: [`DeviceJob::execute_paused`], as `early_release` does.)
 //! - `early_release` (a camera or ISP): the producer takes for its next frame a buffer whose
 //!   reader's job is still running instead of a free one. Readers of that producer's links are
 //!   held back while it is armed; the producer's job runs in the reader's pause at the share
@@ -158,7 +159,9 @@ impl Sched<'_> {
         outputs: &[(usize, usize)],
     ) -> Option<u64> {
         self.jobs.iter().find_map(|(&id, j)| {
-            j.deferred.as_ref()?;
+            if j.deferred.is_none() && !j.ring_held {
+                return None;
+            }
             let hit = inputs.iter().any(|i| j.outputs.iter().any(|o| o.1 == i.1))
                 || outputs.iter().any(|o| j.inputs.iter().any(|i| i.1 == o.1));
             hit.then_some(id)
@@ -205,12 +208,28 @@ impl Sched<'_> {
 
     /// Moves the bytes of held-back job `id` now, whole (nothing overlaps it any more).
     pub(crate) fn run_deferred(&mut self, id: u64) {
+        self.release_ring(id);
         let Some(io) = self.jobs.get_mut(&id).and_then(|j| j.deferred.take()) else {
             return;
         };
         let dma = self.w.kernel.dma().clone();
         let fx = io.execute(&dma);
         self.deferred_done(id, fx);
+    }
+
+    /// A held GPU ring job runs now; its result comes back on its channel.
+    fn release_ring(&mut self, id: u64) {
+        let Some(j) = self.jobs.get_mut(&id).filter(|j| j.ring_held) else {
+            return;
+        };
+        j.ring_held = false;
+        let n = j.node;
+        match self.w.gpu_node(n) {
+            Ok(gpu) => {
+                gpu.run_pending();
+            }
+            Err(e) => self.errors.push(e),
+        }
     }
 
     /// A held-back job's effects are in: its frames handed over early get their checksum.
@@ -245,6 +264,9 @@ impl Sched<'_> {
         start: VirtualTime,
     ) -> JobEffects {
         let dma = self.w.kernel.dma().clone();
+        if self.jobs.get(&other).is_some_and(|j| j.ring_held) {
+            return self.run_before_ring(other, io, in_bis);
+        }
         let Some(oio) = self.jobs.get_mut(&other).and_then(|j| j.deferred.take()) else {
             return io.execute(&dma);
         };
@@ -315,5 +337,89 @@ impl Sched<'_> {
                 view
             }
         }
+    }
+}
+
+impl Sched<'_> {
+    /// `skip_fence_wait` against a GPU ring job not run yet: the consumer reads the buffer in
+    /// the state before the GPU's job (its fence unsignalled, and watched on the memory the
+    /// consumer reads), then the ring runs the GPU's job; the consumer's inputs are judged
+    /// against the checksum the GPU reported.
+    fn run_before_ring(&mut self, other: u64, io: DeviceJob, in_bis: &[usize]) -> JobEffects {
+        let dma = self.w.kernel.dma().clone();
+        let (owner, fence, written, label) = {
+            let j = &self.jobs[&other];
+            let owner = self.w.nodes[j.node].dev.name().to_string();
+            let fence = j.fence.as_ref().map(|f| (f.fence.clone(), f.label.clone()));
+            let written: Vec<usize> = j.outputs.iter().map(|o| o.1).collect();
+            (
+                owner,
+                fence.clone().map(|f| f.0),
+                written,
+                fence.map(|f| f.1),
+            )
+        };
+        // The GPU's write fence guards what it is about to write: watched on the consumer's
+        // view of it.
+        let mut ids = Vec::new();
+        if let Some(fence) = &fence {
+            let checker = self.w.kernel.dma().checker();
+            for (k, bi) in in_bis.iter().enumerate() {
+                let Some(view) = io.inputs.get(k).map(|i| &i.view) else {
+                    continue;
+                };
+                if !written.contains(bi) {
+                    continue;
+                }
+                let Some(addr) = view.dma_addr() else {
+                    continue;
+                };
+                let phys = checker.mapping_phys(view.device().name(), addr);
+                let f = fence.clone();
+                ids.push(checker.watch_fence(FenceWatch {
+                    owner: owner.clone(),
+                    write: true,
+                    label: label.clone().unwrap_or_default(),
+                    phys,
+                    signaled: Box::new(move || f.is_signaled()),
+                }));
+            }
+        }
+        let frames: Vec<u64> = io.inputs.iter().map(|i| i.frame).collect();
+        let mut fx = io.execute(&dma);
+        for id in ids {
+            self.w.kernel.dma().checker().unwatch_fence(id);
+        }
+        self.release_ring(other);
+        self.barrier_one(other);
+        let sums: Vec<(usize, u64)> = match self.jobs.get(&other).and_then(|j| j.result.settled()) {
+            Some(res) => written
+                .iter()
+                .enumerate()
+                .map(|(k, &bi)| (bi, res.out_sums.get(k).copied().unwrap_or(0)))
+                .collect(),
+            None => Vec::new(),
+        };
+        for &(bi, sum) in &sums {
+            if let BufState::Ready { meta, .. } = &mut self.w.buf_mut(bi).state {
+                meta.checksum = sum;
+            }
+        }
+        for (k, bi) in in_bis.iter().enumerate() {
+            let Some(&(_, sum)) = sums.iter().find(|s| s.0 == *bi) else {
+                continue;
+            };
+            let ok = fx
+                .inputs_seen
+                .get(k)
+                .copied()
+                .flatten()
+                .is_some_and(|seen| seen.verifies(sum, frames.get(k).copied().unwrap_or(0)))
+                && fx.error.is_none();
+            if let Some(slot) = fx.inputs_ok.get_mut(k) {
+                *slot = ok;
+            }
+        }
+        fx
     }
 }

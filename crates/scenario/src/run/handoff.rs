@@ -87,7 +87,7 @@ impl Sched<'_> {
         }
         // A held-back job (module `faults`) hands over before its bytes move: the checksums
         // follow when they do.
-        let deferred = job.deferred.is_some();
+        let deferred = job.deferred.is_some() || job.ring_held;
         if !deferred && !job.result.is_settled() {
             self.barrier_one(id);
         }

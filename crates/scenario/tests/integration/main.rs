@@ -4,6 +4,7 @@ mod bundled;
 mod clock;
 mod errors;
 mod faults;
+mod faults_prop;
 mod fields;
 mod fuzz;
 mod report;

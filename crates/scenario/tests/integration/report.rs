@@ -66,6 +66,7 @@ pub fn sample() -> Report {
                 segments: 1,
             }),
             migrations: u32::from(name.starts_with("isp-out")),
+            reason: None,
         });
     }
     for b in ["isp-out[1]", "isp-out[0]"] {

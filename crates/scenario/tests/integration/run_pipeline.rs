@@ -68,6 +68,33 @@ fn test_late_encoder_migrates_and_every_frame_verifies() {
         assert!(m.bytes > 0 && m.stall_us > 0.0);
         assert!(m.cause.contains("encoder0"), "{}", m.cause);
     }
+    // Each migrated buffer's reason: the first allocation, then the migration at its frame,
+    // whose constraints name encoder0 (no IOMMU) and whose range is the CMA placement's.
+    for m in &r.migrations {
+        let b = r.buffers.iter().find(|b| b.name == m.buffer).unwrap();
+        let reason = b.reason.as_ref().expect("a placed buffer has a reason");
+        let d = reason.decisions.last().unwrap();
+        assert_eq!(reason.decisions[0].when, "allocation");
+        assert_eq!(d.when, "migration");
+        assert_eq!(d.frame, Some(m.frame));
+        assert!(d.cause.contains("encoder0"), "{}", d.cause);
+        assert!(d.devices.iter().any(|x| x == "encoder0"), "{:?}", d.devices);
+        assert!(
+            d.constraints
+                .iter()
+                .any(|c| c.constraint == "contiguity" && c.by.as_deref() == Some("encoder0")),
+            "{:?}",
+            d.constraints
+        );
+        assert!(d.groups[0].chosen.contains("CMA"), "{:?}", d.groups[0]);
+        assert_eq!(d.groups[0].range_count, 1);
+        assert!(
+            m.to.contains(&format!("{:#x}..", d.groups[0].ranges[0][0])),
+            "the reason's range is where the migration went: {} vs {:?}",
+            m.to,
+            d.groups[0].ranges
+        );
+    }
     let jpeg = out.thumbnail.expect("the thumbnailer took frame 2");
     assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
 }
@@ -205,14 +232,16 @@ fn test_default_40_frames_migrates_through_vb2_queues_and_verifies() {
     assert_eq!(r.frames.corrupted, 0);
     assert_eq!(r.frames.delivered, 40, "{summary}");
     assert_eq!(r.migrations.len(), 4, "{summary}");
-    // The GPU's keep_mapped queue let its mappings go for the migration, then mapped again.
-    let gpu = r
+    // The GPU is no V4L2 device: it imports the ISP's buffers into its driver (dynamic
+    // attachments, which the migration move_notifies) and has no vb2 queue.
+    assert!(r.vb2_queues.iter().all(|q| q.node != "gpu"), "{summary}");
+    // The ISP's CAPTURE queue let its mappings go for the migration, then mapped again.
+    let isp = r
         .vb2_queues
         .iter()
-        .find(|q| q.node == "gpu")
-        .expect("gpu queue");
-    assert_eq!(gpu.requeue_cycles, 1, "{summary}");
-    assert_eq!(gpu.maps, 8, "{summary}");
+        .find(|q| q.node == "isp" && q.queue_type == "capture")
+        .expect("isp capture queue");
+    assert_eq!(isp.requeue_cycles, 1, "{summary}");
     for q in &r.vb2_queues {
         assert_eq!(q.maps, q.unmaps, "{summary}");
         assert_eq!(q.attaches, q.maps, "{summary}");
