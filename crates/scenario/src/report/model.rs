@@ -25,7 +25,7 @@
 //! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `latency_us` {`p50`, `p99`, `max`} or null}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames a source did not capture per cause (`detached`, `killed`, `stream_off`, `queue_full`), jobs that read wrong bytes, a sink's latency; and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
 //! | `corrupted_frames` | [{`source`, `frame`}] | every frame a sink (or the thumbnailer) received wrong, by source then frame; absent in reports of older runs |
 //! | `faults` | [{`node`, `fault`, `at_frame`, `frames`}] | every `action = "fault"` event: the node, the fault, the frame it was armed at and the frames of the jobs it touched; absent in reports of older runs |
-//! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
+//! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--engine-threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
 //! Every list is sorted on a key that does not depend on thread timing or hash order
@@ -408,7 +408,7 @@ pub struct Report {
     /// Every node, in scenario order.
     #[serde(default)]
     pub nodes: Vec<NodeReport>,
-    /// Whether the run is the deterministic reference (false with `--threads`, where every
+    /// Whether the run is the deterministic reference (false with `--engine-threads`, where every
     /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
     #[serde(default = "deterministic_default")]
     pub deterministic: bool,

@@ -271,15 +271,13 @@ impl Sched<'_> {
             return io.execute(&dma);
         };
         let j = &self.jobs[&other];
-        let (r, w) = oio.bytes();
         let span = j.end.saturating_sub(j.start).as_ns().max(1);
         let into = start.saturating_sub(j.start).as_ns().min(span);
-        let pause = ((r + w) as u128 * into as u128 / span as u128) as u64;
         let written: Vec<usize> = j.outputs.iter().map(|o| o.1).collect();
         let frames: Vec<u64> = io.inputs.iter().map(|i| i.frame).collect();
         let mut io = Some(io);
         let mut fx = None;
-        let ofx = oio.execute_paused(&dma, pause, &mut || {
+        let ofx = oio.execute_paused(&dma, (into, span), &mut || {
             if let Some(io) = io.take() {
                 fx = Some(io.execute(&dma));
             }

@@ -30,7 +30,7 @@
 //!
 //! # Rules
 //! 1. A pressure event and its end apply with no job holding a mapping (the loop's barrier), so
-//!    a move never races a job's bytes (`--threads`).
+//!    a move never races a job's bytes (`--engine-threads`).
 //! 2. A buffer that cannot go back to VRAM (still no room) stays where it is; that is not an
 //!    error.
 

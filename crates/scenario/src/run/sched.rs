@@ -1,7 +1,7 @@
 //! The discrete-event loop: source ticks, device jobs and scenario events on the virtual clock.
 //!
 //! See the ordering guarantee in the [module doc](super). A job's bytes move when the job
-//! starts (or, with `--threads`, on its device's thread between start and completion); its
+//! starts (or, with `--engine-threads`, on its device's thread between start and completion); its
 //! outputs become visible to consumers, and its inputs free for producers, only at its
 //! completion event, so what a device reads never depends on when the host ran it.
 
@@ -12,7 +12,7 @@ use crate::report::JobCategory;
 use crate::schema::{DriverKind, Event};
 use crate::validate::Scenario;
 use drivers::dmaview::DmaView;
-use drivers::job::{DeviceJob, JobEffects, JobInput, JobOutput, Op};
+use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Buffers a swapchain starts with and keeps however idle (`drivers::swapchain`'s default:
@@ -118,6 +118,11 @@ pub(crate) struct Sched<'a> {
     pub reused: Vec<(usize, usize)>,
     /// Per node: what it did ([`super::verdict`]).
     pub node_stats: BTreeMap<usize, super::verdict::NodeStats>,
+    /// The host threads jobs' bytes move on (`--threads N`).
+    pub pool: std::sync::Arc<drivers::job::Pool>,
+    /// DMA-API checker findings taken out of the checker, in the run's fixed order
+    /// (ordering guarantee 4).
+    pub findings: Vec<dma::Finding>,
 }
 
 impl<'a> Sched<'a> {
@@ -139,6 +144,11 @@ impl<'a> Sched<'a> {
             }
         }
         while let Some((now, ev)) = self.q.pop() {
+            // The machine's clock is the loop's: every layer that asks it (fence timestamps,
+            // the exporters' stall times, timeouts) sees the moment of the event.
+            if let Some(c) = self.w.kernel.soc().clock().as_virtual() {
+                c.advance_to(::clock::BOOT_NS.saturating_add(now.as_ns()));
+            }
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
@@ -507,9 +517,18 @@ impl<'a> Sched<'a> {
         let mut ring_held = false;
         let mut watches = Vec::new();
         let (result, fence) = if gpu {
-            // The GPU driver's ring job (super::gpu); held while a reader skips its fence wait.
+            // The GPU driver's ring job (super::gpu), its bytes on the pool too; a manual ring
+            // runs it now, so the findings are sorted as below; held while a reader skips its
+            // fence wait (module `faults`).
             let hold = self.workers.is_none() && self.defers(n);
-            match self.gpu_job(n, io, &in_bis, &out_bis, end, &label) {
+            let io = match self.workers {
+                None => io.on_pool(self.pool.clone(), self.w.kernel.dma().clone()),
+                Some(_) => io,
+            };
+            self.drain_findings(false);
+            let job = self.gpu_job(n, io, &in_bis, &out_bis, end, &label);
+            self.drain_findings(self.workers.is_none());
+            match job {
                 Some((r, f)) => {
                     ring_held = hold;
                     (r, Some(f))
@@ -530,8 +549,20 @@ impl<'a> Sched<'a> {
                     Pending::later()
                 }
                 None => match self.overlaps(&inputs, &outputs) {
-                    Some(other) => Pending::ready(self.run_overlapped(other, io, &in_bis, start)),
-                    None => Pending::ready(io.execute(&dma)),
+                    Some(other) => {
+                        self.drain_findings(false);
+                        let fx = self.run_overlapped(other, io, &in_bis, start);
+                        self.drain_findings(true);
+                        Pending::ready(fx)
+                    }
+                    None => {
+                        // What the checker saw before the job stays in its order; what the
+                        // job's pieces raised (on any host thread) is sorted.
+                        self.drain_findings(false);
+                        let fx = io.execute_on(&dma, &self.pool);
+                        self.drain_findings(true);
+                        Pending::ready(fx)
+                    }
                 },
             };
             (result, fence)
@@ -589,82 +620,6 @@ impl<'a> Sched<'a> {
         }
         self.w.nodes[n].active = false;
         false
-    }
-
-    /// Collects a job's result if it is in (blocking for `--threads` only when `wait`), and
-    /// gives its mappings back.
-    fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
-        self.run_deferred(id);
-        let job = self.jobs.get_mut(&id)?;
-        let res = job.result.take(wait)?;
-        let res = *res;
-        let node = job.node;
-        // The bytes have moved: the job's fences guard nothing the checker must watch.
-        for w in std::mem::take(&mut job.watches) {
-            self.w.kernel.dma().checker().unwatch_fence(w);
-        }
-        let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
-        let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
-        let JobEffects {
-            inputs_ok,
-            inputs_seen,
-            out_sums,
-            bitstream,
-            error,
-            inputs,
-            outputs,
-            bitstream_view: _,
-        } = res;
-        for (m, bi) in inputs.into_iter().zip(&ins) {
-            if let Err(e) = self.w.unmap(*bi, node, m) {
-                self.errors.push(e);
-            }
-        }
-        for (m, bi) in outputs.into_iter().zip(&outs) {
-            if let Err(e) = self.w.unmap(*bi, node, m) {
-                self.errors.push(e);
-            }
-        }
-        Some(JobEffects {
-            inputs_ok,
-            inputs_seen,
-            out_sums,
-            bitstream,
-            error,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            bitstream_view: None,
-        })
-    }
-
-    fn settle(&mut self, id: u64) {
-        if self
-            .jobs
-            .get(&id)
-            .is_some_and(|j| j.deferred.is_some() || j.ring_held)
-        {
-            return;
-        }
-        if let Some(r) = self.collect(id, false) {
-            if let Some(j) = self.jobs.get_mut(&id) {
-                j.result.put_settled(r);
-            }
-        }
-    }
-
-    /// Waits for every job in flight and gives its mappings back (before scenario events, so a
-    /// migration's drain finds no mapping held by a job that is over in virtual terms).
-    pub(crate) fn barrier(&mut self) {
-        let ids: Vec<u64> = self.jobs.keys().copied().collect();
-        for id in ids {
-            if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
-                if let Some(r) = self.collect(id, true) {
-                    if let Some(j) = self.jobs.get_mut(&id) {
-                        j.result.put_settled(r);
-                    }
-                }
-            }
-        }
     }
 
     pub(super) fn done(&mut self, id: u64, now: VirtualTime) {
@@ -782,14 +737,6 @@ impl<'a> Sched<'a> {
                 f.pending.remove(&n);
             }
             self.check_delivered(key, now);
-        }
-    }
-
-    pub(crate) fn barrier_one(&mut self, id: u64) {
-        if let Some(r) = self.collect(id, true) {
-            if let Some(j) = self.jobs.get_mut(&id) {
-                j.result.put_settled(r);
-            }
         }
     }
 }

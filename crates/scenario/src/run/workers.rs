@@ -1,4 +1,4 @@
-//! `--threads`: one OS thread per device engine.
+//! `--engine-threads`: one OS thread per device engine (a stress mode).
 //!
 //! The scheduler still decides what runs when (on the virtual clock); only the byte movement of
 //! each job goes to its engine's thread, so devices really copy, transform and verify at the
@@ -6,9 +6,14 @@
 //! access. A job's result is collected at its completion event (or before a scenario event),
 //! which keeps frames correct; the host interleaving differs from run to run, so this mode
 //! checks for races and is not the deterministic reference.
+//!
+//! Also here: how the loop collects a job's result in either mode ([`Pending`], `collect`,
+//! `barrier`): the job's mappings go back when its result is taken, and the DMA-API checker's
+//! findings are moved out of the checker in the run's fixed order (`drain_findings`).
 
+use super::sched::Sched;
 use dma::DmaApi;
-use drivers::job::{DeviceJob as JobIo, JobEffects as JobResult};
+use drivers::job::{DeviceJob as JobIo, JobEffects, JobEffects as JobResult};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -182,6 +187,110 @@ impl Drop for Workers {
         self.senders.clear();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// Collecting results: a job's mappings go back when its result is taken.
+impl Sched<'_> {
+    /// Collects a job's result if it is in (blocking for `--engine-threads` only when `wait`), and
+    /// gives its mappings back.
+    pub(crate) fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
+        // A held-back job (module `faults`) moves its bytes now.
+        self.run_deferred(id);
+        let job = self.jobs.get_mut(&id)?;
+        let res = job.result.take(wait)?;
+        let res = *res;
+        let node = job.node;
+        // The bytes have moved: the job's fences guard nothing the checker must watch.
+        for w in std::mem::take(&mut job.watches) {
+            self.w.kernel.dma().checker().unwatch_fence(w);
+        }
+        let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
+        let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
+        let JobEffects {
+            inputs_ok,
+            inputs_seen,
+            out_sums,
+            bitstream,
+            error,
+            inputs,
+            outputs,
+            bitstream_view: _,
+        } = res;
+        for (m, bi) in inputs.into_iter().zip(&ins) {
+            if let Err(e) = self.w.unmap(*bi, node, m) {
+                self.errors.push(e);
+            }
+        }
+        for (m, bi) in outputs.into_iter().zip(&outs) {
+            if let Err(e) = self.w.unmap(*bi, node, m) {
+                self.errors.push(e);
+            }
+        }
+        Some(JobEffects {
+            inputs_ok,
+            inputs_seen,
+            out_sums,
+            bitstream,
+            error,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            bitstream_view: None,
+        })
+    }
+
+    pub(crate) fn settle(&mut self, id: u64) {
+        if self
+            .jobs
+            .get(&id)
+            .is_some_and(|j| j.deferred.is_some() || j.ring_held)
+        {
+            return;
+        }
+        if let Some(r) = self.collect(id, false) {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.result.put_settled(r);
+            }
+        }
+    }
+
+    /// Waits for every job in flight and gives its mappings back (before scenario events, so a
+    /// migration's drain finds no mapping held by a job that is over in virtual terms).
+    pub(crate) fn barrier(&mut self) {
+        let ids: Vec<u64> = self.jobs.keys().copied().collect();
+        for id in ids {
+            if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
+                if let Some(r) = self.collect(id, true) {
+                    if let Some(j) = self.jobs.get_mut(&id) {
+                        j.result.put_settled(r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the checker's findings into [`Self::findings`]; `sort` puts them in a fixed order
+    /// (those of one job's pieces, raised on any host thread in any order).
+    pub(crate) fn drain_findings(&mut self, sort: bool) {
+        let checker = self.w.kernel.dma().checker();
+        if checker.total() == 0 {
+            return;
+        }
+        let mut new = checker.take();
+        if sort {
+            new.sort_by_cached_key(|f| format!("{f:?}"));
+        }
+        let room = dma::debug::MAX_KEPT_FINDINGS.saturating_sub(self.findings.len());
+        new.truncate(room);
+        self.findings.extend(new);
+    }
+
+    pub(crate) fn barrier_one(&mut self, id: u64) {
+        if let Some(r) = self.collect(id, true) {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.result.put_settled(r);
+            }
         }
     }
 }

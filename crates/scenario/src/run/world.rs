@@ -181,7 +181,7 @@ pub(crate) struct World {
     pub ports: Vec<super::vb2io::Port>,
     /// `move_notify` calls the GPU exporters' dynamic importers got.
     pub move_notifies: std::sync::atomic::AtomicU64,
-    /// `--threads`: the GPU drivers' rings run on their own threads (else the runner runs each
+    /// `--engine-threads`: the GPU drivers' rings run on their own threads (else the runner runs each
     /// job at its start, [`drivers::gpu::RingMode::Manual`]).
     pub threads: bool,
 }
