@@ -488,19 +488,19 @@ fn encode_rle(
     ))
 }
 
-/// The job's effects from its pieces' (in piece order): `(inputs_ok, out_sums, bitstream,
-/// error)`. Output stamps are written here, after every piece, and only if none failed.
-pub(crate) fn combine_units(
-    job: &DeviceJob,
-    dma: &DmaApi,
-    units: Vec<UnitFx>,
-) -> (
+/// What the pieces came to: per input whether it verified, per output its checksum, the
+/// bitstream, the first error, and per input what was read.
+pub(crate) type Combined = (
     Vec<bool>,
     Vec<u64>,
     Option<super::Bitstream>,
     Option<String>,
     Vec<Option<super::Seen>>,
-) {
+);
+
+/// The job's effects from its pieces' (in piece order): `(inputs_ok, out_sums, bitstream, error,
+/// inputs_seen)`. Output stamps are written here, after every piece, and only if none failed.
+pub(crate) fn combine_units(job: &DeviceJob, dma: &DmaApi, units: Vec<UnitFx>) -> Combined {
     let ni = job.inputs.len();
     let no = job.outputs.len();
     let mut ins: Vec<Vec<Partial>> = vec![Vec::new(); ni];
