@@ -235,8 +235,7 @@ fn cmd_run(
     out: PathBuf,
     seed: Option<u64>,
     format: Format,
-    threads: Option<u32>,
-    engine_threads: bool,
+    opts: RunOptions,
     frames: Option<u64>,
     set: &[String],
 ) -> ExitCode {
@@ -258,14 +257,7 @@ fn cmd_run(
         return ExitCode::from(2);
     }
     let started = std::time::Instant::now();
-    let output = run(
-        &s,
-        &RunOptions {
-            threads: threads.map_or(0, |n| n as usize),
-            engine_threads,
-            progress: true,
-        },
-    );
+    let output = run(&s, &opts);
     let wall = started.elapsed();
     let files = match output.write(&out) {
         Ok(f) => f,
@@ -285,7 +277,7 @@ fn cmd_run(
     for line in problems(&output.report) {
         eprintln!("{line}");
     }
-    if engine_threads {
+    if opts.engine_threads {
         eprintln!(
             "warning: --engine-threads ran every device engine on its own OS thread; the checks still \
              hold, but host interleaving differs between runs (not the deterministic reference)"
@@ -339,8 +331,11 @@ fn main() -> ExitCode {
             out,
             seed,
             format,
-            threads,
-            engine_threads,
+            RunOptions {
+                threads: threads.map_or(0, |n| n as usize),
+                engine_threads,
+                progress: true,
+            },
             frames,
             &set,
         ),

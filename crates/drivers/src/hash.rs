@@ -68,8 +68,8 @@ fn sum_words(first: u64, data: &[u8]) -> u64 {
         .wrapping_add(acc[1])
         .wrapping_add(acc[2])
         .wrapping_add(acc[3]);
-    let start = first + (data.len() / 32 * 4) as u64;
-    for (i, w) in (start..).zip(blocks.remainder().chunks_exact(8)) {
+    let rest = first + (data.len() / 32 * 4) as u64;
+    for (i, w) in (rest..).zip(blocks.remainder().chunks_exact(8)) {
         let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
         s = s.wrapping_add(contrib(i, w));
     }

@@ -21,7 +21,7 @@
 //!
 //! The byte transforms are the drivers': the camera's test pattern ([`crate::pattern`]), the
 //! ISP's [`IspTransform`], the GPU's composite ([`crate::gpu::luma_to_xrgb`]), the encoder's
-//! [`Codec`] ([`RleStream`]); the checksum and the frame stamp are [`crate::frame`]'s.
+//! [`Codec`] ([`RleStream`](crate::encoder::RleStream)); the checksum and the frame stamp are [`crate::frame`]'s.
 //!
 //! # Rules
 //! 1. Every output frame is stamped ([`crate::frame`]): the body is written first, hashed as it

@@ -122,10 +122,12 @@ impl Sched<'_> {
                         .iter()
                         .any(|&r| self.fault_of(r) == Some(Fault::SkipFenceWait))
             });
-        let early_writer = node
-            .inputs
-            .iter()
-            .any(|&li| self.fault_of(self.w.links[li].from) == Some(Fault::EarlyRelease));
+        // A GPU's ring job cannot pause: early_release cannot race it.
+        let early_writer = node.desc.driver != DriverKind::Gpu
+            && node
+                .inputs
+                .iter()
+                .any(|&li| self.fault_of(self.w.links[li].from) == Some(Fault::EarlyRelease));
         skip_reader || early_writer
     }
 

@@ -370,6 +370,7 @@ impl<'a> Sched<'a> {
             let planes = b.planes.clone();
             // A GPU's buffers are mapped by its driver in its VM at submission.
             if gpu {
+                mapped.inputs.push(bi);
                 io.inputs.push(JobInput {
                     view: DmaView::from_segments(self.w.nodes[n].dev.clone(), &[]),
                     planes,
@@ -415,6 +416,7 @@ impl<'a> Sched<'a> {
                 .map(|p| p.bytes_per_line)
                 .collect();
             if gpu {
+                mapped.outputs.push(bi);
                 io.outputs.push(JobOutput {
                     view: DmaView::from_segments(self.w.nodes[n].dev.clone(), &[]),
                     planes,
@@ -528,16 +530,10 @@ impl<'a> Sched<'a> {
             self.drain_findings(false);
             let job = self.gpu_job(n, io, &in_bis, &out_bis, end, &label);
             self.drain_findings(self.workers.is_none());
-            match job {
-                Some((r, f)) => {
-                    ring_held = hold;
-                    (r, Some(f))
-                }
-                None => {
-                    self.w.nodes[n].active = false;
-                    return false;
-                }
+            if job.1.is_some() {
+                ring_held = hold;
             }
+            job
         } else {
             let fence = self.fence_job(n, &in_bis, &out_bis, end, &label);
             watches = self.watch_job(&io, &label, fence.as_ref().map(|f| &f.fence));

@@ -51,8 +51,8 @@ impl Pending {
     }
 
     /// A result another engine sends once it ran the job (a GPU ring's device job,
-    /// [`drivers::gpu::Job::device`]); a sender that goes away without one (the job was
-    /// cancelled) gives a result with that error.
+    /// [`drivers::gpu::Job::device`]); a sender that goes away without one (the ring cancelled
+    /// the job) is a lost job, as an engine thread that ended.
     pub(crate) fn waiting(rx: Receiver<JobResult>) -> Pending {
         Pending {
             state: PState::Waiting(rx),
@@ -66,13 +66,9 @@ impl Pending {
             PState::Ready(r) => Some(r),
             PState::Waiting(rx) => {
                 let got = if wait {
-                    Some(rx.recv().unwrap_or_else(|_| cancelled()))
+                    rx.recv().ok()
                 } else {
-                    match rx.try_recv() {
-                        Ok(r) => Some(r),
-                        Err(std::sync::mpsc::TryRecvError::Empty) => None,
-                        Err(std::sync::mpsc::TryRecvError::Disconnected) => Some(cancelled()),
-                    }
+                    rx.try_recv().ok()
                 };
                 match got {
                     Some(r) => Some(Box::new(r)),
@@ -125,11 +121,6 @@ impl Pending {
             settled: true,
         }
     }
-}
-
-/// What a job whose engine dropped it without running it did: nothing, and that is an error.
-fn cancelled() -> JobResult {
-    JobResult::failed("the engine cancelled the job before it ran")
 }
 
 /// The engine threads.
