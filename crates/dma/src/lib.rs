@@ -76,7 +76,9 @@ pub mod sg;
 
 pub use alloc::{DeviceNeeds, DmaBuffer, DmaHandle};
 pub use attrs::{DmaAttrs, DmaDirection};
-pub use debug::{Checker, Finding, FindingAddr, FindingKind, MappingInfo, MappingKind, PhysRun};
+pub use debug::{
+    Checker, FenceWatch, Finding, FindingAddr, FindingKind, MappingInfo, MappingKind, PhysRun,
+};
 pub use error::DmaError;
 pub use mapping::DmaApi;
 pub use sg::{DmaSegment, SegmentLimits, SgBacking, SgEntry, SgMapping, SgTable};

@@ -80,6 +80,11 @@ impl DmaView {
         self.len() == 0
     }
 
+    /// The DMA address of the first byte, if the view covers any.
+    pub fn dma_addr(&self) -> Option<DmaAddr> {
+        self.segs.first().map(|s| DmaAddr(s.0))
+    }
+
     /// Number of DMA segments.
     pub fn segments(&self) -> usize {
         self.segs.len()

@@ -55,6 +55,8 @@
 //! * [`frame`], [`hash`], [`pattern`], [`media`]: NV12 formats, the stamp and the one
 //!   checksum, the camera's test patterns, the one DMA time model ([`media::dma_cost`]); vb2
 //!   plumbing the drivers share.
+//! * [`fault`]: faults a driver can be told to commit (a skipped cache sync or fence wait, an
+//!   early release, a wrong DMA direction), to show what they break and what catches them.
 //! * [`job`], [`dmaview`]: the drivers' operations as device jobs a scheduler plans, times on
 //!   its virtual clock and executes (the scenario runner drives every device through them).
 #![deny(unsafe_code)]
@@ -64,6 +66,7 @@ pub mod camera;
 pub mod display;
 pub mod dmaview;
 pub mod encoder;
+pub mod fault;
 pub mod format;
 pub mod frame;
 pub mod gpu;

@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 16] = [
+static BUNDLED: [(&str, &str, &str); 19] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -86,6 +86,24 @@ static BUNDLED: [(&str, &str, &str); 16] = [
         "frames travel with sync_file fds of their producers' job fences instead of implicit \
          fences",
         include_str!("../../../scenarios/explicit-sync.toml"),
+    ),
+    (
+        "missing-cache-sync",
+        "a thumbnailer reads a frame on the CPU without DMA_BUF_IOCTL_SYNC: stale bytes and a \
+         cpu-stale-read finding",
+        include_str!("../../../scenarios/missing-cache-sync.toml"),
+    ),
+    (
+        "missing-fence-wait",
+        "the encoder skips the wait on the GPU's fence once: a torn frame and a fence-conflict \
+         finding",
+        include_str!("../../../scenarios/missing-fence-wait.toml"),
+    ),
+    (
+        "early-release",
+        "the ISP writes a buffer the display is still scanning out: a torn frame and a \
+         fence-conflict finding",
+        include_str!("../../../scenarios/early-release.toml"),
     ),
     (
         "rk3588-camera",

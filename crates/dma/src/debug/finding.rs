@@ -57,11 +57,15 @@ pub enum FindingKind {
     FreeWhileMapped,
     /// An IOMMU refused a device access.
     IommuFault,
+    /// A device accessed memory while another device's conflicting fence on it was unsignalled
+    /// (a write under any fence, a read under a write fence): it did not wait
+    /// ([`super::fences`]).
+    FenceConflict,
 }
 
 impl FindingKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FindingKind; 20] = [
+    pub const ALL: [FindingKind; 21] = [
         FindingKind::UnmapUnknown,
         FindingKind::UnmapWrongSize,
         FindingKind::UnmapWrongType,
@@ -82,6 +86,7 @@ impl FindingKind {
         FindingKind::CpuStaleRead,
         FindingKind::FreeWhileMapped,
         FindingKind::IommuFault,
+        FindingKind::FenceConflict,
     ];
 
     /// A short kebab-case name for reports (`"stale-cpu-data"`).
@@ -107,6 +112,7 @@ impl FindingKind {
             FindingKind::CpuStaleRead => "cpu-stale-read",
             FindingKind::FreeWhileMapped => "free-while-mapped",
             FindingKind::IommuFault => "iommu-fault",
+            FindingKind::FenceConflict => "fence-conflict",
         }
     }
 }

@@ -30,7 +30,9 @@
 //! 7. a non-coherent device reading CPU-dirty bytes nobody cleaned (`stale_cpu_bytes`);
 //! 8. the CPU reading lines a non-coherent device wrote under (no sync for CPU);
 //! 9. memory freed while a mapping still covers it;
-//! 10. IOMMU faults, with the live mapping (if any) the address falls in.
+//! 10. IOMMU faults, with the live mapping (if any) the address falls in;
+//! 11. a device accessing memory while another device's conflicting fence on it is unsignalled
+//!     (module `fences`, [`Checker::watch_fence`]): the dma-fence analogue of all the above.
 //!
 //! Items 7 of the kernel (`dma_mapping_error()` not called) and 14-16 (stack, rodata, vmalloc
 //! addresses) cannot happen here: a map returns a `Result`, and there are no virtual addresses.
@@ -94,10 +96,12 @@
 //! never held while calling into the SoC, so an observer callback (which the SoC makes with none of
 //! its locks held) can always take it.
 
+mod fences;
 mod finding;
 mod registry;
 pub(crate) mod rules;
 
+pub use fences::FenceWatch;
 pub use finding::{Finding, FindingAddr, FindingKind};
 pub use registry::{MappingInfo, MappingKind, PhysRun};
 
@@ -131,6 +135,7 @@ pub(crate) struct State {
     dropped: u64,
     strict: bool,
     disabled: HashSet<FindingKind>,
+    watches: fences::Watches,
 }
 
 impl State {
@@ -344,6 +349,37 @@ impl Checker {
         Ok(Some(m.kind))
     }
 
+    /// Starts watching a fence on memory (module `fences`); returns the watch's id for
+    /// [`unwatch_fence`](Self::unwatch_fence). Watches of fences that signaled are forgotten.
+    pub fn watch_fence(&self, w: FenceWatch) -> u64 {
+        self.state.lock().watches.add(w)
+    }
+
+    /// Stops watching a fence: its job's bytes have all moved.
+    pub fn unwatch_fence(&self, id: u64) {
+        self.state.lock().watches.remove(id);
+    }
+
+    /// How many fences are watched (signaled ones may still count until the next watch).
+    pub fn watched_fences(&self) -> usize {
+        self.state.lock().watches.len()
+    }
+
+    /// The physical runs of `device`'s live mapping(s) covering DMA address `addr`: the memory
+    /// a device's job reaches through that mapping, to name in a [`FenceWatch`].
+    pub fn mapping_phys(&self, device: &str, addr: soc::DmaAddr) -> Vec<(PhysAddr, u64)> {
+        let st = self.state.lock();
+        let mut runs: Vec<(PhysAddr, u64)> = st
+            .reg
+            .containing(device, addr)
+            .into_iter()
+            .flat_map(|m| m.phys.iter().map(|r| (r.addr, r.len)))
+            .collect();
+        runs.sort_unstable_by_key(|r| r.0 .0);
+        runs.dedup();
+        runs
+    }
+
     /// Strict-mode pre-check of a free: refuses to free memory that is still mapped.
     pub(crate) fn check_free_strict(&self, pa: PhysAddr, len: u64) -> Result<(), DmaError> {
         let mut st = self.state.lock();
@@ -365,7 +401,8 @@ impl Checker {
 impl SocObserver for Checker {
     fn dma_access(&self, ev: &DmaAccess<'_>) {
         let mut st = self.state.lock();
-        let findings = rules::check_access(&st.reg, ev);
+        let mut findings = rules::check_access(&st.reg, ev);
+        findings.extend(st.watches.check(ev));
         // Strict mode surfaces these through `result_since`; the observer cannot fail the access.
         let _ = st.commit(findings);
     }

@@ -461,5 +461,79 @@ fn findings_can_be_counted_cleared_and_disabled() {
     );
     api.checker().clear();
     assert!(api.checker().findings().is_empty());
-    assert_eq!(FindingKind::ALL.len(), 20);
+    assert_eq!(FindingKind::ALL.len(), 21);
+}
+
+#[test]
+fn access_under_an_unsignalled_conflicting_fence_is_a_fence_conflict() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (soc, api) = machine();
+    let isp = api.device("isp0").unwrap();
+    let display = api.device("display0").unwrap();
+    let page = soc
+        .pages()
+        .alloc_pages(&AllocRequest::new(0).below(display.dma_mask()))
+        .unwrap();
+    let w = api
+        .map_page(&isp, page.addr, PAGE_SIZE, BIDI, NONE)
+        .unwrap();
+    let r = api
+        .map_page(&display, page.addr, PAGE_SIZE, TO, NONE)
+        .unwrap();
+    let watch = |owner: &str, write: bool, done: &Arc<AtomicBool>| {
+        let done = done.clone();
+        dma::FenceWatch {
+            owner: owner.into(),
+            write,
+            label: "job 1".into(),
+            phys: api
+                .checker()
+                .mapping_phys(owner, if owner == "isp0" { w } else { r }),
+            signaled: Box::new(move || done.load(Ordering::SeqCst)),
+        }
+    };
+    let mut buf = [0u8; 64];
+    // The ISP's write fence is pending: the display reads anyway.
+    let isp_done = Arc::new(AtomicBool::new(false));
+    let id = api.checker().watch_fence(watch("isp0", true, &isp_done));
+    api.device_write(&isp, w, &[1; 64]).unwrap();
+    assert!(
+        kinds(&api).is_empty(),
+        "the owner's own access is no conflict"
+    );
+    api.device_read(&display, r, &mut buf).unwrap();
+    assert_eq!(kinds(&api), [FindingKind::FenceConflict]);
+    let f = &api.checker().findings()[0];
+    assert_eq!(f.device, "display0");
+    assert_eq!(f.address, FindingAddr::Phys(page.addr));
+    assert!(
+        f.context.contains("write fence of isp0 (job 1)"),
+        "{}",
+        f.context
+    );
+    api.checker().clear();
+    // Signaled: quiet.
+    isp_done.store(true, Ordering::SeqCst);
+    api.device_read(&display, r, &mut buf).unwrap();
+    assert!(kinds(&api).is_empty());
+    api.checker().unwatch_fence(id);
+    // A pending read fence: another read is fine, a write is not.
+    let disp_done = Arc::new(AtomicBool::new(false));
+    let id = api
+        .checker()
+        .watch_fence(watch("display0", false, &disp_done));
+    api.device_read(&isp, w, &mut buf).unwrap();
+    assert!(kinds(&api).is_empty(), "read vs read fence");
+    api.device_write(&isp, w, &[2; 64]).unwrap();
+    assert_eq!(kinds(&api), [FindingKind::FenceConflict]);
+    api.checker().clear();
+    // Unwatched (the job's bytes all moved): quiet although never signaled.
+    api.checker().unwatch_fence(id);
+    api.device_write(&isp, w, &[3; 64]).unwrap();
+    assert!(kinds(&api).is_empty());
+    assert_eq!(api.checker().watched_fences(), 0);
+    api.unmap_page(&isp, w, PAGE_SIZE, BIDI, NONE).unwrap();
+    api.unmap_page(&display, r, PAGE_SIZE, TO, NONE).unwrap();
+    api.free_pages(page).unwrap();
 }

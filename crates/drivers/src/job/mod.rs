@@ -39,6 +39,18 @@
 //!    and every piece runs even when another failed, so the bytes in memory, the DMA calls the
 //!    devices and the DMA-API checker see, and the effects are the same for any number of host
 //!    threads; only the order in which pieces' DMA calls happen differs.
+//! 6. What each input looked like is kept ([`JobEffects::inputs_seen`]), so that an input whose
+//!    expected checksum was not known when the job ran (its producer was still writing) can be
+//!    judged afterwards with rule 2 ([`Seen::verifies`]).
+//! 7. [`DeviceJob::execute_paused`] runs the pieces in order and, once a given share of the
+//!    job's bytes has moved, runs something else (another device's job that overlaps this one
+//!    on a scheduler's clock) before carrying on: that job sees this one's bytes as far as they
+//!    got, and the old stamp (stamps are written last).
+//! 8. An injected [`Fault`] ([`DeviceJob::fault`]) is the driver leaving out what it owes: a
+//!    job with [`Fault::SkipFenceWait`] does not wait for its inputs' fences
+//!    ([`DeviceJob::waits_for_fences`]), one with [`Fault::EarlyRelease`] writes buffers their
+//!    readers still hold ([`DeviceJob::waits_for_readers`]), one with [`Fault::WrongDirection`]
+//!    maps its buffers the wrong way ([`DeviceJob::map_direction`]).
 //!
 //! ```
 //! use drivers::dmaview::DmaView;
@@ -71,10 +83,11 @@
 
 use crate::dmaview::DmaView;
 use crate::encoder::Codec;
+use crate::fault::Fault;
 use crate::frame::{CHUNK, STAMP_LEN, STAMP_MAGIC};
 use crate::isp::IspTransform;
 use crate::pattern::TestPattern;
-use dma::DmaApi;
+use dma::{DmaApi, DmaDirection};
 use soc::Device;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -139,6 +152,8 @@ pub struct DeviceJob {
     pub bitstream: Option<DmaView>,
     /// Host threads to execute on, whoever executes it ([`DeviceJob::on_pool`]).
     host: Option<(Arc<Pool>, Arc<DmaApi>)>,
+    /// A fault the driver commits in this job (rule 8).
+    pub fault: Option<Fault>,
 }
 
 /// The bitstream an encoder job wrote.
@@ -150,11 +165,31 @@ pub struct Bitstream {
     pub checksum: u64,
 }
 
+/// What a job saw of one input: the checksum of the body it read and the stamp (rule 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// Checksum of the body as read.
+    pub sum: u64,
+    /// The 16-byte stamp as read.
+    pub head: [u8; STAMP_LEN],
+    /// Whether the frame is big enough to carry a stamp.
+    pub stamped: bool,
+}
+
+impl Seen {
+    /// Rule 2: whether what was read is frame `frame` whose producer reported `expected`.
+    pub fn verifies(&self, expected: u64, frame: u64) -> bool {
+        self.sum == expected && (!self.stamped || self.head == header(frame, self.sum))
+    }
+}
+
 /// What executing a job did (module rules); the views come back for unmapping.
 #[derive(Debug)]
 pub struct JobEffects {
     /// Per input: whether it verified (rule 2).
     pub inputs_ok: Vec<bool>,
+    /// Per input: what was read (rule 6); `None` for an input the job did not get to.
+    pub inputs_seen: Vec<Option<Seen>>,
     /// Per output: the checksum of the frame written (rule 1).
     pub out_sums: Vec<u64>,
     /// The encoder's bitstream, if it made one.
@@ -171,6 +206,22 @@ pub struct JobEffects {
 
 mod pool;
 mod units;
+
+impl JobEffects {
+    /// The effects of a job that could not run: `error`, nothing verified, no view.
+    pub fn failed(error: &str) -> JobEffects {
+        JobEffects {
+            inputs_ok: Vec::new(),
+            inputs_seen: Vec::new(),
+            out_sums: Vec::new(),
+            bitstream: None,
+            error: Some(error.to_string()),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            bitstream_view: None,
+        }
+    }
+}
 
 pub use pool::Pool;
 
@@ -229,7 +280,103 @@ impl DeviceJob {
             outputs: Vec::new(),
             bitstream: None,
             host: None,
+            fault: None,
         }
+    }
+
+    /// The job with an injected fault (rule 8).
+    pub fn with_fault(mut self, fault: Option<Fault>) -> DeviceJob {
+        self.fault = fault;
+        self
+    }
+
+    /// Whether the driver waits for its inputs' fences before the job starts (it owes it; not
+    /// with [`Fault::SkipFenceWait`]).
+    pub fn waits_for_fences(&self) -> bool {
+        self.fault != Some(Fault::SkipFenceWait)
+    }
+
+    /// Whether the driver waits until every reader of an output buffer released it before
+    /// writing it again (it owes it; not with [`Fault::EarlyRelease`]).
+    pub fn waits_for_readers(&self) -> bool {
+        self.fault != Some(Fault::EarlyRelease)
+    }
+
+    /// The direction the driver maps an input (`output == false`) or output buffer with:
+    /// `TO_DEVICE` for what the device reads, `FROM_DEVICE` for what it writes; the other one
+    /// with [`Fault::WrongDirection`].
+    pub fn map_direction(&self, output: bool) -> DmaDirection {
+        let wrong = self.fault == Some(Fault::WrongDirection);
+        if output != wrong {
+            DmaDirection::FromDevice
+        } else {
+            DmaDirection::ToDevice
+        }
+    }
+
+    /// Rule 7: moves the job's pieces in order on the caller's thread; once `share.0 /
+    /// share.1` of its bytes moved, runs `mid`, then carries on. `mid` runs at the end if the
+    /// share is never reached (also if the job cannot run).
+    ///
+    /// ```
+    /// use drivers::dmaview::DmaView;
+    /// use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
+    /// use drivers::pattern::TestPattern;
+    /// let dma = dmabuf::testing::mock_dma();
+    /// let cam = dma.device("camera0")?;
+    /// let disp = dma.device("display0")?;
+    /// let buf = dma.alloc_attrs_for_devices(
+    ///     &[dma::DeviceNeeds::new(&cam), dma::DeviceNeeds::new(&disp)], 64 << 10, dma::DmaAttrs::NONE)?;
+    /// let view = |name: &str, dev| {
+    ///     DmaView::from_segments(dev, buf.handle(name).unwrap().sg_table().dma_segments())
+    /// };
+    /// let capture = |frame| DeviceJob::new(Op::Capture { pattern: TestPattern::Bars, seed: 1, frame })
+    ///     .output(JobOutput { view: view("camera0", cam.clone()), planes: vec![(0, 64 << 10)],
+    ///                         bytes_per_line: vec![256] });
+    /// let sum = capture(1).execute(&dma).out_sums[0];
+    /// // The display reads frame 1 while the camera is half-way through frame 2: torn.
+    /// let mut seen = None;
+    /// let fx2 = capture(2).execute_paused(&dma, (1, 2), &mut || {
+    ///     let scan = DeviceJob::new(Op::Scanout).input(JobInput {
+    ///         view: view("display0", disp.clone()), planes: vec![(0, 64 << 10)], expected: sum, frame: 1 });
+    ///     seen = Some(scan.execute(&dma).inputs_ok[0]);
+    /// });
+    /// assert_eq!(seen, Some(false));
+    /// assert!(fx2.error.is_none());
+    /// # dma.free_attrs(buf)?;
+    /// # Ok::<(), dma::DmaError>(())
+    /// ```
+    pub fn execute_paused(
+        mut self,
+        dma: &DmaApi,
+        share: (u64, u64),
+        mid: &mut dyn FnMut(),
+    ) -> JobEffects {
+        self.host = None;
+        let plan = match units::plan(&self) {
+            Ok(p) => p,
+            Err(e) => {
+                mid();
+                return self.effects(dma, Err(e));
+            }
+        };
+        let total: u64 = plan.iter().map(|u| units::unit_len(&self, u)).sum();
+        let mark = (u128::from(total) * u128::from(share.0) / u128::from(share.1.max(1))) as u64;
+        let mut moved = 0u64;
+        let mut paused = false;
+        let mut fx = Vec::with_capacity(plan.len());
+        for u in plan {
+            if !paused && moved >= mark {
+                paused = true;
+                mid();
+            }
+            moved += units::unit_len(&self, &u);
+            fx.push(run_with_scratch(&self, dma, u));
+        }
+        if !paused {
+            mid();
+        }
+        self.effects(dma, Ok(fx))
     }
 
     /// Makes [`Self::execute`] run the job on `pool` ([`Self::execute_on`]), whoever calls it
@@ -344,17 +491,19 @@ impl DeviceJob {
 
     /// Combines the pieces' effects and gives the views back.
     fn effects(self, dma: &DmaApi, fx: Result<Vec<units::UnitFx>, String>) -> JobEffects {
-        let (inputs_ok, out_sums, bitstream, error) = match fx {
+        let (inputs_ok, out_sums, bitstream, error, inputs_seen) = match fx {
             Ok(fx) => units::combine_units(&self, dma, fx),
             Err(e) => (
                 vec![false; self.inputs.len()],
                 vec![0; self.outputs.len()],
                 None,
                 Some(e),
+                vec![None; self.inputs.len()],
             ),
         };
         JobEffects {
             inputs_ok,
+            inputs_seen,
             out_sums,
             bitstream,
             error,

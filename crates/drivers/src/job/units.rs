@@ -488,18 +488,19 @@ fn encode_rle(
     ))
 }
 
-/// The job's effects from its pieces' (in piece order): `(inputs_ok, out_sums, bitstream,
-/// error)`. Output stamps are written here, after every piece, and only if none failed.
-pub(crate) fn combine_units(
-    job: &DeviceJob,
-    dma: &DmaApi,
-    units: Vec<UnitFx>,
-) -> (
+/// What the pieces came to: per input whether it verified, per output its checksum, the
+/// bitstream, the first error, and per input what was read.
+pub(crate) type Combined = (
     Vec<bool>,
     Vec<u64>,
     Option<super::Bitstream>,
     Option<String>,
-) {
+    Vec<Option<super::Seen>>,
+);
+
+/// The job's effects from its pieces' (in piece order): `(inputs_ok, out_sums, bitstream, error,
+/// inputs_seen)`. Output stamps are written here, after every piece, and only if none failed.
+pub(crate) fn combine_units(job: &DeviceJob, dma: &DmaApi, units: Vec<UnitFx>) -> Combined {
     let ni = job.inputs.len();
     let no = job.outputs.len();
     let mut ins: Vec<Vec<Partial>> = vec![Vec::new(); ni];
@@ -534,20 +535,35 @@ pub(crate) fn combine_units(
         }
     }
     if let Some(err) = error {
-        return (vec![false; ni], vec![0; no], None, Some(err));
+        return (
+            vec![false; ni],
+            vec![0; no],
+            None,
+            Some(err),
+            vec![None; ni],
+        );
     }
-    let inputs_ok = job
+    let seen: Vec<Option<super::Seen>> = job
         .inputs
         .iter()
         .enumerate()
         .map(|(i, input)| {
             if !touched_in[i] {
-                return false;
+                return None;
             }
             let lay = Layout::of(&input.planes);
-            let sum = combine(ins[i].iter().copied(), lay.body_len());
-            sum == input.expected && (!lay.stamped || heads[i] == header(input.frame, sum))
+            Some(super::Seen {
+                sum: combine(ins[i].iter().copied(), lay.body_len()),
+                head: heads[i],
+                stamped: lay.stamped,
+            })
         })
+        .collect();
+    let inputs_ok = job
+        .inputs
+        .iter()
+        .zip(&seen)
+        .map(|(input, s)| s.is_some_and(|s| s.verifies(input.expected, input.frame)))
         .collect();
     let frame = match job.op {
         Op::Capture { frame, .. } => frame,
@@ -562,10 +578,29 @@ pub(crate) fn combine_units(
         let sum = combine(outs[o].iter().copied(), lay.body_len());
         if lay.stamped {
             if let Err(e) = out.view.write(dma, out.planes[0].0, &header(frame, sum)) {
-                return (vec![false; ni], vec![0; no], bitstream, Some(e.to_string()));
+                return (
+                    vec![false; ni],
+                    vec![0; no],
+                    bitstream,
+                    Some(e.to_string()),
+                    vec![None; ni],
+                );
             }
         }
         out_sums[o] = sum;
     }
-    (inputs_ok, out_sums, bitstream, None)
+    (inputs_ok, out_sums, bitstream, None, seen)
+}
+
+/// Bytes a piece moves, to place a pause (rule 7 of the module doc).
+pub(crate) fn unit_len(job: &DeviceJob, u: &Unit) -> u64 {
+    match *u {
+        Unit::Fill { n, .. } | Unit::Read { n, .. } | Unit::Render { n, .. } => n as u64,
+        Unit::Transform { n, .. } => n as u64 * (1 + job.outputs.len() as u64),
+        Unit::Expand { n, .. } => n as u64 * (1 + 4 * job.outputs.len() as u64),
+        Unit::Rle => job
+            .inputs
+            .first()
+            .map_or(0, |i| i.planes.iter().map(|p| p.1).sum()),
+    }
 }

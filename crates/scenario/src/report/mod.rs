@@ -22,9 +22,10 @@ mod text;
 mod trace;
 
 pub use model::{
-    BufferReport, CheckerReport, DeviceReport, EncoderReport, FenceCounts, Finding, FrameCounts,
-    FrameLatency, GpuReport, LatencyReport, MapCounts, MigrationReport, NodeReport, Placement,
-    Report, RunError, SwapchainReport, Vb2QueueReport, SCHEMA_VERSION,
+    BufferReport, CheckerReport, CorruptedFrame, DeviceReport, EncoderReport, FaultReport,
+    FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport, MapCounts,
+    MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError, SwapchainReport,
+    Vb2QueueReport, SCHEMA_VERSION,
 };
 pub use reason::{BufferReason, ReasonConstraint, ReasonDecision, ReasonGroup};
 pub use stats::{percentile, LatencyStats};

@@ -22,7 +22,9 @@
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`, `sync_files`, `sync_file_waits`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
 //! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
-//! | `nodes` | [{`name`, `fence_wait_us`}] | every node in scenario order: the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
+//! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `latency_us` {`p50`, `p99`, `max`} or null}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames a source did not capture per cause (`detached`, `killed`, `stream_off`, `queue_full`), jobs that read wrong bytes, a sink's latency; and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
+//! | `corrupted_frames` | [{`source`, `frame`}] | every frame a sink (or the thumbnailer) received wrong, by source then frame; absent in reports of older runs |
+//! | `faults` | [{`node`, `fault`, `at_frame`, `frames`}] | every `action = "fault"` event: the node, the fault, the frame it was armed at and the frames of the jobs it touched; absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--engine-threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -264,6 +266,36 @@ pub struct NodeReport {
     /// `sync = "explicit"` link from a GPU, the frame is handed over when the GPU's job is
     /// submitted and the consumer's job waits on the job's out-fence (its acquire fence).
     pub fence_wait_us: f64,
+    /// Frames it wrote (its jobs with outputs that ran).
+    #[serde(default)]
+    pub produced: u64,
+    /// Jobs of it that read frames.
+    #[serde(default)]
+    pub consumed: u64,
+    /// Frames that verified at it, a sink.
+    #[serde(default)]
+    pub delivered: u64,
+    /// Frames a source did not capture, per cause (`detached`, `killed`, `stream_off`,
+    /// `queue_full`).
+    #[serde(default)]
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Its jobs that read wrong bytes or failed.
+    #[serde(default)]
+    pub corrupted: u64,
+    /// Source-to-here latency of the frames delivered at it, a sink (virtual µs).
+    #[serde(default)]
+    pub latency_us: Option<NodeLatency>,
+}
+
+/// A sink's latency summary (virtual microseconds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeLatency {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
 }
 
 /// One gpu->display swapchain.
@@ -380,6 +412,35 @@ pub struct Report {
     /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
     #[serde(default = "deterministic_default")]
     pub deterministic: bool,
+    /// The frames a sink (or the thumbnailer) got wrong, by source then frame.
+    #[serde(default)]
+    pub corrupted_frames: Vec<CorruptedFrame>,
+    /// The fault events and the jobs they touched, in event order.
+    #[serde(default)]
+    pub faults: Vec<FaultReport>,
+}
+
+/// One corrupted frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorruptedFrame {
+    /// The source node that produced it.
+    pub source: String,
+    /// Its frame number.
+    pub frame: u64,
+}
+
+/// What one `action = "fault"` event did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultReport {
+    /// The node whose driver committed it.
+    pub node: String,
+    /// The fault (`skip_fence_wait`...).
+    pub fault: String,
+    /// The first source's frame when it was armed.
+    pub at_frame: u64,
+    /// The frames of the jobs it touched (as many as `for_frames`, fewer if the node ran fewer
+    /// jobs).
+    pub frames: Vec<u64>,
 }
 
 fn deterministic_default() -> bool {
@@ -409,6 +470,8 @@ impl Report {
             nodes: Vec::new(),
             fences: FenceCounts::default(),
             deterministic: true,
+            corrupted_frames: Vec::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -427,6 +490,8 @@ impl Report {
                 .cmp(&(&b.kind, &b.message, &b.device, &b.buffer))
         });
         self.latency_us.per_frame.sort_by_key(|f| f.frame);
+        self.corrupted_frames
+            .sort_by(|a, b| (&a.source, a.frame).cmp(&(&b.source, b.frame)));
         self.vb2_queues
             .sort_by(|a, b| (&a.node, &a.link).cmp(&(&b.node, &b.link)));
         self.errors
@@ -437,6 +502,28 @@ impl Report {
     pub fn apply_expect(&mut self, expect: &Expect) {
         for f in &mut self.checker.findings {
             f.expected = expect.findings.iter().any(|k| k == &f.kind);
+        }
+        // A fault scenario whose fault corrupted nothing is not what it says.
+        if expect.corrupted == crate::schema::CorruptedExpect::Some && self.frames.corrupted == 0 {
+            self.errors.push(RunError {
+                errno: "EIO".into(),
+                message: "[expect] corrupted = \"some\", but every frame verified: the injected \
+                          fault corrupted nothing"
+                    .into(),
+            });
+        }
+        for kind in &expect.findings {
+            if expect.corrupted == crate::schema::CorruptedExpect::Some
+                && !self.checker.findings.iter().any(|f| &f.kind == kind)
+            {
+                self.errors.push(RunError {
+                    errno: "EIO".into(),
+                    message: format!(
+                        "[expect] findings names `{kind}`, but the checker reported none: the \
+                         injected fault went undetected"
+                    ),
+                });
+            }
         }
     }
 

@@ -60,8 +60,21 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
         BufState::Ready { meta, .. } => (meta.frame, meta.checksum),
         _ => (u64::MAX, 0),
     };
-    if frame == want && s.thumbnail.is_none() {
-        match make_thumbnail(s, n, bi, frame, expected) {
+    // Each thumbnailer takes its one frame; the first JPEG made is the run's thumbnail.
+    if frame == want && s.thumbnailed.insert(n) {
+        // skip_cache_sync: the read goes without DMA_BUF_IOCTL_SYNC (module `faults`).
+        let sync = match s.fault_of(n) {
+            Some(drivers::fault::Fault::SkipCacheSync) => {
+                let src = match &s.w.buf(bi).state {
+                    BufState::Ready { meta, .. } => meta.src,
+                    _ => 0,
+                };
+                s.fault_used(n, Some((src, frame)));
+                drivers::thumbnailer::CpuSync::Skip
+            }
+            _ => drivers::thumbnailer::CpuSync::Bracketed,
+        };
+        match make_thumbnail(s, n, bi, frame, expected, sync) {
             Ok((jpeg, ok, bytes)) => {
                 let t = s.w.time.device("cpu").map_or(
                     VirtualTime(bytes.saturating_mul(1_000_000_000) / CPU_BPS),
@@ -79,7 +92,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
                     Some(frame),
                     JobCategory::Cpu,
                 );
-                s.thumbnail = Some(jpeg);
+                s.thumbnail.get_or_insert(jpeg);
                 if !ok {
                     let src = match &s.w.buf(bi).state {
                         BufState::Ready { meta, .. } => meta.src,
@@ -108,14 +121,18 @@ pub(crate) enum CpuReadError {
 /// Reads `planes` of `buf` the way a kernel CPU reader does: `dma_buf_vmap`, then
 /// `begin_cpu_access` .. `end_cpu_access` around the copy, then `dma_buf_vunmap`. Whatever fails,
 /// the vmap is given back and an opened bracket closed: nothing stays mapped.
+/// With `bracketed` false (the `skip_cache_sync` fault) the bracket is left out.
 pub(crate) fn cpu_read_planes(
     buf: &dmabuf::DmaBuf,
     planes: &[(u64, u64)],
+    bracketed: bool,
 ) -> Result<Vec<u8>, CpuReadError> {
     // A kernel-style vmap: the buffer's mmap covers whole pages only.
     let map = buf.vmap_unlocked().map_err(CpuReadError::Vmap)?;
     let read = (|| {
-        buf.begin_cpu_access(DmaDirection::FromDevice)?;
+        if bracketed {
+            buf.begin_cpu_access(DmaDirection::FromDevice)?;
+        }
         let mut raw = Vec::new();
         let mut res = Ok(());
         for &(off, len) in planes {
@@ -126,7 +143,11 @@ pub(crate) fn cpu_read_planes(
             }
             raw.extend_from_slice(&plane);
         }
-        let end = buf.end_cpu_access(DmaDirection::FromDevice);
+        let end = if bracketed {
+            buf.end_cpu_access(DmaDirection::FromDevice)
+        } else {
+            Ok(())
+        };
         res?;
         end?;
         Ok(raw)
@@ -143,7 +164,9 @@ fn make_thumbnail(
     bi: usize,
     frame: u64,
     expected: u64,
+    sync: drivers::thumbnailer::CpuSync,
 ) -> Result<(Vec<u8>, bool, u64), RunFailure> {
+    let bracketed = sync == drivers::thumbnailer::CpuSync::Bracketed;
     let b = s.w.buf(bi);
     let node = &s.w.nodes[n].desc;
     let li = b.link;
@@ -152,7 +175,7 @@ fn make_thumbnail(
         errno: "EIO".into(),
         message: format!("thumbnailer reading {}: {e}", b.name),
     };
-    let raw = cpu_read_planes(&b.buf, &b.planes).map_err(|e| match e {
+    let raw = cpu_read_planes(&b.buf, &b.planes, bracketed).map_err(|e| match e {
         CpuReadError::Vmap(e) => {
             RunFailure::new(&e, format!("thumbnailer vmap of {}: {e}", b.name))
         }
@@ -251,6 +274,9 @@ impl Sched<'_> {
                     let label = format!("{} {node}", if on { "STREAMON" } else { "STREAMOFF" });
                     self.w.trace.instant(track, &label, now);
                 }
+            }
+            EventAction::Fault { node, fault, jobs } => {
+                self.arm_fault(node, *fault, *jobs, now);
             }
             EventAction::SetBuffers { link, count } => {
                 if let Some(li) = self.w.links.iter().position(|l| &l.name == link) {

@@ -156,7 +156,7 @@ impl World {
     }
 
     /// The GPU driver and address space of GPU node `n` (the VM made on first use).
-    fn gpu_node(&mut self, n: usize) -> Result<drivers::gpu::Gpu, RunFailure> {
+    pub(crate) fn gpu_node(&mut self, n: usize) -> Result<drivers::gpu::Gpu, RunFailure> {
         let desc = self.nodes[n].desc.clone();
         let gpu = self.gpu_for(&desc)?;
         if self.nodes[n].vm.is_none() {
@@ -199,15 +199,7 @@ type GpuEffects = std::sync::mpsc::Receiver<drivers::job::JobEffects>;
 
 /// The effects of a job that never ran: `why`, and nothing verified.
 fn refused(why: String) -> drivers::job::JobEffects {
-    drivers::job::JobEffects {
-        inputs_ok: Vec::new(),
-        out_sums: Vec::new(),
-        bitstream: None,
-        error: Some(why),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        bitstream_view: None,
-    }
+    drivers::job::JobEffects::failed(&why)
 }
 
 /// A buffer's placement and the `move_notify` calls its importers got.
@@ -227,6 +219,8 @@ impl Sched<'_> {
         end: VirtualTime,
         label: &str,
     ) -> (super::workers::Pending, Option<super::fences::JobFence>) {
+        // Held while a reader skips its fence wait (module `faults`).
+        let run_now = self.workers.is_some() || !self.defers(n);
         let who = self.w.nodes[n].desc.name.clone();
         self.fence_check(n, inputs, outputs);
         let submitted = self.gpu_submit(n, io, inputs, outputs);
@@ -241,8 +235,11 @@ impl Sched<'_> {
                 return (super::workers::Pending::ready(fx), None);
             }
         };
-        // A manual ring runs it now (the bytes move at the job's start, as every device's do).
-        gpu.run_pending();
+        // A manual ring runs it now (the bytes move at the job's start, as every device's do),
+        // unless it is held.
+        if run_now {
+            gpu.run_pending();
+        }
         let engine = self.w.nodes[n].engine_name.clone();
         self.fences.adopt(&engine, &fence);
         let jf = super::fences::JobFence {

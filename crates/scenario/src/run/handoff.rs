@@ -85,22 +85,29 @@ impl Sched<'_> {
         if early.is_empty() {
             return;
         }
-        if !job.result.is_settled() {
+        // A held-back job (module `faults`) hands over before its bytes move: the checksums
+        // follow when they do.
+        let deferred = job.deferred.is_some() || job.ring_held;
+        if !deferred && !job.result.is_settled() {
             self.barrier_one(id);
         }
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
-        let Some(res) = job.result.settled() else {
-            return;
+        let sums: Vec<u64> = if deferred {
+            vec![0; early.len()]
+        } else {
+            let Some(res) = job.result.settled() else {
+                return;
+            };
+            if res.error.is_some() {
+                return;
+            }
+            early
+                .iter()
+                .map(|&(k, _, _)| res.out_sums.get(k).copied().unwrap_or(0))
+                .collect()
         };
-        if res.error.is_some() {
-            return;
-        }
-        let sums: Vec<u64> = early
-            .iter()
-            .map(|&(k, _, _)| res.out_sums.get(k).copied().unwrap_or(0))
-            .collect();
         let frame = job.frame;
         let fence = job.fence.as_ref().map(|f| f.fence.clone());
         for (&(_, li, bi), sum) in early.iter().zip(sums) {
@@ -114,6 +121,12 @@ impl Sched<'_> {
 
     /// Reader `n` is done with buffer `bi` (consumed or discarded).
     pub(crate) fn release(&mut self, bi: usize, n: usize) {
+        // early_release: this reader's frame was overwritten; what the buffer holds now is the
+        // producer's next frame, which the reader has not read yet (module `faults`).
+        if let Some(k) = self.reused.iter().position(|&r| r == (bi, n)) {
+            self.reused.remove(k);
+            return;
+        }
         let Some(b) = self.w.bufs[bi].as_mut() else {
             return;
         };

@@ -82,6 +82,7 @@
 
 mod events;
 mod expect;
+mod faults;
 mod fences;
 mod gpu;
 mod handoff;
@@ -92,6 +93,7 @@ mod swapchain;
 #[cfg(test)]
 mod tests;
 mod vb2io;
+mod verdict;
 mod workers;
 mod world;
 
@@ -227,6 +229,11 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         progress,
         first_source,
         fences: fences::Fences::default(),
+        armed: BTreeMap::new(),
+        fault_log: Vec::new(),
+        thumbnailed: std::collections::BTreeSet::new(),
+        reused: Vec::new(),
+        node_stats: BTreeMap::new(),
         pool: std::sync::Arc::new(drivers::job::Pool::new(host_threads(opts.threads))),
         findings: Vec::new(),
     })
@@ -405,9 +412,13 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     // the rest, each is corrupted, delivered, or lost on the way.
     fc.dropped = s.counts.dropped_at_source;
     fc.corrupted = s.counts.corrupted_untracked;
-    for ((_, frame), f) in &s.frames {
+    for ((src, frame), f) in &s.frames {
         if f.corrupted {
             fc.corrupted += 1;
+            report.corrupted_frames.push(crate::report::CorruptedFrame {
+                source: s.w.nodes[*src].desc.name.clone(),
+                frame: *frame,
+            });
         } else if let (true, Some(l)) = (f.delivered, f.latency) {
             fc.delivered += 1;
             samples.push((*frame, l));
@@ -428,6 +439,14 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         });
     }
     report.frames = fc;
+    for l in &s.fault_log {
+        report.faults.push(crate::report::FaultReport {
+            node: s.w.nodes[l.node].desc.name.clone(),
+            fault: l.fault.name().to_string(),
+            at_frame: l.at_frame,
+            frames: l.frames.clone(),
+        });
+    }
     report.latency_us = LatencyReport::from_samples(&samples);
     report.duration_us = s.q.now().as_us_f64();
     report.migrations = std::mem::take(&mut s.migrations);
@@ -517,10 +536,27 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         });
     }
     // Nodes: their fence waits.
-    for node in &s.w.nodes {
+    s.check_sinks();
+    for (n, node) in s.w.nodes.iter().enumerate() {
+        let st = s.node_stats.remove(&n).unwrap_or_default();
+        let lat = crate::report::LatencyStats::of(&st.latencies);
         report.nodes.push(crate::report::NodeReport {
             name: node.desc.name.clone(),
             fence_wait_us: node.fence_wait.as_us_f64(),
+            produced: st.produced,
+            consumed: st.consumed,
+            delivered: st.delivered,
+            dropped: st
+                .dropped
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            corrupted: st.corrupted,
+            latency_us: (!st.latencies.is_empty()).then(|| crate::report::NodeLatency {
+                p50: lat.p50.as_us_f64(),
+                p99: lat.p99.as_us_f64(),
+                max: lat.max.as_us_f64(),
+            }),
         });
     }
     // Encoders.

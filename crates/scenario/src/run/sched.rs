@@ -11,7 +11,6 @@ use crate::clock::{EventQueue, VirtualTime};
 use crate::report::JobCategory;
 use crate::schema::{DriverKind, Event};
 use crate::validate::Scenario;
-use dma::DmaDirection;
 use drivers::dmaview::DmaView;
 use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,6 +59,15 @@ pub(crate) struct InFlight {
     pub fence: Option<super::fences::JobFence>,
     /// Outputs handed to their readers at submission (explicit sync from a GPU).
     pub handed: Vec<usize>,
+    /// The job's bytes, held back (module `faults`).
+    pub deferred: Option<DeviceJob>,
+    /// A GPU ring job not run yet (module `faults`).
+    pub ring_held: bool,
+    /// Its place on the virtual clock.
+    pub start: VirtualTime,
+    pub end: VirtualTime,
+    /// The checker's watches of its fences (module `faults`).
+    pub watches: Vec<u64>,
 }
 
 /// The buffer behind each view of a job being planned, in the job's order.
@@ -100,6 +108,16 @@ pub(crate) struct Sched<'a> {
     pub first_source: Option<usize>,
     /// The engines' fence timelines ([`super::fences`]).
     pub fences: super::fences::Fences,
+    /// Faults armed per node, and what each fault event did ([`super::faults`]).
+    pub armed: BTreeMap<usize, super::faults::Armed>,
+    pub fault_log: Vec<super::faults::FaultLog>,
+    /// Thumbnailer nodes that took their frame.
+    pub thumbnailed: BTreeSet<usize>,
+    /// `early_release`: `(buffer, reader)` whose reader's release of its old frame must not
+    /// release the new frame the producer wrote under it ([`super::faults`]).
+    pub reused: Vec<(usize, usize)>,
+    /// Per node: what it did ([`super::verdict`]).
+    pub node_stats: BTreeMap<usize, super::verdict::NodeStats>,
     /// The host threads jobs' bytes move on (`--threads N`).
     pub pool: std::sync::Arc<drivers::job::Pool>,
     /// DMA-API checker findings taken out of the checker, in the run's fixed order
@@ -169,12 +187,15 @@ impl<'a> Sched<'a> {
         let node = &self.w.nodes[n];
         if !node.active || node.dead || !node.stream_out || node.busy {
             self.counts.dropped_at_source += 1;
+            let cause = self.source_drop_cause(n);
+            self.note_drop(n, cause);
             return;
         }
         let pending = self.sinks_from(n);
         if pending.is_empty() {
             // Nobody streams downstream (every consumer's queue is off): the frame is dropped.
             self.counts.dropped_at_source += 1;
+            self.note_drop(n, "stream_off");
             return;
         }
         self.frames.insert(
@@ -191,6 +212,7 @@ impl<'a> Sched<'a> {
         if !self.start_job(n, now, Some((n, frame))) {
             // Never captured: a drop at the source, not a frame in flight.
             self.counts.dropped_at_source += 1;
+            self.note_drop(n, "queue_full");
             self.frames.remove(&(n, frame));
         }
     }
@@ -279,7 +301,9 @@ impl<'a> Sched<'a> {
             }
         }
         let node = &self.w.nodes[n];
+        let fault = self.fault_of(n);
         let mut outputs = Vec::new();
+        let mut reused = Vec::new();
         for &li in &node.outputs {
             if self.readers(li).is_empty() {
                 continue;
@@ -287,7 +311,13 @@ impl<'a> Sched<'a> {
             if !node.stream_out {
                 return false;
             }
-            let Some(&bi) = self.w.links[li].free.front() else {
+            // early_release: the driver takes a buffer a reader still reads (module faults).
+            let early = match fault {
+                Some(drivers::fault::Fault::EarlyRelease) => self.reusable(li),
+                _ => None,
+            };
+            reused.extend(early);
+            let Some(bi) = early.or_else(|| self.w.links[li].free.front().copied()) else {
                 return false;
             };
             // A swapchain's bound: at most `max_in_flight` buffers drawn or queued for the
@@ -320,7 +350,7 @@ impl<'a> Sched<'a> {
             DriverKind::Display | DriverKind::Thumbnailer => Op::Scanout,
         };
         // Map everything for the device (get_scatterlist); a failure is a run error.
-        let mut io = DeviceJob::new(op);
+        let mut io = DeviceJob::new(op).with_fault(fault);
         io.bitstream = node.bitstream.as_ref().map(|b| b.view());
         let mut ready_at = now;
         let mut vb2 = Vec::new();
@@ -353,6 +383,7 @@ impl<'a> Sched<'a> {
             // else the runner maps it.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
+                let map = self.fault_view(&io, bi, n, false, map);
                 mapped.inputs.push(bi);
                 io.inputs.push(JobInput {
                     view: map,
@@ -362,7 +393,7 @@ impl<'a> Sched<'a> {
                 });
                 continue;
             }
-            match self.w.map(bi, n, DmaDirection::ToDevice) {
+            match self.w.map(bi, n, io.map_direction(false)) {
                 Ok(map) => {
                     mapped.inputs.push(bi);
                     io.inputs.push(JobInput {
@@ -397,6 +428,7 @@ impl<'a> Sched<'a> {
             // (vb2 mapped it at QBUF); others map it themselves.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
+                let map = self.fault_view(&io, bi, n, true, map);
                 mapped.outputs.push(bi);
                 io.outputs.push(JobOutput {
                     view: map,
@@ -405,7 +437,7 @@ impl<'a> Sched<'a> {
                 });
                 continue;
             }
-            match self.w.map(bi, n, DmaDirection::FromDevice) {
+            match self.w.map(bi, n, io.map_direction(true)) {
                 Ok(map) => {
                     mapped.outputs.push(bi);
                     io.outputs.push(JobOutput {
@@ -418,8 +450,13 @@ impl<'a> Sched<'a> {
             }
         }
         // Take the buffers.
+        for &bi in &reused {
+            self.note_reused(bi);
+        }
         for &(li, bi) in &outputs {
-            self.w.links[li].free.pop_front();
+            if !reused.contains(&bi) {
+                self.w.links[li].free.pop_front();
+            }
             self.w.buf_mut(bi).state = BufState::Writing;
             let in_flight = self.w.in_flight(li);
             let l = &mut self.w.links[li];
@@ -436,7 +473,8 @@ impl<'a> Sched<'a> {
             .iter()
             .filter_map(|&(_, bi)| self.w.buf(bi).fence_end)
             .max();
-        if let Some(fe) = fence_end {
+        // skip_fence_wait: the driver starts without waiting (module faults).
+        if let Some(fe) = fence_end.filter(|_| io.waits_for_fences()) {
             let wait = fe.saturating_sub(ready_at);
             self.w.nodes[n].fence_wait = self.w.nodes[n].fence_wait + wait;
             ready_at = ready_at.max(fe);
@@ -477,9 +515,14 @@ impl<'a> Sched<'a> {
         }
         let in_bis: Vec<usize> = inputs.iter().map(|x| x.1).collect();
         let out_bis: Vec<usize> = outputs.iter().map(|x| x.1).collect();
+        let mut deferred = None;
+        let mut ring_held = false;
+        let mut watches = Vec::new();
         let (result, fence) = if gpu {
             // The GPU driver's ring job (super::gpu), its bytes on the pool too; a manual ring
-            // runs it now, so the findings are sorted as below.
+            // runs it now, so the findings are sorted as below; held while a reader skips its
+            // fence wait (module `faults`).
+            let hold = self.workers.is_none() && self.defers(n);
             let io = match self.workers {
                 None => io.on_pool(self.pool.clone(), self.w.kernel.dma().clone()),
                 Some(_) => io,
@@ -487,23 +530,45 @@ impl<'a> Sched<'a> {
             self.drain_findings(false);
             let job = self.gpu_job(n, io, &in_bis, &out_bis, end, &label);
             self.drain_findings(self.workers.is_none());
+            if job.1.is_some() {
+                ring_held = hold;
+            }
             job
         } else {
             let fence = self.fence_job(n, &in_bis, &out_bis, end, &label);
+            watches = self.watch_job(&io, &label, fence.as_ref().map(|f| &f.fence));
             let dma = self.w.kernel.dma().clone();
             let result = match &self.workers {
                 Some(wk) => wk.submit(&engine_name, io, dma),
-                None => {
-                    // What the checker saw before the job stays in its order; what the job's
-                    // pieces raised (on any host thread) is sorted.
-                    self.drain_findings(false);
-                    let fx = io.execute_on(&dma, &self.pool);
-                    self.drain_findings(true);
-                    Pending::ready(fx)
+                None if self.defers(n) => {
+                    deferred = Some(io);
+                    Pending::later()
                 }
+                None => match self.overlaps(&inputs, &outputs) {
+                    Some(other) => {
+                        self.drain_findings(false);
+                        let fx = self.run_overlapped(other, io, &in_bis, start);
+                        self.drain_findings(true);
+                        Pending::ready(fx)
+                    }
+                    None => {
+                        // What the checker saw before the job stays in its order; what the
+                        // job's pieces raised (on any host thread) is sorted.
+                        self.drain_findings(false);
+                        let fx = io.execute_on(&dma, &self.pool);
+                        self.drain_findings(true);
+                        Pending::ready(fx)
+                    }
+                },
             };
             (result, fence)
         };
+        // A fault touches this job (early_release: only if a reader's buffer was taken).
+        if fault.is_some()
+            && (fault != Some(drivers::fault::Fault::EarlyRelease) || !reused.is_empty())
+        {
+            self.fault_used(n, frame);
+        }
         let id = self.next_job;
         self.next_job += 1;
         self.jobs.insert(
@@ -517,6 +582,11 @@ impl<'a> Sched<'a> {
                 result,
                 fence,
                 handed: Vec::new(),
+                deferred,
+                ring_held,
+                start,
+                end,
+                watches,
             },
         );
         self.w.nodes[n].busy = true;
@@ -581,6 +651,14 @@ impl<'a> Sched<'a> {
             *self.counts.encoded.entry(n).or_default() += 1;
         }
         let corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
+        self.note_job(
+            n,
+            !job.inputs.is_empty(),
+            !job.outputs.is_empty() && res.error.is_none(),
+            corrupted,
+            job.frame,
+            now,
+        );
         if let Some(e) = &res.error {
             self.errors.push(RunFailure {
                 errno: "EFAULT".into(),

@@ -42,6 +42,14 @@ impl Pending {
         }
     }
 
+    /// No result yet: the job's bytes have not moved (a deferred job, module `faults`).
+    pub(crate) fn later() -> Pending {
+        Pending {
+            state: PState::Taken,
+            settled: false,
+        }
+    }
+
     /// A result another engine sends once it ran the job (a GPU ring's device job,
     /// [`drivers::gpu::Job::device`]); a sender that goes away without one (the ring cancelled
     /// the job) is a lost job, as an engine thread that ended.
@@ -179,14 +187,21 @@ impl Sched<'_> {
     /// Collects a job's result if it is in (blocking for `--engine-threads` only when `wait`), and
     /// gives its mappings back.
     pub(crate) fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
+        // A held-back job (module `faults`) moves its bytes now.
+        self.run_deferred(id);
         let job = self.jobs.get_mut(&id)?;
         let res = job.result.take(wait)?;
         let res = *res;
         let node = job.node;
+        // The bytes have moved: the job's fences guard nothing the checker must watch.
+        for w in std::mem::take(&mut job.watches) {
+            self.w.kernel.dma().checker().unwatch_fence(w);
+        }
         let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
         let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
         let JobEffects {
             inputs_ok,
+            inputs_seen,
             out_sums,
             bitstream,
             error,
@@ -206,6 +221,7 @@ impl Sched<'_> {
         }
         Some(JobEffects {
             inputs_ok,
+            inputs_seen,
             out_sums,
             bitstream,
             error,
@@ -216,6 +232,13 @@ impl Sched<'_> {
     }
 
     pub(crate) fn settle(&mut self, id: u64) {
+        if self
+            .jobs
+            .get(&id)
+            .is_some_and(|j| j.deferred.is_some() || j.ring_held)
+        {
+            return;
+        }
         if let Some(r) = self.collect(id, false) {
             if let Some(j) = self.jobs.get_mut(&id) {
                 j.result.put_settled(r);

@@ -47,6 +47,8 @@ pub enum ActionKind {
     StreamOn,
     /// The number of buffers of a link changes (`link`, `count`).
     SetBuffers,
+    /// A node's driver commits a fault (`node`, `fault`, optional `for_frames`).
+    Fault,
 }
 
 impl ActionKind {
@@ -61,7 +63,40 @@ impl ActionKind {
             ActionKind::StreamOff => "stream_off",
             ActionKind::StreamOn => "stream_on",
             ActionKind::SetBuffers => "set_buffers",
+            ActionKind::Fault => "fault",
         }
+    }
+}
+
+/// A fault a driver can be told to commit (`action = "fault"`); see [`drivers::fault`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// A CPU reader (a thumbnailer) leaves out `DMA_BUF_IOCTL_SYNC` around its read.
+    SkipCacheSync,
+    /// A consumer starts its job without waiting for its input's fence.
+    SkipFenceWait,
+    /// A producer writes a buffer again while its readers still read it.
+    EarlyRelease,
+    /// The driver maps its buffers for the opposite DMA direction.
+    WrongDirection,
+}
+
+impl FaultKind {
+    /// The driver's fault.
+    pub fn driver_fault(self) -> drivers::fault::Fault {
+        use drivers::fault::Fault;
+        match self {
+            FaultKind::SkipCacheSync => Fault::SkipCacheSync,
+            FaultKind::SkipFenceWait => Fault::SkipFenceWait,
+            FaultKind::EarlyRelease => Fault::EarlyRelease,
+            FaultKind::WrongDirection => Fault::WrongDirection,
+        }
+    }
+
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        self.driver_fault().name()
     }
 }
 
@@ -92,7 +127,8 @@ pub struct EventDesc {
     /// How much memory the pressure takes (`vram_pressure`, `memory_pressure`).
     #[serde(default)]
     pub bytes: Option<ByteSize>,
-    /// How many frames the pressure lasts (default: to the end).
+    /// How many frames the pressure lasts (default: to the end); how many of its jobs a fault
+    /// touches (default 1).
     #[serde(default)]
     pub for_frames: Option<u64>,
     /// The new buffer count (`set_buffers`).
@@ -101,6 +137,9 @@ pub struct EventDesc {
     /// The queue (`stream_off`, `stream_on`; default: every queue of the node).
     #[serde(default)]
     pub queue: Option<QueueKind>,
+    /// The fault (`fault`).
+    #[serde(default)]
+    pub fault: Option<FaultKind>,
 }
 
 /// When an event happens.
@@ -187,6 +226,15 @@ pub enum EventAction {
         link: String,
         /// The new count.
         count: u32,
+    },
+    /// A node's driver commits `fault` in its next `jobs` jobs (frames).
+    Fault {
+        /// The node.
+        node: String,
+        /// The fault.
+        fault: FaultKind,
+        /// How many of the node's jobs it touches.
+        jobs: u64,
     },
 }
 

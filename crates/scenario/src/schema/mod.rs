@@ -23,7 +23,7 @@ mod link;
 mod node;
 mod overrides;
 
-pub use event::{ActionKind, At, Event, EventAction, EventDesc, QueueKind};
+pub use event::{ActionKind, At, Event, EventAction, EventDesc, FaultKind, QueueKind};
 pub use link::{
     ConstraintPolicy, Exporter, HeapKind, LinkDesc, MemoryType, PlaneReq, SyncMode, Targets,
     EXPORTER_NAMES,
@@ -139,6 +139,21 @@ pub struct Expect {
     /// or 1 when `error` is set.
     #[serde(default)]
     pub exit: Option<u8>,
+    /// Whether frames arrive corrupted (`"some"`: the scenario injects a fault that corrupts
+    /// them); a run that expects some and has none fails with a sentence saying so.
+    #[serde(default)]
+    pub corrupted: CorruptedExpect,
+}
+
+/// `[expect] corrupted`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorruptedExpect {
+    /// Every frame verifies (the default).
+    #[default]
+    None,
+    /// At least one frame arrives corrupted.
+    Some,
 }
 
 impl Expect {

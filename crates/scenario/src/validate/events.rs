@@ -4,11 +4,14 @@ use super::machine::list;
 use super::{Ctx, FieldPath, MAX_BUFFERS, MAX_EVENT_US};
 use crate::clock::VirtualTime;
 use crate::error::ScenarioError;
-use crate::schema::{ActionKind, At, Event, EventAction, EventDesc, ScenarioFile};
+use crate::schema::{
+    ActionKind, At, DriverKind, Event, EventAction, EventDesc, FaultKind, NodeDesc, ScenarioFile,
+    SyncMode,
+};
 use soc::{BankKind, SocDesc};
 
 /// The optional fields of an event, with whether each is set.
-fn fields(e: &EventDesc) -> [(&'static str, bool); 8] {
+fn fields(e: &EventDesc) -> [(&'static str, bool); 9] {
     [
         ("node", e.node.is_some()),
         ("process", e.process.is_some()),
@@ -18,6 +21,7 @@ fn fields(e: &EventDesc) -> [(&'static str, bool); 8] {
         ("for_frames", e.for_frames.is_some()),
         ("count", e.count.is_some()),
         ("queue", e.queue.is_some()),
+        ("fault", e.fault.is_some()),
     ]
 }
 
@@ -30,6 +34,7 @@ fn shape(a: ActionKind) -> (&'static [&'static str], &'static [&'static str]) {
         ActionKind::Kill => (&["process"], &[]),
         ActionKind::StreamOff | ActionKind::StreamOn => (&["node"], &["queue"]),
         ActionKind::SetBuffers => (&["link", "count"], &[]),
+        ActionKind::Fault => (&["node", "fault"], &["for_frames"]),
     }
 }
 
@@ -222,8 +227,69 @@ fn event(
             EventAction::SetBuffers { link, count }
         }
         ActionKind::VramPressure | ActionKind::MemoryPressure => pressure(ctx, p, e, soc)?,
+        ActionKind::Fault => {
+            let n = node("node")?;
+            let fault = e.fault.unwrap_or(FaultKind::SkipFenceWait);
+            if let Some(why) = fault_cannot_apply(raw, n, fault) {
+                return Err(ctx.err(
+                    &p.key("node"),
+                    format!(
+                        "`{}` is a {} node, where `{}` cannot apply: {why}",
+                        n.name,
+                        n.driver,
+                        fault.name()
+                    ),
+                ));
+            }
+            let jobs = e.for_frames.unwrap_or(1);
+            if jobs == 0 {
+                return Err(ctx.err(
+                    &p.key("for_frames"),
+                    "0 frames: expected at least 1 (default 1)",
+                ));
+            }
+            EventAction::Fault {
+                node: n.name.clone(),
+                fault,
+                jobs,
+            }
+        }
     };
     Ok(Event { index, at, action })
+}
+
+/// Why `fault` cannot apply to node `n`, if it cannot (the runner could not inject it).
+fn fault_cannot_apply(raw: &ScenarioFile, n: &NodeDesc, fault: FaultKind) -> Option<String> {
+    let reads = raw.links.iter().any(|l| l.feeds(&n.name));
+    let writes = raw.links.iter().any(|l| l.from == n.name);
+    match fault {
+        FaultKind::SkipCacheSync if n.driver != DriverKind::Thumbnailer => Some(
+            "the only CPU access to a frame is a thumbnailer's read (devices need no CPU cache              maintenance between them): expected a thumbnailer node"
+                .into(),
+        ),
+        FaultKind::SkipFenceWait => {
+            let early = raw.links.iter().any(|l| {
+                l.feeds(&n.name)
+                    && l.sync == SyncMode::Explicit
+                    && raw
+                        .nodes
+                        .iter()
+                        .any(|p| p.name == l.from && p.driver == DriverKind::Gpu)
+            });
+            (!early || n.driver == DriverKind::Thumbnailer).then(|| {
+                "a frame reaches it only once its producer's job is over, so there is no fence                  to skip: expected a device node reading a `sync = \"explicit\"` link from a gpu                  node (its frames arrive at the GPU job's submission)"
+                    .into()
+            })
+        }
+        FaultKind::EarlyRelease if !writes || n.driver == DriverKind::Gpu => Some(
+            "expected a camera or ISP node writing a link (a V4L2 producer re-queuing a buffer)"
+                .into(),
+        ),
+        FaultKind::WrongDirection if n.driver == DriverKind::Thumbnailer || !(reads || writes) => {
+            Some("expected a device node with a link (the CPU maps nothing)".into())
+        }
+        _ => None,
+    }
 }
 
 fn pressure(

@@ -4,6 +4,8 @@ mod bundled;
 mod check_parity;
 mod clock;
 mod errors;
+mod faults;
+mod faults_prop;
 mod fields;
 mod fuzz;
 mod report;

@@ -1,0 +1,244 @@
+//! Injected faults: each bundled fault scenario corrupts frames and the checker names the
+//! cause; the same scenario without its fault events is VERIFIED (the check fails both ways);
+//! bad fault events are rejected at their line and column.
+
+use scenario::run::{run, RunOptions};
+use scenario::ExitCode;
+
+/// The bundled scenario `name`'s text, and the same text with every `[[events]]` table removed.
+fn with_and_without(name: &str) -> (String, String) {
+    let text = scenario::bundled_text(name).expect("bundled").to_string();
+    let mut clean = String::new();
+    let mut skip = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            skip = line.trim() == "[[events]]";
+        }
+        if line.starts_with("corrupted = ") {
+            continue;
+        }
+        if !skip {
+            clean.push_str(line);
+            clean.push('\n');
+        }
+    }
+    // Without the fault the findings it provokes are no longer expected either.
+    let clean = clean
+        .lines()
+        .filter(|l| !l.starts_with("findings = ") && !l.starts_with("exit = "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (text, clean)
+}
+
+#[track_caller]
+fn fires_and_is_quiet_without(name: &str, kinds: &[&str], fault: &str) {
+    let (text, clean) = with_and_without(name);
+    let s = scenario::validate(&text, "f.toml").unwrap();
+    let out = run(&s, &RunOptions::default());
+    let r = &out.report;
+    assert!(r.frames.corrupted > 0, "{name}: {:?}", r.frames);
+    assert_eq!(r.corrupted_frames.len() as u64, r.frames.corrupted);
+    for k in kinds {
+        assert!(
+            r.checker.findings.iter().any(|f| &f.kind == k),
+            "{name}: no {k} in {:?}",
+            r.checker
+                .findings
+                .iter()
+                .map(|f| &f.kind)
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(r.errors.is_empty(), "{name}: {:?}", r.errors);
+    assert_eq!(r.faults.len(), text.matches("action = \"fault\"").count());
+    assert!(r
+        .faults
+        .iter()
+        .all(|f| f.fault == fault && !f.frames.is_empty()));
+    // The corrupted frame is one a fault touched.
+    let touched: Vec<u64> = r.faults.iter().flat_map(|f| f.frames.clone()).collect();
+    assert!(
+        r.corrupted_frames
+            .iter()
+            .all(|c| touched.iter().any(|&t| t == c.frame || t == c.frame + 1)),
+        "{name}: corrupted {:?}, touched {touched:?}",
+        r.corrupted_frames
+    );
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+    // Same scenario, no fault: VERIFIED.
+    let s = scenario::validate(&clean, "clean.toml").unwrap();
+    assert!(s.events.is_empty());
+    let out = run(&s, &RunOptions::default());
+    let r = &out.report;
+    assert_eq!(r.frames.corrupted, 0, "{name} without its fault");
+    assert!(r.checker.findings.is_empty(), "{:?}", r.checker.findings);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(r.frames.delivered > 0);
+    assert_eq!(
+        r.exit_code(),
+        ExitCode::Verified,
+        "{name} without its fault"
+    );
+}
+
+#[test]
+fn missing_cache_sync_reads_stale_lines_and_is_verified_without_the_fault() {
+    fires_and_is_quiet_without("missing-cache-sync", &["cpu-stale-read"], "skip_cache_sync");
+}
+
+#[test]
+fn missing_fence_wait_tears_a_frame_and_is_verified_without_the_fault() {
+    fires_and_is_quiet_without("missing-fence-wait", &["fence-conflict"], "skip_fence_wait");
+}
+
+#[test]
+fn early_release_tears_a_frame_and_is_verified_without_the_fault() {
+    fires_and_is_quiet_without("early-release", &["fence-conflict"], "early_release");
+}
+
+#[test]
+fn wrong_direction_behind_an_iommu_faults_and_loses_the_frame() {
+    let (text, _) = with_and_without("missing-fence-wait");
+    let text = text.replace("fault = \"skip_fence_wait\"", "fault = \"wrong_direction\"");
+    let s = scenario::validate(&text, "f.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert!(r.frames.corrupted > 0, "{:?}", r.frames);
+    assert!(
+        r.checker.findings.iter().any(|f| f.kind == "iommu-fault"),
+        "{:?}",
+        r.checker.findings
+    );
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+}
+
+#[test]
+fn a_fault_scenario_whose_fault_corrupts_nothing_says_so() {
+    let (text, _) = with_and_without("missing-fence-wait");
+    // The encoder's fault armed at the last frame: nothing left to touch.
+    let text = text.replace("at_frame = 10", "at_frame = 19");
+    let s = scenario::validate(&text, "f.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    if r.frames.corrupted == 0 {
+        assert!(
+            r.errors.iter().any(|e| e
+                .message
+                .contains("corrupted = \"some\", but every frame verified")),
+            "{:?}",
+            r.errors
+        );
+        assert_eq!(r.exit_code(), ExitCode::Failed);
+    }
+}
+
+#[track_caller]
+fn rejected(event: &str, msg: &str) {
+    let text = format!(
+        "{}\n[[events]]\nat_frame = 1\naction = \"fault\"\n{event}\n",
+        super::BASE
+    );
+    let e = scenario::validate(&text, "t.toml").expect_err("should not validate");
+    assert_eq!(e.exit_code(), ExitCode::Invalid);
+    let loc = e.location().expect("a location");
+    assert!(loc.line > 1, "{}", e.render());
+    assert!(e.to_string().contains(msg), "`{msg}` not in {e}");
+}
+
+#[test]
+fn bad_fault_events_are_rejected_at_their_position() {
+    rejected(
+        "node = \"screen\"\nfault = \"bit_flip\"",
+        "unknown variant `bit_flip`",
+    );
+    rejected(
+        "node = \"nobody\"\nfault = \"early_release\"",
+        "no node is named `nobody`",
+    );
+    rejected("node = \"screen\"", "without `fault`");
+    rejected(
+        "node = \"screen\"\nfault = \"skip_cache_sync\"",
+        "where `skip_cache_sync` cannot apply",
+    );
+    rejected(
+        "node = \"screen\"\nfault = \"skip_fence_wait\"",
+        "where `skip_fence_wait` cannot apply",
+    );
+    rejected(
+        "node = \"screen\"\nfault = \"early_release\"",
+        "where `early_release` cannot apply",
+    );
+    rejected(
+        "node = \"cam\"\nfault = \"early_release\"\nfor_frames = 0",
+        "0 frames",
+    );
+    rejected(
+        "node = \"cam\"\nfault = \"early_release\"\ncount = 2",
+        "do not take `count`",
+    );
+}
+
+#[test]
+fn a_run_where_a_sink_received_nothing_is_not_verified() {
+    let text = r#"name = "t"
+frames = 10
+
+[[nodes]]
+name = "cam"
+driver = "camera"
+device = "camera0"
+width = 320
+height = 240
+
+[[nodes]]
+name = "isp"
+driver = "isp"
+device = "isp0"
+width = 320
+height = 240
+attached = false
+
+[[nodes]]
+name = "screen"
+driver = "display"
+device = "display0"
+width = 320
+height = 240
+
+[[links]]
+from = "cam"
+to = "isp"
+buffers = 2
+
+[[links]]
+from = "isp"
+to = "screen"
+buffers = 2
+"#;
+    let s = scenario::validate(text, "t.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.frames.corrupted, 0);
+    assert_eq!(r.frames.delivered, 0);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.message.contains("sink `screen` received no frame")),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+    let cam = r.nodes.iter().find(|n| n.name == "cam").unwrap();
+    assert_eq!(cam.dropped.get("stream_off"), Some(&10), "{cam:?}");
+    // Attached, the same pipeline delivers and is verified; the nodes say what each did.
+    let s = scenario::validate(&text.replace("attached = false\n", ""), "t.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{:?}", r.errors);
+    let screen = r.nodes.iter().find(|n| n.name == "screen").unwrap();
+    assert_eq!(screen.delivered, r.frames.delivered);
+    assert_eq!(screen.consumed, screen.delivered);
+    assert!(screen.latency_us.as_ref().is_some_and(|l| l.max >= l.p50));
+    let cam = r.nodes.iter().find(|n| n.name == "cam").unwrap();
+    assert_eq!(
+        cam.produced + cam.dropped.values().sum::<u64>(),
+        r.frames.produced
+    );
+}

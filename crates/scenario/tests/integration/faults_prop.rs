@@ -1,0 +1,192 @@
+//! Randomized: small valid pipelines with random fault events. The verdict never lies: a run
+//! without faults is VERIFIED, a VERIFIED run has no wrong byte, finding or error, corrupted
+//! frames come only from a fault that touched a job, and every fault event is reported.
+
+use proptest::prelude::*;
+use scenario::run::{run, RunOptions};
+use scenario::ExitCode;
+
+/// The pipelines, each with the (node, fault) pairs that apply to it.
+const SHAPES: [(&str, &[(&str, &str)]); 3] = [
+    (
+        r#"[[nodes]]
+name = "camera"
+driver = "camera"
+device = "camera0"
+width = 160
+height = 120
+fps = 30
+
+[[nodes]]
+name = "isp"
+driver = "isp"
+device = "isp0"
+width = 160
+height = 120
+
+[[nodes]]
+name = "display"
+driver = "display"
+device = "display0"
+width = 160
+height = 120
+
+[[links]]
+from = "camera"
+to = "isp"
+buffers = 3
+
+[[links]]
+from = "isp"
+to = "display"
+buffers = 3
+"#,
+        &[
+            ("isp", "early_release"),
+            ("camera", "early_release"),
+            ("isp", "wrong_direction"),
+            ("display", "wrong_direction"),
+        ],
+    ),
+    (
+        r#"[[nodes]]
+name = "camera"
+driver = "camera"
+device = "camera0"
+width = 160
+height = 120
+fps = 30
+
+[[nodes]]
+name = "gpu"
+driver = "gpu"
+device = "gpu0"
+format = "XRGB8888"
+width = 160
+height = 120
+
+[[nodes]]
+name = "encoder"
+driver = "encoder"
+device = "encoder0"
+format = "XRGB8888"
+width = 160
+height = 120
+
+[[links]]
+from = "camera"
+to = "gpu"
+buffers = 3
+
+[[links]]
+from = "gpu"
+to = "encoder"
+buffers = 3
+exporter = "gpu"
+sync = "explicit"
+"#,
+        &[
+            ("encoder", "skip_fence_wait"),
+            ("encoder", "wrong_direction"),
+            ("camera", "early_release"),
+        ],
+    ),
+    (
+        r#"[[nodes]]
+name = "camera"
+driver = "camera"
+device = "camera0"
+width = 160
+height = 120
+fps = 30
+
+[[nodes]]
+name = "isp"
+driver = "isp"
+device = "isp0"
+width = 160
+height = 120
+
+[[nodes]]
+name = "display"
+driver = "display"
+device = "display0"
+width = 160
+height = 120
+
+[[nodes]]
+name = "preview"
+driver = "thumbnailer"
+device = "isp0"
+params = { frame = 3, scale = 4 }
+
+[[nodes]]
+name = "thumbnailer"
+driver = "thumbnailer"
+device = "isp0"
+params = { frame = 6, scale = 4 }
+
+[[links]]
+from = "camera"
+to = "isp"
+buffers = 3
+
+[[links]]
+from = "isp"
+to = ["display", "preview", "thumbnailer"]
+buffers = 3
+"#,
+        &[
+            ("preview", "skip_cache_sync"),
+            ("thumbnailer", "skip_cache_sync"),
+            ("isp", "early_release"),
+        ],
+    ),
+];
+
+fn scenario_text(shape: usize, frames: u64, faults: &[(usize, u64, u64)]) -> String {
+    let (body, choices) = SHAPES[shape];
+    let mut t = format!("name = \"p\"\nseed = 3\nframes = {frames}\n\n{body}");
+    for &(choice, at, n) in faults {
+        let (node, fault) = choices[choice % choices.len()];
+        t.push_str(&format!(
+            "\n[[events]]\nat_frame = {}\naction = \"fault\"\nnode = \"{node}\"\nfault = \"{fault}\"\nfor_frames = {n}\n",
+            at % frames
+        ));
+    }
+    t
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn verdicts_follow_the_injected_faults(
+        shape in 0usize..3,
+        frames in 8u64..14,
+        faults in proptest::collection::vec((0usize..4, 0u64..14, 1u64..3), 0..3),
+    ) {
+        let text = scenario_text(shape, frames, &faults);
+        let s = scenario::validate(&text, "p.toml").map_err(|e| TestCaseError::fail(e.render()))?;
+        let r = run(&s, &RunOptions::default()).report;
+        let code = r.exit_code();
+        prop_assert!(matches!(code, ExitCode::Verified | ExitCode::Failed));
+        // Every fault event is reported, with the frames of the jobs it touched.
+        prop_assert_eq!(r.faults.len(), faults.len());
+        let touched = r.faults.iter().any(|f| !f.frames.is_empty());
+        if faults.is_empty() {
+            prop_assert_eq!(code, ExitCode::Verified, "{:?} {:?}", r.errors, r.checker.findings);
+        }
+        if code == ExitCode::Verified {
+            prop_assert_eq!(r.frames.corrupted, 0);
+            prop_assert!(r.errors.is_empty());
+            prop_assert!(r.checker.findings.iter().all(|f| f.expected));
+            prop_assert!(r.frames.delivered > 0);
+        }
+        if r.frames.corrupted > 0 {
+            prop_assert!(touched, "corruption without a fault: {}", text);
+            prop_assert_eq!(code, ExitCode::Failed);
+        }
+        prop_assert!(r.corrupted_frames.len() as u64 <= r.frames.corrupted);
+    }
+}
