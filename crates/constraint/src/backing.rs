@@ -17,24 +17,8 @@ use dma::{DmaApi, DmaError, SegmentLimits, SgBacking, SgTable};
 use dmabuf::ops::{FaultPage, IosysMap};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use soc::{human_size, AllocRequest, BankId, Page, PhysAddr, MAX_ORDER, PAGE_SHIFT, PAGE_SIZE};
+use soc::{human_size, AllocRequest, PhysAddr, PhysChunk, MAX_ORDER, PAGE_SHIFT, PAGE_SIZE};
 use std::fmt;
-
-/// One allocation to give back.
-#[derive(Debug)]
-enum Chunk {
-    Pages(Page),
-    Cma {
-        region: String,
-        addr: PhysAddr,
-        count: u64,
-    },
-    Pool {
-        bank: BankId,
-        addr: PhysAddr,
-        size: u64,
-    },
-}
 
 /// The memory of one plane group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +90,7 @@ pub struct Backing {
     groups: Vec<GroupBacking>,
     mapped_len: u64,
     iomem: bool,
-    chunks: Mutex<Vec<Chunk>>,
+    chunks: Mutex<Vec<PhysChunk>>,
     /// Candidates tried before the one each group got, and what they answered: (group index,
     /// `"CMA region cma0 (dram0): ..."`).
     refused: Vec<(usize, String)>,
@@ -391,29 +375,15 @@ impl Backing {
     }
 }
 
-fn free_chunks(dma: &DmaApi, chunks: Vec<Chunk>) {
-    let soc = dma.soc();
+fn free_chunks(dma: &DmaApi, chunks: Vec<PhysChunk>) {
     for c in chunks {
         // Frees of memory this backing allocated cannot fail unless the allocator state is
         // corrupt; a strict checker refusing a mapped free is reported by the checker itself.
-        let _ = match c {
-            Chunk::Pages(p) => dma.free_pages(p).map_err(|e| e.to_string()),
-            Chunk::Cma {
-                region,
-                addr,
-                count,
-            } => soc
-                .pages()
-                .cma_release(&region, addr, count)
-                .map_err(|e| e.to_string()),
-            Chunk::Pool { bank, addr, size } => {
-                soc.free_pool(bank, addr, size).map_err(|e| e.to_string())
-            }
-        };
+        let _ = dma.free_chunk(c);
     }
 }
 
-type Allocated = (Vec<(PhysAddr, u64)>, Vec<Chunk>);
+type Allocated = (Vec<(PhysAddr, u64)>, Vec<PhysChunk>);
 
 /// Allocates one group from one source.
 fn alloc_source(dma: &DmaApi, g: &GroupPlan, src: &Source) -> Result<Allocated, String> {
@@ -434,7 +404,7 @@ fn alloc_source(dma: &DmaApi, g: &GroupPlan, src: &Source) -> Result<Allocated, 
     match src {
         Source::Scattered { .. } => {
             let min_order = (g.align >> PAGE_SHIFT).trailing_zeros().min(MAX_ORDER);
-            let mut got: Vec<Chunk> = Vec::new();
+            let mut got: Vec<PhysChunk> = Vec::new();
             let mut runs = Vec::new();
             let mut left = pages;
             let mut order = MAX_ORDER;
@@ -446,7 +416,7 @@ fn alloc_source(dma: &DmaApi, g: &GroupPlan, src: &Source) -> Result<Allocated, 
                         let n = p.pages().min(left);
                         merge(&mut runs, p.addr, n << PAGE_SHIFT);
                         left -= n;
-                        got.push(Chunk::Pages(p));
+                        got.push(PhysChunk::Pages(p));
                     }
                     Err(_) if order > min_order => order -= 1,
                     Err(e) => {
@@ -463,7 +433,7 @@ fn alloc_source(dma: &DmaApi, g: &GroupPlan, src: &Source) -> Result<Allocated, 
                 .pages()
                 .cma_alloc(region, pages, align_order)
                 .map_err(|e| e.to_string())?;
-            let chunk = Chunk::Cma {
+            let chunk = PhysChunk::Cma {
                 region: region.clone(),
                 addr,
                 count: pages,
@@ -481,7 +451,7 @@ fn alloc_source(dma: &DmaApi, g: &GroupPlan, src: &Source) -> Result<Allocated, 
             let order = block_order(len, g.align).ok_or("larger than MAX_ORDER")?;
             let req = limited(AllocRequest::new(order).in_bank(bank.id()));
             let p = soc.pages().alloc_pages(&req).map_err(|e| e.to_string())?;
-            Ok((vec![(p.addr, len)], vec![Chunk::Pages(p)]))
+            Ok((vec![(p.addr, len)], vec![PhysChunk::Pages(p)]))
         }
         Source::Carveout { .. } | Source::DeviceLocal { .. } => {
             let pool = soc
@@ -492,7 +462,7 @@ fn alloc_source(dma: &DmaApi, g: &GroupPlan, src: &Source) -> Result<Allocated, 
                 .map_err(|e| e.to_string())?;
             Ok((
                 vec![(addr, len)],
-                vec![Chunk::Pool {
+                vec![PhysChunk::Pool {
                     bank: bank.id(),
                     addr,
                     size: len,

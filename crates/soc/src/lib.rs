@@ -56,6 +56,7 @@
 pub mod addr;
 pub mod buddy;
 pub mod cache;
+pub mod chunk;
 pub mod cma;
 pub mod desc;
 pub mod device;
@@ -78,6 +79,7 @@ pub use addr::{
 };
 pub use buddy::{MAX_ORDER, NR_ORDERS};
 pub use cache::{CacheStats, Cpu};
+pub use chunk::PhysChunk;
 pub use cma::{CmaInfo, CMA_MAX_ALIGN_ORDER};
 pub use desc::{BankDesc, BankKind, ByteSize, CacheDesc, CmaDesc, DeviceDesc, IommuDesc, SocDesc};
 pub use device::{Device, DeviceStats, COPY_BURST};

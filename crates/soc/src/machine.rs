@@ -300,11 +300,16 @@ impl Soc {
     /// ([`SocObserver::pages_freed`]) so that a checker sees the free before anyone can reuse the
     /// memory. Errors are the allocator's (a double free changes nothing).
     pub fn free_pages(&self, page: Page) -> Result<(), SocError> {
-        if let Some(obs) = self.observers.active() {
-            obs.iter()
-                .for_each(|o| o.pages_freed(page.addr, page.size()));
-        }
+        self.notify_freed(page.addr, page.size());
         self.pages.free_pages(page)
+    }
+
+    /// Tells the observers that `len` bytes at `pa` are being freed
+    /// ([`SocObserver::pages_freed`]).
+    pub(crate) fn notify_freed(&self, pa: PhysAddr, len: u64) {
+        if let Some(obs) = self.observers.active() {
+            obs.iter().for_each(|o| o.pages_freed(pa, len));
+        }
     }
 
     /// The range allocator of a carveout or device-local bank, or `None` for a system bank or an
@@ -321,9 +326,7 @@ impl Soc {
         let pool = self.pool(bank).ok_or_else(|| {
             SocError::UnknownBank(format!("#{} (no carveout or device-local pool)", bank.0))
         })?;
-        if let Some(obs) = self.observers.active() {
-            obs.iter().for_each(|o| o.pages_freed(addr, size));
-        }
+        self.notify_freed(addr, size);
         pool.free(addr, size)
     }
 

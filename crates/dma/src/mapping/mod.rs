@@ -41,7 +41,7 @@ use crate::debug::rules::{SyncRequest, UnmapRequest};
 use crate::debug::{Checker, MappingKind};
 use crate::error::DmaError;
 use crate::sg::{SgBacking, SgMapping, SgTable};
-use soc::{Device, DmaAddr, Page, PhysAddr, Soc};
+use soc::{Device, DmaAddr, Page, PhysAddr, PhysChunk, Soc};
 use std::sync::Arc;
 
 mod core;
@@ -386,5 +386,13 @@ impl DmaApi {
     pub fn free_pages(&self, page: Page) -> Result<(), DmaError> {
         self.checker.check_free_strict(page.addr, page.size())?;
         Ok(self.soc.free_pages(page)?)
+    }
+
+    /// Gives any [`PhysChunk`] back through [`Soc::free_chunk`]; in strict mode memory still
+    /// mapped is refused, as for [`free_pages`](Self::free_pages).
+    pub fn free_chunk(&self, chunk: PhysChunk) -> Result<(), DmaError> {
+        let (addr, len) = chunk.run();
+        self.checker.check_free_strict(addr, len)?;
+        Ok(self.soc.free_chunk(chunk)?)
     }
 }

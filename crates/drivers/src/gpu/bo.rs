@@ -31,7 +31,7 @@ pub(crate) use super::storage::{satisfies, GpuMap, Resident, Storage};
 use super::ttm;
 use super::vm::VmInner;
 use super::{GpuCore, GpuError};
-use dmabuf::{Attachment, BufRegistry, MappedSgTable};
+use dmabuf::{Attachment, MappedSgTable, WeakDmaBuf};
 use fence::{DmaResv, DmaResvUsage, ResvGuard};
 use parking_lot::Mutex;
 use soc::{PhysAddr, PAGE_SIZE};
@@ -156,10 +156,11 @@ impl BoDesc {
     }
 }
 
-/// The dma-buf an object is exported as, found again through its registry.
+/// The dma-buf an object is exported as (`obj->dma_buf`): a weak handle, so the export does not
+/// keep itself alive through its own object, and the inode its release names.
 pub(crate) struct ExportLink {
     pub(crate) ino: u64,
-    pub(crate) registry: Weak<BufRegistry>,
+    pub(crate) buf: WeakDmaBuf,
 }
 
 /// What one importer of an exported object needs of its storage.

@@ -315,7 +315,7 @@ pub(crate) fn export(
     let buf = DmaBuf::export_registered(&core.dma, info, registry)?;
     bo.state.lock().export = Some(ExportLink {
         ino: buf.ino(),
-        registry: Arc::downgrade(registry),
+        buf: buf.downgrade(),
     });
     Ok(buf)
 }

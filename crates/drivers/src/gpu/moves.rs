@@ -19,12 +19,7 @@ use uapi::Errno;
 
 /// The dma-buf `bo` is exported as, if it is alive.
 pub(crate) fn exported_buf(bo: &BoInner) -> Option<DmaBuf> {
-    let (ino, reg) = {
-        let st = bo.state.lock();
-        let e = st.export.as_ref()?;
-        (e.ino, e.registry.upgrade()?)
-    };
-    reg.live().into_iter().find(|b| b.ino() == ino)
+    bo.state.lock().export.as_ref()?.buf.upgrade()
 }
 
 /// Copies `len` bytes from `src` to `dst` with the GPU's copy engine, mapping SYSTEM storage for

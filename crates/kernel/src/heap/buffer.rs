@@ -43,33 +43,16 @@ use dmabuf::ops::{DmaBufOps, FaultPage, IosysMap, OpsFeatures, ReleaseInfo};
 use dmabuf::Attachment;
 use fence::ResvGuard;
 use parking_lot::Mutex;
-use soc::{BankId, Page, PhysAddr, PAGE_SIZE};
+use soc::{PhysAddr, PhysChunk, PAGE_SIZE};
 use std::sync::Arc;
 use uapi::Errno;
 
 /// Where a [`HeapBuffer`]'s memory came from, and so how it is given back.
 #[derive(Debug)]
 pub enum Storage {
-    /// Buddy-allocator blocks (the system heap).
-    Pages(Vec<Page>),
-    /// A range handed out by `cma_alloc` from `region`.
-    Cma {
-        /// The CMA region.
-        region: String,
-        /// First page.
-        addr: PhysAddr,
-        /// Pages.
-        count: u64,
-    },
-    /// A range of a carveout bank's pool.
-    Pool {
-        /// The carveout bank.
-        bank: BankId,
-        /// First byte.
-        addr: PhysAddr,
-        /// Bytes.
-        size: u64,
-    },
+    /// Memory the heap allocated itself: buddy blocks (the system heap), one CMA range (a CMA
+    /// heap) or one pool range (a carveout heap), each given back to its own allocator.
+    Chunks(Vec<PhysChunk>),
     /// memfd pages pinned by a udmabuf.
     Pinned(Vec<PinnedPage>),
 }
@@ -132,14 +115,14 @@ impl HeapBuffer {
         needs_shared: bool,
     ) -> Arc<HeapBuffer> {
         let (runs, backing) = match &storage {
-            Storage::Pages(pages) => (
-                merge_runs(pages.iter().map(|p| (p.addr, p.size()))),
-                SgBacking::Pages,
+            Storage::Chunks(chunks) => (
+                merge_runs(chunks.iter().map(PhysChunk::run)),
+                if chunks.iter().any(PhysChunk::is_iomem) {
+                    SgBacking::Resource
+                } else {
+                    SgBacking::Pages
+                },
             ),
-            Storage::Cma { addr, count, .. } => {
-                (vec![(*addr, count * PAGE_SIZE)], SgBacking::Pages)
-            }
-            Storage::Pool { addr, size, .. } => (vec![(*addr, *size)], SgBacking::Resource),
             Storage::Pinned(pins) => (
                 merge_runs(pins.iter().map(|p| (p.phys(), PAGE_SIZE))),
                 SgBacking::Pages,
@@ -183,7 +166,13 @@ impl HeapBuffer {
     /// other storage or after release).
     pub fn block_orders(&self) -> Vec<u32> {
         match &*self.storage.lock() {
-            Some(Storage::Pages(pages)) => pages.iter().map(|p| p.order).collect(),
+            Some(Storage::Chunks(chunks)) => chunks
+                .iter()
+                .filter_map(|c| match c {
+                    PhysChunk::Pages(p) => Some(p.order),
+                    _ => None,
+                })
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -292,20 +281,10 @@ impl DmaBufOps for HeapBuffer {
         // storage was just taken); a refusal would be a bug in the allocator's bookkeeping,
         // and there is nobody to report it to, as in Linux's release.
         match storage {
-            Storage::Pages(pages) => {
-                for p in pages {
-                    let _ = soc.free_pages(p);
+            Storage::Chunks(chunks) => {
+                for c in chunks {
+                    let _ = soc.free_chunk(c);
                 }
-            }
-            Storage::Cma {
-                region,
-                addr,
-                count,
-            } => {
-                let _ = soc.pages().cma_release(&region, addr, count);
-            }
-            Storage::Pool { bank, addr, size } => {
-                let _ = soc.free_pool(bank, addr, size);
             }
             Storage::Pinned(pins) => drop(pins),
         }

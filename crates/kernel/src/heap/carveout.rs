@@ -25,7 +25,7 @@ use dma::DmaApi;
 use dmabuf::buf::{DmaBuf, ExportInfo};
 use dmabuf::debugfs::BufRegistry;
 use dmabuf::error::DmaBufError;
-use soc::{BankId, PAGE_SIZE};
+use soc::{BankId, PhysChunk, PAGE_SIZE};
 use std::sync::Arc;
 
 /// A carveout heap over one bank.
@@ -80,11 +80,11 @@ impl DmaHeap for CarveoutHeap {
             let _ = soc.free_pool(self.bank, addr, len);
             return Err(e);
         }
-        let storage = Storage::Pool {
+        let storage = Storage::Chunks(vec![PhysChunk::Pool {
             bank: self.bank,
             addr,
             size: len,
-        };
+        }]);
         let ops = HeapBuffer::new(&self.dma, storage, CpuSync::Attachments, false);
         let mut info = ExportInfo::new(self.name(), len, ops);
         info.flags = fd_flags;

@@ -20,7 +20,7 @@ use dma::DmaApi;
 use dmabuf::buf::{DmaBuf, ExportInfo};
 use dmabuf::debugfs::BufRegistry;
 use dmabuf::error::DmaBufError;
-use soc::{PhysAddr, PAGE_SIZE};
+use soc::{PhysAddr, PhysChunk, PAGE_SIZE};
 use std::sync::Arc;
 
 /// `CONFIG_CMA_ALIGNMENT`: the largest alignment order a CMA heap asks for.
@@ -72,11 +72,11 @@ impl DmaHeap for CmaHeap {
 
     fn allocate(&self, len: u64, fd_flags: u32, _heap_flags: u64) -> Result<DmaBuf, DmaBufError> {
         let addr = self.alloc_range(len)?;
-        let storage = Storage::Cma {
+        let storage = Storage::Chunks(vec![PhysChunk::Cma {
             region: self.region.clone(),
             addr,
             count: len.div_ceil(PAGE_SIZE),
-        };
+        }]);
         let ops = HeapBuffer::new(&self.dma, storage, CpuSync::Attachments, true);
         let mut info = ExportInfo::new(self.name(), len, ops);
         info.flags = fd_flags;

@@ -21,7 +21,7 @@ use dma::DmaApi;
 use dmabuf::buf::{DmaBuf, ExportInfo};
 use dmabuf::debugfs::BufRegistry;
 use dmabuf::error::DmaBufError;
-use soc::{AllocRequest, Page, Soc, PAGE_SIZE};
+use soc::{AllocRequest, Page, PhysChunk, Soc, PAGE_SIZE};
 use std::sync::Arc;
 
 /// The block orders tried, largest first (`orders[]`).
@@ -101,7 +101,7 @@ impl DmaHeap for SystemHeap {
         let pages = self.alloc_pages(len)?;
         let ops = HeapBuffer::new(
             &self.dma,
-            Storage::Pages(pages),
+            Storage::Chunks(pages.into_iter().map(PhysChunk::Pages).collect()),
             CpuSync::Attachments,
             false,
         );

@@ -95,6 +95,47 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
     s.release(bi, n);
 }
 
+/// Why a CPU read of a dma-buf failed.
+#[derive(Debug)]
+pub(crate) enum CpuReadError {
+    /// `dma_buf_vmap` failed (nothing to give back).
+    Vmap(dmabuf::DmaBufError),
+    /// The bracket or the read failed (the vmap went back already).
+    Access(dmabuf::DmaBufError),
+}
+
+/// Reads `planes` of `buf` the way a kernel CPU reader does: `dma_buf_vmap`, then
+/// `begin_cpu_access` .. `end_cpu_access` around the copy, then `dma_buf_vunmap`. Whatever fails,
+/// the vmap is given back and an opened bracket closed: nothing stays mapped.
+pub(crate) fn cpu_read_planes(
+    buf: &dmabuf::DmaBuf,
+    planes: &[(u64, u64)],
+) -> Result<Vec<u8>, CpuReadError> {
+    // A kernel-style vmap: the buffer's mmap covers whole pages only.
+    let map = buf.vmap_unlocked().map_err(CpuReadError::Vmap)?;
+    let read = (|| {
+        buf.begin_cpu_access(DmaDirection::FromDevice)?;
+        let mut raw = Vec::new();
+        let mut res = Ok(());
+        for &(off, len) in planes {
+            let mut plane = vec![0u8; len as usize];
+            if let Err(e) = map.read(off, &mut plane) {
+                res = Err(e);
+                break;
+            }
+            raw.extend_from_slice(&plane);
+        }
+        let end = buf.end_cpu_access(DmaDirection::FromDevice);
+        res?;
+        end?;
+        Ok(raw)
+    })();
+    let unmapped = buf.vunmap_unlocked(map);
+    let raw = read.map_err(CpuReadError::Access)?;
+    unmapped.map_err(CpuReadError::Access)?;
+    Ok(raw)
+}
+
 fn make_thumbnail(
     s: &Sched<'_>,
     n: usize,
@@ -110,29 +151,12 @@ fn make_thumbnail(
         errno: "EIO".into(),
         message: format!("thumbnailer reading {}: {e}", b.name),
     };
-    // A kernel-style vmap: the buffer's mmap covers whole pages only.
-    let map = b
-        .buf
-        .vmap_unlocked()
-        .map_err(|e| RunFailure::new(&e, format!("thumbnailer vmap of {}: {e}", b.name)))?;
-    b.buf
-        .begin_cpu_access(DmaDirection::FromDevice)
-        .map_err(|e| err(&e))?;
-    let mut raw = Vec::new();
-    let mut res = Ok(());
-    for &(off, len) in &b.planes {
-        let mut plane = vec![0u8; len as usize];
-        if let Err(e) = map.read(off, &mut plane) {
-            res = Err(err(&e));
-            break;
+    let raw = cpu_read_planes(&b.buf, &b.planes).map_err(|e| match e {
+        CpuReadError::Vmap(e) => {
+            RunFailure::new(&e, format!("thumbnailer vmap of {}: {e}", b.name))
         }
-        raw.extend_from_slice(&plane);
-    }
-    b.buf
-        .end_cpu_access(DmaDirection::FromDevice)
-        .map_err(|e| err(&e))?;
-    b.buf.vunmap_unlocked(map).map_err(|e| err(&e))?;
-    res?;
+        CpuReadError::Access(e) => err(&e),
+    })?;
     // The frame's stamp (drivers::frame): its frame number, and the body's checksum its
     // producer reported.
     let ok = match drivers::frame::verify_stamp(&raw) {
@@ -524,6 +548,7 @@ impl Sched<'_> {
                 None => Hold::Released,
             }
         } else {
+            let what = format!("{} pressure on {bank}", soc::human_size(bytes));
             match soc.mem().bank_by_name(bank).ok().map(|b| b.id()) {
                 Some(id) if soc.pool(id).is_some() => {
                     match soc.pool(id).map(|p| p.alloc(bytes, soc::PAGE_SIZE)) {
@@ -532,7 +557,12 @@ impl Sched<'_> {
                             addr,
                             size: bytes,
                         },
-                        _ => Hold::Released,
+                        Some(Err(e)) => {
+                            self.errors
+                                .push(RunFailure::new(&e, format!("{what}: {e}")));
+                            Hold::Released
+                        }
+                        None => Hold::Released,
                     }
                 }
                 Some(id) => {
@@ -548,12 +578,29 @@ impl Sched<'_> {
                                 left = left.saturating_sub(soc::PAGE_SIZE << order);
                                 pages.push(p);
                             }
-                            Err(_) => break,
+                            Err(e) => {
+                                // The other client keeps what it got; the shortfall is an
+                                // error, never a silent no-op.
+                                self.errors.push(RunFailure::new(
+                                    &e,
+                                    format!(
+                                        "{what}: {e} after {} of it",
+                                        soc::human_size(bytes - left)
+                                    ),
+                                ));
+                                break;
+                            }
                         }
                     }
                     Hold::Pages(pages)
                 }
-                None => Hold::Released,
+                None => {
+                    self.errors.push(RunFailure {
+                        errno: "EINVAL".into(),
+                        message: format!("{what}: the machine has no bank `{bank}`"),
+                    });
+                    Hold::Released
+                }
             }
         };
         let h = self.holds.len();

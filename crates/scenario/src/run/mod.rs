@@ -79,6 +79,8 @@ mod ports;
 mod reason;
 mod sched;
 mod swapchain;
+#[cfg(test)]
+mod tests;
 mod vb2io;
 mod workers;
 mod world;
@@ -135,8 +137,8 @@ impl RunOutput {
 pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
     let mut report = Report::new(&s.name, s.seed);
     report.deterministic = !opts.threads;
-    let mut w = match World::new(s) {
-        Ok(w) => w,
+    let mut sched = match setup(s, opts) {
+        Ok(sched) => sched,
         Err(e) => {
             report.errors.push(RunError {
                 errno: e.errno,
@@ -150,6 +152,20 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
             };
         }
     };
+    if sched.errors.is_empty() {
+        sched.run();
+    }
+    if let Some(pb) = sched.progress.take() {
+        pb.finish_and_clear();
+    }
+    sched.workers = None;
+    collect(sched, report, opts)
+}
+
+/// Boots the machine and builds the loop: the links' first buffers, the vb2 queues. An
+/// error building them is in the loop's `errors` (and the loop is not run).
+fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::RunFailure> {
+    let mut w = World::new(s)?;
     let mut errors = Vec::new();
     'links: for li in 0..w.links.len() {
         // A swapchain starts small and grows on demand (seed 000; `sched::swapchain_step`).
@@ -179,7 +195,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
         workers::Workers::new(&names)
     });
     let progress = progress_bar(opts, s.frames);
-    let mut sched = Sched {
+    Ok(Sched {
         w,
         s,
         q: crate::clock::EventQueue::new(),
@@ -196,15 +212,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
         progress,
         first_source,
         fences: fences::Fences::default(),
-    };
-    if sched.errors.is_empty() {
-        sched.run();
-    }
-    if let Some(pb) = sched.progress.take() {
-        pb.finish_and_clear();
-    }
-    sched.workers = None;
-    collect(sched, report, opts)
+    })
 }
 
 fn progress_bar(opts: &RunOptions, frames: u64) -> Option<indicatif::ProgressBar> {
@@ -368,15 +376,32 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         ..FrameCounts::default()
     };
     let mut samples = Vec::new();
+    // Frames never captured (no free buffer, nobody streaming) are dropped at the source; of
+    // the rest, each is corrupted, delivered, or lost on the way.
+    fc.dropped = s.counts.dropped_at_source;
+    fc.corrupted = s.counts.corrupted_untracked;
     for ((_, frame), f) in &s.frames {
         if f.corrupted {
             fc.corrupted += 1;
         } else if let (true, Some(l)) = (f.delivered, f.latency) {
             fc.delivered += 1;
             samples.push((*frame, l));
+        } else {
+            fc.dropped += 1;
         }
     }
-    fc.dropped = fc.produced - fc.delivered - fc.corrupted;
+    let accounted = s.counts.dropped_at_source + s.frames.len() as u64;
+    if accounted != fc.produced {
+        s.errors.push(world::RunFailure {
+            errno: "EFAULT".into(),
+            message: format!(
+                "frame accounting: {} produced, but {} dropped at the source and {} captured",
+                fc.produced,
+                s.counts.dropped_at_source,
+                s.frames.len()
+            ),
+        });
+    }
     report.frames = fc;
     report.latency_us = LatencyReport::from_samples(&samples);
     report.duration_us = s.q.now().as_us_f64();

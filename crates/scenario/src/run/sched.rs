@@ -61,11 +61,20 @@ pub(crate) struct InFlight {
     pub handed: Vec<usize>,
 }
 
+/// The buffer behind each view of a job being planned, in the job's order.
+#[derive(Debug, Default)]
+struct MappedViews {
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+}
+
 /// Counters the report is built from.
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
     pub produced: u64,
     pub dropped_at_source: u64,
+    /// Jobs that found wrong bytes on a buffer no tracked frame owns.
+    pub corrupted_untracked: u64,
     pub jobs: BTreeMap<String, u64>,
     /// Frames each encoder node encoded.
     pub encoded: BTreeMap<usize, u64>,
@@ -132,7 +141,7 @@ impl<'a> Sched<'a> {
         self.barrier();
     }
 
-    fn tick(&mut self, n: usize, now: VirtualTime) {
+    pub(super) fn tick(&mut self, n: usize, now: VirtualTime) {
         let frame = self.w.nodes[n].next_frame;
         if frame >= self.s.frames {
             return;
@@ -169,10 +178,9 @@ impl<'a> Sched<'a> {
             },
         );
         if !self.start_job(n, now, Some((n, frame))) {
+            // Never captured: a drop at the source, not a frame in flight.
             self.counts.dropped_at_source += 1;
-            if let Some(f) = self.frames.get_mut(&(n, frame)) {
-                f.lost = true;
-            }
+            self.frames.remove(&(n, frame));
         }
     }
 
@@ -310,6 +318,8 @@ impl<'a> Sched<'a> {
         io.bitstream = node.bitstream.as_ref().map(|b| b.view());
         let mut ready_at = now;
         let mut vb2 = Vec::new();
+        // Which buffer each of `io`'s views is of, for giving them back if the job fails.
+        let mut mapped = MappedViews::default();
         for &(_, bi) in &inputs {
             self.wait_sync_file(n, bi);
         }
@@ -325,6 +335,7 @@ impl<'a> Sched<'a> {
             // else the runner maps it.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
+                mapped.inputs.push(bi);
                 io.inputs.push(JobInput {
                     view: map,
                     planes,
@@ -334,13 +345,16 @@ impl<'a> Sched<'a> {
                 continue;
             }
             match self.w.map(bi, n, DmaDirection::ToDevice) {
-                Ok(map) => io.inputs.push(JobInput {
-                    view: map,
-                    planes,
-                    expected,
-                    frame: in_frame,
-                }),
-                Err(e) => return self.fail_job(n, li, io, e),
+                Ok(map) => {
+                    mapped.inputs.push(bi);
+                    io.inputs.push(JobInput {
+                        view: map,
+                        planes,
+                        expected,
+                        frame: in_frame,
+                    })
+                }
+                Err(e) => return self.fail_job(n, io, &mapped, e),
             }
         }
         for &(li, bi) in &outputs {
@@ -356,6 +370,7 @@ impl<'a> Sched<'a> {
             // (vb2 mapped it at QBUF); others (a GPU) map it themselves.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
+                mapped.outputs.push(bi);
                 io.outputs.push(JobOutput {
                     view: map,
                     planes,
@@ -364,12 +379,15 @@ impl<'a> Sched<'a> {
                 continue;
             }
             match self.w.map(bi, n, DmaDirection::FromDevice) {
-                Ok(map) => io.outputs.push(JobOutput {
-                    view: map,
-                    planes,
-                    bytes_per_line,
-                }),
-                Err(e) => return self.fail_job(n, li, io, e),
+                Ok(map) => {
+                    mapped.outputs.push(bi);
+                    io.outputs.push(JobOutput {
+                        view: map,
+                        planes,
+                        bytes_per_line,
+                    })
+                }
+                Err(e) => return self.fail_job(n, io, &mapped, e),
             }
         }
         // Take the buffers.
@@ -467,10 +485,22 @@ impl<'a> Sched<'a> {
         true
     }
 
-    fn fail_job(&mut self, n: usize, _li: usize, io: DeviceJob, e: RunFailure) -> bool {
-        // Unmap what was mapped, record the error, stop the node.
-        let _ = io;
+    /// A job that could not be planned: the mappings made for it go back
+    /// (`dma_buf_unmap_attachment`; views through vb2's own mapping are vb2's and are not
+    /// unmapped here), the error is recorded and the node stops.
+    fn fail_job(&mut self, n: usize, io: DeviceJob, mapped: &MappedViews, e: RunFailure) -> bool {
         self.errors.push(e);
+        let views = io
+            .inputs
+            .into_iter()
+            .map(|i| i.view)
+            .zip(&mapped.inputs)
+            .chain(io.outputs.into_iter().map(|o| o.view).zip(&mapped.outputs));
+        for (view, &bi) in views {
+            if let Err(e) = self.w.unmap(bi, n, view) {
+                self.errors.push(e);
+            }
+        }
         self.w.nodes[n].active = false;
         false
     }
@@ -537,7 +567,7 @@ impl<'a> Sched<'a> {
         }
     }
 
-    fn done(&mut self, id: u64, now: VirtualTime) {
+    pub(super) fn done(&mut self, id: u64, now: VirtualTime) {
         if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
             self.barrier_one(id);
         }
@@ -548,11 +578,13 @@ impl<'a> Sched<'a> {
         if let Some(f) = job.fence.take() {
             self.fence_signal(&f);
         }
-        let Some(res) = job.result.into_result() else {
+        let n = job.node;
+        // The node is free again whatever the job's outcome.
+        self.w.nodes[n].busy = false;
+        let Some(res) = job.result.take_settled() else {
+            self.lost_job(&job, now);
             return;
         };
-        let n = job.node;
-        self.w.nodes[n].busy = false;
         if let (Some(bs), Some(b)) = (res.bitstream, self.w.nodes[n].bitstream.as_mut()) {
             b.written += bs.len;
             b.folded = b.folded.rotate_left(5) ^ bs.checksum;
@@ -561,7 +593,7 @@ impl<'a> Sched<'a> {
         {
             *self.counts.encoded.entry(n).or_default() += 1;
         }
-        let mut corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
+        let corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
         if let Some(e) = &res.error {
             self.errors.push(RunFailure {
                 errno: "EFAULT".into(),
@@ -590,17 +622,59 @@ impl<'a> Sched<'a> {
             let checksum = res.out_sums.get(k).copied().unwrap_or(0);
             self.hand_over(n, job.frame, li, bi, checksum, out_fence.as_ref());
         }
+        let tracked = job.frame.and_then(|key| self.frames.get_mut(&key));
+        match tracked {
+            Some(f) => {
+                f.corrupted |= corrupted;
+                f.pending.remove(&n);
+            }
+            // Wrong bytes no frame owns (a job on a buffer whose frame is not tracked) still
+            // count: the report's corrupted frames include them.
+            None if corrupted => self.counts.corrupted_untracked += 1,
+            None => {}
+        }
+        if let Some(key) = job.frame {
+            self.check_delivered(key, now);
+        }
+    }
+
+    /// A job whose result never came (its engine thread ended): an error; its frame is lost,
+    /// its inputs go back to their producers and its outputs to their free lists.
+    fn lost_job(&mut self, job: &InFlight, now: VirtualTime) {
+        let n = job.node;
+        self.errors.push(RunFailure {
+            errno: "EIO".into(),
+            message: format!(
+                "{}: a job ended without a result (its engine thread is gone)",
+                self.w.nodes[n].desc.name
+            ),
+        });
+        for &(p, slot, gen) in &job.vb2 {
+            if let Err(e) = self.w.ports[p].complete(slot, gen) {
+                let label = self.w.ports[p].label(&self.w);
+                self.errors.push(RunFailure::new(
+                    &e,
+                    format!("{label}: buffer_done/DQBUF of buffer {slot}: {e}"),
+                ));
+            }
+        }
+        for &(_, bi) in &job.inputs {
+            self.release(bi, n);
+        }
+        for &(_, bi) in &job.outputs {
+            if job.handed.contains(&bi) || self.w.bufs[bi].is_none() {
+                continue;
+            }
+            self.w.buf_mut(bi).state = BufState::Free;
+            self.free_buffer(bi);
+        }
         if let Some(key) = job.frame {
             if let Some(f) = self.frames.get_mut(&key) {
-                if corrupted {
-                    f.corrupted = true;
-                    corrupted = false;
-                }
+                f.lost = true;
                 f.pending.remove(&n);
             }
             self.check_delivered(key, now);
         }
-        let _ = corrupted;
     }
 
     pub(crate) fn barrier_one(&mut self, id: u64) {

@@ -78,11 +78,24 @@ impl Pending {
         }
     }
 
-    /// The settled result, taken.
-    pub(crate) fn into_result(self) -> Option<JobResult> {
-        match self.state {
+    /// The settled result, taken (`None` if it never came: the engine thread ended).
+    pub(crate) fn take_settled(&mut self) -> Option<JobResult> {
+        match std::mem::replace(&mut self.state, PState::Taken) {
             PState::Ready(r) => Some(*r),
-            _ => None,
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// A job whose engine thread ended before answering (its sender is gone).
+    #[cfg(test)]
+    pub(crate) fn lost() -> Pending {
+        let (_, rx) = channel();
+        Pending {
+            state: PState::Waiting(rx),
+            settled: true,
         }
     }
 }

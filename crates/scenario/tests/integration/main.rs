@@ -6,6 +6,7 @@ mod errors;
 mod fields;
 mod fuzz;
 mod report;
+mod run_defects;
 mod run_drivers;
 mod run_gpu;
 mod run_pipeline;

@@ -4,7 +4,7 @@ use crate::*;
 use dmabuf::{DmaBuf, ExportInfo};
 use kernel::heap::buffer::{CpuSync, HeapBuffer, Storage};
 use kernel::FileObject;
-use soc::{AllocRequest, PAGE_SIZE};
+use soc::{AllocRequest, PhysChunk, PAGE_SIZE};
 
 /// A dma-buf of `npages` pages that are never physically contiguous (descending addresses).
 pub fn scattered_fd(r: &Rig, npages: usize) -> i32 {
@@ -18,7 +18,12 @@ pub fn scattered_fd(r: &Rig, npages: usize) -> i32 {
         })
         .collect();
     pages.sort_by_key(|p| std::cmp::Reverse(p.addr));
-    let ops = HeapBuffer::new(&r.dma, Storage::Pages(pages), CpuSync::Attachments, false);
+    let ops = HeapBuffer::new(
+        &r.dma,
+        Storage::Chunks(pages.into_iter().map(PhysChunk::Pages).collect()),
+        CpuSync::Attachments,
+        false,
+    );
     let buf = DmaBuf::export(
         &r.dma,
         ExportInfo::new("scatter", npages as u64 * PAGE_SIZE, ops),
