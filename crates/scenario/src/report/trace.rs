@@ -12,6 +12,8 @@
 //!   buffer, frame and bytes in `args`;
 //! - flow arrows per buffer (`"ph": "s"` on a job, `"ph": "f"` with `"bp": "e"` on the next job
 //!   that touches the same buffer), `cat` `buffer`;
+//! - counter tracks (`"ph": "C"`, `cat` `counter`, `args.value`) for the counters sampled over
+//!   time (named `"SERIES (UNIT)"`, see [`super::counters`]);
 //! - instants (`"ph": "i"`, thread scope) for fence signals (`cat` `fence`), migrations
 //!   (`cat` `migration`, also a slice on the `migrations` track spanning the stall) and attaches
 //!   (`cat` `attach`).
@@ -127,6 +129,8 @@ pub struct Trace {
     tracks: Vec<String>,
     by_name: BTreeMap<String, TrackId>,
     events: Vec<TraceEvent>,
+    /// Counter samples `(series, at, value)`, in record order (not tracks: no timeline lane).
+    counters: Vec<(String, VirtualTime, f64)>,
 }
 
 /// The name of the pseudo-track migrations are drawn on.
@@ -250,6 +254,16 @@ impl Trace {
         self.push(track, &format!("attach {buffer}"), at, kind);
     }
 
+    /// Records a sample of counter `name` (a Perfetto counter track, `"ph": "C"`).
+    pub fn counter(&mut self, name: &str, at: VirtualTime, value: f64) {
+        self.counters.push((name.to_string(), at, value));
+    }
+
+    /// Every counter sample `(series, at, value)`, in record order.
+    pub fn counters(&self) -> &[(String, VirtualTime, f64)] {
+        &self.counters
+    }
+
     /// Records a labelled mark on `track`.
     pub fn instant(&mut self, track: TrackId, name: &str, at: VirtualTime) {
         self.push(track, name, at, TraceKind::Instant);
@@ -297,7 +311,18 @@ impl Trace {
                 flows.entry(e.seq).or_default().push(finish);
             }
         }
+        let mut counters: Vec<&(String, VirtualTime, f64)> = self.counters.iter().collect();
+        counters.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        let mut counters = counters.into_iter().peekable();
+        let counter = |c: &(String, VirtualTime, f64)| {
+            let v = if c.2.is_finite() { c.2 } else { 0.0 };
+            json!({"ph": "C", "cat": "counter", "name": c.0, "pid": 1, "ts": us(c.1),
+                "args": { "value": v }})
+        };
         for e in sorted {
+            while let Some(c) = counters.next_if(|c| c.1 <= e.at) {
+                out.push(counter(c));
+            }
             let (t, ts) = (tid(e.track), us(e.at));
             let mut args = Map::new();
             let ev = match &e.kind {
@@ -352,6 +377,7 @@ impl Trace {
             out.push(ev);
             out.extend(flows.remove(&e.seq).unwrap_or_default());
         }
+        out.extend(counters.map(counter));
         let mut s = String::from("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
         for (i, v) in out.iter().enumerate() {
             if i > 0 {
