@@ -370,7 +370,13 @@ pub fn json(a_name: &str, b_name: &str, a: &Value, b: &Value) -> String {
 
 /// Reads a report: a JSON object, else an error naming the file.
 pub fn read(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text =
+        crate::source::read_file(path, crate::source::MAX_REPORT_BYTES).map_err(|e| match e {
+            scenario::ScenarioError::Io { source, .. } => {
+                format!("{}: {}", path.display(), scenario::io_by_name(&source))
+            }
+            other => other.to_string(),
+        })?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not a report (invalid JSON: {e})", path.display()))?;
     if !v.is_object() {

@@ -16,6 +16,7 @@ mod demo;
 mod diff;
 mod explain;
 mod figures;
+mod outdir;
 mod source;
 mod sweep;
 
@@ -150,6 +151,14 @@ enum Command {
     Soc,
 }
 
+/// An error for stderr, an I/O error's errno by name (`ENOSPC (No space left on device)`).
+fn by_name(e: &(dyn std::error::Error + 'static)) -> String {
+    match e.downcast_ref::<std::io::Error>() {
+        Some(io) => scenario::io_by_name(io),
+        None => e.to_string(),
+    }
+}
+
 fn fail(e: &ScenarioError) -> ExitCode {
     eprint!("{}", e.render());
     if !e.render().ends_with('\n') {
@@ -212,6 +221,10 @@ fn cmd_run(
         Some(Ok(s)) => s,
         None => s,
     };
+    if let Err(e) = outdir::prepare(&out) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let started = std::time::Instant::now();
     let output = run(
         &s,
@@ -224,7 +237,11 @@ fn cmd_run(
     let files = match output.write(&out) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("dmabuf: writing {}: {e}", out.display());
+            eprintln!(
+                "error: writing {}: {}",
+                out.display(),
+                scenario::io_by_name(&e)
+            );
             return ExitCode::from(1);
         }
     };
@@ -359,7 +376,7 @@ fn main() -> ExitCode {
         Command::Bench => match bench::run(&mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("dmabuf bench: {e}");
+                eprintln!("dmabuf bench: {}", by_name(e.as_ref()));
                 ExitCode::from(1)
             }
         },
@@ -367,7 +384,7 @@ fn main() -> ExitCode {
             Ok(summary) if summary.verified => ExitCode::SUCCESS,
             Ok(_) => ExitCode::from(1),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", by_name(e.as_ref()));
                 ExitCode::from(1)
             }
         },

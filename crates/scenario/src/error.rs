@@ -118,8 +118,10 @@ pub enum ScenarioError {
         /// What was wrong and what was expected.
         message: String,
     },
-    /// The scenario file could not be read.
-    #[error("cannot read scenario `{path}`: {source}")]
+    /// The scenario file could not be read (or is not a regular file of a sensible size).
+    /// The operating system's answer is shown by errno name (`ENOENT (No such file or
+    /// directory)`).
+    #[error("cannot read scenario `{path}`: {}", io_by_name(source))]
     Io {
         /// The path as given.
         path: String,
@@ -150,6 +152,15 @@ pub enum ScenarioError {
         /// What was wrong and what was expected.
         message: String,
     },
+}
+
+/// An I/O error with its errno by name (`ENOENT (No such file or directory)`), never
+/// `os error 2`; an error without an errno is its message.
+pub fn io_by_name(e: &std::io::Error) -> String {
+    match e.raw_os_error().and_then(uapi::Errno::from_raw) {
+        Some(errno) => errno.to_string(),
+        None => e.to_string(),
+    }
 }
 
 impl ScenarioError {

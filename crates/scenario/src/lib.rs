@@ -82,5 +82,5 @@ pub mod schema;
 pub mod validate;
 
 pub use bundled::{bundled, bundled_text, load_bundled, DEFAULT};
-pub use error::{ExitCode, Location, ScenarioError};
+pub use error::{io_by_name, ExitCode, Location, ScenarioError};
 pub use validate::{load, validate, Scenario};

@@ -68,8 +68,14 @@ errnos! {
     EIO = 5, "Input/output error";
     /// No such device or address.
     ENXIO = 6, "No such device or address";
+    /// Argument list too long.
+    E2BIG = 7, "Argument list too long";
+    /// Exec format error.
+    ENOEXEC = 8, "Exec format error";
     /// Bad file descriptor.
     EBADF = 9, "Bad file descriptor";
+    /// No child processes.
+    ECHILD = 10, "No child processes";
     /// Resource temporarily unavailable (non-blocking DQBUF with nothing done).
     EAGAIN = 11, "Resource temporarily unavailable";
     /// Out of memory.
@@ -78,46 +84,90 @@ errnos! {
     EACCES = 13, "Permission denied";
     /// Bad address (a user pointer outside the process's memory).
     EFAULT = 14, "Bad address";
+    /// Block device required.
+    ENOTBLK = 15, "Block device required";
     /// Device or resource busy.
     EBUSY = 16, "Device or resource busy";
     /// Object already exists.
     EEXIST = 17, "File exists";
+    /// Cross-device link.
+    EXDEV = 18, "Invalid cross-device link";
     /// No such device.
     ENODEV = 19, "No such device";
+    /// Not a directory.
+    ENOTDIR = 20, "Not a directory";
+    /// Is a directory.
+    EISDIR = 21, "Is a directory";
     /// Invalid argument.
     EINVAL = 22, "Invalid argument";
+    /// Too many open files in the system.
+    ENFILE = 23, "Too many open files in system";
     /// Too many open files in this process.
     EMFILE = 24, "Too many open files";
     /// Inappropriate ioctl for device (an unknown ioctl).
     ENOTTY = 25, "Inappropriate ioctl for device";
+    /// Text file busy.
+    ETXTBSY = 26, "Text file busy";
+    /// File too large.
+    EFBIG = 27, "File too large";
     /// No space left.
     ENOSPC = 28, "No space left on device";
     /// Illegal seek.
     ESPIPE = 29, "Illegal seek";
+    /// Read-only file system.
+    EROFS = 30, "Read-only file system";
+    /// Too many links.
+    EMLINK = 31, "Too many links";
     /// Broken pipe (vb2: DQBUF after the last buffer was dequeued).
     EPIPE = 32, "Broken pipe";
+    /// Numerical argument out of domain.
+    EDOM = 33, "Numerical argument out of domain";
     /// Result out of range.
     ERANGE = 34, "Numerical result out of range";
     /// Resource deadlock would occur (the wound/wait "die" answer).
     EDEADLK = 35, "Resource deadlock avoided";
+    /// File name too long.
+    ENAMETOOLONG = 36, "File name too long";
+    /// No locks available.
+    ENOLCK = 37, "No locks available";
     /// Function not implemented.
     ENOSYS = 38, "Function not implemented";
+    /// Directory not empty.
+    ENOTEMPTY = 39, "Directory not empty";
+    /// Too many levels of symbolic links.
+    ELOOP = 40, "Too many levels of symbolic links";
     /// Invalid request descriptor (vb2: a request fd where none may be, or none where one must).
     EBADR = 53, "Invalid request descriptor";
+    /// No data available.
+    ENODATA = 61, "No data available";
     /// Timer expired (a fence wait that timed out, in the selftests' mock).
     ETIME = 62, "Timer expired";
+    /// Protocol error.
+    EPROTO = 71, "Protocol error";
+    /// Bad message.
+    EBADMSG = 74, "Bad message";
     /// Value too large for defined data type.
     EOVERFLOW = 75, "Value too large for defined data type";
     /// File descriptor in bad state (udmabuf: the memfd is not shmem).
     EBADFD = 77, "File descriptor in bad state";
+    /// Illegal byte sequence.
+    EILSEQ = 84, "Invalid or incomplete multibyte or wide character";
     /// Operation not supported.
     EOPNOTSUPP = 95, "Operation not supported";
+    /// Connection reset by peer.
+    ECONNRESET = 104, "Connection reset by peer";
     /// No buffer space available (vb2: CREATE_BUFS on a full queue).
     ENOBUFS = 105, "No buffer space available";
     /// Connection timed out.
     ETIMEDOUT = 110, "Connection timed out";
+    /// Connection refused.
+    ECONNREFUSED = 111, "Connection refused";
     /// Operation already in progress (the same acquire context locked a ww_mutex twice).
     EALREADY = 114, "Operation already in progress";
+    /// Operation now in progress.
+    EINPROGRESS = 115, "Operation now in progress";
+    /// Disk quota exceeded.
+    EDQUOT = 122, "Disk quota exceeded";
     /// Operation canceled.
     ECANCELED = 125, "Operation canceled";
     /// Kernel-internal: the call was interrupted and is to be restarted. User space sees `EINTR`.

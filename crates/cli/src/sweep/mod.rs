@@ -105,8 +105,7 @@ fn prepare(args: &Args, scenario: &str) -> Result<Plan, ExitCode> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
     let (text, file) = source::text_of(scenario).map_err(|e| crate::fail(&e))?;
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| invalid(format!("creating {}: {e}", args.out.display())))?;
+    crate::outdir::prepare(&args.out).map_err(invalid)?;
     // Standard input is read once: the points run a copy of it. Emitted jobs may run in
     // another directory (a batch system's), so their paths are absolute.
     let absolute = |p: &Path| -> PathBuf {
@@ -227,7 +226,10 @@ fn run_points(plan: &Plan, dir: &Path, jobs: Option<usize>) -> Vec<Option<i32>> 
                 let code = match code {
                     Ok(status) => status.code(),
                     Err(e) => {
-                        eprintln!("sweep: point {i}: cannot run {exe}: {e}");
+                        eprintln!(
+                            "sweep: point {i}: cannot run {exe}: {}",
+                            scenario::io_by_name(&e)
+                        );
                         None
                     }
                 };

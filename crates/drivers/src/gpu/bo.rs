@@ -199,6 +199,9 @@ pub(crate) struct BoState {
 /// A foreign dma-buf imported by the GPU.
 pub(crate) struct ImportLink {
     pub(crate) att: Attachment,
+    /// How the import is mapped: `DMA_BIDIRECTIONAL`, or `DMA_TO_DEVICE` for a read-only one
+    /// ([`Gpu::import_read_only`](super::Gpu::import_read_only)).
+    pub(crate) dir: dma::DmaDirection,
 }
 
 pub(crate) struct BoInner {

@@ -355,7 +355,11 @@ impl ImporterOps for GpuImporter {
 }
 
 /// `drm_gem_prime_import` of a foreign buffer: a dynamic attachment for the GPU.
-pub(crate) fn import_foreign(core: &Arc<GpuCore>, buf: &DmaBuf) -> Result<GpuBo, GpuError> {
+pub(crate) fn import_foreign(
+    core: &Arc<GpuCore>,
+    buf: &DmaBuf,
+    dir: dma::DmaDirection,
+) -> Result<GpuBo, GpuError> {
     let inner = Arc::new(BoInner::new(
         core,
         &format!("import-{}", buf.ino()),
@@ -369,6 +373,6 @@ pub(crate) fn import_foreign(core: &Arc<GpuCore>, buf: &DmaBuf) -> Result<GpuBo,
         p2p: core.cfg.p2p,
     });
     let att = buf.dynamic_attach(&core.dev, importer)?;
-    let _ = inner.import.set(ImportLink { att });
+    let _ = inner.import.set(ImportLink { att, dir });
     Ok(GpuBo(inner))
 }

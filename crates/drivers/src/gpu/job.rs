@@ -13,7 +13,7 @@
 //!
 //! # Submission, step by step (`amdgpu_cs_ioctl`)
 //! 1. Every object must belong to this GPU (or be imported into it); sizes and offsets are
-//!    checked (`EINVAL`).
+//!    checked, and a read-only import is never written (`EINVAL`).
 //! 2. Lock every object's reservation object together (ww acquire context, `drm_exec`).
 //! 3. Make each object GPU-resident and map it in the VM (hits and misses counted), never evicting
 //!    another object of the same job.
@@ -22,15 +22,28 @@
 //! 5. Create the output fence and add it to every object: READ usage for sources, WRITE for
 //!    destinations. Queue the job, unlock.
 //!
+//! A [`Job::device`] job carries a whole [`DeviceJob`](crate::job::DeviceJob) (the compositor's
+//! composite of a camera frame): submission maps its objects in the VM as any job's, hands the
+//! device job the VM's DMA segments as its views, and the ring executes it (every byte through
+//! the GPU's DMA engine, outputs stamped, inputs verified), sending its
+//! [`JobEffects`](crate::job::JobEffects) back before the job's fence signals.
+//!
 //! The ring that runs the jobs and its contract are in [`ring`](super::ring).
 
 use super::bo::GpuBo;
 use super::ring::{PendingJob, Segs, Work};
 use super::vm::GpuVm;
 use super::{GpuCore, GpuError};
+use crate::dmaview::DmaView;
+use crate::job::{DeviceJob, JobEffects};
 use fence::{DmaFence, DmaResvUsage, ResvExec};
+use parking_lot::Mutex;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use uapi::Errno;
+
+/// A [`DeviceJob`] on its way to the ring, and where its effects go (taken at submission).
+pub type DeviceSlot = Arc<Mutex<Option<(DeviceJob, Sender<JobEffects>)>>>;
 
 /// What a job does. Lengths are whole objects unless said otherwise.
 #[derive(Clone, Debug)]
@@ -73,6 +86,16 @@ pub enum JobOp {
         dst: GpuBo,
         /// Weight of `b`, 0..=255.
         alpha: u8,
+    },
+    /// A driver's [`DeviceJob`] run by the GPU (a composite): `reads[k]` is the job's input `k`,
+    /// `writes[k]` its output `k`, each seen through the VM's mapping.
+    Device {
+        /// The objects read, in the job's input order.
+        reads: Vec<GpuBo>,
+        /// The objects written, in the job's output order.
+        writes: Vec<GpuBo>,
+        /// The job and its effects' channel.
+        job: DeviceSlot,
     },
 }
 
@@ -139,6 +162,23 @@ impl Job {
         })
     }
 
+    /// A job that runs `job` (its views are replaced by the VM's mappings of `reads` and
+    /// `writes` at submission) and the channel its [`JobEffects`] come back on once the ring
+    /// ran it (nothing comes if the job is cancelled).
+    pub fn device(
+        job: DeviceJob,
+        reads: &[GpuBo],
+        writes: &[GpuBo],
+    ) -> (Job, Receiver<JobEffects>) {
+        let (tx, rx) = channel();
+        let op = JobOp::Device {
+            reads: reads.to_vec(),
+            writes: writes.to_vec(),
+            job: Arc::new(Mutex::new(Some((job, tx)))),
+        };
+        (Job::new(op), rx)
+    }
+
     /// Adds an explicit input fence.
     pub fn after(mut self, fence: DmaFence) -> Job {
         self.in_fences.push(fence);
@@ -159,6 +199,11 @@ impl Job {
             }
             JobOp::Fill { dst, .. } => vec![(dst, true)],
             JobOp::Blend { a, b, dst, .. } => vec![(a, false), (b, false), (dst, true)],
+            JobOp::Device { reads, writes, .. } => reads
+                .iter()
+                .map(|b| (b, false))
+                .chain(writes.iter().map(|b| (b, true)))
+                .collect(),
         };
         let mut out: Vec<(GpuBo, bool)> = Vec::new();
         for (bo, w) in list {
@@ -191,9 +236,21 @@ pub(crate) fn submit(core: &Arc<GpuCore>, vm: &GpuVm, job: Job) -> Result<DmaFen
         ));
     }
     let objs = job.objects();
-    for (bo, _) in &objs {
+    for (bo, write) in &objs {
         if !Arc::ptr_eq(&bo.0.gpu, core) {
             return Err(GpuError::ForeignBo(bo.id()));
+        }
+        if *write
+            && bo
+                .0
+                .import
+                .get()
+                .is_some_and(|l| l.dir == dma::DmaDirection::ToDevice)
+        {
+            return Err(GpuError::InvalidArgument(format!(
+                "buffer object {} is a read-only import",
+                bo.id()
+            )));
         }
     }
     match &job.op {
@@ -210,6 +267,32 @@ pub(crate) fn submit(core: &Arc<GpuCore>, vm: &GpuVm, job: Job) -> Result<DmaFen
         JobOp::Fill { dst, .. } => range_ok(dst, 0, dst.size())?,
         JobOp::Invert { src, dst } => range_ok(dst, 0, src.size().min(dst.size()))?,
         JobOp::Blend { a, b, dst, .. } => range_ok(dst, 0, a.size().min(b.size()).min(dst.size()))?,
+        JobOp::Device { reads, writes, job } => {
+            let slot = job.lock();
+            let (dj, _) = slot
+                .as_ref()
+                .ok_or_else(|| GpuError::InvalidArgument("the device job was submitted".into()))?;
+            if dj.inputs.len() != reads.len() || dj.outputs.len() != writes.len() {
+                return Err(GpuError::InvalidArgument(format!(
+                    "a device job of {} inputs and {} outputs on {} and {} objects",
+                    dj.inputs.len(),
+                    dj.outputs.len(),
+                    reads.len(),
+                    writes.len()
+                )));
+            }
+            let planes = dj
+                .inputs
+                .iter()
+                .map(|i| &i.planes)
+                .zip(reads)
+                .chain(dj.outputs.iter().map(|o| &o.planes).zip(writes));
+            for (ps, bo) in planes {
+                for &(off, len) in ps {
+                    range_ok(bo, off, len)?;
+                }
+            }
+        }
     }
     // Step 2.
     let resvs: Vec<&fence::DmaResv> = objs.iter().map(|(b, _)| &**b.resv()).collect();
@@ -267,6 +350,26 @@ pub(crate) fn submit(core: &Arc<GpuCore>, vm: &GpuVm, job: Job) -> Result<DmaFen
             len: a.size().min(b.size()).min(dst.size()),
             alpha: *alpha,
         },
+        JobOp::Device { reads, writes, job } => {
+            let (mut dj, done) = job
+                .lock()
+                .take()
+                .ok_or_else(|| GpuError::InvalidArgument("the device job was submitted".into()))?;
+            let view = |bo: &GpuBo| {
+                let segs: Vec<dma::DmaSegment> = seg(bo)
+                    .into_iter()
+                    .map(|(addr, len)| dma::DmaSegment { addr, len })
+                    .collect();
+                DmaView::from_segments(core.dev.clone(), &segs)
+            };
+            for (i, bo) in dj.inputs.iter_mut().zip(reads) {
+                i.view = view(bo);
+            }
+            for (o, bo) in dj.outputs.iter_mut().zip(writes) {
+                o.view = view(bo);
+            }
+            Work::Device(Mutex::new(Some((dj, done, core.dma.clone()))))
+        }
     };
     // Step 5, under the queue lock so seqnos follow queue order.
     for (bo, _) in &objs {

@@ -408,6 +408,18 @@ impl Gpu {
     /// dynamically for the GPU and wrapped in an imported object (importing it twice gives the
     /// same object).
     pub fn import(&self, buf: &DmaBuf) -> Result<GpuBo, GpuError> {
+        self.import_dir(buf, dma::DmaDirection::Bidirectional)
+    }
+
+    /// [`import`](Self::import) of a buffer the GPU only reads (a compositor's client buffer):
+    /// a foreign buffer's attachment is mapped `DMA_TO_DEVICE`, so it never overlaps a writer's
+    /// mapping in the DMA-API checker's cacheline tracking, and a job that writes the object is
+    /// refused (`EINVAL`). A buffer imported before keeps the import it has.
+    pub fn import_read_only(&self, buf: &DmaBuf) -> Result<GpuBo, GpuError> {
+        self.import_dir(buf, dma::DmaDirection::ToDevice)
+    }
+
+    fn import_dir(&self, buf: &DmaBuf, dir: dma::DmaDirection) -> Result<GpuBo, GpuError> {
         if let Some(exp) = buf.exporter_ops::<BoExport>() {
             if Arc::ptr_eq(&exp.bo().gpu, &self.0) {
                 return Ok(GpuBo(exp.bo().clone()));
@@ -417,7 +429,7 @@ impl Gpu {
         if let Some(bo) = self.0.imports.lock().get(&ino).and_then(Weak::upgrade) {
             return Ok(GpuBo(bo));
         }
-        let bo = exporter::import_foreign(&self.0, buf)?;
+        let bo = exporter::import_foreign(&self.0, buf, dir)?;
         self.0.imports.lock().insert(ino, Arc::downgrade(&bo.0));
         Ok(bo)
     }

@@ -29,7 +29,6 @@
 
 use super::bo::{BoInner, GpuBo, GpuMap};
 use super::{Gpu, GpuCore, GpuError};
-use dma::DmaDirection;
 use fence::{DmaResvUsage, FenceError, ResvGuard};
 use parking_lot::Mutex;
 use soc::DmaAddr;
@@ -196,7 +195,7 @@ impl VmInner {
         if let Some(link) = bo.import.get() {
             let gen = bo.state.lock().gen;
             if bo.state.lock().import_map.is_none() {
-                let t = link.att.map(g, DmaDirection::Bidirectional)?;
+                let t = link.att.map(g, link.dir)?;
                 bo.state.lock().import_map = Some(t);
             }
             let segs: Vec<(DmaAddr, u64)> = {

@@ -184,3 +184,75 @@ fn bad_jobs_are_refused_with_einval() {
     assert_eq!(gpu.ring_stats().submitted, 0);
     assert_eq!(dma.checker().total(), 0);
 }
+
+/// A device job's placeholder view: the ring replaces it with the VM's mapping.
+fn unmapped(gpu: &drivers::gpu::Gpu) -> drivers::dmaview::DmaView {
+    drivers::dmaview::DmaView::from_segments(gpu.device().clone(), &[])
+}
+
+#[test]
+fn a_device_job_runs_on_the_ring_through_the_vm_and_verifies_what_it_reads() {
+    use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
+    use drivers::pattern::TestPattern;
+    let (dma, gpu) = setup(8, RingMode::Manual);
+    let vm = GpuVm::new(&gpu, "compositor");
+    let luma = (W * H) as u64;
+    let nv12_planes = vec![(0, luma), (luma, luma / 2)];
+    let src = gpu.create_bo(BoDesc::vram("frame", FRAME)).unwrap();
+    let dst = gpu.create_bo(BoDesc::vram("xrgb", luma * 4)).unwrap();
+    // Frame 7 of the bars, drawn by the GPU into `src`...
+    let capture = DeviceJob::new(Op::Capture {
+        pattern: TestPattern::Bars,
+        seed: 1,
+        frame: 7,
+    })
+    .output(JobOutput {
+        view: unmapped(&gpu),
+        planes: nv12_planes.clone(),
+        bytes_per_line: vec![W as u64, W as u64],
+    });
+    let (job, rx) = Job::device(capture, &[], std::slice::from_ref(&src));
+    let f = gpu.submit(&vm, job).unwrap();
+    assert!(rx.try_recv().is_err(), "a manual ring has not run it yet");
+    assert_eq!(gpu.run_pending(), 1);
+    assert!(f.is_signaled());
+    let fx = rx.recv().unwrap();
+    assert!(fx.error.is_none(), "{:?}", fx.error);
+    let sum = fx.out_sums[0];
+    // ...then composited into XRGB pixels: the input verifies only as frame 7 with that sum.
+    let composite = |frame: u64| {
+        let dj = DeviceJob::new(Op::Composite)
+            .input(JobInput {
+                view: unmapped(&gpu),
+                planes: nv12_planes.clone(),
+                expected: sum,
+                frame,
+            })
+            .output(JobOutput {
+                view: unmapped(&gpu),
+                planes: vec![(0, luma * 4)],
+                bytes_per_line: vec![W as u64 * 4],
+            });
+        let (job, rx) = Job::device(dj, std::slice::from_ref(&src), std::slice::from_ref(&dst));
+        gpu.submit(&vm, job).unwrap();
+        gpu.run_pending();
+        rx.recv().unwrap()
+    };
+    let ok = composite(7);
+    assert_eq!(ok.inputs_ok, [true]);
+    assert_ne!(ok.out_sums[0], 0);
+    assert_eq!(composite(6).inputs_ok, [false], "the stamp names frame 7");
+    // Every use after the first found the VM's mappings.
+    assert!(vm.stats().hits >= 3, "{:?}", vm.stats());
+    // A job whose objects do not match its buffers is refused.
+    let dj = DeviceJob::new(Op::Composite).output(JobOutput {
+        view: unmapped(&gpu),
+        planes: vec![(0, luma * 4)],
+        bytes_per_line: vec![W as u64 * 4],
+    });
+    let (job, _rx) = Job::device(dj, std::slice::from_ref(&src), std::slice::from_ref(&dst));
+    assert_eq!(gpu.submit(&vm, job).unwrap_err().errno(), Errno::EINVAL);
+    drop(vm);
+    drop((src, dst));
+    assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
+}

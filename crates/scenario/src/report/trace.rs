@@ -15,7 +15,8 @@
 //! - counter tracks (`"ph": "C"`, `cat` `counter`, `args.value`) for the counters sampled over
 //!   time (named `"SERIES (UNIT)"`, see [`super::counters`]);
 //! - instants (`"ph": "i"`, thread scope) for fence signals (`cat` `fence`), migrations
-//!   (`cat` `migration`, also a slice on the `migrations` track spanning the stall) and attaches
+//!   (`cat` `migration`, also a slice on the `migrations` track: the buffer's copy when the
+//!   runner knows it, else the stall; the stall is in `args.stall_us`) and attaches
 //!   (`cat` `attach`).
 //!
 //! Timestamps are virtual microseconds with nanosecond fractions. Events are written sorted by
@@ -96,6 +97,8 @@ pub enum TraceKind {
         bytes: u64,
         /// Stall.
         stall: VirtualTime,
+        /// How long the copy took from `at` (`None`: unknown, the slice spans the stall).
+        copy: Option<VirtualTime>,
     },
     /// A device attached to a buffer.
     Attach {
@@ -235,6 +238,23 @@ impl Trace {
         bytes: u64,
         stall: VirtualTime,
     ) {
+        self.migration_copy(buffer, at, from, to, bytes, stall, None);
+    }
+
+    /// [`migration`](Self::migration) whose copy started at `at` and lasted `copy`: the
+    /// buffer's slice in `trace.json` is the copy, so the copies of one engine (serialized)
+    /// never overlap; the stall stays in its `args`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn migration_copy(
+        &mut self,
+        buffer: &str,
+        at: VirtualTime,
+        from: &str,
+        to: &str,
+        bytes: u64,
+        stall: VirtualTime,
+        copy: Option<VirtualTime>,
+    ) {
         let track = self.track(MIGRATION_TRACK);
         let kind = TraceKind::Migration {
             buffer: buffer.to_string(),
@@ -242,6 +262,7 @@ impl Trace {
             to: to.to_string(),
             bytes,
             stall,
+            copy,
         };
         self.push(track, &format!("migrate {buffer}"), at, kind);
     }
@@ -352,18 +373,22 @@ impl Trace {
                     to,
                     bytes,
                     stall,
+                    copy,
                 } => {
                     args.insert("buffer".into(), json!(buffer));
                     args.insert("from".into(), json!(from));
                     args.insert("to".into(), json!(to));
                     args.insert("bytes".into(), json!(bytes));
                     args.insert("stall_us".into(), us(*stall));
+                    if let Some(c) = copy {
+                        args.insert("copy_us".into(), us(*c));
+                    }
                     out.push(
                         json!({"ph": "i", "s": "g", "cat": "migration", "name": e.name,
                         "pid": 1, "tid": t, "ts": ts, "args": args.clone()}),
                     );
                     json!({"ph": "X", "cat": "migration", "name": e.name, "pid": 1, "tid": t,
-                        "ts": ts, "dur": us(*stall), "args": args})
+                        "ts": ts, "dur": us(copy.unwrap_or(*stall)), "args": args})
                 }
                 TraceKind::Attach { buffer } => {
                     args.insert("buffer".into(), json!(buffer));

@@ -25,6 +25,7 @@ const CPU_BPS: u64 = 8_000_000_000;
 
 /// Removes a buffer: detach everything, close its fds, drop the last references.
 pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
+    w.gpu_forget(bi);
     let Some(mut b) = w.bufs[bi].take() else {
         return;
     };
@@ -516,7 +517,9 @@ impl Sched<'_> {
         b.migrations += 1;
         let name = b.name.clone();
         let stall = end.saturating_sub(now);
-        self.w.trace.migration(&name, start, from, to, bytes, stall);
+        self.w
+            .trace
+            .migration_copy(&name, start, from, to, bytes, stall, Some(end - start));
         self.migrations.push(MigrationReport {
             buffer: name,
             frame,

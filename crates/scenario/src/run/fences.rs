@@ -46,6 +46,10 @@ pub(crate) struct JobFence {
     pub track: TrackId,
     pub end: VirtualTime,
     pub label: String,
+    /// The driver's own fence (a GPU ring's): the driver signals it, the runner waits for it.
+    pub driver: bool,
+    /// Signaled and counted.
+    pub done: bool,
 }
 
 impl Fences {
@@ -66,35 +70,25 @@ impl Fences {
     }
 }
 
+impl Fences {
+    /// A driver's fence (a GPU ring's) as a job's out-fence: counted as created, its context
+    /// the engine's timeline.
+    pub(crate) fn adopt(&mut self, engine: &str, f: &DmaFence) {
+        if !self.timelines.contains_key(engine) {
+            self.counts.contexts += 1;
+        }
+        self.timelines
+            .insert(engine.to_string(), (f.context(), f.seqno()));
+        self.counts.created += 1;
+    }
+}
+
 impl Sched<'_> {
-    /// Implicit sync for a job of `node` on `inputs` and `outputs` (buffer indices), then its
-    /// out-fence in every buffer's reservation object (module doc). `None` on a failure, which
-    /// is a run error.
-    pub(crate) fn fence_job(
-        &mut self,
-        node: usize,
-        inputs: &[usize],
-        outputs: &[usize],
-        end: VirtualTime,
-        label: &str,
-    ) -> Option<JobFence> {
+    /// Implicit sync checks for a job of `node` (module doc, step 1): a pending fence where the
+    /// loop starts a job is a runner bug, a run error.
+    pub(crate) fn fence_check(&mut self, node: usize, inputs: &[usize], outputs: &[usize]) {
         let who = self.w.nodes[node].desc.name.clone();
-        // Buffers of `sync = "explicit"` links carry no implicit fences (module `explicit`).
-        let implicit = |w: &super::world::World, b: usize| {
-            w.links[w.buf(b).link].desc.sync == crate::schema::SyncMode::Implicit
-        };
-        let deps = inputs
-            .iter()
-            .filter(|&&b| implicit(&self.w, b))
-            .map(|&b| (b, DmaResvUsage::Write, DmaResvUsage::Read))
-            .chain(
-                outputs
-                    .iter()
-                    .filter(|&&b| implicit(&self.w, b))
-                    .map(|&b| (b, DmaResvUsage::Read, DmaResvUsage::Write)),
-            )
-            .collect::<Vec<_>>();
-        for &(bi, wait_for, _) in &deps {
+        for (bi, wait_for, _) in self.implicit_deps(inputs, outputs) {
             self.fences.counts.sync_checks += 1;
             let b = self.w.buf(bi);
             if !b.buf.resv().test_signaled(wait_for) {
@@ -107,6 +101,46 @@ impl Sched<'_> {
                 });
             }
         }
+    }
+
+    /// The buffers of a job that take part in implicit sync: `(buffer, usage it waits for,
+    /// usage its fence gets)`.
+    fn implicit_deps(
+        &self,
+        inputs: &[usize],
+        outputs: &[usize],
+    ) -> Vec<(usize, DmaResvUsage, DmaResvUsage)> {
+        // Buffers of `sync = "explicit"` links carry no implicit fences (module `explicit`).
+        let implicit = |w: &super::world::World, b: usize| {
+            w.links[w.buf(b).link].desc.sync == crate::schema::SyncMode::Implicit
+        };
+        inputs
+            .iter()
+            .filter(|&&b| implicit(&self.w, b))
+            .map(|&b| (b, DmaResvUsage::Write, DmaResvUsage::Read))
+            .chain(
+                outputs
+                    .iter()
+                    .filter(|&&b| implicit(&self.w, b))
+                    .map(|&b| (b, DmaResvUsage::Read, DmaResvUsage::Write)),
+            )
+            .collect()
+    }
+
+    /// Implicit sync for a job of `node` on `inputs` and `outputs` (buffer indices), then its
+    /// out-fence in every buffer's reservation object (module doc). `None` on a failure, which
+    /// is a run error.
+    pub(crate) fn fence_job(
+        &mut self,
+        node: usize,
+        inputs: &[usize],
+        outputs: &[usize],
+        end: VirtualTime,
+        label: &str,
+    ) -> Option<JobFence> {
+        let who = self.w.nodes[node].desc.name.clone();
+        self.fence_check(node, inputs, outputs);
+        let deps = self.implicit_deps(inputs, outputs);
         let engine = self.w.nodes[node].engine_name.clone();
         let fence = match self.fences.create(&engine) {
             Ok(f) => f,
@@ -139,15 +173,28 @@ impl Sched<'_> {
             track: self.w.nodes[node].track,
             end,
             label: label.to_string(),
+            driver: false,
+            done: false,
         })
     }
 
-    /// Signals a job's fence (if not yet) at its end on the virtual clock.
-    pub(crate) fn fence_signal(&mut self, f: &JobFence) {
-        if f.fence.is_signaled() {
+    /// Signals a job's fence (if not yet) at its end on the virtual clock; a driver's fence is
+    /// waited for instead (its driver signals it once the job ran; the bytes have moved when
+    /// this is called).
+    pub(crate) fn fence_signal(&mut self, f: &mut JobFence) {
+        if f.done {
             return;
         }
-        if let Err(e) = f.fence.signal_timestamp(f.end.as_ns()) {
+        f.done = true;
+        if f.driver {
+            if let Err(e) = f.fence.wait(None) {
+                self.errors.push(RunFailure::new(
+                    &e,
+                    format!("waiting for the fence of {}: {e}", f.label),
+                ));
+                return;
+            }
+        } else if let Err(e) = f.fence.signal_timestamp(f.end.as_ns()) {
             self.errors.push(RunFailure::new(
                 &e,
                 format!("signaling the fence of {}: {e}", f.label),
@@ -237,8 +284,8 @@ impl Sched<'_> {
     pub(crate) fn fence_flush(&mut self) {
         let ids: Vec<u64> = self.jobs.keys().copied().collect();
         for id in ids {
-            if let Some(f) = self.jobs.get_mut(&id).and_then(|j| j.fence.take()) {
-                self.fence_signal(&f);
+            if let Some(mut f) = self.jobs.get_mut(&id).and_then(|j| j.fence.take()) {
+                self.fence_signal(&mut f);
                 if let Some(j) = self.jobs.get_mut(&id) {
                     j.fence = Some(f);
                 }

@@ -18,6 +18,16 @@
 //! `move_notify` an instant on the importer's track, and the driver's counters go to the
 //! report's `gpus`.
 //!
+//! A `gpu` node's jobs are the driver's: the node's process has a [`drivers::gpu::GpuVm`], its
+//! buffers are GEM objects ([`World::gpu_import`]: the GPU's own export comes back as itself,
+//! any other dma-buf is PRIME-imported through a dynamic attachment, read-only for an input),
+//! and each composite is a
+//! ring job ([`drivers::gpu::Job::device`]) submitted with [`drivers::gpu::Gpu::submit`]: the
+//! driver maps the objects in the VM (hits after the first use), waits on their reservation
+//! objects' fences (implicit sync) and adds its ring fence to them, which is the job's
+//! out-fence. Deterministic runs use a manual ring the runner runs at the job's start;
+//! `--threads` the ring's own thread.
+//!
 //! # Rules
 //! 1. A pressure event and its end apply with no job holding a mapping (the loop's barrier), so
 //!    a move never races a job's bytes (`--threads`).
@@ -68,6 +78,11 @@ impl World {
         let mut cfg = drivers::gpu::GpuConfig {
             device: device.to_string(),
             p2p: node.params.p2p == Some(true),
+            ring: if self.threads {
+                drivers::gpu::RingMode::Thread
+            } else {
+                drivers::gpu::RingMode::Manual
+            },
             ..Default::default()
         };
         if let Some(v) = node.params.vram.clone().or_else(|| {
@@ -89,6 +104,65 @@ impl World {
             RunFailure::new(&e, format!("starting the GPU driver on {device}: {e}"))
         })?;
         self.gpus.insert(device.to_string(), gpu.clone());
+        Ok(gpu)
+    }
+
+    /// GPU node `n` takes buffer `bi` as a GEM object (`drm_gem_prime_import`): its own export
+    /// comes back as itself, a foreign dma-buf is attached dynamically for the GPU.
+    pub(crate) fn gpu_import(&mut self, bi: usize, n: usize) -> Result<(), RunFailure> {
+        if self.bufs[bi]
+            .as_ref()
+            .is_none_or(|b| b.gpu_bos.contains_key(&n))
+        {
+            return Ok(());
+        }
+        let desc = self.nodes[n].desc.clone();
+        let gpu = self.gpu_for(&desc)?;
+        // What it only reads (an input link) it imports read-only (mapped DMA_TO_DEVICE).
+        let reads = self.links[self.buf(bi).link].from != n;
+        let b = self.buf_mut(bi);
+        let bo = if reads {
+            gpu.import_read_only(&b.buf)
+        } else {
+            gpu.import(&b.buf)
+        };
+        let bo = bo.map_err(|e| {
+            RunFailure::new(&e, format!("{} importing {}: {e}", desc.device, b.name))
+        })?;
+        b.gpu_bos.insert(n, bo);
+        Ok(())
+    }
+
+    /// GPU node `n` lets buffer `bi` go: out of its VM (after the object's fences), and the
+    /// import's reference dropped (which detaches it once nothing else holds it).
+    pub(crate) fn gpu_release(&mut self, bi: usize, n: usize) {
+        let Some(bo) = self.bufs[bi].as_mut().and_then(|b| b.gpu_bos.remove(&n)) else {
+            return;
+        };
+        if let Some(vm) = &self.nodes[n].vm {
+            // Not mapped (never used) is fine.
+            let _ = vm.unmap(&bo);
+        }
+    }
+
+    /// Buffer `bi` is going: every GPU node lets it go.
+    pub(crate) fn gpu_forget(&mut self, bi: usize) {
+        let users: Vec<usize> = self.bufs[bi]
+            .as_ref()
+            .map(|b| b.gpu_bos.keys().copied().collect())
+            .unwrap_or_default();
+        for n in users {
+            self.gpu_release(bi, n);
+        }
+    }
+
+    /// The GPU driver and address space of GPU node `n` (the VM made on first use).
+    fn gpu_node(&mut self, n: usize) -> Result<drivers::gpu::Gpu, RunFailure> {
+        let desc = self.nodes[n].desc.clone();
+        let gpu = self.gpu_for(&desc)?;
+        if self.nodes[n].vm.is_none() {
+            self.nodes[n].vm = Some(drivers::gpu::GpuVm::new(&gpu, desc.process_name()));
+        }
         Ok(gpu)
     }
 
@@ -125,6 +199,64 @@ impl World {
 type Snapshot = Vec<(usize, Option<Placement>, u64)>;
 
 impl Sched<'_> {
+    /// GPU node `n`'s composite `io` of buffers `inputs` into `outputs` (buffer indices), as a
+    /// ring job through [`drivers::gpu::Gpu::submit`] (module doc): the job's result and its
+    /// out-fence (the ring's), or `None` with a run error if the driver refused it.
+    pub(crate) fn gpu_job(
+        &mut self,
+        n: usize,
+        io: drivers::job::DeviceJob,
+        inputs: &[usize],
+        outputs: &[usize],
+        end: VirtualTime,
+        label: &str,
+    ) -> Option<(super::workers::Pending, super::fences::JobFence)> {
+        let who = self.w.nodes[n].desc.name.clone();
+        self.fence_check(n, inputs, outputs);
+        let gpu = match self.w.gpu_node(n) {
+            Ok(g) => g,
+            Err(e) => {
+                self.errors.push(e);
+                return None;
+            }
+        };
+        let bo = |bi: usize| self.w.buf(bi).gpu_bos.get(&n).cloned();
+        let reads: Option<Vec<_>> = inputs.iter().map(|&b| bo(b)).collect();
+        let writes: Option<Vec<_>> = outputs.iter().map(|&b| bo(b)).collect();
+        let (Some(reads), Some(writes)) = (reads, writes) else {
+            self.errors.push(RunFailure {
+                errno: "ENOENT".into(),
+                message: format!("{who}: a buffer of its job is not imported into its GPU"),
+            });
+            return None;
+        };
+        let (job, rx) = drivers::gpu::Job::device(io, &reads, &writes);
+        let vm = self.w.nodes[n].vm.as_ref()?;
+        let fence = match gpu.submit(vm, job) {
+            Ok(f) => f,
+            Err(e) => {
+                self.errors.push(RunFailure::new(
+                    &e,
+                    format!("{who}: submitting its job: {e}"),
+                ));
+                return None;
+            }
+        };
+        // A manual ring runs it now (the bytes move at the job's start, as every device's do).
+        gpu.run_pending();
+        let engine = self.w.nodes[n].engine_name.clone();
+        self.fences.adopt(&engine, &fence);
+        let jf = super::fences::JobFence {
+            fence,
+            track: self.w.nodes[n].track,
+            end,
+            label: label.to_string(),
+            driver: true,
+            done: false,
+        };
+        Some((super::workers::Pending::waiting(rx), jf))
+    }
+
     fn gpu_snapshot(&self) -> Snapshot {
         self.w
             .bufs
@@ -168,7 +300,8 @@ impl Sched<'_> {
                     .move_notifies
                     .fetch_add(notifies - notified, Ordering::Relaxed);
                 let name = self.w.buf(bi).name.clone();
-                let users: Vec<usize> = self.w.buf(bi).atts.keys().copied().collect();
+                let b = self.w.buf(bi);
+                let users: Vec<usize> = b.atts.keys().chain(b.gpu_bos.keys()).copied().collect();
                 for n in users {
                     let track = self.w.nodes[n].track;
                     self.w

@@ -22,7 +22,10 @@
 //!   mask-checked, watched by the DMA-API checker), every output stamped, every input's stamp
 //!   and checksum verified against what its producer wrote. The runner applies the job's
 //!   effects (checksums, verification, bitstream) at the job's completion and unmaps;
-//! - a consumer of a link (any `memory`: they all hand out dma-buf fds) reads through a real
+//! - a GPU's composite is a ring job of its driver (module `gpu`): its buffers are GEM objects
+//!   (self-import or PRIME import), mapped in its process's VM by `Gpu::submit`, implicit sync
+//!   and the out-fence are the driver's;
+//! - a consumer of a link (any `memory`: they all hand out dma-buf fds; a GPU excepted) reads through a real
 //!   vb2 queue (OUTPUT, DMABUF) on its device in its process (module `vb2io`): the runner QBUFs the fd its process holds, the
 //!   job reads through the DMA segments vb2 mapped under the node's `map_policy`, and at the
 //!   job's end the runner completes the buffer (`buffer_done`) and DQBUFs it; `stream_off`/
@@ -167,6 +170,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
 /// error building them is in the loop's `errors` (and the loop is not run).
 fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::RunFailure> {
     let mut w = World::new(s)?;
+    w.threads = opts.threads;
     let mut errors = Vec::new();
     'links: for li in 0..w.links.len() {
         // A swapchain starts small and grows on demand (seed 000; `sched::swapchain_step`).
@@ -523,7 +527,11 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             bitstream_checksum: node.bitstream.as_ref().map_or(0, |b| b.folded),
         });
     }
-    // Teardown: everything goes; what stays is a leak.
+    // Teardown: everything goes; what stays is a leak. The GPU nodes' address spaces first
+    // (they hold their objects' mappings).
+    for node in &mut s.w.nodes {
+        node.vm = None;
+    }
     for bi in 0..s.w.bufs.len() {
         events::drop_buffer(&mut s.w, bi);
     }

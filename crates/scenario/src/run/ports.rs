@@ -1,8 +1,9 @@
 //! Which vb2 queues a run opens ([`super::vb2io`] is how they work).
 //!
 //! # The concept
-//! - every consumer of a `memory = "dmabuf"`, `"mmap+expbuf"` or `"userptr"` link (a camera or
-//!   thumbnailer excepted, and a p2p GPU's links, read through dynamic attachments) gets an
+//! - every consumer of a `memory = "dmabuf"`, `"mmap+expbuf"` or `"userptr"` link (a camera,
+//!   thumbnailer or GPU excepted — a GPU imports its buffers into its driver — and a p2p GPU's
+//!   links, read through dynamic attachments) gets an
 //!   OUTPUT queue, memory DMABUF: whatever the link's memory, it hands out dma-buf fds;
 //! - a camera or ISP producer of a `"dmabuf"` link gets a CAPTURE queue, memory DMABUF, and
 //!   of a `"mmap+expbuf"` link the MMAP CAPTURE queue its buffers were made in
@@ -70,9 +71,10 @@ impl World {
         let dma = self.kernel.dma().clone();
         for n in 0..self.nodes.len() {
             let node = &self.nodes[n];
+            // A GPU is no V4L2 device: it imports its inputs as GEM objects (super::gpu).
             if matches!(
                 node.desc.driver,
-                DriverKind::Thumbnailer | DriverKind::Camera
+                DriverKind::Thumbnailer | DriverKind::Camera | DriverKind::Gpu
             ) {
                 continue;
             }

@@ -12,6 +12,7 @@ use crate::report::JobCategory;
 use crate::schema::{DriverKind, Event};
 use crate::validate::Scenario;
 use dma::DmaDirection;
+use drivers::dmaview::DmaView;
 use drivers::job::{DeviceJob, JobEffects, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -286,12 +287,7 @@ impl<'a> Sched<'a> {
             // display; the producer waits for a release.
             let link = &self.w.links[li];
             if let Some((_, Some(max))) = link.swapchain {
-                let in_flight = link
-                    .bufs
-                    .iter()
-                    .filter(|&&b| self.w.buf(b).state != BufState::Free)
-                    .count() as u32;
-                if in_flight >= max {
+                if self.w.in_flight(li) >= max {
                     self.w.links[li].swap_waits += 1;
                     return false;
                 }
@@ -323,6 +319,7 @@ impl<'a> Sched<'a> {
         let mut vb2 = Vec::new();
         // Which buffer each of `io`'s views is of, for giving them back if the job fails.
         let mut mapped = MappedViews::default();
+        let gpu = node.desc.driver == DriverKind::Gpu;
         for &(_, bi) in &inputs {
             self.wait_sync_file(n, bi);
         }
@@ -334,6 +331,16 @@ impl<'a> Sched<'a> {
                 _ => (0, 0),
             };
             let planes = b.planes.clone();
+            // A GPU's buffers are mapped by its driver in its VM at submission.
+            if gpu {
+                io.inputs.push(JobInput {
+                    view: DmaView::from_segments(self.w.nodes[n].dev.clone(), &[]),
+                    planes,
+                    expected,
+                    frame: in_frame,
+                });
+                continue;
+            }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
             // else the runner maps it.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
@@ -369,8 +376,16 @@ impl<'a> Sched<'a> {
                 .iter()
                 .map(|p| p.bytes_per_line)
                 .collect();
+            if gpu {
+                io.outputs.push(JobOutput {
+                    view: DmaView::from_segments(self.w.nodes[n].dev.clone(), &[]),
+                    planes,
+                    bytes_per_line,
+                });
+                continue;
+            }
             // A V4L2 producer's device writes the empty buffer its CAPTURE queue's driver holds
-            // (vb2 mapped it at QBUF); others (a GPU) map it themselves.
+            // (vb2 mapped it at QBUF); others map it themselves.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
                 mapped.outputs.push(bi);
@@ -397,12 +412,7 @@ impl<'a> Sched<'a> {
         for &(li, bi) in &outputs {
             self.w.links[li].free.pop_front();
             self.w.buf_mut(bi).state = BufState::Writing;
-            let link = &self.w.links[li];
-            let in_flight = link
-                .bufs
-                .iter()
-                .filter(|&&b| self.w.buf(b).state != BufState::Free)
-                .count() as u32;
+            let in_flight = self.w.in_flight(li);
             let l = &mut self.w.links[li];
             l.max_in_flight_seen = l.max_in_flight_seen.max(in_flight);
         }
@@ -458,11 +468,23 @@ impl<'a> Sched<'a> {
         }
         let in_bis: Vec<usize> = inputs.iter().map(|x| x.1).collect();
         let out_bis: Vec<usize> = outputs.iter().map(|x| x.1).collect();
-        let fence = self.fence_job(n, &in_bis, &out_bis, end, &label);
-        let dma = self.w.kernel.dma().clone();
-        let result = match &self.workers {
-            Some(wk) => wk.submit(&engine_name, io, dma),
-            None => Pending::ready(io.execute(&dma)),
+        let (result, fence) = if gpu {
+            // The GPU driver's ring job (super::gpu).
+            match self.gpu_job(n, io, &in_bis, &out_bis, end, &label) {
+                Some((r, f)) => (r, Some(f)),
+                None => {
+                    self.w.nodes[n].active = false;
+                    return false;
+                }
+            }
+        } else {
+            let fence = self.fence_job(n, &in_bis, &out_bis, end, &label);
+            let dma = self.w.kernel.dma().clone();
+            let result = match &self.workers {
+                Some(wk) => wk.submit(&engine_name, io, dma),
+                None => Pending::ready(io.execute(&dma)),
+            };
+            (result, fence)
         };
         let id = self.next_job;
         self.next_job += 1;
@@ -578,8 +600,8 @@ impl<'a> Sched<'a> {
             return;
         };
         let out_fence = job.fence.as_ref().map(|f| f.fence.clone());
-        if let Some(f) = job.fence.take() {
-            self.fence_signal(&f);
+        if let Some(mut f) = job.fence.take() {
+            self.fence_signal(&mut f);
         }
         let n = job.node;
         // The node is free again whatever the job's outcome.

@@ -5,7 +5,6 @@
 //! once ([`super::events::drop_buffer`]).
 
 use super::sched::{Sched, SWAPCHAIN_MIN_BUFFERS, SWAPCHAIN_SHRINK_AFTER};
-use super::world::BufState;
 use crate::clock::VirtualTime;
 
 impl Sched<'_> {
@@ -44,11 +43,7 @@ impl Sched<'_> {
         // Grow only when the producer could use the buffer: none free, and the bound (if any)
         // not reached.
         let l = &self.w.links[li];
-        let in_flight = l
-            .bufs
-            .iter()
-            .filter(|&&b| self.w.buf(b).state != BufState::Free)
-            .count() as u32;
+        let in_flight = self.w.in_flight(li);
         let bound_ok = l.swapchain.and_then(|s| s.1).is_none_or(|m| in_flight < m);
         if l.free.is_empty() && bound_ok && (l.bufs.len() as u32) < l.desc.buffers {
             match self.w.alloc_buffer(li) {

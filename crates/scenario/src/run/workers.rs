@@ -37,15 +37,29 @@ impl Pending {
         }
     }
 
+    /// A result another engine sends once it ran the job (a GPU ring's device job,
+    /// [`drivers::gpu::Job::device`]); a sender that goes away without one (the job was
+    /// cancelled) gives a result with that error.
+    pub(crate) fn waiting(rx: Receiver<JobResult>) -> Pending {
+        Pending {
+            state: PState::Waiting(rx),
+            settled: false,
+        }
+    }
+
     /// Takes the result if it is in; with `wait`, blocks until it is.
     pub(crate) fn take(&mut self, wait: bool) -> Option<Box<JobResult>> {
         match std::mem::replace(&mut self.state, PState::Taken) {
             PState::Ready(r) => Some(r),
             PState::Waiting(rx) => {
                 let got = if wait {
-                    rx.recv().ok()
+                    Some(rx.recv().unwrap_or_else(|_| cancelled()))
                 } else {
-                    rx.try_recv().ok()
+                    match rx.try_recv() {
+                        Ok(r) => Some(r),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => None,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => Some(cancelled()),
+                    }
                 };
                 match got {
                     Some(r) => Some(Box::new(r)),
@@ -97,6 +111,19 @@ impl Pending {
             state: PState::Waiting(rx),
             settled: true,
         }
+    }
+}
+
+/// What a job whose engine dropped it without running it did: nothing, and that is an error.
+fn cancelled() -> JobResult {
+    JobResult {
+        inputs_ok: Vec::new(),
+        out_sums: Vec::new(),
+        bitstream: None,
+        error: Some("the engine cancelled the job before it ran".into()),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        bitstream_view: None,
     }
 }
 

@@ -67,6 +67,9 @@ pub(crate) struct BufRt {
     pub importer: Option<Arc<super::gpu::P2pImporter>>,
     /// Attachments by node index.
     pub atts: BTreeMap<usize, Attachment>,
+    /// The GPU nodes' buffer objects of it, by node index: the GPU's own object if it exported
+    /// the buffer (self-import), else its PRIME import (a dynamic attachment of the GPU).
+    pub gpu_bos: BTreeMap<usize, drivers::gpu::GpuBo>,
     /// The fds the buffer has in processes, closed at teardown or when the process dies.
     pub fds: Vec<(Arc<Process>, Fd)>,
     pub state: BufState,
@@ -135,6 +138,8 @@ pub(crate) struct NodeRt {
     pub bitstream: Option<BitstreamBuf>,
     /// Virtual time its jobs waited on fences (the report's `nodes[].fence_wait_us`).
     pub fence_wait: VirtualTime,
+    /// A GPU node's address space (its process's [`drivers::gpu::GpuVm`]), made on first use.
+    pub vm: Option<drivers::gpu::GpuVm>,
 }
 
 /// The bitstream buffer an encoder owns (as a V4L2 encoder's CAPTURE buffer, allocated by its
@@ -178,6 +183,9 @@ pub(crate) struct World {
     pub move_notifies: std::sync::atomic::AtomicU64,
     /// Counters over time ([`super::counters`]).
     pub sampler: super::counters::Sampler,
+    /// `--threads`: the GPU drivers' rings run on their own threads (else the runner runs each
+    /// job at its start, [`drivers::gpu::RingMode::Manual`]).
+    pub threads: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -272,6 +280,7 @@ impl World {
                 last_vblank: None,
                 fence_wait: VirtualTime::ZERO,
                 bitstream: None,
+                vm: None,
             });
         }
         let idx = |name: &str| s.nodes.iter().position(|n| n.name == name).unwrap_or(0);
@@ -347,6 +356,7 @@ impl World {
             ports: Vec::new(),
             move_notifies: std::sync::atomic::AtomicU64::new(0),
             sampler: super::counters::Sampler::new(s.frames),
+            threads: false,
         })
     }
 
@@ -578,6 +588,7 @@ impl World {
             exporter,
             importer,
             atts: BTreeMap::new(),
+            gpu_bos: BTreeMap::new(),
             fds,
             state: BufState::Free,
             busy_until: VirtualTime::ZERO,
@@ -620,8 +631,12 @@ impl World {
         Ok((buf, fd))
     }
 
-    /// Attaches node `n`'s device to buffer `bi` (a no-op if attached).
+    /// Attaches node `n`'s device to buffer `bi` (a no-op if attached); a GPU node imports it
+    /// into its driver instead ([`World::gpu_import`]).
     pub(crate) fn attach(&mut self, bi: usize, n: usize) -> Result<(), RunFailure> {
+        if self.nodes[n].desc.driver == DriverKind::Gpu {
+            return self.gpu_import(bi, n);
+        }
         let dev = self.nodes[n].dev.clone();
         let Some(b) = self.bufs[bi].as_mut() else {
             return Ok(());
@@ -642,6 +657,7 @@ impl World {
 
     /// Detaches node `n` from buffer `bi`.
     pub(crate) fn detach(&mut self, bi: usize, n: usize) {
+        self.gpu_release(bi, n);
         if let Some(b) = self.bufs[bi].as_mut() {
             if let Some(att) = b.atts.remove(&n) {
                 let _ = b.buf.detach(att);
@@ -685,6 +701,16 @@ impl World {
                 format!("{} unmapping {}: {e}", self.nodes[n].dev.name(), b.name),
             )
         })
+    }
+
+    /// Buffers of link `li` in flight: drawn, or waiting for readers (a swapchain's
+    /// `max_in_flight` bounds these).
+    pub(crate) fn in_flight(&self, li: usize) -> u32 {
+        self.links[li]
+            .bufs
+            .iter()
+            .filter(|&&b| self.buf(b).state != BufState::Free)
+            .count() as u32
     }
 
     /// The buffer `bi`.
