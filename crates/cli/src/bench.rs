@@ -5,19 +5,28 @@
 //! | measurement | baseline |
 //! |---|---|
 //! | a 4 MiB DMA write by `isp0` through its IOMMU | `memcpy` of 4 MiB on the host |
-//! | fence signal -> a waiting thread wakes | a `Mutex` + `Condvar` handoff |
-//! | a cached re-map of an attachment (seed 003) | the first map of a fresh buffer |
+//! | fence signal -> a parked waiter wakes (ping-pong with a persistent thread) | the same ping-pong over a `Mutex` + `Condvar` |
+//! | a cached re-map of an attachment: map + unmap under the held reservation lock (seed 003) | the first map of a fresh buffer, under the lock too |
 //! | a 4 MiB migration on a late attach (seed 000) | `memcpy` of 4 MiB |
 //!
 //! Each line ends with `time / baseline time`: below 1 the measurement is faster than its
-//! baseline, above 1 slower. The migration line includes the placement decision, the CMA
-//! allocation, the DMA copy and the remap; its bytes are written before and checked after.
+//! baseline, above 1 slower. A measurement and its baseline are taken the same way: the
+//! handoffs both between the same two long-lived threads (no thread spawn in the loop: that is
+//! what criterion's `handoff` group in `crates/fence/benches/fence.rs` measures too), the maps
+//! both with the reservation lock held across the loop (as `remap/cached` in
+//! `crates/dmabuf/benches/map.rs`). The migration line includes the placement decision, the
+//! CMA allocation, the DMA copy and the remap; its bytes are written before and checked after.
+//!
+//! `dmabuf bench pipeline [SCENARIO]` ([`pipeline`]) runs a scenario and, in the same process,
+//! copies as many bytes as its devices moved with `copy_from_slice` on as many host threads:
+//! the bound on how fast any simulator that moves every byte can run it.
 
 use constraint::{ConstraintExporter, ExportSpec};
 use dma::DmaDirection;
 use std::error::Error;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
 
 const SIZE: usize = 4 << 20;
@@ -86,73 +95,48 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn Error>> {
         copy,
     )?;
 
-    // 2. Fence signal -> wake, against a condvar handoff.
-    let ctx = fence::context_alloc(1)?;
-    let iters = 200u32;
-    let mut fence_total = Duration::ZERO;
-    for i in 0..iters {
-        let f = fence::SimpleFenceOps::create("bench", "ring", ctx, u64::from(i) + 1);
-        let w = f.clone();
-        let waiter = std::thread::spawn(move || {
-            let _ = w.wait(None);
-            Instant::now()
-        });
-        std::thread::sleep(Duration::from_micros(50));
-        let t = Instant::now();
-        f.signal()?;
-        let woke = waiter.join().map_err(|_| "waiter panicked")?;
-        fence_total += woke.saturating_duration_since(t);
-    }
-    let mut cv_total = Duration::ZERO;
-    for _ in 0..iters {
-        let pair = Arc::new((Mutex::new(false), Condvar::new()));
-        let p2 = pair.clone();
-        let waiter = std::thread::spawn(move || {
-            let (m, c) = &*p2;
-            let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
-            while !*g {
-                g = c.wait(g).unwrap_or_else(|e| e.into_inner());
-            }
-            Instant::now()
-        });
-        std::thread::sleep(Duration::from_micros(50));
-        let t = Instant::now();
-        {
-            let (m, c) = &*pair;
-            *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            c.notify_one();
-        }
-        let woke = waiter.join().map_err(|_| "waiter panicked")?;
-        cv_total += woke.saturating_duration_since(t);
-    }
+    // 2. Fence signal -> wake, against a condvar handoff, both between two persistent threads.
+    let iters = 2000u64;
+    let fence_rt = fence_pingpong(iters)?;
+    let cv_rt = condvar_pingpong(iters)?;
     row(
         out,
-        "fence signal -> waiter wakes",
-        fence_total / iters,
+        "fence signal -> parked waiter wakes",
+        fence_rt / (2 * iters as u32),
         "Mutex+Condvar handoff",
-        cv_total / iters,
+        cv_rt / (2 * iters as u32),
     )?;
 
-    // 3. Cached re-map against a first map.
-    let cached = time(200, || {
-        let sgt = att.map_unlocked(DmaDirection::ToDevice)?;
-        att.unmap_unlocked(sgt)?;
-        Ok(())
-    })?;
+    // 3. Cached re-map against a first map, both under the held reservation lock.
+    let cached = {
+        let mut guard = buf.resv().lock(None)?;
+        let m = att.map(&mut guard, DmaDirection::ToDevice)?;
+        att.unmap(&mut guard, m)?;
+        let iters = 20_000u32;
+        let t = Instant::now();
+        for _ in 0..iters {
+            let m = att.map(&mut guard, DmaDirection::ToDevice)?;
+            att.unmap(&mut guard, std::hint::black_box(m))?;
+        }
+        t.elapsed() / iters
+    };
     let mut first_total = Duration::ZERO;
     let n = 20u32;
     for _ in 0..n {
         let (b, _e) = ConstraintExporter::export(&dma, ExportSpec::new(SIZE as u64))?;
         let a = b.attach(&isp)?;
-        let t = Instant::now();
-        let sgt = a.map_unlocked(DmaDirection::ToDevice)?;
-        first_total += t.elapsed();
-        a.unmap_unlocked(sgt)?;
+        {
+            let mut guard = b.resv().lock(None)?;
+            let t = Instant::now();
+            let sgt = a.map(&mut guard, DmaDirection::ToDevice)?;
+            first_total += t.elapsed();
+            a.unmap(&mut guard, sgt)?;
+        }
         b.detach(a)?;
     }
     row(
         out,
-        "cached re-map (map+unmap, seed 003)",
+        "cached re-map (map+unmap, resv held, seed 003)",
         cached,
         "first map of a fresh buffer",
         first_total / n,
@@ -196,4 +180,193 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn Error>> {
     )?;
     buf.detach(att)?;
     Ok(())
+}
+
+/// `iters` round trips: this thread signals a fence a persistent echo thread waits on, the echo
+/// signals one back. Returns the time of all round trips (two handoffs each).
+fn fence_pingpong(iters: u64) -> Result<Duration, Box<dyn Error>> {
+    let ctx = fence::context_alloc(2)?;
+    let make = |c: u64| -> Vec<fence::DmaFence> {
+        (1..=iters)
+            .map(|s| fence::SimpleFenceOps::create("bench", "ping", c, s))
+            .collect()
+    };
+    let (ping, pong) = (Arc::new(make(ctx)), Arc::new(make(ctx + 1)));
+    let echo = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        thread::spawn(move || -> Result<(), String> {
+            for (a, b) in ping.iter().zip(pong.iter()) {
+                a.wait(None).map_err(|e| e.to_string())?;
+                b.signal().map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    };
+    let start = Instant::now();
+    for (a, b) in ping.iter().zip(pong.iter()) {
+        a.signal()?;
+        b.wait(None)?;
+    }
+    let elapsed = start.elapsed();
+    echo.join().map_err(|_| "echo thread panicked")??;
+    Ok(elapsed)
+}
+
+/// The same ping-pong over a counter, a `std` mutex and one condition variable per direction.
+fn condvar_pingpong(iters: u64) -> Result<Duration, Box<dyn Error>> {
+    struct Court {
+        ball: Mutex<u64>,
+        to_echo: Condvar,
+        to_main: Condvar,
+    }
+    let court = Arc::new(Court {
+        ball: Mutex::new(0),
+        to_echo: Condvar::new(),
+        to_main: Condvar::new(),
+    });
+    fn lock(c: &Court) -> std::sync::MutexGuard<'_, u64> {
+        c.ball.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    let echo = {
+        let court = court.clone();
+        thread::spawn(move || {
+            for i in 0..iters {
+                let mut b = lock(&court);
+                while *b != 2 * i + 1 {
+                    b = court.to_echo.wait(b).unwrap_or_else(|e| e.into_inner());
+                }
+                *b = 2 * i + 2;
+                drop(b);
+                court.to_main.notify_one();
+            }
+        })
+    };
+    let start = Instant::now();
+    for i in 0..iters {
+        *lock(&court) = 2 * i + 1;
+        court.to_echo.notify_one();
+        let mut b = lock(&court);
+        while *b != 2 * i + 2 {
+            b = court.to_main.wait(b).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+    let elapsed = start.elapsed();
+    echo.join().map_err(|_| "echo thread panicked")?;
+    Ok(elapsed)
+}
+
+/// What [`pipeline`] measured.
+#[derive(Clone, Debug)]
+pub struct PipelineFigures {
+    /// Virtual duration of the run.
+    pub virtual_time: Duration,
+    /// Wall time of the run.
+    pub wall: Duration,
+    /// Bytes the devices read and wrote.
+    pub bytes: u64,
+    /// Host threads used (the run's and the copy's).
+    pub threads: usize,
+    /// Wall time of `copy_from_slice` of `bytes` on `threads` threads.
+    pub copy: Duration,
+    /// Whether the run verified every frame (exit code 0).
+    pub verified: bool,
+}
+
+/// `dmabuf bench pipeline`: runs `s` on `threads` host threads (`0`: the machine's cores),
+/// then copies the bytes its devices moved with `copy_from_slice` on as many threads, in the
+/// runner's piece size between buffers the size of a few frames. Prints wall time, the
+/// real-time factor (virtual duration / wall) and the ratio to the copy bound.
+pub fn pipeline(
+    out: &mut impl Write,
+    s: &scenario::Scenario,
+    threads: usize,
+) -> Result<PipelineFigures, Box<dyn Error>> {
+    let threads = scenario::run::host_threads(threads);
+    let t = Instant::now();
+    let o = scenario::run::run(
+        s,
+        &scenario::run::RunOptions {
+            threads,
+            ..Default::default()
+        },
+    );
+    let wall = t.elapsed();
+    let bytes: u64 = o
+        .report
+        .devices
+        .iter()
+        .map(|d| d.bytes_read + d.bytes_written)
+        .sum();
+    let copy = copy_bound(bytes, threads);
+    let f = PipelineFigures {
+        virtual_time: Duration::from_secs_f64(o.report.duration_us.max(0.0) / 1e6),
+        wall,
+        bytes,
+        threads,
+        copy,
+        verified: o.report.exit_code() == scenario::ExitCode::Verified,
+    };
+    let secs = |d: Duration| d.as_secs_f64();
+    writeln!(
+        out,
+        "scenario {} ({} frames, {} host threads): {}",
+        s.name,
+        s.frames,
+        f.threads,
+        if f.verified {
+            "VERIFIED"
+        } else {
+            "NOT VERIFIED"
+        }
+    )?;
+    writeln!(
+        out,
+        "virtual {:.3} s in {:.3} s wall: real-time factor {:.2}",
+        secs(f.virtual_time),
+        secs(f.wall),
+        secs(f.virtual_time) / secs(f.wall).max(1e-9)
+    )?;
+    writeln!(
+        out,
+        "copy bound: copy_from_slice of the {:.1} GiB the devices moved on {} threads: {:.3} s \
+         (real-time factor {:.2}); the run took {:.2}x the copy bound",
+        f.bytes as f64 / (1u64 << 30) as f64,
+        f.threads,
+        secs(f.copy),
+        secs(f.virtual_time) / secs(f.copy).max(1e-9),
+        secs(f.wall) / secs(f.copy).max(1e-9)
+    )?;
+    Ok(f)
+}
+
+/// Wall time of copying `bytes` with `copy_from_slice` on `threads` threads, each between its
+/// own two 64 MiB buffers in 1 MiB pieces (a device job's piece, `drivers::frame::CHUNK`).
+pub fn copy_bound(bytes: u64, threads: usize) -> Duration {
+    const BUF: usize = 64 << 20;
+    let piece = 1usize << 20;
+    let threads = threads.max(1);
+    let share = bytes / threads as u64;
+    let mut bufs: Vec<(Vec<u8>, Vec<u8>)> = (0..threads)
+        .map(|i| (vec![i as u8 + 1; BUF], vec![0u8; BUF]))
+        .collect();
+    let t = Instant::now();
+    thread::scope(|sc| {
+        for (src, dst) in bufs.iter_mut() {
+            sc.spawn(move || {
+                let mut left = share;
+                let mut at = 0usize;
+                while left > 0 {
+                    let n = (left as usize).min(piece);
+                    if at + n > BUF {
+                        at = 0;
+                    }
+                    dst[at..at + n].copy_from_slice(std::hint::black_box(&src[at..at + n]));
+                    at += n;
+                    left -= n as u64;
+                }
+                std::hint::black_box(&dst);
+            });
+        }
+    });
+    t.elapsed()
 }

@@ -42,6 +42,25 @@ enum Format {
 }
 
 #[derive(Subcommand)]
+enum BenchWhat {
+    /// Run a scenario and copy as many bytes as its devices moved with `copy_from_slice` on as
+    /// many host threads: wall time, real-time factor, ratio to that copy bound.
+    Pipeline {
+        /// A scenario file, a bundled scenario's name, or `-` (default: the bundled default).
+        scenario: Option<String>,
+        /// Host threads for the run and the copy (default: the machine's cores).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+        threads: Option<u32>,
+        /// Override the number of frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Override any scenario field, as for `run`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run a scenario (a file, the name of a bundled one, or `-` for standard input; default:
     /// the bundled default). The report goes to stdout, errors and warnings to stderr.
@@ -57,9 +76,13 @@ enum Command {
         /// What stdout gets.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// Every device engine on its own OS thread (stress; not deterministic).
-        #[arg(long)]
-        threads: bool,
+        /// Host threads the devices' bytes move on (default: the machine's cores; 1 is the
+        /// single-threaded reference). Outputs are byte-identical for any number.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+        threads: Option<u32>,
+        /// Every device engine on its own OS thread instead (a stress mode: not deterministic).
+        #[arg(long, conflicts_with = "threads")]
+        engine_threads: bool,
         /// Override the number of frames.
         #[arg(long)]
         frames: Option<u64>,
@@ -144,11 +167,19 @@ enum Command {
     /// List the bundled scenarios.
     Scenarios,
     /// Measure the headline ratios against their baselines, in this run.
-    Bench,
+    Bench {
+        /// A longer measurement instead of the ratios.
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
+    },
     /// Move one camera frame through the default SoC and print what happened.
     Demo,
-    /// Print the bundled default machine description as TOML.
-    Soc,
+    /// List the bundled machines, or print one as TOML to paste into a scenario (in place of
+    /// `soc = "NAME"`).
+    Soc {
+        /// The machine to print (`dmabuf soc` lists the names).
+        name: Option<String>,
+    },
 }
 
 /// An error for stderr, an I/O error's errno by name (`ENOSPC (No space left on device)`).
@@ -204,7 +235,7 @@ fn cmd_run(
     out: PathBuf,
     seed: Option<u64>,
     format: Format,
-    threads: bool,
+    opts: RunOptions,
     frames: Option<u64>,
     set: &[String],
 ) -> ExitCode {
@@ -226,13 +257,7 @@ fn cmd_run(
         return ExitCode::from(2);
     }
     let started = std::time::Instant::now();
-    let output = run(
-        &s,
-        &RunOptions {
-            threads,
-            progress: true,
-        },
-    );
+    let output = run(&s, &opts);
     let wall = started.elapsed();
     let files = match output.write(&out) {
         Ok(f) => f,
@@ -252,9 +277,9 @@ fn cmd_run(
     for line in problems(&output.report) {
         eprintln!("{line}");
     }
-    if threads {
+    if opts.engine_threads {
         eprintln!(
-            "warning: --threads ran every device engine on its own OS thread; the checks still \
+            "warning: --engine-threads ran every device engine on its own OS thread; the checks still \
              hold, but host interleaving differs between runs (not the deterministic reference)"
         );
     }
@@ -286,7 +311,8 @@ fn main() -> ExitCode {
         out: PathBuf::from("out"),
         seed: None,
         format: Format::Text,
-        threads: false,
+        threads: None,
+        engine_threads: false,
         frames: None,
         set: Vec::new(),
     });
@@ -297,9 +323,22 @@ fn main() -> ExitCode {
             seed,
             format,
             threads,
+            engine_threads,
             frames,
             set,
-        } => cmd_run(scenario, out, seed, format, threads, frames, &set),
+        } => cmd_run(
+            scenario,
+            out,
+            seed,
+            format,
+            RunOptions {
+                threads: threads.map_or(0, |n| n as usize),
+                engine_threads,
+                progress: true,
+            },
+            frames,
+            &set,
+        ),
         Command::Check { scenario, set } => match source::load(&scenario, &set) {
             Ok(s) => {
                 outln!(
@@ -373,7 +412,35 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Bench => match bench::run(&mut std::io::stdout().lock()) {
+        Command::Bench {
+            what:
+                Some(BenchWhat::Pipeline {
+                    scenario,
+                    threads,
+                    frames,
+                    set,
+                }),
+        } => {
+            let s = match source::load(scenario.as_deref().unwrap_or(scenario::DEFAULT), &set) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            let s = match frames.map(|f| s.clone().with_frames(f)) {
+                Some(Err(e)) => return fail(&e),
+                Some(Ok(s)) => s,
+                None => s,
+            };
+            let threads = threads.map_or(0, |n| n as usize);
+            match bench::pipeline(&mut std::io::stdout().lock(), &s, threads) {
+                Ok(f) if f.verified => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("dmabuf bench pipeline: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench { what: None } => match bench::run(&mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("dmabuf bench: {}", by_name(e.as_ref()));
@@ -388,14 +455,23 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Soc => match toml::to_string_pretty(&soc::SocDesc::default_soc()) {
-            Ok(text) => {
+        Command::Soc { name: None } => {
+            for m in soc::bundled::machines() {
+                outln!("{:<10} {}", m.name, m.description);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Soc { name: Some(name) } => match soc::bundled::machine_toml(&name) {
+            Some(text) => {
                 out!("{text}");
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("dmabuf: {e}");
-                ExitCode::from(1)
+            None => {
+                eprintln!(
+                    "error: no bundled machine is named `{name}`: expected one of {}",
+                    soc::bundled::machine_names()
+                );
+                ExitCode::from(2)
             }
         },
     }

@@ -215,7 +215,6 @@ pub struct ConstraintExporter {
     pub(super) state: Mutex<State>,
     /// Signalled on every unpin, vunmap, detach and end of a move.
     pub(super) cond: Condvar,
-    device_needs: Mutex<HashMap<String, ImporterNeeds>>,
     pub(super) last_error: Mutex<Option<ConstraintError>>,
 }
 
@@ -294,7 +293,6 @@ impl ConstraintExporter {
                 reasons: Vec::new(),
             }),
             cond: Condvar::new(),
-            device_needs: Mutex::new(HashMap::new()),
             last_error: Mutex::new(None),
         });
         if matches!(spec.policy, Policy::UpFront { .. }) {
@@ -349,21 +347,14 @@ impl ConstraintExporter {
         e
     }
 
-    /// What every attach of `device` adds unless told otherwise.
-    pub fn set_device_needs(&self, device: &str, needs: ImporterNeeds) {
-        self.device_needs.lock().insert(device.to_string(), needs);
-    }
-
     /// The needs of attachment `att`: its own (the `ImporterNeeds` the importer passed as
-    /// `importer_priv` to [`DmaBuf::attach_with`]), else per device, else up-front, else none.
+    /// `importer_priv` to [`DmaBuf::attach_with`]), else the up-front policy's for its device,
+    /// else none. Nothing is kept per device: two attaches of one device each bring their own.
     pub(super) fn needs_for(&self, att: &Attachment) -> ImporterNeeds {
         if let Some(n) = att.importer_priv_as::<ImporterNeeds>() {
             return n.clone();
         }
         let device = att.device().name();
-        if let Some(n) = self.device_needs.lock().get(device) {
-            return n.clone();
-        }
         if let Policy::UpFront { devices } = &self.policy {
             if let Some(k) = devices.iter().find(|k| k.device == device) {
                 return k.needs.clone();

@@ -69,9 +69,10 @@ impl BankRule {
 
 /// What an importer adds, for one buffer, to what its device's description says.
 ///
-/// Give it to the exporter before attaching
-/// ([`ConstraintExporter::attach_with`](super::ConstraintExporter::attach_with)), or once per
-/// device ([`ConstraintExporter::set_device_needs`](super::ConstraintExporter::set_device_needs)).
+/// Give it to the exporter with each attach, as the attachment's `importer_priv`
+/// ([`ConstraintExporter::attach_with`](super::ConstraintExporter::attach_with), or
+/// `DmaBuf::attach_with` from any importer: a vb2 queue's
+/// `Vb2Queue::set_importer_priv`, a GPU's `Gpu::import_with`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImporterNeeds {

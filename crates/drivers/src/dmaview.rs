@@ -135,4 +135,34 @@ impl DmaView {
             Ok(())
         })
     }
+
+    /// The device reads `len` bytes at buffer offset `offset`, handing them to `f` piece by
+    /// piece in order where they live, without a copy ([`DmaApi::device_read_with`]); errors
+    /// as [`Self::read`]. `f` must not touch simulated memory.
+    pub fn read_with(
+        &self,
+        dma: &DmaApi,
+        offset: u64,
+        len: u64,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<(), DmaError> {
+        self.runs(offset, len, |addr, n| {
+            dma.device_read_with(&self.dev, addr, n, &mut f)
+        })
+    }
+
+    /// The device writes `len` bytes at buffer offset `offset`, `f` setting them piece by piece
+    /// in order in place ([`DmaApi::device_write_with`]); errors as [`Self::write`]. `f` must
+    /// not touch simulated memory.
+    pub fn write_with(
+        &self,
+        dma: &DmaApi,
+        offset: u64,
+        len: u64,
+        mut f: impl FnMut(&mut [u8]),
+    ) -> Result<(), DmaError> {
+        self.runs(offset, len, |addr, n| {
+            dma.device_write_with(&self.dev, addr, n, &mut f)
+        })
+    }
 }

@@ -100,12 +100,8 @@ impl PatternGen {
     pub fn fill(&self, offset: usize, out: &mut [u8]) {
         if self.pattern == TestPattern::Noise {
             let base = mix(self.seed ^ (self.frame << 20) ^ (self.plane as u64) << 60);
-            // One mixed word per 8-byte word of the plane: the same bytes in any chunking
-            // that starts on a word boundary.
-            for (i, b) in out.chunks_mut(8).enumerate() {
-                let bytes = mix(base ^ (offset / 8 + i) as u64).to_le_bytes();
-                b.copy_from_slice(&bytes[..b.len()]);
-            }
+            // One mixed word per 8-byte word of the plane: the same bytes in any chunking.
+            words(offset, out, |w| mix(base ^ w));
         } else {
             let bpl = self.bytes_per_line;
             let mut pos = offset;
@@ -134,9 +130,20 @@ impl PatternGen {
 /// sizes or formats). The output still depends on every input byte, through the checksum.
 pub fn render_from(seed: u64, offset: usize, out: &mut [u8]) {
     let base = mix(seed);
-    for (i, b) in out.chunks_mut(8).enumerate() {
-        let w = base.wrapping_add(((offset / 8 + i) as u64).wrapping_mul(K));
-        let bytes = w.to_le_bytes();
+    words(offset, out, |w| base.wrapping_add(w.wrapping_mul(K)));
+}
+
+/// Fills `out`, bytes `[offset, offset + out.len())` of a stream whose word `w` (8 bytes, little
+/// endian) is `word(w)`, at any alignment.
+fn words(offset: usize, out: &mut [u8], word: impl Fn(u64) -> u64) {
+    let head = ((8 - offset % 8) % 8).min(out.len());
+    if head > 0 {
+        let bytes = word((offset / 8) as u64).to_le_bytes();
+        out[..head].copy_from_slice(&bytes[offset % 8..offset % 8 + head]);
+    }
+    let first = offset.div_ceil(8) as u64;
+    for (i, b) in out[head..].chunks_mut(8).enumerate() {
+        let bytes = word(first + i as u64).to_le_bytes();
         b.copy_from_slice(&bytes[..b.len()]);
     }
 }
@@ -153,11 +160,24 @@ mod tests {
             let mut whole = vec![0u8; 640];
             g.fill(0, &mut whole);
             let mut parts = vec![0u8; 640];
-            // Noise is generated in 8-byte words: chunk on word boundaries.
             for (i, c) in parts.chunks_mut(64).enumerate() {
                 g.fill(i * 64, c);
             }
             assert_eq!(whole, parts, "{p:?}");
+            // Any chunking, word boundaries or not.
+            let mut odd = vec![0u8; 640];
+            let mut at = 0;
+            for n in [3usize, 13, 100, 1, 523] {
+                g.fill(at, &mut odd[at..at + n]);
+                at += n;
+            }
+            assert_eq!(whole, odd, "{p:?}");
+            let mut r_whole = vec![0u8; 100];
+            render_from(9, 5, &mut r_whole);
+            let mut r_parts = vec![0u8; 100];
+            render_from(9, 5, &mut r_parts[..7]);
+            render_from(9, 12, &mut r_parts[7..]);
+            assert_eq!(r_whole, r_parts);
             let g2 = PatternGen::new(p, 3, 6, 0, 64);
             let mut next = vec![0u8; 640];
             g2.fill(0, &mut next);

@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 13] = [
+static BUNDLED: [(&str, &str, &str); 16] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -86,6 +86,24 @@ static BUNDLED: [(&str, &str, &str); 13] = [
         "frames travel with sync_file fds of their producers' job fences instead of implicit \
          fences",
         include_str!("../../../scenarios/explicit-sync.toml"),
+    ),
+    (
+        "rk3588-camera",
+        "RK3588: VICAP -> ISP0 -> rkvenc + VOP2 behind their IOMMUs; RGA2 (no IOMMU, 32-bit) \
+         attaches at frame 150 and forces the ISP's buffers below 4 GiB",
+        include_str!("../../../scenarios/rk3588-camera.toml"),
+    ),
+    (
+        "imx8mp-camera",
+        "i.MX8MP: ISP -> ISI -> LCDIF, contiguous in CMA (no IOMMU); the 32-bit VC8000E \
+         encoder attaches at frame 150 and the CMA placement already serves it",
+        include_str!("../../../scenarios/imx8mp-camera.toml"),
+    ),
+    (
+        "rpi5-camera",
+        "Raspberry Pi 5: RP1 CFE -> PiSP BE -> software encoder; a vc4 screen (contiguous \
+         only) is plugged in at frame 150 and forces the buffers into CMA",
+        include_str!("../../../scenarios/rpi5-camera.toml"),
     ),
 ];
 

@@ -283,6 +283,13 @@ impl CacheState {
         });
     }
 
+    /// Whether any line of `runs` is cached.
+    pub(crate) fn caches_any(&mut self, runs: &[(PhysAddr, u64)]) -> bool {
+        let mut any = false;
+        self.visit_runs(runs, |_, _, _, _| any = true);
+        any
+    }
+
     /// A non-coherent agent wrote `runs` in memory: cached copies of those bytes are now stale.
     pub(crate) fn mark_stale(&mut self, runs: &[(PhysAddr, u64)]) {
         self.visit_runs(runs, |line, from, to, _| {

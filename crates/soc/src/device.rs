@@ -46,6 +46,8 @@ use crate::phys::PhysMem;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+mod visit;
+
 /// Largest burst of a [`Device::dma_copy`]: the engine reads this much, then writes it.
 pub const COPY_BURST: usize = 1 << 20;
 

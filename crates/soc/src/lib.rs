@@ -55,6 +55,7 @@
 
 pub mod addr;
 pub mod buddy;
+pub mod bundled;
 pub mod cache;
 pub mod chunk;
 pub mod cma;

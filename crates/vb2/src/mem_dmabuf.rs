@@ -48,6 +48,7 @@ impl DmabufPlane {
     pub(crate) fn attach(
         dbuf: DmaBuf,
         dev: &Arc<Device>,
+        importer_priv: Option<dmabuf::ImporterPriv>,
         length: u32,
         counters: &Counters,
     ) -> Result<DmabufPlane, Vb2Error> {
@@ -60,8 +61,12 @@ impl DmabufPlane {
                 ),
             ));
         }
+        let params = dmabuf::AttachParams {
+            importer_ops: None,
+            importer_priv,
+        };
         let att = dbuf
-            .attach(dev)
+            .attach_with(dev, params)
             .map_err(|e| Vb2Error::new(e.errno(), format!("attach: {e}")))?;
         Counters::inc(&counters.attach);
         Ok(DmabufPlane {

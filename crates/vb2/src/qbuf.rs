@@ -347,7 +347,9 @@ impl Vb2Queue {
             }
             self.cleanup_for_reacquire(vb, &mut reacquired);
             self.release_plane(&mut vb.planes[i].mem);
-            let d = DmabufPlane::attach(dbuf, &self.cfg.device, len, &self.counters)?;
+            let importer_priv = self.importer_priv.lock().clone();
+            let d =
+                DmabufPlane::attach(dbuf, &self.cfg.device, importer_priv, len, &self.counters)?;
             vb.planes[i].mem = PlaneMem::Dmabuf(d);
         }
         let dir = self.cfg.buf_type.dma_dir();

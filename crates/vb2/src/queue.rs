@@ -206,6 +206,9 @@ pub struct Vb2Queue {
     pub(crate) done_wq: Condvar,
     pub(crate) counters: Counters,
     next_fh: AtomicU64,
+    /// What the driver tells the exporter with every dma-buf it attaches
+    /// ([`Vb2Queue::set_importer_priv`]).
+    pub(crate) importer_priv: Mutex<Option<dmabuf::ImporterPriv>>,
 }
 
 impl std::fmt::Debug for Vb2Queue {
@@ -248,7 +251,16 @@ impl Vb2Queue {
             done_wq: Condvar::new(),
             counters: Counters::default(),
             next_fh: AtomicU64::new(1),
+            importer_priv: Mutex::new(None),
         })
+    }
+
+    /// The driver's data for every dma-buf the queue attaches from now on
+    /// (`dma_buf_attach`'s importer data, [`dmabuf::DmaBuf::attach_with`]): what its device
+    /// needs of a buffer, for an exporter that reads it (the constraint exporter's
+    /// `ImporterNeeds`). Planes attached already keep what they were attached with.
+    pub fn set_importer_priv(&self, importer_priv: Option<dmabuf::ImporterPriv>) {
+        *self.importer_priv.lock() = importer_priv;
     }
 
     /// Opens the video device: a new file handle in `process` (dma-buf fds of DQBUF/EXPBUF live

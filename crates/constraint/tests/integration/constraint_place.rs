@@ -305,3 +305,27 @@ fn test_a_weak_handle_finds_the_buffer_only_while_it_lives() {
     assert!(weak.upgrade().is_none());
     assert_clean(&dma);
 }
+
+#[test]
+fn test_two_attaches_of_one_device_each_carry_their_own_needs() {
+    // Needs travel with each attachment (`importer_priv`), never by device name: a second
+    // attach of the same device does not inherit, nor take, the first one's.
+    let dma = mock_dma();
+    let (buf, exp) = ConstraintExporter::export(&dma, ExportSpec::new(1 << 20)).unwrap();
+    let isp0 = dma.device("isp0").unwrap();
+    let needs = ImporterNeeds::new().only_bank("dram0");
+    let a = exp.attach_with(&buf, &isp0, needs.clone()).unwrap();
+    let b = buf.attach(&isp0).unwrap();
+    let c = exp
+        .attach_with(&buf, &isp0, ImporterNeeds::new().exclude_bank("dram1"))
+        .unwrap();
+    assert_eq!(exp.record(&a).unwrap().needs, needs);
+    assert_eq!(exp.record(&b).unwrap().needs, ImporterNeeds::default());
+    assert_eq!(
+        exp.record(&c).unwrap().needs,
+        ImporterNeeds::new().exclude_bank("dram1")
+    );
+    for att in [a, b, c] {
+        buf.detach(att).unwrap();
+    }
+}

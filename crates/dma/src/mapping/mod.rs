@@ -374,6 +374,36 @@ impl DmaApi {
         self.checker.result_since(mark)
     }
 
+    /// A device read through the checker that hands the bytes to `f` where they live instead of
+    /// copying them ([`Device::dma_read_with`]: a device that checks what it reads on the fly
+    /// needs no buffer). Checks, counters and findings as [`device_read`](Self::device_read).
+    pub fn device_read_with(
+        &self,
+        dev: &Device,
+        addr: DmaAddr,
+        len: u64,
+        f: impl FnMut(&[u8]),
+    ) -> Result<(), DmaError> {
+        let mark = self.checker.mark();
+        dev.dma_read_with(addr, len, f)?;
+        self.checker.result_since(mark)
+    }
+
+    /// A device write through the checker whose bytes `f` sets in place
+    /// ([`Device::dma_write_with`]: a device that generates what it writes needs no buffer).
+    /// Checks, counters and findings as [`device_write`](Self::device_write).
+    pub fn device_write_with(
+        &self,
+        dev: &Device,
+        addr: DmaAddr,
+        len: u64,
+        f: impl FnMut(&mut [u8]),
+    ) -> Result<(), DmaError> {
+        let mark = self.checker.mark();
+        dev.dma_write_with(addr, len, f)?;
+        self.checker.result_since(mark)
+    }
+
     /// A cached CPU read through the checker: in strict mode a stale read is returned as an
     /// error after the bytes were read.
     pub fn cpu_read(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), DmaError> {

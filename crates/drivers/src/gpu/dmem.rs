@@ -211,7 +211,11 @@ impl Gpu {
     pub fn create_dmem_group(&self, name: &str) -> Arc<DmemGroup> {
         Arc::new(DmemGroup {
             name: name.to_string(),
-            region: format!("drm/{}/{}", self.0.cfg.device, self.0.cfg.vram_bank),
+            region: format!(
+                "drm/{}/{}",
+                self.0.cfg.device,
+                self.0.cfg.vram_bank.as_deref().unwrap_or("none")
+            ),
             gpu: Arc::downgrade(&self.0),
             counters: Mutex::new(Counters::default()),
             evictions: AtomicU64::new(0),

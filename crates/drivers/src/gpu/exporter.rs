@@ -359,6 +359,7 @@ pub(crate) fn import_foreign(
     core: &Arc<GpuCore>,
     buf: &DmaBuf,
     dir: dma::DmaDirection,
+    importer_priv: Option<dmabuf::ImporterPriv>,
 ) -> Result<GpuBo, GpuError> {
     let inner = Arc::new(BoInner::new(
         core,
@@ -372,7 +373,11 @@ pub(crate) fn import_foreign(
         bo: Arc::downgrade(&inner),
         p2p: core.cfg.p2p,
     });
-    let att = buf.dynamic_attach(&core.dev, importer)?;
+    let params = dmabuf::AttachParams {
+        importer_ops: Some(importer),
+        importer_priv,
+    };
+    let att = buf.attach_with(&core.dev, params)?;
     let _ = inner.import.set(ImportLink { att, dir });
     Ok(GpuBo(inner))
 }

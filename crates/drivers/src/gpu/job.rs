@@ -22,11 +22,11 @@
 //! 5. Create the output fence and add it to every object: READ usage for sources, WRITE for
 //!    destinations. Queue the job, unlock.
 //!
-//! A [`Job::device`] job carries a whole [`DeviceJob`](crate::job::DeviceJob) (the compositor's
+//! A [`Job::device`] job carries a whole [`DeviceJob`] (the compositor's
 //! composite of a camera frame): submission maps its objects in the VM as any job's, hands the
 //! device job the VM's DMA segments as its views, and the ring executes it (every byte through
 //! the GPU's DMA engine, outputs stamped, inputs verified), sending its
-//! [`JobEffects`](crate::job::JobEffects) back before the job's fence signals.
+//! [`JobEffects`] back before the job's fence signals.
 //!
 //! The ring that runs the jobs and its contract are in [`ring`](super::ring).
 

@@ -114,8 +114,10 @@ use uapi::{AsErrno, Errno};
 pub struct GpuConfig {
     /// The GPU's device name in the SoC (default `gpu0`).
     pub device: String,
-    /// The device-local bank used as VRAM (default `vram0`).
-    pub vram_bank: String,
+    /// The device-local bank used as VRAM (default `vram0`); `None` for an integrated GPU with
+    /// no memory of its own: its objects live in GTT (system pages it binds), and an object
+    /// that may only live in VRAM cannot be placed (`ENOMEM`).
+    pub vram_bank: Option<String>,
     /// VRAM the TTM manager may hand out; `None` is the whole bank (a small budget makes pressure
     /// easy to provoke).
     pub vram_budget: Option<u64>,
@@ -134,7 +136,7 @@ impl Default for GpuConfig {
     fn default() -> GpuConfig {
         GpuConfig {
             device: "gpu0".into(),
-            vram_bank: "vram0".into(),
+            vram_bank: Some("vram0".into()),
             vram_budget: None,
             gtt_budget: None,
             p2p: true,
@@ -232,8 +234,9 @@ pub(crate) struct GpuCore {
     pub(crate) cfg: GpuConfig,
     pub(crate) dma: Arc<DmaApi>,
     pub(crate) dev: Arc<Device>,
-    pub(crate) vram_bank: BankId,
-    /// First and one-past-last physical byte of VRAM.
+    /// The VRAM bank (`None`: an integrated GPU).
+    pub(crate) vram_bank: Option<BankId>,
+    /// First and one-past-last physical byte of VRAM (empty without VRAM).
     pub(crate) vram_range: (u64, u64),
     pub(crate) ttm: ttm::Ttm,
     pub(crate) ring: ring::Ring,
@@ -261,7 +264,8 @@ impl GpuCore {
 
     /// Whether `dev` can reach VRAM at all (through its IOMMU, or by its DMA mask).
     pub(crate) fn reaches_vram(&self, dev: &Device) -> bool {
-        dev.iommu_domain().is_some() || self.vram_range.1 - 1 <= dev.dma_mask()
+        self.vram_bank.is_some()
+            && (dev.iommu_domain().is_some() || self.vram_range.1 - 1 <= dev.dma_mask())
     }
 }
 
@@ -283,31 +287,35 @@ impl Gpu {
     pub fn new(dma: &Arc<DmaApi>, cfg: GpuConfig) -> Result<Gpu, GpuError> {
         let soc = dma.soc();
         let dev = soc.device(&cfg.device)?;
-        let bank = soc.mem().bank_by_name(&cfg.vram_bank)?;
-        if bank.kind() != BankKind::DeviceLocal || soc.pool(bank.id()).is_none() {
-            return Err(GpuError::InvalidArgument(format!(
-                "bank {:?} is not device-local memory",
-                cfg.vram_bank
-            )));
-        }
-        let vram_size = match cfg.vram_budget {
-            Some(0) => {
-                return Err(GpuError::InvalidArgument("vram_budget of 0 bytes".into()));
+        let (vram_bank, vram_range, vram_size) = match &cfg.vram_bank {
+            None => (None, (0, 0), 0),
+            Some(name) => {
+                let bank = soc.mem().bank_by_name(name)?;
+                if bank.kind() != BankKind::DeviceLocal || soc.pool(bank.id()).is_none() {
+                    return Err(GpuError::InvalidArgument(format!(
+                        "bank {name:?} is not device-local memory"
+                    )));
+                }
+                let size = match cfg.vram_budget {
+                    Some(0) => {
+                        return Err(GpuError::InvalidArgument("vram_budget of 0 bytes".into()));
+                    }
+                    Some(b) if b > bank.size() => {
+                        return Err(GpuError::InvalidArgument(format!(
+                            "vram_budget {b:#x} is larger than bank {name:?} ({:#x})",
+                            bank.size()
+                        )));
+                    }
+                    Some(b) => b,
+                    None => bank.size(),
+                };
+                (Some(bank.id()), (bank.base().0, bank.end().0), size)
             }
-            Some(b) if b > bank.size() => {
-                return Err(GpuError::InvalidArgument(format!(
-                    "vram_budget {b:#x} is larger than bank {:?} ({:#x})",
-                    cfg.vram_bank,
-                    bank.size()
-                )));
-            }
-            Some(b) => b,
-            None => bank.size(),
         };
         let ring = ring::Ring::new(&cfg.device, cfg.ring)?;
         let core = GpuCore {
-            vram_bank: bank.id(),
-            vram_range: (bank.base().0, bank.end().0),
+            vram_bank,
+            vram_range,
             ttm: ttm::Ttm::new(vram_size, cfg.gtt_budget),
             ring,
             move_ops: SimpleFenceOps::new(&cfg.device, "ttm-move"),
@@ -408,7 +416,7 @@ impl Gpu {
     /// dynamically for the GPU and wrapped in an imported object (importing it twice gives the
     /// same object).
     pub fn import(&self, buf: &DmaBuf) -> Result<GpuBo, GpuError> {
-        self.import_dir(buf, dma::DmaDirection::Bidirectional)
+        self.import_with(buf, false, None)
     }
 
     /// [`import`](Self::import) of a buffer the GPU only reads (a compositor's client buffer):
@@ -416,10 +424,24 @@ impl Gpu {
     /// mapping in the DMA-API checker's cacheline tracking, and a job that writes the object is
     /// refused (`EINVAL`). A buffer imported before keeps the import it has.
     pub fn import_read_only(&self, buf: &DmaBuf) -> Result<GpuBo, GpuError> {
-        self.import_dir(buf, dma::DmaDirection::ToDevice)
+        self.import_with(buf, true, None)
     }
 
-    fn import_dir(&self, buf: &DmaBuf, dir: dma::DmaDirection) -> Result<GpuBo, GpuError> {
+    /// [`import`](Self::import) (or, `read_only`, [`import_read_only`](Self::import_read_only))
+    /// whose attachment of a foreign buffer carries `importer_priv` to its exporter
+    /// ([`DmaBuf::attach_with`]: what the GPU needs of this buffer, e.g. the constraint
+    /// exporter's `ImporterNeeds`).
+    pub fn import_with(
+        &self,
+        buf: &DmaBuf,
+        read_only: bool,
+        importer_priv: Option<dmabuf::ImporterPriv>,
+    ) -> Result<GpuBo, GpuError> {
+        let dir = if read_only {
+            dma::DmaDirection::ToDevice
+        } else {
+            dma::DmaDirection::Bidirectional
+        };
         if let Some(exp) = buf.exporter_ops::<BoExport>() {
             if Arc::ptr_eq(&exp.bo().gpu, &self.0) {
                 return Ok(GpuBo(exp.bo().clone()));
@@ -429,7 +451,7 @@ impl Gpu {
         if let Some(bo) = self.0.imports.lock().get(&ino).and_then(Weak::upgrade) {
             return Ok(GpuBo(bo));
         }
-        let bo = exporter::import_foreign(&self.0, buf, dir)?;
+        let bo = exporter::import_foreign(&self.0, buf, dir, importer_priv)?;
         self.0.imports.lock().insert(ino, Arc::downgrade(&bo.0));
         Ok(bo)
     }

@@ -264,7 +264,10 @@ pub(crate) fn alloc_resident(
             let pool = core
                 .dma
                 .soc()
-                .pool(core.vram_bank)
+                .pool(core.vram_bank.ok_or_else(|| GpuError::NoSpace {
+                    placement: Placement::Vram,
+                    msg: "an integrated GPU has no VRAM".into(),
+                })?)
                 .ok_or_else(|| GpuError::InvalidArgument("VRAM bank has no pool".into()))?;
             loop {
                 if core.ttm.charge(Placement::Vram, len) {
@@ -325,7 +328,9 @@ pub(crate) fn free_resident(core: &GpuCore, r: Resident) -> Result<(), GpuError>
     }
     match r.storage {
         Storage::Vram { addr, len } => {
-            core.dma.soc().free_pool(core.vram_bank, addr, len)?;
+            if let Some(bank) = core.vram_bank {
+                core.dma.soc().free_pool(bank, addr, len)?;
+            }
         }
         Storage::Pages(pages) => {
             for p in pages {

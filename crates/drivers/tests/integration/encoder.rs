@@ -81,11 +81,14 @@ fn encoder_switched_on_mid_stream_forces_migration_and_every_frame_survives() {
         // The ISP's placement: scattered pages of dram1 (cheapest first). The codec reaches
         // only dram0 (a bank affinity, seed 002) and needs one contiguous run.
         assert!(format!("{:?}", e.placement()).contains("dram1"));
-        e.set_device_needs("encoder0", ImporterNeeds::new().only_bank("dram0"));
     }
 
-    // Mid-stream: the encoder's process gets the fds and queues them.
+    // Mid-stream: the encoder's process gets the fds and queues them; its queue tells the
+    // exporter, with every attach, the bank it reaches.
     let enc = Encoder::new(dma, "encoder0", fmt).unwrap();
+    enc.queue().set_importer_priv(Some(std::sync::Arc::new(
+        ImporterNeeds::new().only_bank("dram0"),
+    )));
     let p = kernel.spawn();
     let fds: Vec<i32> = bufs
         .iter()

@@ -256,3 +256,26 @@ fn a_device_job_runs_on_the_ring_through_the_vm_and_verifies_what_it_reads() {
     drop((src, dst));
     assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
 }
+
+#[test]
+fn an_integrated_gpu_without_vram_places_its_objects_in_gtt_and_runs_jobs() {
+    let dma = mock_dma();
+    let cfg = GpuConfig {
+        vram_bank: None,
+        ring: RingMode::Manual,
+        ..GpuConfig::default()
+    };
+    let gpu = drivers::gpu::Gpu::new(&dma, cfg).unwrap();
+    let vm = GpuVm::new(&gpu, "client");
+    let err = gpu.create_bo(BoDesc::vram_only("vram", FRAME)).unwrap_err();
+    assert_eq!(err.errno(), Errno::ENOMEM, "{err}");
+    let src = gpu.create_bo(BoDesc::vram("a", FRAME)).unwrap();
+    let dst = gpu.create_bo(BoDesc::vram("b", FRAME)).unwrap();
+    src.write(0, &nv12(W, H, 3)).unwrap();
+    let f = gpu.submit(&vm, Job::copy(&src, &dst)).unwrap();
+    gpu.wait_idle(&f).unwrap();
+    assert_eq!(src.placement(), Some(drivers::gpu::Placement::Gtt));
+    let mut got = vec![0u8; FRAME as usize];
+    dst.read(0, &mut got).unwrap();
+    assert_eq!(checksum(&got), checksum(&nv12(W, H, 3)));
+}

@@ -155,3 +155,90 @@ fn test_transform_jobs_match_the_isp_drivers_cpu_reference() {
     dma.free_attrs(src).unwrap();
     dma.free_attrs(dst).unwrap();
 }
+
+#[test]
+fn test_a_job_on_a_pool_of_threads_moves_the_same_bytes_and_effects_as_on_one() {
+    // 2048x1040 NV12: planes of several pieces each, the last ones short.
+    let (w, h) = (2048u64, 1040u64);
+    let luma = w * h;
+    let size = luma * 3 / 2;
+    let pl = vec![(0, luma), (luma, luma / 2)];
+    let dma = dmabuf::testing::mock_dma();
+    let cam = dma.device("camera0").unwrap();
+    let isp = dma.device("isp0").unwrap();
+    let disp = dma.device("display0").unwrap();
+    let pool = drivers::job::Pool::new(3);
+    let src = shared(&dma, &[&cam, &isp, &disp], size);
+    let cap = DeviceJob::new(Op::Capture {
+        pattern: TestPattern::Noise,
+        seed: 4,
+        frame: 9,
+    })
+    .output(JobOutput {
+        view: view(&src, &cam),
+        planes: pl.clone(),
+        bytes_per_line: vec![w, w],
+    });
+    let fx = cap.execute_on(&dma, &pool);
+    assert!(fx.error.is_none(), "{:?}", fx.error);
+    let mut frame_bytes = vec![0u8; size as usize];
+    src.read(0, &mut frame_bytes).unwrap();
+    assert_eq!(frame::verify_stamp(&frame_bytes), Ok(9));
+    assert_eq!(
+        fx.out_sums[0],
+        frame::checksum(&frame_bytes[frame::STAMP_LEN..])
+    );
+    // The ISP inverts it on one thread and on three: the same bytes, the same effects.
+    let mut outs = Vec::new();
+    for threads in [1, 3] {
+        let dst = shared(&dma, &[&isp, &disp], size);
+        let job = DeviceJob::new(Op::Process(IspTransform::Invert))
+            .input(JobInput {
+                view: view(&src, &isp),
+                planes: pl.clone(),
+                expected: fx.out_sums[0],
+                frame: 9,
+            })
+            .output(JobOutput {
+                view: view(&dst, &isp),
+                planes: pl.clone(),
+                bytes_per_line: vec![w, w],
+            });
+        let got = if threads == 1 {
+            job.execute(&dma)
+        } else {
+            job.execute_on(&dma, &pool)
+        };
+        assert!(got.error.is_none(), "{:?}", got.error);
+        assert_eq!(got.inputs_ok, [true]);
+        let mut bytes = vec![0u8; size as usize];
+        dst.read(0, &mut bytes).unwrap();
+        // A scanout on the pool verifies the output.
+        let scan = DeviceJob::new(Op::Scanout)
+            .input(JobInput {
+                view: view(&dst, &disp),
+                planes: pl.clone(),
+                expected: got.out_sums[0],
+                frame: 9,
+            })
+            .execute_on(&dma, &pool);
+        assert_eq!(scan.inputs_ok, [true]);
+        outs.push((got.out_sums.clone(), bytes));
+        dma.free_attrs(dst).unwrap();
+    }
+    assert_eq!(outs[0], outs[1]);
+    let inverted: Vec<u8> = frame_bytes[frame::STAMP_LEN..].iter().map(|b| !b).collect();
+    assert_eq!(&outs[0].1[frame::STAMP_LEN..], &inverted[..]);
+    assert_eq!(outs[0].0[0], frame::checksum(&inverted));
+    // A scanout told the wrong checksum fails, on the pool too.
+    let scan = DeviceJob::new(Op::Scanout)
+        .input(JobInput {
+            view: view(&src, &disp),
+            planes: pl.clone(),
+            expected: fx.out_sums[0] ^ 1,
+            frame: 9,
+        })
+        .execute_on(&dma, &pool);
+    assert_eq!(scan.inputs_ok, [false]);
+    dma.free_attrs(src).unwrap();
+}

@@ -54,7 +54,7 @@ pub fn memory(dma: &DmaApi, gpu: &Gpu) -> (u64, u64) {
     let pages = soc.pages().stats().zones.iter().map(|z| z.free_pages).sum();
     let bank = soc
         .mem()
-        .bank_by_name(&gpu.config().vram_bank)
+        .bank_by_name(gpu.config().vram_bank.as_deref().unwrap())
         .unwrap()
         .id();
     (pages, soc.pool(bank).unwrap().avail())

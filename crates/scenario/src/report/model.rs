@@ -24,7 +24,7 @@
 //! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
 //! | `nodes` | [{`name`, `fence_wait_us`}] | every node in scenario order: the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
 //! | `counters` | {`every_frames`, `frames` [int], `t_us` [float], `series` [{`name`, `unit`, `values` [float]}]} | counters sampled every `every_frames` frames of the first source (`ceil(frames / 128)`: at most 128 samples, plus one at the end of the run): `bank NAME used` and `cma NAME used` (bytes: the page allocator's used pages of each system bank, and of its CMA regions), `process NAME dma-buf rss`/`pss` (bytes, as `kernel::accounting` computes them), `queue NODE <- LINK` (frames ready for the node, not yet taken), `iommu DEVICE mapped` (bytes mapped in the device's IOMMU domain), `device NAME bandwidth` (bytes/s its DMA engine moved since the previous sample); every `values` is aligned with `frames`; the same samples are the trace's counter tracks; absent in reports of older runs |
-//! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
+//! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--engine-threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
 //! Every list is sorted on a key that does not depend on thread timing or hash order
@@ -377,7 +377,7 @@ pub struct Report {
     /// Every node, in scenario order.
     #[serde(default)]
     pub nodes: Vec<NodeReport>,
-    /// Whether the run is the deterministic reference (false with `--threads`, where every
+    /// Whether the run is the deterministic reference (false with `--engine-threads`, where every
     /// device engine moves its bytes on its own OS thread: still verified, timings may differ).
     #[serde(default = "deterministic_default")]
     pub deterministic: bool,

@@ -2,7 +2,7 @@
 //! objects, implicit sync, signals on the virtual clock.
 //!
 //! # The concept
-//! Each device engine gets a fence context ([`fence::context_alloc`]) the first time it runs a
+//! Each device engine gets a fence context (the machine's, `soc::MachineIds::fence_context_alloc`) the first time it runs a
 //! job; each job gets the next seqno of it. Before a job's bytes move, the runner
 //! 1. checks implicit sync: every input's reservation object has no pending `WRITE` (or
 //!    `KERNEL`) fence, every output's none pending at all up to `READ` — the loop only starts a
@@ -53,20 +53,25 @@ pub(crate) struct JobFence {
 }
 
 impl Fences {
-    /// The next fence on `engine`'s timeline.
-    fn create(&mut self, engine: &str) -> Result<DmaFence, RunFailure> {
+    /// The next fence on `engine`'s timeline: its context from the machine's allocator
+    /// (`dma_fence_context_alloc` of this machine, not of the process), stamped and timed on the
+    /// machine's clock.
+    fn create(&mut self, soc: &soc::Soc, engine: &str) -> Result<DmaFence, RunFailure> {
         let (ctx, seqno) = match self.timelines.get_mut(engine) {
             Some(t) => t,
             None => {
-                let ctx = fence::context_alloc(1)
-                    .map_err(|e| RunFailure::new(&e, format!("fence context for {engine}: {e}")))?;
+                let ctx = soc.ids().fence_context_alloc(1).ok_or_else(|| RunFailure {
+                    errno: "ENOSPC".into(),
+                    message: format!("fence context for {engine}: the machine's contexts ran out"),
+                })?;
                 self.counts.contexts += 1;
                 self.timelines.entry(engine.to_string()).or_insert((ctx, 0))
             }
         };
         *seqno += 1;
         self.counts.created += 1;
-        Ok(SimpleFenceOps::create("dmabuf-sim", engine, *ctx, *seqno))
+        let ops = SimpleFenceOps::on(soc.clock().clone(), "dmabuf-sim", engine);
+        Ok(DmaFence::new(ops, *ctx, *seqno))
     }
 }
 
@@ -142,7 +147,8 @@ impl Sched<'_> {
         self.fence_check(node, inputs, outputs);
         let deps = self.implicit_deps(inputs, outputs);
         let engine = self.w.nodes[node].engine_name.clone();
-        let fence = match self.fences.create(&engine) {
+        let soc = self.w.kernel.soc().clone();
+        let fence = match self.fences.create(&soc, &engine) {
             Ok(f) => f,
             Err(e) => {
                 self.errors.push(e);

@@ -30,7 +30,7 @@
 //!
 //! # Rules
 //! 1. A pressure event and its end apply with no job holding a mapping (the loop's barrier), so
-//!    a move never races a job's bytes (`--threads`).
+//!    a move never races a job's bytes (`--engine-threads`).
 //! 2. A buffer that cannot go back to VRAM (still no room) stays where it is; that is not an
 //!    error.
 
@@ -43,6 +43,7 @@ use dmabuf::{Attachment, ImporterOps};
 use drivers::gpu::Placement;
 use fence::ResvGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The dynamic importer the runner attaches a p2p GPU's buffers with: it allows peer-to-peer
 /// and counts `move_notify` calls (the runner maps per job, so there is no table to drop).
@@ -85,20 +86,20 @@ impl World {
             },
             ..Default::default()
         };
-        if let Some(v) = node.params.vram.clone().or_else(|| {
-            let mut dl = self
-                .kernel
-                .soc()
-                .desc()
-                .banks
-                .iter()
-                .filter(|b| b.kind == soc::BankKind::DeviceLocal);
-            match (dl.next(), dl.next()) {
-                (Some(b), None) => Some(b.name.clone()),
-                _ => None,
-            }
-        }) {
-            cfg.vram_bank = v;
+        // Its VRAM: the bank `vram` names, else the only device-local bank; none at all is an
+        // integrated GPU (its objects live in GTT).
+        let mut dl = self
+            .kernel
+            .soc()
+            .desc()
+            .banks
+            .iter()
+            .filter(|b| b.kind == soc::BankKind::DeviceLocal);
+        match (node.params.vram.clone(), dl.next(), dl.next()) {
+            (Some(v), _, _) => cfg.vram_bank = Some(v),
+            (None, Some(b), None) => cfg.vram_bank = Some(b.name.clone()),
+            (None, None, _) => cfg.vram_bank = None,
+            (None, Some(_), Some(_)) => {}
         }
         let gpu = drivers::gpu::Gpu::new(self.kernel.dma(), cfg).map_err(|e| {
             RunFailure::new(&e, format!("starting the GPU driver on {device}: {e}"))
@@ -119,13 +120,11 @@ impl World {
         let desc = self.nodes[n].desc.clone();
         let gpu = self.gpu_for(&desc)?;
         // What it only reads (an input link) it imports read-only (mapped DMA_TO_DEVICE).
-        let reads = self.links[self.buf(bi).link].from != n;
+        let li = self.buf(bi).link;
+        let reads = self.links[li].from != n;
+        let needs: dmabuf::ImporterPriv = Arc::new(self.link_needs(li));
         let b = self.buf_mut(bi);
-        let bo = if reads {
-            gpu.import_read_only(&b.buf)
-        } else {
-            gpu.import(&b.buf)
-        };
+        let bo = gpu.import_with(&b.buf, reads, Some(needs));
         let bo = bo.map_err(|e| {
             RunFailure::new(&e, format!("{} importing {}: {e}", desc.device, b.name))
         })?;
@@ -195,13 +194,30 @@ impl World {
     }
 }
 
+/// Where a GPU job's effects come from once its ring ran it.
+type GpuEffects = std::sync::mpsc::Receiver<drivers::job::JobEffects>;
+
+/// The effects of a job that never ran: `why`, and nothing verified.
+fn refused(why: String) -> drivers::job::JobEffects {
+    drivers::job::JobEffects {
+        inputs_ok: Vec::new(),
+        out_sums: Vec::new(),
+        bitstream: None,
+        error: Some(why),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        bitstream_view: None,
+    }
+}
+
 /// A buffer's placement and the `move_notify` calls its importers got.
 type Snapshot = Vec<(usize, Option<Placement>, u64)>;
 
 impl Sched<'_> {
     /// GPU node `n`'s composite `io` of buffers `inputs` into `outputs` (buffer indices), as a
     /// ring job through [`drivers::gpu::Gpu::submit`] (module doc): the job's result and its
-    /// out-fence (the ring's), or `None` with a run error if the driver refused it.
+    /// out-fence (the ring's). A job the driver refused is a run error and its result says so
+    /// (no fence), which its completion counts as a failed job.
     pub(crate) fn gpu_job(
         &mut self,
         n: usize,
@@ -210,36 +226,19 @@ impl Sched<'_> {
         outputs: &[usize],
         end: VirtualTime,
         label: &str,
-    ) -> Option<(super::workers::Pending, super::fences::JobFence)> {
+    ) -> (super::workers::Pending, Option<super::fences::JobFence>) {
         let who = self.w.nodes[n].desc.name.clone();
         self.fence_check(n, inputs, outputs);
-        let gpu = match self.w.gpu_node(n) {
-            Ok(g) => g,
+        let submitted = self.gpu_submit(n, io, inputs, outputs);
+        let (gpu, fence, rx) = match submitted {
+            Ok(x) => x,
             Err(e) => {
-                self.errors.push(e);
-                return None;
-            }
-        };
-        let bo = |bi: usize| self.w.buf(bi).gpu_bos.get(&n).cloned();
-        let reads: Option<Vec<_>> = inputs.iter().map(|&b| bo(b)).collect();
-        let writes: Option<Vec<_>> = outputs.iter().map(|&b| bo(b)).collect();
-        let (Some(reads), Some(writes)) = (reads, writes) else {
-            self.errors.push(RunFailure {
-                errno: "ENOENT".into(),
-                message: format!("{who}: a buffer of its job is not imported into its GPU"),
-            });
-            return None;
-        };
-        let (job, rx) = drivers::gpu::Job::device(io, &reads, &writes);
-        let vm = self.w.nodes[n].vm.as_ref()?;
-        let fence = match gpu.submit(vm, job) {
-            Ok(f) => f,
-            Err(e) => {
-                self.errors.push(RunFailure::new(
-                    &e,
-                    format!("{who}: submitting its job: {e}"),
-                ));
-                return None;
+                let fx = refused(format!("{who}: {}", e.message));
+                self.errors.push(RunFailure {
+                    errno: e.errno,
+                    message: format!("{who}: {}", e.message),
+                });
+                return (super::workers::Pending::ready(fx), None);
             }
         };
         // A manual ring runs it now (the bytes move at the job's start, as every device's do).
@@ -254,7 +253,44 @@ impl Sched<'_> {
             driver: true,
             done: false,
         };
-        Some((super::workers::Pending::waiting(rx), jf))
+        (super::workers::Pending::waiting(rx), Some(jf))
+    }
+
+    /// Submits GPU node `n`'s job: the driver, the ring fence, where the effects come.
+    fn gpu_submit(
+        &mut self,
+        n: usize,
+        io: drivers::job::DeviceJob,
+        inputs: &[usize],
+        outputs: &[usize],
+    ) -> Result<(drivers::gpu::Gpu, fence::DmaFence, GpuEffects), RunFailure> {
+        let gpu = self.w.gpu_node(n)?;
+        let bo = |bi: usize| self.w.buf(bi).gpu_bos.get(&n).cloned();
+        let reads: Option<Vec<_>> = inputs.iter().map(|&b| bo(b)).collect();
+        let writes: Option<Vec<_>> = outputs.iter().map(|&b| bo(b)).collect();
+        let (Some(reads), Some(writes)) = (reads, writes) else {
+            return Err(RunFailure {
+                errno: "ENOENT".into(),
+                message: "a buffer of its job is not imported into its GPU".into(),
+            });
+        };
+        let (job, rx) = drivers::gpu::Job::device(io, &reads, &writes);
+        let vm = self.w.nodes[n].vm.as_ref().ok_or_else(|| RunFailure {
+            errno: "EINVAL".into(),
+            message: "no GPU address space".into(),
+        })?;
+        let fence = gpu.submit(vm, job).map_err(|e| {
+            let names: Vec<&str> = inputs
+                .iter()
+                .chain(outputs)
+                .map(|&b| self.w.buf(b).name.as_str())
+                .collect();
+            RunFailure::new(
+                &e,
+                format!("submitting its job on {}: {e}", names.join(", ")),
+            )
+        })?;
+        Ok((gpu, fence, rx))
     }
 
     fn gpu_snapshot(&self) -> Snapshot {

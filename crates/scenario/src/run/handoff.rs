@@ -65,7 +65,7 @@ impl Sched<'_> {
     /// job `id`'s `sync = "explicit"` outputs go to their readers at submission with a
     /// sync_file of the job's out-fence, which signals at `end`; their jobs wait for it
     /// ([`BufRt::fence_end`](super::world::BufRt)), as a Wayland compositor does with a
-    /// client's acquire fence. The bytes must have moved (`--threads`: the runner waits for
+    /// client's acquire fence. The bytes must have moved (`--engine-threads`: the runner waits for
     /// the job on the host) so that the frame's checksum is known.
     pub(crate) fn hand_over_early(&mut self, id: u64, end: VirtualTime) {
         let Some(job) = self.jobs.get(&id) else {

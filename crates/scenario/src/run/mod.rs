@@ -52,9 +52,15 @@
 //! 3. Job completions at the same time run in the order the jobs started; after each event
 //!    every node that can start does, in node (file) order.
 //! 4. Host work never decides virtual time: the same scenario and seed give byte-identical
-//!    `report.json`, and the trace and pictures too. With `--threads` the bytes of each job move
-//!    on the device's own OS thread, concurrently; the virtual schedule is still the same, but
-//!    the host interleaving is not, so that mode is a stress test, not the reference.
+//!    `report.json`, and the trace and pictures too, **for any `--threads N`**. Jobs execute in
+//!    the order the loop starts them, each job's bytes cut into fixed pieces
+//!    ([`drivers::job`]) that the host threads take as they come free; the pieces' effects
+//!    combine in piece order, and the DMA-API checker's findings raised during a job are
+//!    taken out of the checker after it and kept in a fixed order (sorted within the job), so
+//!    nothing of the host interleaving reaches an output. With `--engine-threads` the bytes of
+//!    each job move on the device's own OS thread, concurrently with later jobs; the virtual
+//!    schedule is still the same, but the host interleaving is not, so that mode is a stress
+//!    test, not the reference.
 //!
 //! # Verification
 //! A frame is *delivered* when every sink that was streaming when it was captured received it
@@ -103,8 +109,12 @@ use world::{ExporterHandle, World};
 /// How to run.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    /// Every device engine on its own OS thread (`--threads`).
-    pub threads: bool,
+    /// Host threads a job's bytes move on (`--threads N`; `0` is the machine's cores, `1` the
+    /// caller alone). Any number gives byte-identical outputs (ordering guarantee 4).
+    pub threads: usize,
+    /// Every device engine on its own OS thread instead (`--engine-threads`): a stress mode
+    /// whose host interleaving differs between runs, so not the deterministic reference.
+    pub engine_threads: bool,
     /// Show a progress bar on stderr when it is a terminal and the run takes over a second.
     pub progress: bool,
 }
@@ -118,7 +128,7 @@ pub struct RunOutput {
     pub trace: Trace,
     /// The thumbnailer's JPEG, if a thumbnailer took its frame.
     pub thumbnail: Option<Vec<u8>>,
-    /// Whether the run was deterministic (not `--threads`).
+    /// Whether the run was deterministic (not `--engine-threads`).
     pub deterministic: bool,
 }
 
@@ -140,7 +150,7 @@ impl RunOutput {
 /// in the report's `errors` and makes [`Report::exit_code`] 1.
 pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
     let mut report = Report::new(&s.name, s.seed);
-    report.deterministic = !opts.threads;
+    report.deterministic = !opts.engine_threads;
     let mut sched = match setup(s, opts) {
         Ok(sched) => sched,
         Err(e) => {
@@ -152,7 +162,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
                 report,
                 trace: Trace::new(&s.name),
                 thumbnail: None,
-                deterministic: !opts.threads,
+                deterministic: !opts.engine_threads,
             };
         }
     };
@@ -170,7 +180,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
 /// error building them is in the loop's `errors` (and the loop is not run).
 fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::RunFailure> {
     let mut w = World::new(s)?;
-    w.threads = opts.threads;
+    w.threads = opts.engine_threads;
     let mut errors = Vec::new();
     'links: for li in 0..w.links.len() {
         // A swapchain starts small and grows on demand (seed 000; `sched::swapchain_step`).
@@ -195,7 +205,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         .iter()
         .position(|n| n.desc.driver == DriverKind::Camera);
     let period = VirtualTime::frame_period(first_source.map_or(60, |n| w.nodes[n].desc.fps.max(1)));
-    let workers = opts.threads.then(|| {
+    let workers = opts.engine_threads.then(|| {
         let names: Vec<String> = w.nodes.iter().map(|n| n.engine_name.clone()).collect();
         workers::Workers::new(&names)
     });
@@ -217,7 +227,17 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         progress,
         first_source,
         fences: fences::Fences::default(),
+        pool: std::sync::Arc::new(drivers::job::Pool::new(host_threads(opts.threads))),
+        findings: Vec::new(),
     })
+}
+
+/// The host threads `--threads N` asks for (`0`: the machine's cores).
+pub fn host_threads(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
 }
 
 fn progress_bar(opts: &RunOptions, frames: u64) -> Option<indicatif::ProgressBar> {
@@ -554,7 +574,9 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             }
         }
     }
-    for f in dma.checker().findings() {
+    s.drain_findings(false);
+    let kept = std::mem::take(&mut s.findings);
+    for f in kept {
         report.checker.findings.push(Finding {
             kind: f.kind.name().to_string(),
             message: format!("{} +{:#x}: {}", f.address, f.size, f.context),
@@ -597,6 +619,6 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         report,
         trace,
         thumbnail: s.thumbnail.take(),
-        deterministic: !opts.threads,
+        deterministic: !opts.engine_threads,
     }
 }

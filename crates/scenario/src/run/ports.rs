@@ -51,6 +51,8 @@ impl World {
         let cfg = self.dmabuf_queue_config(n, capture);
         let drv = PortDriver::new(size);
         let q = Vb2Queue::new(dma, cfg, drv.clone());
+        // What the link needs of its buffers goes with every attach of the queue.
+        q.set_importer_priv(Some(std::sync::Arc::new(self.link_needs(li))));
         let node = &self.nodes[n];
         let fh = q.open(&node.process);
         fh.set_nonblocking(true);

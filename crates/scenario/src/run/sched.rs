@@ -1,7 +1,7 @@
 //! The discrete-event loop: source ticks, device jobs and scenario events on the virtual clock.
 //!
 //! See the ordering guarantee in the [module doc](super). A job's bytes move when the job
-//! starts (or, with `--threads`, on its device's thread between start and completion); its
+//! starts (or, with `--engine-threads`, on its device's thread between start and completion); its
 //! outputs become visible to consumers, and its inputs free for producers, only at its
 //! completion event, so what a device reads never depends on when the host ran it.
 
@@ -13,7 +13,7 @@ use crate::schema::{DriverKind, Event};
 use crate::validate::Scenario;
 use dma::DmaDirection;
 use drivers::dmaview::DmaView;
-use drivers::job::{DeviceJob, JobEffects, JobInput, JobOutput, Op};
+use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Buffers a swapchain starts with and keeps however idle (`drivers::swapchain`'s default:
@@ -100,6 +100,11 @@ pub(crate) struct Sched<'a> {
     pub first_source: Option<usize>,
     /// The engines' fence timelines ([`super::fences`]).
     pub fences: super::fences::Fences,
+    /// The host threads jobs' bytes move on (`--threads N`).
+    pub pool: std::sync::Arc<drivers::job::Pool>,
+    /// DMA-API checker findings taken out of the checker, in the run's fixed order
+    /// (ordering guarantee 4).
+    pub findings: Vec<dma::Finding>,
 }
 
 impl<'a> Sched<'a> {
@@ -121,6 +126,11 @@ impl<'a> Sched<'a> {
             }
         }
         while let Some((now, ev)) = self.q.pop() {
+            // The machine's clock is the loop's: every layer that asks it (fence timestamps,
+            // the exporters' stall times, timeouts) sees the moment of the event.
+            if let Some(c) = self.w.kernel.soc().clock().as_virtual() {
+                c.advance_to(::clock::BOOT_NS.saturating_add(now.as_ns()));
+            }
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
@@ -333,6 +343,7 @@ impl<'a> Sched<'a> {
             let planes = b.planes.clone();
             // A GPU's buffers are mapped by its driver in its VM at submission.
             if gpu {
+                mapped.inputs.push(bi);
                 io.inputs.push(JobInput {
                     view: DmaView::from_segments(self.w.nodes[n].dev.clone(), &[]),
                     planes,
@@ -377,6 +388,7 @@ impl<'a> Sched<'a> {
                 .map(|p| p.bytes_per_line)
                 .collect();
             if gpu {
+                mapped.outputs.push(bi);
                 io.outputs.push(JobOutput {
                     view: DmaView::from_segments(self.w.nodes[n].dev.clone(), &[]),
                     planes,
@@ -469,20 +481,29 @@ impl<'a> Sched<'a> {
         let in_bis: Vec<usize> = inputs.iter().map(|x| x.1).collect();
         let out_bis: Vec<usize> = outputs.iter().map(|x| x.1).collect();
         let (result, fence) = if gpu {
-            // The GPU driver's ring job (super::gpu).
-            match self.gpu_job(n, io, &in_bis, &out_bis, end, &label) {
-                Some((r, f)) => (r, Some(f)),
-                None => {
-                    self.w.nodes[n].active = false;
-                    return false;
-                }
-            }
+            // The GPU driver's ring job (super::gpu), its bytes on the pool too; a manual ring
+            // runs it now, so the findings are sorted as below.
+            let io = match self.workers {
+                None => io.on_pool(self.pool.clone(), self.w.kernel.dma().clone()),
+                Some(_) => io,
+            };
+            self.drain_findings(false);
+            let job = self.gpu_job(n, io, &in_bis, &out_bis, end, &label);
+            self.drain_findings(self.workers.is_none());
+            job
         } else {
             let fence = self.fence_job(n, &in_bis, &out_bis, end, &label);
             let dma = self.w.kernel.dma().clone();
             let result = match &self.workers {
                 Some(wk) => wk.submit(&engine_name, io, dma),
-                None => Pending::ready(io.execute(&dma)),
+                None => {
+                    // What the checker saw before the job stays in its order; what the job's
+                    // pieces raised (on any host thread) is sorted.
+                    self.drain_findings(false);
+                    let fx = io.execute_on(&dma, &self.pool);
+                    self.drain_findings(true);
+                    Pending::ready(fx)
+                }
             };
             (result, fence)
         };
@@ -528,68 +549,6 @@ impl<'a> Sched<'a> {
         }
         self.w.nodes[n].active = false;
         false
-    }
-
-    /// Collects a job's result if it is in (blocking for `--threads` only when `wait`), and
-    /// gives its mappings back.
-    fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
-        let job = self.jobs.get_mut(&id)?;
-        let res = job.result.take(wait)?;
-        let res = *res;
-        let node = job.node;
-        let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
-        let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
-        let JobEffects {
-            inputs_ok,
-            out_sums,
-            bitstream,
-            error,
-            inputs,
-            outputs,
-            bitstream_view: _,
-        } = res;
-        for (m, bi) in inputs.into_iter().zip(&ins) {
-            if let Err(e) = self.w.unmap(*bi, node, m) {
-                self.errors.push(e);
-            }
-        }
-        for (m, bi) in outputs.into_iter().zip(&outs) {
-            if let Err(e) = self.w.unmap(*bi, node, m) {
-                self.errors.push(e);
-            }
-        }
-        Some(JobEffects {
-            inputs_ok,
-            out_sums,
-            bitstream,
-            error,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            bitstream_view: None,
-        })
-    }
-
-    fn settle(&mut self, id: u64) {
-        if let Some(r) = self.collect(id, false) {
-            if let Some(j) = self.jobs.get_mut(&id) {
-                j.result.put_settled(r);
-            }
-        }
-    }
-
-    /// Waits for every job in flight and gives its mappings back (before scenario events, so a
-    /// migration's drain finds no mapping held by a job that is over in virtual terms).
-    pub(crate) fn barrier(&mut self) {
-        let ids: Vec<u64> = self.jobs.keys().copied().collect();
-        for id in ids {
-            if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
-                if let Some(r) = self.collect(id, true) {
-                    if let Some(j) = self.jobs.get_mut(&id) {
-                        j.result.put_settled(r);
-                    }
-                }
-            }
-        }
     }
 
     pub(super) fn done(&mut self, id: u64, now: VirtualTime) {
@@ -699,14 +658,6 @@ impl<'a> Sched<'a> {
                 f.pending.remove(&n);
             }
             self.check_delivered(key, now);
-        }
-    }
-
-    pub(crate) fn barrier_one(&mut self, id: u64) {
-        if let Some(r) = self.collect(id, true) {
-            if let Some(j) = self.jobs.get_mut(&id) {
-                j.result.put_settled(r);
-            }
         }
     }
 }

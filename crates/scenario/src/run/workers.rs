@@ -1,4 +1,4 @@
-//! `--threads`: one OS thread per device engine.
+//! `--engine-threads`: one OS thread per device engine (a stress mode).
 //!
 //! The scheduler still decides what runs when (on the virtual clock); only the byte movement of
 //! each job goes to its engine's thread, so devices really copy, transform and verify at the
@@ -6,9 +6,14 @@
 //! access. A job's result is collected at its completion event (or before a scenario event),
 //! which keeps frames correct; the host interleaving differs from run to run, so this mode
 //! checks for races and is not the deterministic reference.
+//!
+//! Also here: how the loop collects a job's result in either mode ([`Pending`], `collect`,
+//! `barrier`): the job's mappings go back when its result is taken, and the DMA-API checker's
+//! findings are moved out of the checker in the run's fixed order (`drain_findings`).
 
+use super::sched::Sched;
 use dma::DmaApi;
-use drivers::job::{DeviceJob as JobIo, JobEffects as JobResult};
+use drivers::job::{DeviceJob as JobIo, JobEffects, JobEffects as JobResult};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -38,8 +43,8 @@ impl Pending {
     }
 
     /// A result another engine sends once it ran the job (a GPU ring's device job,
-    /// [`drivers::gpu::Job::device`]); a sender that goes away without one (the job was
-    /// cancelled) gives a result with that error.
+    /// [`drivers::gpu::Job::device`]); a sender that goes away without one (the ring cancelled
+    /// the job) is a lost job, as an engine thread that ended.
     pub(crate) fn waiting(rx: Receiver<JobResult>) -> Pending {
         Pending {
             state: PState::Waiting(rx),
@@ -53,13 +58,9 @@ impl Pending {
             PState::Ready(r) => Some(r),
             PState::Waiting(rx) => {
                 let got = if wait {
-                    Some(rx.recv().unwrap_or_else(|_| cancelled()))
+                    rx.recv().ok()
                 } else {
-                    match rx.try_recv() {
-                        Ok(r) => Some(r),
-                        Err(std::sync::mpsc::TryRecvError::Empty) => None,
-                        Err(std::sync::mpsc::TryRecvError::Disconnected) => Some(cancelled()),
-                    }
+                    rx.try_recv().ok()
                 };
                 match got {
                     Some(r) => Some(Box::new(r)),
@@ -111,19 +112,6 @@ impl Pending {
             state: PState::Waiting(rx),
             settled: true,
         }
-    }
-}
-
-/// What a job whose engine dropped it without running it did: nothing, and that is an error.
-fn cancelled() -> JobResult {
-    JobResult {
-        inputs_ok: Vec::new(),
-        out_sums: Vec::new(),
-        bitstream: None,
-        error: Some("the engine cancelled the job before it ran".into()),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        bitstream_view: None,
     }
 }
 
@@ -182,6 +170,95 @@ impl Drop for Workers {
         self.senders.clear();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// Collecting results: a job's mappings go back when its result is taken.
+impl Sched<'_> {
+    /// Collects a job's result if it is in (blocking for `--engine-threads` only when `wait`), and
+    /// gives its mappings back.
+    pub(crate) fn collect(&mut self, id: u64, wait: bool) -> Option<JobEffects> {
+        let job = self.jobs.get_mut(&id)?;
+        let res = job.result.take(wait)?;
+        let res = *res;
+        let node = job.node;
+        let ins: Vec<usize> = job.inputs.iter().map(|x| x.1).collect();
+        let outs: Vec<usize> = job.outputs.iter().map(|x| x.1).collect();
+        let JobEffects {
+            inputs_ok,
+            out_sums,
+            bitstream,
+            error,
+            inputs,
+            outputs,
+            bitstream_view: _,
+        } = res;
+        for (m, bi) in inputs.into_iter().zip(&ins) {
+            if let Err(e) = self.w.unmap(*bi, node, m) {
+                self.errors.push(e);
+            }
+        }
+        for (m, bi) in outputs.into_iter().zip(&outs) {
+            if let Err(e) = self.w.unmap(*bi, node, m) {
+                self.errors.push(e);
+            }
+        }
+        Some(JobEffects {
+            inputs_ok,
+            out_sums,
+            bitstream,
+            error,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            bitstream_view: None,
+        })
+    }
+
+    pub(crate) fn settle(&mut self, id: u64) {
+        if let Some(r) = self.collect(id, false) {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.result.put_settled(r);
+            }
+        }
+    }
+
+    /// Waits for every job in flight and gives its mappings back (before scenario events, so a
+    /// migration's drain finds no mapping held by a job that is over in virtual terms).
+    pub(crate) fn barrier(&mut self) {
+        let ids: Vec<u64> = self.jobs.keys().copied().collect();
+        for id in ids {
+            if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
+                if let Some(r) = self.collect(id, true) {
+                    if let Some(j) = self.jobs.get_mut(&id) {
+                        j.result.put_settled(r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the checker's findings into [`Self::findings`]; `sort` puts them in a fixed order
+    /// (those of one job's pieces, raised on any host thread in any order).
+    pub(crate) fn drain_findings(&mut self, sort: bool) {
+        let checker = self.w.kernel.dma().checker();
+        if checker.total() == 0 {
+            return;
+        }
+        let mut new = checker.take();
+        if sort {
+            new.sort_by_cached_key(|f| format!("{f:?}"));
+        }
+        let room = dma::debug::MAX_KEPT_FINDINGS.saturating_sub(self.findings.len());
+        new.truncate(room);
+        self.findings.extend(new);
+    }
+
+    pub(crate) fn barrier_one(&mut self, id: u64) {
+        if let Some(r) = self.collect(id, true) {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.result.put_settled(r);
+            }
         }
     }
 }

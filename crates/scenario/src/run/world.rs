@@ -183,7 +183,7 @@ pub(crate) struct World {
     pub move_notifies: std::sync::atomic::AtomicU64,
     /// Counters over time ([`super::counters`]).
     pub sampler: super::counters::Sampler,
-    /// `--threads`: the GPU drivers' rings run on their own threads (else the runner runs each
+    /// `--engine-threads`: the GPU drivers' rings run on their own threads (else the runner runs each
     /// job at its start, [`drivers::gpu::RingMode::Manual`]).
     pub threads: bool,
 }
@@ -380,7 +380,7 @@ impl World {
     }
 
     /// The plane bank/contiguity requirements of a link, as importer needs.
-    fn link_needs(&self, li: usize) -> ImporterNeeds {
+    pub(crate) fn link_needs(&self, li: usize) -> ImporterNeeds {
         let l = &self.links[li].desc;
         let mut needs = ImporterNeeds::new();
         for p in &l.planes {
@@ -474,9 +474,6 @@ impl World {
                 let (buf, exp) =
                     ConstraintExporter::export_registered(&dma, spec, self.kernel.registry())
                         .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
-                for n in self.link_users(li) {
-                    exp.set_device_needs(&self.nodes[n].desc.device, needs.clone());
-                }
                 let fd =
                     install(&producer, &buf).map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
                 (buf, planes, ExporterHandle::Constraint(exp), fd)
@@ -638,16 +635,25 @@ impl World {
             return self.gpu_import(bi, n);
         }
         let dev = self.nodes[n].dev.clone();
+        let Some(li) = self.bufs[bi].as_ref().map(|b| b.link) else {
+            return Ok(());
+        };
+        let needs = self.link_needs(li);
         let Some(b) = self.bufs[bi].as_mut() else {
             return Ok(());
         };
         if b.atts.contains_key(&n) {
             return Ok(());
         }
-        let att = match &b.importer {
-            Some(imp) => b.buf.dynamic_attach(&dev, imp.clone()),
-            None => b.buf.attach(&dev),
+        // What the link needs of its buffers travels with the attach (`importer_priv`).
+        let params = dmabuf::AttachParams {
+            importer_ops: b
+                .importer
+                .clone()
+                .map(|imp| imp as Arc<dyn dmabuf::ImporterOps>),
+            importer_priv: Some(Arc::new(needs)),
         };
+        let att = b.buf.attach_with(&dev, params);
         let att = att.map_err(|e| {
             RunFailure::new(&e, format!("{} attaching {}: {e}", dev.name(), b.name))
         })?;

@@ -4,7 +4,8 @@
 //!
 //! - `name`, `description`, `seed`, `frames`: what the run is called and how long it lasts;
 //! - `[soc]`: the machine, a [`soc::SocDesc`] (banks, CMA regions, IOMMUs, devices with the
-//!   bandwidth and latency of the time model); omitted, the bundled default machine
+//!   bandwidth and latency of the time model), or `soc = "NAME"` for a bundled machine
+//!   ([`soc::bundled`], [`SocChoice`]); omitted, the bundled default machine
 //!   ([`soc::SocDesc::default_soc`]);
 //! - `[[nodes]]`: drivers bound to devices ([`NodeDesc`]);
 //! - `[[links]]`: buffer queues between nodes, with how their buffers are allocated
@@ -51,9 +52,10 @@ pub struct ScenarioFile {
     pub seed: u64,
     /// Number of frames the sources produce.
     pub frames: u64,
-    /// The machine; the bundled default machine when omitted.
+    /// The machine: a `[soc]` table or the name of a bundled one; the bundled default machine
+    /// when omitted.
     #[serde(default)]
-    pub soc: Option<SocDesc>,
+    pub soc: Option<SocChoice>,
     /// The drivers.
     #[serde(default)]
     pub nodes: Vec<NodeDesc>,
@@ -66,6 +68,59 @@ pub struct ScenarioFile {
     /// What the run is expected to find.
     #[serde(default)]
     pub expect: Expect,
+}
+
+/// The top-level `soc` key: a bundled machine by name (`soc = "rk3588"`) or a `[soc]` table.
+///
+/// Both at once cannot be written: TOML refuses a key defined twice, at its line and column.
+///
+/// ```
+/// use scenario::schema::{ScenarioFile, SocChoice};
+/// let f: ScenarioFile = toml::from_str("name = 'x'\nframes = 1\nsoc = 'rpi5'\n").unwrap();
+/// assert_eq!(f.soc, Some(SocChoice::Named("rpi5".into())));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SocChoice {
+    /// `soc = "NAME"`: a bundled machine ([`soc::bundled::machine`]).
+    Named(String),
+    /// `[soc]`: a machine described in the file.
+    Desc(SocDesc),
+}
+
+impl Serialize for SocChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SocChoice::Named(n) => s.serialize_str(n),
+            SocChoice::Desc(d) => d.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SocChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SocChoice;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a `[soc]` table or the name of a bundled machine ({})",
+                    soc::bundled::machine_names()
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SocChoice, E> {
+                Ok(SocChoice::Named(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SocChoice, A::Error> {
+                SocDesc::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(SocChoice::Desc)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// What a run is expected to find: findings it may report without failing, and for scenarios that

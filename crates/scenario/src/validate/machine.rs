@@ -1,13 +1,42 @@
-//! Stage 2: the `[soc]` table.
+//! Stage 2: the `[soc]` table, or `soc = "NAME"` naming a bundled machine ([`soc::bundled`]).
 //!
-//! The scenario checks what it can place precisely (names, bank layout, size limits, IOMMU
+//! A name is resolved first (an unknown one is an error at the `soc` key listing the bundled
+//! machines); a bundled machine is then checked like the default one. For a table, the scenario
+//! checks what it can place precisely (names, bank layout, size limits, IOMMU
 //! references), then asks [`soc::Soc::new`] to validate the rest; soc's messages name the field
 //! (`devices[1].dma_mask_bits`), which is mapped back to its position under `soc`.
 
 use super::{Ctx, FieldPath, MAX_BANK_SIZE, MAX_CMA_SIZE, MAX_TOTAL_MEMORY};
 use crate::error::ScenarioError;
+use crate::schema::SocChoice;
 use soc::{human_size, BankKind, SocDesc, PAGE_SIZE};
 use std::collections::HashSet;
+
+/// The machine the scenario runs on, and whether the file described it itself (`[soc]`): the
+/// bundled machine `soc = "NAME"` names, or the default one when there is no `soc` key.
+pub(super) fn resolve(
+    ctx: &Ctx<'_>,
+    choice: Option<&SocChoice>,
+) -> Result<(SocDesc, bool), ScenarioError> {
+    match choice {
+        None => Ok((SocDesc::default_soc(), false)),
+        Some(SocChoice::Desc(d)) => Ok((d.clone(), true)),
+        Some(SocChoice::Named(name)) => {
+            soc::bundled::machine(name)
+                .map(|d| (d, false))
+                .ok_or_else(|| {
+                    ctx.err(
+                        &FieldPath::root().key("soc"),
+                        format!(
+                        "no bundled machine is named `{name}`: expected one of {} (`dmabuf soc` \
+                         lists them), or a `[soc]` table",
+                        soc::bundled::machine_names()
+                    ),
+                    )
+                })
+        }
+    }
+}
 
 /// Checks `soc` (written in the file iff `given`).
 pub(super) fn check(ctx: &Ctx<'_>, soc: &SocDesc, given: bool) -> Result<(), ScenarioError> {
@@ -249,5 +278,89 @@ pub(super) fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
         "none".into()
     } else {
         v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::validate;
+
+    /// A scenario with `top` among its top-level keys (`soc = ...`) and `table` (a `[soc]` table)
+    /// at its end, a camera on device `cam` feeding a display on device `screen`.
+    fn scenario(top: &str, table: &str, cam: &str, screen: &str) -> String {
+        format!(
+            "name = \"m\"\nframes = 2\n{top}\n\n[[nodes]]\nname = \"cam\"\ndriver = \"camera\"\n\
+             device = \"{cam}\"\nwidth = 64\nheight = 64\n\n[[nodes]]\nname = \"screen\"\n\
+             driver = \"display\"\ndevice = \"{screen}\"\nwidth = 64\nheight = 64\n\n[[links]]\n\
+             from = \"cam\"\nto = \"screen\"\n\n{table}\n"
+        )
+    }
+
+    /// The two first devices of bundled machine `name`.
+    fn two_devices(name: &str) -> (String, String) {
+        let d = soc::bundled::machine(name).unwrap().devices;
+        (d[0].name.clone(), d[1].name.clone())
+    }
+
+    #[test]
+    fn a_bundled_machine_is_picked_by_name() {
+        for m in soc::bundled::machines() {
+            let (cam, screen) = two_devices(m.name);
+            let text = scenario(&format!("soc = \"{}\"", m.name), "", &cam, &screen);
+            let s = validate(&text, "m.toml").unwrap_or_else(|e| panic!("{}: {e}", m.name));
+            assert_eq!(s.soc, soc::bundled::machine(m.name).unwrap(), "{}", m.name);
+        }
+    }
+
+    #[test]
+    fn printed_machines_paste_into_a_scenario_unchanged() {
+        // `dmabuf soc NAME` prints soc::bundled::machine_toml(NAME): pasted as the scenario's
+        // `[soc]`, it validates and is the bundled machine.
+        for m in soc::bundled::machines() {
+            let (cam, screen) = two_devices(m.name);
+            let printed = soc::bundled::machine_toml(m.name).unwrap();
+            let text = scenario("", &printed, &cam, &screen);
+            let s = validate(&text, "pasted.toml").unwrap_or_else(|e| panic!("{}: {e}", m.name));
+            assert_eq!(s.soc, soc::bundled::machine(m.name).unwrap(), "{}", m.name);
+        }
+    }
+
+    #[test]
+    fn an_unknown_machine_name_is_refused_at_the_soc_key_with_the_names() {
+        let text = scenario("soc = \"rk9999\"", "", "camera0", "display0");
+        let e = validate(&text, "m.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("m.toml:3:7: `soc`: no bundled machine"),
+            "{e}"
+        );
+        assert!(e.contains("default, rk3588, imx8mp, rpi5"), "{e}");
+    }
+
+    #[test]
+    fn a_name_and_a_table_together_are_refused_at_the_table() {
+        let text = scenario(
+            "soc = \"rk3588\"",
+            "[soc]\ncpu_cache = { size = \"1MiB\" }",
+            "camera0",
+            "display0",
+        );
+        let e = validate(&text, "m.toml").unwrap_err().to_string();
+        assert!(e.starts_with("m.toml:23:"), "{e}");
+    }
+
+    #[test]
+    fn a_soc_of_the_wrong_type_names_both_forms() {
+        let text = scenario("soc = 3", "", "camera0", "display0");
+        let e = validate(&text, "m.toml").unwrap_err().to_string();
+        assert!(e.starts_with("m.toml:3:7"), "{e}");
+        assert!(e.contains("name of a bundled machine"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_a_soc_table_are_still_named() {
+        let text = scenario("", "[soc]\ncolour = 1", "camera0", "display0");
+        let e = validate(&text, "m.toml").unwrap_err().to_string();
+        assert!(e.starts_with("m.toml:24:1"), "{e}");
+        assert!(e.contains("colour"), "{e}");
     }
 }

@@ -221,8 +221,7 @@ pub fn validate(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
             format!("{} frames: expected 1 to {MAX_FRAMES}", raw.frames),
         ));
     }
-    let soc_given = raw.soc.is_some();
-    let soc = raw.soc.clone().unwrap_or_else(SocDesc::default_soc);
+    let (soc, soc_given) = machine::resolve(&ctx, raw.soc.as_ref())?;
     machine::check(&ctx, &soc, soc_given)?;
     let events = pipeline::check(&ctx, &raw, &soc)?;
     Ok(Scenario {

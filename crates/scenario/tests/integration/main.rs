@@ -10,6 +10,7 @@ mod run_defects;
 mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
+mod threads;
 mod trace_structure;
 mod trace_svg;
 

@@ -97,9 +97,9 @@ region = "carveout0"
 fn a_job_that_fails_to_map_gives_back_the_mappings_it_made() {
     let r = run_text(TWO_OUTPUTS);
     assert!(
-        r.errors
-            .iter()
-            .any(|e| e.errno == "EIO" && e.message.contains("gpu0 mapping gpu->display2")),
+        r.errors.iter().any(|e| e.errno == "EIO"
+            && e.message.contains("gpu->display2")
+            && e.message.contains("above the DMA mask")),
         "{:?}",
         r.errors
     );

@@ -129,8 +129,8 @@ fn test_threads_mode_verifies() {
     let out = run(
         &s,
         &RunOptions {
-            threads: true,
-            progress: false,
+            engine_threads: true,
+            ..RunOptions::default()
         },
     );
     assert!(!out.deterministic);

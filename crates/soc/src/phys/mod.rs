@@ -30,7 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 mod runs;
+mod visit;
+
 pub(crate) use runs::runs_overlap;
+pub use visit::VISIT_SPAN;
 
 const CHUNK_SHIFT: u32 = 21;
 

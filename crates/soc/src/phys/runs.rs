@@ -159,7 +159,11 @@ impl PhysMem {
 
     /// Checks that every run lies in one bank and that they add up to `total` bytes; answers
     /// the bank index of each run.
-    fn check_runs(&self, runs: &[(PhysAddr, u64)], total: usize) -> Result<Vec<usize>, SocError> {
+    pub(super) fn check_runs(
+        &self,
+        runs: &[(PhysAddr, u64)],
+        total: usize,
+    ) -> Result<Vec<usize>, SocError> {
         let mut sum = 0u64;
         let mut banks = Vec::with_capacity(runs.len());
         let mut last = 0usize;

@@ -312,3 +312,21 @@ fn b46_no_importer_cache_maintenance_and_hints_stripped() {
     let s = snap(&r);
     assert_eq!((s.mem_prepare, s.mem_finish), (0, 0));
 }
+
+#[test]
+fn qbuf_dmabuf_attaches_with_the_queues_importer_priv() {
+    let r = dmabuf_rig(&[4096]);
+    let fd = r.heap_fd(4096);
+    let other = r.heap_fd(4096);
+    let buf_of = |fd| r.process.get_dma_buf(fd).unwrap();
+    // Before the driver says anything, an attach carries nothing.
+    r.fh.qbuf(&mut r.dmabuf_buf(0, &[fd])).unwrap();
+    let atts = buf_of(fd).attachments();
+    assert_eq!(atts.len(), 1);
+    assert!(atts[0].importer_priv_as::<&str>().is_none());
+    // From now on every attach of the queue tells the exporter what the device needs.
+    r.q.set_importer_priv(Some(std::sync::Arc::new("needs of isp0")));
+    r.fh.qbuf(&mut r.dmabuf_buf(1, &[other])).unwrap();
+    let atts = buf_of(other).attachments();
+    assert_eq!(atts[0].importer_priv_as::<&str>(), Some(&"needs of isp0"));
+}

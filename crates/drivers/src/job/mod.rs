@@ -1,0 +1,366 @@
+//! Device jobs: what a driver's engine does for one frame, as a value a scheduler plans, times
+//! and executes.
+//!
+//! C side: a V4L2 mem2mem driver's `device_run` (`v4l2-mem2mem.c`), a capture driver's
+//! per-frame fill (`vivid-kthread-cap.c`), a DRM driver's scanout and a GPU ring job: the device
+//! programs its DMA engine with the buffers' DMA addresses and moves the frame.
+//!
+//! # The concept
+//! A scheduler (the scenario runner, a test) **plans** a job: it picks the buffers, maps each
+//! for the job's device ([`DmaView`]), and builds a [`DeviceJob`] with the [`Op`] of the node's
+//! driver. [`DeviceJob::cost`] is what the job takes on the device's time model
+//! ([`crate::media::dma_cost`]), known before any byte moves, so the scheduler can place it on
+//! a virtual clock. [`DeviceJob::execute`] (or [`DeviceJob::execute_on`] a [`Pool`] of host
+//! threads) then moves every byte through the device's DMA engine, in independent pieces of
+//! at most [`CHUNK`] bytes of a plane, and returns what happened as a value ([`JobEffects`]):
+//! which inputs verified, what each output's frame checksum is, the encoder's bitstream, and
+//! the views to give back. Nothing else is touched, so jobs of different devices may execute
+//! on different threads; the scheduler applies their effects in its own order. Which passes
+//! over the bytes a piece makes, and why, is in the `units` module's doc (in short: DMA read,
+//! one cache-resident sweep that transforms and hashes, DMA write).
+//!
+//! The byte transforms are the drivers': the camera's test pattern ([`crate::pattern`]), the
+//! ISP's [`IspTransform`], the GPU's composite ([`crate::gpu::luma_to_xrgb`]), the encoder's
+//! [`Codec`] ([`RleStream`](crate::encoder::RleStream)); the checksum and the frame stamp are [`crate::frame`]'s.
+//!
+//! # Rules
+//! 1. Every output frame is stamped ([`crate::frame`]): the body is written first, hashed as it
+//!    goes, and the 16-byte header (magic, frame number, body checksum) last. The checksum of
+//!    a frame is its body's checksum; [`JobEffects::out_sums`] carries it to the consumers.
+//! 2. An input verifies when its body hashes to what its producer wrote and its header names
+//!    the expected frame with that checksum: a stale, torn or misplaced frame never does.
+//! 3. A transform keeps the frame number of its first input; a producer whose output has no
+//!    byte-for-byte relation to its input (another size or format) renders it from the input's
+//!    checksum ([`crate::pattern::render_from`]), so the output still depends on every byte in.
+//! 4. A DMA that fails stops its piece; the job fails with the first failing piece's error
+//!    ([`JobEffects::error`]), every input counts as not verified, no output is stamped. The
+//!    views always come back.
+//! 5. The pieces are fixed by the job's buffers alone, each piece touches only its own bytes
+//!    and every piece runs even when another failed, so the bytes in memory, the DMA calls the
+//!    devices and the DMA-API checker see, and the effects are the same for any number of host
+//!    threads; only the order in which pieces' DMA calls happen differs.
+//!
+//! ```
+//! use drivers::dmaview::DmaView;
+//! use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
+//! use drivers::pattern::TestPattern;
+//! let dma = dmabuf::testing::mock_dma();
+//! let cam = dma.device("camera0")?;
+//! let disp = dma.device("display0")?;
+//! let buf = dma.alloc_attrs_for_devices(
+//!     &[dma::DeviceNeeds::new(&cam), dma::DeviceNeeds::new(&disp)], 64 << 10, dma::DmaAttrs::NONE)?;
+//! let view = |name: &str, dev| {
+//!     DmaView::from_segments(dev, buf.handle(name).unwrap().sg_table().dma_segments())
+//! };
+//! // The camera writes frame 7 of the bars...
+//! let capture = DeviceJob::new(Op::Capture { pattern: TestPattern::Bars, seed: 1, frame: 7 })
+//!     .output(JobOutput { view: view("camera0", cam.clone()), planes: vec![(0, 64 << 10)],
+//!                         bytes_per_line: vec![256] });
+//! assert_eq!(capture.bytes(), (0, 64 << 10));
+//! let fx = capture.execute(&dma);
+//! assert!(fx.error.is_none());
+//! // ...and the display reads it back and verifies it.
+//! let scanout = |frame| DeviceJob::new(Op::Scanout).input(JobInput {
+//!     view: view("display0", disp.clone()), planes: vec![(0, 64 << 10)],
+//!     expected: fx.out_sums[0], frame });
+//! assert_eq!(scanout(7).execute(&dma).inputs_ok, [true]);
+//! assert_eq!(scanout(6).execute(&dma).inputs_ok, [false], "the stamp names frame 7");
+//! # dma.free_attrs(buf)?;
+//! # Ok::<(), dma::DmaError>(())
+//! ```
+
+use crate::dmaview::DmaView;
+use crate::encoder::Codec;
+use crate::frame::{CHUNK, STAMP_LEN, STAMP_MAGIC};
+use crate::isp::IspTransform;
+use crate::pattern::TestPattern;
+use dma::DmaApi;
+use soc::Device;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What a job's device does with its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A camera writes frame `frame` of a test pattern.
+    Capture {
+        /// The pattern.
+        pattern: TestPattern,
+        /// The pattern's seed (noise).
+        seed: u64,
+        /// The frame number stamped.
+        frame: u64,
+    },
+    /// An ISP transforms its first input into its outputs.
+    Process(IspTransform),
+    /// A GPU composites its first input into its outputs.
+    Composite,
+    /// A display scans out and verifies every input.
+    Scanout,
+    /// An encoder reads, verifies and encodes its first input.
+    Encode(Codec),
+}
+
+/// One buffer a job reads.
+#[derive(Debug)]
+pub struct JobInput {
+    /// The device's view of the buffer.
+    pub view: DmaView,
+    /// `(offset, len)` of each plane in the buffer.
+    pub planes: Vec<(u64, u64)>,
+    /// The frame checksum its producer reported ([`JobEffects::out_sums`]).
+    pub expected: u64,
+    /// The frame number its producer stamped.
+    pub frame: u64,
+}
+
+/// One buffer a job writes.
+#[derive(Debug)]
+pub struct JobOutput {
+    /// The device's view of the buffer.
+    pub view: DmaView,
+    /// `(offset, len)` of each plane in the buffer.
+    pub planes: Vec<(u64, u64)>,
+    /// Bytes per line of each plane (patterns are laid out by line).
+    pub bytes_per_line: Vec<u64>,
+}
+
+/// A planned job (module doc).
+#[derive(Debug)]
+pub struct DeviceJob {
+    /// What the device does.
+    pub op: Op,
+    /// Buffers read, in the node's input order.
+    pub inputs: Vec<JobInput>,
+    /// Buffers written.
+    pub outputs: Vec<JobOutput>,
+    /// The encoder's own bitstream buffer ([`Codec::Rle`]).
+    pub bitstream: Option<DmaView>,
+    /// Host threads to execute on, whoever executes it ([`DeviceJob::on_pool`]).
+    host: Option<(Arc<Pool>, Arc<DmaApi>)>,
+}
+
+/// The bitstream an encoder job wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bitstream {
+    /// Bytes written into the bitstream buffer.
+    pub len: u64,
+    /// Their checksum.
+    pub checksum: u64,
+}
+
+/// What executing a job did (module rules); the views come back for unmapping.
+#[derive(Debug)]
+pub struct JobEffects {
+    /// Per input: whether it verified (rule 2).
+    pub inputs_ok: Vec<bool>,
+    /// Per output: the checksum of the frame written (rule 1).
+    pub out_sums: Vec<u64>,
+    /// The encoder's bitstream, if it made one.
+    pub bitstream: Option<Bitstream>,
+    /// A DMA or an operation that failed (rule 4).
+    pub error: Option<String>,
+    /// The inputs' views.
+    pub inputs: Vec<DmaView>,
+    /// The outputs' views.
+    pub outputs: Vec<DmaView>,
+    /// The bitstream buffer's view.
+    pub bitstream_view: Option<DmaView>,
+}
+
+mod pool;
+mod units;
+
+pub use pool::Pool;
+
+thread_local! {
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> =
+        RefCell::new((vec![0u8; CHUNK], vec![0u8; CHUNK * 4]));
+}
+
+fn total(planes: &[(u64, u64)]) -> u64 {
+    planes.iter().map(|p| p.1).sum()
+}
+
+fn header(frame: u64, sum: u64) -> [u8; STAMP_LEN] {
+    let mut h = [0u8; STAMP_LEN];
+    h[..4].copy_from_slice(&STAMP_MAGIC);
+    h[4..8].copy_from_slice(&(frame as u32).to_le_bytes());
+    h[8..].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
+fn stamped(planes: &[(u64, u64)]) -> bool {
+    planes.first().is_some_and(|p| p.1 > STAMP_LEN as u64)
+}
+
+/// How many leading bytes of a chunk at `at` of plane `p` are the stamp's.
+fn stamp_skip(stamped: bool, p: usize, at: u64, n: usize) -> usize {
+    if stamped && p == 0 && at < STAMP_LEN as u64 {
+        (STAMP_LEN - at as usize).min(n)
+    } else {
+        0
+    }
+}
+
+/// The job's pieces and what is shared with the pool's threads while they run.
+struct Shared {
+    job: DeviceJob,
+    dma: Arc<DmaApi>,
+    units: Vec<units::Unit>,
+    done: Mutex<Vec<Option<units::UnitFx>>>,
+}
+
+fn run_with_scratch(job: &DeviceJob, dma: &DmaApi, unit: units::Unit) -> units::UnitFx {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let (a, b) = &mut *s;
+        units::run_unit(job, dma, unit, a, b)
+    })
+}
+
+impl DeviceJob {
+    /// A job of `op` with no buffers yet.
+    pub fn new(op: Op) -> DeviceJob {
+        DeviceJob {
+            op,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            bitstream: None,
+            host: None,
+        }
+    }
+
+    /// Makes [`Self::execute`] run the job on `pool` ([`Self::execute_on`]), whoever calls it
+    /// (a GPU ring executes the jobs it is handed). `dma` is the DMA API of the job's views.
+    pub fn on_pool(mut self, pool: Arc<Pool>, dma: Arc<DmaApi>) -> DeviceJob {
+        self.host = Some((pool, dma));
+        self
+    }
+
+    /// Adds an input.
+    pub fn input(mut self, i: JobInput) -> DeviceJob {
+        self.inputs.push(i);
+        self
+    }
+
+    /// Adds an output.
+    pub fn output(mut self, o: JobOutput) -> DeviceJob {
+        self.outputs.push(o);
+        self
+    }
+
+    /// Frame bytes the job reads and writes: `(read, written)`. An encoder's bitstream is not
+    /// known before it runs and is not in it.
+    pub fn bytes(&self) -> (u64, u64) {
+        let r = self.inputs.iter().map(|i| total(&i.planes)).sum();
+        let w = self.outputs.iter().map(|o| total(&o.planes)).sum();
+        (r, w)
+    }
+
+    /// What the job costs `dev` on its time model ([`crate::media::dma_cost`] of every byte it
+    /// reads and writes).
+    pub fn cost(&self, dev: &Device) -> Duration {
+        let (r, w) = self.bytes();
+        crate::media::dma_cost(dev, r + w)
+    }
+
+    /// Moves the job's bytes (module rules) on the caller's thread (on its pool if
+    /// [`Self::on_pool`] gave it one) and returns its effects.
+    pub fn execute(mut self, dma: &DmaApi) -> JobEffects {
+        if let Some((pool, dma)) = self.host.take() {
+            return self.execute_on(&dma, &pool);
+        }
+        match units::plan(&self) {
+            Ok(plan) => {
+                let fx = plan
+                    .into_iter()
+                    .map(|u| run_with_scratch(&self, dma, u))
+                    .collect();
+                self.effects(dma, Ok(fx))
+            }
+            Err(e) => self.effects(dma, Err(e)),
+        }
+    }
+
+    /// Moves the job's bytes on `pool`'s threads, piece by piece ([`CHUNK`] bytes of a plane
+    /// each, claimed by whichever thread is free), and returns its effects: the same bytes,
+    /// DMA calls and effects as [`Self::execute`] for any number of threads (rule 5).
+    pub fn execute_on(self, dma: &Arc<DmaApi>, pool: &Pool) -> JobEffects {
+        let plan = match units::plan(&self) {
+            Ok(p) => p,
+            Err(e) => return self.effects(dma, Err(e)),
+        };
+        if pool.threads() == 1 || plan.len() < 2 {
+            let fx = plan
+                .into_iter()
+                .map(|u| run_with_scratch(&self, dma, u))
+                .collect();
+            return self.effects(dma, Ok(fx));
+        }
+        let n = plan.len();
+        let shared = Arc::new(Shared {
+            job: self,
+            dma: dma.clone(),
+            units: plan,
+            done: Mutex::new((0..n).map(|_| None).collect()),
+        });
+        let s = shared.clone();
+        pool.for_each(
+            n,
+            Arc::new(move |i| {
+                let fx = run_with_scratch(&s.job, &s.dma, s.units[i]);
+                s.done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(fx);
+            }),
+        );
+        // Every helper dropped its reference before the pool reported it done.
+        let mut shared = shared;
+        let shared = loop {
+            match Arc::try_unwrap(shared) {
+                Ok(s) => break s,
+                Err(s) => {
+                    shared = s;
+                    std::thread::yield_now();
+                }
+            }
+        };
+        let fx = shared
+            .done
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .map(|f| {
+                f.unwrap_or_else(|| units::UnitFx {
+                    error: Some(
+                        "a piece of the job did not complete (its host thread panicked)".into(),
+                    ),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        shared.job.effects(dma, Ok(fx))
+    }
+
+    /// Combines the pieces' effects and gives the views back.
+    fn effects(self, dma: &DmaApi, fx: Result<Vec<units::UnitFx>, String>) -> JobEffects {
+        let (inputs_ok, out_sums, bitstream, error) = match fx {
+            Ok(fx) => units::combine_units(&self, dma, fx),
+            Err(e) => (
+                vec![false; self.inputs.len()],
+                vec![0; self.outputs.len()],
+                None,
+                Some(e),
+            ),
+        };
+        JobEffects {
+            inputs_ok,
+            out_sums,
+            bitstream,
+            error,
+            inputs: self.inputs.into_iter().map(|i| i.view).collect(),
+            outputs: self.outputs.into_iter().map(|o| o.view).collect(),
+            bitstream_view: self.bitstream,
+        }
+    }
+}
