@@ -14,6 +14,7 @@
 //! (`thumbnail.jpg` comes from the thumbnailer driver itself.) Every writer is deterministic: the
 //! same report and trace give the same bytes.
 
+pub mod counters;
 pub mod model;
 pub mod reason;
 mod stats;
@@ -21,6 +22,7 @@ mod svg;
 mod text;
 mod trace;
 
+pub use counters::{CounterSeries, CountersReport};
 pub use model::{
     BufferReport, CheckerReport, CorruptedFrame, DeviceReport, EncoderReport, FaultReport,
     FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport, MapCounts,

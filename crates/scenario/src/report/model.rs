@@ -25,6 +25,7 @@
 //! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `latency_us` {`p50`, `p99`, `max`} or null}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames a source did not capture per cause (`detached`, `killed`, `stream_off`, `queue_full`), jobs that read wrong bytes, a sink's latency; and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
 //! | `corrupted_frames` | [{`source`, `frame`}] | every frame a sink (or the thumbnailer) received wrong, by source then frame; absent in reports of older runs |
 //! | `faults` | [{`node`, `fault`, `at_frame`, `frames`}] | every `action = "fault"` event: the node, the fault, the frame it was armed at and the frames of the jobs it touched; absent in reports of older runs |
+//! | `counters` | {`every_frames`, `frames` [int], `t_us` [float], `series` [{`name`, `unit`, `values` [float]}]} | counters sampled every `every_frames` frames of the first source (`ceil(frames / 128)`: at most 128 samples, plus one at the end of the run): `bank NAME used` and `cma NAME used` (bytes: the page allocator's used pages of each system bank, and of its CMA regions), `process NAME dma-buf rss`/`pss` (bytes, as `kernel::accounting` computes them), `queue NODE <- LINK` (frames ready for the node, not yet taken), `iommu DEVICE mapped` (bytes mapped in the device's IOMMU domain), `device NAME bandwidth` (bytes/s its DMA engine moved since the previous sample); every `values` is aligned with `frames`; the same samples are the trace's counter tracks; absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--engine-threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -418,6 +419,9 @@ pub struct Report {
     /// The fault events and the jobs they touched, in event order.
     #[serde(default)]
     pub faults: Vec<FaultReport>,
+    /// Counters sampled over the run ([`super::counters`]); absent in reports of older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<super::counters::CountersReport>,
 }
 
 /// One corrupted frame.
@@ -472,6 +476,7 @@ impl Report {
             deterministic: true,
             corrupted_frames: Vec::new(),
             faults: Vec::new(),
+            counters: None,
         }
     }
 

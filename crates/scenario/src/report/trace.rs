@@ -12,8 +12,11 @@
 //!   buffer, frame and bytes in `args`;
 //! - flow arrows per buffer (`"ph": "s"` on a job, `"ph": "f"` with `"bp": "e"` on the next job
 //!   that touches the same buffer), `cat` `buffer`;
+//! - counter tracks (`"ph": "C"`, `cat` `counter`, `args.value`) for the counters sampled over
+//!   time (named `"SERIES (UNIT)"`, see [`super::counters`]);
 //! - instants (`"ph": "i"`, thread scope) for fence signals (`cat` `fence`), migrations
-//!   (`cat` `migration`, also a slice on the `migrations` track spanning the stall) and attaches
+//!   (`cat` `migration`, also a slice on the `migrations` track: the buffer's copy when the
+//!   runner knows it, else the stall; the stall is in `args.stall_us`) and attaches
 //!   (`cat` `attach`).
 //!
 //! Timestamps are virtual microseconds with nanosecond fractions. Events are written sorted by
@@ -94,6 +97,8 @@ pub enum TraceKind {
         bytes: u64,
         /// Stall.
         stall: VirtualTime,
+        /// How long the copy took from `at` (`None`: unknown, the slice spans the stall).
+        copy: Option<VirtualTime>,
     },
     /// A device attached to a buffer.
     Attach {
@@ -127,6 +132,8 @@ pub struct Trace {
     tracks: Vec<String>,
     by_name: BTreeMap<String, TrackId>,
     events: Vec<TraceEvent>,
+    /// Counter samples `(series, at, value)`, in record order (not tracks: no timeline lane).
+    counters: Vec<(String, VirtualTime, f64)>,
 }
 
 /// The name of the pseudo-track migrations are drawn on.
@@ -231,6 +238,23 @@ impl Trace {
         bytes: u64,
         stall: VirtualTime,
     ) {
+        self.migration_copy(buffer, at, from, to, bytes, stall, None);
+    }
+
+    /// [`migration`](Self::migration) whose copy started at `at` and lasted `copy`: the
+    /// buffer's slice in `trace.json` is the copy, so the copies of one engine (serialized)
+    /// never overlap; the stall stays in its `args`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn migration_copy(
+        &mut self,
+        buffer: &str,
+        at: VirtualTime,
+        from: &str,
+        to: &str,
+        bytes: u64,
+        stall: VirtualTime,
+        copy: Option<VirtualTime>,
+    ) {
         let track = self.track(MIGRATION_TRACK);
         let kind = TraceKind::Migration {
             buffer: buffer.to_string(),
@@ -238,6 +262,7 @@ impl Trace {
             to: to.to_string(),
             bytes,
             stall,
+            copy,
         };
         self.push(track, &format!("migrate {buffer}"), at, kind);
     }
@@ -248,6 +273,16 @@ impl Trace {
             buffer: buffer.to_string(),
         };
         self.push(track, &format!("attach {buffer}"), at, kind);
+    }
+
+    /// Records a sample of counter `name` (a Perfetto counter track, `"ph": "C"`).
+    pub fn counter(&mut self, name: &str, at: VirtualTime, value: f64) {
+        self.counters.push((name.to_string(), at, value));
+    }
+
+    /// Every counter sample `(series, at, value)`, in record order.
+    pub fn counters(&self) -> &[(String, VirtualTime, f64)] {
+        &self.counters
     }
 
     /// Records a labelled mark on `track`.
@@ -297,7 +332,18 @@ impl Trace {
                 flows.entry(e.seq).or_default().push(finish);
             }
         }
+        let mut counters: Vec<&(String, VirtualTime, f64)> = self.counters.iter().collect();
+        counters.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        let mut counters = counters.into_iter().peekable();
+        let counter = |c: &(String, VirtualTime, f64)| {
+            let v = if c.2.is_finite() { c.2 } else { 0.0 };
+            json!({"ph": "C", "cat": "counter", "name": c.0, "pid": 1, "ts": us(c.1),
+                "args": { "value": v }})
+        };
         for e in sorted {
+            while let Some(c) = counters.next_if(|c| c.1 <= e.at) {
+                out.push(counter(c));
+            }
             let (t, ts) = (tid(e.track), us(e.at));
             let mut args = Map::new();
             let ev = match &e.kind {
@@ -327,18 +373,22 @@ impl Trace {
                     to,
                     bytes,
                     stall,
+                    copy,
                 } => {
                     args.insert("buffer".into(), json!(buffer));
                     args.insert("from".into(), json!(from));
                     args.insert("to".into(), json!(to));
                     args.insert("bytes".into(), json!(bytes));
                     args.insert("stall_us".into(), us(*stall));
+                    if let Some(c) = copy {
+                        args.insert("copy_us".into(), us(*c));
+                    }
                     out.push(
                         json!({"ph": "i", "s": "g", "cat": "migration", "name": e.name,
                         "pid": 1, "tid": t, "ts": ts, "args": args.clone()}),
                     );
                     json!({"ph": "X", "cat": "migration", "name": e.name, "pid": 1, "tid": t,
-                        "ts": ts, "dur": us(*stall), "args": args})
+                        "ts": ts, "dur": us(copy.unwrap_or(*stall)), "args": args})
                 }
                 TraceKind::Attach { buffer } => {
                     args.insert("buffer".into(), json!(buffer));
@@ -352,6 +402,7 @@ impl Trace {
             out.push(ev);
             out.extend(flows.remove(&e.seq).unwrap_or_default());
         }
+        out.extend(counters.map(counter));
         let mut s = String::from("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
         for (i, v) in out.iter().enumerate() {
             if i > 0 {

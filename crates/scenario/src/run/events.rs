@@ -543,7 +543,9 @@ impl Sched<'_> {
         b.migrations += 1;
         let name = b.name.clone();
         let stall = end.saturating_sub(now);
-        self.w.trace.migration(&name, start, from, to, bytes, stall);
+        self.w
+            .trace
+            .migration_copy(&name, start, from, to, bytes, stall, Some(end - start));
         self.migrations.push(MigrationReport {
             buffer: name,
             frame,

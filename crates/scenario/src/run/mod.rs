@@ -80,6 +80,7 @@
 //! ```
 #![allow(clippy::module_inception)]
 
+mod counters;
 mod events;
 mod expect;
 mod faults;
@@ -450,6 +451,13 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     report.latency_us = LatencyReport::from_samples(&samples);
     report.duration_us = s.q.now().as_us_f64();
     report.migrations = std::mem::take(&mut s.migrations);
+    // Counters: a last sample at the end, then into the report and the trace.
+    let end = s.q.now();
+    let frame = s.current_frame();
+    s.w.sample_counters(frame, end, true);
+    let counters = std::mem::take(&mut s.w.sampler).finish();
+    counters.to_trace(&mut s.w.trace);
+    report.counters = Some(counters);
     // Buffers, placements, map counts.
     let mut maps = MapCounts::default();
     for b in s.w.bufs.iter().flatten() {

@@ -176,6 +176,9 @@ impl<'a> Sched<'a> {
             return;
         }
         self.w.nodes[n].next_frame += 1;
+        if Some(n) == self.first_source {
+            self.w.sample_counters(frame, now, false);
+        }
         let period = crate::clock::VirtualTime::frame_period(self.w.nodes[n].desc.fps.max(1));
         let _ = self.q.push(now + period, Ev::Tick(n));
         if let Some(pb) = &self.progress {

@@ -181,6 +181,8 @@ pub(crate) struct World {
     pub ports: Vec<super::vb2io::Port>,
     /// `move_notify` calls the GPU exporters' dynamic importers got.
     pub move_notifies: std::sync::atomic::AtomicU64,
+    /// Counters over time ([`super::counters`]).
+    pub sampler: super::counters::Sampler,
     /// `--engine-threads`: the GPU drivers' rings run on their own threads (else the runner runs each
     /// job at its start, [`drivers::gpu::RingMode::Manual`]).
     pub threads: bool,
@@ -353,8 +355,19 @@ impl World {
             seed: s.seed,
             ports: Vec::new(),
             move_notifies: std::sync::atomic::AtomicU64::new(0),
+            sampler: super::counters::Sampler::new(s.frames),
             threads: false,
         })
+    }
+
+    /// Samples the counters at frame `frame` of the first source if it is due
+    /// ([`super::counters`]); `force`: whatever the frame (the end of the run).
+    pub(crate) fn sample_counters(&mut self, frame: u64, now: VirtualTime, force: bool) {
+        if force || self.sampler.due(frame) {
+            let mut sampler = std::mem::take(&mut self.sampler);
+            sampler.sample(self, frame, now);
+            self.sampler = sampler;
+        }
     }
 
     /// The nodes attached to `link`'s buffers now: its producer and its active consumers.

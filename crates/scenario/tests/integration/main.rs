@@ -14,6 +14,7 @@ mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
 mod threads;
+mod trace_structure;
 mod trace_svg;
 
 /// A small valid scenario on the bundled default machine; line numbers matter to the tests.

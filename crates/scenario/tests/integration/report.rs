@@ -257,3 +257,62 @@ fn write_outputs_writes_the_four_files() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn counters_are_sampled_per_frame_bounded_and_become_trace_counter_tracks() {
+    let s = scenario::load_bundled("luma-chroma-banks")
+        .unwrap()
+        .with_frames(12)
+        .unwrap();
+    let out = scenario::run::run(&s, &scenario::run::RunOptions::default());
+    let c = out
+        .report
+        .counters
+        .as_ref()
+        .expect("a run samples counters");
+    assert_eq!(c.every_frames, 1, "12 frames: every frame");
+    assert_eq!(c.frames.len(), 13, "one per frame and one at the end");
+    assert_eq!(c.t_us.len(), c.frames.len());
+    for s in &c.series {
+        assert_eq!(s.values.len(), c.frames.len(), "{}", s.name);
+        assert!(
+            s.values.iter().all(|v| v.is_finite() && *v >= 0.0),
+            "{}",
+            s.name
+        );
+    }
+    for bank in ["dram0", "dram1"] {
+        assert!(c.series(&format!("bank {bank} used")).is_some(), "{bank}");
+    }
+    // The camera's buffers live in CMA while it streams; PSS never exceeds RSS and is below it
+    // when buffers are shared.
+    let cma = c.series("cma dram0 used").unwrap();
+    assert!(cma.values.iter().any(|&v| v > 0.0));
+    let rss = c.series("process isp dma-buf rss").unwrap();
+    let pss = c.series("process isp dma-buf pss").unwrap();
+    assert!(rss.values.iter().zip(&pss.values).all(|(r, p)| p <= r));
+    assert!(rss.values[5] > pss.values[5], "the isp shares its buffers");
+    let bw = c.series("device isp0 bandwidth").unwrap();
+    assert!(bw.values[3] > 0.0, "the isp moves bytes every frame");
+    // The same samples are counter tracks of the trace, numeric.
+    let t: serde_json::Value = serde_json::from_str(&out.trace.to_chrome_json()).unwrap();
+    let counters: Vec<&serde_json::Value> = t["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "C")
+        .collect();
+    assert_eq!(counters.len(), c.series.len() * c.frames.len());
+    assert!(counters.iter().all(|e| e["args"]["value"].is_number()));
+    // A run's report is bounded whatever its length: at most 128 samples and the last one.
+    let long = scenario::run::run(
+        &scenario::load_bundled("luma-chroma-banks")
+            .unwrap()
+            .with_frames(300)
+            .unwrap(),
+        &scenario::run::RunOptions::default(),
+    );
+    let lc = long.report.counters.unwrap();
+    assert_eq!(lc.every_frames, 3);
+    assert!(lc.frames.len() <= 129, "{}", lc.frames.len());
+}

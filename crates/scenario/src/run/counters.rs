@@ -1,0 +1,163 @@
+//! Counters over time: the runner samples the machine every [`Sampler::every`] frames of the
+//! first source and keeps the values for `report.json` (`counters`) and the trace (`"ph": "C"`
+//! counter tracks).
+//!
+//! The interval is `ceil(frames / MAX_SAMPLES)` frames, so a run keeps at most
+//! [`MAX_SAMPLES`] + 1 samples per series (the last at the end of the run), however long it
+//! is. Each sample reads counters the layers keep anyway; nothing is estimated:
+//!
+//! | series | unit | from |
+//! |---|---|---|
+//! | `bank NAME used` | bytes | the page allocator's zone (total minus free pages, CMA included) |
+//! | `cma NAME used` | bytes | the zone's CMA pages minus its idle CMA pages |
+//! | `process NAME dma-buf rss` / `pss` | bytes | [`kernel::accounting`] (every buffer the process holds by fd or mapping) |
+//! | `queue NODE <- LINK` | buffers | the frames ready for the node on that link, not yet taken |
+//! | `iommu DEVICE mapped` | bytes | the device's IOMMU domain: bytes mapped now |
+//! | `device NAME bandwidth` | bytes/s | bytes its DMA engine read and wrote since the last sample, over the virtual time between them |
+//!
+//! Lifetime: the sampler lives in the scheduler for the run and is drained into the report
+//! and trace at the end; it holds no lock between samples.
+
+use super::world::World;
+use crate::clock::VirtualTime;
+use crate::report::{CounterSeries, CountersReport};
+use std::collections::BTreeMap;
+
+/// The most samples a run keeps (plus the final one).
+pub const MAX_SAMPLES: u64 = 128;
+
+/// The sampler (module doc).
+#[derive(Debug, Default)]
+pub(crate) struct Sampler {
+    /// Frames between samples.
+    pub every: u64,
+    frames: Vec<u64>,
+    times: Vec<VirtualTime>,
+    series: BTreeMap<String, (String, Vec<f64>)>,
+    last_bytes: BTreeMap<String, u64>,
+    last_at: VirtualTime,
+}
+
+impl Sampler {
+    /// A sampler for a run of `frames` frames.
+    pub(crate) fn new(frames: u64) -> Sampler {
+        Sampler {
+            every: frames.div_ceil(MAX_SAMPLES).max(1),
+            ..Sampler::default()
+        }
+    }
+
+    /// Whether frame `frame` is sampled.
+    pub(crate) fn due(&self, frame: u64) -> bool {
+        frame.is_multiple_of(self.every)
+    }
+
+    fn put(&mut self, name: String, unit: &str, value: f64) {
+        let k = self.frames.len() - 1;
+        let (_, v) = self
+            .series
+            .entry(name)
+            .or_insert_with(|| (unit.to_string(), Vec::new()));
+        v.resize(k, 0.0);
+        v.push(value);
+    }
+
+    /// Takes one sample of `w` at `now`, dated frame `frame`.
+    pub(crate) fn sample(&mut self, w: &World, frame: u64, now: VirtualTime) {
+        self.frames.push(frame);
+        self.times.push(now);
+        let soc = w.kernel.soc().clone();
+        let page = soc::PAGE_SIZE as f64;
+        for z in soc.pages().stats().zones {
+            let used = z.total_pages.saturating_sub(z.free_pages) as f64 * page;
+            self.put(format!("bank {} used", z.name), "bytes", used);
+            if z.cma_pages > 0 {
+                let cma = z.cma_pages.saturating_sub(z.cma_free_pages) as f64 * page;
+                self.put(format!("cma {} used", z.name), "bytes", cma);
+            }
+        }
+        let usage = w.kernel.dmabuf_usage();
+        let mut seen = Vec::new();
+        for n in &w.nodes {
+            let pid = n.process.pid();
+            if seen.contains(&pid) {
+                continue;
+            }
+            seen.push(pid);
+            let name = n.desc.process_name().to_string();
+            let u = usage.iter().find(|u| u.pid == pid);
+            let rss = u.map_or(0, |u| u.rss) as f64;
+            let pss = u.map_or(0, |u| u.pss()) as f64;
+            self.put(format!("process {name} dma-buf rss"), "bytes", rss);
+            self.put(format!("process {name} dma-buf pss"), "bytes", pss);
+        }
+        for n in &w.nodes {
+            for (&li, q) in &n.ready {
+                let link = &w.links[li].name;
+                self.put(
+                    format!("queue {} <- {link}", n.desc.name),
+                    "buffers",
+                    q.len() as f64,
+                );
+            }
+        }
+        let dt = now.saturating_sub(self.last_at).as_ns();
+        for d in soc.devices() {
+            if let Some(dom) = d.iommu_domain() {
+                self.put(
+                    format!("iommu {} mapped", d.name()),
+                    "bytes",
+                    dom.mapped_bytes() as f64,
+                );
+            }
+            let st = d.stats();
+            let bytes = st.bytes_read + st.bytes_written;
+            let before = self.last_bytes.insert(d.name().to_string(), bytes);
+            let moved = bytes.saturating_sub(before.unwrap_or(0));
+            let bw = if dt == 0 {
+                0.0
+            } else {
+                (moved as f64 * 1e9 / dt as f64).round()
+            };
+            self.put(format!("device {} bandwidth", d.name()), "bytes/s", bw);
+        }
+        self.last_at = now;
+    }
+
+    /// The samples, for the report and the trace.
+    pub(crate) fn finish(mut self) -> CountersReport {
+        let k = self.frames.len();
+        CountersReport {
+            every_frames: self.every,
+            frames: self.frames,
+            t_us: self.times.iter().map(|t| t.as_us_f64()).collect(),
+            series: std::mem::take(&mut self.series)
+                .into_iter()
+                .map(|(name, (unit, mut values))| {
+                    values.resize(k, 0.0);
+                    CounterSeries { name, unit, values }
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_interval_keeps_at_most_max_samples_per_run() {
+        for frames in [1, 10, 128, 129, 600, 10_000, 1_000_000] {
+            let s = Sampler::new(frames);
+            let due = (0..frames).filter(|&f| s.due(f)).count() as u64;
+            assert!(due <= MAX_SAMPLES, "{frames} frames: {due} samples");
+            assert!(
+                due >= MAX_SAMPLES.min(frames) / 2,
+                "{frames} frames: {due} samples"
+            );
+        }
+        assert_eq!(Sampler::new(600).every, 5);
+        assert_eq!(Sampler::new(10).every, 1);
+    }
+}

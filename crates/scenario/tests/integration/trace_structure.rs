@@ -1,0 +1,146 @@
+//! The structure of `trace.json` on every bundled scenario: on every track the slices nest
+//! (no partial overlap, which Perfetto mis-draws), every flow arrow has both ends and each end
+//! lies on a slice of its track, and every counter value is a number.
+
+use scenario::run::{run, RunOptions};
+use scenario::validate;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Slices per `(pid, tid)`: `(start, end, name)`.
+type Slices = BTreeMap<(u64, u64), Vec<(f64, f64, String)>>;
+
+/// Tolerance for float timestamps (virtual µs with ns fractions).
+const EPS: f64 = 1e-6;
+
+/// The structural faults of a Chrome trace, in words (empty: none).
+fn faults(json: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(json).expect("trace.json parses");
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    let mut out = Vec::new();
+    let mut slices: Slices = BTreeMap::new();
+    for e in events {
+        if e["ph"] == "X" {
+            let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+            let ts = e["ts"].as_f64().unwrap();
+            let dur = e["dur"].as_f64().unwrap();
+            if dur < 0.0 {
+                out.push(format!("negative slice {}", e["name"]));
+            }
+            slices.entry(key).or_default().push((
+                ts,
+                ts + dur,
+                e["name"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    for (key, v) in &mut slices {
+        // Longest first at equal starts: the enclosing slice opens first.
+        v.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut stack: Vec<&(f64, f64, String)> = Vec::new();
+        for s in v.iter() {
+            while stack.last().is_some_and(|top| top.1 <= s.0 + EPS) {
+                stack.pop();
+            }
+            if let Some(top) = stack.last() {
+                if s.1 > top.1 + EPS {
+                    out.push(format!(
+                        "track {key:?}: {} [{}, {}] overlaps {} [{}, {}] without nesting",
+                        s.2, s.0, s.1, top.2, top.0, top.1
+                    ));
+                }
+            }
+            stack.push(s);
+        }
+    }
+    let on_slice = |pid: u64, tid: u64, ts: f64| {
+        slices
+            .get(&(pid, tid))
+            .is_some_and(|v| v.iter().any(|s| s.0 <= ts + EPS && ts <= s.1 + EPS))
+    };
+    let mut flows: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
+    for e in events {
+        let ph = e["ph"].as_str().unwrap_or("");
+        if ph == "s" || ph == "f" {
+            let id = e["id"].as_u64().unwrap();
+            let ends = flows.entry(id).or_default();
+            if ph == "s" {
+                ends.0 += 1;
+            } else {
+                ends.1 += 1;
+            }
+            let (pid, tid) = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+            if !on_slice(pid, tid, e["ts"].as_f64().unwrap()) {
+                out.push(format!("flow {id} {ph} end is on no slice of its track"));
+            }
+        }
+        if ph == "C" {
+            let args = e["args"].as_object();
+            if args.is_none_or(|a| a.is_empty() || !a.values().all(Value::is_number)) {
+                out.push(format!(
+                    "counter {} has a value that is not a number",
+                    e["name"]
+                ));
+            }
+        }
+    }
+    for (id, (s, f)) in flows {
+        if (s, f) != (1, 1) {
+            out.push(format!("flow {id}: {s} starts and {f} finishes"));
+        }
+    }
+    out
+}
+
+#[test]
+fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter() {
+    let bad = r#"{"traceEvents":[
+        {"ph":"X","name":"a","pid":1,"tid":1,"ts":0,"dur":10},
+        {"ph":"X","name":"b","pid":1,"tid":1,"ts":5,"dur":10},
+        {"ph":"s","id":1,"name":"f","pid":1,"tid":1,"ts":1},
+        {"ph":"C","name":"c","pid":1,"ts":0,"args":{"value":"x"}}
+    ]}"#;
+    let f = faults(bad);
+    assert!(f.iter().any(|x| x.contains("without nesting")), "{f:?}");
+    assert!(
+        f.iter().any(|x| x.contains("1 starts and 0 finishes")),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|x| x.contains("not a number")), "{f:?}");
+    let good = r#"{"traceEvents":[
+        {"ph":"X","name":"a","pid":1,"tid":1,"ts":0,"dur":10},
+        {"ph":"X","name":"b","pid":1,"tid":1,"ts":5,"dur":5},
+        {"ph":"X","name":"c","pid":1,"tid":2,"ts":20,"dur":5},
+        {"ph":"s","id":1,"name":"f","pid":1,"tid":1,"ts":1},
+        {"ph":"f","bp":"e","id":1,"name":"f","pid":1,"tid":2,"ts":20},
+        {"ph":"C","name":"c","pid":1,"ts":0,"args":{"value":3}}
+    ]}"#;
+    assert_eq!(faults(good), Vec::<String>::new());
+}
+
+#[test]
+fn every_bundled_scenario_trace_nests_binds_its_flows_and_has_numeric_counters() {
+    for (name, _, _) in scenario::bundled() {
+        let text = scenario::bundled_text(name).unwrap();
+        // The default's encoder joins at frame 3 so that its migrations are in the trace.
+        let text = if *name == "default" {
+            text.replace("at_frame = 300", "at_frame = 3")
+                .replace("frames = 600", "frames = 8")
+                .replace("frame = 100", "frame = 2")
+        } else {
+            text.to_string()
+        };
+        let s = validate(&text, name).unwrap();
+        let s = if s.frames > 24 {
+            s.with_frames(24).unwrap()
+        } else {
+            s
+        };
+        let out = run(&s, &RunOptions::default());
+        let f = faults(&out.trace.to_chrome_json());
+        assert!(f.is_empty(), "{name}: {f:#?}");
+        if *name == "default" {
+            assert!(!out.report.migrations.is_empty(), "the default migrates");
+        }
+    }
+}
