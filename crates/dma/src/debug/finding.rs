@@ -59,7 +59,7 @@ pub enum FindingKind {
     IommuFault,
     /// A device accessed memory while another device's conflicting fence on it was unsignalled
     /// (a write under any fence, a read under a write fence): it did not wait
-    /// ([`super::fences`]).
+    /// ([`FenceWatch`](super::FenceWatch)).
     FenceConflict,
 }
 
