@@ -5,10 +5,10 @@
 //!   and no sink would ever be reached);
 //! - **sinks never attached**: a node with `attached = false` that no `attach` event brings in
 //!   (every frame it should receive would be dropped);
-//! - **frames that do not fit**: a consumer that takes frames as they are (an ISP, an encoder, a
-//!   display) and states another format or size than its producer's (one that leaves them out
-//!   takes the producer's; a GPU composites and converts, a thumbnailer scales: they are
-//!   exempt);
+//! - **frames that do not fit**: a consumer that takes frames as they are (an encoder, a
+//!   display) and states another format or size than its producer's, or an ISP another size
+//!   (one that leaves them out takes the producer's; an ISP converts formats, a GPU composites
+//!   and converts, a thumbnailer scales: they are exempt there);
 //! - **a GPU's VRAM**: a gpu node's driver starts on the VRAM bank it names, the machine's only
 //!   `device_local` bank, or `vram0`; with several and none of them `vram0`, the node must name
 //!   one (with none at all it is an integrated GPU, its objects in system memory).
@@ -97,12 +97,14 @@ pub(super) fn check(
             let ci = raw.nodes.iter().position(|n| n.name == c.name).unwrap_or(0);
             let cp = root.key("nodes").index(ci);
             let says = |field: &str| ctx.written(&cp.key(field));
-            if says("format") && c.format != from.format {
+            // An ISP converts (its `format` is what it writes); encoders and displays take
+            // frames as they are.
+            if says("format") && c.driver != DriverKind::Isp && c.format != from.format {
                 return Err(ctx.err(
                     &at,
                     format!(
                         "{} `{}` takes {} frames and `{}` produces {}: expected the same format \
-                         at both ends (only a gpu converts)",
+                         at both ends (only an isp or a gpu converts)",
                         c.driver,
                         c.name,
                         c.format.name(),

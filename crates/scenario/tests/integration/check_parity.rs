@@ -93,15 +93,22 @@ fn sizes_or_formats_that_differ_are_refused() {
         &["display `screen` takes 320x480", "`isp` produces 640x480"],
     );
     let t = CHAIN.replacen(
-        "name = \"isp2\"\ndriver = \"isp\"\ndevice = \"isp0\"\n",
-        "name = \"isp2\"\ndriver = \"isp\"\ndevice = \"isp0\"\nformat = \"XRGB8888\"\n",
+        "name = \"screen\"\ndriver = \"display\"\ndevice = \"display0\"\n",
+        "name = \"screen\"\ndriver = \"display\"\ndevice = \"display0\"\nformat = \"YUYV\"\n",
         1,
     );
     refused(
         &t,
-        pos(&t, "\"isp2\", \"screen\"]"),
-        &["isp `isp2` takes XRGB8888", "produces NV12"],
+        pos(&t, "\"screen\"]"),
+        &["display `screen` takes YUYV", "`isp` produces NV12"],
     );
+    // An ISP converts: its format is what it writes.
+    let t = CHAIN.replacen(
+        "name = \"isp2\"\ndriver = \"isp\"\ndevice = \"isp0\"\n",
+        "name = \"isp2\"\ndriver = \"isp\"\ndevice = \"isp0\"\nformat = \"XRGB8888\"\n",
+        1,
+    );
+    scenario::validate(&t, "t.toml").expect("an ISP converting NV12 to XRGB8888 validates");
 }
 
 #[test]
