@@ -195,7 +195,6 @@ driver = "isp"
 device = "isp0"
 width = 320
 height = 240
-attached = false
 
 [[nodes]]
 name = "screen"
@@ -213,6 +212,12 @@ buffers = 2
 from = "isp"
 to = "screen"
 buffers = 2
+
+# The ISP stops its input queue before the first frame and never starts it again.
+[[events]]
+at_frame = 0
+action = "stream_off"
+node = "isp"
 "#;
     let s = scenario::validate(text, "t.toml").unwrap();
     let r = run(&s, &RunOptions::default()).report;
@@ -228,8 +233,9 @@ buffers = 2
     assert_eq!(r.exit_code(), ExitCode::Failed);
     let cam = r.nodes.iter().find(|n| n.name == "cam").unwrap();
     assert_eq!(cam.dropped.get("stream_off"), Some(&10), "{cam:?}");
-    // Attached, the same pipeline delivers and is verified; the nodes say what each did.
-    let s = scenario::validate(&text.replace("attached = false\n", ""), "t.toml").unwrap();
+    // Streaming, the same pipeline delivers and is verified; the nodes say what each did.
+    let streaming = &text[..text.find("\n# The ISP stops").unwrap()];
+    let s = scenario::validate(streaming, "t.toml").unwrap();
     let r = run(&s, &RunOptions::default()).report;
     assert_eq!(r.exit_code(), ExitCode::Verified, "{:?}", r.errors);
     let screen = r.nodes.iter().find(|n| n.name == "screen").unwrap();
