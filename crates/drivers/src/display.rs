@@ -36,7 +36,7 @@ use crate::frame::{self, FrameFormat};
 use crate::media::{dma_cost, MediaError};
 use dma::{DmaApi, DmaDirection};
 use dmabuf::{Attachment, DmaBuf, MappedSgTable};
-use fence::{context_alloc, DmaFence, DmaResvUsage, SimpleFenceOps};
+use fence::{DmaFence, DmaResvUsage, SimpleFenceOps};
 use parking_lot::Mutex;
 use soc::Device;
 use std::collections::{BTreeMap, VecDeque};
@@ -145,6 +145,7 @@ pub struct Display {
     dev: Arc<Device>,
     cfg: DisplayConfig,
     context: u64,
+    ops: std::sync::Arc<SimpleFenceOps>,
     state: Mutex<State>,
 }
 
@@ -164,7 +165,9 @@ impl Display {
         Ok(Display {
             dma: dma.clone(),
             dev: dma.device(&cfg.device)?,
-            context: context_alloc(1)?,
+            // The flip fences' timeline, on the machine's ids and clock.
+            context: crate::machine_fence_context(dma)?,
+            ops: SimpleFenceOps::on(dma.soc().clock().clone(), "display", &cfg.device),
             cfg,
             state: Mutex::new(State {
                 next_id: 1,
@@ -284,7 +287,7 @@ impl Display {
         let mut fences = f.buf.resv().get_fences(DmaResvUsage::Write);
         fences.extend(in_fence);
         st.seqno += 1;
-        let done = SimpleFenceOps::create("display", &self.cfg.device, self.context, st.seqno);
+        let done = DmaFence::new(self.ops.clone(), self.context, st.seqno);
         st.queue.push_back(Flip {
             fb,
             fences,

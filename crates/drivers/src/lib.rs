@@ -78,3 +78,16 @@ pub mod pattern;
 pub mod swapchain;
 pub mod thumbnailer;
 pub mod vivid;
+
+/// A new fence context on `dma`'s machine (`dma_fence_context_alloc(1)` of that kernel): every
+/// driver timeline is numbered per machine, as on a booted kernel.
+///
+/// Errors: [`fence::FenceError::InvalidArgument`] when the machine's context space is exhausted.
+pub(crate) fn machine_fence_context(dma: &dma::DmaApi) -> Result<u64, fence::FenceError> {
+    dma.soc()
+        .ids()
+        .fence_context_alloc(1)
+        .ok_or(fence::FenceError::InvalidArgument(
+            "fence context space exhausted",
+        ))
+}

@@ -42,8 +42,14 @@ impl FenceSource {
         if !resv.test_signaled(DmaResvUsage::rw(write)) {
             return Err(Errno::EBUSY);
         }
-        let context = fence::context_alloc(1).map_err(|_| Errno::ENOMEM)?;
-        let f = SimpleFenceOps::create("vgem", "unbound", context, 1);
+        // The fence lives on the buffer's machine: its context and its clock.
+        let soc = buf.dma().soc();
+        let context = soc.ids().fence_context_alloc(1).ok_or(Errno::ENOMEM)?;
+        let f = DmaFence::new(
+            SimpleFenceOps::on(soc.clock().clone(), "vgem", "unbound"),
+            context,
+            1,
+        );
         let usage = if write {
             DmaResvUsage::Write
         } else {

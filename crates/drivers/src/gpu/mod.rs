@@ -100,7 +100,7 @@ pub use vm::{GpuVm, VmStats};
 use bo::BoInner;
 use dma::{DmaApi, DmaError};
 use dmabuf::{BufRegistry, DmaBuf, DmaBufError};
-use fence::{context_alloc, DmaFence, FenceError, ResvError, SimpleFenceOps, WwError};
+use fence::{DmaFence, FenceError, ResvError, SimpleFenceOps, WwError};
 use parking_lot::Mutex;
 use soc::{BankId, BankKind, Device, SocError};
 use std::collections::HashMap;
@@ -312,14 +312,21 @@ impl Gpu {
                 (Some(bank.id()), (bank.base().0, bank.end().0), size)
             }
         };
-        let ring = ring::Ring::new(&cfg.device, cfg.ring)?;
+        // The ring's and the mover's timelines, on the machine's ids and clock.
+        let clock = dma.soc().clock().clone();
+        let ring = ring::Ring::new(
+            &cfg.device,
+            cfg.ring,
+            crate::machine_fence_context(dma)?,
+            clock.clone(),
+        )?;
         let core = GpuCore {
             vram_bank,
             vram_range,
             ttm: ttm::Ttm::new(vram_size, cfg.gtt_budget),
             ring,
-            move_ops: SimpleFenceOps::new(&cfg.device, "ttm-move"),
-            move_ctx: context_alloc(1)?,
+            move_ops: SimpleFenceOps::on(clock, &cfg.device, "ttm-move"),
+            move_ctx: crate::machine_fence_context(dma)?,
             move_seq: AtomicU64::new(0),
             registry: BufRegistry::new(),
             imports: Mutex::new(HashMap::new()),

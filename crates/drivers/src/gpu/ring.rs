@@ -20,7 +20,8 @@
 use super::bo::BoInner;
 use super::vm::VmInner;
 use super::GpuError;
-use fence::{context_alloc, DmaFence, FenceError, SimpleFenceOps};
+use clock::ClockRef;
+use fence::{DmaFence, FenceError, SimpleFenceOps};
 use parking_lot::{Condvar, Mutex};
 use soc::{Device, DmaAddr};
 use std::collections::VecDeque;
@@ -120,7 +121,13 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
-    pub(crate) fn new(device: &str, mode: RingMode) -> Result<Ring, FenceError> {
+    /// A ring on fence context `ctx`, its fences stamped on `clock` (the machine's).
+    pub(crate) fn new(
+        device: &str,
+        mode: RingMode,
+        ctx: u64,
+        clock: ClockRef,
+    ) -> Result<Ring, FenceError> {
         let shared = Arc::new(RingShared {
             q: Mutex::new(Queue::default()),
             cv: Condvar::new(),
@@ -134,8 +141,8 @@ impl Ring {
         }
         Ok(Ring {
             shared,
-            ctx: context_alloc(1)?,
-            ops: SimpleFenceOps::new(device, "gfx"),
+            ctx,
+            ops: SimpleFenceOps::on(clock, device, "gfx"),
             mode,
         })
     }

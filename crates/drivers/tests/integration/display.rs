@@ -154,3 +154,41 @@ fn display_refuses_a_buffer_smaller_than_a_frame() {
     );
     assert_eq!(d.rm_fb(99).unwrap_err().errno(), Errno::EINVAL);
 }
+
+/// A kernel on the default SoC whose clock is `t`.
+fn boot_on(t: &std::sync::Arc<clock::VirtualClock>) -> std::sync::Arc<kernel::Kernel> {
+    let soc = soc::Soc::with_clock(soc::SocDesc::default_soc(), t.clone()).unwrap();
+    kernel::Kernel::new(std::sync::Arc::new(dma::DmaApi::new(&soc)))
+}
+
+#[test]
+fn flip_fences_are_numbered_and_stamped_by_their_own_machine() {
+    let (t1, t2) = (clock::VirtualClock::shared(), clock::VirtualClock::shared());
+    let (k1, k2) = (boot_on(&t1), boot_on(&t2));
+    let fmt = small();
+    let (d1, d2) = (
+        Display::new(k1.dma(), DisplayConfig::new(fmt)).unwrap(),
+        Display::new(k2.dma(), DisplayConfig::new(fmt)).unwrap(),
+    );
+    let fb1 = d1.add_fb(&cma_frame(&k1, fmt, 1)).unwrap();
+    let fb2 = d2.add_fb(&cma_frame(&k2, fmt, 1)).unwrap();
+    let f1 = d1.page_flip(fb1, None, Expect::Frame(1)).unwrap();
+    let f2 = d2.page_flip(fb2, None, Expect::Frame(1)).unwrap();
+    // Each machine hands out its own contexts: the same display on two fresh machines gets the
+    // same number (a process-wide counter would give the second one a later context).
+    assert_eq!(f1.context(), f2.context());
+    assert_eq!(f1.context(), 1, "the first timeline of a fresh machine");
+    // Signalled at a vblank, each fence carries its own machine's time.
+    t1.advance(std::time::Duration::from_millis(5));
+    t2.advance(std::time::Duration::from_millis(9));
+    d1.vblank().unwrap();
+    d2.vblank().unwrap();
+    use clock::Clock;
+    assert_eq!(f1.timestamp_ns(), Some(t1.now_ns()));
+    assert_eq!(f2.timestamp_ns(), Some(t2.now_ns()));
+    assert_eq!(
+        t2.now_ns() - t1.now_ns(),
+        4_000_000,
+        "two clocks, four milliseconds apart"
+    );
+}
