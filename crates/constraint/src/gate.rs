@@ -332,13 +332,15 @@ impl ConstraintExporter {
         st.outcome = Some(Ok(()));
         drop(st);
         self.cond.notify_all();
+        let copy_ns = u64::try_from(moved.copy.as_nanos()).unwrap_or(u64::MAX);
         self.log.push(MigrationEvent {
             buffer: self.ino(),
             from: old.backing.summary(),
             to,
             bytes: moved.bytes,
-            stall_ns: ns_since(self.clock(), t0),
-            copy_ns: u64::try_from(moved.copy.as_nanos()).unwrap_or(u64::MAX),
+            // The drain as the clock saw it, and at least the modelled copy inside it.
+            stall_ns: ns_since(self.clock(), t0).max(copy_ns),
+            copy_ns,
             engine: moved.engine,
             cause,
         });

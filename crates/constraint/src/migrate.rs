@@ -79,9 +79,11 @@ pub struct MigrationEvent {
     pub to: PlacementSummary,
     /// Bytes copied.
     pub bytes: u64,
-    /// Nanoseconds from the start of the drain to the end of the move (maps stalled meanwhile).
+    /// Nanoseconds from the start of the drain to the end of the move (maps stalled meanwhile):
+    /// the drain as the machine's clock saw it, and at least [`copy_ns`](Self::copy_ns).
     pub stall_ns: u64,
-    /// Nanoseconds of the copy alone.
+    /// Nanoseconds of the copy alone, on the machine's time model (the copying engine's latency
+    /// and bandwidth, [`soc::timing::copy_ns`]): what a scheduler charges to that engine.
     pub copy_ns: u64,
     /// The engine that copied (a device name, or `"cpu"`).
     pub engine: String,
@@ -187,7 +189,8 @@ pub struct Moved {
     pub backing: Backing,
     /// The engine that copied.
     pub engine: String,
-    /// How long the copy took.
+    /// How long the copy takes on the machine's time model ([`soc::timing::copy_ns`] for the
+    /// engine that copied), or what the machine's clock saw pass if that was longer.
     pub copy: Duration,
     /// Bytes copied.
     pub bytes: u64,
@@ -242,7 +245,10 @@ pub fn move_backing(
             bytes,
         )
         .map_err(undo)?;
-    let copy = Duration::from_nanos(ns_since(clock, t0));
+    // What the copy costs on the machine's time model (the engine's latency and bandwidth, or
+    // the CPU's), recorded for whoever schedules the stall; at least what the clock saw pass.
+    let modelled = soc::timing::copy_ns(dma.soc(), &engine, bytes);
+    let copy = Duration::from_nanos(modelled.max(ns_since(clock, t0)));
     if new.mapped_len() > bytes {
         new.zero_from(dma, bytes).map_err(undo)?;
     }

@@ -114,19 +114,7 @@ pub fn dma_cost(dev: &Device, bytes: u64) -> Duration {
     Duration::from_nanos(transfer_ns(d.latency_ns, d.bandwidth_bps, bytes))
 }
 
-/// `latency_ns + ceil(bytes * 1e9 / bandwidth_bps)` nanoseconds, in 128 bits, saturating; a
-/// bandwidth of 0 counts as 1 byte per second.
-///
-/// ```
-/// assert_eq!(drivers::media::transfer_ns(2_000, 1_000_000_000, 4096), 2_000 + 4_096);
-/// assert_eq!(drivers::media::transfer_ns(0, 3, 1), 333_333_334);
-/// assert_eq!(drivers::media::transfer_ns(0, 1, u64::MAX), u64::MAX);
-/// ```
-pub fn transfer_ns(latency_ns: u64, bandwidth_bps: u64, bytes: u64) -> u64 {
-    let bw = u128::from(bandwidth_bps.max(1));
-    let ns = u128::from(latency_ns) + (u128::from(bytes) * 1_000_000_000).div_ceil(bw);
-    u64::try_from(ns).unwrap_or(u64::MAX)
-}
+pub use soc::timing::transfer_ns;
 
 /// The vb2 side of a driver whose engine runs when stepped: `buf_queue` puts buffers on a ready
 /// list in queue order, the driver takes them with [`pop`](Self::pop), and `stop_streaming`

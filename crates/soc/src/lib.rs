@@ -69,6 +69,7 @@ mod migrate;
 pub mod observer;
 pub mod page_alloc;
 pub mod phys;
+pub mod timing;
 mod zone;
 // The `Soc` type lives in `machine.rs`: a public `soc::soc` module would make `use soc::*`
 // ambiguous.

@@ -84,6 +84,13 @@ fn test_late_display_migrates_scattered_to_cma_and_mmap_follows() {
         assert_eq!(ev[0].from, old);
         assert_eq!(ev[0].to, new);
         assert!(ev[0].stall_ns >= ev[0].copy_ns);
+        // The copy's cost is the copying engine's on the machine's time model, recorded even
+        // though nothing advanced the (virtual) clock while it ran.
+        assert_eq!(
+            ev[0].copy_ns,
+            soc::timing::copy_ns(dma.soc(), "isp0", SIZE as u64)
+        );
+        assert!(ev[0].copy_ns > 0);
         drop((cpu, isp, display, buf));
     }
     assert_eq!(page_accounting(&dma), before, "every page came back");

@@ -20,9 +20,6 @@ pub(crate) enum Hold {
     Released,
 }
 
-/// CPU copy bandwidth of the time model, for migrations copied by the CPU.
-const CPU_BPS: u64 = 8_000_000_000;
-
 /// Removes a buffer: detach everything, close its fds, drop the last references.
 pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
     w.gpu_forget(bi);
@@ -77,7 +74,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
         match make_thumbnail(s, n, bi, frame, expected, sync) {
             Ok((jpeg, ok, bytes)) => {
                 let t = s.w.time.device("cpu").map_or(
-                    VirtualTime(bytes.saturating_mul(1_000_000_000) / CPU_BPS),
+                    VirtualTime(bytes.saturating_mul(1_000_000_000) / soc::timing::CPU_COPY_BPS),
                     |d| d.transfer_time(bytes),
                 );
                 let track = s.w.nodes[n].track;
@@ -486,13 +483,8 @@ impl Sched<'_> {
             }) else {
                 continue;
             };
-            let copy = self
-                .w
-                .time
-                .copy_time(&ev.engine, ev.bytes)
-                .unwrap_or(VirtualTime(
-                    ev.bytes.saturating_mul(2_000_000_000) / CPU_BPS,
-                ));
+            // What the exporter recorded the copy costs on the machine's time model.
+            let copy = VirtualTime(ev.copy_ns);
             if carried.insert(bi) {
                 if let Some(&(h, m)) = snap.get(&bi) {
                     let b = self.w.buf_mut(bi);
