@@ -275,6 +275,16 @@ impl Sched<'_> {
             EventAction::Fault { node, fault, jobs } => {
                 self.arm_fault(node, *fault, *jobs, now);
             }
+            EventAction::Bufinfo => {
+                // What `cat /sys/kernel/debug/dma_buf/bufinfo` prints on the simulated kernel now.
+                let frame = self.current_frame();
+                let text = self.w.kernel.registry().bufinfo();
+                self.bufinfo.push((frame, text));
+                let track = self.w.trace.track("events");
+                self.w
+                    .trace
+                    .instant(track, &format!("bufinfo frame {frame}"), now);
+            }
             EventAction::SetBuffers { link, count } => {
                 if let Some(li) = self.w.links.iter().position(|l| &l.name == link) {
                     let live: Vec<usize> = self.w.links[li]

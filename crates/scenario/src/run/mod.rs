@@ -131,18 +131,25 @@ pub struct RunOutput {
     pub trace: Trace,
     /// The thumbnailer's JPEG, if a thumbnailer took its frame.
     pub thumbnail: Option<Vec<u8>>,
+    /// Each `bufinfo` event's snapshot: (frame, `/sys/kernel/debug/dma_buf/bufinfo` text).
+    pub bufinfo: Vec<(u64, String)>,
     /// Whether the run was deterministic (not `--engine-threads`).
     pub deterministic: bool,
 }
 
 impl RunOutput {
-    /// Writes `report.json`, `trace.json`, `timeline.svg`, `latency.svg` and, if there is one,
-    /// `thumbnail.jpg` into `dir`; returns the paths.
+    /// Writes `report.json`, `trace.json`, `timeline.svg`, `latency.svg`, `thumbnail.jpg` if
+    /// there is one and `bufinfo-<frame>.txt` per `bufinfo` event into `dir`; returns the paths.
     pub fn write(&self, dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         let mut paths = crate::report::write_outputs(dir, &self.report, &self.trace)?;
         if let Some(jpeg) = &self.thumbnail {
             let p = dir.join("thumbnail.jpg");
             std::fs::write(&p, jpeg)?;
+            paths.push(p);
+        }
+        for (frame, text) in &self.bufinfo {
+            let p = dir.join(format!("bufinfo-{frame}.txt"));
+            std::fs::write(&p, text)?;
             paths.push(p);
         }
         Ok(paths)
@@ -165,6 +172,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
                 report,
                 trace: Trace::new(&s.name),
                 thumbnail: None,
+                bufinfo: Vec::new(),
                 deterministic: !opts.engine_threads,
             };
         }
@@ -227,6 +235,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         holds: Vec::new(),
         migrations: Vec::new(),
         thumbnail: None,
+        bufinfo: Vec::new(),
         progress,
         first_source,
         fences: fences::Fences::default(),
@@ -657,6 +666,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         report,
         trace,
         thumbnail: s.thumbnail.take(),
+        bufinfo: std::mem::take(&mut s.bufinfo),
         deterministic: !opts.engine_threads,
     }
 }

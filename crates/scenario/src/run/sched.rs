@@ -104,6 +104,8 @@ pub(crate) struct Sched<'a> {
     pub holds: Vec<super::events::Hold>,
     pub migrations: Vec<crate::report::MigrationReport>,
     pub thumbnail: Option<Vec<u8>>,
+    /// `bufinfo` events' snapshots: (frame, the debugfs text), in event order.
+    pub bufinfo: Vec<(u64, String)>,
     pub progress: Option<indicatif::ProgressBar>,
     pub first_source: Option<usize>,
     /// The engines' fence timelines ([`super::fences`]).

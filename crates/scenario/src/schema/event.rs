@@ -49,6 +49,9 @@ pub enum ActionKind {
     SetBuffers,
     /// A node's driver commits a fault (`node`, `fault`, optional `for_frames`).
     Fault,
+    /// The simulated kernel's `/sys/kernel/debug/dma_buf/bufinfo` is written to
+    /// `bufinfo-<frame>.txt` (no field).
+    Bufinfo,
 }
 
 impl ActionKind {
@@ -64,6 +67,7 @@ impl ActionKind {
             ActionKind::StreamOn => "stream_on",
             ActionKind::SetBuffers => "set_buffers",
             ActionKind::Fault => "fault",
+            ActionKind::Bufinfo => "bufinfo",
         }
     }
 }
@@ -236,6 +240,8 @@ pub enum EventAction {
         /// How many of the node's jobs it touches.
         jobs: u64,
     },
+    /// A snapshot of every live dma-buf in the kernel's debugfs `bufinfo` format.
+    Bufinfo,
 }
 
 /// A validated event.

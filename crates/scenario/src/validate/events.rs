@@ -35,6 +35,7 @@ fn shape(a: ActionKind) -> (&'static [&'static str], &'static [&'static str]) {
         ActionKind::StreamOff | ActionKind::StreamOn => (&["node"], &["queue"]),
         ActionKind::SetBuffers => (&["link", "count"], &[]),
         ActionKind::Fault => (&["node", "fault"], &["for_frames"]),
+        ActionKind::Bufinfo => (&[], &[]),
     }
 }
 
@@ -124,6 +125,9 @@ fn event(
         if set && !required.contains(&field) && !optional.contains(&field) {
             let mut takes: Vec<String> = required.iter().map(|f| format!("`{f}`")).collect();
             takes.extend(optional.iter().map(|f| format!("`{f}` (optional)")));
+            if takes.is_empty() {
+                takes.push("no field besides `at_frame` and `action`".into());
+            }
             return Err(ctx.err(
                 &p.key(field),
                 format!(
@@ -227,6 +231,7 @@ fn event(
             EventAction::SetBuffers { link, count }
         }
         ActionKind::VramPressure | ActionKind::MemoryPressure => pressure(ctx, p, e, soc)?,
+        ActionKind::Bufinfo => EventAction::Bufinfo,
         ActionKind::Fault => {
             let n = node("node")?;
             let fault = e.fault.unwrap_or(FaultKind::SkipFenceWait);

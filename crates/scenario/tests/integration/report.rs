@@ -316,3 +316,41 @@ fn counters_are_sampled_per_frame_bounded_and_become_trace_counter_tracks() {
     assert_eq!(lc.every_frames, 3);
     assert!(lc.frames.len() <= 129, "{}", lc.frames.len());
 }
+
+#[test]
+fn a_bufinfo_event_writes_the_debugfs_snapshot_of_that_moment() {
+    use scenario::run::{run, RunOptions};
+    let text = format!(
+        "{}\n[[events]]\nat_frame = 4\naction = \"bufinfo\"\n",
+        crate::BASE
+    );
+    let s = scenario::validate(&text, "t.toml").expect("a bufinfo event validates");
+    let out = run(&s, &RunOptions::default());
+    assert_eq!(out.bufinfo.len(), 1);
+    let (frame, snap) = &out.bufinfo[0];
+    assert_eq!(*frame, 4);
+    // The kernel's format: the header, one block per live buffer with its attached devices,
+    // and the total line counting exactly the link's buffers.
+    assert!(snap.starts_with("\nDma-buf Objects:\nsize"), "{snap}");
+    let bufs = s.links[0].buffers as usize;
+    assert!(
+        snap.contains(&format!("Total {bufs} objects")),
+        "{bufs} buffers: {snap}"
+    );
+    assert!(
+        snap.contains("\tcamera0\n") && snap.contains("\tdisplay0\n"),
+        "{snap}"
+    );
+    let dir = std::env::temp_dir().join(format!("bufinfo-test-{}", std::process::id()));
+    let paths = out.write(&dir).unwrap();
+    let file = dir.join("bufinfo-4.txt");
+    assert!(paths.contains(&file));
+    assert_eq!(&std::fs::read_to_string(&file).unwrap(), snap);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Without the event, nothing is written.
+    let quiet = run(
+        &scenario::validate(crate::BASE, "t.toml").unwrap(),
+        &RunOptions::default(),
+    );
+    assert!(quiet.bufinfo.is_empty());
+}
