@@ -115,10 +115,9 @@ pub fn timeline_svg(trace: &Trace, opt: &TimelineOptions) -> String {
     let _ = writeln!(
         s,
         "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{LEFT}\" y=\"22\" \
-         font-size=\"15\">{} — device timeline ({} to {})</text>",
+         font-size=\"15\">{} — device timeline ({}, virtual time)</text>",
         xml_escape(trace.title()),
-        start,
-        end
+        span_label(start, end)
     );
     // Lanes.
     for (i, name) in trace.tracks().iter().enumerate() {
@@ -378,4 +377,31 @@ pub fn latency_svg(report: &Report) -> String {
     );
     s.push_str("</svg>\n");
     s
+}
+
+/// `start` and `end` in the one unit that suits the span, three decimals at most:
+/// `0 s to 10.021 s`, `0 ms to 20.815 ms`, `3 us to 900 us`.
+fn span_label(start: VirtualTime, end: VirtualTime) -> String {
+    let (div, unit) = match end.as_ns() {
+        ns if ns >= 1_000_000_000 => (1e9, "s"),
+        ns if ns >= 1_000_000 => (1e6, "ms"),
+        ns if ns >= 1_000 => (1e3, "us"),
+        _ => (1.0, "ns"),
+    };
+    let v = |t: VirtualTime| trim_float(t.as_ns() as f64 / div);
+    format!("{} {unit} to {} {unit}", v(start), v(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_span_is_in_one_unit_that_suits_it() {
+        let t = |ns| VirtualTime::from_ns(ns);
+        assert_eq!(span_label(t(0), t(10_020_815_067)), "0 s to 10.021 s");
+        assert_eq!(span_label(t(0), t(20_815_000)), "0 ms to 20.815 ms");
+        assert_eq!(span_label(t(3_000), t(900_000)), "3 us to 900 us");
+        assert_eq!(span_label(t(0), t(15)), "0 ns to 15 ns");
+    }
 }
