@@ -9,7 +9,7 @@
 //! follows them. A move between GTT and SYSTEM that can keep its pages only changes the GPU
 //! binding (`rebind`): no copy, and importers' tables stay valid.
 
-use super::bo::{satisfies, BoInner, GpuMap, Placement, Resident, Storage};
+use super::bo::{satisfies, BoInner, GpuMap, Placement, Resident};
 use super::ttm::{alloc_resident, evict_one, free_resident, Target};
 use super::{GpuCore, GpuError};
 use dmabuf::DmaBuf;
@@ -98,13 +98,7 @@ pub(crate) fn move_locked(
     let (old_placement, pages_stay) = {
         let st = bo.state.lock();
         let res = st.res.as_ref().expect("checked above");
-        let fits = match &res.storage {
-            Storage::Pages(p) => {
-                p.iter().all(|b| b.end().0 - 1 <= t.limit)
-                    && (!t.contiguous || res.storage.runs().len() == 1)
-            }
-            Storage::Vram { .. } => false,
-        };
+        let fits = res.storage.fits(t.limit, t.contiguous);
         (res.placement, fits && t.placement != Placement::Vram)
     };
     if pages_stay {
