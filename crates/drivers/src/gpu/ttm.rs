@@ -44,6 +44,30 @@ pub struct TtmStats {
     pub evict_failures: u64,
     /// Old storage kept for importers after a move (ghost objects created).
     pub ghosts: u64,
+    /// Nanoseconds the copy engine spent on moves, on the machine's time model (the sum of
+    /// every [`TtmMove::copy_ns`]).
+    pub move_ns: u64,
+}
+
+/// One move of a buffer object as the driver recorded it (`trace_amdgpu_bo_move`): where it
+/// went and what the copy cost on the machine's time model ([`soc::timing::copy_ns`] of the
+/// GPU's copy engine), so a scheduler charges the engine what the driver says instead of
+/// recomputing it. A move that kept its pages (a GTT <-> SYSTEM rebind) copied nothing and
+/// costs 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TtmMove {
+    /// The object's moves so far, this one included.
+    pub seq: u64,
+    /// Where it was.
+    pub from: Placement,
+    /// Where it is now.
+    pub to: Placement,
+    /// Bytes the copy engine copied (0 for a rebind).
+    pub bytes: u64,
+    /// The copy's modelled duration in nanoseconds (0 for a rebind).
+    pub copy_ns: u64,
+    /// The engine that copied: the GPU's device.
+    pub engine: String,
 }
 
 /// One LRU list: (object id, object), least recently used first.
