@@ -406,8 +406,8 @@ fn map_counts(b: &world::BufRt) -> (u64, u64) {
             .buf
             .exporter_ops::<kernel::heap::buffer::HeapBuffer>()
             .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
-        // The GPU exporter keeps no mapping cache: every map maps.
-        ExporterHandle::Gpu(bo) => (bo.dma_buf_maps(), 0),
+        // The GPU exporter's mapping cache (`drivers::gpu::exporter` rule 5).
+        ExporterHandle::Gpu(bo) => bo.map_cache_stats(),
     }
 }
 
