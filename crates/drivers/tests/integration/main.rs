@@ -7,6 +7,7 @@ mod gpu_jobs;
 mod gpu_prime;
 mod gpu_random;
 mod gpu_vm;
+mod modifiers;
 mod prime_seam;
 mod vivid;
 
