@@ -38,6 +38,14 @@
 //! 4. [`Swapchain::vblank`] runs the display's vblank, marks the released buffers free, and
 //!    frees every free buffer idle for [`SwapchainConfig::shrink_after`] vblanks while more than
 //!    [`SwapchainConfig::min_buffers`] exist.
+//! 5. With [`SwapchainConfig::max_in_flight`] set, the producer waits while that many buffers
+//!    are in flight, free buffers or not (a compositor's bound on queued frames).
+//!
+//! # The policy, on its own
+//! Rules 2, 4 and 5 — when to grow, when to shrink, when the producer waits — are
+//! [`SwapchainPolicy`], a value with no buffers of its own. [`Swapchain`] applies it to its
+//! slots; a scheduler that owns a link's buffers itself (the scenario runner's gpu->display
+//! links) steps the same policy, so there is one implementation of seed 000's sizing.
 
 use crate::display::{Display, Expect, FbId, Vblank};
 use crate::frame::FrameFormat;
@@ -73,6 +81,8 @@ pub struct SwapchainConfig {
     pub min_buffers: usize,
     /// Vblanks a free buffer stays before it is freed (default 4).
     pub shrink_after: u64,
+    /// At most this many buffers in flight (rule 5); `None`: only `max_buffers` bounds them.
+    pub max_in_flight: Option<usize>,
 }
 
 impl SwapchainConfig {
@@ -83,9 +93,101 @@ impl SwapchainConfig {
             format,
             heap: "cma0".into(),
             max_buffers: 16,
-            min_buffers: 2,
-            shrink_after: 4,
+            min_buffers: SwapchainPolicy::DEFAULT_MIN_BUFFERS,
+            shrink_after: SwapchainPolicy::DEFAULT_SHRINK_AFTER,
+            max_in_flight: None,
         }
+    }
+
+    /// The sizing policy of this configuration.
+    pub fn policy(&self) -> SwapchainPolicy {
+        SwapchainPolicy {
+            min_buffers: self.min_buffers,
+            max_buffers: self.max_buffers,
+            shrink_after: self.shrink_after,
+            max_in_flight: self.max_in_flight,
+        }
+    }
+}
+
+/// Seed 000's sizing of a swapchain (rules 2, 4 and 5), apart from any buffer: a value the
+/// [`Swapchain`] applies to its slots and a scheduler owning its buffers steps the same way.
+///
+/// Idle ages are in whatever unit the caller counts (vblanks for [`Swapchain`]; a scheduler on
+/// a clock passes nanoseconds and the length of [`shrink_after`](Self::shrink_after) vblanks
+/// in nanoseconds).
+///
+/// ```
+/// use drivers::swapchain::SwapchainPolicy;
+/// let p = SwapchainPolicy { max_in_flight: Some(2), ..SwapchainPolicy::new(4) };
+/// assert_eq!(p.initial(), 2);
+/// assert!(p.grows(2, 0, 1) && !p.grows(2, 1, 1) && !p.grows(4, 0, 1));
+/// assert!(!p.may_draw(2), "two in flight: the producer waits");
+/// // Three buffers, free ones idle for 1 and 5 vblanks: the second goes (one over the minimum).
+/// assert_eq!(p.shrink(3, &[1, 5], 4), vec![1]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwapchainPolicy {
+    /// Buffers kept however idle (and the ones a chain starts with).
+    pub min_buffers: usize,
+    /// The most buffers that may exist.
+    pub max_buffers: usize,
+    /// Vblanks a free buffer stays before it is freed.
+    pub shrink_after: u64,
+    /// At most this many buffers in flight; `None`: only `max_buffers` bounds them.
+    pub max_in_flight: Option<usize>,
+}
+
+impl SwapchainPolicy {
+    /// Buffers kept however idle by default: one shown, one drawn.
+    pub const DEFAULT_MIN_BUFFERS: usize = 2;
+    /// Vblanks a free buffer idles before it is freed, by default.
+    pub const DEFAULT_SHRINK_AFTER: u64 = 4;
+
+    /// The defaults with at most `max_buffers` buffers and no in-flight bound.
+    pub fn new(max_buffers: usize) -> SwapchainPolicy {
+        SwapchainPolicy {
+            min_buffers: Self::DEFAULT_MIN_BUFFERS,
+            max_buffers,
+            shrink_after: Self::DEFAULT_SHRINK_AFTER,
+            max_in_flight: None,
+        }
+    }
+
+    /// Buffers a chain starts with (and keeps): the minimum, capped by the maximum.
+    pub fn initial(&self) -> usize {
+        self.min_buffers.min(self.max_buffers)
+    }
+
+    /// Rule 5: whether the producer may take a buffer with `in_flight` buffers in flight.
+    pub fn may_draw(&self, in_flight: usize) -> bool {
+        self.max_in_flight.is_none_or(|m| in_flight < m)
+    }
+
+    /// Rule 2: whether to allocate one more buffer, with `live` buffers, `free` of them free
+    /// and `in_flight` in flight: only when none is free, the producer may draw, and the
+    /// maximum is not reached.
+    pub fn grows(&self, live: usize, free: usize, in_flight: usize) -> bool {
+        free == 0 && self.may_draw(in_flight) && live < self.max_buffers
+    }
+
+    /// Rule 4: which free buffers to free, as positions in `free_idle` (the idle age of each
+    /// free buffer, in the caller's order): the first ones idle for at least `idle_for`, while
+    /// more than [`initial`](Self::initial) of the `live` buffers would remain.
+    pub fn shrink(&self, live: usize, free_idle: &[u64], idle_for: u64) -> Vec<usize> {
+        let keep = self.initial();
+        let mut left = live;
+        let mut out = Vec::new();
+        for (i, &age) in free_idle.iter().enumerate() {
+            if left <= keep {
+                break;
+            }
+            if age >= idle_for {
+                out.push(i);
+                left -= 1;
+            }
+        }
+        out
     }
 }
 
@@ -292,9 +394,14 @@ impl Swapchain {
             .filter(|(_, s)| s.state == SlotState::Free)
             .max_by_key(|(_, s)| s.idle_since)
             .map(|(i, _)| i);
+        let policy = self.cfg.policy();
+        if !policy.may_draw(self.in_flight()) {
+            self.stats.waits += 1;
+            return Ok(None);
+        }
         let pos = match free {
             Some(i) => i,
-            None if self.slots.len() >= self.cfg.max_buffers => {
+            None if !policy.grows(self.slots.len(), 0, self.in_flight()) => {
                 self.stats.waits += 1;
                 return Ok(None);
             }
@@ -411,17 +518,22 @@ impl Swapchain {
     }
 
     fn shrink(&mut self) {
-        while self.slots.len() > self.cfg.min_buffers {
-            let now = self.vblanks;
-            let after = self.cfg.shrink_after;
-            let Some(pos) = self
-                .slots
-                .iter()
-                .position(|s| s.state == SlotState::Free && now - s.idle_since >= after)
-            else {
-                break;
-            };
-            let slot = self.slots.remove(pos);
+        let now = self.vblanks;
+        let free: Vec<(usize, u64)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state == SlotState::Free)
+            .map(|(i, s)| (i, now - s.idle_since))
+            .collect();
+        let ages: Vec<u64> = free.iter().map(|f| f.1).collect();
+        let go = self
+            .cfg
+            .policy()
+            .shrink(self.slots.len(), &ages, self.cfg.shrink_after);
+        // Remove from the back so earlier positions stay valid.
+        for &k in go.iter().rev() {
+            let slot = self.slots.remove(free[k].0);
             self.free_slot(slot);
             self.stats.frees += 1;
         }

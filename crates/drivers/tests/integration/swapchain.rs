@@ -154,3 +154,39 @@ fn a_swapchain_refuses_a_display_of_another_format() {
     let cfg = SwapchainConfig::new(SwapMode::Wayland, small());
     assert!(Swapchain::new(&kernel, &gpu, display, cfg).is_err());
 }
+
+#[test]
+fn max_in_flight_makes_the_producer_wait_though_memory_would_allow_another_buffer() {
+    let (kernel, gpu, sc, scenes) = rig(SwapMode::Dri2);
+    let display = sc.display().clone();
+    drop(sc);
+    let cfg = SwapchainConfig {
+        max_in_flight: Some(2),
+        ..SwapchainConfig::new(SwapMode::Dri2, small())
+    };
+    let mut sc = Swapchain::new(&kernel, &gpu, display, cfg).unwrap();
+    for (n, scene) in scenes.iter().take(2).enumerate() {
+        let drawn = sc.draw_frame(scene, Expect::Frame(n as u32)).unwrap();
+        assert!(drawn.is_some());
+    }
+    assert_eq!(sc.in_flight(), 2);
+    let waits = sc.stats().waits;
+    assert!(sc
+        .draw_frame(&scenes[2], Expect::Frame(2))
+        .unwrap()
+        .is_none());
+    assert_eq!(sc.stats().waits, waits + 1, "the bound, not memory");
+    assert_eq!(sc.buffers(), 2, "nothing allocated");
+    // Vblanks show both frames; the first is released and the producer draws again.
+    gpu.run_pending();
+    sc.vblank().unwrap();
+    sc.vblank().unwrap();
+    assert_eq!(sc.in_flight(), 1);
+    assert!(sc
+        .draw_frame(&scenes[2], Expect::Frame(2))
+        .unwrap()
+        .is_some());
+    assert_eq!(sc.buffers(), 2, "the released buffer was reused");
+    drop(sc);
+    checker_clean(&kernel);
+}

@@ -90,7 +90,6 @@ mod handoff;
 mod ports;
 mod reason;
 mod sched;
-mod swapchain;
 #[cfg(test)]
 mod tests;
 mod vb2io;
@@ -194,9 +193,10 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
     w.threads = opts.engine_threads;
     let mut errors = Vec::new();
     'links: for li in 0..w.links.len() {
-        // A swapchain starts small and grows on demand (seed 000; `sched::swapchain_step`).
-        let initial = match w.links[li].swapchain {
-            Some(_) => w.links[li].desc.buffers.min(sched::SWAPCHAIN_MIN_BUFFERS),
+        // A swapchain starts small and grows on demand (seed 000; `drivers::swapchain`'s
+        // policy, stepped in module `gpu`).
+        let initial = match w.swap_policy(li) {
+            Some(p) => p.initial() as u32,
             None => w.links[li].desc.buffers,
         };
         for _ in 0..initial {
@@ -523,7 +523,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         });
     }
     // Swapchains.
-    for l in &s.w.links {
+    for (li, l) in s.w.links.iter().enumerate() {
         let Some((mode, bound)) = l.swapchain else {
             continue;
         };
@@ -543,7 +543,10 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             },
             allocated_by: s.w.nodes[allocated_by].desc.process_name().to_string(),
             buffers: l.desc.buffers,
-            min: l.desc.buffers.min(sched::SWAPCHAIN_MIN_BUFFERS),
+            min: s
+                .w
+                .swap_policy(li)
+                .map_or(l.desc.buffers, |p| p.initial() as u32),
             max: l.swap_max_live,
             grown: l.swap_grown,
             shrunk: l.swap_shrunk,

@@ -15,13 +15,6 @@ use drivers::dmaview::DmaView;
 use drivers::job::{DeviceJob, JobInput, JobOutput, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Buffers a swapchain starts with and keeps however idle (`drivers::swapchain`'s default:
-/// one shown, one drawn).
-pub(crate) const SWAPCHAIN_MIN_BUFFERS: u32 = 2;
-/// Display frames a free swapchain buffer stays before it is freed (`drivers::swapchain`'s
-/// default `shrink_after`).
-pub(crate) const SWAPCHAIN_SHRINK_AFTER: u64 = 4;
-
 /// What the queue holds.
 #[derive(Debug)]
 pub(crate) enum Ev {
@@ -327,11 +320,10 @@ impl<'a> Sched<'a> {
             let Some(bi) = early.or_else(|| self.w.links[li].free.front().copied()) else {
                 return false;
             };
-            // A swapchain's bound: at most `max_in_flight` buffers drawn or queued for the
-            // display; the producer waits for a release.
-            let link = &self.w.links[li];
-            if let Some((_, Some(max))) = link.swapchain {
-                if self.w.in_flight(li) >= max {
+            // A swapchain's bound (`drivers::swapchain` rule 5): the producer waits for a
+            // release.
+            if let Some(p) = self.w.swap_policy(li) {
+                if !p.may_draw(self.w.in_flight(li) as usize) {
                     self.w.links[li].swap_waits += 1;
                     return false;
                 }
