@@ -7,6 +7,7 @@ mod errors;
 mod faults;
 mod faults_prop;
 mod fields;
+mod fps;
 mod fuzz;
 mod report;
 mod run_defects;
