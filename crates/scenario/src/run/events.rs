@@ -46,11 +46,17 @@ pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
 }
 
 /// The thumbnailer takes its frame (CPU read through the dma-buf mmap, bracketed by
-/// begin/end_cpu_access) and lets every other frame go at once.
-pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
+/// begin/end_cpu_access) and lets every other frame go at once. `false` if it took nothing
+/// (its frame's sync_file has not signaled yet).
+pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> bool {
     let li = s.w.nodes[n].inputs[0];
+    // Explicit sync: the frame's sync_file goes into the buffer's resv first (fences.rs).
+    let head = s.w.nodes[n].ready.get(&li).and_then(|q| q.front().copied());
+    if head.is_some_and(|bi| !s.implicit_acquire(n, bi, now)) {
+        return false;
+    }
     let Some(bi) = s.w.nodes[n].ready.get_mut(&li).and_then(|q| q.pop_front()) else {
-        return;
+        return false;
     };
     let want = s.w.nodes[n].desc.params.frame.unwrap_or(0);
     let (frame, expected) = match &s.w.buf(bi).state {
@@ -104,6 +110,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
         }
     }
     s.release(bi, n);
+    true
 }
 
 /// Why a CPU read of a dma-buf failed.

@@ -286,8 +286,8 @@ impl<'a> Sched<'a> {
                     }
                 };
                 if node.desc.driver == DriverKind::Thumbnailer {
-                    super::events::thumbnail_step(self, n, now);
-                    started = true;
+                    // Not while its frame's sync_file is pending (fences.rs).
+                    started |= super::events::thumbnail_step(self, n, now);
                     continue;
                 }
                 if self.start_job(n, now, frame) {
