@@ -8,6 +8,7 @@ mod faults;
 mod faults_prop;
 mod fields;
 mod fuzz;
+mod modifiers;
 mod report;
 mod run_defects;
 mod run_drivers;
