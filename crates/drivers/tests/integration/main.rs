@@ -1,5 +1,6 @@
 //! Integration tests of the drivers crate: one file per concern.
 
+mod gpu_contiguous;
 mod gpu_dmem;
 mod gpu_eviction;
 mod gpu_jobs;
