@@ -151,6 +151,14 @@ pub struct MigrationReport {
     pub stall_us: f64,
     /// Why (`"encoder0 attached: needs contiguous memory below 4 GiB"`).
     pub cause: String,
+    /// The engine whose lane the copy was charged to (a device, or `"cpu"`).
+    #[serde(default)]
+    pub engine: String,
+    /// What the copy cost the nodes of that engine (`"isp0's frame 301 waits 1.2 ms"`), if
+    /// the engine is a pipeline device: the copy queues behind its work and its next job
+    /// waits for the copy. `None`: the CPU, or a device no node uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
 }
 
 /// Mapping-cache counts (seed 003's "a GPU never pays for a re-map").

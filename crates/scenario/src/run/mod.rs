@@ -87,6 +87,7 @@ mod faults;
 mod fences;
 mod gpu;
 mod handoff;
+mod layouts;
 mod ports;
 mod reason;
 mod sched;

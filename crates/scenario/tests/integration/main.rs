@@ -9,6 +9,7 @@ mod faults_prop;
 mod fields;
 mod fps;
 mod fuzz;
+mod modifiers;
 mod report;
 mod run_defects;
 mod run_drivers;
