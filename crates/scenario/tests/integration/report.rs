@@ -34,6 +34,7 @@ pub fn sample() -> Report {
         delivered: 597,
         dropped: 3,
         corrupted: 0,
+        merged: 0,
     };
     let samples: Vec<(u64, VirtualTime)> = (0..600u64)
         .rev()
