@@ -189,6 +189,8 @@ pub(crate) struct BoState {
     /// Old storage still held by importers' tables: (generation, storage).
     pub(crate) ghosts: Vec<(u64, Resident)>,
     pub(crate) moves: u64,
+    /// The last move's record ([`super::ttm::TtmMove`]).
+    pub(crate) last_move: Option<super::ttm::TtmMove>,
     pub(crate) evictions: u64,
     /// `map_dma_buf` calls its exporter answered (each maps the storage for the importer).
     pub(crate) dma_buf_maps: u64,
@@ -248,6 +250,7 @@ impl BoInner {
                 tables: Vec::new(),
                 ghosts: Vec::new(),
                 moves: 0,
+                last_move: None,
                 evictions: 0,
                 dma_buf_maps: 0,
                 import_map: None,
@@ -394,6 +397,12 @@ impl GpuBo {
     /// Moves so far (each bumps the generation).
     pub fn generation(&self) -> u64 {
         self.0.state.lock().gen
+    }
+
+    /// Its last move as the driver recorded it, with the copy's modelled cost; `None` if it
+    /// never moved.
+    pub fn last_move(&self) -> Option<super::ttm::TtmMove> {
+        self.0.state.lock().last_move.clone()
     }
 
     /// Times it was evicted.

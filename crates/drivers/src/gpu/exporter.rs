@@ -18,8 +18,15 @@
 //!    As soon as one attached importer does not qualify, the object may not stay in VRAM: the next
 //!    pin or map moves it to GTT (system pages), where every importer can reach it
 //!    (`amdgpu_dma_buf_attach` restricting `allowed_domains`).
-//! 3. Importers behind no IOMMU add their DMA mask (pages must lie below it) and, if they need
-//!    it, contiguity; a map or pin moves the object to storage that satisfies every importer.
+//! 3. Importers behind no IOMMU add their DMA mask (pages must lie below it) and contiguity (one
+//!    physical run: they scan physical addresses), as do devices that need contiguity behind an
+//!    IOMMU or take a single segment. Such an importer is served at attach: the object moves
+//!    to contiguous storage it reaches — a CMA region below its mask, else one page block —
+//!    with `move_notify` to the importers already attached, or the attach fails with the
+//!    move's errno and nothing changes (`TTM_PL_SYSTEM` with `ttm_pool`'s DMA-contiguous
+//!    pages; mainline amdgpu leaves it to `drm_gem_dma_prime_import_sg_table` refusing a
+//!    scattered table with `EINVAL`; here the exporter places for its importers, as the
+//!    constraint exporter does). Other importers' needs are met at their map or pin.
 //! 4. Static importers are pinned by the core around their maps, so they never see a move;
 //!    dynamic importers get `move_notify` and re-map. A table a dynamic importer keeps after
 //!    `move_notify` keeps the old storage alive as a ghost until it is unmapped.
@@ -121,7 +128,13 @@ impl DmaBufOps for BoExport {
         OpsFeatures::PIN | OpsFeatures::UNPIN | OpsFeatures::MMAP | OpsFeatures::VMAP
     }
 
-    /// Records what the importer needs (rules 2-3); moves nothing yet. Takes the resv lock.
+    /// Records what the importer needs (rules 2-3). An importer that needs one physical run
+    /// (no IOMMU, contiguous-only, or a single segment) is served now (rule 3): the object
+    /// moves if its storage does not fit (a late attach: `move_notify` to the importers
+    /// already there, the move's fence in the reservation object), or the attach is refused
+    /// with the move's errno (`ENOMEM` with what was tried, `EBUSY` for a pinned or busy
+    /// object, `EINVAL` for an object that may only live in VRAM the device cannot reach), and
+    /// the importer's needs are forgotten. Takes the resv lock.
     fn attach(&self, _buf: &DmaBuf, att: &Attachment) -> Result<(), DmaBufError> {
         let core = &self.bo.gpu;
         let dev = att.device();
@@ -130,10 +143,40 @@ impl DmaBufOps for BoExport {
             att_id: att.id(),
             p2p_ok: core.cfg.p2p && att.peer2peer() && core.reaches_vram(dev),
             limit: if direct { dev.dma_mask() } else { u64::MAX },
-            contiguous: dev.needs_contiguous(),
+            contiguous: direct || dev.needs_contiguous() || dev.max_segments() == 1,
         };
-        let _g = self.bo.resv.lock(None)?;
+        let mut g = self.bo.resv.lock(None)?;
         self.bo.state.lock().importers.push(needs);
+        if !needs.contiguous {
+            return Ok(());
+        }
+        let placed = if !needs.p2p_ok
+            && !self.bo.domains.allows(Placement::Gtt)
+            && !self.bo.domains.allows(Placement::System)
+        {
+            Err(GpuError::InvalidArgument(format!(
+                "buffer object {} may only live in VRAM, which {} cannot reach",
+                self.bo.id,
+                dev.name()
+            )))
+        } else {
+            self.ensure_for_importers(&mut g)
+        };
+        if let Err(e) = placed {
+            self.bo
+                .state
+                .lock()
+                .importers
+                .retain(|n| n.att_id != att.id());
+            let e = match e {
+                GpuError::NoSpace { placement, msg } => GpuError::NoSpace {
+                    placement,
+                    msg: format!("placing it for {}: {msg}", dev.name()),
+                },
+                other => other,
+            };
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -264,7 +307,7 @@ impl DmaBufOps for BoExport {
             .ok_or_else(|| DmaBufError::Fault(format!("page {pgoff} beyond the object")))?;
         Ok(match res.storage {
             Storage::Vram { .. } => FaultPage::iomem(pa),
-            Storage::Pages(_) => FaultPage::ram(pa),
+            Storage::Pages { .. } => FaultPage::ram(pa),
         })
     }
 

@@ -638,7 +638,7 @@ impl Sched<'_> {
         self.holds.push(hold);
         if let Some(f) = for_frames {
             let at = At::Frame(self.current_frame().saturating_add(f))
-                .resolve(self.period)
+                .at_rate(self.period)
                 .max(now);
             let _ = self.q.push(at, Ev::PressureEnd(h));
         }

@@ -179,17 +179,16 @@ impl Sched<'_> {
     /// The vblank display node `n` shows a frame ready at `ready` on: the first one at or after
     /// `ready` on its `fps` grid, after the last one that took a frame (one frame per vblank).
     pub(crate) fn vblank(&mut self, n: usize, ready: VirtualTime) -> VirtualTime {
-        let period = VirtualTime::frame_period(self.w.nodes[n].desc.fps).as_ns();
-        if period == 0 {
+        // Vblank N is at fps.tick(N), exactly (a fractional refresh such as 59.94 Hz too).
+        let fps = self.w.nodes[n].desc.fps;
+        if fps.num() == 0 {
             return ready;
         }
-        let mut at = ready.as_ns().div_ceil(period) * period;
+        let mut idx = fps.first_tick_at_or_after(ready);
         if let Some(last) = self.w.nodes[n].last_vblank {
-            if at <= last.as_ns() {
-                at = last.as_ns() + period;
-            }
+            idx = idx.max(fps.first_tick_at_or_after(last).saturating_add(1));
         }
-        let at = VirtualTime::from_ns(at);
+        let at = fps.tick(idx);
         self.w.nodes[n].last_vblank = Some(at);
         at
     }

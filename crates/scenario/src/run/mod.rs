@@ -234,7 +234,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         .nodes
         .iter()
         .position(|n| n.desc.driver == DriverKind::Camera);
-    let period = VirtualTime::frame_period(first_source.map_or(60, |n| w.nodes[n].desc.fps.max(1)));
+    let period = first_source.map_or_else(crate::clock::Fps::default, |n| w.nodes[n].desc.fps);
     let workers = opts.engine_threads.then(|| {
         let names: Vec<String> = w.nodes.iter().map(|n| n.engine_name.clone()).collect();
         workers::Workers::new(&names)

@@ -94,7 +94,8 @@ pub(crate) struct Sched<'a> {
     pub w: World,
     pub s: &'a Scenario,
     pub q: EventQueue<Ev>,
-    pub period: VirtualTime,
+    /// The first source's frame rate: what `at = { frame = N }` events are dated on.
+    pub period: crate::clock::Fps,
     pub frames: BTreeMap<(usize, u64), FrameTrack>,
     pub jobs: BTreeMap<u64, InFlight>,
     pub next_job: u64,
@@ -137,7 +138,7 @@ impl<'a> Sched<'a> {
     pub(crate) fn run(&mut self) {
         let events: Vec<Event> = self.s.events_in_order().into_iter().cloned().collect();
         for e in &events {
-            let at = e.at.resolve(self.period);
+            let at = e.at.at_rate(self.period);
             let _ = self.q.push(at, Ev::Scenario(e.index));
         }
         for (i, n) in self.w.nodes.iter().enumerate() {
@@ -183,8 +184,9 @@ impl<'a> Sched<'a> {
         if Some(n) == self.first_source {
             self.w.sample_counters(frame, now, false);
         }
-        let period = crate::clock::VirtualTime::frame_period(self.w.nodes[n].desc.fps.max(1));
-        let _ = self.q.push(now + period, Ev::Tick(n));
+        // Tick N at exactly fps.tick(N): no rounded period accumulates.
+        let next = self.w.nodes[n].desc.fps.tick(frame + 1).max(now);
+        let _ = self.q.push(next, Ev::Tick(n));
         if let Some(pb) = &self.progress {
             if Some(n) == self.first_source {
                 pb.set_position(frame + 1);

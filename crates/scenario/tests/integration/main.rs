@@ -7,6 +7,7 @@ mod errors;
 mod faults;
 mod faults_prop;
 mod fields;
+mod fps;
 mod fuzz;
 mod report;
 mod run_defects;
@@ -16,6 +17,7 @@ mod run_pipeline;
 mod threads;
 mod trace_structure;
 mod trace_svg;
+mod v4l2_paths;
 
 /// A small valid scenario on the bundled default machine; line numbers matter to the tests.
 pub const BASE: &str = r#"name = "t"
