@@ -3,6 +3,7 @@
 mod bundled;
 mod check_parity;
 mod clock;
+mod counters;
 mod errors;
 mod faults;
 mod faults_prop;
