@@ -124,7 +124,14 @@ pub struct RunOptions {
     pub engine_threads: bool,
     /// Show a progress bar on stderr when it is a terminal and the run takes over a second.
     pub progress: bool,
+    /// Stream the trace's events to `DIR/.trace.json.part` as the run goes (bounded host
+    /// memory; [`RunOutput::write`] into the same `DIR` turns it into `trace.json`). `None`:
+    /// the trace stays in memory ([`Trace::events`]).
+    pub trace_dir: Option<std::path::PathBuf>,
 }
+
+/// The file a streamed trace's events go to in [`RunOptions::trace_dir`].
+pub const TRACE_PART: &str = ".trace.json.part";
 
 /// What a run leaves behind.
 #[derive(Debug)]
@@ -181,6 +188,18 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
             };
         }
     };
+    if let Some(dir) = &opts.trace_dir {
+        if let Err(e) = sched.w.trace.stream_to(&dir.join(TRACE_PART)) {
+            sched.errors.push(world::RunFailure {
+                errno: crate::io_by_name(&e)
+                    .split(':')
+                    .next()
+                    .unwrap_or("EIO")
+                    .into(),
+                message: format!("streaming the trace into {}: {e}", dir.display()),
+            });
+        }
+    }
     if sched.errors.is_empty() {
         sched.run();
     }
@@ -668,7 +687,8 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     }
     report.apply_expect(&s.s.expect);
     expect::check_expected_error(&mut report, &s.s.expect);
-    let trace = std::mem::replace(&mut s.w.trace, Trace::new(""));
+    let mut trace = std::mem::replace(&mut s.w.trace, Trace::new(""));
+    trace.finish_stream();
     RunOutput {
         report,
         trace,

@@ -4,6 +4,7 @@ mod bundled;
 mod check_parity;
 mod clock;
 mod composite;
+mod counters;
 mod errors;
 mod faults;
 mod faults_prop;
