@@ -508,7 +508,17 @@ impl Sched<'_> {
                     b.maps_carried = (b.maps_carried.0 + h, b.maps_carried.1 + m);
                 }
             }
-            let cause = format!("{} (copied by {})", ev.cause, ev.engine);
+            let cause = match &ev.relayout {
+                // A re-layout: the buffer's planes are the new layout's from now on.
+                Some(what) => {
+                    self.w.refresh_planes(bi);
+                    format!(
+                        "{} (copied by {}; re-laid out: {what})",
+                        ev.cause, ev.engine
+                    )
+                }
+                None => format!("{} (copied by {})", ev.cause, ev.engine),
+            };
             self.record_migration(
                 bi,
                 now,
@@ -540,12 +550,10 @@ impl Sched<'_> {
         // The copy runs on the engine that moves the bytes, after the buffer goes idle and after
         // whatever that engine was doing: migrations of several buffers queue up.
         let idle = now.max(self.w.buf(bi).busy_until);
-        let (start, end) = self
-            .w
-            .engines
-            .entry(engine.to_string())
-            .or_default()
-            .submit(idle, copy);
+        let lane = self.w.engines.entry(engine.to_string()).or_default();
+        let (start, end) = lane.submit(idle, copy);
+        // The copy never takes a device's slot silently: what it costs the nodes of its lane.
+        let cost = self.copy_cost(engine, idle, start, end);
         let b = self.w.buf_mut(bi);
         b.available_at = end;
         b.busy_until = end;
@@ -563,6 +571,8 @@ impl Sched<'_> {
             bytes,
             stall_us: stall.as_us_f64(),
             cause: cause.to_string(),
+            engine: engine.to_string(),
+            cost,
         });
     }
 

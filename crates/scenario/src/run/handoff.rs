@@ -171,7 +171,7 @@ impl Sched<'_> {
     /// Marks a frame delivered once no sink is pending.
     pub(crate) fn check_delivered(&mut self, key: (usize, u64), now: VirtualTime) {
         if let Some(f) = self.frames.get_mut(&key) {
-            if f.pending.is_empty() && !f.delivered && !f.lost {
+            if f.pending.is_empty() && !f.delivered && !f.lost && !f.merged {
                 f.delivered = true;
                 f.latency = Some(now.saturating_sub(f.start));
             }

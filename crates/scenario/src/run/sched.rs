@@ -44,6 +44,8 @@ pub(crate) struct FrameTrack {
     pub lost: bool,
     pub delivered: bool,
     pub latency: Option<VirtualTime>,
+    /// Folded into another frame by a composite (module `composite`).
+    pub merged: bool,
 }
 
 pub(crate) struct InFlight {
@@ -152,6 +154,8 @@ impl<'a> Sched<'a> {
             if let Some(c) = self.w.kernel.soc().clock().as_virtual() {
                 c.advance_to(::clock::BOOT_NS.saturating_add(now.as_ns()));
             }
+            // Nothing recorded from here starts before `now`: a streamed trace writes the rest.
+            self.w.trace.advance(now);
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
@@ -214,6 +218,7 @@ impl<'a> Sched<'a> {
                 lost: false,
                 delivered: false,
                 latency: None,
+                merged: false,
             },
         );
         if !self.start_job(n, now, Some((n, frame))) {
@@ -274,9 +279,11 @@ impl<'a> Sched<'a> {
                 if !node.active || node.dead || node.busy || !node.stream_in {
                     continue;
                 }
-                if node.inputs.iter().any(|li| node.ready[li].is_empty()) {
+                if !self.inputs_ready(n) {
                     continue;
                 }
+                self.fold_older_inputs(n);
+                let node = &self.w.nodes[n];
                 let frame = {
                     let li = node.inputs[0];
                     let bi = node.ready[&li][0];
@@ -341,7 +348,7 @@ impl<'a> Sched<'a> {
         let inputs: Vec<(usize, usize)> = node
             .inputs
             .iter()
-            .map(|&li| (li, node.ready[&li][0]))
+            .filter_map(|&li| Some((li, *node.ready.get(&li)?.front()?)))
             .collect();
         // The node's driver decides what the device does with the bytes.
         let p = &node.desc.params;
@@ -474,6 +481,7 @@ impl<'a> Sched<'a> {
                 q.pop_front();
             }
         }
+        self.merge_secondary_inputs(n, &inputs);
         // Explicit sync: an input handed over before its producer's job ended waits on that
         // job's out-fence (its acquire fence); the wait is the node's fence wait.
         let fence_end = inputs

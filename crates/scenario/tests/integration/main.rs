@@ -3,12 +3,15 @@
 mod bundled;
 mod check_parity;
 mod clock;
+mod composite;
+mod counters;
 mod errors;
 mod faults;
 mod faults_prop;
 mod fields;
 mod fps;
 mod fuzz;
+mod modifiers;
 mod report;
 mod run_defects;
 mod run_drivers;
