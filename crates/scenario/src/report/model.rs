@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `schema_version` | int | 1 |
 //! | `scenario` | string | the scenario's name |
+//! | `description` | string | the scenario's `description` (absent when empty) |
 //! | `seed` | int | the seed the run used |
 //! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`, `merged`} | frame counts; `merged` (absent when zero): frames a composite folded into another frame's output, also in the composite's `nodes[].dropped.merged` |
 //! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}]} | source-to-sink latency of delivered frames, virtual microseconds (nearest-rank percentiles) |
@@ -387,6 +388,9 @@ pub struct Report {
     pub schema_version: u32,
     /// The scenario's name.
     pub scenario: String,
+    /// The scenario's one-line description (absent from the JSON when empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
     /// The seed.
     pub seed: u64,
     /// Frame counts.
@@ -473,6 +477,7 @@ impl Report {
         Report {
             schema_version: SCHEMA_VERSION,
             scenario: scenario.to_string(),
+            description: String::new(),
             seed,
             frames: FrameCounts::default(),
             latency_us: LatencyReport::default(),

@@ -170,6 +170,7 @@ impl RunOutput {
 /// in the report's `errors` and makes [`Report::exit_code`] 1.
 pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
     let mut report = Report::new(&s.name, s.seed);
+    report.description = s.description.clone();
     report.deterministic = !opts.engine_threads;
     let mut sched = match setup(s, opts) {
         Ok(sched) => sched,

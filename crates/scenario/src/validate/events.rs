@@ -409,6 +409,24 @@ fn expect(ctx: &Ctx<'_>, raw: &ScenarioFile) -> Result<(), ScenarioError> {
                 format!("exit code {code}: expected 0, 1 or 2"),
             ));
         }
+        // What the rest of `[expect]` says the run does decides the exit code: a scenario
+        // that fails on purpose never exits 0, and one that validates never exits 2.
+        let fails = raw.expect.error.is_some()
+            || raw.expect.corrupted == crate::schema::CorruptedExpect::Some;
+        if code == 2 || (code == 0 && fails) {
+            return Err(ctx.err(
+                &p.key("exit"),
+                format!(
+                    "exit code {code} contradicts the scenario: {}",
+                    if code == 2 {
+                        "a scenario that validates never exits 2 (that is `dmabuf check`'s \
+                         answer to an invalid one)"
+                    } else {
+                        "with `error` or `corrupted = \"some\"` the run fails (exit 1)"
+                    }
+                ),
+            ));
+        }
     }
     Ok(())
 }

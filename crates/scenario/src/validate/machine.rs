@@ -227,7 +227,8 @@ fn build(ctx: &Ctx<'_>, soc: &SocDesc, at: &FieldPath) -> Result<(), ScenarioErr
                 names
                     .iter()
                     .position(|n| n.as_str() == first)
-                    .map(|i| at.key(key).index(i))
+                    // At its `name` line: a whole array-of-tables entry has no span to show.
+                    .map(|i| at.key(key).index(i).key("name"))
             };
             if msg.contains("CMA region") {
                 find("cma", soc.cma.iter().map(|c| &c.name).collect())

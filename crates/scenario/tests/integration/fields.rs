@@ -1,7 +1,11 @@
-//! Every field and driver parameter docs/scenario.md documents for `[[nodes]]` and `[[links]]`
-//! takes effect: changing it changes what the run writes (report.json or the thumbnail), or
-//! the combination is refused by validation with exit 2. A documented field without a case
-//! here fails the test.
+//! The field walk: every field and parameter docs/scenario.md documents (top level, `[soc]` and
+//! its tables, `[[nodes]]` and `params`, `[[links]]`, `[[events]]` with each action and its
+//! fields and each fault, `[expect]`) takes effect: changing it changes what the run writes
+//! (report.json or the thumbnail), or the change is refused by validation with exit 2 and
+//! `file:line:column`. A documented field without a row here fails the test.
+//!
+//! Table-driven: a new documented field gets a row `(field, base text, from, to)` in its
+//! section's table; `from` is replaced once by `to` in the base text (comment lines removed).
 
 use scenario::run::{run, RunOptions};
 use scenario::validate;
@@ -64,7 +68,17 @@ fn outcome(text: &str, from: &str, to: &str) {
         Ok(s) => s,
         Err(e) => {
             assert_eq!(e.exit_code().code(), 2, "{e}");
-            assert!(e.to_string().starts_with("walk.toml:"), "{e}");
+            let msg = e.to_string();
+            // walk.toml:LINE:COLUMN: ...
+            let mut parts = msg.splitn(4, ':');
+            assert_eq!(parts.next(), Some("walk.toml"), "{msg}");
+            for what in ["line", "column"] {
+                let n = parts.next().unwrap_or_default().trim();
+                assert!(
+                    !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()),
+                    "no {what} in `{msg}` (changing `{from}` to `{to}`)"
+                );
+            }
             return;
         }
     };
@@ -158,4 +172,311 @@ fn test_every_documented_link_field_changes_the_run_or_is_refused() {
     for (_, text, from, to) in &cases {
         outcome(text, from, to);
     }
+}
+
+/// Every name in the first column of every table under `heading`, up to the next heading of
+/// the same or a higher level; with `cells`, also the backticked names in the other columns
+/// whose header is one of `cells` (an action's required and optional fields).
+fn documented_all(doc: &str, heading: &str, cells: &[&str]) -> BTreeSet<String> {
+    let at = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("no `{heading}` in the doc"));
+    let level = heading.chars().take_while(|&c| c == '#').count();
+    let mut names = BTreeSet::new();
+    let mut header: Vec<String> = Vec::new();
+    for line in doc[at..].lines().skip(1) {
+        let hashes = line.chars().take_while(|&c| c == '#').count();
+        if hashes > 0 && hashes <= level && line[hashes..].starts_with(' ') {
+            break;
+        }
+        if !line.starts_with('|') {
+            header.clear();
+            continue;
+        }
+        let cols: Vec<&str> = line.split(" | ").collect();
+        if header.is_empty() {
+            header = cols
+                .iter()
+                .map(|c| c.trim_matches(['|', ' ']).to_string())
+                .collect();
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("| `") {
+            names.insert(rest.split('`').next().unwrap().to_string());
+        }
+        for (k, col) in cols.iter().enumerate().skip(1) {
+            if !header.get(k).is_some_and(|h| cells.contains(&h.as_str())) {
+                continue;
+            }
+            // `name` (a size), `name`: each backticked word outside brackets.
+            let mut flat = String::new();
+            let mut depth = 0usize;
+            for c in col.chars() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth = depth.saturating_sub(1),
+                    _ if depth == 0 => flat.push(c),
+                    _ => {}
+                }
+            }
+            let mut rest = flat.as_str();
+            while let Some(i) = rest.find('`') {
+                let after = &rest[i + 1..];
+                let Some(j) = after.find('`') else { break };
+                let word = &after[..j];
+                if word.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !word.is_empty() {
+                    names.insert(word.to_string());
+                }
+                rest = &after[j + 1..];
+            }
+        }
+    }
+    names
+}
+
+type Row = (&'static str, String, &'static str, &'static str);
+
+/// Walks one section: every documented name has a row, every row takes effect.
+fn walk(heading: &str, cells: &[&str], rows: &[Row]) {
+    let doc = include_str!("../../../../docs/scenario.md");
+    let covered: BTreeSet<String> = rows.iter().map(|c| c.0.to_string()).collect();
+    let fields = documented_all(doc, heading, cells);
+    let missing: Vec<_> = fields.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "{heading}: documented without a row: {missing:?}"
+    );
+    for (_, text, from, to) in rows {
+        outcome(text, from, to);
+    }
+}
+
+#[test]
+fn test_every_documented_top_level_field_changes_the_run_or_is_refused() {
+    let b = base();
+    let event = "action = \"attach\"\nnode = \"encoder\"";
+    walk(
+        "## Top level",
+        &[],
+        &[
+            ("name", b.clone(), "name = \"default\"", "name = \"walked\""),
+            (
+                "description",
+                b.clone(),
+                "description = \"4K",
+                "description = \"Four K",
+            ),
+            ("seed", b.clone(), "seed = 1\n", "seed = 2\n"),
+            ("frames", b.clone(), "frames = 24", "frames = 20"),
+            // A bundled machine and a `[soc]` table both: TOML refuses the key twice.
+            (
+                "soc",
+                b.clone(),
+                "seed = 1\n",
+                "seed = 1\nsoc = \"rk3588\"\n",
+            ),
+            // The machine: the ISP's device behind no IOMMU scatters no more.
+            (
+                "[soc]",
+                b.clone(),
+                "name = \"isp0\"\ndma_mask_bits = 40\niommu = \"smmu0\"",
+                "name = \"isp0\"\ndma_mask_bits = 40",
+            ),
+            (
+                "[[nodes]]",
+                b.clone(),
+                "[[nodes]]\nname = \"thumbnailer\"",
+                "[[nodes]]\nname = \"gallery\"",
+            ),
+            (
+                "[[links]]",
+                b.clone(),
+                "[[links]]\nfrom = \"gpu\"\nto = \"display\"\nbuffers = 3",
+                "[[links]]\nfrom = \"gpu\"\nto = \"display\"\nbuffers = 2",
+            ),
+            ("[[events]]", b.clone(), "at_frame = 12", "at_frame = 16"),
+            (
+                "[expect]",
+                b.clone(),
+                event,
+                "action = \"attach\"\nnode = \"encoder\"\n\n[expect]\nerror = \"ENOMEM\"",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn test_every_documented_soc_field_changes_the_run_or_is_refused() {
+    let b = base();
+    // Bundled scenarios on the default machine written out as a `[soc]` table.
+    let on_machine = |name: &str| {
+        let t = scenario::bundled_text(name).unwrap();
+        let at = t.find("[[nodes]]").unwrap();
+        let machine = soc::bundled::machine_toml("default").unwrap();
+        format!("{}{machine}\n{}", &t[..at], &t[at..])
+    };
+    let stale = on_machine("missing-cache-sync");
+    let banks = on_machine("luma-chroma-banks");
+    walk(
+        "### `[soc.cpu_cache]`",
+        &[],
+        // The cache's capacity decides whether a line an uncached CPU read left behind is still
+        // there for the next read: a cache of one 64-byte line keeps nothing stale.
+        &[(
+            "size",
+            stale.clone(),
+            "[soc.cpu_cache]\nsize = 1048576",
+            "[soc.cpu_cache]\nsize = 64",
+        )],
+    );
+    walk(
+        "### `[[soc.banks]]`",
+        &[],
+        &[
+            ("name", b.clone(), "name = \"dram0\"", "name = \"lowram\""),
+            (
+                "kind",
+                b.clone(),
+                "kind = \"device_local\"",
+                "kind = \"system\"",
+            ),
+            (
+                "base",
+                b.clone(),
+                "base = \"0x1_0000_0000\"",
+                "base = \"0x2_0000_0000\"",
+            ),
+            (
+                "size",
+                b.clone(),
+                "size = \"2GiB\"\n\n[[soc.banks]]\nname = \"carveout0\"",
+                // cma0 (512 MiB at 512 MiB) no longer fits in dram0.
+                "size = \"768MiB\"\n\n[[soc.banks]]\nname = \"carveout0\"",
+            ),
+        ],
+    );
+    walk(
+        "### `[[soc.cma]]`",
+        &[],
+        &[
+            ("name", b.clone(), "name = \"cma0\"", "name = \"cma1\""),
+            ("bank", b.clone(), "bank = \"dram0\"", "bank = \"dram1\""),
+            (
+                "base",
+                b.clone(),
+                "base = \"0x2000_0000\"",
+                "base = \"0x1000_0000\"",
+            ),
+            ("size", b.clone(), "size = \"512MiB\"", "size = \"1MiB\""),
+        ],
+    );
+    walk(
+        "### `[[soc.iommus]]`",
+        &[],
+        &[
+            ("name", b.clone(), "name = \"smmu0\"", "name = \"smmu1\""),
+            (
+                "aperture_bits",
+                b.clone(),
+                "aperture_bits = 40",
+                "aperture_bits = 13",
+            ),
+        ],
+    );
+    let isp = "name = \"isp0\"\ndma_mask_bits = 40\niommu = \"smmu0\"\nmax_segment_size = \"4MiB\"";
+    let cam = "dma_mask_bits = 32\nneeds_contiguous = true\nmax_segment_size = \"16MiB\"";
+    walk(
+        "### `[[soc.devices]]`",
+        &[],
+        &[
+            ("name", b.clone(), "name = \"isp0\"", "name = \"isp1\""),
+            ("dma_mask_bits", b.clone(), "name = \"isp0\"\ndma_mask_bits = 40", "name = \"isp0\"\ndma_mask_bits = 12"),
+            // vb2's dma-contig MMAP buffers of the direct-mapped camera come from
+            // dma_alloc_coherent: below the coherent mask.
+            ("coherent_dma_mask_bits", banks.clone(), "name = \"camera0\"\ndma_mask_bits = 32", "name = \"camera0\"\ndma_mask_bits = 32\ncoherent_dma_mask_bits = 12"),
+            // A coherent ISP leaves no stale line for the CPU reader that skips its sync.
+            ("coherent", stale.clone(), "name = \"isp0\"\ndma_mask_bits = 40\ncoherent = false", "name = \"isp0\"\ndma_mask_bits = 40\ncoherent = true"),
+            ("max_segment_size", b.clone(), "max_segment_size = \"16MiB\"", "max_segment_size = \"4KiB\""),
+            ("segment_boundary_mask", b.clone(), cam, "dma_mask_bits = 32\nneeds_contiguous = true\nmax_segment_size = \"16MiB\"\nsegment_boundary_mask = \"0xFFF\""),
+            // No bundled pipeline has a direct-mapped importer of scattered memory any more
+            // (exporters place contiguous memory for them), so this row shows the check only.
+            ("max_segments", b.clone(), "dma_mask_bits = 30", "dma_mask_bits = 30\nmax_segments = 0"),
+            ("iommu", b.clone(), "iommu = \"smmu0\"", "iommu = \"smmu9\""),
+            ("needs_contiguous", b.clone(), isp, "name = \"isp0\"\ndma_mask_bits = 40\niommu = \"smmu0\"\nmax_segment_size = \"4MiB\"\nneeds_contiguous = true"),
+            ("bandwidth_bps", b.clone(), "bandwidth_bps = 6_000_000_000", "bandwidth_bps = 1_000_000_000"),
+            ("latency_ns", b.clone(), "latency_ns = 5_000", "latency_ns = 500_000"),
+        ],
+    );
+}
+
+#[test]
+fn test_every_documented_event_field_action_and_fault_changes_the_run_or_is_refused() {
+    let b = base();
+    let ev = "[[events]]\nat_frame = 12\naction = \"attach\"\nnode = \"encoder\"";
+    let with = |extra: &'static str| -> &'static str {
+        Box::leak(format!("{ev}\n\n{extra}").into_boxed_str())
+    };
+    let faults = scenario::bundled_text("missing-fence-wait")
+        .unwrap()
+        .to_string();
+    walk(
+        "## `[[events]]`",
+        &["required", "optional"],
+        &[
+            ("at_frame", b.clone(), "at_frame = 12", "at_frame = 14"),
+            ("at_us", b.clone(), "at_frame = 12", "at_us = 250_000"),
+            ("attach", b.clone(), "action = \"attach\"", "action = \"detach\""),
+            ("detach", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"detach\"\nnode = \"encoder\"")),
+            ("node", b.clone(), "node = \"encoder\"", "node = \"thumbnailer\""),
+            ("vram_pressure", b.clone(), ev, with("[[events]]\nat_frame = 6\naction = \"vram_pressure\"\nbytes = \"2GiB\"")),
+            ("bytes", b.clone(), ev, with("[[events]]\nat_frame = 6\naction = \"vram_pressure\"\nbytes = \"3GiB\"")),
+            ("bank", b.clone(), ev, with("[[events]]\nat_frame = 6\naction = \"memory_pressure\"\nbank = \"dram9\"\nbytes = \"1GiB\"")),
+            ("for_frames", b.clone(), ev, with("[[events]]\nat_frame = 6\naction = \"vram_pressure\"\nbytes = \"2GiB\"\nfor_frames = 0")),
+            ("memory_pressure", b.clone(), ev, with("[[events]]\nat_frame = 6\naction = \"memory_pressure\"\nbank = \"dram0\"\nbytes = \"1800MiB\"")),
+            ("kill", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"kill\"\nprocess = \"recorder\"")),
+            ("process", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"kill\"\nprocess = \"nobody\"")),
+            ("stream_off", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"stream_off\"\nnode = \"display\"")),
+            ("queue", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"stream_off\"\nnode = \"display\"\nqueue = \"capture\"")),
+            ("stream_on", b.clone(), ev, with("[[events]]\nat_frame = 16\naction = \"stream_off\"\nnode = \"display\"\n\n[[events]]\nat_frame = 18\naction = \"stream_on\"\nnode = \"display\"")),
+            ("set_buffers", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"set_buffers\"\nlink = \"isp-out\"\ncount = 2")),
+            ("link", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"set_buffers\"\nlink = \"nowhere\"\ncount = 2")),
+            ("count", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"set_buffers\"\nlink = \"isp-out\"\ncount = 33")),
+            ("fault", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"fault\"\nnode = \"display\"\nfault = \"wrong_direction\"")),
+            ("bufinfo", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"bufinfo\"\nnode = \"display\"")),
+            ("skip_cache_sync", b.clone(), ev, with("[[events]]\nat_frame = 2\naction = \"fault\"\nnode = \"thumbnailer\"\nfault = \"skip_cache_sync\"")),
+            ("skip_fence_wait", faults.clone(), "fault = \"skip_fence_wait\"", "fault = \"early_release\""),
+            ("early_release", b.clone(), ev, with("[[events]]\nat_frame = 4\naction = \"fault\"\nnode = \"camera\"\nfault = \"early_release\"\nfor_frames = 4")),
+            ("wrong_direction", b.clone(), ev, with("[[events]]\nat_frame = 18\naction = \"fault\"\nnode = \"encoder\"\nfault = \"wrong_direction\"")),
+        ],
+    );
+}
+
+#[test]
+fn test_every_documented_expect_field_changes_the_run_or_is_refused() {
+    let b = base();
+    let ev = "action = \"attach\"\nnode = \"encoder\"";
+    let with = |extra: &'static str| -> &'static str {
+        Box::leak(format!("{ev}\n\n[expect]\n{extra}").into_boxed_str())
+    };
+    walk(
+        "## `[expect]`",
+        &[],
+        &[
+            (
+                "findings",
+                b.clone(),
+                ev,
+                with("findings = [\"cpu-stale-read\"]\ncorrupted = \"some\""),
+            ),
+            ("error", b.clone(), ev, with("error = \"EBUSY\"")),
+            // CI compares `dmabuf run`'s exit with it; one contradicting the rest is refused.
+            (
+                "exit",
+                b.clone(),
+                ev,
+                with("corrupted = \"some\"\nexit = 0"),
+            ),
+            ("corrupted", b.clone(), ev, with("corrupted = \"some\"")),
+        ],
+    );
 }
