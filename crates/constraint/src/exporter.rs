@@ -464,6 +464,22 @@ impl ConstraintExporter {
         self.state.lock().negotiated.clone()
     }
 
+    /// Before the first allocation: negotiates the layout for the devices attached now and
+    /// makes it the buffer's (what [`layout`](Self::layout) answers), so that an owner can
+    /// tell its devices the planes before the first map. After it: nothing changes. Returns
+    /// the layout.
+    ///
+    /// Errors: the negotiation's (no common modifier, a layout larger than the buffer).
+    pub fn settle_layout(&self) -> Result<Layout, ConstraintError> {
+        let mut st = self.state.lock();
+        if st.current.is_none() {
+            let (layout, negotiated) = self.layout_for(&st.all_records())?;
+            st.layout = layout;
+            st.negotiated = negotiated;
+        }
+        Ok(st.layout.clone())
+    }
+
     /// The layout `records` call for: the negotiated one, else the export's.
     ///
     /// Errors: the negotiation's (no common modifier, a layout larger than the buffer).

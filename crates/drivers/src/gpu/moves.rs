@@ -115,16 +115,22 @@ pub(crate) fn move_locked(
     // Steps 3-5: fence, notifications, copy; the fence signals whatever happens.
     let fence = core.move_fence();
     let buf = exported_buf(bo);
+    let cache = bo.state.lock().export.as_ref().map(|e| e.cache.clone());
+    // Importers' tables of the old storage belong to this epoch of the export's cache.
+    let old_epoch = cache.as_ref().map(|c| c.epoch());
     let moved = (|| -> Result<(), GpuError> {
         g.reserve_fences(1)?;
         g.add_fence(&fence, DmaResvUsage::Kernel)?;
-        if let Some(b) = &buf {
-            b.move_notify(g)?;
+        match (&buf, &cache) {
+            // move_notify, drop the cached tables, zap CPU mmaps (`dmabuf::MapCache`).
+            (Some(b), Some(c)) => c.buffer_moved(b, g)?,
+            (Some(b), None) => {
+                b.move_notify(g)?;
+                b.zap_mappings();
+            }
+            _ => {}
         }
         super::vm::invalidate_bo(core, bo, g);
-        if let Some(b) = &buf {
-            b.zap_mappings();
-        }
         let st = bo.state.lock();
         copy(core, st.res.as_ref().expect("resident"), &new, bo.size)
     })();
@@ -142,7 +148,6 @@ pub(crate) fn move_locked(
     let to_free = {
         let mut st = bo.state.lock();
         let old = st.res.replace(new).expect("resident");
-        let old_gen = st.gen;
         st.gen += 1;
         st.moves += 1;
         st.last_move = Some(TtmMove {
@@ -153,8 +158,12 @@ pub(crate) fn move_locked(
             copy_ns,
             engine: core.dev.name().to_string(),
         });
-        if st.tables.iter().any(|&(_, gen)| gen == old_gen) {
-            st.ghosts.push((old_gen, old));
+        let held = cache
+            .as_ref()
+            .zip(old_epoch)
+            .is_some_and(|(c, e)| c.in_use_at(e) > 0);
+        if held {
+            st.ghosts.push((old_epoch.unwrap_or_default(), old));
             None
         } else {
             Some(old)

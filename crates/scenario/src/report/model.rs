@@ -8,7 +8,7 @@
 //! | `schema_version` | int | 1 |
 //! | `scenario` | string | the scenario's name |
 //! | `seed` | int | the seed the run used |
-//! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`} | frame counts |
+//! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`, `merged`} | frame counts; `merged` (absent when zero): frames a composite folded into another frame's output, also in the composite's `nodes[].dropped.merged` |
 //! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}]} | source-to-sink latency of delivered frames, virtual microseconds (nearest-rank percentiles) |
 //! | `duration_us` | float | virtual time of the whole run |
 //! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`, `reason`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`}; `reason` (absent if never allocated) is {`decisions` [{`when` (`allocation`, `migration`), `frame`, `cause`, `devices`, `constraints` [{`constraint`, `value`, `by`}], `groups` [{`planes`, `bytes`, `chosen`, `contiguous`, `ranges` [[start, len]], `range_count`, `refused`, `untried`, `excluded`}]}]}, the exporter's own record of each placement ([`super::reason`]) |
@@ -54,6 +54,14 @@ pub struct FrameCounts {
     pub dropped: u64,
     /// Frames a sink received with a wrong checksum.
     pub corrupted: u64,
+    /// Frames a composite folded into another frame's output (more inputs than outputs): not
+    /// drops. Absent when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub merged: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// The latency of one delivered frame.
@@ -151,6 +159,14 @@ pub struct MigrationReport {
     pub stall_us: f64,
     /// Why (`"encoder0 attached: needs contiguous memory below 4 GiB"`).
     pub cause: String,
+    /// The engine whose lane the copy was charged to (a device, or `"cpu"`).
+    #[serde(default)]
+    pub engine: String,
+    /// What the copy cost the nodes of that engine (`"isp0's frame 301 waits 1.2 ms"`), if
+    /// the engine is a pipeline device: the copy queues behind its work and its next job
+    /// waits for the copy. `None`: the CPU, or a device no node uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
 }
 
 /// Mapping-cache counts (seed 003's "a GPU never pays for a re-map").

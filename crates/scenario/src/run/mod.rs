@@ -37,6 +37,8 @@
 //!   the consumers, and once they all released it it is queued again; `queue = "capture"`
 //!   events stop and restart that queue. A GPU (not V4L2) and `userptr` producers map their
 //!   outputs through their attachments;
+//! - a node with several inputs is a composite (module `composite`): paced by its first input,
+//!   it composes the newest frame of each input and counts the others it consumed `merged`;
 //! - a display takes at most one frame per vblank of its `fps` (a frame waits for the next
 //!   vblank on the virtual clock; its latency includes the wait);
 //! - at a job's end its outputs go to the ready queues of the consumers streaming now, and its
@@ -80,6 +82,7 @@
 //! ```
 #![allow(clippy::module_inception)]
 
+mod composite;
 mod counters;
 mod events;
 mod expect;
@@ -87,6 +90,7 @@ mod faults;
 mod fences;
 mod gpu;
 mod handoff;
+mod layouts;
 mod ports;
 mod reason;
 mod sched;
@@ -425,8 +429,8 @@ fn map_counts(b: &world::BufRt) -> (u64, u64) {
             .buf
             .exporter_ops::<kernel::heap::buffer::HeapBuffer>()
             .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
-        // The GPU exporter keeps no mapping cache: every map maps.
-        ExporterHandle::Gpu(bo) => (bo.dma_buf_maps(), 0),
+        // The GPU exporter's mapping cache (`drivers::gpu::exporter` rule 5).
+        ExporterHandle::Gpu(bo) => bo.map_cache_stats(),
     }
 }
 
@@ -451,6 +455,9 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         } else if let (true, Some(l)) = (f.delivered, f.latency) {
             fc.delivered += 1;
             samples.push((*frame, l));
+        } else if f.merged && !f.lost {
+            // Folded into another frame by a composite (module `composite`): not a drop.
+            fc.merged += 1;
         } else {
             fc.dropped += 1;
         }

@@ -44,6 +44,8 @@ pub(crate) struct FrameTrack {
     pub lost: bool,
     pub delivered: bool,
     pub latency: Option<VirtualTime>,
+    /// Folded into another frame by a composite (module `composite`).
+    pub merged: bool,
 }
 
 pub(crate) struct InFlight {
@@ -216,6 +218,7 @@ impl<'a> Sched<'a> {
                 lost: false,
                 delivered: false,
                 latency: None,
+                merged: false,
             },
         );
         if !self.start_job(n, now, Some((n, frame))) {
@@ -276,9 +279,11 @@ impl<'a> Sched<'a> {
                 if !node.active || node.dead || node.busy || !node.stream_in {
                     continue;
                 }
-                if node.inputs.iter().any(|li| node.ready[li].is_empty()) {
+                if !self.inputs_ready(n) {
                     continue;
                 }
+                self.fold_older_inputs(n);
+                let node = &self.w.nodes[n];
                 let frame = {
                     let li = node.inputs[0];
                     let bi = node.ready[&li][0];
@@ -288,8 +293,8 @@ impl<'a> Sched<'a> {
                     }
                 };
                 if node.desc.driver == DriverKind::Thumbnailer {
-                    super::events::thumbnail_step(self, n, now);
-                    started = true;
+                    // Not while its frame's sync_file is pending (fences.rs).
+                    started |= super::events::thumbnail_step(self, n, now);
                     continue;
                 }
                 if self.start_job(n, now, frame) {
@@ -343,7 +348,7 @@ impl<'a> Sched<'a> {
         let inputs: Vec<(usize, usize)> = node
             .inputs
             .iter()
-            .map(|&li| (li, node.ready[&li][0]))
+            .filter_map(|&li| Some((li, *node.ready.get(&li)?.front()?)))
             .collect();
         // The node's driver decides what the device does with the bytes.
         let p = &node.desc.params;
@@ -476,6 +481,7 @@ impl<'a> Sched<'a> {
                 q.pop_front();
             }
         }
+        self.merge_secondary_inputs(n, &inputs);
         // Explicit sync: an input handed over before its producer's job ended waits on that
         // job's out-fence (its acquire fence); the wait is the node's fence wait.
         let fence_end = inputs

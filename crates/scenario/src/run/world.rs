@@ -461,9 +461,14 @@ impl World {
                             .collect(),
                     },
                 };
-                let spec = ExportSpec::with_layout(layout)
+                let mut spec = ExportSpec::with_layout(layout)
                     .policy(policy)
+                    .config(self.migration_config(li))
                     .log(self.log.clone());
+                // Modifier and pitch negotiation (run/layouts.rs), when a device asks for it.
+                if let Some((neg, reserve)) = self.link_negotiation(li) {
+                    spec = spec.negotiate(neg).reserve(reserve);
+                }
                 let (buf, exp) =
                     ConstraintExporter::export_registered(&dma, spec, self.kernel.registry())
                         .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
@@ -594,6 +599,7 @@ impl World {
         for n in self.link_users(li) {
             self.attach(bi, n)?;
         }
+        self.settle_layout(bi)?;
         self.links[li].bufs.push(bi);
         self.links[li].free.push_back(bi);
         // A new empty buffer: the producer queues it into its CAPTURE queue, if it has one.

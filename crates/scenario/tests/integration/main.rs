@@ -3,6 +3,7 @@
 mod bundled;
 mod check_parity;
 mod clock;
+mod composite;
 mod counters;
 mod errors;
 mod faults;
@@ -10,6 +11,7 @@ mod faults_prop;
 mod fields;
 mod fps;
 mod fuzz;
+mod modifiers;
 mod report;
 mod run_defects;
 mod run_drivers;
