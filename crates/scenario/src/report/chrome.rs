@@ -62,8 +62,8 @@ pub struct Body<W: Write> {
     first: u64,
     /// Index of the next group.
     next: u64,
-    /// Per buffer: the group index, tid and time of its last job.
-    last_job: BTreeMap<String, (u64, u64, VirtualTime)>,
+    /// Per buffer: the group index, pid, tid and time of its last job.
+    last_job: BTreeMap<String, (u64, u64, u64, VirtualTime)>,
     flow_id: u64,
     late: BTreeMap<u64, String>,
 }
@@ -82,23 +82,25 @@ impl<W: Write> Body<W> {
         }
     }
 
-    /// Adds the next event in sorted order.
-    pub fn push(&mut self, e: &TraceEvent) -> std::io::Result<()> {
+    /// Adds the next event in sorted order; `pids` gives each track's `pid`
+    /// ([`super::Trace::track_pids`]).
+    pub fn push(&mut self, e: &TraceEvent, pids: &[u64]) -> std::io::Result<()> {
         let index = self.next;
         self.next += 1;
-        let mut lines = event_lines(e);
+        let pid = pids.get(e.track.0).copied().unwrap_or(1);
+        let mut lines = event_lines(e, pid);
         let mut waiting = false;
         if let TraceKind::Job {
             buffer: Some(b), ..
         } = &e.kind
         {
             let t = tid(e.track.0);
-            if let Some((prev, prev_tid, prev_at)) =
-                self.last_job.insert(b.clone(), (index, t, e.at))
+            if let Some((prev, prev_pid, prev_tid, prev_at)) =
+                self.last_job.insert(b.clone(), (index, pid, t, e.at))
             {
                 self.flow_id += 1;
                 let start = json!({"ph": "s", "id": self.flow_id, "cat": "buffer", "name": b,
-                    "pid": 1, "tid": prev_tid, "ts": us(prev_at)})
+                    "pid": prev_pid, "tid": prev_tid, "ts": us(prev_at)})
                 .to_string();
                 match prev
                     .checked_sub(self.first)
@@ -113,7 +115,7 @@ impl<W: Write> Body<W> {
                     }
                 }
                 let finish = json!({"ph": "f", "bp": "e", "id": self.flow_id, "cat": "buffer",
-                    "name": b, "pid": 1, "tid": t, "ts": us(e.at)});
+                    "name": b, "pid": pid, "tid": t, "ts": us(e.at)});
                 lines.push(finish.to_string());
             }
             waiting = true;
@@ -151,8 +153,8 @@ impl<W: Write> Body<W> {
     }
 }
 
-/// The lines of event `e` before its flow arrows.
-fn event_lines(e: &TraceEvent) -> Vec<String> {
+/// The lines of event `e` (on process `pid`) before its flow arrows.
+fn event_lines(e: &TraceEvent, pid: u64) -> Vec<String> {
     let (t, ts) = (tid(e.track.0), us(e.at));
     let mut args = Map::new();
     let mut lines = Vec::with_capacity(2);
@@ -171,11 +173,11 @@ fn event_lines(e: &TraceEvent) -> Vec<String> {
                 args.insert("frame".into(), json!(f));
             }
             args.insert("bytes".into(), json!(bytes));
-            json!({"ph": "X", "cat": category.name(), "name": e.name, "pid": 1, "tid": t,
+            json!({"ph": "X", "cat": category.name(), "name": e.name, "pid": pid, "tid": t,
                 "ts": ts, "dur": us(*end - e.at), "args": args})
         }
         TraceKind::FenceSignal => {
-            json!({"ph": "i", "s": "t", "cat": "fence", "name": e.name, "pid": 1, "tid": t, "ts": ts})
+            json!({"ph": "i", "s": "t", "cat": "fence", "name": e.name, "pid": pid, "tid": t, "ts": ts})
         }
         TraceKind::Migration {
             buffer,
@@ -195,31 +197,35 @@ fn event_lines(e: &TraceEvent) -> Vec<String> {
             }
             lines.push(
                 json!({"ph": "i", "s": "g", "cat": "migration", "name": e.name,
-                "pid": 1, "tid": t, "ts": ts, "args": args.clone()})
+                "pid": pid, "tid": t, "ts": ts, "args": args.clone()})
                 .to_string(),
             );
-            json!({"ph": "X", "cat": "migration", "name": e.name, "pid": 1, "tid": t,
+            json!({"ph": "X", "cat": "migration", "name": e.name, "pid": pid, "tid": t,
                 "ts": ts, "dur": us(copy.unwrap_or(*stall)), "args": args})
         }
         TraceKind::Attach { buffer } => {
             args.insert("buffer".into(), json!(buffer));
-            json!({"ph": "i", "s": "t", "cat": "attach", "name": e.name, "pid": 1, "tid": t,
+            json!({"ph": "i", "s": "t", "cat": "attach", "name": e.name, "pid": pid, "tid": t,
                 "ts": ts, "args": args})
         }
         TraceKind::Instant => {
-            json!({"ph": "i", "s": "t", "cat": "event", "name": e.name, "pid": 1, "tid": t, "ts": ts})
+            json!({"ph": "i", "s": "t", "cat": "event", "name": e.name, "pid": pid, "tid": t, "ts": ts})
         }
     };
     lines.push(ev.to_string());
     lines
 }
 
-/// Pass 2 (module doc): writes `trace.json` to `out` from the title, the tracks, the counter
-/// samples `(series, at, value)`, the body pass 1 wrote and its late arrows.
+/// The Perfetto processes after `pid` 1, the track names and each track's `pid`.
+pub type Layout<'a> = (&'a [String], &'a [String], &'a [u64]);
+
+/// Pass 2 (module doc): writes `trace.json` to `out` from the title, the layout (processes
+/// and tracks), the counter samples `(series, at, value)`, the body pass 1 wrote and its late
+/// arrows.
 pub fn assemble(
     out: &mut impl Write,
     title: &str,
-    tracks: &[String],
+    (processes, tracks, pids): Layout<'_>,
     counters: &[(String, VirtualTime, f64)],
     body: impl BufRead,
     late: &BTreeMap<u64, String>,
@@ -236,12 +242,22 @@ pub fn assemble(
     let meta = json!({"ph": "M", "pid": 1, "tid": 0, "name": "process_name",
         "args": { "name": format!("dmabuf: {title}") }});
     item(out, &meta.to_string())?;
-    for (i, name) in tracks.iter().enumerate() {
-        let t = tid(i);
-        let name_ev =
-            json!({"ph": "M", "pid": 1, "tid": t, "name": "thread_name", "args": { "name": name }});
+    for (i, name) in processes.iter().enumerate() {
+        let pid = i as u64 + 2;
+        let name_ev = json!({"ph": "M", "pid": pid, "tid": 0, "name": "process_name",
+            "args": { "name": name }});
         item(out, &name_ev.to_string())?;
-        let sort = json!({"ph": "M", "pid": 1, "tid": t, "name": "thread_sort_index", "args": { "sort_index": i }});
+        let sort = json!({"ph": "M", "pid": pid, "tid": 0, "name": "process_sort_index",
+            "args": { "sort_index": i + 1 }});
+        item(out, &sort.to_string())?;
+    }
+    for (i, name) in tracks.iter().enumerate() {
+        let (t, pid) = (tid(i), pids.get(i).copied().unwrap_or(1));
+        let name_ev = json!({"ph": "M", "pid": pid, "tid": t, "name": "thread_name",
+            "args": { "name": name }});
+        item(out, &name_ev.to_string())?;
+        let sort = json!({"ph": "M", "pid": pid, "tid": t, "name": "thread_sort_index",
+            "args": { "sort_index": i }});
         item(out, &sort.to_string())?;
     }
     let mut sorted: Vec<&(String, VirtualTime, f64)> = counters.iter().collect();
@@ -303,13 +319,13 @@ mod tests {
                 if let Some(p) = last.insert(b.as_str(), e) {
                     id += 1;
                     flows.entry(p.seq).or_default().push(
-                        json!({"ph": "s", "id": id, "cat": "buffer", "name": b, "pid": 1,
+                        json!({"ph": "s", "id": id, "cat": "buffer", "name": b, "pid": p.track.0 as u64 + 2,
                             "tid": tid(p.track.0), "ts": us(p.at)})
                         .to_string(),
                     );
                     flows.entry(e.seq).or_default().push(
                         json!({"ph": "f", "bp": "e", "id": id, "cat": "buffer", "name": b,
-                            "pid": 1, "tid": tid(e.track.0), "ts": us(e.at)})
+                            "pid": e.track.0 as u64 + 2, "tid": tid(e.track.0), "ts": us(e.at)})
                         .to_string(),
                     );
                 }
@@ -328,7 +344,7 @@ mod tests {
             while let Some(x) = cs.next_if(|x| x.1 <= e.at) {
                 out.push(c(x));
             }
-            out.extend(event_lines(e));
+            out.extend(event_lines(e, e.track.0 as u64 + 2));
             out.extend(flows.remove(&e.seq).unwrap_or_default());
         }
         out.extend(cs.map(c));
@@ -387,9 +403,10 @@ mod tests {
     fn both_passes_write_what_the_whole_list_writer_wrote_even_past_the_hold() {
         let t = long_idle_trace();
         let json = t.to_chrome_json();
-        // The header line, the process and two tracks' metadata, then the events.
+        // The header line, the run's process, the tracks' two processes (two lines each) and
+        // the two tracks' metadata, then the events.
         let lines: Vec<&str> = json.lines().collect();
-        let body: Vec<&str> = lines[6..lines.len() - 1]
+        let body: Vec<&str> = lines[10..lines.len() - 1]
             .iter()
             .map(|l| l.trim_end_matches(','))
             .collect();
@@ -397,7 +414,7 @@ mod tests {
         // The idle buffer's arrow came through the late path: the body held at most HOLD.
         let mut pass1 = Body::new(Vec::new());
         for e in t.sorted_events() {
-            pass1.push(e).unwrap();
+            pass1.push(e, t.track_pids()).unwrap();
             assert!(pass1.held.len() <= HOLD + 1);
         }
         let (_, late) = pass1.finish().unwrap();

@@ -6,8 +6,12 @@
 //! ([`super::svg::timeline_svg`]).
 //!
 //! # What the JSON holds (Chrome trace event format, "JSON object format")
-//! - one process (`pid` 1) named after the scenario, one thread per track (`thread_name`
-//!   metadata, sorted by `thread_sort_index` in creation order);
+//! - a process (`pid` 1) named after the scenario, holding the counter tracks; then one
+//!   Perfetto process per device engine (and one each for the `events` and `migrations`
+//!   tracks), and one per simulated process (`process NAME`) whose threads are its nodes'
+//!   tracks (`NODE fences`: a `fence-wait` slice each time a job of the node waited for the
+//!   fences of its buffers) — `process_name`/`process_sort_index` metadata, and one thread per
+//!   track (`thread_name`, sorted by `thread_sort_index` in creation order);
 //! - a complete slice (`"ph": "X"`) per job, `cat` `dma`, `migration` or `cpu`, with the
 //!   buffer, frame and bytes in `args`;
 //! - flow arrows per buffer (`"ph": "s"` on a job, `"ph": "f"` with `"bp": "e"` on the next job
@@ -65,6 +69,8 @@ pub enum JobCategory {
     Migration,
     /// CPU work (the thumbnailer's read through mmap).
     Cpu,
+    /// A node's job waiting for the fences of its buffers (on its process's track).
+    FenceWait,
 }
 
 impl JobCategory {
@@ -74,6 +80,7 @@ impl JobCategory {
             JobCategory::Dma => "dma",
             JobCategory::Migration => "migration",
             JobCategory::Cpu => "cpu",
+            JobCategory::FenceWait => "fence-wait",
         }
     }
 }
@@ -147,6 +154,10 @@ pub struct Trace {
     title: String,
     tracks: Vec<String>,
     by_name: BTreeMap<String, TrackId>,
+    /// The Perfetto processes after `pid` 1 (the run's), in creation order.
+    processes: Vec<String>,
+    /// Each track's `pid`.
+    track_pids: Vec<u64>,
     events: Vec<TraceEvent>,
     /// Counter samples `(series, at, value)`, in record order (not tracks: no timeline lane).
     counters: Vec<(String, VirtualTime, f64)>,
@@ -207,14 +218,45 @@ impl Trace {
     }
 
     /// The track named `name`, created on first use.
+    /// It is a Perfetto process of its own (a device engine is one, so are `events` and
+    /// `migrations`).
     pub fn track(&mut self, name: &str) -> TrackId {
-        if let Some(&id) = self.by_name.get(name) {
+        self.track_in(name, name, name)
+    }
+
+    /// The track `name` of simulated process `process` (a Perfetto process `process NAME`
+    /// holding one thread per track), created on first use.
+    pub fn process_track(&mut self, process: &str, name: &str) -> TrackId {
+        let key = format!("process {process}\u{1f}{name}");
+        self.track_in(&key, &format!("process {process}"), name)
+    }
+
+    fn track_in(&mut self, key: &str, process: &str, name: &str) -> TrackId {
+        if let Some(&id) = self.by_name.get(key) {
             return id;
         }
+        let pid = match self.processes.iter().position(|p| p == process) {
+            Some(i) => i as u64 + 2,
+            None => {
+                self.processes.push(process.to_string());
+                self.processes.len() as u64 + 1
+            }
+        };
         let id = TrackId(self.tracks.len());
         self.tracks.push(name.to_string());
-        self.by_name.insert(name.to_string(), id);
+        self.track_pids.push(pid);
+        self.by_name.insert(key.to_string(), id);
         id
+    }
+
+    /// Each track's Perfetto `pid` (1 is the run's own process, holding the counters).
+    pub fn track_pids(&self) -> &[u64] {
+        &self.track_pids
+    }
+
+    /// The Perfetto processes after `pid` 1, in `pid` order from 2.
+    pub fn processes(&self) -> &[String] {
+        &self.processes
     }
 
     /// The track names, in creation order.
@@ -310,7 +352,7 @@ impl Trace {
             let e = entry.remove();
             st.lanes.add(&e);
             if let Some(body) = &mut st.body {
-                if let Err(err) = body.push(&e) {
+                if let Err(err) = body.push(&e, &self.track_pids) {
                     st.error.get_or_insert_with(|| err.to_string());
                 }
             }
@@ -333,7 +375,7 @@ impl Trace {
         for (_, e) in std::mem::take(&mut st.pending) {
             st.lanes.add(&e);
             if let Some(body) = &mut st.body {
-                if let Err(err) = body.push(&e) {
+                if let Err(err) = body.push(&e, &self.track_pids) {
                     st.error.get_or_insert_with(|| err.to_string());
                 }
             }
@@ -480,7 +522,7 @@ impl Trace {
                 assemble(
                     out,
                     &self.title,
-                    &self.tracks,
+                    (&self.processes, &self.tracks, &self.track_pids),
                     &self.counters,
                     body,
                     &st.arrows,
@@ -489,13 +531,13 @@ impl Trace {
             None => {
                 let mut body = Body::new(Vec::new());
                 for e in self.sorted_events() {
-                    body.push(e)?;
+                    body.push(e, &self.track_pids)?;
                 }
                 let (bytes, arrows) = body.finish()?;
                 assemble(
                     out,
                     &self.title,
-                    &self.tracks,
+                    (&self.processes, &self.tracks, &self.track_pids),
                     &self.counters,
                     &bytes[..],
                     &arrows,

@@ -484,6 +484,27 @@ impl<'a> Sched<'a> {
         if let Some(fe) = fence_end.filter(|_| io.waits_for_fences()) {
             let wait = fe.saturating_sub(ready_at);
             self.w.nodes[n].fence_wait = self.w.nodes[n].fence_wait + wait;
+            if wait > VirtualTime::ZERO {
+                // A slice on the node's process: the job waiting for its fences.
+                let node = &self.w.nodes[n].desc;
+                let (process, name) = (node.process_name().to_string(), node.name.clone());
+                let track = self
+                    .w
+                    .trace
+                    .process_track(&process, &format!("{name} fences"));
+                let label = format!("{name} waits for fences");
+                let f = frame.map(|f| f.1);
+                self.w.trace.job(
+                    track,
+                    &label,
+                    ready_at,
+                    fe,
+                    None,
+                    0,
+                    f,
+                    JobCategory::FenceWait,
+                );
+            }
             ready_at = ready_at.max(fe);
         }
         if self.w.nodes[n].desc.driver == DriverKind::Display {

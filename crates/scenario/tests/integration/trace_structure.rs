@@ -1,6 +1,8 @@
 //! The structure of `trace.json` on every bundled scenario: on every track the slices nest
 //! (no partial overlap, which Perfetto mis-draws), every flow arrow has both ends and each end
-//! lies on a slice of its track, and every counter value is a number.
+//! lies on a slice of its track, every counter value is a number, and every track an event
+//! lies on is a named thread of a named process (one Perfetto process per device engine and per
+//! simulated process).
 
 use scenario::run::{run, RunOptions};
 use scenario::validate;
@@ -89,12 +91,36 @@ fn faults(json: &str) -> Vec<String> {
             out.push(format!("flow {id}: {s} starts and {f} finishes"));
         }
     }
+    // Every slice, instant and flow end lies on a named thread of a named process.
+    let meta = |what: &str| -> std::collections::BTreeSet<(u64, u64)> {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "M" && e["name"] == what)
+            .filter_map(|e| Some((e["pid"].as_u64()?, e["tid"].as_u64()?)))
+            .collect()
+    };
+    let (threads, processes) = (meta("thread_name"), meta("process_name"));
+    for e in events {
+        if !matches!(e["ph"].as_str(), Some("X" | "i" | "s" | "f")) {
+            continue;
+        }
+        let (pid, tid) = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        if !threads.contains(&(pid, tid)) || !processes.contains(&(pid, 0)) {
+            out.push(format!(
+                "{} lies on an unnamed track ({pid}, {tid})",
+                e["name"]
+            ));
+        }
+    }
     out
 }
 
 #[test]
 fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter() {
     let bad = r#"{"traceEvents":[
+        {"ph":"M","name":"process_name","pid":1,"tid":0,"args":{"name":"p"}},
+        {"ph":"M","name":"thread_name","pid":1,"tid":1,"args":{"name":"t"}},
+        {"ph":"X","name":"stray","pid":3,"tid":7,"ts":0,"dur":1},
         {"ph":"X","name":"a","pid":1,"tid":1,"ts":0,"dur":10},
         {"ph":"X","name":"b","pid":1,"tid":1,"ts":5,"dur":10},
         {"ph":"s","id":1,"name":"f","pid":1,"tid":1,"ts":1},
@@ -107,7 +133,15 @@ fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter
         "{f:?}"
     );
     assert!(f.iter().any(|x| x.contains("not a number")), "{f:?}");
+    assert!(
+        f.iter()
+            .any(|x| x.contains("\"stray\" lies on an unnamed track")),
+        "{f:?}"
+    );
     let good = r#"{"traceEvents":[
+        {"ph":"M","name":"process_name","pid":1,"tid":0,"args":{"name":"p"}},
+        {"ph":"M","name":"thread_name","pid":1,"tid":1,"args":{"name":"t"}},
+        {"ph":"M","name":"thread_name","pid":1,"tid":2,"args":{"name":"u"}},
         {"ph":"X","name":"a","pid":1,"tid":1,"ts":0,"dur":10},
         {"ph":"X","name":"b","pid":1,"tid":1,"ts":5,"dur":5},
         {"ph":"X","name":"c","pid":1,"tid":2,"ts":20,"dur":5},
@@ -142,5 +176,53 @@ fn every_bundled_scenario_trace_nests_binds_its_flows_and_has_numeric_counters()
         if *name == "default" {
             assert!(!out.report.migrations.is_empty(), "the default migrates");
         }
+    }
+}
+
+#[test]
+fn engines_and_simulated_processes_are_perfetto_processes_and_fence_waits_are_slices() {
+    let s = scenario::load_bundled("explicit-sync")
+        .unwrap()
+        .with_frames(12)
+        .unwrap();
+    let out = run(&s, &RunOptions::default());
+    assert!(
+        out.report.nodes.iter().any(|n| n.fence_wait_us > 0.0),
+        "a consumer waits on its acquire fences"
+    );
+    let json = out.trace.to_chrome_json();
+    assert_eq!(faults(&json), Vec::<String>::new());
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let events = v["traceEvents"].as_array().unwrap();
+    let process = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["ph"] == "M" && e["name"] == "process_name" && e["args"]["name"] == name)
+            .and_then(|e| e["pid"].as_u64())
+    };
+    // Each engine is its own process, apart from the run's (pid 1).
+    let engines: Vec<u64> = ["camera0", "gpu0"]
+        .iter()
+        .map(|d| process(d).unwrap_or_else(|| panic!("no process for {d}")))
+        .collect();
+    assert!(engines.iter().all(|&p| p > 1) && engines[0] != engines[1]);
+    // The fence waits are slices of the waiting node's simulated process, each as long as the
+    // wait, and they add up to the report's fence_wait_us.
+    let waits: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "fence-wait")
+        .collect();
+    assert!(!waits.is_empty());
+    let total: f64 = waits.iter().map(|e| e["dur"].as_f64().unwrap()).sum();
+    let reported: f64 = out.report.nodes.iter().map(|n| n.fence_wait_us).sum();
+    assert!((total - reported).abs() < 1e-3, "{total} vs {reported}");
+    for w in waits {
+        let pid = w["pid"].as_u64().unwrap();
+        let name = events
+            .iter()
+            .find(|e| e["ph"] == "M" && e["name"] == "process_name" && e["pid"] == pid)
+            .and_then(|e| e["args"]["name"].as_str())
+            .unwrap();
+        assert!(name.starts_with("process "), "{name}");
     }
 }
