@@ -235,8 +235,9 @@ pub fn validate_with_overrides(
     validate(&current, file).map_err(|e| remap(e, text, &current, file, &edits, overrides))
 }
 
-/// The start of every `[table]` header on the path of `o` in `doc` (a rule about a whole table,
-/// such as "the machine does not build" at `[[soc.cma]]`, is reported at its header).
+/// The start of every `[table]` header on the path of `o` in `doc`, and of each such table's
+/// `name` value (a rule about a whole table, such as "the machine does not build" at
+/// `[[soc.cma]]`, is reported at its header or its name).
 fn headers_on_path(doc: &ImDocument<&str>, o: &Override) -> Vec<usize> {
     let mut at = At::Table(doc.as_table());
     let mut starts = Vec::new();
@@ -245,6 +246,9 @@ fn headers_on_path(doc: &ImDocument<&str>, o: &Override) -> Vec<usize> {
             Ok(Some(next)) => {
                 if let At::Table(t) = next {
                     starts.extend(t.span().map(|s| s.start));
+                    // A rule about a whole `[[array]]` entry is shown at its `name` line
+                    // (`validate::machine`): that is the entry's too.
+                    starts.extend(t.get("name").and_then(|n| n.span()).map(|s| s.start));
                 }
                 at = next;
             }
