@@ -317,6 +317,10 @@ pub struct SocDesc {
     /// The CPU cache.
     #[serde(default)]
     pub cpu_cache: CacheDesc,
+    /// Memory controllers: the banks whose DMA traffic shares a bandwidth
+    /// ([`crate::bandwidth`]); none by default (no shared limit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_controllers: Vec<crate::bandwidth::MemoryControllerDesc>,
 }
 
 impl SocDesc {
@@ -394,6 +398,7 @@ impl SocDesc {
             }],
             devices: vec![camera, isp, gpu, display, encoder],
             cpu_cache: CacheDesc::default(),
+            memory_controllers: Vec::new(),
         }
     }
 }
