@@ -91,6 +91,7 @@ mod faults;
 mod fences;
 mod gpu;
 mod handoff;
+mod layouts;
 mod ports;
 mod reason;
 mod sched;
@@ -124,7 +125,14 @@ pub struct RunOptions {
     pub engine_threads: bool,
     /// Show a progress bar on stderr when it is a terminal and the run takes over a second.
     pub progress: bool,
+    /// Stream the trace's events to `DIR/.trace.json.part` as the run goes (bounded host
+    /// memory; [`RunOutput::write`] into the same `DIR` turns it into `trace.json`). `None`:
+    /// the trace stays in memory ([`Trace::events`]).
+    pub trace_dir: Option<std::path::PathBuf>,
 }
+
+/// The file a streamed trace's events go to in [`RunOptions::trace_dir`].
+pub const TRACE_PART: &str = ".trace.json.part";
 
 /// What a run leaves behind.
 #[derive(Debug)]
@@ -181,6 +189,18 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
             };
         }
     };
+    if let Some(dir) = &opts.trace_dir {
+        if let Err(e) = sched.w.trace.stream_to(&dir.join(TRACE_PART)) {
+            sched.errors.push(world::RunFailure {
+                errno: crate::io_by_name(&e)
+                    .split(':')
+                    .next()
+                    .unwrap_or("EIO")
+                    .into(),
+                message: format!("streaming the trace into {}: {e}", dir.display()),
+            });
+        }
+    }
     if sched.errors.is_empty() {
         sched.run();
     }
@@ -410,8 +430,8 @@ fn map_counts(b: &world::BufRt) -> (u64, u64) {
             .buf
             .exporter_ops::<kernel::heap::buffer::HeapBuffer>()
             .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
-        // The GPU exporter keeps no mapping cache: every map maps.
-        ExporterHandle::Gpu(bo) => (bo.dma_buf_maps(), 0),
+        // The GPU exporter's mapping cache (`drivers::gpu::exporter` rule 5).
+        ExporterHandle::Gpu(bo) => bo.map_cache_stats(),
     }
 }
 
@@ -668,7 +688,8 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     }
     report.apply_expect(&s.s.expect);
     expect::check_expected_error(&mut report, &s.s.expect);
-    let trace = std::mem::replace(&mut s.w.trace, Trace::new(""));
+    let mut trace = std::mem::replace(&mut s.w.trace, Trace::new(""));
+    trace.finish_stream();
     RunOutput {
         report,
         trace,

@@ -154,6 +154,8 @@ impl<'a> Sched<'a> {
             if let Some(c) = self.w.kernel.soc().clock().as_virtual() {
                 c.advance_to(::clock::BOOT_NS.saturating_add(now.as_ns()));
             }
+            // Nothing recorded from here starts before `now`: a streamed trace writes the rest.
+            self.w.trace.advance(now);
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
@@ -291,8 +293,8 @@ impl<'a> Sched<'a> {
                     }
                 };
                 if node.desc.driver == DriverKind::Thumbnailer {
-                    super::events::thumbnail_step(self, n, now);
-                    started = true;
+                    // Not while its frame's sync_file is pending (fences.rs).
+                    started |= super::events::thumbnail_step(self, n, now);
                     continue;
                 }
                 if self.start_job(n, now, frame) {
