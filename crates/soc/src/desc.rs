@@ -336,6 +336,10 @@ pub struct SocDesc {
     /// The CPU cache.
     #[serde(default)]
     pub cpu_cache: CacheDesc,
+    /// Memory controllers: the banks whose DMA traffic shares a bandwidth
+    /// ([`crate::bandwidth`]); none by default (no shared limit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_controllers: Vec<crate::bandwidth::MemoryControllerDesc>,
     /// What copies a migrating buffer's bytes: `"cpu"`, or a device's name (its DMA engine).
     /// `None`: the default rule (the first device, in this list's order, behind an IOMMU whose
     /// mask spans both copies; else the first direct-mapped one that reaches both; else the
@@ -419,6 +423,7 @@ impl SocDesc {
             }],
             devices: vec![camera, isp, gpu, display, encoder],
             cpu_cache: CacheDesc::default(),
+            memory_controllers: Vec::new(),
             migrate_with: None,
         }
     }

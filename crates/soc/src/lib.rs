@@ -54,6 +54,7 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod bandwidth;
 pub mod buddy;
 pub mod bundled;
 pub mod cache;

@@ -14,6 +14,7 @@
 //! | `queue NODE <- LINK` | buffers | the frames ready for the node on that link, not yet taken |
 //! | `iommu DEVICE mapped` | bytes | the device's IOMMU domain: bytes mapped now |
 //! | `device NAME bandwidth` | bytes/s | bytes its DMA engine read and wrote since the last sample, over the virtual time between them |
+//! | `memory NAME utilisation` | ratio | a memory controller's ([`soc::bandwidth`]): the bytes of the jobs' transfers on it since the last sample (each spread over its span) over its bandwidth times the interval; above 1 while oversubscribed |
 //!
 //! And what the lower layers count where the traffic happens (`sample_traffic`):
 //!
@@ -131,6 +132,18 @@ impl Sampler {
                 (moved as f64 * 1e9 / dt as f64).round()
             };
             self.put(format!("device {} bandwidth", d.name()), "bytes/s", bw);
+        }
+        // Shared memory bandwidth (module `bandwidth`): each controller's bytes moved since
+        // the last sample over what it could have moved.
+        let ledger = &w.bandwidth.ledger;
+        for (mc, bps) in ledger.controllers() {
+            let moved = ledger.moved_between(mc, self.last_at.as_ns(), now.as_ns());
+            let u = if dt == 0 {
+                0.0
+            } else {
+                (moved * 1e9 / (bps as f64 * dt as f64) * 1e4).round() / 1e4
+            };
+            self.put(format!("memory {mc} utilisation"), "ratio", u);
         }
         self.sample_traffic(&soc, dt);
         self.last_at = now;

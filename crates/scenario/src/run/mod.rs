@@ -82,6 +82,7 @@
 //! ```
 #![allow(clippy::module_inception)]
 
+mod bandwidth;
 mod composite;
 mod counters;
 mod events;

@@ -514,6 +514,9 @@ impl<'a> Sched<'a> {
         let node = &self.w.nodes[n];
         // The driver's time model for the job (drivers::media::dma_cost).
         let duration = VirtualTime::from_duration(io.cost(&node.dev));
+        let touched: Vec<usize> = inputs.iter().chain(&outputs).map(|x| x.1).collect();
+        let duration = self.contended(n, self.next_job, &touched, ready_at, duration);
+        let node = &self.w.nodes[n];
         let engine_name = node.engine_name.clone();
         let engine = self.w.engines.entry(engine_name.clone()).or_default();
         let (start, end) = engine.submit(ready_at, duration);
@@ -687,6 +690,7 @@ impl<'a> Sched<'a> {
             job.frame,
             now,
         );
+        self.settle_late(id, n, job.frame, !job.inputs.is_empty() && !corrupted);
         if let Some(e) = &res.error {
             self.errors.push(RunFailure {
                 errno: "EFAULT".into(),

@@ -183,6 +183,8 @@ pub(crate) struct World {
     pub move_notifies: std::sync::atomic::AtomicU64,
     /// Counters over time ([`super::counters`]).
     pub sampler: super::counters::Sampler,
+    /// Shared memory bandwidth ([`super::bandwidth`]).
+    pub bandwidth: super::bandwidth::Shared,
     /// `--engine-threads`: the GPU drivers' rings run on their own threads (else the runner runs each
     /// job at its start, [`drivers::gpu::RingMode::Manual`]).
     pub threads: bool,
@@ -337,6 +339,7 @@ impl World {
             ports: Vec::new(),
             move_notifies: std::sync::atomic::AtomicU64::new(0),
             sampler: super::counters::Sampler::new(s.frames),
+            bandwidth: super::bandwidth::Shared::new(&s.soc),
             threads: false,
         })
     }
@@ -348,6 +351,7 @@ impl World {
             let mut sampler = std::mem::take(&mut self.sampler);
             sampler.sample(self, frame, now);
             self.sampler = sampler;
+            self.bandwidth.ledger.prune(now.as_ns());
         }
     }
 

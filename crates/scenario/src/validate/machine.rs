@@ -76,6 +76,7 @@ pub(super) fn check(ctx: &Ctx<'_>, soc: &SocDesc, given: bool) -> Result<(), Sce
         soc.devices.iter().map(|d| &d.name),
     )?;
     banks(ctx, soc, &at)?;
+    memory_controllers(ctx, soc, &at)?;
     for (i, c) in soc.cma.iter().enumerate() {
         let p = at.key("cma").index(i);
         match soc.banks.iter().find(|b| b.name == c.bank) {
@@ -280,6 +281,66 @@ pub(super) fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// `[[soc.memory_controllers]]` ([`soc::bandwidth`]): unique names, a bandwidth above zero,
+/// banks that exist, each bank served by at most one controller.
+fn memory_controllers(ctx: &Ctx<'_>, soc: &SocDesc, at: &FieldPath) -> Result<(), ScenarioError> {
+    let at = at.key("memory_controllers");
+    unique(
+        ctx,
+        &at,
+        "memory controller",
+        soc.memory_controllers.iter().map(|m| &m.name),
+    )?;
+    let mut served: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for (i, mc) in soc.memory_controllers.iter().enumerate() {
+        let p = at.index(i);
+        if mc.bandwidth_bps == 0 {
+            return Err(ctx.err(
+                &p.key("bandwidth_bps"),
+                format!(
+                    "memory controller `{}` has a bandwidth of 0: expected bytes per second above \
+                     zero (e.g. 34_000_000_000 for LPDDR4x-4266 on a 64-bit bus)",
+                    mc.name
+                ),
+            ));
+        }
+        if mc.banks.is_empty() {
+            return Err(ctx.err(
+                &p.key("banks"),
+                format!(
+                    "memory controller `{}` serves no bank: expected names from `[[soc.banks]]` \
+                     ({})",
+                    mc.name,
+                    list(soc.banks.iter().map(|b| &b.name))
+                ),
+            ));
+        }
+        for (j, b) in mc.banks.iter().enumerate() {
+            if !soc.banks.iter().any(|x| &x.name == b) {
+                return Err(ctx.err(
+                    &p.key("banks").index(j),
+                    format!(
+                        "memory controller `{}` names bank `{b}`, which is not in \
+                         `[[soc.banks]]` (banks: {})",
+                        mc.name,
+                        list(soc.banks.iter().map(|b| &b.name))
+                    ),
+                ));
+            }
+            if let Some(other) = served.insert(b.as_str(), mc.name.as_str()) {
+                return Err(ctx.err(
+                    &p.key("banks").index(j),
+                    format!(
+                        "bank `{b}` is served by memory controller `{other}` already: expected \
+                         each bank in at most one controller"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Integration tests of the `scenario` crate, one file per concern.
 
+mod bandwidth;
 mod bundled;
 mod check_parity;
 mod clock;
