@@ -282,6 +282,11 @@ fn cmd_run(
         return ExitCode::from(2);
     }
     let started = std::time::Instant::now();
+    // The trace goes to disk as the run goes (bounded host memory).
+    let opts = RunOptions {
+        trace_dir: Some(out.clone()),
+        ..opts
+    };
     let output = run(&s, &opts);
     let wall = started.elapsed();
     let files = match output.write(&out) {
@@ -362,6 +367,7 @@ fn main() -> ExitCode {
                 threads: threads.map_or(0, |n| n as usize),
                 engine_threads,
                 progress: true,
+                trace_dir: None,
             },
             frames,
             &set,

@@ -318,12 +318,18 @@ impl Backing {
                 want.len(),
                 have.len()
             ));
+        } else if want != have && self.mapped_len < layout.mapped_len(0) {
+            out.push(format!(
+                "the layout needs {} bytes of memory; the buffer has {}",
+                layout.mapped_len(c.padding.value),
+                self.mapped_len
+            ));
         } else if want != have {
             out.push(format!(
                 "{} needs {} bytes of padding; the buffer has {}",
                 c.padding.by.as_deref().unwrap_or("a device"),
                 c.padding.value,
-                self.mapped_len - layout.mapped_len(0)
+                self.mapped_len.saturating_sub(layout.mapped_len(0))
             ));
         }
         let contiguous = !c.contiguous.is_empty();

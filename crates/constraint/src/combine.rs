@@ -152,8 +152,8 @@ impl CombinedRecord {
             if a != c.align.value {
                 c.align.set(a, d);
             }
-            if r.needs.pitch_align > 1 {
-                let p = lcm(c.pitch_align.value, r.needs.pitch_align);
+            if r.pitch_alignment() > 1 {
+                let p = lcm(c.pitch_align.value, r.pitch_alignment());
                 if p != c.pitch_align.value {
                     c.pitch_align.set(p, d);
                 }
@@ -257,14 +257,14 @@ pub fn record_conflicts(
                 out.push(unknown);
             }
         }
-        if r.needs.pitch_align > 1 {
+        if r.pitch_alignment() > 1 {
             for (plane, p) in layout.planes.iter().enumerate() {
-                if p.pitch != 0 && p.pitch % r.needs.pitch_align != 0 {
+                if p.pitch != 0 && p.pitch % r.pitch_alignment() != 0 {
                     out.push(Conflict::Pitch {
                         device: d.clone(),
                         plane,
                         pitch: p.pitch,
-                        align: r.needs.pitch_align,
+                        align: r.pitch_alignment(),
                     });
                 }
             }

@@ -7,7 +7,7 @@
 //!
 //! | condition | errno |
 //! |---|---|
-//! | constraints contradict each other (no bank left, bad alignment, pitch, too many segments, mixed backings, device memory for a static importer) | `EINVAL` |
+//! | constraints contradict each other (no bank left, bad alignment, pitch, too many segments, mixed backings, device memory for a static importer, no common format modifier, a negotiated layout larger than the buffer) | `EINVAL` |
 //! | no memory can meet them (mask below every allowed bank, a contiguous range larger than any region) or an allocation failed | `ENOMEM` |
 //! | the placement is fixed (policy, pins) or access did not drain in time | `EBUSY` |
 //! | the wait was interrupted | `ERESTARTSYS` |
@@ -29,6 +29,7 @@
 use super::backing::Backing;
 use super::combine::CombinedRecord;
 use super::migrate::MigrationCause;
+use super::negotiate::Negotiated;
 use super::placement::{PlacementPlan, Source};
 use dmabuf::error::DmaBufError;
 use serde::{Deserialize, Serialize};
@@ -142,6 +143,29 @@ pub enum Conflict {
         /// Where it was looked for.
         looked: Vec<String>,
     },
+    /// No format modifier is understood by every device (`EINVAL`, as `drm_mode_addfb2`
+    /// answers a modifier no plane supports).
+    NoCommonModifier {
+        /// The exporter's preference order.
+        preference: Vec<String>,
+        /// Per device, the modifiers it lists.
+        devices: Vec<(String, Vec<String>)>,
+        /// Modifiers every device lists that cannot hold the image, with why.
+        passed_over: Vec<(String, String)>,
+    },
+    /// The negotiated layout needs more bytes than the buffer has (a dma-buf never grows).
+    LayoutTooLarge {
+        /// The modifier.
+        modifier: String,
+        /// The negotiated pitches.
+        pitches: Vec<u64>,
+        /// Bytes the layout needs.
+        needed: u64,
+        /// Bytes of the buffer.
+        size: u64,
+        /// The device whose pitch alignment grew it.
+        by: Option<String>,
+    },
     /// The placement is fixed and does not meet a device (policy, pin, ...).
     Fixed {
         /// Why it cannot move.
@@ -247,6 +271,44 @@ impl fmt::Display for Conflict {
                  hold it is usable ({})",
                 human_size(*bytes),
                 looked.join(", ")
+            ),
+            Conflict::NoCommonModifier {
+                preference,
+                devices,
+                passed_over,
+            } => {
+                let lists: Vec<String> = devices
+                    .iter()
+                    .map(|(d, m)| format!("{d} understands {}", m.join(", ")))
+                    .collect();
+                write!(
+                    f,
+                    "no format modifier is understood by every device (exporter prefers {}): {}",
+                    preference.join(", "),
+                    lists.join("; ")
+                )?;
+                if !passed_over.is_empty() {
+                    let p: Vec<String> = passed_over
+                        .iter()
+                        .map(|(m, why)| format!("{m}: {why}"))
+                        .collect();
+                    write!(f, " ({})", p.join("; "))?;
+                }
+                Ok(())
+            }
+            Conflict::LayoutTooLarge {
+                modifier,
+                pitches,
+                needed,
+                size,
+                by,
+            } => write!(
+                f,
+                "the {modifier} layout with pitches {pitches:?}{} needs {needed} bytes but the \
+                 buffer has {size} (a dma-buf never grows: reallocate, or reserve the size at export)",
+                by.as_ref()
+                    .map(|d| format!(" (pitch alignment set by {d})"))
+                    .unwrap_or_default()
             ),
             Conflict::Fixed { why, device, unmet } => write!(
                 f,
@@ -439,13 +501,17 @@ pub struct PlacementReason {
     pub combined: CombinedRecord,
     /// One entry per plane group.
     pub groups: Vec<GroupReason>,
+    /// The negotiated layout (modifier, pitch, who constrained them), for exporters that
+    /// negotiate one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negotiated: Option<Negotiated>,
 }
 
 /// One combined constraint in words: what it is, its value, and the device that set it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConstraintLine {
     /// `"physical limit"`, `"IOVA space"`, `"contiguity"`, `"alignment"`, `"pitch alignment"`,
-    /// `"max segment size"`, `"segment boundary"`, `"max segments"`, `"padding"`,
+    /// `"modifier"`, `"pitch"`, `"max segment size"`, `"segment boundary"`, `"max segments"`, `"padding"`,
     /// `"banks (plane N)"` or `"struct pages"`.
     pub constraint: String,
     /// Its value, in words.
@@ -503,7 +569,14 @@ impl PlacementReason {
             at_ns,
             combined: plan.combined.clone(),
             groups,
+            negotiated: None,
         }
+    }
+
+    /// The same reason with the negotiated layout.
+    pub fn with_negotiated(mut self, negotiated: Option<Negotiated>) -> PlacementReason {
+        self.negotiated = negotiated;
+        self
     }
 
     /// Every combined constraint that binds (or, for the mask and contiguity, that nobody
@@ -546,7 +619,26 @@ impl PlacementReason {
             out.push(line("contiguity", why.clone(), &dev));
         }
         out.push(line("alignment", human_size(c.align.value), &c.align.by));
-        if c.pitch_align.by.is_some() {
+        if let Some(n) = &self.negotiated {
+            let by = n.constrained_by_device().map(str::to_string);
+            let value = match n.constrained_by() {
+                Some(why) => format!("{} ({:#x}); passed over {why}", n.modifier, n.value),
+                None => format!(
+                    "{} ({:#x}), the exporter's first choice",
+                    n.modifier, n.value
+                ),
+            };
+            out.push(line("modifier", value, &by));
+            out.push(line(
+                "pitch",
+                format!(
+                    "{:?} bytes (aligned to {})",
+                    n.pitches(),
+                    n.pitch_align.value
+                ),
+                &n.pitch_align.by,
+            ));
+        } else if c.pitch_align.by.is_some() {
             out.push(line(
                 "pitch alignment",
                 format!("{} bytes", c.pitch_align.value),

@@ -9,6 +9,7 @@ use super::combine::CombinedRecord;
 use super::explain::{Conflict, ConstraintError, PlacementReason};
 use super::layout::Layout;
 use super::migrate::{MigrationCause, MigrationLog};
+use super::negotiate::{negotiate, Negotiated, Negotiation};
 use super::placement::{plan, PlacementPlan};
 use super::policy::{MigrationConfig, Policy};
 use super::record::{ConstraintRecord, ImporterNeeds};
@@ -46,6 +47,13 @@ pub struct ExportSpec {
     /// then overlap in the DMA checker's eyes, so exporters shared by several writers turn
     /// this off.
     pub cache_mappings: bool,
+    /// The image whose layout (format modifier, pitch) the exporter negotiates with every
+    /// attached device ([`Negotiation`]); `None`: `layout` is fixed and pitches are only
+    /// checked.
+    pub negotiation: Option<Negotiation>,
+    /// The buffer's size is at least this (a dma-buf never grows: room for a layout a late
+    /// device may need, a larger pitch say); 0: the layout's size.
+    pub reserve: u64,
 }
 
 impl ExportSpec {
@@ -63,7 +71,21 @@ impl ExportSpec {
             config: MigrationConfig::default(),
             log: None,
             cache_mappings: true,
+            negotiation: None,
+            reserve: 0,
         }
+    }
+
+    /// Negotiating the image's layout ([`Negotiation`]).
+    pub fn negotiate(mut self, negotiation: Negotiation) -> ExportSpec {
+        self.negotiation = Some(negotiation);
+        self
+    }
+
+    /// With the buffer's size at least `bytes`.
+    pub fn reserve(mut self, bytes: u64) -> ExportSpec {
+        self.reserve = bytes;
+        self
     }
 
     /// With a policy.
@@ -137,6 +159,10 @@ pub(super) struct State {
     pub(super) released: bool,
     /// One record per placement decision (the first allocation, every migration).
     pub(super) reasons: Vec<PlacementReason>,
+    /// The layout of the current placement (the export's until a negotiation changes it).
+    pub(super) layout: Layout,
+    /// The negotiated modifier and pitch of the current placement.
+    pub(super) negotiated: Option<Negotiated>,
 }
 
 impl State {
@@ -206,7 +232,11 @@ pub struct WhatIf {
 /// The constraint-solving exporter of one buffer (module doc of [`constraint`](super)).
 pub struct ConstraintExporter {
     pub(super) dma: Arc<DmaApi>,
+    /// The export's layout (its plane count never changes).
     pub(super) layout: Layout,
+    /// The dma-buf's size (fixed).
+    pub(super) size: u64,
+    pub(super) negotiation: Option<Negotiation>,
     pub(super) policy: Policy,
     pub(super) config: MigrationConfig,
     pub(super) cache_mappings: bool,
@@ -267,9 +297,12 @@ impl ConstraintExporter {
                 );
             }
         }
+        let size = spec.layout.size.max(spec.reserve);
         let exp = Arc::new(ConstraintExporter {
             dma: dma.clone(),
             layout: spec.layout.clone(),
+            size,
+            negotiation: spec.negotiation.clone(),
             policy: spec.policy.clone(),
             config: spec.config.clone(),
             cache_mappings: spec.cache_mappings,
@@ -291,6 +324,8 @@ impl ConstraintExporter {
                 tables: HashMap::new(),
                 released: false,
                 reasons: Vec::new(),
+                layout: spec.layout.clone(),
+                negotiated: None,
             }),
             cond: Condvar::new(),
             last_error: Mutex::new(None),
@@ -299,7 +334,7 @@ impl ConstraintExporter {
             let mut st = exp.state.lock();
             exp.allocate_initial(&mut st)?;
         }
-        let info = ExportInfo::new(spec.exp_name, spec.layout.size, exp.clone());
+        let info = ExportInfo::new(spec.exp_name, size, exp.clone());
         let buf = match registry {
             Some(r) => DmaBuf::export_registered(dma, info, r)?,
             None => DmaBuf::export(dma, info)?,
@@ -311,15 +346,19 @@ impl ConstraintExporter {
     /// Allocates (and zeroes) the first placement for the records in `st`.
     pub(super) fn allocate_initial(&self, st: &mut State) -> Result<(), ConstraintError> {
         let records = st.all_records();
-        let p = plan(&records, &self.layout, self.dma.soc()).map_err(|e| self.remember(e))?;
+        let (layout, negotiated) = self.layout_for(&records).map_err(|e| self.remember(e))?;
+        let p = plan(&records, &layout, self.dma.soc()).map_err(|e| self.remember(e))?;
         let backing = Backing::allocate(&self.dma, &p).map_err(|e| self.remember(e))?;
         if let Err(e) = backing.zero(&self.dma) {
             backing.free(&self.dma);
             return Err(self.remember(e));
         }
         let gen = self.new_gen(st, backing);
-        let reason = PlacementReason::new(gen.id, None, self.now_ns(), &p, &gen.backing);
+        let reason = PlacementReason::new(gen.id, None, self.now_ns(), &p, &gen.backing)
+            .with_negotiated(negotiated.clone());
         st.reasons.push(reason);
+        st.layout = layout;
+        st.negotiated = negotiated;
         st.current = Some(gen);
         st.checked = st.version;
         Ok(())
@@ -414,9 +453,70 @@ impl ConstraintExporter {
         CombinedRecord::combine(&self.records(), self.layout.planes.len())
     }
 
-    /// The buffer's layout.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
+    /// The buffer's layout now (negotiated exporters change it when they re-lay out).
+    pub fn layout(&self) -> Layout {
+        self.state.lock().layout.clone()
+    }
+
+    /// The negotiated modifier and pitch of the current placement (`None`: not negotiated, or
+    /// nothing allocated yet).
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.state.lock().negotiated.clone()
+    }
+
+    /// Before the first allocation: negotiates the layout for the devices attached now and
+    /// makes it the buffer's (what [`layout`](Self::layout) answers), so that an owner can
+    /// tell its devices the planes before the first map. After it: nothing changes. Returns
+    /// the layout.
+    ///
+    /// Errors: the negotiation's (no common modifier, a layout larger than the buffer).
+    pub fn settle_layout(&self) -> Result<Layout, ConstraintError> {
+        let mut st = self.state.lock();
+        if st.current.is_none() {
+            let (layout, negotiated) = self.layout_for(&st.all_records())?;
+            st.layout = layout;
+            st.negotiated = negotiated;
+        }
+        Ok(st.layout.clone())
+    }
+
+    /// The layout `records` call for: the negotiated one, else the export's.
+    ///
+    /// Errors: the negotiation's (no common modifier, a layout larger than the buffer).
+    pub(super) fn layout_for(
+        &self,
+        records: &[ConstraintRecord],
+    ) -> Result<(Layout, Option<Negotiated>), ConstraintError> {
+        match &self.negotiation {
+            None => Ok((self.layout.clone(), None)),
+            Some(neg) => {
+                let n = negotiate(records, neg, Some(self.size))?;
+                Ok((n.layout.clone(), Some(n)))
+            }
+        }
+    }
+
+    /// What the current placement does not meet for `records`, the layout they call for and
+    /// its negotiation (module doc of `negotiate`: a changed modifier or pitch is unmet too).
+    pub(super) fn unmet_for(
+        &self,
+        st: &State,
+        records: &[ConstraintRecord],
+    ) -> Result<(Vec<String>, Layout, Option<Negotiated>), ConstraintError> {
+        let (layout, negotiated) = self.layout_for(records)?;
+        let Some(g) = st.current.as_ref() else {
+            return Ok((Vec::new(), layout, negotiated));
+        };
+        let c = CombinedRecord::combine(records, self.layout.planes.len());
+        let mut unmet = g.backing.unmet(&c, &layout);
+        if let (Some(now), Some(want)) = (&st.negotiated, &negotiated) {
+            unmet.extend(
+                now.changes(want)
+                    .into_iter()
+                    .map(|c| format!("re-layout: {c}")),
+            );
+        }
+        Ok((unmet, layout, negotiated))
     }
 
     /// The policy.
@@ -481,14 +581,13 @@ impl ConstraintExporter {
         records.push(rec);
         let combined = CombinedRecord::combine(&records, self.layout.planes.len());
         let current = st.current.as_ref().map(|g| g.backing.summary());
-        let unmet = st
-            .current
-            .as_ref()
-            .map(|g| g.backing.unmet(&combined, &self.layout))
-            .unwrap_or_default();
+        let unmet_now = self.unmet_for(&st, &records);
         let has_storage = st.current.is_some();
         drop(st);
-        let planned = plan(&records, &self.layout, self.dma.soc());
+        let (unmet, planned) = match unmet_now {
+            Ok((unmet, layout, _)) => (unmet, plan(&records, &layout, self.dma.soc())),
+            Err(e) => (Vec::new(), Err(e)),
+        };
         let action = match (&planned, has_storage, unmet.is_empty()) {
             (Err(e), _, _) => WhatIfAction::Refused { error: e.clone() },
             (Ok(_), false, _) => WhatIfAction::AllocateAtFirstMap,
@@ -548,7 +647,15 @@ impl ConstraintExporter {
             if records.is_empty() {
                 return;
             }
-            let Ok(planned) = plan(&records, &self.layout, self.dma.soc()) else {
+            let Ok((layout, negotiated)) = self.layout_for(&records) else {
+                return;
+            };
+            if let (Some(now), Some(want)) = (&st.negotiated, &negotiated) {
+                if !now.changes(want).is_empty() {
+                    return; // a re-layout is not a move back: the layout stays
+                }
+            }
+            let Ok(planned) = plan(&records, &layout, self.dma.soc()) else {
                 return;
             };
             let firsts = planned.first_choice();

@@ -12,7 +12,7 @@
 use super::explain::{ConstraintError, PlacementReason};
 use super::exporter::{ConstraintExporter, Phase, State};
 use super::migrate::{
-    move_backing, ns_since, wait_fences, MigrationCause, MigrationEvent, MigrationFailure,
+    move_backing_pieces, ns_since, wait_fences, MigrationCause, MigrationEvent, MigrationFailure,
 };
 use super::placement::plan;
 use clock::Clock;
@@ -221,12 +221,9 @@ impl ConstraintExporter {
             Phase::Idle if st.checked == st.version => Ok(()),
             Phase::Idle => {
                 let records = st.all_records();
-                let c = super::CombinedRecord::combine(&records, self.layout.planes.len());
-                let unmet = st
-                    .current
-                    .as_ref()
-                    .map(|g| g.backing.unmet(&c, &self.layout))
-                    .unwrap_or_default();
+                let (unmet, _, _) = self
+                    .unmet_for(&st, &records)
+                    .map_err(|e| self.remember(e))?;
                 if unmet.is_empty() {
                     st.checked = st.version;
                     return Ok(());
@@ -267,15 +264,18 @@ impl ConstraintExporter {
         cause: MigrationCause,
         t0: u64,
     ) -> Result<(), ConstraintError> {
-        let (old, planned) = {
+        let (old, planned, now_neg) = {
             let mut st = self.state.lock();
-            let planned = plan(&st.all_records(), &self.layout, self.dma.soc());
+            let records = st.all_records();
+            let planned = self.layout_for(&records).and_then(|(layout, neg)| {
+                Ok((plan(&records, &layout, self.dma.soc())?, layout, neg))
+            });
             if planned.is_ok() {
                 st.phase = Phase::Moving;
             }
-            (st.current.clone(), planned)
+            (st.current.clone(), planned, st.negotiated.clone())
         };
-        let planned = match planned {
+        let (planned, layout, negotiated) = match planned {
             Ok(p) => p,
             Err(e) => {
                 self.fail_pending(&cause, &e, t0);
@@ -292,7 +292,14 @@ impl ConstraintExporter {
             self.cond.notify_all();
             return r;
         };
-        let moved = move_backing(
+        // A changed modifier or pitch converts the image on the way (negotiate.rs, rule 5).
+        let relayout = match (&now_neg, &negotiated, &self.negotiation) {
+            (Some(from), Some(to), Some(neg)) if !from.changes(to).is_empty() => {
+                Some((from.changes(to).join("; "), neg.image.convert(from, to)))
+            }
+            _ => None,
+        };
+        let moved = move_backing_pieces(
             &self.dma,
             buf,
             resv,
@@ -300,6 +307,7 @@ impl ConstraintExporter {
             &planned,
             &*self.config.mover,
             &mut || old.cache.invalidate(),
+            relayout.as_ref().map(|(_, p)| p.as_slice()),
         );
         let moved = match moved {
             Ok(m) => m,
@@ -317,8 +325,11 @@ impl ConstraintExporter {
             self.now_ns(),
             &planned,
             &gen.backing,
-        );
+        )
+        .with_negotiated(negotiated.clone());
         st.reasons.push(reason);
+        st.layout = layout;
+        st.negotiated = negotiated;
         st.current = Some(gen);
         st.checked = st.version;
         if old.cache.in_use() == 0 {
@@ -343,6 +354,7 @@ impl ConstraintExporter {
             copy_ns,
             engine: moved.engine,
             cause,
+            relayout: relayout.map(|(what, _)| what),
         });
         Ok(())
     }

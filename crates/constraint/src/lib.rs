@@ -94,6 +94,9 @@
 //! * `explain`: [`ConstraintError`], [`Conflict`].
 //! * `mover`, `migrate`: [`Mover`], [`DmaEngineMover`], [`CpuMover`], [`move_backing`],
 //!   [`wait_fences`], [`MigrationEvent`], [`MigrationLog`] — reusable by any moving exporter.
+//! * `negotiate`: [`negotiate`], [`Negotiation`], [`ImageLayouts`], [`Negotiated`]: the
+//!   format modifier and pitch every attached device can use, and the re-layout of a late
+//!   attach.
 //! * `policy`: [`Policy`], [`MigrationConfig`].
 //! * `exporter`, `ops`, `gate`: [`ConstraintExporter`] and its callbacks.
 
@@ -108,6 +111,7 @@ mod gate;
 mod layout;
 mod migrate;
 mod mover;
+mod negotiate;
 mod ops;
 mod placement;
 mod policy;
@@ -121,10 +125,13 @@ pub use explain::{
 pub use exporter::{ConstraintExporter, ExportSpec, WhatIf, WhatIfAction};
 pub use layout::{Group, Layout, PlaneLayout};
 pub use migrate::{
-    move_backing, wait_fences, MigrationCause, MigrationEvent, MigrationFailure, MigrationLog,
-    Moved,
+    move_backing, move_backing_pieces, wait_fences, MigrationCause, MigrationEvent,
+    MigrationFailure, MigrationLog, Moved,
 };
 pub use mover::{CopySide, CpuMover, DmaEngineMover, Mover};
+pub use negotiate::{
+    negotiate, ImageLayouts, Negotiated, Negotiation, PassedOver, Piece, MOD_LINEAR,
+};
 pub use placement::{plan, GroupPlan, PlacementPlan, Source};
 pub use policy::{KnownDevice, MigrationConfig, Policy};
 pub use record::{BankRule, ConstraintRecord, ImporterNeeds};

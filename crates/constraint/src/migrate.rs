@@ -16,6 +16,7 @@
 use super::backing::{Backing, PlacementSummary};
 use super::explain::ConstraintError;
 use super::mover::{CopySide, Mover};
+use super::negotiate::Piece;
 use super::placement::PlacementPlan;
 use clock::Clock;
 use dma::DmaApi;
@@ -89,6 +90,10 @@ pub struct MigrationEvent {
     pub engine: String,
     /// Why.
     pub cause: MigrationCause,
+    /// The layout change the copy made (`"modifier a -> b (...)"`, `"pitch [..] -> [..]"`),
+    /// if the buffer was re-laid out on the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayout: Option<String>,
 }
 
 /// A migration that was refused or failed; the old placement stayed.
@@ -218,6 +223,22 @@ pub fn move_backing(
     mover: &dyn Mover,
     invalidate: &mut dyn FnMut() -> Result<(), DmaBufError>,
 ) -> Result<Moved, ConstraintError> {
+    move_backing_pieces(dma, buf, resv, old, plan, mover, invalidate, None)
+}
+
+/// [`move_backing`] that copies only `pieces` (a layout conversion, [`Piece`]) when given,
+/// and zeroes the new memory first; `None` copies the bytes as they are.
+#[allow(clippy::too_many_arguments)]
+pub fn move_backing_pieces(
+    dma: &DmaApi,
+    buf: &DmaBuf,
+    resv: &mut ResvGuard<'_>,
+    old: &Backing,
+    plan: &PlacementPlan,
+    mover: &dyn Mover,
+    invalidate: &mut dyn FnMut() -> Result<(), DmaBufError>,
+    pieces: Option<&[Piece]>,
+) -> Result<Moved, ConstraintError> {
     let new = Backing::allocate(dma, plan)?;
     let undo = |e: ConstraintError| {
         new.free(dma);
@@ -226,31 +247,40 @@ pub fn move_backing(
     buf.move_notify(resv).map_err(|e| undo(e.into()))?;
     invalidate().map_err(|e| undo(e.into()))?;
     buf.zap_mappings();
-    let bytes = old.mapped_len().min(new.mapped_len());
     let clock = &**dma.soc().clock();
     let t0 = clock.now_ns();
     let old_runs = old.runs();
     let new_runs = new.runs();
-    let engine = mover
-        .copy(
-            dma,
-            CopySide {
-                runs: &old_runs,
-                iomem: old.is_iomem(),
-            },
-            CopySide {
-                runs: &new_runs,
-                iomem: new.is_iomem(),
-            },
-            bytes,
-        )
-        .map_err(undo)?;
+    let from = CopySide {
+        runs: &old_runs,
+        iomem: old.is_iomem(),
+    };
+    let to = CopySide {
+        runs: &new_runs,
+        iomem: new.is_iomem(),
+    };
+    let (engine, bytes) = match pieces {
+        None => {
+            let bytes = old.mapped_len().min(new.mapped_len());
+            (mover.copy(dma, from, to, bytes).map_err(undo)?, bytes)
+        }
+        Some(pieces) => {
+            // Padding and tile remainders of the new layout read as zeroes.
+            new.zero_from(dma, 0).map_err(undo)?;
+            let bytes = pieces.iter().map(|p| p.len).sum();
+            (
+                mover.copy_pieces(dma, from, to, pieces).map_err(undo)?,
+                bytes,
+            )
+        }
+    };
+    let zero_from = if pieces.is_some() { u64::MAX } else { bytes };
     // What the copy costs on the machine's time model (the engine's latency and bandwidth, or
     // the CPU's), recorded for whoever schedules the stall; at least what the clock saw pass.
     let modelled = soc::timing::copy_ns(dma.soc(), &engine, bytes);
     let copy = Duration::from_nanos(modelled.max(ns_since(clock, t0)));
-    if new.mapped_len() > bytes {
-        new.zero_from(dma, bytes).map_err(undo)?;
+    if new.mapped_len() > zero_from {
+        new.zero_from(dma, zero_from).map_err(undo)?;
     }
     Ok(Moved {
         backing: new,

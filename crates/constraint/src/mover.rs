@@ -9,6 +9,7 @@
 //! after cleaning its cache, the fallback when no engine reaches both sides.
 
 use super::explain::ConstraintError;
+use super::negotiate::Piece;
 use dma::{DmaApi, DmaAttrs, DmaDirection, SegmentLimits, SgBacking, SgTable};
 use soc::{Device, DmaAddr, PhysAddr};
 use std::fmt;
@@ -39,6 +40,65 @@ pub trait Mover: Send + Sync + fmt::Debug {
         to: CopySide<'_>,
         len: u64,
     ) -> Result<String, ConstraintError>;
+
+    /// Copies `pieces` (offsets into `from` and `to`, a layout conversion); returns the engine.
+    /// The default copies piece by piece with [`copy`](Self::copy); an engine that maps its
+    /// sides overrides it to map once.
+    fn copy_pieces(
+        &self,
+        dma: &DmaApi,
+        from: CopySide<'_>,
+        to: CopySide<'_>,
+        pieces: &[Piece],
+    ) -> Result<String, ConstraintError> {
+        let mut engine = String::from("cpu");
+        for p in pieces {
+            let src = slice_runs(from.runs, p.src, p.len)?;
+            let dst = slice_runs(to.runs, p.dst, p.len)?;
+            engine = self.copy(
+                dma,
+                CopySide {
+                    runs: &src,
+                    iomem: from.iomem,
+                },
+                CopySide {
+                    runs: &dst,
+                    iomem: to.iomem,
+                },
+                p.len,
+            )?;
+        }
+        Ok(engine)
+    }
+}
+
+/// The runs covering bytes `off..off + len` of `runs` (taken in order).
+pub(crate) fn slice_runs(
+    runs: &[(PhysAddr, u64)],
+    off: u64,
+    len: u64,
+) -> Result<Vec<(PhysAddr, u64)>, ConstraintError> {
+    let mut out = Vec::new();
+    let (mut pos, mut left) = (0u64, len);
+    for &(pa, n) in runs {
+        if left == 0 {
+            break;
+        }
+        let end = pos + n;
+        if off + (len - left) < end {
+            let start = off + (len - left) - pos;
+            let take = (n - start).min(left);
+            out.push((PhysAddr(pa.0 + start), take));
+            left -= take;
+        }
+        pos = end;
+    }
+    if left > 0 {
+        return Err(ConstraintError::NoMemory(format!(
+            "a copy piece at {off:#x} (+{len:#x}) runs past the buffer's memory"
+        )));
+    }
+    Ok(out)
 }
 
 /// The CPU copies: clean its cache over `from`, copy in memory, drop its lines over `to`.
@@ -192,6 +252,59 @@ impl Mover for DmaEngineMover {
         let copied = walk_pairs(&seg(&src), &seg(&dst), len, |s, d, n| {
             dev.dma_copy(DmaAddr(s), DmaAddr(d), n)?;
             Ok(())
+        });
+        let u1 = dma.unmap_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE);
+        let u2 = dma.unmap_sg(&dev, &mut dst, DmaDirection::FromDevice, DmaAttrs::NONE);
+        copied?;
+        u1?;
+        u2?;
+        Ok(dev.name().to_string())
+    }
+
+    fn copy_pieces(
+        &self,
+        dma: &DmaApi,
+        from: CopySide<'_>,
+        to: CopySide<'_>,
+        pieces: &[Piece],
+    ) -> Result<String, ConstraintError> {
+        let src_len = pieces.iter().map(|p| p.src + p.len).max().unwrap_or(0);
+        let dst_len = pieces.iter().map(|p| p.dst + p.len).max().unwrap_or(0);
+        let len = src_len.max(dst_len);
+        let Some(dev) = self.choose(dma, len, [from.runs, to.runs]) else {
+            if self.cpu_fallback {
+                return CpuMover.copy_pieces(dma, from, to, pieces);
+            }
+            return Err(ConstraintError::NoMemory(format!(
+                "no DMA engine reaches both the old and the new memory ({:?})",
+                self.device
+            )));
+        };
+        let mut src = table(from, src_len, &dev)?;
+        let mut dst = table(to, dst_len, &dev)?;
+        dma.map_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE)?;
+        if let Err(e) = dma.map_sg(&dev, &mut dst, DmaDirection::FromDevice, DmaAttrs::NONE) {
+            let _ = dma.unmap_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE);
+            if self.cpu_fallback {
+                return CpuMover.copy_pieces(dma, from, to, pieces);
+            }
+            return Err(e.into());
+        }
+        let seg = |t: &SgTable| -> Vec<(PhysAddr, u64)> {
+            t.dma_segments()
+                .iter()
+                .map(|s| (PhysAddr(s.addr.0), s.len))
+                .collect()
+        };
+        let (s_segs, d_segs) = (seg(&src), seg(&dst));
+        // One mapping of each side; every piece is a run of device addresses in it.
+        let copied = pieces.iter().try_for_each(|p| {
+            let a = slice_runs(&s_segs, p.src, p.len)?;
+            let b = slice_runs(&d_segs, p.dst, p.len)?;
+            walk_pairs(&a, &b, p.len, |s, d, n| {
+                dev.dma_copy(DmaAddr(s), DmaAddr(d), n)?;
+                Ok(())
+            })
         });
         let u1 = dma.unmap_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE);
         let u2 = dma.unmap_sg(&dev, &mut dst, DmaDirection::FromDevice, DmaAttrs::NONE);

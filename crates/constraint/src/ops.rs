@@ -15,7 +15,6 @@ use super::exporter::{ConstraintExporter, Gen, Phase};
 use super::migrate::MigrationCause;
 use super::placement::plan;
 use super::record::ConstraintRecord;
-use super::CombinedRecord;
 use dma::{DmaDirection, SegmentLimits, SgTable};
 use dmabuf::attach::Attachment;
 use dmabuf::buf::DmaBuf;
@@ -50,15 +49,12 @@ impl DmaBufOps for ConstraintExporter {
             .map_err(|e| self.remember(e))?;
         let mut records = st.all_records();
         records.push(rec.clone());
-        // Rule 1: a conflict among the records is certain now; refuse the attach.
-        plan(&records, &self.layout, self.dma.soc()).map_err(|e| self.remember(e))?;
-        let unmet = match &st.current {
-            Some(g) => {
-                let c = CombinedRecord::combine(&records, self.layout.planes.len());
-                g.backing.unmet(&c, &self.layout)
-            }
-            None => Vec::new(),
-        };
+        // Rule 1: a conflict among the records is certain now (among them no common format
+        // modifier, or a negotiated layout the buffer cannot hold); refuse the attach.
+        let (unmet, layout, _) = self
+            .unmet_for(&st, &records)
+            .map_err(|e| self.remember(e))?;
+        plan(&records, &layout, self.dma.soc()).map_err(|e| self.remember(e))?;
         if !unmet.is_empty() && !self.policy.may_migrate() {
             return Err(self.remember(self.fixed(&device, unmet)).into());
         }
@@ -232,7 +228,7 @@ impl DmaBufOps for ConstraintExporter {
         let map = st
             .current
             .as_ref()
-            .map(|g| g.backing.iosys_map(self.layout.size))
+            .map(|g| g.backing.iosys_map(self.size))
             .ok_or_else(|| DmaBufError::Busy("no storage after placement".into()))?;
         st.vmaps += 1;
         Ok(map)

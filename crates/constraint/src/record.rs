@@ -179,9 +179,22 @@ pub struct ConstraintRecord {
     /// Accepts memory without struct pages of another device (`attach->peer2peer`); without it
     /// device-local banks are excluded.
     pub peer2peer: bool,
+    /// The format modifiers the device understands, most preferred first, by name (the
+    /// device description's `modifiers`; empty: linear only). Only exporters that negotiate a
+    /// layout ([`Negotiation`](super::Negotiation)) look at them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modifiers: Vec<String>,
+    /// The device's own pitch alignment (its description's `pitch_align`; 0: none), combined
+    /// with the importer's [`ImporterNeeds::pitch_align`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pitch_align: u64,
     /// What the importer adds for this buffer.
     #[serde(default)]
     pub needs: ImporterNeeds,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl ConstraintRecord {
@@ -197,8 +210,24 @@ impl ConstraintRecord {
             segment_boundary_mask: dev.segment_boundary_mask(),
             needs_contiguous: dev.needs_contiguous(),
             peer2peer: false,
+            modifiers: dev.desc().modifiers.clone(),
+            pitch_align: dev.desc().pitch_align,
             needs: ImporterNeeds::default(),
         }
+    }
+
+    /// Whether the device understands modifier `name` (an empty list: linear only).
+    pub fn supports_modifier(&self, name: &str) -> bool {
+        if self.modifiers.is_empty() {
+            return name == super::MOD_LINEAR;
+        }
+        self.modifiers.iter().any(|m| m == name)
+    }
+
+    /// The pitch alignment this record asks for: the LCM of the device's and the importer's
+    /// (1: none).
+    pub fn pitch_alignment(&self) -> u64 {
+        super::lcm(self.pitch_align.max(1), self.needs.pitch_align.max(1))
     }
 
     /// The record of an attachment (its device and `peer2peer`) with `needs`.

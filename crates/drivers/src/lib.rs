@@ -74,6 +74,7 @@ pub mod hash;
 pub mod isp;
 pub mod job;
 pub mod media;
+pub mod modifier;
 pub mod pattern;
 pub mod swapchain;
 pub mod thumbnailer;

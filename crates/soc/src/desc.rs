@@ -251,6 +251,23 @@ pub struct DeviceDesc {
     /// Fixed latency per DMA transfer in nanoseconds, for the time model.
     #[serde(default)]
     pub latency_ns: u64,
+    /// The DRM format modifiers the device reads and writes, most preferred first, by name
+    /// (`"linear"`, `"arm_afbc_16x16_sparse"`, `"broadcom_sand128"`, `"vivante_tiled"`, ...;
+    /// the table is `drivers::modifier`). Empty: linear only, the layout every device
+    /// understands (a driver that does not advertise modifiers). When the device produces a
+    /// buffer, its list is the exporter's preference order; every attached device's list is
+    /// intersected (GBM/Vulkan modifier negotiation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modifiers: Vec<String>,
+    /// Every line of an image the device touches starts at a multiple of this many bytes
+    /// (its pitch alignment; 0 or 1: none). A buffer's pitch is the least common multiple of
+    /// every attached device's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pitch_align: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl DeviceDesc {
@@ -268,6 +285,8 @@ impl DeviceDesc {
             needs_contiguous: false,
             bandwidth_bps: default_bandwidth(),
             latency_ns: 0,
+            modifiers: Vec::new(),
+            pitch_align: 0,
         }
     }
 
@@ -317,6 +336,12 @@ pub struct SocDesc {
     /// The CPU cache.
     #[serde(default)]
     pub cpu_cache: CacheDesc,
+    /// What copies a migrating buffer's bytes: `"cpu"`, or a device's name (its DMA engine).
+    /// `None`: the default rule (the first device, in this list's order, behind an IOMMU whose
+    /// mask spans both copies; else the first direct-mapped one that reaches both; else the
+    /// CPU). A link's own `migrate_with` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_with: Option<String>,
 }
 
 impl SocDesc {
@@ -394,6 +419,7 @@ impl SocDesc {
             }],
             devices: vec![camera, isp, gpu, display, encoder],
             cpu_cache: CacheDesc::default(),
+            migrate_with: None,
         }
     }
 }

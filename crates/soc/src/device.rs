@@ -46,7 +46,10 @@ use crate::phys::PhysMem;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+mod traffic;
 mod visit;
+
+pub use traffic::{CacheMaintenance, CacheOp};
 
 /// Largest burst of a [`Device::dma_copy`]: the engine reads this much, then writes it.
 pub const COPY_BURST: usize = 1 << 20;
@@ -80,6 +83,7 @@ pub struct Device {
     bytes_written: AtomicU64,
     transfers: AtomicU64,
     faults: AtomicU64,
+    traffic: traffic::Traffic,
 }
 
 impl std::fmt::Debug for Device {
@@ -132,14 +136,31 @@ impl Device {
         Device {
             desc,
             domain,
-            mem,
             cpu,
             observers,
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             transfers: AtomicU64::new(0),
             faults: AtomicU64::new(0),
+            traffic: traffic::Traffic::new(mem.banks().len()),
+            mem,
         }
+    }
+
+    /// Bytes the device's DMA engine moved (read and written) in each bank of the machine,
+    /// in the order of [`PhysMem::banks`], since boot.
+    pub fn bank_bytes(&self) -> Vec<u64> {
+        self.traffic.bank_bytes()
+    }
+
+    /// Counts CPU cache maintenance of `bytes` done for this device (the DMA layer's syncs).
+    pub fn note_cache_maintenance(&self, op: CacheOp, bytes: u64) {
+        self.traffic.note(op, bytes);
+    }
+
+    /// The CPU cache maintenance done for this device since boot.
+    pub fn cache_maintenance(&self) -> CacheMaintenance {
+        self.traffic.cache()
     }
 
     /// The device's name (`"isp0"`).
@@ -313,6 +334,7 @@ impl Device {
         runs: &[(PhysAddr, u64)],
         stale_cpu_bytes: u64,
     ) {
+        self.traffic.moved(&self.mem, runs);
         if let Some(obs) = self.observers.active() {
             let ev = DmaAccess {
                 device: &self.desc.name,

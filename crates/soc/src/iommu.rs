@@ -170,6 +170,10 @@ struct Extent {
 struct PageTable {
     extents: BTreeMap<u64, Extent>,
     mapped: u64,
+    /// Successful `map` calls since the domain was made.
+    maps: u64,
+    /// `unmap` calls that unmapped something.
+    unmaps: u64,
 }
 
 impl PageTable {
@@ -395,6 +399,7 @@ impl IommuDomain {
         // INVARIANT: checked disjoint and inside the aperture above.
         table.extents.insert(start, ext);
         table.mapped += len;
+        table.maps += 1;
         Ok(())
     }
 
@@ -433,6 +438,9 @@ impl IommuDomain {
             }
             table.mapped -= upto - cur;
             cur = upto;
+        }
+        if cur > iova.0 {
+            table.unmaps += 1;
         }
         Ok(cur - iova.0)
     }
@@ -511,6 +519,13 @@ impl IommuDomain {
     /// Bytes currently mapped.
     pub fn mapped_bytes(&self) -> u64 {
         self.table.read().mapped
+    }
+
+    /// Successful `iommu_map` and `iommu_unmap` calls (an unmap counts when it unmapped
+    /// something) since the domain was made.
+    pub fn map_unmap_counts(&self) -> (u64, u64) {
+        let t = self.table.read();
+        (t.maps, t.unmaps)
     }
 
     /// Number of extents the page tables hold (physically contiguous runs with one protection).

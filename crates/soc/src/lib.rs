@@ -84,7 +84,7 @@ pub use cache::{CacheStats, Cpu};
 pub use chunk::PhysChunk;
 pub use cma::{CmaInfo, CMA_MAX_ALIGN_ORDER};
 pub use desc::{BankDesc, BankKind, ByteSize, CacheDesc, CmaDesc, DeviceDesc, IommuDesc, SocDesc};
-pub use device::{Device, DeviceStats, COPY_BURST};
+pub use device::{CacheMaintenance, CacheOp, Device, DeviceStats, COPY_BURST};
 pub use error::SocError;
 pub use genpool::GenPool;
 pub use ids::MachineIds;

@@ -185,6 +185,18 @@ fn validate(desc: &SocDesc) -> Result<(), SocError> {
             }
         }
     }
+    if let Some(m) = &desc.migrate_with {
+        if m != "cpu" && !desc.devices.iter().any(|d| &d.name == m) {
+            return Err(invalid(format!(
+                "`migrate_with` names `{m}`, which is neither `cpu` nor a device (devices: {})",
+                desc.devices
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -497,6 +497,11 @@ impl Vb2Fh {
         self
     }
 
+    /// The application memory USERPTR pointers refer to, if bound.
+    pub fn user_memory(&self) -> Option<&Arc<UserMemory>> {
+        self.user_mem.as_ref()
+    }
+
     /// `O_NONBLOCK`: DQBUF answers `EAGAIN` instead of sleeping.
     pub fn set_nonblocking(&self, on: bool) {
         self.nonblock.store(on, Ordering::Relaxed);

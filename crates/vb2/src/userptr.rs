@@ -1,12 +1,15 @@
-//! A process's anonymous memory, for USERPTR: `mmap(MAP_ANONYMOUS)`, loads and stores, and
-//! `pin_user_pages`.
+//! A process's memory, for USERPTR: `mmap(MAP_ANONYMOUS)`, `mmap(MAP_SHARED)` of a memfd,
+//! loads and stores, and `pin_user_pages`.
 //!
-//! C side: `mm/mmap.c` (anonymous mappings), `mm/gup.c` (`pin_user_pages`), and
-//! `mm/frame_vector.c`, which vb2's USERPTR path (`vb2_create_framevec`) uses.
+//! C side: `mm/mmap.c` (anonymous mappings), `mm/shmem.c` (shared memfd mappings), `mm/gup.c`
+//! (`pin_user_pages`), and `mm/frame_vector.c`, which vb2's USERPTR path
+//! (`vb2_create_framevec`) uses.
 //!
 //! The `dmabuf` crate's [`Process`](kernel::Process) maps only dma-bufs and memfds, so the
 //! application memory a USERPTR buffer points at is modelled here. A [`UserMemory`] is one
-//! address space: each anonymous mapping is a run of zeroed single pages of system RAM with an
+//! address space: each mapping is either anonymous (a run of zeroed single pages of system RAM)
+//! or a shared mapping of a memfd (its page cache, [`UserMemory::mmap_memfd`]: what an
+//! application that also hands the memory to other devices as a udmabuf maps), with an
 //! unmapped guard page after it, so a pointer past the end of a mapping faults (`EFAULT`).
 //!
 //! # Rules
@@ -16,9 +19,13 @@
 //!    allocated while pinned, even if the application unmaps the range (as pinned pages do).
 //! 3. A range that is not entirely inside one mapping cannot be pinned (`EFAULT`); address 0 is
 //!    never mapped.
+//! 4. Pinning a shared memfd range pins the memfd's pages (allocating holes, as a write fault
+//!    does): they outlive a truncation or the last fd while pinned, and `F_SEAL_WRITE` is
+//!    refused with `EBUSY` meanwhile (`memfd_wait_for_pins`).
 
 use crate::Vb2Error;
 use dma::DmaApi;
+use kernel::memfd::{Memfd, MemfdMapping, PinnedPage};
 use parking_lot::Mutex;
 use soc::{AllocRequest, Page, PhysAddr, PAGE_SIZE};
 use std::collections::BTreeMap;
@@ -31,6 +38,9 @@ struct AnonVma {
     dma: Arc<DmaApi>,
     len: u64,
     pages: Vec<Page>,
+    /// A shared memfd mapping instead of anonymous pages (rule 4): the mapping and its file
+    /// offset.
+    shared: Option<(MemfdMapping, u64)>,
 }
 
 impl Drop for AnonVma {
@@ -57,7 +67,10 @@ impl std::fmt::Debug for UserMemory {
 
 /// Pages pinned for a range `[addr, addr + len)` (`struct frame_vector`): keeps them allocated.
 pub struct PinnedUserPages {
-    vma: Arc<AnonVma>,
+    /// The anonymous mapping whose pages are pinned (they stay allocated after an munmap).
+    vma: Option<Arc<AnonVma>>,
+    /// The memfd pages pinned for a shared mapping (rule 4).
+    _shmem: Vec<PinnedPage>,
     /// Physical ranges covering exactly the pinned byte range, in order.
     ranges: Vec<(PhysAddr, u64)>,
 }
@@ -66,7 +79,7 @@ impl std::fmt::Debug for PinnedUserPages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PinnedUserPages")
             .field("ranges", &self.ranges)
-            .field("vma_len", &self.vma.len)
+            .field("vma_len", &self.vma.as_ref().map(|v| v.len))
             .finish()
     }
 }
@@ -101,6 +114,7 @@ impl UserMemory {
             dma: self.dma.clone(),
             len,
             pages: Vec::with_capacity(npages as usize),
+            shared: None,
         };
         for _ in 0..npages {
             // Dropping `vma` on error frees what was allocated.
@@ -109,12 +123,33 @@ impl UserMemory {
             soc.cpu().invalidate(p.addr, PAGE_SIZE)?;
             soc.mem().fill(p.addr, PAGE_SIZE, 0)?;
         }
+        Ok(self.insert(vma, npages))
+    }
+
+    /// Places `vma` of `npages` pages at the next free address, a guard page after it.
+    fn insert(&self, vma: AnonVma, npages: u64) -> u64 {
         let mut st = self.state.lock();
         let addr = st.1;
         // One unmapped guard page after each mapping.
         st.1 += (npages + 1) * PAGE_SIZE;
         st.0.insert(addr, Arc::new(vma));
-        Ok(addr)
+        addr
+    }
+
+    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, memfd, offset)`: the memfd's page
+    /// cache in this address space (rule 4); returns its address.
+    ///
+    /// Errors: what [`Memfd::mmap`] answers (`EINVAL` for a zero length or an unaligned offset,
+    /// `EPERM` under a write seal).
+    pub fn mmap_memfd(&self, memfd: &Arc<Memfd>, offset: u64, len: u64) -> Result<u64, Vb2Error> {
+        let mapping = memfd.mmap(offset, len, true)?;
+        let vma = AnonVma {
+            dma: self.dma.clone(),
+            len,
+            pages: Vec::new(),
+            shared: Some((mapping, offset)),
+        };
+        Ok(self.insert(vma, len.div_ceil(PAGE_SIZE)))
     }
 
     /// `munmap` of the mapping at `addr`. Pinned pages stay allocated until unpinned (rule 2).
@@ -157,6 +192,9 @@ impl UserMemory {
     /// A CPU store at `addr` (rule 1). Errors: `EFAULT` outside a mapping.
     pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), Vb2Error> {
         let (vma, off) = self.find(addr, data.len() as u64)?;
+        if let Some((m, _)) = &vma.shared {
+            return Ok(m.write(off, data)?);
+        }
         let mut at = 0usize;
         for (pa, n) in Self::runs(&vma, off, data.len() as u64) {
             self.dma.soc().cpu().write(pa, &data[at..at + n as usize])?;
@@ -168,6 +206,9 @@ impl UserMemory {
     /// A CPU load at `addr` (rule 1). Errors: `EFAULT` outside a mapping.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Vb2Error> {
         let (vma, off) = self.find(addr, buf.len() as u64)?;
+        if let Some((m, _)) = &vma.shared {
+            return Ok(m.read(off, buf)?);
+        }
         let mut at = 0usize;
         for (pa, n) in Self::runs(&vma, off, buf.len() as u64) {
             self.dma
@@ -179,10 +220,43 @@ impl UserMemory {
         Ok(())
     }
 
-    /// `pin_user_pages(addr, len)` (rules 2-3). Errors: `EFAULT`.
+    /// `pin_user_pages(addr, len)` (rules 2-4). Errors: `EFAULT`; for a shared memfd
+    /// mapping what pinning its pages answers (`EFAULT` past the end of the file, `ENOMEM`).
     pub fn pin_user_pages(&self, addr: u64, len: u64) -> Result<PinnedUserPages, Vb2Error> {
         let (vma, off) = self.find(addr, len)?;
-        let ranges = Self::runs(&vma, off, len);
-        Ok(PinnedUserPages { vma, ranges })
+        let Some((m, file_off)) = &vma.shared else {
+            let ranges = Self::runs(&vma, off, len);
+            return Ok(PinnedUserPages {
+                vma: Some(vma),
+                _shmem: Vec::new(),
+                ranges,
+            });
+        };
+        // The whole pages under [off, off + len) of the file.
+        let first = (file_off + off) / PAGE_SIZE * PAGE_SIZE;
+        let end = (file_off + off + len).next_multiple_of(PAGE_SIZE);
+        if end > m.memfd().size().next_multiple_of(PAGE_SIZE) {
+            return Err(Vb2Error::new(
+                Errno::EFAULT,
+                format!("{addr:#x}+{len:#x} is past the end of the mapped file"),
+            ));
+        }
+        let pins = m.memfd().pin_pages(first, end - first)?;
+        let mut ranges: Vec<(PhysAddr, u64)> = Vec::new();
+        let mut pos = file_off + off;
+        while pos < file_off + off + len {
+            let page = &pins[((pos - first) / PAGE_SIZE) as usize];
+            let in_page = pos % PAGE_SIZE;
+            let n = (PAGE_SIZE - in_page).min(file_off + off + len - pos);
+            ranges.push((page.phys().add(in_page), n));
+            pos += n;
+        }
+        // The pins, not the mapping, keep the pages: an munmap drops the mapping (and its
+        // writable-mapping count) while they stay pinned.
+        Ok(PinnedUserPages {
+            vma: None,
+            _shmem: pins,
+            ranges,
+        })
     }
 }

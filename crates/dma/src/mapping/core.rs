@@ -154,7 +154,7 @@ impl DmaApi {
             && !attrs.contains(DmaAttrs::SKIP_CPU_SYNC);
         if sync && !dev.is_coherent() {
             for e in entries.iter().filter(|e| e.backing == SgBacking::Pages) {
-                self.maintain(e.phys, e.len, dir, false)?;
+                self.maintain(dev, e.phys, e.len, dir, false)?;
             }
         }
         Ok((id, segments))
@@ -240,7 +240,7 @@ impl DmaApi {
             && !attrs.contains(DmaAttrs::SKIP_CPU_SYNC);
         if sync && !dev.is_coherent() {
             for r in info.phys.iter().filter(|r| r.pages) {
-                self.maintain(r.addr, r.len, req.dir, true)?;
+                self.maintain(dev, r.addr, r.len, req.dir, true)?;
             }
         }
         self.undo_iommu(dev, &info.iova_alloc, &info.iova_maps);
@@ -248,20 +248,32 @@ impl DmaApi {
     }
 
     /// Cache maintenance of `[pa, pa + len)` for a non-coherent device (see the module table).
+    /// Counted against `dev` ([`Device::cache_maintenance`]).
     pub(super) fn maintain(
         &self,
+        dev: &Device,
         pa: PhysAddr,
         len: u64,
         dir: DmaDirection,
         to_cpu: bool,
     ) -> Result<(), DmaError> {
         let cpu = self.soc.cpu();
-        match (to_cpu, dir) {
-            (false, DmaDirection::FromDevice) => cpu.flush(pa, len)?,
-            (false, _) => cpu.clean(pa, len)?,
-            (true, DmaDirection::ToDevice) => {}
-            (true, _) => cpu.invalidate(pa, len)?,
-        }
+        let op = match (to_cpu, dir) {
+            (false, DmaDirection::FromDevice) => {
+                cpu.flush(pa, len)?;
+                soc::CacheOp::Flush
+            }
+            (false, _) => {
+                cpu.clean(pa, len)?;
+                soc::CacheOp::Clean
+            }
+            (true, DmaDirection::ToDevice) => return Ok(()),
+            (true, _) => {
+                cpu.invalidate(pa, len)?;
+                soc::CacheOp::Invalidate
+            }
+        };
+        dev.note_cache_maintenance(op, len);
         Ok(())
     }
 }

@@ -206,7 +206,7 @@ impl DmaApi {
                     .iter()
                     .filter(|e| e.backing == SgBacking::Pages)
                 {
-                    self.maintain(e.phys, e.len, dir, to_cpu)?;
+                    self.maintain(dev, e.phys, e.len, dir, to_cpu)?;
                 }
             }
         }
@@ -352,7 +352,7 @@ impl DmaApi {
                 .or_else(|_| dev.translate(addr, size, true));
             if let Ok(runs) = runs {
                 for (pa, len) in runs {
-                    self.maintain(pa, len, dir, to_cpu)?;
+                    self.maintain(dev, pa, len, dir, to_cpu)?;
                 }
             }
         }

@@ -123,6 +123,16 @@ impl<K, T> HeldTables<K, T> {
             + l.zombies.len()
     }
 
+    /// [`in_use`](Self::in_use) of the entries whose key `pred` accepts.
+    pub fn in_use_where(&self, pred: impl Fn(&K) -> bool) -> usize {
+        let l = self.lists.lock();
+        l.live
+            .iter()
+            .filter(|(k, v)| pred(k) && Arc::strong_count(v) > 1)
+            .count()
+            + l.zombies.iter().filter(|(k, _)| pred(k)).count()
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.lists.lock().live.len()

@@ -24,7 +24,12 @@
 //!    DMA mapping.
 //! 4. Locking: one leaf lock around the entries; the DMA API is called with it held only to sync
 //!    (it takes only its own leaf locks); never the resv lock or an importer.
-//! 5. The zombie protocol of rule 2 is [`HeldTables`] (module `held`): whether an invalidated
+//! 5. **Epochs.** Every table is mapped at the cache's current epoch ([`MapCache::epoch`]);
+//!    each [`invalidate`](MapCache::invalidate) starts a new one. An exporter that moves a
+//!    buffer whose old tables importers may still hold (a TTM-style exporter keeping the old
+//!    storage as a *ghost*) notes the epoch before the move and frees that storage once
+//!    [`MapCache::in_use_at`] of it is 0 — not before, and without tracking tables itself.
+//! 6. The zombie protocol of rule 2 is [`HeldTables`] (module `held`): whether an invalidated
 //!    table is still held is decided under the same lock in which holders give tables back, so
 //!    a table is unmapped exactly once and no zombie outlives its last holder. loom checks it
 //!    (`tests/loom_map_cache.rs`).
@@ -48,6 +53,8 @@ struct Key {
     att_id: u64,
     dir: DmaDirection,
     dev: Arc<Device>,
+    /// The epoch the table was mapped at (rule 5).
+    epoch: u64,
 }
 
 impl Key {
@@ -87,6 +94,7 @@ pub struct MapCache {
     hits: AtomicU64,
     misses: AtomicU64,
     invalidations: AtomicU64,
+    epoch: AtomicU64,
 }
 
 impl MapCache {
@@ -104,6 +112,7 @@ impl MapCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -146,10 +155,12 @@ impl MapCache {
         let id = att.id();
         // Map calls run under the buffer's resv lock, so no other miss for this key can have
         // raced us; keep the first anyway if one did.
+        let epoch = self.epoch();
         let key = Key {
             att_id: id,
             dir,
             dev,
+            epoch,
         };
         if let Some(first) = self.tables.insert(key, &table, |k| k.is(id, dir)) {
             let dev = att.device().clone();
@@ -158,6 +169,7 @@ impl MapCache {
                     att_id: id,
                     dir,
                     dev,
+                    epoch,
                 },
                 table,
             ))?;
@@ -183,10 +195,25 @@ impl MapCache {
     }
 
     /// Drops every cached table (the storage is about to change): unmaps those no importer
-    /// holds, keeps the others as zombies (rule 2).
+    /// holds, keeps the others as zombies (rule 2), and starts a new epoch (rule 5).
     pub fn invalidate(&self) -> Result<(), DmaBufError> {
         self.invalidations.fetch_add(1, Ordering::Relaxed);
-        self.invalidate_where(|_| true)
+        let r = self.invalidate_where(|_| true);
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
+    /// The epoch tables mapped now belong to (rule 5): 0 for a new cache, one more after each
+    /// [`invalidate`](Self::invalidate). Read it with the buffer's resv lock held, before the
+    /// move, to know which tables refer to the old storage.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Tables mapped at `epoch` that some importer still holds (cached and held, or zombies):
+    /// while it is not 0, the storage they map must not be freed (rule 5).
+    pub fn in_use_at(&self, epoch: u64) -> usize {
+        self.tables.in_use_where(|k| k.epoch == epoch)
     }
 
     fn invalidate_where(&self, pred: impl Fn(&Key) -> bool) -> Result<(), DmaBufError> {

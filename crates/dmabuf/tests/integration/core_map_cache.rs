@@ -186,3 +186,47 @@ fn map_cache_skip_cpu_sync_needs_explicit_sync_for_a_non_coherent_device() {
         buf.detach(att).unwrap();
     }
 }
+
+/// Rule 5: a table held across a move stays in use *at its epoch*, so an exporter knows when
+/// the old storage it maps may go, while tables of the new epoch do not keep it.
+#[test]
+fn a_table_held_across_a_move_is_in_use_at_its_epoch_until_given_back() {
+    let (dma, ops, buf) = setup(all_features(), true, 4096);
+    let rec = Arc::new(Recorder::default()); // ignores move_notify: keeps its table
+    let gpu = buf
+        .dynamic_attach(&dma.device("gpu0").unwrap(), rec)
+        .unwrap();
+    let isp = buf
+        .dynamic_attach(&dma.device("isp0").unwrap(), Arc::new(Recorder::default()))
+        .unwrap();
+    let mut g = buf.resv().lock(None).unwrap();
+    let held = gpu.map(&mut g, DmaDirection::Bidirectional).unwrap();
+    let cache = ops.cache().unwrap(); // made at the first map
+    let old_epoch = cache.epoch();
+    let given = isp.map(&mut g, DmaDirection::ToDevice).unwrap();
+    isp.unmap(&mut g, given).unwrap();
+    assert_eq!(cache.in_use_at(old_epoch), 1, "only the held one");
+    cache.invalidate().unwrap();
+    let new_epoch = cache.epoch();
+    assert_eq!(new_epoch, old_epoch + 1);
+    assert_eq!(cache.in_use_at(old_epoch), 1, "a zombie of the old epoch");
+    let fresh = isp.map(&mut g, DmaDirection::ToDevice).unwrap();
+    assert_eq!(cache.in_use_at(new_epoch), 1);
+    assert_eq!(
+        cache.in_use_at(old_epoch),
+        1,
+        "the new table is not the old one"
+    );
+    gpu.unmap(&mut g, held).unwrap();
+    assert_eq!(
+        cache.in_use_at(old_epoch),
+        0,
+        "given back: the old storage may go"
+    );
+    isp.unmap(&mut g, fresh).unwrap();
+    assert_eq!(cache.in_use_at(new_epoch), 0);
+    drop(g);
+    buf.detach(gpu).unwrap();
+    buf.detach(isp).unwrap();
+    assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
+}

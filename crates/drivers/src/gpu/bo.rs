@@ -161,6 +161,8 @@ impl BoDesc {
 pub(crate) struct ExportLink {
     pub(crate) ino: u64,
     pub(crate) buf: WeakDmaBuf,
+    /// The export's mapping cache (exporter rule 5), invalidated by every move.
+    pub(crate) cache: Arc<dmabuf::MapCache>,
 }
 
 /// What one importer of an exported object needs of its storage.
@@ -184,11 +186,12 @@ pub(crate) struct BoState {
     pub(crate) importers: Vec<ImporterNeeds>,
     pub(crate) vms: Vec<Weak<VmInner>>,
     pub(crate) export: Option<ExportLink>,
-    /// Tables handed to importers: (table address, generation).
-    pub(crate) tables: Vec<(usize, u64)>,
-    /// Old storage still held by importers' tables: (generation, storage).
+    /// Old storage still mapped by importers' tables: (the export's mapping-cache epoch
+    /// those tables were mapped at, storage).
     pub(crate) ghosts: Vec<(u64, Resident)>,
     pub(crate) moves: u64,
+    /// The last move's record ([`super::ttm::TtmMove`]).
+    pub(crate) last_move: Option<super::ttm::TtmMove>,
     pub(crate) evictions: u64,
     /// `map_dma_buf` calls its exporter answered (each maps the storage for the importer).
     pub(crate) dma_buf_maps: u64,
@@ -245,9 +248,9 @@ impl BoInner {
                 importers: Vec::new(),
                 vms: Vec::new(),
                 export: None,
-                tables: Vec::new(),
                 ghosts: Vec::new(),
                 moves: 0,
+                last_move: None,
                 evictions: 0,
                 dma_buf_maps: 0,
                 import_map: None,
@@ -370,10 +373,20 @@ impl GpuBo {
             .map(|r| r.storage.runs().len())
     }
 
-    /// How many times its dma-buf's importers had it mapped (`map_dma_buf` calls; the exporter
-    /// keeps no mapping cache, so every one mapped the storage).
+    /// How many times its dma-buf's importers had it mapped (`map_dma_buf` calls the exporter
+    /// answered; the first of each attachment and direction after a move maps the storage, the
+    /// others are served by the export's mapping cache, [`map_cache_stats`](Self::map_cache_stats)).
     pub fn dma_buf_maps(&self) -> u64 {
         self.0.state.lock().dma_buf_maps
+    }
+
+    /// The export's mapping cache: (misses, hits) — real maps, and maps served from the cache
+    /// (exporter rule 5); (0, 0) if it is not exported.
+    pub fn map_cache_stats(&self) -> (u64, u64) {
+        let st = self.0.state.lock();
+        st.export
+            .as_ref()
+            .map_or((0, 0), |e| (e.cache.misses(), e.cache.hits()))
     }
 
     /// The reservation object (shared with its dma-buf).
@@ -394,6 +407,12 @@ impl GpuBo {
     /// Moves so far (each bumps the generation).
     pub fn generation(&self) -> u64 {
         self.0.state.lock().gen
+    }
+
+    /// Its last move as the driver recorded it, with the copy's modelled cost; `None` if it
+    /// never moved.
+    pub fn last_move(&self) -> Option<super::ttm::TtmMove> {
+        self.0.state.lock().last_move.clone()
     }
 
     /// Times it was evicted.

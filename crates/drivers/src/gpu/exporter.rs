@@ -18,14 +18,25 @@
 //!    As soon as one attached importer does not qualify, the object may not stay in VRAM: the next
 //!    pin or map moves it to GTT (system pages), where every importer can reach it
 //!    (`amdgpu_dma_buf_attach` restricting `allowed_domains`).
-//! 3. Importers behind no IOMMU add their DMA mask (pages must lie below it) and, if they need
-//!    it, contiguity; a map or pin moves the object to storage that satisfies every importer.
+//! 3. Importers behind no IOMMU add their DMA mask (pages must lie below it) and contiguity (one
+//!    physical run: they scan physical addresses), as do devices that need contiguity behind an
+//!    IOMMU or take a single segment. Such an importer is served at attach: the object moves
+//!    to contiguous storage it reaches — a CMA region below its mask, else one page block —
+//!    with `move_notify` to the importers already attached, or the attach fails with the
+//!    move's errno and nothing changes (`TTM_PL_SYSTEM` with `ttm_pool`'s DMA-contiguous
+//!    pages; mainline amdgpu leaves it to `drm_gem_dma_prime_import_sg_table` refusing a
+//!    scattered table with `EINVAL`; here the exporter places for its importers, as the
+//!    constraint exporter does). Other importers' needs are met at their map or pin.
 //! 4. Static importers are pinned by the core around their maps, so they never see a move;
 //!    dynamic importers get `move_notify` and re-map. A table a dynamic importer keeps after
 //!    `move_notify` keeps the old storage alive as a ghost until it is unmapped.
-//! 5. Tables are mapped with `DMA_ATTR_SKIP_CPU_SYNC` (as `amdgpu_dma_buf_map`), with explicit
-//!    syncs for non-coherent importers; CPU access syncs every importer's tables
-//!    ([`DmaBuf::sync_for_cpu_all_attachments`]).
+//! 5. Tables go through the export's [`MapCache`] with [`MapCacheOptions`]
+//!    `{ attrs: DMA_ATTR_SKIP_CPU_SYNC, explicit_sync: true }` (as `amdgpu_dma_buf_map`: mapped
+//!    without the DMA API's maintenance, synced explicitly for non-coherent importers): a
+//!    re-map of an unmoved object is a cache hit (seed 003). Every move invalidates the cache
+//!    ([`MapCache::buffer_moved`]); CPU access syncs every cached table
+//!    ([`MapCache::sync_for_cpu`]). Old storage that an importer's table still maps is kept as
+//!    a ghost until [`MapCache::in_use_at`] of the epoch it was mapped at is 0.
 //! 6. A vmap pins the object (its physical ranges must stay valid) until the vunmap.
 
 use super::bo::{check_guard, satisfies, BoInner, Domains, ExportLink, GpuBo, ImportLink};
@@ -35,7 +46,7 @@ use super::{GpuCore, GpuError};
 use dma::{DmaAttrs, DmaDirection, SegmentLimits, SgTable};
 use dmabuf::{
     Attachment, BufRegistry, DmaBuf, DmaBufError, DmaBufOps, ExportInfo, FaultPage, ImporterOps,
-    IosysMap, OpsFeatures, ReleaseInfo,
+    IosysMap, MapCache, MapCacheOptions, OpsFeatures, ReleaseInfo,
 };
 use fence::{DmaResvUsage, ResvGuard};
 use soc::PAGE_SIZE;
@@ -46,6 +57,7 @@ use uapi::ioctl::O_RDWR;
 /// (caller, lock, errors) is the one of [`DmaBufOps`]; what this exporter does is below.
 pub struct BoExport {
     bo: Arc<BoInner>,
+    cache: Arc<MapCache>,
 }
 
 impl BoExport {
@@ -56,6 +68,11 @@ impl BoExport {
     /// The exported object.
     pub fn gpu_bo(&self) -> GpuBo {
         GpuBo(self.bo.clone())
+    }
+
+    /// The export's mapping cache (rule 5).
+    pub fn map_cache(&self) -> &MapCache {
+        &self.cache
     }
 
     /// Moves the object, if needed, to storage every importer can use (rules 2-3).
@@ -97,14 +114,13 @@ impl BoExport {
         }
     }
 
-    /// Frees ghosts no importer table refers to any more.
+    /// Frees ghosts no importer table maps any more (rule 5).
     fn reap_ghosts(&self) -> Result<(), GpuError> {
         let dead: Vec<_> = {
             let mut st = self.bo.state.lock();
-            let live: Vec<u64> = st.tables.iter().map(|t| t.1).collect();
             let (dead, keep) = std::mem::take(&mut st.ghosts)
                 .into_iter()
-                .partition(|(gen, _)| !live.contains(gen));
+                .partition(|(epoch, _)| self.cache.in_use_at(*epoch) == 0);
             st.ghosts = keep;
             dead
         };
@@ -121,7 +137,13 @@ impl DmaBufOps for BoExport {
         OpsFeatures::PIN | OpsFeatures::UNPIN | OpsFeatures::MMAP | OpsFeatures::VMAP
     }
 
-    /// Records what the importer needs (rules 2-3); moves nothing yet. Takes the resv lock.
+    /// Records what the importer needs (rules 2-3). An importer that needs one physical run
+    /// (no IOMMU, contiguous-only, or a single segment) is served now (rule 3): the object
+    /// moves if its storage does not fit (a late attach: `move_notify` to the importers
+    /// already there, the move's fence in the reservation object), or the attach is refused
+    /// with the move's errno (`ENOMEM` with what was tried, `EBUSY` for a pinned or busy
+    /// object, `EINVAL` for an object that may only live in VRAM the device cannot reach), and
+    /// the importer's needs are forgotten. Takes the resv lock.
     fn attach(&self, _buf: &DmaBuf, att: &Attachment) -> Result<(), DmaBufError> {
         let core = &self.bo.gpu;
         let dev = att.device();
@@ -130,15 +152,47 @@ impl DmaBufOps for BoExport {
             att_id: att.id(),
             p2p_ok: core.cfg.p2p && att.peer2peer() && core.reaches_vram(dev),
             limit: if direct { dev.dma_mask() } else { u64::MAX },
-            contiguous: dev.needs_contiguous(),
+            contiguous: direct || dev.needs_contiguous() || dev.max_segments() == 1,
         };
-        let _g = self.bo.resv.lock(None)?;
+        let mut g = self.bo.resv.lock(None)?;
         self.bo.state.lock().importers.push(needs);
+        if !needs.contiguous {
+            return Ok(());
+        }
+        let placed = if !needs.p2p_ok
+            && !self.bo.domains.allows(Placement::Gtt)
+            && !self.bo.domains.allows(Placement::System)
+        {
+            Err(GpuError::InvalidArgument(format!(
+                "buffer object {} may only live in VRAM, which {} cannot reach",
+                self.bo.id,
+                dev.name()
+            )))
+        } else {
+            self.ensure_for_importers(&mut g)
+        };
+        if let Err(e) = placed {
+            self.bo
+                .state
+                .lock()
+                .importers
+                .retain(|n| n.att_id != att.id());
+            let e = match e {
+                GpuError::NoSpace { placement, msg } => GpuError::NoSpace {
+                    placement,
+                    msg: format!("placing it for {}: {msg}", dev.name()),
+                },
+                other => other,
+            };
+            return Err(e.into());
+        }
         Ok(())
     }
 
-    /// Forgets the importer's needs (the object may go back to VRAM on its next validation).
+    /// Unmaps the importer's cached tables and forgets its needs (the object may go back to
+    /// VRAM on its next validation).
     fn detach(&self, _buf: &DmaBuf, att: &Attachment) {
+        let _ = self.cache.detach(att);
         if let Ok(_g) = self.bo.resv.lock(None) {
             self.bo
                 .state
@@ -162,8 +216,8 @@ impl DmaBufOps for BoExport {
         st.pins = st.pins.saturating_sub(1);
     }
 
-    /// Moves if needed (rules 2-3; `EBUSY` if pinned elsewhere), then maps the current storage for
-    /// the importer's device (rule 5).
+    /// Moves if needed (rules 2-3; `EBUSY` if pinned elsewhere), then hands out the cached
+    /// table of the current storage for the importer's device, mapping it on a miss (rule 5).
     fn map_dma_buf(
         &self,
         att: &Attachment,
@@ -172,54 +226,28 @@ impl DmaBufOps for BoExport {
     ) -> Result<Arc<SgTable>, DmaBufError> {
         check_guard(&self.bo, g)?;
         self.ensure_for_importers(g)?;
-        let core = &self.bo.gpu;
         let dev = att.device();
-        let (mut sgt, gen, iomem) = {
+        let sgt = self.cache.map(att, dir, || {
             let st = self.bo.state.lock();
             let res = st.res.as_ref().expect("native objects are resident");
-            let t = res.storage.sg_table(SegmentLimits::of_device(dev)?)?;
-            (t, st.gen, res.storage.is_iomem())
-        };
-        core.dma
-            .map_sg(dev, &mut sgt, dir, DmaAttrs::SKIP_CPU_SYNC)?;
-        if !dev.is_coherent() && !iomem {
-            core.dma.sync_sg_for_device(dev, &sgt, dir)?;
-        }
-        let sgt = Arc::new(sgt);
-        {
-            let mut st = self.bo.state.lock();
-            st.tables.push((Arc::as_ptr(&sgt) as usize, gen));
-            st.dma_buf_maps += 1;
-        }
-        core.ttm.touch(self.bo.id);
+            Ok(res.storage.sg_table(SegmentLimits::of_device(dev)?)?)
+        })?;
+        self.bo.state.lock().dma_buf_maps += 1;
+        self.bo.gpu.ttm.touch(self.bo.id);
         Ok(sgt)
     }
 
-    /// Unmaps the table; frees the ghost it kept alive, if it was the last (rule 4).
+    /// Gives the table back to the cache (really unmapped only once invalidated and given
+    /// back); frees the ghost it kept alive, if it was the last (rules 4-5).
     fn unmap_dma_buf(
         &self,
-        att: &Attachment,
+        _att: &Attachment,
         sgt: Arc<SgTable>,
-        dir: DmaDirection,
+        _dir: DmaDirection,
         g: &mut ResvGuard<'_>,
     ) -> Result<(), DmaBufError> {
         check_guard(&self.bo, g)?;
-        let key = Arc::as_ptr(&sgt) as usize;
-        {
-            let mut st = self.bo.state.lock();
-            if let Some(i) = st.tables.iter().position(|t| t.0 == key) {
-                st.tables.swap_remove(i);
-            }
-        }
-        let core = &self.bo.gpu;
-        let dev = att.device();
-        if let Ok(mut t) = Arc::try_unwrap(sgt) {
-            if !dev.is_coherent() && dir != DmaDirection::ToDevice {
-                core.dma.sync_sg_for_cpu(dev, &t, dir)?;
-            }
-            core.dma
-                .unmap_sg(dev, &mut t, dir, DmaAttrs::SKIP_CPU_SYNC)?;
-        }
+        self.cache.unmap(sgt)?;
         self.reap_ghosts()?;
         Ok(())
     }
@@ -232,14 +260,14 @@ impl DmaBufOps for BoExport {
         }
     }
 
-    /// Syncs every importer's tables for the CPU.
-    fn begin_cpu_access(&self, buf: &DmaBuf, dir: DmaDirection) -> Result<(), DmaBufError> {
-        buf.sync_for_cpu_all_attachments(dir)
+    /// Syncs every cached table for the CPU (rule 5).
+    fn begin_cpu_access(&self, _buf: &DmaBuf, _dir: DmaDirection) -> Result<(), DmaBufError> {
+        self.cache.sync_for_cpu()
     }
 
-    /// Syncs every importer's tables for their devices.
-    fn end_cpu_access(&self, buf: &DmaBuf, dir: DmaDirection) -> Result<(), DmaBufError> {
-        buf.sync_for_device_all_attachments(dir)
+    /// Syncs every cached table for its device (rule 5).
+    fn end_cpu_access(&self, _buf: &DmaBuf, _dir: DmaDirection) -> Result<(), DmaBufError> {
+        self.cache.sync_for_device()
     }
 
     /// Any page may be mapped; faults decide where it is.
@@ -264,7 +292,7 @@ impl DmaBufOps for BoExport {
             .ok_or_else(|| DmaBufError::Fault(format!("page {pgoff} beyond the object")))?;
         Ok(match res.storage {
             Storage::Vram { .. } => FaultPage::iomem(pa),
-            Storage::Pages(_) => FaultPage::ram(pa),
+            Storage::Pages { .. } => FaultPage::ram(pa),
         })
     }
 
@@ -305,17 +333,30 @@ pub(crate) fn export(
     if let Some(buf) = exported_buf(bo) {
         return Ok(buf);
     }
+    // `amdgpu_dma_buf_map`: DMA_ATTR_SKIP_CPU_SYNC, and explicit syncs for non-coherent
+    // importers (rule 5).
+    let cache = Arc::new(MapCache::with_options(
+        &core.dma,
+        MapCacheOptions {
+            attrs: DmaAttrs::SKIP_CPU_SYNC,
+            explicit_sync: true,
+        },
+    ));
     let info = ExportInfo {
         exp_name: core.cfg.device.clone(),
         size: bo.size,
         flags: O_RDWR,
         resv: Some(bo.resv.clone()),
-        ops: Arc::new(BoExport { bo: bo.clone() }),
+        ops: Arc::new(BoExport {
+            bo: bo.clone(),
+            cache: cache.clone(),
+        }),
     };
     let buf = DmaBuf::export_registered(&core.dma, info, registry)?;
     bo.state.lock().export = Some(ExportLink {
         ino: buf.ino(),
         buf: buf.downgrade(),
+        cache,
     });
     Ok(buf)
 }

@@ -94,7 +94,7 @@ pub use dmem::DmemGroup;
 pub use exporter::{BoExport, GpuImporter};
 pub use job::{Job, JobOp};
 pub use ring::{checksum, luma_to_xrgb, RingMode, RingStats};
-pub use ttm::TtmStats;
+pub use ttm::{TtmMove, TtmStats};
 pub use vm::{GpuVm, VmStats};
 
 use bo::BoInner;

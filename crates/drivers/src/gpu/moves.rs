@@ -8,9 +8,15 @@
 //! The steps of a move are numbered in the [module doc](super) ("A move"); [`move_locked`]
 //! follows them. A move between GTT and SYSTEM that can keep its pages only changes the GPU
 //! binding (`rebind`): no copy, and importers' tables stay valid.
+//!
+//! Every move is recorded on the object ([`TtmMove`], read with
+//! [`GpuBo::last_move`](super::GpuBo::last_move)) with the copy's cost on the machine's time
+//! model ([`soc::timing::copy_ns`] for the GPU's engine; 0 for a rebind), and the total in
+//! [`TtmStats::move_ns`](super::TtmStats::move_ns), as the constraint exporter records its
+//! migrations' `copy_ns`.
 
-use super::bo::{satisfies, BoInner, GpuMap, Placement, Resident, Storage};
-use super::ttm::{alloc_resident, evict_one, free_resident, Target};
+use super::bo::{satisfies, BoInner, GpuMap, Placement, Resident};
+use super::ttm::{alloc_resident, evict_one, free_resident, Target, TtmMove};
 use super::{GpuCore, GpuError};
 use dmabuf::DmaBuf;
 use fence::{DmaResvUsage, FenceError, ResvGuard};
@@ -98,13 +104,7 @@ pub(crate) fn move_locked(
     let (old_placement, pages_stay) = {
         let st = bo.state.lock();
         let res = st.res.as_ref().expect("checked above");
-        let fits = match &res.storage {
-            Storage::Pages(p) => {
-                p.iter().all(|b| b.end().0 - 1 <= t.limit)
-                    && (!t.contiguous || res.storage.runs().len() == 1)
-            }
-            Storage::Vram { .. } => false,
-        };
+        let fits = res.storage.fits(t.limit, t.contiguous);
         (res.placement, fits && t.placement != Placement::Vram)
     };
     if pages_stay {
@@ -115,16 +115,22 @@ pub(crate) fn move_locked(
     // Steps 3-5: fence, notifications, copy; the fence signals whatever happens.
     let fence = core.move_fence();
     let buf = exported_buf(bo);
+    let cache = bo.state.lock().export.as_ref().map(|e| e.cache.clone());
+    // Importers' tables of the old storage belong to this epoch of the export's cache.
+    let old_epoch = cache.as_ref().map(|c| c.epoch());
     let moved = (|| -> Result<(), GpuError> {
         g.reserve_fences(1)?;
         g.add_fence(&fence, DmaResvUsage::Kernel)?;
-        if let Some(b) = &buf {
-            b.move_notify(g)?;
+        match (&buf, &cache) {
+            // move_notify, drop the cached tables, zap CPU mmaps (`dmabuf::MapCache`).
+            (Some(b), Some(c)) => c.buffer_moved(b, g)?,
+            (Some(b), None) => {
+                b.move_notify(g)?;
+                b.zap_mappings();
+            }
+            _ => {}
         }
         super::vm::invalidate_bo(core, bo, g);
-        if let Some(b) = &buf {
-            b.zap_mappings();
-        }
         let st = bo.state.lock();
         copy(core, st.res.as_ref().expect("resident"), &new, bo.size)
     })();
@@ -136,16 +142,28 @@ pub(crate) fn move_locked(
         return Err(e);
     }
     let _ = fence.signal();
-    // Step 6: switch, free or keep the old storage as a ghost.
+    // Step 6: switch, free or keep the old storage as a ghost; record the move and its cost.
     let new_placement = new.placement;
+    let copy_ns = soc::timing::copy_ns(core.dma.soc(), core.dev.name(), bo.size);
     let to_free = {
         let mut st = bo.state.lock();
         let old = st.res.replace(new).expect("resident");
-        let old_gen = st.gen;
         st.gen += 1;
         st.moves += 1;
-        if st.tables.iter().any(|&(_, gen)| gen == old_gen) {
-            st.ghosts.push((old_gen, old));
+        st.last_move = Some(TtmMove {
+            seq: st.moves,
+            from: old.placement,
+            to: new_placement,
+            bytes: bo.size,
+            copy_ns,
+            engine: core.dev.name().to_string(),
+        });
+        let held = cache
+            .as_ref()
+            .zip(old_epoch)
+            .is_some_and(|(c, e)| c.in_use_at(e) > 0);
+        if held {
+            st.ghosts.push((old_epoch.unwrap_or_default(), old));
             None
         } else {
             Some(old)
@@ -156,6 +174,7 @@ pub(crate) fn move_locked(
     core.ttm.count(|s| {
         s.moves += 1;
         s.moved_bytes += len;
+        s.move_ns = s.move_ns.saturating_add(copy_ns);
         s.ghosts += u64::from(to_free.is_none());
     });
     if let Some(old) = to_free {
@@ -212,7 +231,18 @@ fn rebind(
             core.ttm.uncharge(Placement::Gtt, len);
         }
     }
-    bo.state.lock().moves += 1;
+    {
+        let mut st = bo.state.lock();
+        st.moves += 1;
+        st.last_move = Some(TtmMove {
+            seq: st.moves,
+            from,
+            to,
+            bytes: 0,
+            copy_ns: 0,
+            engine: core.dev.name().to_string(),
+        });
+    }
     core.ttm.lru_insert(bo, to);
     core.ttm.count(|s| s.moves += 1);
     Ok(())

@@ -5,8 +5,12 @@
 //! `dma_map_resource` of VRAM for peers.
 //!
 //! # Rules
-//! 1. VRAM storage is one range of the bank's pool; page storage is a list of buddy blocks in
-//!    buffer order.
+//! 1. VRAM storage is one range of the bank's pool; page storage is a list of physical chunks
+//!    in buffer order: buddy blocks (scattered, or one block for a small contiguous object) or
+//!    one CMA range (a contiguous object for an importer without an IOMMU, `ttm_pool` /
+//!    `dma_alloc_contiguous`). A chunk may be larger than the object (a buddy block rounds up
+//!    to a power of two); the storage is the object's first `len` bytes of its chunks, and only
+//!    those are mapped, reported or charged.
 //! 2. Every GPU mapping goes through the DMA API, so the checker knows what the GPU may touch.
 //!    Page mappings use `DMA_ATTR_SKIP_CPU_SYNC` (several devices map the same pages) and are
 //!    synced explicitly for a non-coherent GPU.
@@ -15,14 +19,20 @@ use super::bo::Placement;
 use super::ttm::Target;
 use super::{GpuCore, GpuError};
 use dma::{DmaAttrs, DmaDirection, SegmentLimits, SgTable};
-use soc::{DmaAddr, Page, PhysAddr};
+use soc::{DmaAddr, PhysAddr, PhysChunk};
 
 /// The memory behind a placement.
 pub(crate) enum Storage {
     /// A range of VRAM (from the bank's pool).
     Vram { addr: PhysAddr, len: u64 },
-    /// System page blocks, in buffer order.
-    Pages(Vec<Page>),
+    /// System memory chunks (buddy blocks or a CMA range) in buffer order, of which the first
+    /// `len` bytes are the object's (rule 1).
+    Pages {
+        /// The chunks, as their allocators handed them out.
+        chunks: Vec<PhysChunk>,
+        /// The object's bytes (at most the chunks' total).
+        len: u64,
+    },
 }
 
 impl Storage {
@@ -30,15 +40,35 @@ impl Storage {
     pub(crate) fn runs(&self) -> Vec<(PhysAddr, u64)> {
         match self {
             Storage::Vram { addr, len } => vec![(*addr, *len)],
-            Storage::Pages(pages) => {
-                let mut runs: Vec<(PhysAddr, u64)> = Vec::with_capacity(pages.len());
-                for p in pages {
+            Storage::Pages { chunks, len } => {
+                let mut runs: Vec<(PhysAddr, u64)> = Vec::with_capacity(chunks.len());
+                let mut left = *len;
+                for c in chunks {
+                    let (addr, size) = c.run();
+                    let size = size.min(left);
+                    if size == 0 {
+                        break;
+                    }
+                    left -= size;
                     match runs.last_mut() {
-                        Some((a, n)) if a.0 + *n == p.addr.0 => *n += p.size(),
-                        _ => runs.push((p.addr, p.size())),
+                        Some((a, n)) if a.0 + *n == addr.0 => *n += size,
+                        _ => runs.push((addr, size)),
                     }
                 }
                 runs
+            }
+        }
+    }
+
+    /// Whether page storage lies below `limit` (inclusive) and, if `contiguous`, is one run;
+    /// VRAM never does (it is not system memory).
+    pub(crate) fn fits(&self, limit: u64, contiguous: bool) -> bool {
+        match self {
+            Storage::Vram { .. } => false,
+            Storage::Pages { .. } => {
+                let runs = self.runs();
+                runs.iter().all(|(pa, n)| pa.0 + (n - 1) <= limit)
+                    && (!contiguous || runs.len() == 1)
             }
         }
     }
@@ -54,7 +84,9 @@ impl Storage {
             Storage::Vram { addr, len } => {
                 SgTable::from_ranges(&[(*addr, *len)], dma::SgBacking::Resource, limits)?
             }
-            Storage::Pages(pages) => SgTable::from_pages(pages, limits)?,
+            Storage::Pages { .. } => {
+                SgTable::from_ranges(&self.runs(), dma::SgBacking::Pages, limits)?
+            }
         })
     }
 
@@ -93,7 +125,7 @@ impl GpuMap {
                     .map_resource(dev, *addr, *len, dir, DmaAttrs::NONE)?;
                 Ok(GpuMap::Resource { addr: a, len: *len })
             }
-            Storage::Pages(_) => {
+            Storage::Pages { .. } => {
                 let mut sgt = storage.sg_table(SegmentLimits::of_device(dev)?)?;
                 core.dma
                     .map_sg(dev, &mut sgt, dir, DmaAttrs::SKIP_CPU_SYNC)?;
@@ -151,10 +183,6 @@ pub(crate) fn satisfies(res: &Resident, t: &Target) -> bool {
     }
     match &res.storage {
         Storage::Vram { .. } => true,
-        Storage::Pages(pages) => {
-            let below = pages.iter().all(|p| p.end().0 - 1 <= t.limit);
-            let contig = !t.contiguous || res.storage.runs().len() == 1;
-            below && contig
-        }
+        Storage::Pages { .. } => res.storage.fits(t.limit, t.contiguous),
     }
 }

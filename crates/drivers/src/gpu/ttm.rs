@@ -15,7 +15,10 @@ pub(crate) use super::moves::{exported_buf, move_locked};
 use super::{GpuCore, GpuError};
 use fence::{DmaResvUsage, ResvGuard};
 use parking_lot::Mutex;
-use soc::{AllocRequest, Page, SocError, MAX_ORDER, PAGE_SHIFT, PAGE_SIZE};
+use soc::{AllocRequest, PhysChunk, SocError, MAX_ORDER, PAGE_SHIFT, PAGE_SIZE};
+
+/// `CONFIG_CMA_ALIGNMENT`: the largest alignment order a contiguous allocation asks CMA for.
+const CMA_ALIGNMENT: u32 = 8;
 use std::sync::{Arc, Weak};
 
 /// Counters of the memory manager.
@@ -41,6 +44,30 @@ pub struct TtmStats {
     pub evict_failures: u64,
     /// Old storage kept for importers after a move (ghost objects created).
     pub ghosts: u64,
+    /// Nanoseconds the copy engine spent on moves, on the machine's time model (the sum of
+    /// every [`TtmMove::copy_ns`]).
+    pub move_ns: u64,
+}
+
+/// One move of a buffer object as the driver recorded it (`trace_amdgpu_bo_move`): where it
+/// went and what the copy cost on the machine's time model ([`soc::timing::copy_ns`] of the
+/// GPU's copy engine), so a scheduler charges the engine what the driver says instead of
+/// recomputing it. A move that kept its pages (a GTT <-> SYSTEM rebind) copied nothing and
+/// costs 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TtmMove {
+    /// The object's moves so far, this one included.
+    pub seq: u64,
+    /// Where it was.
+    pub from: Placement,
+    /// Where it is now.
+    pub to: Placement,
+    /// Bytes the copy engine copied (0 for a rebind).
+    pub bytes: u64,
+    /// The copy's modelled duration in nanoseconds (0 for a rebind).
+    pub copy_ns: u64,
+    /// The engine that copied: the GPU's device.
+    pub engine: String,
 }
 
 /// One LRU list: (object id, object), least recently used first.
@@ -175,15 +202,19 @@ impl Ttm {
     }
 }
 
-/// System page blocks for `len` bytes below `limit`, contiguous if asked (largest blocks first,
-/// as the system heap allocates).
-fn alloc_pages(
+/// System memory for `len` bytes below `limit` (inclusive): scattered buddy blocks (largest
+/// first, as the system heap allocates), or, `contiguous`, one run (`ttm_pool` with
+/// `dma_alloc_contiguous` behind it): a CMA region wholly or partly below `limit` first (the
+/// exact page count, aligned to the size's order up to `CONFIG_CMA_ALIGNMENT`), else one buddy
+/// block if the size fits `MAX_ORDER`. `ENOMEM` says what was tried.
+fn alloc_chunks(
     core: &GpuCore,
     len: u64,
     limit: u64,
     contiguous: bool,
-) -> Result<Vec<Page>, GpuError> {
-    let pages = core.dma.soc().pages();
+) -> Result<Vec<PhysChunk>, GpuError> {
+    let soc = core.dma.soc();
+    let pages = soc.pages();
     let npages = len >> PAGE_SHIFT;
     let req = |order: u32| {
         let r = AllocRequest::new(order);
@@ -193,21 +224,65 @@ fn alloc_pages(
             r.below(limit)
         }
     };
-    let no_space = |e: SocError| GpuError::NoSpace {
-        placement: Placement::System,
-        msg: format!("{len:#x} bytes of pages below {limit:#x}: {e}"),
+    let below = if limit == u64::MAX {
+        String::new()
+    } else {
+        format!(" below {limit:#x}")
     };
     if contiguous {
-        let order = npages.next_power_of_two().trailing_zeros();
-        if order > MAX_ORDER {
-            return Err(GpuError::NoSpace {
-                placement: Placement::System,
-                msg: format!("{len:#x} contiguous bytes exceed the largest page block"),
-            });
+        // Order of the smallest block holding it (`get_order`).
+        let order = u64::BITS - (npages.max(1) - 1).leading_zeros();
+        let mut tried = Vec::new();
+        for r in pages.cma_regions() {
+            if r.base.0 > limit {
+                tried.push(format!("{} starts above the limit", r.name));
+                continue;
+            }
+            match pages.cma_alloc(&r.name, npages, order.min(CMA_ALIGNMENT)) {
+                Ok(addr) if addr.0 + (len - 1) <= limit => {
+                    return Ok(vec![PhysChunk::Cma {
+                        region: r.name,
+                        addr,
+                        count: npages,
+                    }]);
+                }
+                Ok(addr) => {
+                    let _ = pages.cma_release(&r.name, addr, npages);
+                    tried.push(format!(
+                        "{}: the free range at {addr:#x} is above it",
+                        r.name
+                    ));
+                }
+                Err(e) => tried.push(format!("{}: {e}", r.name)),
+            }
         }
-        return Ok(vec![pages.alloc_pages(&req(order)).map_err(no_space)?]);
+        if order <= MAX_ORDER {
+            match pages.alloc_pages(&req(order)) {
+                Ok(p) => return Ok(vec![PhysChunk::Pages(p)]),
+                Err(e) => tried.push(format!("a page block of order {order}: {e}")),
+            }
+        } else {
+            tried.push(format!(
+                "a page block: order {order} is above MAX_ORDER ({MAX_ORDER})"
+            ));
+        }
+        if tried.is_empty() {
+            tried.push("no CMA region".into());
+        }
+        return Err(GpuError::NoSpace {
+            placement: Placement::System,
+            msg: format!(
+                "{} contiguous{below}: {}",
+                soc::human_size(len),
+                tried.join("; ")
+            ),
+        });
     }
-    let mut out: Vec<Page> = Vec::new();
+    let no_space = |e: SocError| GpuError::NoSpace {
+        placement: Placement::System,
+        msg: format!("{len:#x} bytes of pages{below}: {e}"),
+    };
+    let mut out: Vec<PhysChunk> = Vec::new();
     let mut left = npages;
     let mut order = MAX_ORDER.min(63 - npages.leading_zeros());
     while left > 0 {
@@ -217,11 +292,11 @@ fn alloc_pages(
         match pages.alloc_pages(&req(order)) {
             Ok(p) => {
                 left -= p.pages();
-                out.push(p);
+                out.push(PhysChunk::Pages(p));
             }
             Err(e) if order == 0 => {
-                for p in out {
-                    let _ = core.dma.free_pages(p);
+                for c in out {
+                    let _ = core.dma.free_chunk(c);
                 }
                 return Err(no_space(e));
             }
@@ -283,15 +358,18 @@ pub(crate) fn alloc_resident(
             while !core.ttm.charge(Placement::Gtt, len) {
                 evict_one(core, Placement::Gtt, &excl)?;
             }
-            match alloc_pages(core, len, t.limit, t.contiguous) {
-                Ok(p) => Storage::Pages(p),
+            match alloc_chunks(core, len, t.limit, t.contiguous) {
+                Ok(chunks) => Storage::Pages { chunks, len },
                 Err(e) => {
                     core.ttm.uncharge(Placement::Gtt, len);
                     return Err(e);
                 }
             }
         }
-        Placement::System => Storage::Pages(alloc_pages(core, len, t.limit, t.contiguous)?),
+        Placement::System => Storage::Pages {
+            chunks: alloc_chunks(core, len, t.limit, t.contiguous)?,
+            len,
+        },
     };
     let kmap = match t.placement {
         Placement::System => Ok(None),
@@ -332,9 +410,9 @@ pub(crate) fn free_resident(core: &GpuCore, r: Resident) -> Result<(), GpuError>
                 core.dma.soc().free_pool(bank, addr, len)?;
             }
         }
-        Storage::Pages(pages) => {
-            for p in pages {
-                core.dma.free_pages(p)?;
+        Storage::Pages { chunks, .. } => {
+            for c in chunks {
+                core.dma.free_chunk(c)?;
             }
         }
     }

@@ -217,3 +217,38 @@ fn a_static_importer_pins_the_bo_while_mapped() {
     drop(att);
     assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
 }
+
+#[test]
+fn every_move_records_its_copy_cost_on_the_machines_time_model() {
+    let (dma, gpu) = setup(1, RingMode::Thread);
+    let desc = BoDesc {
+        domains: drivers::gpu::Domains::ALL,
+        ..BoDesc::vram("frame", BO)
+    };
+    let bo = gpu.create_bo(desc).unwrap();
+    assert_eq!(bo.last_move(), None, "never moved");
+    // Pressure evicts it to GTT: the GPU's engine copies BO bytes.
+    let _hog = gpu.create_bo(BoDesc::vram("hog", BO)).unwrap();
+    let evict = bo.last_move().expect("evicted");
+    let cost = soc::timing::copy_ns(dma.soc(), "gpu0", BO);
+    assert!(cost > 0);
+    assert_eq!(
+        (evict.from, evict.to, evict.bytes, evict.copy_ns, evict.seq),
+        (Placement::Vram, Placement::Gtt, BO, cost, 1)
+    );
+    assert_eq!(evict.engine, "gpu0");
+    // GTT -> SYSTEM keeps the pages: a rebind, no copy, no cost.
+    gpu.validate(&bo, Placement::System).unwrap();
+    let rebind = bo.last_move().unwrap();
+    assert_eq!(
+        (
+            rebind.from,
+            rebind.to,
+            rebind.bytes,
+            rebind.copy_ns,
+            rebind.seq
+        ),
+        (Placement::Gtt, Placement::System, 0, 0, 2)
+    );
+    assert_eq!(gpu.ttm_stats().move_ns, cost, "the copies' sum");
+}

@@ -166,3 +166,36 @@ fn a_direct_mapped_importer_gets_pages_below_its_dma_mask() {
     drop(att);
     assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
 }
+
+#[test]
+fn importers_re_maps_are_served_by_the_exports_map_cache_until_a_move() {
+    let (dma, gpu) = setup(4, RingMode::Thread);
+    let bo = gpu.create_bo(BoDesc::vram("frame", BO)).unwrap();
+    let data = pattern(21, BO as usize);
+    bo.write(0, &data).unwrap();
+    let buf = gpu.export(&bo).unwrap();
+    let imp = TestImporter::new(true);
+    let att = attach_dynamic(&buf, &dma, "isp0", &imp);
+    for _ in 0..3 {
+        assert_eq!(imp.read(&att, BO as usize), data);
+        imp.unmap(&att);
+    }
+    assert_eq!(bo.map_cache_stats(), (1, 2), "one real map, then hits");
+    assert_eq!(bo.dma_buf_maps(), 3, "every map_dma_buf answered");
+    assert_eq!(
+        dma.checker().live_mappings(Some("isp0")).len(),
+        1,
+        "the cached table stays mapped"
+    );
+    // A move invalidates the cache: the next map is a miss of the new storage.
+    assert_eq!(gpu.evict(&bo).unwrap(), Placement::Gtt);
+    assert_eq!(imp.read(&att, BO as usize), data);
+    assert_eq!(bo.map_cache_stats(), (2, 2));
+    imp.unmap(&att);
+    drop(att);
+    assert!(
+        dma.checker().live_mappings(Some("isp0")).is_empty(),
+        "detach unmapped the cached table"
+    );
+    assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
+}

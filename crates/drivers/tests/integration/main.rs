@@ -1,11 +1,13 @@
 //! Integration tests of the drivers crate: one file per concern.
 
+mod gpu_contiguous;
 mod gpu_dmem;
 mod gpu_eviction;
 mod gpu_jobs;
 mod gpu_prime;
 mod gpu_random;
 mod gpu_vm;
+mod modifiers;
 mod prime_seam;
 mod vivid;
 

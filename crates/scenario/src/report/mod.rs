@@ -7,14 +7,16 @@
 //! | file | from | writer |
 //! |---|---|---|
 //! | `report.json` | [`Report`] | [`Report::to_json`] (schema in [`model`]) |
-//! | `trace.json` | [`Trace`] | [`Trace::to_chrome_json`] (opens in Perfetto) |
+//! | `trace.json` | [`Trace`] | [`Trace::write_chrome_json`] (opens in Perfetto; streamed to disk during a run, module [`chrome`]) |
 //! | `timeline.svg` | [`Trace`] | [`timeline_svg`] |
 //! | `latency.svg` | [`Report`] | [`latency_svg`] |
 //!
 //! (`thumbnail.jpg` comes from the thumbnailer driver itself.) Every writer is deterministic: the
 //! same report and trace give the same bytes.
 
+pub mod chrome;
 pub mod counters;
+pub mod lanes;
 pub mod model;
 pub mod reason;
 mod stats;
@@ -43,19 +45,25 @@ use std::path::{Path, PathBuf};
 pub const OUTPUT_FILES: [&str; 4] = ["report.json", "trace.json", "timeline.svg", "latency.svg"];
 
 /// Writes `report.json`, `trace.json`, `timeline.svg` and `latency.svg` into `dir` (created if
-/// missing); returns their paths.
+/// missing); returns their paths. `trace.json` is written from the trace's file when it was
+/// streamed ([`Trace::stream_to`]; the file is removed after), never whole in memory.
 pub fn write_outputs(dir: &Path, report: &Report, trace: &Trace) -> std::io::Result<Vec<PathBuf>> {
+    use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let contents = [
-        report.to_json(),
-        trace.to_chrome_json(),
-        timeline_svg(trace, &TimelineOptions::default()),
-        latency_svg(report),
-    ];
     let mut paths = Vec::new();
-    for (name, text) in OUTPUT_FILES.iter().zip(contents) {
+    for name in OUTPUT_FILES {
         let p = dir.join(name);
-        std::fs::write(&p, text)?;
+        match name {
+            "trace.json" => {
+                let mut f = std::io::BufWriter::new(std::fs::File::create(&p)?);
+                trace.write_chrome_json(&mut f)?;
+                f.flush()?;
+                trace.remove_stream_file()?;
+            }
+            "report.json" => std::fs::write(&p, report.to_json())?,
+            "timeline.svg" => std::fs::write(&p, timeline_svg(trace, &TimelineOptions::default()))?,
+            _ => std::fs::write(&p, latency_svg(report))?,
+        }
         paths.push(p);
     }
     Ok(paths)

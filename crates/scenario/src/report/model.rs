@@ -8,7 +8,7 @@
 //! | `schema_version` | int | 1 |
 //! | `scenario` | string | the scenario's name |
 //! | `seed` | int | the seed the run used |
-//! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`} | frame counts |
+//! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`, `merged`} | frame counts; `merged` (absent when zero): frames a composite folded into another frame's output, also in the composite's `nodes[].dropped.merged` |
 //! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}], `per_frame_every`} | source-to-sink latency of delivered frames, virtual microseconds: nearest-rank percentiles, exact up to 4096 delivered frames, beyond from a log-linear histogram (at most 2^-10 below the exact value, never above; `max` always exact: [`super::LatencySummary`]); `per_frame` every delivered frame up to 4096, beyond every `per_frame_every`-th delivered frame (a power of two; absent while 1), at most 4096 entries ([`super::FrameSample`]) |
 //! | `duration_us` | float | virtual time of the whole run |
 //! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`, `reason`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`}; `reason` (absent if never allocated) is {`decisions` [{`when` (`allocation`, `migration`), `frame`, `cause`, `devices`, `constraints` [{`constraint`, `value`, `by`}], `groups` [{`planes`, `bytes`, `chosen`, `contiguous`, `ranges` [[start, len]], `range_count`, `refused`, `untried`, `excluded`}]}]}, the exporter's own record of each placement ([`super::reason`]) |
@@ -25,7 +25,7 @@
 //! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `failed_jobs` {errno: count}, `unexplained` {`count`, `first_frame`}, `latency_us` {`p50`, `p99`, `max`} or null}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames lost at it per cause (a source's `detached`, `killed`, `stream_off`, `queue_full`; after capture `stream_off`, `detached`, `killed`, `late`, `merged`, `job_failed`: see docs/scenario.md), jobs that read wrong bytes or failed, its failed jobs per errno (absent if none), frames that never reached it, a sink, with no cause (absent if none: the run is then not verified), a sink's latency (as `latency_us`); and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
 //! | `corrupted_frames` | [{`source`, `frame`}] | the frames a sink (or the thumbnailer) received wrong, by source then frame: the first 1024 in that order (`frames.corrupted` counts them all); absent in reports of older runs |
 //! | `faults` | [{`node`, `fault`, `at_frame`, `frames`}] | every `action = "fault"` event: the node, the fault, the frame it was armed at and the frames of the jobs it touched; absent in reports of older runs |
-//! | `counters` | {`every_frames`, `frames` (integers), `t_us` (floats), `series` [{`name`, `unit`, `values` (floats)}]} | counters sampled every `every_frames` frames of the first source (`ceil(frames / 128)`: at most 128 samples, plus one at the end of the run): `bank NAME used` and `cma NAME used` (bytes: the page allocator's used pages of each system bank, and of its CMA regions), `process NAME dma-buf rss`/`pss` (bytes, as `kernel::accounting` computes them), `queue NODE <- LINK` (frames ready for the node, not yet taken), `iommu DEVICE mapped` (bytes mapped in the device's IOMMU domain), `device NAME bandwidth` (bytes/s its DMA engine moved since the previous sample); every `values` is aligned with `frames`; the same samples are the trace's counter tracks; absent in reports of older runs |
+//! | `counters` | {`every_frames`, `frames` (integers), `t_us` (floats), `series` [{`name`, `unit`, `values` (floats)}]} | counters sampled every `every_frames` frames of the first source (`ceil(frames / 128)`: at most 128 samples, plus one at the end of the run): `bank NAME used` and `cma NAME used` (bytes: the page allocator's used pages of each system bank, and of its CMA regions), `process NAME dma-buf rss`/`pss` (bytes, as `kernel::accounting` computes them), `queue NODE <- LINK` (frames ready for the node, not yet taken), `iommu DEVICE mapped` (bytes mapped in the device's IOMMU domain), `device NAME bandwidth` (bytes/s its DMA engine moved since the previous sample), `cma region NAME used` (bytes `cma_alloc` handed out of the region), `bank NAME bandwidth` (bytes/s every engine moved in the bank since the previous sample), `iommu DEVICE maps`/`unmaps` (calls since boot), `cache DEVICE clean ops`/`cleaned`/`invalidate ops`/`invalidated` (ops, bytes: the DMA layer's CPU cache maintenance for a non-coherent device since boot); every `values` is aligned with `frames`; the same samples are the trace's counter tracks; absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--engine-threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -54,6 +54,14 @@ pub struct FrameCounts {
     pub dropped: u64,
     /// Frames a sink received with a wrong checksum.
     pub corrupted: u64,
+    /// Frames a composite folded into another frame's output (more inputs than outputs): not
+    /// drops. Absent when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub merged: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// The latency of one delivered frame.
@@ -188,6 +196,14 @@ pub struct MigrationReport {
     pub stall_us: f64,
     /// Why (`"encoder0 attached: needs contiguous memory below 4 GiB"`).
     pub cause: String,
+    /// The engine whose lane the copy was charged to (a device, or `"cpu"`).
+    #[serde(default)]
+    pub engine: String,
+    /// What the copy cost the nodes of that engine (`"isp0's frame 301 waits 1.2 ms"`), if
+    /// the engine is a pipeline device: the copy queues behind its work and its next job
+    /// waits for the copy. `None`: the CPU, or a device no node uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
 }
 
 /// Mapping-cache counts (seed 003's "a GPU never pays for a re-map").

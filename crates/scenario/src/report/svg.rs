@@ -9,8 +9,9 @@
 //! than a third of a pixel are merged so that a long run stays a small file: the stutter shows as
 //! a gap in the regular rhythm of the lanes under a red band.
 
+use super::lanes::Lanes;
 use super::model::Report;
-use super::trace::{JobCategory, Trace, TraceEvent, TraceKind};
+use super::trace::{JobCategory, Trace, TraceKind};
 use crate::clock::VirtualTime;
 use std::fmt::Write;
 
@@ -135,47 +136,32 @@ pub fn timeline_svg(trace: &Trace, opt: &TimelineOptions) -> String {
     }
     // Migration stalls: a red band across all lanes.
     let bottom = TOP + lanes as f64 * LANE_H;
-    let sorted = trace.sorted_events();
-    for e in &sorted {
-        if let TraceKind::Migration { stall, buffer, .. } = &e.kind {
-            let (a, b) = (e.at.max(start), (e.at + *stall).min(end));
-            if a > end || b < start {
-                continue;
-            }
-            let (x0, x1) = (x(a), x(b).max(x(a) + 1.0));
-            let _ = writeln!(
-                s,
-                "<rect class=\"migration\" x=\"{x0:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.1}\" \
-                 fill=\"#e15759\" fill-opacity=\"0.35\"><title>migrate {} at {} (stall {})</title></rect>",
-                x1 - x0,
-                bottom - TOP,
-                xml_escape(buffer),
-                e.at,
-                stall
-            );
+    let parts = timeline_parts(trace, start, end);
+    for (at, stall, buffer) in &parts.migrations {
+        let (a, b) = ((*at).max(start), (*at + *stall).min(end));
+        if a > end || b < start {
+            continue;
         }
+        let (x0, x1) = (x(a), x(b).max(x(a) + 1.0));
+        let _ = writeln!(
+            s,
+            "<rect class=\"migration\" x=\"{x0:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.1}\" \
+             fill=\"#e15759\" fill-opacity=\"0.35\"><title>migrate {} at {} (stall {})</title></rect>",
+            x1 - x0,
+            bottom - TOP,
+            xml_escape(buffer),
+            at,
+            stall
+        );
     }
     // Jobs, merged per lane when closer than a third of a pixel.
-    let mut per_lane: Vec<Vec<&TraceEvent>> = vec![Vec::new(); trace.tracks().len()];
-    for e in &sorted {
-        if let Some(v) = per_lane.get_mut(e.track.0) {
-            v.push(e);
-        }
-    }
-    for (lane, events) in per_lane.iter().enumerate() {
+    for (lane, events) in parts.bars.iter().enumerate() {
         let mut bars: Vec<(f64, f64, bool)> = Vec::new();
-        for e in events {
-            let TraceKind::Job {
-                end: je, category, ..
-            } = &e.kind
-            else {
-                continue;
-            };
-            if *je < start || e.at > end {
+        for &(at, je, red) in events {
+            if je < start || at > end {
                 continue;
             }
-            let (x0, x1) = (x(e.at.max(start)), x((*je).min(end)));
-            let red = *category == JobCategory::Migration;
+            let (x0, x1) = (x(at.max(start)), x(je.min(end)));
             match bars.last_mut() {
                 Some(last) if last.2 == red && x0 <= last.1 + 0.33 => last.1 = last.1.max(x1),
                 _ => bars.push((x0, x1, red)),
@@ -193,25 +179,59 @@ pub fn timeline_svg(trace: &Trace, opt: &TimelineOptions) -> String {
         }
     }
     // Attaches.
-    for e in trace.events() {
-        if let TraceKind::Attach { buffer } = &e.kind {
-            if e.at < start || e.at > end {
-                continue;
-            }
-            let y = TOP + e.track.0 as f64 * LANE_H;
-            let _ = writeln!(
-                s,
-                "<line class=\"attach\" x1=\"{x:.2}\" y1=\"{y}\" x2=\"{x:.2}\" y2=\"{:.1}\" stroke=\"#1f4e9c\" \
-                 stroke-width=\"2\"><title>attach {}</title></line>",
-                y + LANE_H,
-                xml_escape(buffer),
-                x = x(e.at)
-            );
+    for (track, at, buffer) in &parts.attaches {
+        if *at < start || *at > end {
+            continue;
         }
+        let y = TOP + track.0 as f64 * LANE_H;
+        let _ = writeln!(
+            s,
+            "<line class=\"attach\" x1=\"{x:.2}\" y1=\"{y}\" x2=\"{x:.2}\" y2=\"{:.1}\" stroke=\"#1f4e9c\" \
+             stroke-width=\"2\"><title>attach {}</title></line>",
+            y + LANE_H,
+            xml_escape(buffer),
+            x = x(*at)
+        );
     }
     axis(&mut s, start, end, x, bottom);
     s.push_str("</svg>\n");
     s
+}
+
+/// The timeline's parts: a streamed trace's pre-merged ones ([`Lanes`]), else each job of
+/// the event list as its own bar.
+fn timeline_parts(trace: &Trace, start: VirtualTime, end: VirtualTime) -> Lanes {
+    if let Some(l) = trace.lanes() {
+        let mut l = l.clone();
+        l.bars.resize(trace.tracks().len(), Vec::new());
+        return l;
+    }
+    let mut l = Lanes::default();
+    l.bars = vec![Vec::new(); trace.tracks().len()];
+    for e in trace.sorted_events() {
+        match &e.kind {
+            TraceKind::Job {
+                end: je, category, ..
+            } => {
+                if *je < start || e.at > end {
+                    continue;
+                }
+                if let Some(v) = l.bars.get_mut(e.track.0) {
+                    v.push((e.at, *je, *category == JobCategory::Migration));
+                }
+            }
+            TraceKind::Migration { stall, buffer, .. } => {
+                l.migrations.push((e.at, *stall, buffer.clone()))
+            }
+            _ => {}
+        }
+    }
+    for e in trace.events() {
+        if let TraceKind::Attach { buffer } = &e.kind {
+            l.attaches.push((e.track, e.at, buffer.clone()));
+        }
+    }
+    l
 }
 
 /// The time axis under the lanes, in milliseconds.

@@ -22,6 +22,14 @@
 //! Timestamps are virtual microseconds with nanosecond fractions. Events are written sorted by
 //! `(ts, track, record order)`, so the same run gives the same file.
 //!
+//! # Streaming
+//! A run writes its trace to disk as it goes ([`Trace::stream_to`], the runner's
+//! `RunOptions::trace_dir`): the recorder promises with [`Trace::advance`] that nothing it
+//! records later starts earlier, and everything before that promise leaves memory for the file
+//! (the two passes of [`super::chrome`]). Host memory then stays bounded however long the run
+//! (a 64x64 camera->display run of 100,000 frames: 46 MB RSS, was 1.15 GB with the trace in
+//! memory), and the file is the in-memory trace's byte for byte.
+//!
 //! ```
 //! use scenario::clock::VirtualTime;
 //! use scenario::report::{JobCategory, Trace};
@@ -36,9 +44,12 @@
 //! assert!(json.contains("\"ph\":\"X\"") && json.contains("\"ph\":\"s\"") && json.contains("\"ph\":\"i\""));
 //! ```
 
+use super::chrome::{assemble, Body};
+use super::lanes::Lanes;
 use crate::clock::VirtualTime;
-use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// A track (a device engine, or a pseudo-track such as `migrations`): its index in
 /// [`Trace::tracks`].
@@ -126,7 +137,12 @@ pub struct TraceEvent {
 
 /// The recorder (see the module doc). Plain data: a threaded runner wraps it in a mutex, and
 /// the writers sort, so the order of recording among equal times matters only as a tie-break.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// A trace keeps every event in memory, or, once [`stream_to`](Self::stream_to) a file,
+/// writes them there as the run goes (module [`super::chrome`]): then it holds only what the
+/// runner may still add before ([`advance`](Self::advance)), the tracks, the counter samples
+/// and the timeline's merged bars, and [`events`](Self::events) is empty.
+#[derive(Debug, Default)]
 pub struct Trace {
     title: String,
     tracks: Vec<String>,
@@ -134,6 +150,43 @@ pub struct Trace {
     events: Vec<TraceEvent>,
     /// Counter samples `(series, at, value)`, in record order (not tracks: no timeline lane).
     counters: Vec<(String, VirtualTime, f64)>,
+    /// Events recorded so far (the next one's `seq`).
+    recorded: u64,
+    /// The latest time any event reaches.
+    end: VirtualTime,
+    stream: Option<Box<Stream>>,
+}
+
+/// A streamed trace's state (see [`Trace::stream_to`]).
+struct Stream {
+    /// Recorded, not yet written: by `(at, track, seq)`.
+    pending: BTreeMap<(VirtualTime, TrackId, u64), TraceEvent>,
+    /// Every event before this is written.
+    watermark: VirtualTime,
+    /// Events recorded before the watermark (written out of order; a runner bug).
+    late: u64,
+    /// Pass 1, until [`Trace::finish_stream`].
+    body: Option<Body<std::io::BufWriter<std::fs::File>>>,
+    /// Where the body goes.
+    path: PathBuf,
+    /// The body's late flow arrows, after [`Trace::finish_stream`].
+    arrows: BTreeMap<u64, String>,
+    /// The timeline's parts.
+    lanes: Lanes,
+    /// The first write error (the trace is then incomplete).
+    error: Option<String>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("path", &self.path)
+            .field("pending", &self.pending.len())
+            .field("watermark", &self.watermark)
+            .field("late", &self.late)
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 /// The name of the pseudo-track migrations are drawn on.
@@ -169,33 +222,135 @@ impl Trace {
         &self.tracks
     }
 
-    /// Every event, in record order.
+    /// Every event, in record order (none once streamed: they are in the file).
     pub fn events(&self) -> &[TraceEvent] {
         &self.events
     }
 
     /// The latest time any event reaches.
     pub fn end_time(&self) -> VirtualTime {
-        self.events
-            .iter()
-            .map(|e| match &e.kind {
-                TraceKind::Job { end, .. } => *end,
-                TraceKind::Migration { stall, .. } => e.at + *stall,
-                _ => e.at,
-            })
-            .max()
-            .unwrap_or_default()
+        self.end
     }
 
     fn push(&mut self, track: TrackId, name: &str, at: VirtualTime, kind: TraceKind) {
-        let seq = self.events.len() as u64;
-        self.events.push(TraceEvent {
+        let seq = self.recorded;
+        self.recorded += 1;
+        let reaches = match &kind {
+            TraceKind::Job { end, .. } => *end,
+            TraceKind::Migration { stall, .. } => at + *stall,
+            _ => at,
+        };
+        self.end = self.end.max(reaches);
+        let e = TraceEvent {
             track,
             name: name.to_string(),
             at,
             kind,
             seq,
-        });
+        };
+        match &mut self.stream {
+            Some(st) => {
+                if let TraceKind::Attach { buffer } = &e.kind {
+                    st.lanes.attaches.push((track, at, buffer.clone()));
+                }
+                if at < st.watermark {
+                    st.late += 1;
+                }
+                st.pending.insert((at, track, seq), e);
+            }
+            None => self.events.push(e),
+        }
+    }
+
+    /// From now on, write the events to `path` as the run goes (module [`super::chrome`],
+    /// pass 1); the events recorded so far go there too. [`advance`](Self::advance) says what
+    /// is final, [`finish_stream`](Self::finish_stream) ends the run, and
+    /// [`write_chrome_json`](Self::write_chrome_json) writes `trace.json` from the file (and
+    /// removes it).
+    pub fn stream_to(&mut self, path: &Path) -> std::io::Result<()> {
+        let file = std::fs::File::create(path)?;
+        let mut st = Stream {
+            pending: BTreeMap::new(),
+            watermark: VirtualTime::ZERO,
+            late: 0,
+            body: Some(Body::new(std::io::BufWriter::new(file))),
+            path: path.to_path_buf(),
+            arrows: BTreeMap::new(),
+            lanes: Lanes::new(TIMELINE_PLOT_W),
+            error: None,
+        };
+        for e in std::mem::take(&mut self.events) {
+            if let TraceKind::Attach { buffer } = &e.kind {
+                st.lanes.attaches.push((e.track, e.at, buffer.clone()));
+            }
+            st.pending.insert((e.at, e.track, e.seq), e);
+        }
+        self.stream = Some(Box::new(st));
+        Ok(())
+    }
+
+    /// Whether the events go to a file ([`stream_to`](Self::stream_to)).
+    pub fn is_streamed(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// The recorder's promise that no event it records from now on starts before `now`: what
+    /// is before is written out (a streamed trace; a no-op otherwise). An event recorded
+    /// before a time already promised is written out of order and counted
+    /// ([`late_events`](Self::late_events)).
+    pub fn advance(&mut self, now: VirtualTime) {
+        let Some(st) = &mut self.stream else {
+            return;
+        };
+        st.watermark = st.watermark.max(now);
+        while let Some(entry) = st.pending.first_entry() {
+            if entry.key().0 >= st.watermark {
+                break;
+            }
+            let e = entry.remove();
+            st.lanes.add(&e);
+            if let Some(body) = &mut st.body {
+                if let Err(err) = body.push(&e) {
+                    st.error.get_or_insert_with(|| err.to_string());
+                }
+            }
+        }
+    }
+
+    /// Events recorded before a time already promised to [`advance`](Self::advance) (0 for
+    /// a correct recorder).
+    pub fn late_events(&self) -> u64 {
+        self.stream.as_ref().map_or(0, |s| s.late)
+    }
+
+    /// Ends a streamed run: every event pending is written and the file flushed.
+    pub fn finish_stream(&mut self) {
+        self.advance(VirtualTime(u64::MAX));
+        let Some(st) = &mut self.stream else {
+            return;
+        };
+        // The one event that can sit at the end of time.
+        for (_, e) in std::mem::take(&mut st.pending) {
+            st.lanes.add(&e);
+            if let Some(body) = &mut st.body {
+                if let Err(err) = body.push(&e) {
+                    st.error.get_or_insert_with(|| err.to_string());
+                }
+            }
+        }
+        if let Some(body) = st.body.take() {
+            match body.finish() {
+                Ok((_, arrows)) => st.arrows = arrows,
+                Err(err) => {
+                    st.error.get_or_insert_with(|| err.to_string());
+                }
+            }
+        }
+    }
+
+    /// The timeline's parts of a streamed trace (bars merged as they came).
+    pub(crate) fn lanes(&self) -> Option<&Lanes> {
+        self.stream.as_ref().map(|s| &s.lanes)
     }
 
     /// Records a job on `track` from `start` to `end` (an `end` before `start` is taken as
@@ -297,120 +452,67 @@ impl Trace {
         v
     }
 
-    /// The Chrome trace format JSON (see the module doc), one event per line.
+    /// The Chrome trace format JSON (see the module doc), one event per line. A streamed
+    /// trace reads its file (see [`write_chrome_json`](Self::write_chrome_json)).
     pub fn to_chrome_json(&self) -> String {
-        let tid = |t: TrackId| t.0 as u64 + 1;
-        let us = |t: VirtualTime| json!(t.as_us_f64());
-        let mut out: Vec<Value> = vec![json!({
-            "ph": "M", "pid": 1, "tid": 0, "name": "process_name",
-            "args": { "name": format!("dmabuf: {}", self.title) }
-        })];
-        for (i, name) in self.tracks.iter().enumerate() {
-            let t = tid(TrackId(i));
-            out.push(json!({"ph": "M", "pid": 1, "tid": t, "name": "thread_name", "args": { "name": name }}));
-            out.push(json!({"ph": "M", "pid": 1, "tid": t, "name": "thread_sort_index", "args": { "sort_index": i }}));
+        let mut out = Vec::new();
+        if let Err(e) = self.write_chrome_json(&mut out) {
+            return format!("{{\"error\":{}}}\n", serde_json::json!(e.to_string()));
         }
-        // Flow arrows: consecutive jobs on the same buffer, in time order.
-        let sorted = self.sorted_events();
-        let mut last_job: BTreeMap<&str, &TraceEvent> = BTreeMap::new();
-        let mut flows: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
-        let mut flow_id = 0u64;
-        for e in &sorted {
-            let TraceKind::Job {
-                buffer: Some(b), ..
-            } = &e.kind
-            else {
-                continue;
-            };
-            if let Some(prev) = last_job.insert(b.as_str(), e) {
-                flow_id += 1;
-                let start = json!({"ph": "s", "id": flow_id, "cat": "buffer", "name": b,
-                    "pid": 1, "tid": tid(prev.track), "ts": us(prev.at)});
-                let finish = json!({"ph": "f", "bp": "e", "id": flow_id, "cat": "buffer", "name": b,
-                    "pid": 1, "tid": tid(e.track), "ts": us(e.at)});
-                flows.entry(prev.seq).or_default().push(start);
-                flows.entry(e.seq).or_default().push(finish);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Writes [`to_chrome_json`](Self::to_chrome_json)'s text to `out`, holding a bounded
+    /// amount of memory for a streamed trace (whose file this reads; it stays until
+    /// [`remove_stream_file`](Self::remove_stream_file)).
+    pub fn write_chrome_json(&self, out: &mut impl Write) -> std::io::Result<()> {
+        match &self.stream {
+            Some(st) => {
+                if let Some(e) = &st.error {
+                    return Err(std::io::Error::other(format!("{}: {e}", st.path.display())));
+                }
+                if st.body.is_some() {
+                    return Err(std::io::Error::other(
+                        "the streamed trace is still being written (finish_stream first)",
+                    ));
+                }
+                let body = std::io::BufReader::new(std::fs::File::open(&st.path)?);
+                assemble(
+                    out,
+                    &self.title,
+                    &self.tracks,
+                    &self.counters,
+                    body,
+                    &st.arrows,
+                )
+            }
+            None => {
+                let mut body = Body::new(Vec::new());
+                for e in self.sorted_events() {
+                    body.push(e)?;
+                }
+                let (bytes, arrows) = body.finish()?;
+                assemble(
+                    out,
+                    &self.title,
+                    &self.tracks,
+                    &self.counters,
+                    &bytes[..],
+                    &arrows,
+                )
             }
         }
-        let mut counters: Vec<&(String, VirtualTime, f64)> = self.counters.iter().collect();
-        counters.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        let mut counters = counters.into_iter().peekable();
-        let counter = |c: &(String, VirtualTime, f64)| {
-            let v = if c.2.is_finite() { c.2 } else { 0.0 };
-            json!({"ph": "C", "cat": "counter", "name": c.0, "pid": 1, "ts": us(c.1),
-                "args": { "value": v }})
-        };
-        for e in sorted {
-            while let Some(c) = counters.next_if(|c| c.1 <= e.at) {
-                out.push(counter(c));
-            }
-            let (t, ts) = (tid(e.track), us(e.at));
-            let mut args = Map::new();
-            let ev = match &e.kind {
-                TraceKind::Job {
-                    end,
-                    buffer,
-                    bytes,
-                    frame,
-                    category,
-                } => {
-                    if let Some(b) = buffer {
-                        args.insert("buffer".into(), json!(b));
-                    }
-                    if let Some(f) = frame {
-                        args.insert("frame".into(), json!(f));
-                    }
-                    args.insert("bytes".into(), json!(bytes));
-                    json!({"ph": "X", "cat": category.name(), "name": e.name, "pid": 1, "tid": t,
-                        "ts": ts, "dur": us(*end - e.at), "args": args})
-                }
-                TraceKind::FenceSignal => {
-                    json!({"ph": "i", "s": "t", "cat": "fence", "name": e.name, "pid": 1, "tid": t, "ts": ts})
-                }
-                TraceKind::Migration {
-                    buffer,
-                    from,
-                    to,
-                    bytes,
-                    stall,
-                    copy,
-                } => {
-                    args.insert("buffer".into(), json!(buffer));
-                    args.insert("from".into(), json!(from));
-                    args.insert("to".into(), json!(to));
-                    args.insert("bytes".into(), json!(bytes));
-                    args.insert("stall_us".into(), us(*stall));
-                    if let Some(c) = copy {
-                        args.insert("copy_us".into(), us(*c));
-                    }
-                    out.push(
-                        json!({"ph": "i", "s": "g", "cat": "migration", "name": e.name,
-                        "pid": 1, "tid": t, "ts": ts, "args": args.clone()}),
-                    );
-                    json!({"ph": "X", "cat": "migration", "name": e.name, "pid": 1, "tid": t,
-                        "ts": ts, "dur": us(copy.unwrap_or(*stall)), "args": args})
-                }
-                TraceKind::Attach { buffer } => {
-                    args.insert("buffer".into(), json!(buffer));
-                    json!({"ph": "i", "s": "t", "cat": "attach", "name": e.name, "pid": 1, "tid": t,
-                        "ts": ts, "args": args})
-                }
-                TraceKind::Instant => {
-                    json!({"ph": "i", "s": "t", "cat": "event", "name": e.name, "pid": 1, "tid": t, "ts": ts})
-                }
-            };
-            out.push(ev);
-            out.extend(flows.remove(&e.seq).unwrap_or_default());
+    }
+
+    /// Removes a streamed trace's file (after [`write_chrome_json`](Self::write_chrome_json)).
+    pub fn remove_stream_file(&self) -> std::io::Result<()> {
+        match &self.stream {
+            Some(st) => std::fs::remove_file(&st.path),
+            None => Ok(()),
         }
-        out.extend(counters.map(counter));
-        let mut s = String::from("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
-        for (i, v) in out.iter().enumerate() {
-            if i > 0 {
-                s.push_str(",\n");
-            }
-            s.push_str(&v.to_string());
-        }
-        s.push_str("\n]}\n");
-        s
     }
 }
+
+/// The plot width of the default timeline ([`super::TimelineOptions`]), for which a streamed
+/// trace merges its bars.
+pub const TIMELINE_PLOT_W: f64 = 1200.0 - 130.0 - 20.0;

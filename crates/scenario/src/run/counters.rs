@@ -15,6 +15,16 @@
 //! | `iommu DEVICE mapped` | bytes | the device's IOMMU domain: bytes mapped now |
 //! | `device NAME bandwidth` | bytes/s | bytes its DMA engine read and wrote since the last sample, over the virtual time between them |
 //!
+//! And what the lower layers count where the traffic happens (`sample_traffic`):
+//!
+//! | series | unit | from |
+//! |---|---|---|
+//! | `cma region NAME used` | bytes | the CMA region's pages handed out by `cma_alloc` ([`soc::CmaInfo`]) |
+//! | `bank NAME bandwidth` | bytes/s | bytes every device's DMA engine moved in that bank since the last sample ([`soc::Device::bank_bytes`]), over the virtual time between them |
+//! | `iommu DEVICE maps` / `unmaps` | calls | the device's IOMMU domain: `iommu_map` calls, and `iommu_unmap` calls that unmapped something, since boot |
+//! | `cache DEVICE clean ops` / `cleaned` | ops / bytes | CPU cache cleans (and flushes) the DMA layer did for the non-coherent device's syncs, since boot ([`soc::Device::cache_maintenance`]) |
+//! | `cache DEVICE invalidate ops` / `invalidated` | ops / bytes | the same for invalidates (and flushes) |
+//!
 //! Lifetime: the sampler lives in the scheduler for the run and is drained into the report
 //! and trace at the end; it holds no lock between samples.
 
@@ -35,6 +45,7 @@ pub(crate) struct Sampler {
     times: Vec<VirtualTime>,
     series: BTreeMap<String, (String, Vec<f64>)>,
     last_bytes: BTreeMap<String, u64>,
+    last_bank_bytes: BTreeMap<String, u64>,
     last_at: VirtualTime,
 }
 
@@ -121,7 +132,58 @@ impl Sampler {
             };
             self.put(format!("device {} bandwidth", d.name()), "bytes/s", bw);
         }
+        self.sample_traffic(&soc, dt);
         self.last_at = now;
+    }
+
+    /// The series counted where the traffic happens (module doc, second table): CMA per
+    /// region, bytes per bank over the interval, IOMMU map/unmap calls, cache maintenance.
+    fn sample_traffic(&mut self, soc: &soc::Soc, dt: u64) {
+        for r in soc.pages().cma_regions() {
+            self.put(
+                format!("cma region {} used", r.name),
+                "bytes",
+                r.used as f64,
+            );
+        }
+        let banks = soc.mem().banks();
+        let mut moved = vec![0u64; banks.len()];
+        for d in soc.devices() {
+            for (m, b) in moved.iter_mut().zip(d.bank_bytes()) {
+                *m += b;
+            }
+        }
+        for (bank, total) in banks.iter().zip(moved) {
+            let before = self.last_bank_bytes.insert(bank.name().to_string(), total);
+            let delta = total.saturating_sub(before.unwrap_or(0));
+            let bw = if dt == 0 {
+                0.0
+            } else {
+                (delta as f64 * 1e9 / dt as f64).round()
+            };
+            self.put(format!("bank {} bandwidth", bank.name()), "bytes/s", bw);
+        }
+        for d in soc.devices() {
+            if let Some(dom) = d.iommu_domain() {
+                let (maps, unmaps) = dom.map_unmap_counts();
+                self.put(format!("iommu {} maps", d.name()), "calls", maps as f64);
+                self.put(format!("iommu {} unmaps", d.name()), "calls", unmaps as f64);
+            }
+            if !d.is_coherent() {
+                let c = d.cache_maintenance();
+                let name = d.name();
+                self.put(format!("cache {name} clean ops"), "ops", c.clean_ops as f64);
+                self.put(
+                    format!("cache {name} cleaned"),
+                    "bytes",
+                    c.clean_bytes as f64,
+                );
+                let inval_ops = c.invalidate_ops as f64;
+                self.put(format!("cache {name} invalidate ops"), "ops", inval_ops);
+                let inval = c.invalidate_bytes as f64;
+                self.put(format!("cache {name} invalidated"), "bytes", inval);
+            }
+        }
     }
 
     /// The samples, for the report and the trace.

@@ -46,11 +46,17 @@ pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
 }
 
 /// The thumbnailer takes its frame (CPU read through the dma-buf mmap, bracketed by
-/// begin/end_cpu_access) and lets every other frame go at once.
-pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
+/// begin/end_cpu_access) and lets every other frame go at once. `false` if it took nothing
+/// (its frame's sync_file has not signaled yet).
+pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> bool {
     let li = s.w.nodes[n].inputs[0];
+    // Explicit sync: the frame's sync_file goes into the buffer's resv first (fences.rs).
+    let head = s.w.nodes[n].ready.get(&li).and_then(|q| q.front().copied());
+    if head.is_some_and(|bi| !s.implicit_acquire(n, bi, now)) {
+        return false;
+    }
     let Some(bi) = s.w.nodes[n].ready.get_mut(&li).and_then(|q| q.pop_front()) else {
-        return;
+        return false;
     };
     let want = s.w.nodes[n].desc.params.frame.unwrap_or(0);
     let (frame, expected) = match &s.w.buf(bi).state {
@@ -106,6 +112,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) {
         }
     }
     s.release(bi, n);
+    true
 }
 
 /// Why a CPU read of a dma-buf failed.
@@ -502,7 +509,17 @@ impl Sched<'_> {
                     b.maps_carried = (b.maps_carried.0 + h, b.maps_carried.1 + m);
                 }
             }
-            let cause = format!("{} (copied by {})", ev.cause, ev.engine);
+            let cause = match &ev.relayout {
+                // A re-layout: the buffer's planes are the new layout's from now on.
+                Some(what) => {
+                    self.w.refresh_planes(bi);
+                    format!(
+                        "{} (copied by {}; re-laid out: {what})",
+                        ev.cause, ev.engine
+                    )
+                }
+                None => format!("{} (copied by {})", ev.cause, ev.engine),
+            };
             self.record_migration(
                 bi,
                 now,
@@ -534,12 +551,10 @@ impl Sched<'_> {
         // The copy runs on the engine that moves the bytes, after the buffer goes idle and after
         // whatever that engine was doing: migrations of several buffers queue up.
         let idle = now.max(self.w.buf(bi).busy_until);
-        let (start, end) = self
-            .w
-            .engines
-            .entry(engine.to_string())
-            .or_default()
-            .submit(idle, copy);
+        let lane = self.w.engines.entry(engine.to_string()).or_default();
+        let (start, end) = lane.submit(idle, copy);
+        // The copy never takes a device's slot silently: what it costs the nodes of its lane.
+        let cost = self.copy_cost(engine, idle, start, end);
         let b = self.w.buf_mut(bi);
         b.available_at = end;
         b.busy_until = end;
@@ -557,6 +572,8 @@ impl Sched<'_> {
             bytes,
             stall_us: stall.as_us_f64(),
             cause: cause.to_string(),
+            engine: engine.to_string(),
+            cost,
         });
     }
 
@@ -639,7 +656,7 @@ impl Sched<'_> {
         self.holds.push(hold);
         if let Some(f) = for_frames {
             let at = At::Frame(self.current_frame().saturating_add(f))
-                .resolve(self.period)
+                .at_rate(self.period)
                 .max(now);
             let _ = self.q.push(at, Ev::PressureEnd(h));
         }

@@ -37,6 +37,9 @@ pub(crate) struct Fences {
     timelines: BTreeMap<String, (u64, u64)>,
     /// The counts for the report.
     pub counts: FenceCounts,
+    /// CPU readers waiting for a frame's sync_file to signal: `(node, buffer)` and since when
+    /// ([`Sched::implicit_acquire`]).
+    cpu_waits: BTreeMap<(usize, usize), VirtualTime>,
 }
 
 /// A job's out-fence, to be signaled at the job's end.
@@ -286,6 +289,51 @@ impl Sched<'_> {
                 message: format!("{who}: its sync_file fd is not a sync_file"),
             }),
         }
+    }
+
+    /// Explicit sync into implicit sync, for a consumer that takes no sync_file (a CPU reader:
+    /// the thumbnailer): before node `n` reads buffer `bi` at `now`, the sync_file it was sent
+    /// goes into the buffer's reservation object with `DMA_BUF_IOCTL_IMPORT_SYNC_FILE` (as a
+    /// write fence), so that its `DMA_BUF_IOCTL_SYNC` (begin_cpu_access) waits for it. While
+    /// the producer's fence has not signaled on the virtual clock the reader waits (returns
+    /// `false`; the loop asks again at the next event) and the wait counts as its fence wait.
+    /// A buffer without a sync_file for `n` (implicit sync) is readable at once.
+    pub(crate) fn implicit_acquire(&mut self, n: usize, bi: usize, now: VirtualTime) -> bool {
+        let b = self.w.buf(bi);
+        let Some((p, fd)) = b.acquire.get(&n).cloned() else {
+            return true;
+        };
+        let sf = p.file(fd).ok().and_then(|f| f.as_sync_file().cloned());
+        let Some(sf) = sf else {
+            let who = self.w.nodes[n].desc.name.clone();
+            self.errors.push(RunFailure {
+                errno: "EBADF".into(),
+                message: format!("{who}: its sync_file fd is not a sync_file"),
+            });
+            return true;
+        };
+        let pending = b.fence_end.is_some_and(|fe| fe > now) || !sf.fence().is_signaled();
+        if pending {
+            self.fences.cpu_waits.entry((n, bi)).or_insert(now);
+            return false;
+        }
+        if let Some(since) = self.fences.cpu_waits.remove(&(n, bi)) {
+            let wait = now.saturating_sub(since);
+            self.w.nodes[n].fence_wait = self.w.nodes[n].fence_wait + wait;
+        }
+        let b = self.w.buf(bi);
+        let flags = uapi::ioctl::DMA_BUF_SYNC_WRITE as u32;
+        if let Err(e) = b.buf.import_sync_file(flags, &sf) {
+            let name = b.name.clone();
+            self.errors.push(RunFailure::new(
+                &e,
+                format!("IMPORT_SYNC_FILE into {name}: {e}"),
+            ));
+        }
+        self.w.buf_mut(bi).acquire.remove(&n);
+        let _ = p.close(fd);
+        self.fences.counts.sync_file_waits += 1;
+        true
     }
 
     /// Rule 1: signals the fence of every job in flight (their bytes have moved).

@@ -1,6 +1,10 @@
 //! The GPU exporter's side of a run: starting the driver, peer-to-peer importers, and VRAM
 //! pressure that evicts shared buffers and gives them back.
 //!
+//! What a move cost is the driver's record ([`drivers::gpu::GpuBo::last_move`]: the copy on
+//! the machine's time model for the GPU's engine); the runner charges that to the engine and
+//! never computes a cost itself.
+//!
 //! # The concept
 //! A `gpu` node with `p2p = true` starts its driver with [`drivers::gpu::GpuConfig::p2p`] on,
 //! and every device that attaches a buffer the GPU exports attaches it **dynamically**
@@ -343,14 +347,17 @@ impl Sched<'_> {
                 }
             }
             if after != p {
-                let copy = self
-                    .w
-                    .time
-                    .copy_time(gpu.device().name(), size)
-                    .unwrap_or_default();
+                // The driver's own record of the move: its copy's cost on the machine's time
+                // model, and the engine that copied.
+                let (copy, engine) = match &self.w.buf(bi).exporter {
+                    ExporterHandle::Gpu(bo) => bo.last_move().map_or_else(
+                        || (VirtualTime::ZERO, gpu.device().name().to_string()),
+                        |m| (VirtualTime::from_ns(m.copy_ns), m.engine),
+                    ),
+                    _ => (VirtualTime::ZERO, gpu.device().name().to_string()),
+                };
                 let from = p.map_or("none".into(), |p| p.to_string());
                 let to = after.map_or("none".into(), |p| p.to_string());
-                let engine = gpu.device().name().to_string();
                 let name = self.w.buf(bi).name.clone();
                 let track = self.w.trace.track("events");
                 let what = if after == Some(Placement::Vram) {

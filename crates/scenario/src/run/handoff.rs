@@ -3,9 +3,12 @@
 //!
 //! # The concept
 //! A frame is handed over when its producer's job ends (implicit sync; a V4L2 producer's
-//! DQBUF), or, on a `sync = "explicit"` link from a GPU, when the GPU's job is submitted, with
-//! a sync_file of its out-fence: the consumer's job then waits on that fence on the virtual
-//! clock, counted as the node's fence wait. A buffer is free once its last reader released
+//! DQBUF), or, on a `sync = "explicit"` link, when the producer's job is submitted, with a
+//! sync_file of its out-fence: the consumer's job then waits on that fence on the virtual
+//! clock, counted as the node's fence wait. A consumer that takes no sync_file (the
+//! thumbnailer, a CPU reader) gets it into the buffer's reservation object instead
+//! (`DMA_BUF_IOCTL_IMPORT_SYNC_FILE`), where its `DMA_BUF_IOCTL_SYNC` waits for it
+//! ([`Sched::implicit_acquire`]). A buffer is free once its last reader released
 //! it; the producer's process then queues it again (a V4L2 producer's CAPTURE queue). A
 //! display takes at most one frame per vblank.
 //!
@@ -15,7 +18,6 @@
 use super::sched::Sched;
 use super::world::{BufState, FrameMeta};
 use crate::clock::VirtualTime;
-use crate::schema::DriverKind;
 
 impl Sched<'_> {
     /// Hands the frame node `n` wrote into buffer `bi` of link `li` to the readers streaming
@@ -69,20 +71,20 @@ impl Sched<'_> {
         }
     }
 
-    /// Explicit sync from a GPU (no V4L2 queue between its job and the buffer): the frames of
-    /// job `id`'s `sync = "explicit"` outputs go to their readers at submission with a
-    /// sync_file of the job's out-fence, which signals at `end`; their jobs wait for it
-    /// ([`BufRt::fence_end`](super::world::BufRt)), as a Wayland compositor does with a
-    /// client's acquire fence. The bytes must have moved (`--engine-threads`: the runner waits for
-    /// the job on the host) so that the frame's checksum is known.
+    /// Explicit sync from any producer: the frames of job `id`'s `sync = "explicit"` outputs go
+    /// to their readers at submission with a sync_file of the job's out-fence, which signals
+    /// at `end`; their jobs wait for it ([`BufRt::fence_end`](super::world::BufRt)), as a
+    /// Wayland compositor does with a client's acquire fence. A GPU's is its ring's fence; a
+    /// V4L2 producer's (camera, ISP) is its job's fence, returned when the application queued
+    /// the buffer (the out-fence of V4L2's fence proposal, `V4L2_BUF_FLAG_OUT_FENCE`): the
+    /// frame travels before DQBUF, which still comes at the job's end. The bytes must have
+    /// moved (`--engine-threads`: the runner waits for the job on the host) so that the
+    /// frame's checksum is known.
     pub(crate) fn hand_over_early(&mut self, id: u64, end: VirtualTime) {
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
         let n = job.node;
-        if self.w.nodes[n].desc.driver != DriverKind::Gpu {
-            return;
-        }
         let early: Vec<(usize, usize, usize)> = job
             .outputs
             .iter()
@@ -184,17 +186,16 @@ impl Sched<'_> {
     /// The vblank display node `n` shows a frame ready at `ready` on: the first one at or after
     /// `ready` on its `fps` grid, after the last one that took a frame (one frame per vblank).
     pub(crate) fn vblank(&mut self, n: usize, ready: VirtualTime) -> VirtualTime {
-        let period = VirtualTime::frame_period(self.w.nodes[n].desc.fps).as_ns();
-        if period == 0 {
+        // Vblank N is at fps.tick(N), exactly (a fractional refresh such as 59.94 Hz too).
+        let fps = self.w.nodes[n].desc.fps;
+        if fps.num() == 0 {
             return ready;
         }
-        let mut at = ready.as_ns().div_ceil(period) * period;
+        let mut idx = fps.first_tick_at_or_after(ready);
         if let Some(last) = self.w.nodes[n].last_vblank {
-            if at <= last.as_ns() {
-                at = last.as_ns() + period;
-            }
+            idx = idx.max(fps.first_tick_at_or_after(last).saturating_add(1));
         }
-        let at = VirtualTime::from_ns(at);
+        let at = fps.tick(idx);
         self.w.nodes[n].last_vblank = Some(at);
         at
     }

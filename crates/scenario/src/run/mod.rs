@@ -37,6 +37,8 @@
 //!   the consumers, and once they all released it it is queued again; `queue = "capture"`
 //!   events stop and restart that queue. A GPU (not V4L2) and `userptr` producers map their
 //!   outputs through their attachments;
+//! - a node with several inputs is a composite (module `composite`): paced by its first input,
+//!   it composes the newest frame of each input and counts the others it consumed `merged`;
 //! - a display takes at most one frame per vblank of its `fps` (a frame waits for the next
 //!   vblank on the virtual clock; its latency includes the wait);
 //! - at a job's end its outputs go to the ready queues of the consumers streaming now, and its
@@ -80,6 +82,7 @@
 //! ```
 #![allow(clippy::module_inception)]
 
+mod composite;
 mod counters;
 mod events;
 mod expect;
@@ -87,6 +90,7 @@ mod faults;
 mod fences;
 mod gpu;
 mod handoff;
+mod layouts;
 mod outcome;
 mod ports;
 mod reason;
@@ -121,7 +125,14 @@ pub struct RunOptions {
     pub engine_threads: bool,
     /// Show a progress bar on stderr when it is a terminal and the run takes over a second.
     pub progress: bool,
+    /// Stream the trace's events to `DIR/.trace.json.part` as the run goes (bounded host
+    /// memory; [`RunOutput::write`] into the same `DIR` turns it into `trace.json`). `None`:
+    /// the trace stays in memory ([`Trace::events`]).
+    pub trace_dir: Option<std::path::PathBuf>,
 }
+
+/// The file a streamed trace's events go to in [`RunOptions::trace_dir`].
+pub const TRACE_PART: &str = ".trace.json.part";
 
 /// What a run leaves behind.
 #[derive(Debug)]
@@ -178,6 +189,18 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
             };
         }
     };
+    if let Some(dir) = &opts.trace_dir {
+        if let Err(e) = sched.w.trace.stream_to(&dir.join(TRACE_PART)) {
+            sched.errors.push(world::RunFailure {
+                errno: crate::io_by_name(&e)
+                    .split(':')
+                    .next()
+                    .unwrap_or("EIO")
+                    .into(),
+                message: format!("streaming the trace into {}: {e}", dir.display()),
+            });
+        }
+    }
     if sched.errors.is_empty() {
         sched.run();
     }
@@ -216,7 +239,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         .nodes
         .iter()
         .position(|n| n.desc.driver == DriverKind::Camera);
-    let period = VirtualTime::frame_period(first_source.map_or(60, |n| w.nodes[n].desc.fps.max(1)));
+    let period = first_source.map_or_else(crate::clock::Fps::default, |n| w.nodes[n].desc.fps);
     let workers = opts.engine_threads.then(|| {
         let names: Vec<String> = w.nodes.iter().map(|n| n.engine_name.clone()).collect();
         workers::Workers::new(&names)
@@ -408,8 +431,8 @@ fn map_counts(b: &world::BufRt) -> (u64, u64) {
             .buf
             .exporter_ops::<kernel::heap::buffer::HeapBuffer>()
             .map_or((0, 0), |h| (h.map_cache().misses(), h.map_cache().hits())),
-        // The GPU exporter keeps no mapping cache: every map maps.
-        ExporterHandle::Gpu(bo) => (bo.dma_buf_maps(), 0),
+        // The GPU exporter's mapping cache (`drivers::gpu::exporter` rule 5).
+        ExporterHandle::Gpu(bo) => bo.map_cache_stats(),
     }
 }
 
@@ -427,6 +450,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     fc.dropped = s.counts.dropped_at_source + o.dropped;
     fc.corrupted = s.counts.corrupted_untracked + o.corrupted;
     fc.delivered = o.delivered;
+    fc.merged = o.merged;
     for &(src, frame) in &o.corrupted_frames {
         report.corrupted_frames.push(crate::report::CorruptedFrame {
             source: s.w.nodes[src].desc.name.clone(),
@@ -662,7 +686,8 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     }
     report.apply_expect(&s.s.expect);
     expect::check_expected_error(&mut report, &s.s.expect);
-    let trace = std::mem::replace(&mut s.w.trace, Trace::new(""));
+    let mut trace = std::mem::replace(&mut s.w.trace, Trace::new(""));
+    trace.finish_stream();
     RunOutput {
         report,
         trace,

@@ -14,17 +14,19 @@
 //! | `killed` | the node's process was killed |
 //! | `queue_full` | (sources only) no free buffer, or the previous capture still running |
 //! | `late` | a display missed the frame's vblank (no display drops frames today; the cause is the display driver's to use) |
-//! | `merged` | a job read several frames and wrote one: the frames other than the one it carries on were consumed into it |
+//! | `merged` | a composite (module `composite`) folded the frame into another frame's output: counted in `frames.merged`, neither delivered nor dropped |
 //! | `job_failed` | the node's job failed (its errno is counted in the node's `failed_jobs`) |
 //!
 //! When a frame is over it is *retired*: its track leaves the map and only counts remain —
 //! corrupted (any check on the way failed; this wins over a drop), dropped (under its first
-//! cause, counted at the node that lost it) or delivered (its latency, from capture to the
+//! cause, counted at the node that lost it), merged (counted by the composite) or delivered (its latency, from capture to the
 //! last sink's job end, goes into a [`LatencySummary`] and a bounded [`FrameSample`]). So the
 //! runner's memory holds the frames in flight, not the frames of the run.
 //!
 //! A frame still tracked when the loop has drained was lost without a cause: when it waits in
-//! the queue of a node that is off, detached or dead, that is its cause; otherwise it is
+//! the queue of a node that is off, detached or dead, that is its cause; in a composite's
+//! secondary input queue it would have been folded into the next output (`merged`); otherwise
+//! it is
 //! *unexplained*, counted per node (the first pending sink) with the first such frame, and the
 //! verdict is not VERIFIED ([`Sched::check_unexplained`]).
 //!
@@ -40,7 +42,6 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) const STREAM_OFF: &str = "stream_off";
 pub(crate) const DETACHED: &str = "detached";
 pub(crate) const KILLED: &str = "killed";
-pub(crate) const MERGED: &str = "merged";
 pub(crate) const JOB_FAILED: &str = "job_failed";
 
 /// Corrupted frames the report names at most (the lowest by source, then frame); the count in
@@ -56,6 +57,8 @@ pub(crate) struct Outcomes {
     pub corrupted: u64,
     /// Dropped after capture, with a cause.
     pub dropped: u64,
+    /// Folded into another frame's output by a composite.
+    pub merged: u64,
     /// Delivered frames' latency.
     pub latency: LatencySummary,
     /// Delivered frames' latency per frame, sampled (`latency_us.per_frame`).
@@ -75,6 +78,7 @@ impl FrameTrack {
             pending,
             corrupted: false,
             drop: None,
+            merged: false,
         }
     }
 }
@@ -158,6 +162,9 @@ impl Sched<'_> {
         } else if let Some((n, cause)) = f.drop {
             o.dropped += 1;
             self.note_drop(n, cause);
+        } else if f.merged {
+            // Counted `merged` at the composite when it folded the frame (module `composite`).
+            o.merged += 1;
         } else {
             let latency = now.saturating_sub(f.start);
             o.delivered += 1;
@@ -170,6 +177,34 @@ impl Sched<'_> {
     /// queue of a node that is off, detached or dead are lost for that reason; the rest are
     /// unexplained (module doc).
     pub(crate) fn settle_leftovers(&mut self) {
+        // A composite's secondary frame still waiting when the sources stopped would have been
+        // folded into its next output: counted `merged` there (module `composite`).
+        for n in 0..self.w.nodes.len() {
+            if !self.is_composite(n) {
+                continue;
+            }
+            let keys: Vec<(usize, u64)> = self.w.nodes[n]
+                .inputs
+                .iter()
+                .skip(1)
+                .filter_map(|li| self.w.nodes[n].ready.get(li))
+                .flatten()
+                .filter_map(|&bi| match &self.w.bufs[bi].as_ref()?.state {
+                    BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                    _ => None,
+                })
+                .collect();
+            for key in keys {
+                if let Some(f) = self.frames.get_mut(&key) {
+                    if f.drop.is_none() && !f.merged {
+                        f.merged = true;
+                        f.pending.clear();
+                        self.note_drop(n, super::composite::MERGED);
+                        self.retire(key, VirtualTime::ZERO);
+                    }
+                }
+            }
+        }
         for n in 0..self.w.nodes.len() {
             let node = &self.w.nodes[n];
             let cause = if node.dead {
@@ -199,7 +234,7 @@ impl Sched<'_> {
             let Some(f) = self.frames.get(&key) else {
                 continue;
             };
-            if !f.corrupted {
+            if !f.corrupted && !f.merged {
                 if let Some(&sink) = f.pending.first() {
                     let e = self.outcomes.unexplained.entry(sink).or_insert((0, key.1));
                     e.0 += 1;

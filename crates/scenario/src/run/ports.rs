@@ -7,8 +7,20 @@
 //!   OUTPUT queue, memory DMABUF: whatever the link's memory, it hands out dma-buf fds;
 //! - a camera or ISP producer of a `"dmabuf"` link gets a CAPTURE queue, memory DMABUF, and
 //!   of a `"mmap+expbuf"` link the MMAP CAPTURE queue its buffers were made in
-//!   (`VIDIOC_CREATE_BUFS`, [`World::mmap_create_buf`]); a `"userptr"` producer writes through
-//!   its attachment (no USERPTR queue yet).
+//!   (`VIDIOC_CREATE_BUFS`, [`World::mmap_create_buf`]), and of a `"userptr"` link a USERPTR
+//!   CAPTURE queue ([`World::link_udmabuf`]).
+//!
+//! # `memory = "userptr"`
+//! The buffers are the producer process's own memory: a sealed memfd (`F_SEAL_SHRINK`, so the
+//! pages a device holds never go away under it) mapped shared into the process's address space
+//! ([`vb2::UserMemory::mmap_memfd`]). A camera or ISP producer QBUFs that address as
+//! `V4L2_MEMORY_USERPTR` into its CAPTURE queue: vb2 pins the pages (`get_userptr`), maps them
+//! for the device, re-pins only when the pointer or length changes, and unpins at REQBUFS(0) or
+//! close (`put_userptr`). The consumers get the same pages the way a real pipeline passes user
+//! memory to another device: a udmabuf of the memfd (`UDMABUF_CREATE`), passed by fd. A copy
+//! would be the other choice, but it would add a CPU pass per frame that no zero-copy pipeline
+//! makes, and the consumer would not read what the producer's device wrote. Other producers (a
+//! GPU, which is not a V4L2 device) write through their import of the udmabuf.
 //!
 //! Locking and lifetime: single-threaded (the runner's loop); the queues live in
 //! [`World::ports`] until the run closes them.
@@ -116,11 +128,12 @@ impl World {
                     self.ports.push(port);
                     self.ports.len() - 1
                 }
-                MemoryType::MmapExpbuf => match self.port_of(n, li) {
+                // The queues the buffers were made with (MMAP: CREATE_BUFS; USERPTR: the
+                // producer's memory, [`World::link_udmabuf`]).
+                MemoryType::MmapExpbuf | MemoryType::Userptr => match self.port_of(n, li) {
                     Some(p) => p,
                     None => continue,
                 },
-                MemoryType::Userptr => continue,
             };
             let label = self.ports[p].label(self);
             if self.nodes[n].stream_out {
@@ -128,7 +141,8 @@ impl World {
                     .stream_on()
                     .map_err(|e| vb2_fail(&format!("{label}: STREAMON"), &e))?;
             }
-            // MMAP buffers were queued as they were created ([`World::alloc_buffer`]).
+            // MMAP and USERPTR buffers were queued as they were created
+            // ([`World::alloc_buffer`]).
             if self.ports[p].memory == Memory::Dmabuf {
                 let free: Vec<usize> = self.links[li].free.iter().copied().collect();
                 for bi in free {
@@ -185,6 +199,96 @@ impl World {
         };
         let index = self.ports[p].create_mmap_buf(bi, bytes)?;
         Ok((p, index))
+    }
+
+    /// One buffer of link `li` (to be link buffer `bi`) as a udmabuf of a sealed memfd in the
+    /// `producer`'s process; for a `memory = "userptr"` link whose producer is a V4L2 device
+    /// (camera, ISP), the memfd is also mapped into the process's memory and that address is
+    /// what its USERPTR CAPTURE queue gets for the buffer (module doc). Returns the udmabuf's
+    /// fd in `producer`.
+    pub(crate) fn link_udmabuf(
+        &mut self,
+        li: usize,
+        bi: usize,
+        producer: &std::sync::Arc<kernel::Process>,
+        name: &str,
+        size: u64,
+    ) -> Result<kernel::Fd, Vb2Error> {
+        use uapi::ioctl::{F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC, UDMABUF_FLAGS_CLOEXEC};
+        let len = size.next_multiple_of(soc::PAGE_SIZE);
+        let from = self.links[li].from;
+        let queued = self.links[li].desc.memory == MemoryType::Userptr
+            && matches!(
+                self.nodes[from].desc.driver,
+                DriverKind::Camera | DriverKind::Isp
+            )
+            && self.nodes[from].process.pid() == producer.pid();
+        let memfd = producer.memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC)?;
+        let r = (|| -> Result<kernel::Fd, Vb2Error> {
+            producer.ftruncate(memfd, len)?;
+            producer.add_seals(memfd, F_SEAL_SHRINK)?;
+            let dev = producer.open_udmabuf()?;
+            let fd = producer.udmabuf_create(memfd, 0, len, UDMABUF_FLAGS_CLOEXEC);
+            let _ = producer.close(dev);
+            let fd = fd?;
+            if queued {
+                let file = producer.file(memfd)?;
+                let Some(m) = file.as_memfd() else {
+                    return Err(Vb2Error::new(uapi::Errno::EBADF, "not a memfd"));
+                };
+                let p = self.userptr_port(li)?;
+                let user = self.ports[p].user_memory().cloned().ok_or_else(|| {
+                    Vb2Error::new(uapi::Errno::EFAULT, "no user memory in this process")
+                })?;
+                let addr = user.mmap_memfd(m, 0, len)?;
+                let length = u32::try_from(size).map_err(|_| {
+                    Vb2Error::new(uapi::Errno::EINVAL, "buffers over 4 GiB do not fit a plane")
+                })?;
+                self.ports[p].set_userptr(bi, addr, length);
+            }
+            Ok(fd)
+        })();
+        let _ = producer.close(memfd);
+        r
+    }
+
+    /// The producer's USERPTR CAPTURE queue on link `li` (opened and REQBUFS-ed on first use),
+    /// its file handle bound to the process's memory (one [`vb2::UserMemory`] per process).
+    fn userptr_port(&mut self, li: usize) -> Result<usize, Vb2Error> {
+        let from = self.links[li].from;
+        if let Some(p) = self.port_of(from, li) {
+            return Ok(p);
+        }
+        let size = self
+            .link_plane_size(li)
+            .map_err(|e| Vb2Error::new(uapi::Errno::EINVAL, e.message))?;
+        let node = &self.nodes[from];
+        let pid = node.process.pid();
+        let user = self
+            .ports
+            .iter()
+            .filter(|p| self.nodes[p.node].process.pid() == pid)
+            .find_map(|p| p.user_memory().cloned())
+            .unwrap_or_else(|| vb2::UserMemory::new(self.kernel.dma()));
+        let dev = node.dev.clone();
+        let mut qc = Vb2QueueConfig::new(BufType::VideoCapture, dev.clone());
+        qc.io_modes = vec![Memory::Userptr];
+        qc.max_num_buffers = SLOTS;
+        // vb2-dma-contig for a device without an IOMMU: the pinned pages must be contiguous
+        // after mapping (`EFAULT` otherwise), as `vb2_dc_get_userptr` requires.
+        qc.allocator = if dev.iommu_domain().is_none() {
+            Allocator::DmaContig
+        } else {
+            Allocator::DmaSg
+        };
+        let drv = PortDriver::new(size);
+        let q = Vb2Queue::new(self.kernel.dma(), qc, drv.clone());
+        let fh = q.open(&node.process).with_user_memory(user);
+        fh.set_nonblocking(true);
+        let mut port = Port::new(from, li, node.desc.map_policy, q, fh, drv);
+        port.reqbufs(SLOTS)?;
+        self.ports.push(port);
+        Ok(self.ports.len() - 1)
     }
 
     /// The file handle of port `p` (for `VIDIOC_EXPBUF`).

@@ -44,6 +44,8 @@ pub(crate) struct FrameTrack {
     pub corrupted: bool,
     /// Where and why it was first lost: `(node, cause)`.
     pub drop: Option<(usize, &'static str)>,
+    /// Folded into another frame by a composite (module `composite`).
+    pub merged: bool,
 }
 
 pub(crate) struct InFlight {
@@ -94,7 +96,8 @@ pub(crate) struct Sched<'a> {
     pub w: World,
     pub s: &'a Scenario,
     pub q: EventQueue<Ev>,
-    pub period: VirtualTime,
+    /// The first source's frame rate: what `at = { frame = N }` events are dated on.
+    pub period: crate::clock::Fps,
     pub frames: BTreeMap<(usize, u64), FrameTrack>,
     pub jobs: BTreeMap<u64, InFlight>,
     pub next_job: u64,
@@ -139,7 +142,7 @@ impl<'a> Sched<'a> {
     pub(crate) fn run(&mut self) {
         let events: Vec<Event> = self.s.events_in_order().into_iter().cloned().collect();
         for e in &events {
-            let at = e.at.resolve(self.period);
+            let at = e.at.at_rate(self.period);
             let _ = self.q.push(at, Ev::Scenario(e.index));
         }
         for (i, n) in self.w.nodes.iter().enumerate() {
@@ -153,6 +156,8 @@ impl<'a> Sched<'a> {
             if let Some(c) = self.w.kernel.soc().clock().as_virtual() {
                 c.advance_to(::clock::BOOT_NS.saturating_add(now.as_ns()));
             }
+            // Nothing recorded from here starts before `now`: a streamed trace writes the rest.
+            self.w.trace.advance(now);
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
@@ -183,8 +188,9 @@ impl<'a> Sched<'a> {
         if Some(n) == self.first_source {
             self.w.sample_counters(frame, now, false);
         }
-        let period = crate::clock::VirtualTime::frame_period(self.w.nodes[n].desc.fps.max(1));
-        let _ = self.q.push(now + period, Ev::Tick(n));
+        // Tick N at exactly fps.tick(N): no rounded period accumulates.
+        let next = self.w.nodes[n].desc.fps.tick(frame + 1).max(now);
+        let _ = self.q.push(next, Ev::Tick(n));
         if let Some(pb) = &self.progress {
             if Some(n) == self.first_source {
                 pb.set_position(frame + 1);
@@ -268,9 +274,11 @@ impl<'a> Sched<'a> {
                 if !node.active || node.dead || node.busy || !node.stream_in {
                     continue;
                 }
-                if node.inputs.iter().any(|li| node.ready[li].is_empty()) {
+                if !self.inputs_ready(n) {
                     continue;
                 }
+                self.fold_older_inputs(n);
+                let node = &self.w.nodes[n];
                 let frame = {
                     let li = node.inputs[0];
                     let bi = node.ready[&li][0];
@@ -280,8 +288,8 @@ impl<'a> Sched<'a> {
                     }
                 };
                 if node.desc.driver == DriverKind::Thumbnailer {
-                    super::events::thumbnail_step(self, n, now);
-                    started = true;
+                    // Not while its frame's sync_file is pending (fences.rs).
+                    started |= super::events::thumbnail_step(self, n, now);
                     continue;
                 }
                 if self.start_job(n, now, frame) {
@@ -335,7 +343,7 @@ impl<'a> Sched<'a> {
         let inputs: Vec<(usize, usize)> = node
             .inputs
             .iter()
-            .map(|&li| (li, node.ready[&li][0]))
+            .filter_map(|&li| Some((li, *node.ready.get(&li)?.front()?)))
             .collect();
         // The node's driver decides what the device does with the bytes.
         let p = &node.desc.params;
@@ -468,6 +476,7 @@ impl<'a> Sched<'a> {
                 q.pop_front();
             }
         }
+        self.merge_secondary_inputs(n, &inputs);
         // Explicit sync: an input handed over before its producer's job ended waits on that
         // job's out-fence (its acquire fence); the wait is the node's fence wait.
         let fence_end = inputs
@@ -671,8 +680,6 @@ impl<'a> Sched<'a> {
                 message: format!("{}: DMA failed: {e}", self.w.nodes[n].desc.name),
             });
         }
-        // The frames of the other inputs end here, merged or delivered ([`super::outcome`]).
-        self.note_other_inputs(n, &job, &res.inputs_ok, now);
         // vb2: the driver completes what it read or filled, the application dequeues it.
         for &(p, slot, gen) in &job.vb2 {
             if let Err(e) = self.w.ports[p].complete(slot, gen) {

@@ -16,14 +16,11 @@ impl Sched<'_> {
             .to
             .iter()
             .map(|&t| self.w.nodes[t].desc.fps)
-            .max()
-            .unwrap_or(60)
-            .max(1);
-        let idle_for = VirtualTime::from_ns(
-            VirtualTime::frame_period(fps)
-                .as_ns()
-                .saturating_mul(SWAPCHAIN_SHRINK_AFTER),
-        );
+            .max_by(|a, b| {
+                (a.num() as u128 * b.den() as u128).cmp(&(b.num() as u128 * a.den() as u128))
+            })
+            .unwrap_or_default();
+        let idle_for = fps.tick(SWAPCHAIN_SHRINK_AFTER);
         let min = self.w.links[li].desc.buffers.min(SWAPCHAIN_MIN_BUFFERS) as usize;
         loop {
             let l = &self.w.links[li];

@@ -137,6 +137,8 @@ pub(crate) struct Port {
     pub streamoffs: u64,
     /// STREAMOFF/REQBUFS cycles made to let a migration happen.
     pub requeue_cycles: u64,
+    /// `V4L2_MEMORY_USERPTR`: each link buffer's address and length in the process's memory.
+    userptrs: BTreeMap<usize, (u64, u32)>,
 }
 
 pub(crate) fn vb2_fail(what: &str, e: &Vb2Error) -> RunFailure {
@@ -212,9 +214,19 @@ impl Port {
             }
         };
         let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), slot);
-        if self.memory == Memory::Dmabuf {
-            b.m_fd = fd;
-            b.length = 0;
+        match self.memory {
+            Memory::Dmabuf => {
+                b.m_fd = fd;
+                b.length = 0;
+            }
+            Memory::Userptr => {
+                let &(ptr, len) = self.userptrs.get(&bi).ok_or_else(|| {
+                    Vb2Error::new(Errno::EFAULT, "no user memory for this buffer")
+                })?;
+                b.m_userptr = ptr;
+                b.length = len;
+            }
+            Memory::Mmap => {}
         }
         self.fh.qbuf(&mut b)?;
         self.queued.insert(slot);
@@ -307,6 +319,16 @@ impl Port {
         Ok(cb.index)
     }
 
+    /// The process memory USERPTR pointers of this queue refer to.
+    pub(crate) fn user_memory(&self) -> Option<&Arc<vb2::UserMemory>> {
+        self.fh.user_memory()
+    }
+
+    /// `memory = "userptr"`: link buffer `bi` is `len` bytes at `ptr` of the process's memory.
+    pub(crate) fn set_userptr(&mut self, bi: usize, ptr: u64, len: u32) {
+        self.userptrs.insert(bi, (ptr, len));
+    }
+
     /// The queue's debug counters.
     pub(crate) fn counters(&self) -> CounterSnapshot {
         self.q.counters().snapshot()
@@ -349,6 +371,7 @@ impl Port {
             qbufs: 0,
             streamoffs: 0,
             requeue_cycles: 0,
+            userptrs: BTreeMap::new(),
         }
     }
 }
@@ -406,6 +429,13 @@ impl World {
             if p.memory == Memory::Mmap {
                 // vb2's own buffer: it stays in the queue until the queue is freed.
                 continue;
+            }
+            // The application unmaps a dropped buffer's memory; vb2 keeps the pages pinned
+            // until the slot is queued with another pointer or freed.
+            if let Some((ptr, _)) = p.userptrs.remove(&bi) {
+                if let Some(u) = p.fh.user_memory() {
+                    let _ = u.munmap(ptr);
+                }
             }
             if let Some(s) = p.slots.remove(&bi) {
                 // A slot the driver still holds (a producer's queued empty buffer) stays

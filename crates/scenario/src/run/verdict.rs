@@ -16,7 +16,7 @@
 //!
 //! Lifetime: single-threaded, with the loop; read once by `collect`.
 
-use super::sched::{InFlight, Sched};
+use super::sched::Sched;
 use super::world::{BufState, RunFailure};
 use crate::clock::VirtualTime;
 use crate::report::LatencySummary;
@@ -115,37 +115,6 @@ impl Sched<'_> {
             .collect();
         for k in keys {
             self.lose_frame(k, n, cause);
-        }
-    }
-
-    /// Job `job` of node `n` read frames besides the one it carries on: at a sink each is
-    /// delivered (or corrupted, per `inputs_ok`); elsewhere each was consumed into the job's
-    /// output, a drop as `merged` ([`super::outcome`]).
-    pub(crate) fn note_other_inputs(
-        &mut self,
-        n: usize,
-        job: &InFlight,
-        inputs_ok: &[bool],
-        now: VirtualTime,
-    ) {
-        for (k, &(_, bi)) in job.inputs.iter().enumerate() {
-            let key = match self.w.bufs[bi].as_ref().map(|b| &b.state) {
-                Some(BufState::Ready { meta, .. }) => (meta.src, meta.frame),
-                _ => continue,
-            };
-            if Some(key) == job.frame {
-                continue;
-            }
-            let ok = inputs_ok.get(k).copied().unwrap_or(true);
-            let Some(f) = self.frames.get_mut(&key) else {
-                continue;
-            };
-            f.corrupted |= !ok;
-            if f.pending.remove(&n) {
-                self.check_delivered(key, now);
-            } else {
-                self.lose_frame(key, n, super::outcome::MERGED);
-            }
         }
     }
 

@@ -203,25 +203,6 @@ fn install(p: &Process, buf: &DmaBuf) -> Result<Fd, dmabuf::DmaBufError> {
     p.install(FileObject::DmaBuf(buf.clone()), RDWR)
 }
 
-/// A sealed memfd of `size` bytes (page-rounded) in `p`, turned into a dma-buf fd with
-/// `UDMABUF_CREATE` (what a process does to share its own memory with devices); the memfd and
-/// `/dev/udmabuf` fds are closed again, the dma-buf holds the pages.
-fn udmabuf_of_memfd(p: &Process, name: &str, size: u64) -> Result<Fd, dmabuf::DmaBufError> {
-    use uapi::ioctl::{F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC, UDMABUF_FLAGS_CLOEXEC};
-    let len = size.next_multiple_of(soc::PAGE_SIZE);
-    let memfd = p.memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC)?;
-    let r = (|| {
-        p.ftruncate(memfd, len)?;
-        p.add_seals(memfd, F_SEAL_SHRINK)?;
-        let dev = p.open_udmabuf()?;
-        let fd = p.udmabuf_create(memfd, 0, len, UDMABUF_FLAGS_CLOEXEC);
-        let _ = p.close(dev);
-        fd
-    })();
-    let _ = p.close(memfd);
-    r
-}
-
 /// A failure to set up or run, with the errno name Linux would give.
 #[derive(Clone, Debug)]
 pub(crate) struct RunFailure {
@@ -480,9 +461,14 @@ impl World {
                             .collect(),
                     },
                 };
-                let spec = ExportSpec::with_layout(layout)
+                let mut spec = ExportSpec::with_layout(layout)
                     .policy(policy)
+                    .config(self.migration_config(li))
                     .log(self.log.clone());
+                // Modifier and pitch negotiation (run/layouts.rs), when a device asks for it.
+                if let Some((neg, reserve)) = self.link_negotiation(li) {
+                    spec = spec.negotiate(neg).reserve(reserve);
+                }
                 let (buf, exp) =
                     ConstraintExporter::export_registered(&dma, spec, self.kernel.registry())
                         .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
@@ -509,7 +495,9 @@ impl World {
                 (buf, seq_planes(), ExporterHandle::Gpu(bo), fd)
             }
             Kind::Udmabuf => {
-                let fd = udmabuf_of_memfd(&producer, &name, size)
+                let bi = self.bufs.len();
+                let fd = self
+                    .link_udmabuf(li, bi, &producer, &name, size)
                     .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
                 let buf = producer
                     .get_dma_buf(fd)
@@ -611,6 +599,7 @@ impl World {
         for n in self.link_users(li) {
             self.attach(bi, n)?;
         }
+        self.settle_layout(bi)?;
         self.links[li].bufs.push(bi);
         self.links[li].free.push_back(bi);
         // A new empty buffer: the producer queues it into its CAPTURE queue, if it has one.

@@ -172,6 +172,22 @@ impl At {
             At::Time(t) => t,
         }
     }
+
+    /// The virtual time of this moment on a source clocked at `fps`: frame `n` starts at
+    /// [`Fps::tick`](crate::clock::Fps::tick)`(n)`, exactly (no accumulated rounding).
+    ///
+    /// ```
+    /// use scenario::clock::{Fps, VirtualTime};
+    /// use scenario::schema::At;
+    /// let ntsc = Fps::new(30000, 1001).unwrap();
+    /// assert_eq!(At::Frame(3).at_rate(ntsc), VirtualTime(100_100_000));
+    /// ```
+    pub fn at_rate(self, fps: crate::clock::Fps) -> VirtualTime {
+        match self {
+            At::Frame(f) => fps.tick(f),
+            At::Time(t) => t,
+        }
+    }
 }
 
 /// What a validated event does; every name in it refers to something that exists.

@@ -271,6 +271,11 @@ pub struct LinkDesc {
     /// Implicit (reservation objects) or explicit (sync_file fds) synchronisation.
     #[serde(default)]
     pub sync: SyncMode,
+    /// What copies this link's buffers when the constraint exporter migrates them: `"cpu"` or
+    /// a device's name (its DMA engine); default: `[soc] migrate_with`, else the default rule
+    /// (docs/migration.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_with: Option<String>,
 }
 
 impl LinkDesc {

@@ -341,10 +341,6 @@ fn default_height() -> u32 {
     1080
 }
 
-fn default_fps() -> u32 {
-    60
-}
-
 fn default_true() -> bool {
     true
 }
@@ -373,9 +369,10 @@ pub struct NodeDesc {
     #[serde(default = "default_height")]
     pub height: u32,
     /// Frames per second the node is clocked at: a camera's capture rate, a display's refresh;
-    /// other nodes process at most this many frames a second (default 60).
-    #[serde(default = "default_fps")]
-    pub fps: u32,
+    /// other nodes process at most this many frames a second (default 60). An exact rational:
+    /// `60`, `29.97` or `"30000/1001"` ([`crate::clock::Fps`]).
+    #[serde(default)]
+    pub fps: crate::clock::Fps,
     /// Whether the node is attached from the start (default true); one that is not joins with an
     /// `attach` event.
     #[serde(default = "default_true")]

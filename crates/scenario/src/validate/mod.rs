@@ -29,6 +29,7 @@ mod graph;
 mod host;
 mod locate;
 mod machine;
+mod modifiers;
 mod pipeline;
 pub(crate) mod swapchain;
 
@@ -240,9 +241,11 @@ pub fn validate(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         ));
     }
     let (soc, soc_given) = machine::resolve(&ctx, raw.soc.as_ref())?;
+    modifiers::check_machine(&ctx, &soc, soc_given)?;
     machine::check(&ctx, &soc, soc_given)?;
     let events = pipeline::check(&ctx, &raw, &soc)?;
     formats::check(&ctx, &raw)?;
+    modifiers::check_links(&ctx, &raw, &soc)?;
     graph::check(&ctx, &raw, &soc, &events)?;
     Ok(Scenario {
         file: file.to_string(),

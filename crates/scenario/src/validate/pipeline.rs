@@ -157,7 +157,7 @@ fn node(
             ),
         ));
     }
-    if n.fps == 0 || n.fps > MAX_FPS {
+    if !n.fps.within(1, MAX_FPS.into()) {
         return Err(ctx.err(
             &p.key("fps"),
             format!("fps {}: expected 1 to {MAX_FPS}", n.fps),

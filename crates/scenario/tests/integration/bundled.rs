@@ -43,7 +43,10 @@ fn default_scenario_is_the_one_the_issue_describes() {
     let s = scenario::load_bundled(scenario::DEFAULT).unwrap();
     assert_eq!((s.frames, s.seed), (600, 1));
     let cam = s.node("camera").unwrap();
-    assert_eq!((cam.width, cam.height, cam.fps), (3840, 2160, 60));
+    assert_eq!(
+        (cam.width, cam.height, cam.fps),
+        (3840, 2160, scenario::clock::Fps::from_int(60))
+    );
     assert_eq!(cam.format.name(), "NV12");
     let enc = s.node("encoder").unwrap();
     assert!(!enc.attached);

@@ -209,10 +209,10 @@ proptest! {
         // Every frame is delivered, corrupted or dropped under a cause at a node; none is lost
         // without one in a valid pipeline.
         let causes: u64 = r.nodes.iter().flat_map(|n| n.dropped.values()).sum();
-        prop_assert_eq!(r.frames.dropped, causes, "{:?}", r.nodes);
+        prop_assert_eq!(r.frames.dropped + r.frames.merged, causes, "{:?}", r.nodes);
         prop_assert_eq!(
             r.frames.produced,
-            r.frames.delivered + r.frames.dropped + r.frames.corrupted
+            r.frames.delivered + r.frames.dropped + r.frames.corrupted + r.frames.merged
         );
         let unexplained = r.nodes.iter().any(|n| n.unexplained.is_some());
         prop_assert!(!unexplained, "{:?}", r.nodes);

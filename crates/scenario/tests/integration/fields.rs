@@ -148,6 +148,8 @@ fn test_every_documented_link_field_changes_the_run_or_is_refused() {
             "to = [\"display\", \"encoder\"]\nbuffers = 4\nplanes = [{ bank = \"dram0\" }, { bank = \"dram1\" }]",
         ),
         ("sync", b.clone(), "exporter = \"gpu\"", "exporter = \"gpu\"\nsync = \"explicit\""),
+        // The copy of the late encoder's migrations moves from the default engine to the CPU.
+        ("migrate_with", b.clone(), "policy = \"deferred\"            #", "migrate_with = \"cpu\"\npolicy = \"deferred\"            #"),
     ];
     let covered: BTreeSet<String> = cases.iter().map(|c| c.0.to_string()).collect();
     let fields = documented(doc, "## `[[links]]`");

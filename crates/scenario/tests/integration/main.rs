@@ -3,11 +3,15 @@
 mod bundled;
 mod check_parity;
 mod clock;
+mod composite;
+mod counters;
 mod errors;
 mod faults;
 mod faults_prop;
 mod fields;
+mod fps;
 mod fuzz;
+mod modifiers;
 mod report;
 mod run_defects;
 mod run_drivers;
@@ -16,6 +20,7 @@ mod run_pipeline;
 mod threads;
 mod trace_structure;
 mod trace_svg;
+mod v4l2_paths;
 
 /// A small valid scenario on the bundled default machine; line numbers matter to the tests.
 pub const BASE: &str = r#"name = "t"

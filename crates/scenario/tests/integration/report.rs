@@ -34,6 +34,7 @@ pub fn sample() -> Report {
         delivered: 597,
         dropped: 3,
         corrupted: 0,
+        merged: 0,
     };
     let samples: Vec<(u64, VirtualTime)> = (0..600u64)
         .rev()
@@ -78,6 +79,7 @@ pub fn sample() -> Report {
             bytes: 12_441_600,
             stall_us: 4_200.25,
             cause: "encoder0 attached: no IOMMU, needs contiguous memory below 4 GiB".into(),
+            ..MigrationReport::default()
         });
     }
     r.maps = MapCounts {

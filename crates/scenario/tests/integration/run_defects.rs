@@ -151,7 +151,7 @@ fn frames_dropped_at_the_source_are_the_dropped_count() {
 #[track_caller]
 fn every_drop_has_a_cause(r: &scenario::report::Report) {
     let causes: u64 = r.nodes.iter().flat_map(|n| n.dropped.values()).sum();
-    assert_eq!(r.frames.dropped, causes, "{:?}", r.nodes);
+    assert_eq!(r.frames.dropped + r.frames.merged, causes, "{:?}", r.nodes);
     assert!(
         r.nodes.iter().all(|n| n.unexplained.is_none()),
         "{:?}",
@@ -159,7 +159,7 @@ fn every_drop_has_a_cause(r: &scenario::report::Report) {
     );
     assert_eq!(
         r.frames.produced,
-        r.frames.delivered + r.frames.dropped + r.frames.corrupted
+        r.frames.delivered + r.frames.dropped + r.frames.corrupted + r.frames.merged
     );
 }
 
@@ -333,7 +333,10 @@ buffers = 3
     every_drop_has_a_cause(&r);
     let gpu = r.nodes.iter().find(|n| n.name == "gpu").unwrap();
     assert_eq!(gpu.dropped.get("merged"), Some(&12), "{gpu:?}");
-    assert_eq!((r.frames.produced, r.frames.delivered), (24, 12));
+    assert_eq!(
+        (r.frames.produced, r.frames.delivered, r.frames.merged),
+        (24, 12, 12)
+    );
     assert_eq!(
         r.exit_code(),
         scenario::ExitCode::Verified,
@@ -354,7 +357,12 @@ fn every_bundled_scenario_accounts_for_every_frame() {
         };
         let r = run(&s, &RunOptions::default()).report;
         let causes: u64 = r.nodes.iter().flat_map(|n| n.dropped.values()).sum();
-        assert_eq!(r.frames.dropped, causes, "{name}: {:?}", r.nodes);
+        assert_eq!(
+            r.frames.dropped + r.frames.merged,
+            causes,
+            "{name}: {:?}",
+            r.nodes
+        );
         assert!(
             r.nodes.iter().all(|n| n.unexplained.is_none()),
             "{name}: {:?}",

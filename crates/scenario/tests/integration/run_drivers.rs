@@ -302,9 +302,10 @@ fn test_explicit_sync_hands_each_frame_over_with_a_sync_file() {
     assert_eq!(implicit.exit_code(), ExitCode::Verified);
     assert_eq!(implicit.fences.sync_files, 0);
     assert!(implicit.fences.sync_checks > 0);
-    // The GPU hands each frame to the display at submission with its acquire fence: the
-    // display's jobs wait on it (virtual time), V4L2 producers hand over at DQBUF (no wait),
-    // and implicit sync hands over at the job's end. The frames reach the same vblanks.
+    // Every producer (the camera and ISP with their job's out-fence, the GPU with its ring's)
+    // hands each frame over at submission with its acquire fence: every consumer's jobs wait
+    // on it (virtual time); implicit sync hands over at the job's end (no fence wait). The
+    // frames reach the same vblanks.
     let wait = |r: &scenario::report::Report, node: &str| {
         r.nodes
             .iter()
@@ -312,10 +313,10 @@ fn test_explicit_sync_hands_each_frame_over_with_a_sync_file() {
             .unwrap()
             .fence_wait_us
     };
-    assert!(wait(&explicit, "display") > 0.0, "{:?}", explicit.nodes);
-    for node in ["camera", "isp", "gpu"] {
-        assert_eq!(wait(&explicit, node), 0.0, "{:?}", explicit.nodes);
+    for node in ["isp", "gpu", "display"] {
+        assert!(wait(&explicit, node) > 0.0, "{node}: {:?}", explicit.nodes);
     }
+    assert_eq!(wait(&explicit, "camera"), 0.0, "a source waits for nothing");
     for node in ["camera", "isp", "gpu", "display"] {
         assert_eq!(wait(&implicit, node), 0.0, "{:?}", implicit.nodes);
     }

@@ -1,7 +1,10 @@
 //! Ordering guarantee 4 of the runner: report.json, trace.json and the pictures are
 //! byte-identical for any number of host threads (`--threads N`).
 //!
-//! Every bundled scenario runs with 1, 2 and 8 host threads. To keep the test in CI time the
+//! Every bundled scenario runs with 1, 2 and 8 host threads; the 1-thread run keeps its trace
+//! in memory, the others stream it to disk as the run goes (`RunOptions::trace_dir`), so the
+//! test also shows the streamed `trace.json` and timeline are the in-memory ones byte for
+//! byte, with no event recorded out of order and no part file left. To keep the test in CI time the
 //! scenarios' events move to a tenth of their frame (or time), and each run stops a few frames
 //! after its last event: every event, migration and teardown path still runs.
 
@@ -51,21 +54,36 @@ fn shortened(name: &str) -> scenario::Scenario {
     s.with_frames(frames).expect("a frame count")
 }
 
-/// Every file a run writes, by name.
+/// Every file a run writes, by name (the trace streamed to disk with more than one thread).
 fn outputs(s: &scenario::Scenario, threads: usize) -> Vec<(String, Vec<u8>)> {
-    let out = run(
-        s,
-        &RunOptions {
-            threads,
-            ..RunOptions::default()
-        },
-    );
     let dir = std::env::temp_dir().join(format!(
         "dmabuf-threads-{}-{}-{threads}",
         std::process::id(),
         s.name
     ));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let streamed = threads > 1;
+    let out = run(
+        s,
+        &RunOptions {
+            threads,
+            trace_dir: streamed.then(|| dir.clone()),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(out.trace.is_streamed(), streamed);
+    assert_eq!(
+        out.trace.late_events(),
+        0,
+        "{}: events recorded out of order",
+        s.name
+    );
     let paths = out.write(&dir).expect("the outputs are written");
+    assert!(
+        !dir.join(scenario::run::TRACE_PART).exists(),
+        "{}: the streamed trace's part file is removed",
+        s.name
+    );
     let mut files: Vec<(String, Vec<u8>)> = paths
         .iter()
         .map(|p| {

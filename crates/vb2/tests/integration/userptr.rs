@@ -108,3 +108,42 @@ fn test_userptr_new_pointer_repins_with_cleanup_and_init() {
     r.balanced();
     r.checker_clean();
 }
+
+/// A capture queue writing into a shared memfd mapping (the userptr a pipeline also exports as
+/// a udmabuf): the device's bytes land in the memfd's page cache, the pages stay pinned while
+/// queued (a write seal is `EBUSY`), and a pointer past the end of the file faults.
+#[test]
+fn test_userptr_into_a_memfd_mapping_reaches_the_file_and_pins_its_pages() {
+    use uapi::ioctl::{F_SEAL_WRITE, MFD_ALLOW_SEALING};
+    let r = Rig::capture();
+    r.reqbufs(U, 1).unwrap();
+    let memfd = kernel::Memfd::create(r.dma.soc(), "frames", MFD_ALLOW_SEALING).unwrap();
+    memfd.ftruncate(8192).unwrap();
+    let ptr = r.user.mmap_memfd(&memfd, 0, 8192).unwrap();
+    // Past the end of the mapping: EFAULT, nothing pinned.
+    assert_eq!(
+        errno(r.fh.qbuf(&mut uptr(&r, 0, ptr + 4096, 8192))),
+        Errno::EFAULT
+    );
+    r.fh.streamon(r.t()).unwrap();
+    for frame in 0..2 {
+        r.fh.qbuf(&mut uptr(&r, 0, ptr, 8192)).unwrap();
+        r.dqbuf(U).unwrap();
+        let got = memfd.pread(0, 8192).unwrap();
+        assert_eq!(got, pattern(frame, 0, 8192), "frame {frame} in the file");
+        let mut via_map = vec![0u8; 8192];
+        r.user.read(ptr, &mut via_map).unwrap();
+        assert_eq!(via_map, got);
+    }
+    // The application unmaps; vb2 still holds the pinned pages (until REQBUFS(0) or close),
+    // so the write seal waits for pins: EBUSY.
+    r.user.munmap(ptr).unwrap();
+    let e = memfd.add_seals(F_SEAL_WRITE).unwrap_err();
+    assert_eq!(uapi::AsErrno::errno(&e), Errno::EBUSY);
+    r.fh.close();
+    r.balanced();
+    r.checker_clean();
+    // Unpinned and unmapped: the seal is taken, and the bytes stay in the file.
+    memfd.add_seals(F_SEAL_WRITE).unwrap();
+    assert_eq!(memfd.pread(0, 8192).unwrap(), pattern(1, 0, 8192));
+}
