@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 19] = [
+static BUNDLED: [(&str, &str, &str); 20] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -104,6 +104,12 @@ static BUNDLED: [(&str, &str, &str); 19] = [
         "the ISP writes a buffer the display is still scanning out: a torn frame and a \
          fence-conflict finding",
         include_str!("../../../scenarios/early-release.toml"),
+    ),
+    (
+        "wrong-direction",
+        "the ISP, then the display, map their buffers for the wrong DMA direction: an IOMMU \
+         fault, a lost frame and overlapping mappings",
+        include_str!("../../../scenarios/wrong-direction.toml"),
     ),
     (
         "rk3588-camera",

@@ -29,10 +29,12 @@ pub use model::{
     BufferReport, CheckerReport, CorruptedFrame, DeviceReport, EncoderReport, FaultReport,
     FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport, MapCounts,
     MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError, SwapchainReport,
-    Vb2QueueReport, SCHEMA_VERSION,
+    Unexplained, Vb2QueueReport, SCHEMA_VERSION,
 };
 pub use reason::{BufferReason, ReasonConstraint, ReasonDecision, ReasonGroup};
-pub use stats::{percentile, LatencyStats};
+pub use stats::{
+    percentile, FrameSample, LatencyStats, LatencySummary, EXACT_SAMPLES, FRAME_SAMPLE_CAP,
+};
 pub use svg::{latency_svg, timeline_svg, xml_escape, TimelineOptions};
 pub use text::{stutter_around, text_summary, STUTTER_WINDOW};
 pub use trace::{JobCategory, Trace, TraceEvent, TraceKind, TrackId, MIGRATION_TRACK};

@@ -10,7 +10,7 @@
 //! | `description` | string | the scenario's `description` (absent when empty) |
 //! | `seed` | int | the seed the run used |
 //! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`, `merged`} | frame counts; `merged` (absent when zero): frames a composite folded into another frame's output, also in the composite's `nodes[].dropped.merged` |
-//! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}]} | source-to-sink latency of delivered frames, virtual microseconds (nearest-rank percentiles) |
+//! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}], `per_frame_every`} | source-to-sink latency of delivered frames, virtual microseconds: nearest-rank percentiles, exact up to 4096 delivered frames, beyond from a log-linear histogram (at most 2^-10 below the exact value, never above; `max` always exact: [`super::LatencySummary`]); `per_frame` every delivered frame up to 4096, beyond every `per_frame_every`-th delivered frame (a power of two; absent while 1), at most 4096 entries ([`super::FrameSample`]) |
 //! | `duration_us` | float | virtual time of the whole run |
 //! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`, `reason`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`}; `reason` (absent if never allocated) is {`decisions` [{`when` (`allocation`, `migration`), `frame`, `cause`, `devices`, `constraints` [{`constraint`, `value`, `by`}], `groups` [{`planes`, `bytes`, `chosen`, `contiguous`, `ranges` [[start, len]], `range_count`, `refused`, `untried`, `excluded`}]}]}, the exporter's own record of each placement ([`super::reason`]) |
 //! | `migrations` | [{`buffer`, `frame`, `from`, `to`, `bytes`, `stall_us`, `cause`}] | every migration, by frame then buffer |
@@ -23,8 +23,8 @@
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`, `sync_files`, `sync_file_waits`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
 //! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
-//! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `latency_us` {`p50`, `p99`, `max`} or null}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames a source did not capture per cause (`detached`, `killed`, `stream_off`, `queue_full`), jobs that read wrong bytes, a sink's latency; and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
-//! | `corrupted_frames` | [{`source`, `frame`}] | every frame a sink (or the thumbnailer) received wrong, by source then frame; absent in reports of older runs |
+//! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `failed_jobs` {errno: count}, `unexplained` {`count`, `first_frame`}, `latency_us` {`p50`, `p99`, `max`} or null}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames lost at it per cause (a source's `detached`, `killed`, `stream_off`, `queue_full`; after capture `stream_off`, `detached`, `killed`, `late`, `merged`, `job_failed`: see docs/scenario.md), jobs that read wrong bytes or failed, its failed jobs per errno (absent if none), frames that never reached it, a sink, with no cause (absent if none: the run is then not verified), a sink's latency (as `latency_us`); and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
+//! | `corrupted_frames` | [{`source`, `frame`}] | the frames a sink (or the thumbnailer) received wrong, by source then frame: the first 1024 in that order (`frames.corrupted` counts them all); absent in reports of older runs |
 //! | `faults` | [{`node`, `fault`, `at_frame`, `frames`}] | every `action = "fault"` event: the node, the fault, the frame it was armed at and the frames of the jobs it touched; absent in reports of older runs |
 //! | `counters` | {`every_frames`, `frames` (integers), `t_us` (floats), `series` [{`name`, `unit`, `values` (floats)}]} | counters sampled every `every_frames` frames of the first source (`ceil(frames / 128)`: at most 128 samples, plus one at the end of the run): `bank NAME used` and `cma NAME used` (bytes: the page allocator's used pages of each system bank, and of its CMA regions), `process NAME dma-buf rss`/`pss` (bytes, as `kernel::accounting` computes them), `queue NODE <- LINK` (frames ready for the node, not yet taken), `iommu DEVICE mapped` (bytes mapped in the device's IOMMU domain), `device NAME bandwidth` (bytes/s its DMA engine moved since the previous sample), `cma region NAME used` (bytes `cma_alloc` handed out of the region), `bank NAME bandwidth` (bytes/s every engine moved in the bank since the previous sample), `iommu DEVICE maps`/`unmaps` (calls since boot), `cache DEVICE clean ops`/`cleaned`/`invalidate ops`/`invalidated` (ops, bytes: the DMA layer's CPU cache maintenance for a non-coherent device since boot); every `values` is aligned with `frames`; the same samples are the trace's counter tracks; absent in reports of older runs |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--engine-threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
@@ -83,11 +83,47 @@ pub struct LatencyReport {
     pub p99: f64,
     /// Largest.
     pub max: f64,
-    /// Every delivered frame, by frame number.
+    /// Delivered frames, by frame number: all of them, or every `per_frame_every`-th when
+    /// there are more than [`super::FRAME_SAMPLE_CAP`].
     pub per_frame: Vec<FrameLatency>,
+    /// The sampling stride of `per_frame` (1: every delivered frame; absent then).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub per_frame_every: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(v: &u64) -> bool {
+    *v == 1
 }
 
 impl LatencyReport {
+    /// The report of a run's bounded latency summary and per-frame sample.
+    pub fn from_summary(
+        summary: &super::LatencySummary,
+        sample: &super::FrameSample,
+    ) -> LatencyReport {
+        let st = summary.stats();
+        let mut per_frame: Vec<FrameLatency> = sample
+            .entries()
+            .iter()
+            .map(|&(frame, ns)| FrameLatency {
+                frame,
+                us: VirtualTime::from_ns(ns).as_us_f64(),
+            })
+            .collect();
+        per_frame.sort_by_key(|f| f.frame);
+        LatencyReport {
+            p50: st.p50.as_us_f64(),
+            p99: st.p99.as_us_f64(),
+            max: st.max.as_us_f64(),
+            per_frame,
+            per_frame_every: sample.every(),
+        }
+    }
+
     /// The report of `(frame, latency)` samples (any order).
     pub fn from_samples(samples: &[(u64, VirtualTime)]) -> LatencyReport {
         let times: Vec<VirtualTime> = samples.iter().map(|&(_, t)| t).collect();
@@ -105,6 +141,7 @@ impl LatencyReport {
             p99: st.p99.as_us_f64(),
             max: st.max.as_us_f64(),
             per_frame,
+            per_frame_every: 1,
         }
     }
 }
@@ -293,16 +330,33 @@ pub struct NodeReport {
     /// Frames that verified at it, a sink.
     #[serde(default)]
     pub delivered: u64,
-    /// Frames a source did not capture, per cause (`detached`, `killed`, `stream_off`,
-    /// `queue_full`).
+    /// Frames lost at it, per cause: a source's uncaptured frames (`detached`, `killed`,
+    /// `stream_off`, `queue_full`, `job_failed`), and frames lost after capture (`stream_off`,
+    /// `detached`, `killed`, `late`, `merged`, `job_failed`).
     #[serde(default)]
     pub dropped: std::collections::BTreeMap<String, u64>,
     /// Its jobs that read wrong bytes or failed.
     #[serde(default)]
     pub corrupted: u64,
+    /// Its failed jobs, per errno name (absent if none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub failed_jobs: std::collections::BTreeMap<String, u64>,
+    /// Frames that never reached it (a sink) with no cause (absent if none; the run is then
+    /// not verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unexplained: Option<Unexplained>,
     /// Source-to-here latency of the frames delivered at it, a sink (virtual µs).
     #[serde(default)]
     pub latency_us: Option<NodeLatency>,
+}
+
+/// Frames lost with no cause on their way to a sink.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unexplained {
+    /// How many.
+    pub count: u64,
+    /// The lowest frame number among them.
+    pub first_frame: u64,
 }
 
 /// A sink's latency summary (virtual microseconds).
@@ -553,11 +607,17 @@ impl Report {
         }
     }
 
-    /// The exit code: [`ExitCode::Failed`] on corruption, an unexpected finding or a run-time
-    /// error, else [`ExitCode::Verified`].
+    /// The exit code: [`ExitCode::Failed`] on corruption, an unexpected finding, a run-time
+    /// error (a frame lost without a cause is one) or an injected fault (a driver told to break
+    /// a rule: whether or not the bytes came out right, the run verified nothing), else
+    /// [`ExitCode::Verified`].
     pub fn exit_code(&self) -> ExitCode {
         let unexpected = self.checker.findings.iter().any(|f| !f.expected);
-        if self.frames.corrupted > 0 || unexpected || !self.errors.is_empty() {
+        if self.frames.corrupted > 0
+            || unexpected
+            || !self.errors.is_empty()
+            || !self.faults.is_empty()
+        {
             ExitCode::Failed
         } else {
             ExitCode::Verified

@@ -62,7 +62,7 @@ pub fn text_summary(report: &Report) -> String {
         ms(l.p50),
         ms(l.p99),
         ms(l.max),
-        l.per_frame.len()
+        f.delivered
     );
     if !r.buffers.is_empty() {
         let _ = writeln!(s, "buffers:");
@@ -229,6 +229,35 @@ pub fn text_summary(report: &Report) -> String {
                 f.message
             );
         }
+    }
+    // Where the frames that did not arrive went (docs/scenario.md, "Where every frame went").
+    let drops: Vec<String> = r
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.dropped
+                .iter()
+                .map(move |(cause, count)| format!("{} {cause} {count}", n.name))
+        })
+        .collect();
+    if !drops.is_empty() {
+        let _ = writeln!(s, "dropped by cause: {}", drops.join(", "));
+    }
+    for n in &r.nodes {
+        if let Some(u) = &n.unexplained {
+            let _ = writeln!(
+                s,
+                "unexplained: {} frame(s) never reached {}, the first frame {}",
+                u.count, n.name, u.first_frame
+            );
+        }
+    }
+    for f in &r.faults {
+        let _ = writeln!(
+            s,
+            "fault injected: {} on {} at frame {}, touched the jobs of frame(s) {:?}",
+            f.fault, f.node, f.at_frame, f.frames
+        );
     }
     for e in &r.errors {
         let _ = writeln!(

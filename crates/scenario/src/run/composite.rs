@@ -101,6 +101,8 @@ impl Sched<'_> {
             f.merged = true;
             f.pending.retain(|s| !behind.contains(s));
         }
+        // Over if no sink is left for it (module `outcome`: retired as merged).
+        self.check_delivered(key, crate::clock::VirtualTime::ZERO);
     }
 
     /// The sinks a frame reaches through node `n` (`n` itself if it is a sink).

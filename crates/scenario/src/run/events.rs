@@ -101,8 +101,10 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
                         BufState::Ready { meta, .. } => meta.src,
                         _ => 0,
                     };
-                    if let Some(f) = s.frames.get_mut(&(src, frame)) {
-                        f.corrupted = true;
+                    match s.frames.get_mut(&(src, frame)) {
+                        Some(f) => f.corrupted = true,
+                        // The frame is over already: its wrong bytes still count.
+                        None => s.counts.corrupted_untracked += 1,
                     }
                 }
             }
@@ -264,7 +266,7 @@ impl Sched<'_> {
                                 let errs = self.w.ports_stream(n, on, false);
                                 self.errors.extend(errs);
                                 if !on {
-                                    self.discard_ready(n);
+                                    self.discard_ready(n, super::outcome::STREAM_OFF);
                                 }
                             }
                             QueueKind::Capture => {
@@ -341,7 +343,11 @@ impl Sched<'_> {
             .filter(|&p| self.w.ports[p].node == n)
             .collect();
         self.w.ports_release(&mine, dead);
-        self.discard_ready(n);
+        let cause = match dead {
+            true => super::outcome::KILLED,
+            false => super::outcome::DETACHED,
+        };
+        self.discard_ready(n, cause);
         self.w.nodes[n].active = false;
         self.w.nodes[n].dead |= dead;
         let bis: Vec<usize> = (0..self.w.bufs.len())
@@ -358,9 +364,7 @@ impl Sched<'_> {
             .map(|(k, _)| *k)
             .collect();
         for k in keys {
-            if let Some(f) = self.frames.get_mut(&k) {
-                f.pending.remove(&n);
-            }
+            self.lose_frame(k, n, cause);
             self.check_delivered(k, now);
         }
         let track = self.w.nodes[n].track;
@@ -372,8 +376,9 @@ impl Sched<'_> {
         self.w.trace.instant(track, &label, now);
     }
 
-    /// Node `n` lets go of every buffer waiting in its input queues; their frames are lost.
-    fn discard_ready(&mut self, n: usize) {
+    /// Node `n` lets go of every buffer waiting in its input queues; their frames are lost for
+    /// `cause`.
+    pub(crate) fn discard_ready(&mut self, n: usize, cause: &'static str) {
         let held: Vec<usize> = self.w.nodes[n]
             .ready
             .values_mut()
@@ -382,11 +387,7 @@ impl Sched<'_> {
         for bi in held {
             if let BufState::Ready { meta, .. } = &self.w.buf(bi).state {
                 let key = (meta.src, meta.frame);
-                if let Some(f) = self.frames.get_mut(&key) {
-                    if !f.delivered {
-                        f.lost = true;
-                    }
-                }
+                self.lose_frame(key, n, cause);
             }
             self.release(bi, n);
         }

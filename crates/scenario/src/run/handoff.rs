@@ -32,6 +32,14 @@ impl Sched<'_> {
         fence: Option<&fence::DmaFence>,
     ) {
         let readers = self.readers(li);
+        // Consumers that take no frame now: the frame does not reach what lies past them.
+        if let Some(key) = frame {
+            for to in self.w.links[li].to.clone() {
+                if let Some(cause) = self.refusal_cause(to).filter(|_| !readers.contains(&to)) {
+                    self.lose_frame(key, to, cause);
+                }
+            }
+        }
         let (src, frame) = frame.unwrap_or((n, 0));
         let meta = FrameMeta {
             src,
@@ -168,13 +176,10 @@ impl Sched<'_> {
         }
     }
 
-    /// Marks a frame delivered once no sink is pending.
+    /// Retires a frame once no sink is pending ([`super::outcome`]).
     pub(crate) fn check_delivered(&mut self, key: (usize, u64), now: VirtualTime) {
-        if let Some(f) = self.frames.get_mut(&key) {
-            if f.pending.is_empty() && !f.delivered && !f.lost && !f.merged {
-                f.delivered = true;
-                f.latency = Some(now.saturating_sub(f.start));
-            }
+        if self.frames.get(&key).is_some_and(|f| f.pending.is_empty()) {
+            self.retire(key, now);
         }
     }
 

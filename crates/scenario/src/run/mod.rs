@@ -92,6 +92,7 @@ mod fences;
 mod gpu;
 mod handoff;
 mod layouts;
+mod outcome;
 mod ports;
 mod reason;
 mod sched;
@@ -269,6 +270,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         thumbnailed: std::collections::BTreeSet::new(),
         reused: Vec::new(),
         node_stats: BTreeMap::new(),
+        outcomes: outcome::Outcomes::default(),
         pool: std::sync::Arc::new(drivers::job::Pool::new(host_threads(opts.threads))),
         findings: Vec::new(),
     })
@@ -442,37 +444,28 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
         produced: s.counts.produced,
         ..FrameCounts::default()
     };
-    let mut samples = Vec::new();
     // Frames never captured (no free buffer, nobody streaming) are dropped at the source; of
-    // the rest, each is corrupted, delivered, or lost on the way.
-    fc.dropped = s.counts.dropped_at_source;
-    fc.corrupted = s.counts.corrupted_untracked;
-    for ((src, frame), f) in &s.frames {
-        if f.corrupted {
-            fc.corrupted += 1;
-            report.corrupted_frames.push(crate::report::CorruptedFrame {
-                source: s.w.nodes[*src].desc.name.clone(),
-                frame: *frame,
-            });
-        } else if let (true, Some(l)) = (f.delivered, f.latency) {
-            fc.delivered += 1;
-            samples.push((*frame, l));
-        } else if f.merged && !f.lost {
-            // Folded into another frame by a composite (module `composite`): not a drop.
-            fc.merged += 1;
-        } else {
-            fc.dropped += 1;
-        }
+    // the rest, each was corrupted, delivered, or lost on the way (module `outcome`).
+    s.settle_leftovers();
+    s.check_unexplained();
+    let o = &s.outcomes;
+    fc.dropped = s.counts.dropped_at_source + o.dropped;
+    fc.corrupted = s.counts.corrupted_untracked + o.corrupted;
+    fc.delivered = o.delivered;
+    fc.merged = o.merged;
+    for &(src, frame) in &o.corrupted_frames {
+        report.corrupted_frames.push(crate::report::CorruptedFrame {
+            source: s.w.nodes[src].desc.name.clone(),
+            frame,
+        });
     }
-    let accounted = s.counts.dropped_at_source + s.frames.len() as u64;
+    let accounted = s.counts.dropped_at_source + o.captured;
     if accounted != fc.produced {
         s.errors.push(world::RunFailure {
             errno: "EFAULT".into(),
             message: format!(
                 "frame accounting: {} produced, but {} dropped at the source and {} captured",
-                fc.produced,
-                s.counts.dropped_at_source,
-                s.frames.len()
+                fc.produced, s.counts.dropped_at_source, o.captured
             ),
         });
     }
@@ -485,7 +478,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
             frames: l.frames.clone(),
         });
     }
-    report.latency_us = LatencyReport::from_samples(&samples);
+    report.latency_us = LatencyReport::from_summary(&s.outcomes.latency, &s.outcomes.per_frame);
     report.duration_us = s.q.now().as_us_f64();
     report.migrations = std::mem::take(&mut s.migrations);
     // Counters: a last sample at the end, then into the report and the trace.
@@ -587,7 +580,7 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
     s.check_sinks();
     for (n, node) in s.w.nodes.iter().enumerate() {
         let st = s.node_stats.remove(&n).unwrap_or_default();
-        let lat = crate::report::LatencyStats::of(&st.latencies);
+        let lat = st.latencies.stats();
         report.nodes.push(crate::report::NodeReport {
             name: node.desc.name.clone(),
             fence_wait_us: node.fence_wait.as_us_f64(),
@@ -600,7 +593,13 @@ fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -> RunOutput
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             corrupted: st.corrupted,
-            latency_us: (!st.latencies.is_empty()).then(|| crate::report::NodeLatency {
+            failed_jobs: st.failed_jobs,
+            unexplained: s
+                .outcomes
+                .unexplained
+                .get(&n)
+                .map(|&(count, first_frame)| crate::report::Unexplained { count, first_frame }),
+            latency_us: (st.latencies.count() > 0).then(|| crate::report::NodeLatency {
                 p50: lat.p50.as_us_f64(),
                 p99: lat.p99.as_us_f64(),
                 max: lat.max.as_us_f64(),

@@ -28,15 +28,15 @@ pub(crate) enum Ev {
     PressureEnd(usize),
 }
 
-/// A frame's way through the pipeline.
+/// A frame's way through the pipeline, while it is in flight ([`super::outcome`]).
 #[derive(Debug)]
 pub(crate) struct FrameTrack {
     pub start: VirtualTime,
+    /// Sinks that have not had it yet.
     pub pending: BTreeSet<usize>,
     pub corrupted: bool,
-    pub lost: bool,
-    pub delivered: bool,
-    pub latency: Option<VirtualTime>,
+    /// Where and why it was first lost: `(node, cause)`.
+    pub drop: Option<(usize, &'static str)>,
     /// Folded into another frame by a composite (module `composite`).
     pub merged: bool,
 }
@@ -116,6 +116,8 @@ pub(crate) struct Sched<'a> {
     pub reused: Vec<(usize, usize)>,
     /// Per node: what it did ([`super::verdict`]).
     pub node_stats: BTreeMap<usize, super::verdict::NodeStats>,
+    /// The frames that are over ([`super::outcome`]).
+    pub outcomes: super::outcome::Outcomes,
     /// The host threads jobs' bytes move on (`--threads N`).
     pub pool: std::sync::Arc<drivers::job::Pool>,
     /// DMA-API checker findings taken out of the checker, in the run's fixed order
@@ -202,23 +204,16 @@ impl<'a> Sched<'a> {
             self.note_drop(n, "stream_off");
             return;
         }
-        self.frames.insert(
-            (n, frame),
-            FrameTrack {
-                start: now,
-                pending,
-                corrupted: false,
-                lost: false,
-                delivered: false,
-                latency: None,
-                merged: false,
-            },
-        );
+        self.track_frame((n, frame), FrameTrack::new(now, pending));
         if !self.start_job(n, now, Some((n, frame))) {
             // Never captured: a drop at the source, not a frame in flight.
             self.counts.dropped_at_source += 1;
-            self.note_drop(n, "queue_full");
-            self.frames.remove(&(n, frame));
+            let cause = match self.w.nodes[n].active {
+                true => "queue_full",
+                false => super::outcome::JOB_FAILED,
+            };
+            self.note_drop(n, cause);
+            self.untrack_frame((n, frame));
         }
     }
 
@@ -639,6 +634,7 @@ impl<'a> Sched<'a> {
         mapped: &MappedViews,
         e: RunFailure,
     ) -> bool {
+        self.note_failed_job(n, &e.errno);
         self.errors.push(e);
         let views = io
             .inputs
@@ -652,6 +648,7 @@ impl<'a> Sched<'a> {
             }
         }
         self.w.nodes[n].active = false;
+        self.lose_queued(n, super::outcome::JOB_FAILED);
         false
     }
 
@@ -681,17 +678,20 @@ impl<'a> Sched<'a> {
         {
             *self.counts.encoded.entry(n).or_default() += 1;
         }
-        let corrupted = res.error.is_some() || res.inputs_ok.iter().any(|ok| !ok);
+        // A failed job's frame is lost (job_failed), not judged on what it half read.
+        let failed = res.error.is_some();
+        let corrupted = !failed && res.inputs_ok.iter().any(|ok| !ok);
         self.note_job(
             n,
             !job.inputs.is_empty(),
-            !job.outputs.is_empty() && res.error.is_none(),
-            corrupted,
+            !job.outputs.is_empty() && !failed,
+            corrupted || failed,
             job.frame,
             now,
         );
         self.settle_late(id, n, job.frame, !job.inputs.is_empty() && !corrupted);
         if let Some(e) = &res.error {
+            self.note_failed_job(n, "EFAULT");
             self.errors.push(RunFailure {
                 errno: "EFAULT".into(),
                 message: format!("{}: DMA failed: {e}", self.w.nodes[n].desc.name),
@@ -711,9 +711,17 @@ impl<'a> Sched<'a> {
         for &(_, bi) in &job.inputs {
             self.release(bi, n);
         }
-        // Outputs: ready for the consumers streaming now (unless handed over at submission).
+        // Outputs: ready for the consumers streaming now (unless handed over at submission);
+        // a failed job's outputs go back empty (VB2_BUF_STATE_ERROR) and its frame is lost.
         for (k, &(li, bi)) in job.outputs.iter().enumerate() {
             if job.handed.contains(&bi) {
+                continue;
+            }
+            if failed {
+                if self.w.bufs[bi].is_some() {
+                    self.w.buf_mut(bi).state = BufState::Free;
+                    self.free_buffer(bi);
+                }
                 continue;
             }
             let checksum = res.out_sums.get(k).copied().unwrap_or(0);
@@ -723,7 +731,11 @@ impl<'a> Sched<'a> {
         match tracked {
             Some(f) => {
                 f.corrupted |= corrupted;
-                f.pending.remove(&n);
+                if !failed {
+                    f.pending.remove(&n);
+                } else if let Some(key) = job.frame {
+                    self.lose_frame(key, n, super::outcome::JOB_FAILED);
+                }
             }
             // Wrong bytes no frame owns (a job on a buffer whose frame is not tracked) still
             // count: the report's corrupted frames include them.
@@ -739,6 +751,7 @@ impl<'a> Sched<'a> {
     /// its inputs go back to their producers and its outputs to their free lists.
     fn lost_job(&mut self, job: &InFlight, now: VirtualTime) {
         let n = job.node;
+        self.note_failed_job(n, "EIO");
         self.errors.push(RunFailure {
             errno: "EIO".into(),
             message: format!(
@@ -766,10 +779,7 @@ impl<'a> Sched<'a> {
             self.free_buffer(bi);
         }
         if let Some(key) = job.frame {
-            if let Some(f) = self.frames.get_mut(&key) {
-                f.lost = true;
-                f.pending.remove(&n);
-            }
+            self.lose_frame(key, n, super::outcome::JOB_FAILED);
             self.check_delivered(key, now);
         }
     }

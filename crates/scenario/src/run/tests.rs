@@ -61,7 +61,10 @@ fn a_job_without_a_result_frees_its_node_and_loses_its_frame() {
         "{:?}",
         sched.errors
     );
-    assert!(sched.frames[&(0, 0)].lost);
+    assert!(!sched.frames.contains_key(&(0, 0)), "the frame is over");
+    assert_eq!(sched.outcomes.dropped, 1);
+    assert_eq!(sched.node_stats[&0].dropped.get("job_failed"), Some(&1));
+    assert_eq!(sched.node_stats[&0].failed_jobs.get("EIO"), Some(&1));
     assert_eq!(
         sched.w.links[0].free.len(),
         free_before + 1,
@@ -78,9 +81,9 @@ fn wrong_bytes_no_tracked_frame_owns_are_still_counted() {
     let mut sched = after_first_capture(&s);
     let job = sched.jobs.get_mut(&0).expect("job 0");
     let mut res = job.result.take_settled().expect("deterministic: settled");
-    res.error = Some("the DMA went wrong".into());
+    res.inputs_ok = vec![false];
     job.result.put_settled(res);
-    sched.frames.remove(&(0, 0));
+    sched.untrack_frame((0, 0));
     sched.done(0, VirtualTime::from_ns(1_000_000));
     assert_eq!(sched.counts.corrupted_untracked, 1);
     let out = collect(sched, Report::new("t", 0), &RunOptions::default());
@@ -174,4 +177,115 @@ fn a_job_that_fails_to_plan_gives_back_the_mappings_it_made() {
     assert_eq!(mapped_by_camera(&sched), before, "the mapping leaked");
     assert!(!sched.w.nodes[0].active);
     assert_eq!(sched.errors.len(), 1);
+}
+
+#[test]
+fn a_failed_job_loses_its_frame_as_job_failed_with_its_errno() {
+    let s = tiny();
+    let mut sched = after_first_capture(&s);
+    let free_before = sched.w.links[0].free.len();
+    let job = sched.jobs.get_mut(&0).expect("job 0");
+    let mut res = job.result.take_settled().expect("deterministic: settled");
+    res.error = Some("IOMMU fault".into());
+    job.result.put_settled(res);
+    sched.done(0, VirtualTime::from_ns(1_000_000));
+    assert_eq!(
+        sched.w.links[0].free.len(),
+        free_before + 1,
+        "the failed job's output goes back empty, not to the display"
+    );
+    sched.run();
+    let out = collect(sched, Report::new("t", 0), &RunOptions::default());
+    let r = &out.report;
+    assert_eq!(
+        r.nodes[0].dropped.get("job_failed"),
+        Some(&1),
+        "{:?}",
+        r.nodes
+    );
+    assert_eq!(r.nodes[0].failed_jobs.get("EFAULT"), Some(&1));
+    assert_eq!(
+        r.frames.produced,
+        r.frames.delivered + r.frames.dropped + r.frames.corrupted
+    );
+    assert_eq!(r.frames.corrupted, 0);
+    // Every drop has its cause (the test's second tick chain adds source drops).
+    let causes: u64 = r.nodes.iter().flat_map(|n| n.dropped.values()).sum();
+    assert_eq!(r.frames.dropped, causes, "{:?}", r.nodes);
+    assert!(
+        r.errors.iter().any(|e| e.errno == "EFAULT"),
+        "{:?}",
+        r.errors
+    );
+    assert!(r.nodes.iter().all(|n| n.unexplained.is_none()));
+}
+
+#[test]
+fn a_frame_lost_without_a_cause_fails_the_verdict_naming_node_count_and_first_frame() {
+    let s = tiny();
+    // Without any loss: every frame explained, VERIFIED.
+    let mut ok = setup(&s, &RunOptions::default()).expect("boots");
+    ok.run();
+    let ok = collect(ok, Report::new("t", 0), &RunOptions::default()).report;
+    assert_eq!(ok.exit_code(), crate::ExitCode::Verified, "{:?}", ok.errors);
+    assert!(ok.nodes.iter().all(|n| n.unexplained.is_none()));
+    // The capture job's completion goes missing: its frame never reaches the display, and
+    // nothing (no stream-off, detach, kill, failure) says why.
+    let mut sched = after_first_capture(&s);
+    sched.jobs.remove(&0);
+    sched.w.nodes[0].busy = false;
+    sched.run();
+    let r = collect(sched, Report::new("t", 0), &RunOptions::default()).report;
+    assert_eq!(r.exit_code(), crate::ExitCode::Failed);
+    let screen = &r.nodes[1];
+    assert_eq!(
+        screen.unexplained,
+        Some(crate::report::Unexplained {
+            count: 1,
+            first_frame: 0
+        }),
+        "{:?}",
+        r.nodes
+    );
+    let e = r
+        .errors
+        .iter()
+        .find(|e| e.message.contains("nothing explains why"))
+        .expect("a verdict error");
+    assert!(
+        e.message
+            .starts_with("1 frame(s) never reached sink `screen`")
+            && e.message.contains("the first frame 0"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        r.frames.produced,
+        r.frames.delivered + r.frames.dropped + r.frames.corrupted
+    );
+}
+
+#[test]
+fn frames_are_retired_when_they_end_so_the_runner_keeps_only_those_in_flight() {
+    let text = TINY.replace("frames = 4", "frames = 3000");
+    let s = crate::validate(&text, "t.toml").expect("valid");
+    let mut sched = setup(&s, &RunOptions::default()).expect("boots");
+    sched.run();
+    // Every frame is over and counted; no track of it is left.
+    assert!(
+        sched.frames.is_empty(),
+        "{} frames kept",
+        sched.frames.len()
+    );
+    assert_eq!(sched.outcomes.captured, 3000);
+    assert_eq!(sched.outcomes.delivered, 3000);
+    assert_eq!(sched.outcomes.latency.count(), 3000);
+    let r = collect(sched, Report::new("t", 0), &RunOptions::default()).report;
+    assert_eq!(r.frames.delivered, 3000);
+    assert_eq!(
+        r.latency_us.per_frame.len(),
+        3000,
+        "under the cap: every frame"
+    );
+    assert_eq!(r.latency_us.per_frame_every, 1);
 }

@@ -6,16 +6,20 @@
 //! a source counts each frame it did not capture under its cause (`dropped`): `detached` (the
 //! node is not attached), `killed` (its process died), `stream_off` (its queue, or every
 //! queue downstream, is off) or `queue_full` (no free buffer, or the previous capture still
-//! running). A sink keeps each delivered frame's latency.
+//! running); a frame lost after capture is counted at the node it was lost at, under its cause
+//! ([`super::outcome`]); a node's failed jobs are counted per errno. A sink summarises its
+//! delivered frames' latency in bounded memory ([`LatencySummary`]).
 //!
 //! The verdict: a run in which a sink that streamed to the end received no frame at all is not
-//! verified, whatever else went right (a run error saying which sink).
+//! verified, whatever else went right (a run error saying which sink); nor is a run that lost
+//! a frame without a cause ([`Sched::check_unexplained`]).
 //!
 //! Lifetime: single-threaded, with the loop; read once by `collect`.
 
 use super::sched::Sched;
-use super::world::RunFailure;
+use super::world::{BufState, RunFailure};
 use crate::clock::VirtualTime;
+use crate::report::LatencySummary;
 use crate::schema::DriverKind;
 use std::collections::BTreeMap;
 
@@ -27,8 +31,10 @@ pub(crate) struct NodeStats {
     pub delivered: u64,
     pub corrupted: u64,
     pub dropped: BTreeMap<&'static str, u64>,
-    /// Latency of each delivered frame at this node (a sink).
-    pub latencies: Vec<VirtualTime>,
+    /// Its failed jobs, per errno name.
+    pub failed_jobs: BTreeMap<String, u64>,
+    /// Latency of the frames delivered at this node (a sink).
+    pub latencies: LatencySummary,
 }
 
 impl Sched<'_> {
@@ -78,8 +84,37 @@ impl Sched<'_> {
         } else if read && sink {
             st.delivered += 1;
             if let Some(start) = start {
-                st.latencies.push(now.saturating_sub(start));
+                st.latencies.add(now.saturating_sub(start));
             }
+        }
+    }
+
+    /// A job of node `n` failed with `errno` (its frame is lost as `job_failed`).
+    pub(crate) fn note_failed_job(&mut self, n: usize, errno: &str) {
+        let name = if errno.is_empty() { "EIO" } else { errno };
+        *self
+            .node_stats
+            .entry(n)
+            .or_default()
+            .failed_jobs
+            .entry(name.to_string())
+            .or_default() += 1;
+    }
+
+    /// The frames waiting in node `n`'s input queues will not go on from it, for `cause`
+    /// (the buffers stay where they are).
+    pub(crate) fn lose_queued(&mut self, n: usize, cause: &'static str) {
+        let keys: Vec<(usize, u64)> = self.w.nodes[n]
+            .ready
+            .values()
+            .flatten()
+            .filter_map(|&bi| match &self.w.bufs[bi].as_ref()?.state {
+                BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                _ => None,
+            })
+            .collect();
+        for k in keys {
+            self.lose_frame(k, n, cause);
         }
     }
 

@@ -25,7 +25,9 @@ fn with_and_without(name: &str) -> (String, String) {
     // Without the fault the findings it provokes are no longer expected either.
     let clean = clean
         .lines()
-        .filter(|l| !l.starts_with("findings = ") && !l.starts_with("exit = "))
+        .filter(|l| {
+            !l.starts_with("findings = ") && !l.starts_with("exit = ") && !l.starts_with("error = ")
+        })
         .collect::<Vec<_>>()
         .join("\n");
     (text, clean)
@@ -103,13 +105,61 @@ fn wrong_direction_behind_an_iommu_faults_and_loses_the_frame() {
     let text = text.replace("fault = \"skip_fence_wait\"", "fault = \"wrong_direction\"");
     let s = scenario::validate(&text, "f.toml").unwrap();
     let r = run(&s, &RunOptions::default()).report;
-    assert!(r.frames.corrupted > 0, "{:?}", r.frames);
+    // The encoder's read faults: its job fails, and the frame is lost under that cause.
+    let enc = r.nodes.iter().find(|n| n.name == "encoder").unwrap();
+    assert_eq!(enc.dropped.get("job_failed"), Some(&1), "{enc:?}");
+    assert_eq!(enc.failed_jobs.get("EFAULT"), Some(&1), "{enc:?}");
     assert!(
         r.checker.findings.iter().any(|f| f.kind == "iommu-fault"),
         "{:?}",
         r.checker.findings
     );
     assert_eq!(r.exit_code(), ExitCode::Failed);
+}
+
+#[test]
+fn the_wrong_direction_scenario_shows_what_happens_and_is_verified_without_the_fault() {
+    let (text, clean) = with_and_without("wrong-direction");
+    let s = scenario::validate(&text, "wrong-direction.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    // What its [expect] states: exit 1 with EFAULT, the IOMMU fault and the overlapping
+    // mappings expected, no wrong byte: the ISP's frame is lost, counted under its cause.
+    assert_eq!(s.expect.exit, Some(1));
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+    assert_eq!(r.frames.corrupted, 0, "{:?}", r.frames);
+    assert_eq!(r.frames.dropped, 1, "{:?}", r.frames);
+    let isp = r.nodes.iter().find(|n| n.name == "isp").unwrap();
+    assert_eq!(isp.dropped.get("job_failed"), Some(&1), "{isp:?}");
+    assert_eq!(isp.failed_jobs.get("EFAULT"), Some(&1), "{isp:?}");
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert_eq!(r.errors[0].errno, "EFAULT");
+    let kinds: std::collections::BTreeSet<&str> =
+        r.checker.findings.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["iommu-fault", "overlapping-mapping"].into_iter().collect(),
+        "{:?}",
+        r.checker.findings
+    );
+    assert!(r.checker.findings.iter().all(|f| f.expected));
+    assert_eq!(
+        r.faults
+            .iter()
+            .map(|f| (f.node.as_str(), f.frames.clone()))
+            .collect::<Vec<_>>(),
+        [("isp", vec![2]), ("display", vec![4])]
+    );
+    // Without the fault events: VERIFIED, every frame delivered.
+    let s = scenario::validate(&clean, "clean.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(
+        r.exit_code(),
+        ExitCode::Verified,
+        "{:?} {:?}",
+        r.errors,
+        r.checker.findings
+    );
+    assert_eq!(r.frames.delivered, r.frames.produced);
 }
 
 #[test]

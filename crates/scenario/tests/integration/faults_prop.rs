@@ -1,12 +1,14 @@
-//! Randomized: small valid pipelines with random fault events. The verdict never lies: a run
-//! without faults is VERIFIED, a VERIFIED run has no wrong byte, finding or error, corrupted
-//! frames come only from a fault that touched a job, and every fault event is reported.
+//! Randomized: small valid pipelines with random fault events, and random stream-off/on of the
+//! sink. The verdict never lies: VERIFIED exactly when no fault was injected and no frame was
+//! lost without a cause; every frame is delivered, corrupted or dropped under a cause; a
+//! VERIFIED run has no wrong byte, finding or error; corrupted frames come only from a fault
+//! that touched a job; every fault event is reported, with the frames it touched.
 
 use proptest::prelude::*;
 use scenario::run::{run, RunOptions};
 use scenario::ExitCode;
 
-/// The pipelines, each with the (node, fault) pairs that apply to it.
+/// The pipelines, each with its sink and the (node, fault) pairs that apply to it.
 const SHAPES: [(&str, &[(&str, &str)]); 3] = [
     (
         r#"[[nodes]]
@@ -144,9 +146,32 @@ buffers = 3
     ),
 ];
 
-fn scenario_text(shape: usize, frames: u64, faults: &[(usize, u64, u64)]) -> String {
+/// Each shape's sink, whose input queue the stream events stop and restart.
+const SINKS: [&str; 3] = ["display", "encoder", "display"];
+
+fn scenario_text(
+    shape: usize,
+    frames: u64,
+    faults: &[(usize, u64, u64)],
+    stream: Option<(u64, u64)>,
+) -> String {
     let (body, choices) = SHAPES[shape];
     let mut t = format!("name = \"p\"\nseed = 3\nframes = {frames}\n\n{body}");
+    // The sink stops its queue after it had frames (one that never had any is a failure of
+    // its own) and maybe starts it again.
+    if let Some((off, on)) = stream {
+        let sink = SINKS[shape];
+        let off = 2 + off % (frames - 2);
+        t.push_str(&format!(
+            "\n[[events]]\nat_frame = {off}\naction = \"stream_off\"\nnode = \"{sink}\"\n"
+        ));
+        if off + on < frames {
+            t.push_str(&format!(
+                "\n[[events]]\nat_frame = {}\naction = \"stream_on\"\nnode = \"{sink}\"\n",
+                off + on
+            ));
+        }
+    }
     for &(choice, at, n) in faults {
         let (node, fault) = choices[choice % choices.len()];
         t.push_str(&format!(
@@ -165,8 +190,9 @@ proptest! {
         shape in 0usize..3,
         frames in 8u64..14,
         faults in proptest::collection::vec((0usize..4, 0u64..14, 1u64..3), 0..3),
+        stream in proptest::option::of((0u64..14, 1u64..6)),
     ) {
-        let text = scenario_text(shape, frames, &faults);
+        let text = scenario_text(shape, frames, &faults, stream);
         let s = scenario::validate(&text, "p.toml").map_err(|e| TestCaseError::fail(e.render()))?;
         let r = run(&s, &RunOptions::default()).report;
         let code = r.exit_code();
@@ -174,9 +200,31 @@ proptest! {
         // Every fault event is reported, with the frames of the jobs it touched.
         prop_assert_eq!(r.faults.len(), faults.len());
         let touched = r.faults.iter().any(|f| !f.frames.is_empty());
-        if faults.is_empty() {
-            prop_assert_eq!(code, ExitCode::Verified, "{:?} {:?}", r.errors, r.checker.findings);
+        let summary = scenario::report::text_summary(&r);
+        for (f, &(_, _, n)) in r.faults.iter().zip(&faults) {
+            prop_assert!(f.frames.len() as u64 <= n, "{:?}", f);
+            let line = format!("fault injected: {} on {} at frame {}", f.fault, f.node, f.at_frame);
+            prop_assert!(summary.contains(&line), "{}", summary);
         }
+        // Every frame is delivered, corrupted or dropped under a cause at a node; none is lost
+        // without one in a valid pipeline.
+        let causes: u64 = r.nodes.iter().flat_map(|n| n.dropped.values()).sum();
+        prop_assert_eq!(r.frames.dropped + r.frames.merged, causes, "{:?}", r.nodes);
+        prop_assert_eq!(
+            r.frames.produced,
+            r.frames.delivered + r.frames.dropped + r.frames.corrupted + r.frames.merged
+        );
+        let unexplained = r.nodes.iter().any(|n| n.unexplained.is_some());
+        prop_assert!(!unexplained, "{:?}", r.nodes);
+        // VERIFIED iff no fault was injected and no frame was lost without a cause.
+        prop_assert_eq!(
+            code == ExitCode::Verified,
+            faults.is_empty() && !unexplained,
+            "{:?} {:?} {}",
+            r.errors,
+            r.checker.findings,
+            text
+        );
         if code == ExitCode::Verified {
             prop_assert_eq!(r.frames.corrupted, 0);
             prop_assert!(r.errors.is_empty());

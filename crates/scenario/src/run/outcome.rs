@@ -1,0 +1,272 @@
+//! Where each captured frame ended: delivered, corrupted, or dropped under a cause — decided
+//! once, when the frame is over, in memory that does not grow with the run.
+//!
+//! # The concept
+//! A captured frame is tracked ([`FrameTrack`]) while some sink it must reach has not had it.
+//! It is *over* when no sink is pending: each sink either ran its job on the frame, or is no
+//! longer owed it because the frame was lost on the way, under a cause
+//! ([`Sched::lose_frame`]): the node it was lost at and why —
+//!
+//! | cause | the frame did not reach the sinks downstream of the node because |
+//! |---|---|
+//! | `stream_off` | the node's queue (either side) was off when the frame came, or went off while the frame waited in it |
+//! | `detached` | the node was detached (or had stopped) |
+//! | `killed` | the node's process was killed |
+//! | `queue_full` | (sources only) no free buffer, or the previous capture still running |
+//! | `late` | a display missed the frame's vblank (no display drops frames today; the cause is the display driver's to use) |
+//! | `merged` | a composite (module `composite`) folded the frame into another frame's output: counted in `frames.merged`, neither delivered nor dropped |
+//! | `job_failed` | the node's job failed (its errno is counted in the node's `failed_jobs`) |
+//!
+//! When a frame is over it is *retired*: its track leaves the map and only counts remain —
+//! corrupted (any check on the way failed; this wins over a drop), dropped (under its first
+//! cause, counted at the node that lost it), merged (counted by the composite) or delivered (its latency, from capture to the
+//! last sink's job end, goes into a [`LatencySummary`] and a bounded [`FrameSample`]). So the
+//! runner's memory holds the frames in flight, not the frames of the run.
+//!
+//! A frame still tracked when the loop has drained was lost without a cause: when it waits in
+//! the queue of a node that is off, detached or dead, that is its cause; in a composite's
+//! secondary input queue it would have been folded into the next output (`merged`); otherwise
+//! it is
+//! *unexplained*, counted per node (the first pending sink) with the first such frame, and the
+//! verdict is not VERIFIED ([`Sched::check_unexplained`]).
+//!
+//! Lifetime: single-threaded, with the loop; read once by `collect`.
+
+use super::sched::{FrameTrack, Sched};
+use super::world::{BufState, RunFailure};
+use crate::clock::VirtualTime;
+use crate::report::{FrameSample, LatencySummary};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The drop causes (module doc).
+pub(crate) const STREAM_OFF: &str = "stream_off";
+pub(crate) const DETACHED: &str = "detached";
+pub(crate) const KILLED: &str = "killed";
+pub(crate) const JOB_FAILED: &str = "job_failed";
+
+/// Corrupted frames the report names at most (the lowest by source, then frame); the count in
+/// `frames.corrupted` is always whole.
+pub(crate) const CORRUPTED_FRAMES_CAP: usize = 1024;
+
+/// What the retired frames add up to.
+#[derive(Debug, Default)]
+pub(crate) struct Outcomes {
+    /// Frames that were tracked (captured).
+    pub captured: u64,
+    pub delivered: u64,
+    pub corrupted: u64,
+    /// Dropped after capture, with a cause.
+    pub dropped: u64,
+    /// Folded into another frame's output by a composite.
+    pub merged: u64,
+    /// Delivered frames' latency.
+    pub latency: LatencySummary,
+    /// Delivered frames' latency per frame, sampled (`latency_us.per_frame`).
+    pub per_frame: FrameSample,
+    /// The lowest [`CORRUPTED_FRAMES_CAP`] corrupted frames, `(source, frame)`.
+    pub corrupted_frames: BTreeSet<(usize, u64)>,
+    /// Per node (the first sink that never had them): frames lost without a cause, and the
+    /// first such frame.
+    pub unexplained: BTreeMap<usize, (u64, u64)>,
+}
+
+impl FrameTrack {
+    /// A frame captured at `start` that must reach `pending`.
+    pub(crate) fn new(start: VirtualTime, pending: BTreeSet<usize>) -> FrameTrack {
+        FrameTrack {
+            start,
+            pending,
+            corrupted: false,
+            drop: None,
+            merged: false,
+        }
+    }
+}
+
+impl Sched<'_> {
+    /// Starts tracking frame `key` (module doc).
+    pub(crate) fn track_frame(&mut self, key: (usize, u64), track: FrameTrack) {
+        self.outcomes.captured += 1;
+        self.frames.insert(key, track);
+    }
+
+    /// Forgets frame `key` that turned out never captured (its capture could not start).
+    pub(crate) fn untrack_frame(&mut self, key: (usize, u64)) {
+        if self.frames.remove(&key).is_some() {
+            self.outcomes.captured -= 1;
+        }
+    }
+
+    /// Every node `at` feeds, itself included (links as the scenario draws them).
+    pub(crate) fn downstream(&self, at: usize) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![at];
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            for &li in &self.w.nodes[n].outputs {
+                stack.extend(self.w.links[li].to.iter().copied());
+            }
+        }
+        seen
+    }
+
+    /// Why node `n` takes no frame now, if it takes none: killed, detached or stream_off.
+    pub(crate) fn refusal_cause(&self, n: usize) -> Option<&'static str> {
+        let node = &self.w.nodes[n];
+        if node.dead {
+            Some(KILLED)
+        } else if !node.active {
+            Some(DETACHED)
+        } else if !node.stream_in {
+            Some(STREAM_OFF)
+        } else {
+            None
+        }
+    }
+
+    /// Frame `key` will not reach the sinks from node `at` on, for `cause` (module doc); the
+    /// frame is retired if no sink is left pending. A frame no sink from `at` on was owed is
+    /// left alone.
+    pub(crate) fn lose_frame(&mut self, key: (usize, u64), at: usize, cause: &'static str) {
+        let below = self.downstream(at);
+        let Some(f) = self.frames.get_mut(&key) else {
+            return;
+        };
+        let hit: Vec<usize> = f.pending.intersection(&below).copied().collect();
+        if hit.is_empty() {
+            return;
+        }
+        f.drop.get_or_insert((at, cause));
+        for s in hit {
+            f.pending.remove(&s);
+        }
+        if f.pending.is_empty() {
+            self.retire(key, VirtualTime::ZERO);
+        }
+    }
+
+    /// Frame `key` is over: count it and forget its track (module doc).
+    pub(crate) fn retire(&mut self, key: (usize, u64), now: VirtualTime) {
+        let Some(f) = self.frames.remove(&key) else {
+            return;
+        };
+        let o = &mut self.outcomes;
+        if f.corrupted {
+            o.corrupted += 1;
+            o.corrupted_frames.insert(key);
+            if o.corrupted_frames.len() > CORRUPTED_FRAMES_CAP {
+                o.corrupted_frames.pop_last();
+            }
+        } else if let Some((n, cause)) = f.drop {
+            o.dropped += 1;
+            self.note_drop(n, cause);
+        } else if f.merged {
+            // Counted `merged` at the composite when it folded the frame (module `composite`).
+            o.merged += 1;
+        } else {
+            let latency = now.saturating_sub(f.start);
+            o.delivered += 1;
+            o.latency.add(latency);
+            o.per_frame.add(key.1, latency.as_ns());
+        }
+    }
+
+    /// The loop has drained: every frame still tracked is lost. Frames waiting in the input
+    /// queue of a node that is off, detached or dead are lost for that reason; the rest are
+    /// unexplained (module doc).
+    pub(crate) fn settle_leftovers(&mut self) {
+        // A composite's secondary frame still waiting when the sources stopped would have been
+        // folded into its next output: counted `merged` there (module `composite`).
+        for n in 0..self.w.nodes.len() {
+            if !self.is_composite(n) {
+                continue;
+            }
+            let keys: Vec<(usize, u64)> = self.w.nodes[n]
+                .inputs
+                .iter()
+                .skip(1)
+                .filter_map(|li| self.w.nodes[n].ready.get(li))
+                .flatten()
+                .filter_map(|&bi| match &self.w.bufs[bi].as_ref()?.state {
+                    BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                    _ => None,
+                })
+                .collect();
+            for key in keys {
+                if let Some(f) = self.frames.get_mut(&key) {
+                    if f.drop.is_none() && !f.merged {
+                        f.merged = true;
+                        f.pending.clear();
+                        self.note_drop(n, super::composite::MERGED);
+                        self.retire(key, VirtualTime::ZERO);
+                    }
+                }
+            }
+        }
+        for n in 0..self.w.nodes.len() {
+            let node = &self.w.nodes[n];
+            let cause = if node.dead {
+                KILLED
+            } else if !node.active {
+                DETACHED
+            } else if !node.stream_in || !node.stream_out {
+                STREAM_OFF
+            } else {
+                continue;
+            };
+            let keys: Vec<(usize, u64)> = node
+                .ready
+                .values()
+                .flatten()
+                .filter_map(|&bi| match &self.w.bufs[bi].as_ref()?.state {
+                    BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                    _ => None,
+                })
+                .collect();
+            for k in keys {
+                self.lose_frame(k, n, cause);
+            }
+        }
+        let left: Vec<(usize, u64)> = self.frames.keys().copied().collect();
+        for key in left {
+            let Some(f) = self.frames.get(&key) else {
+                continue;
+            };
+            if !f.corrupted && !f.merged {
+                if let Some(&sink) = f.pending.first() {
+                    let e = self.outcomes.unexplained.entry(sink).or_insert((0, key.1));
+                    e.0 += 1;
+                    e.1 = e.1.min(key.1);
+                }
+                self.outcomes.dropped += 1;
+                self.frames.remove(&key);
+            } else {
+                self.retire(key, VirtualTime::ZERO);
+            }
+        }
+    }
+
+    /// The verdict's rule: a frame lost without a cause is a run error naming the node, how
+    /// many and the first frame.
+    pub(crate) fn check_unexplained(&mut self) {
+        let found: Vec<(usize, u64, u64)> = self
+            .outcomes
+            .unexplained
+            .iter()
+            .map(|(&n, &(count, first))| (n, count, first))
+            .collect();
+        for (n, count, first) in found {
+            self.errors.push(RunFailure {
+                errno: String::new(),
+                message: format!(
+                    "{count} frame(s) never reached sink `{}` and nothing explains why (no \
+                     stream-off, detach, kill, full queue, merge or failed job), the first frame \
+                     {first}: the run is not verified",
+                    self.w.nodes[n].desc.name
+                ),
+            });
+        }
+    }
+}
