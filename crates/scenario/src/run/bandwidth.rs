@@ -118,31 +118,10 @@ impl Sched<'_> {
         out
     }
 
-    /// Job `id` of node `n` (on `frame`) ended: if it was a display's overrun scanout, the
-    /// frame missed its vblank: dropped `late` at the display, not delivered there.
-    pub(crate) fn settle_late(
-        &mut self,
-        id: u64,
-        n: usize,
-        frame: Option<(usize, u64)>,
-        counted_delivered: bool,
-    ) {
-        if !self.w.bandwidth.late.remove(&id) {
-            return;
-        }
-        self.note_drop(n, LATE);
-        let tracked = frame.and_then(|k| self.frames.get_mut(&k));
-        let had_start = tracked.is_some();
-        if let Some(f) = tracked {
-            f.lost = true;
-        }
-        if counted_delivered {
-            if let Some(st) = self.node_stats.get_mut(&n) {
-                st.delivered = st.delivered.saturating_sub(1);
-                if had_start {
-                    st.latencies.pop();
-                }
-            }
-        }
+    /// Whether job `id` was a display's overrun scanout (its frame missed the vblank it was
+    /// for); forgets it. The caller drops the frame `late` at the display
+    /// ([`Sched::lose_frame`]): not delivered there, and not in the latency figures.
+    pub(crate) fn take_late(&mut self, id: u64) -> bool {
+        self.w.bandwidth.late.remove(&id)
     }
 }

@@ -681,15 +681,17 @@ impl<'a> Sched<'a> {
         // A failed job's frame is lost (job_failed), not judged on what it half read.
         let failed = res.error.is_some();
         let corrupted = !failed && res.inputs_ok.iter().any(|ok| !ok);
+        // A display's scanout that overran its vblank: the frame is dropped `late` there.
+        let late = self.take_late(id);
         self.note_job(
             n,
             !job.inputs.is_empty(),
             !job.outputs.is_empty() && !failed,
             corrupted || failed,
+            late,
             job.frame,
             now,
         );
-        self.settle_late(id, n, job.frame, !job.inputs.is_empty() && !corrupted);
         if let Some(e) = &res.error {
             self.note_failed_job(n, "EFAULT");
             self.errors.push(RunFailure {
@@ -731,12 +733,18 @@ impl<'a> Sched<'a> {
         match tracked {
             Some(f) => {
                 f.corrupted |= corrupted;
-                if !failed {
+                if !failed && !late {
                     f.pending.remove(&n);
                 } else if let Some(key) = job.frame {
-                    self.lose_frame(key, n, super::outcome::JOB_FAILED);
+                    let cause = if failed {
+                        super::outcome::JOB_FAILED
+                    } else {
+                        super::bandwidth::LATE
+                    };
+                    self.lose_frame(key, n, cause);
                 }
             }
+            None if late => self.note_drop(n, super::bandwidth::LATE),
             // Wrong bytes no frame owns (a job on a buffer whose frame is not tracked) still
             // count: the report's corrupted frames include them.
             None if corrupted => self.counts.corrupted_untracked += 1,

@@ -63,13 +63,16 @@ impl Sched<'_> {
         }
     }
 
-    /// Node `n`'s job on frame `key` ended at `now`.
+    /// Node `n`'s job on frame `key` ended at `now`; a `late` display job (its vblank missed)
+    /// read the frame but did not deliver it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn note_job(
         &mut self,
         n: usize,
         read: bool,
         wrote: bool,
         corrupted: bool,
+        late: bool,
         key: Option<(usize, u64)>,
         now: VirtualTime,
     ) {
@@ -81,7 +84,7 @@ impl Sched<'_> {
         st.consumed += u64::from(read);
         if corrupted {
             st.corrupted += 1;
-        } else if read && sink {
+        } else if read && sink && !late {
             st.delivered += 1;
             if let Some(start) = start {
                 st.latencies.add(now.saturating_sub(start));
