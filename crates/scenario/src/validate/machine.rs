@@ -228,8 +228,7 @@ fn build(ctx: &Ctx<'_>, soc: &SocDesc, at: &FieldPath) -> Result<(), ScenarioErr
                 names
                     .iter()
                     .position(|n| n.as_str() == first)
-                    // At its `name` line: a whole array-of-tables entry has no span to show.
-                    .map(|i| at.key(key).index(i).key("name"))
+                    .map(|i| at.key(key).index(i))
             };
             if msg.contains("CMA region") {
                 find("cma", soc.cma.iter().map(|c| &c.name).collect())

@@ -360,7 +360,7 @@ fn test_every_documented_soc_field_changes_the_run_or_is_refused() {
         &[],
         &[
             ("name", b.clone(), "name = \"cma0\"", "name = \"cma1\""),
-            ("bank", b.clone(), "bank = \"dram0\"", "bank = \"dram1\""),
+            ("bank", b.clone(), "bank = \"dram0\"", "bank = \"nowhere\""),
             (
                 "base",
                 b.clone(),
