@@ -405,6 +405,34 @@ fn test_every_documented_soc_field_changes_the_run_or_is_refused() {
             ("needs_contiguous", b.clone(), isp, "name = \"isp0\"\ndma_mask_bits = 40\niommu = \"smmu0\"\nmax_segment_size = \"4MiB\"\nneeds_contiguous = true"),
             ("bandwidth_bps", b.clone(), "bandwidth_bps = 6_000_000_000", "bandwidth_bps = 1_000_000_000"),
             ("latency_ns", b.clone(), "latency_ns = 5_000", "latency_ns = 500_000"),
+            ("modifiers", b.clone(), "name = \"isp0\"\ndma_mask_bits = 40", "name = \"isp0\"\ndma_mask_bits = 40\nmodifiers = [\"no_such_layout\"]"),
+            // The ISP writes the frames of the constraint-exported link: its lines now start
+            // every 64 KiB, so the buffers grow.
+            ("pitch_align", b.clone(), "name = \"isp0\"\ndma_mask_bits = 40", "name = \"isp0\"\ndma_mask_bits = 40\npitch_align = 65536"),
+        ],
+    );
+    // One controller shared by every bank of the default machine.
+    let mc = format!(
+        "{b}\n[[soc.memory_controllers]]\nname = \"ddr\"\nbanks = [\"dram0\"]\nbandwidth_bps = 100_000_000_000\n"
+    );
+    walk(
+        "### `[[soc.memory_controllers]]`",
+        &[],
+        &[
+            // The counter series is named after it.
+            ("name", mc.clone(), "name = \"ddr\"", "name = \"lpddr\""),
+            (
+                "banks",
+                mc.clone(),
+                "banks = [\"dram0\"]",
+                "banks = [\"nowhere\"]",
+            ),
+            (
+                "bandwidth_bps",
+                mc.clone(),
+                "bandwidth_bps = 100_000_000_000",
+                "bandwidth_bps = 0",
+            ),
         ],
     );
 }
