@@ -4,7 +4,7 @@
 //! # The concept
 //! `trace.json` lists, after a header naming every track, the run's events sorted by
 //! `(time, track, record order)`, each followed by its flow arrows, with the counter samples
-//! merged in by time (format in [`super::trace`]). Two things are only known late: the header's
+//! merged in by time (format in the `trace` module). Two things are only known late: the header's
 //! tracks (a track can appear at the last frame) and an event's outgoing flow arrow (`"ph":"s"`,
 //! written after a job, exists only if a later job touches the same buffer, and its id is the
 //! number of arrows before that later job). So:
