@@ -215,6 +215,7 @@ fn table(side: CopySide<'_>, len: u64, dev: &Device) -> Result<SgTable, Constrai
 }
 
 impl Mover for DmaEngineMover {
+    /// A plain copy is one piece: both sides mapped once, the engine walks them together.
     fn copy(
         &self,
         dma: &DmaApi,
@@ -222,43 +223,16 @@ impl Mover for DmaEngineMover {
         to: CopySide<'_>,
         len: u64,
     ) -> Result<String, ConstraintError> {
-        let Some(dev) = self.choose(dma, len, [from.runs, to.runs]) else {
-            if self.cpu_fallback {
-                return CpuMover.copy(dma, from, to, len);
-            }
-            return Err(ConstraintError::NoMemory(format!(
-                "no DMA engine reaches both the old and the new memory ({:?})",
-                self.device
-            )));
-        };
-        let mut src = table(from, len, &dev)?;
-        let mut dst = table(to, len, &dev)?;
-        // Mapping TO_DEVICE cleans the CPU's dirty lines over the source; FROM_DEVICE cleans and
-        // invalidates the destination, and its unmap invalidates again: no stale line survives.
-        dma.map_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE)?;
-        if let Err(e) = dma.map_sg(&dev, &mut dst, DmaDirection::FromDevice, DmaAttrs::NONE) {
-            let _ = dma.unmap_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE);
-            if self.cpu_fallback {
-                return CpuMover.copy(dma, from, to, len);
-            }
-            return Err(e.into());
-        }
-        let seg = |t: &SgTable| -> Vec<(PhysAddr, u64)> {
-            t.dma_segments()
-                .iter()
-                .map(|s| (PhysAddr(s.addr.0), s.len))
-                .collect()
-        };
-        let copied = walk_pairs(&seg(&src), &seg(&dst), len, |s, d, n| {
-            dev.dma_copy(DmaAddr(s), DmaAddr(d), n)?;
-            Ok(())
-        });
-        let u1 = dma.unmap_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE);
-        let u2 = dma.unmap_sg(&dev, &mut dst, DmaDirection::FromDevice, DmaAttrs::NONE);
-        copied?;
-        u1?;
-        u2?;
-        Ok(dev.name().to_string())
+        self.copy_pieces(
+            dma,
+            from,
+            to,
+            &[Piece {
+                src: 0,
+                dst: 0,
+                len,
+            }],
+        )
     }
 
     fn copy_pieces(
@@ -282,6 +256,8 @@ impl Mover for DmaEngineMover {
         };
         let mut src = table(from, src_len, &dev)?;
         let mut dst = table(to, dst_len, &dev)?;
+        // Mapping TO_DEVICE cleans the CPU's dirty lines over the source; FROM_DEVICE cleans and
+        // invalidates the destination, and its unmap invalidates again: no stale line survives.
         dma.map_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE)?;
         if let Err(e) = dma.map_sg(&dev, &mut dst, DmaDirection::FromDevice, DmaAttrs::NONE) {
             let _ = dma.unmap_sg(&dev, &mut src, DmaDirection::ToDevice, DmaAttrs::NONE);
