@@ -201,8 +201,20 @@ proptest! {
         prop_assert_eq!(r.faults.len(), faults.len());
         let touched = r.faults.iter().any(|f| !f.frames.is_empty());
         let summary = scenario::report::text_summary(&r);
-        for (f, &(_, _, n)) in r.faults.iter().zip(&faults) {
-            prop_assert!(f.frames.len() as u64 <= n, "{:?}", f);
+        // The report lists faults in time order, the file in generated order: pair each with
+        // its event by node, fault and frame (the longest `for_frames` of identical events).
+        let (_, choices) = SHAPES[shape];
+        for f in &r.faults {
+            let n = faults
+                .iter()
+                .filter(|&&(c, at, _)| {
+                    let (node, fault) = choices[c % choices.len()];
+                    node == f.node && fault == f.fault && at % frames == f.at_frame
+                })
+                .map(|&(_, _, n)| n)
+                .max();
+            prop_assert!(n.is_some(), "a reported fault no event injected: {:?}", f);
+            prop_assert!(f.frames.len() as u64 <= n.unwrap_or(0), "{:?}", f);
             let line = format!("fault injected: {} on {} at frame {}", f.fault, f.node, f.at_frame);
             prop_assert!(summary.contains(&line), "{}", summary);
         }
