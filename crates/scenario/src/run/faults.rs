@@ -297,21 +297,7 @@ impl Sched<'_> {
             (None, None) => return JobEffects::failed("the job was lost in a pause"),
         };
         // Rule 6 of drivers::job: an input the held-back job wrote is judged by its checksum.
-        for (k, bi) in in_bis.iter().enumerate() {
-            let Some(&(_, sum)) = sums.iter().find(|s| s.0 == *bi) else {
-                continue;
-            };
-            let ok = fx
-                .inputs_seen
-                .get(k)
-                .copied()
-                .flatten()
-                .is_some_and(|seen| seen.verifies(sum, frames.get(k).copied().unwrap_or(0)))
-                && fx.error.is_none();
-            if let Some(slot) = fx.inputs_ok.get_mut(k) {
-                *slot = ok;
-            }
-        }
+        judge_held_inputs(&mut fx, in_bis, &sums, &frames);
         fx
     }
 }
@@ -405,21 +391,28 @@ impl Sched<'_> {
                 meta.checksum = sum;
             }
         }
-        for (k, bi) in in_bis.iter().enumerate() {
-            let Some(&(_, sum)) = sums.iter().find(|s| s.0 == *bi) else {
-                continue;
-            };
-            let ok = fx
-                .inputs_seen
-                .get(k)
-                .copied()
-                .flatten()
-                .is_some_and(|seen| seen.verifies(sum, frames.get(k).copied().unwrap_or(0)))
-                && fx.error.is_none();
-            if let Some(slot) = fx.inputs_ok.get_mut(k) {
-                *slot = ok;
-            }
-        }
+        judge_held_inputs(&mut fx, in_bis, &sums, &frames);
         fx
+    }
+}
+
+/// Rule 6 of `drivers::job`: an input buffer `in_bis[k]` that a held-back job wrote (its
+/// `(buffer, checksum)` in `sums`) is judged by that job's checksum, not by the one the
+/// consumer's job was planned with.
+fn judge_held_inputs(fx: &mut JobEffects, in_bis: &[usize], sums: &[(usize, u64)], frames: &[u64]) {
+    for (k, bi) in in_bis.iter().enumerate() {
+        let Some(&(_, sum)) = sums.iter().find(|s| s.0 == *bi) else {
+            continue;
+        };
+        let ok = fx
+            .inputs_seen
+            .get(k)
+            .copied()
+            .flatten()
+            .is_some_and(|seen| seen.verifies(sum, frames.get(k).copied().unwrap_or(0)))
+            && fx.error.is_none();
+        if let Some(slot) = fx.inputs_ok.get_mut(k) {
+            *slot = ok;
+        }
     }
 }
