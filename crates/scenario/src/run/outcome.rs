@@ -216,18 +216,7 @@ impl Sched<'_> {
             } else {
                 continue;
             };
-            let keys: Vec<(usize, u64)> = node
-                .ready
-                .values()
-                .flatten()
-                .filter_map(|&bi| match &self.w.bufs[bi].as_ref()?.state {
-                    BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
-                    _ => None,
-                })
-                .collect();
-            for k in keys {
-                self.lose_frame(k, n, cause);
-            }
+            self.lose_queued(n, cause);
         }
         let left: Vec<(usize, u64)> = self.frames.keys().copied().collect();
         for key in left {
