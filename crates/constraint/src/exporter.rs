@@ -1,4 +1,4 @@
-//! The constraint-solving exporter: its state, its public API and the what-if query.
+//! The constraint-solving exporter: its state and its public API.
 //!
 //! The contract it follows (allocation at first use, migration on late attach, the stall gate,
 //! lock order) is in the [module doc](super); the callbacks are in `ops.rs`, the drain and move
@@ -6,12 +6,13 @@
 
 use super::backing::{Backing, PlacementSummary};
 use super::combine::CombinedRecord;
-use super::explain::{Conflict, ConstraintError, PlacementReason};
+use super::explain::{Conflict, ConstraintError};
 use super::layout::Layout;
 use super::migrate::{MigrationCause, MigrationLog};
 use super::negotiate::{negotiate, Negotiated, Negotiation};
-use super::placement::{plan, PlacementPlan};
+use super::placement::plan;
 use super::policy::{MigrationConfig, Policy};
+use super::reason::PlacementReason;
 use super::record::{ConstraintRecord, ImporterNeeds};
 use dma::DmaApi;
 use dmabuf::attach::{AttachParams, Attachment};
@@ -20,7 +21,6 @@ use dmabuf::debugfs::BufRegistry;
 use dmabuf::error::DmaBufError;
 use dmabuf::map_cache::MapCache;
 use dmabuf::ops::ImporterOps;
-use serde::{Deserialize, Serialize};
 use soc::{Device, PhysAddr};
 use std::collections::HashMap;
 use std::fmt;
@@ -193,40 +193,6 @@ impl State {
         out.sort();
         out
     }
-}
-
-/// What would happen if a device attached now (the what-if query).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum WhatIfAction {
-    /// No storage yet: the first map would allocate the plan.
-    AllocateAtFirstMap,
-    /// The current placement serves the device too.
-    Stays,
-    /// The buffer would migrate to the plan.
-    Migrates,
-    /// The attach would be refused.
-    Refused {
-        /// Why (the error attach would return).
-        error: ConstraintError,
-    },
-}
-
-/// The answer of [`ConstraintExporter::what_if`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WhatIf {
-    /// The device asked about.
-    pub device: String,
-    /// The combined record with it.
-    pub combined: CombinedRecord,
-    /// The placement the buffer would have (the cheapest that serves everyone).
-    pub plan: Option<PlacementPlan>,
-    /// Where the buffer is now.
-    pub current: Option<PlacementSummary>,
-    /// What the current placement does not meet.
-    pub unmet: Vec<String>,
-    /// What would happen.
-    pub action: WhatIfAction,
 }
 
 /// The constraint-solving exporter of one buffer (module doc of [`constraint`](super)).
@@ -570,41 +536,6 @@ impl ConstraintExporter {
         st.current
             .as_ref()
             .map_or((0, 0), |g| (g.cache.hits(), g.cache.misses()))
-    }
-
-    /// The what-if query: what placement would the buffer have if `dev` attached now with
-    /// `needs`, and would it stay, migrate or be refused? Allocates nothing.
-    pub fn what_if(&self, dev: &Device, needs: ImporterNeeds) -> WhatIf {
-        let rec = ConstraintRecord::of_device(dev).with_needs(needs);
-        let st = self.state.lock();
-        let mut records = st.all_records();
-        records.push(rec);
-        let combined = CombinedRecord::combine(&records, self.layout.planes.len());
-        let current = st.current.as_ref().map(|g| g.backing.summary());
-        let unmet_now = self.unmet_for(&st, &records);
-        let has_storage = st.current.is_some();
-        drop(st);
-        let (unmet, planned) = match unmet_now {
-            Ok((unmet, layout, _)) => (unmet, plan(&records, &layout, self.dma.soc())),
-            Err(e) => (Vec::new(), Err(e)),
-        };
-        let action = match (&planned, has_storage, unmet.is_empty()) {
-            (Err(e), _, _) => WhatIfAction::Refused { error: e.clone() },
-            (Ok(_), false, _) => WhatIfAction::AllocateAtFirstMap,
-            (Ok(_), true, true) => WhatIfAction::Stays,
-            (Ok(_), true, false) if self.policy.may_migrate() => WhatIfAction::Migrates,
-            (Ok(_), true, false) => WhatIfAction::Refused {
-                error: self.fixed(dev.name(), unmet.clone()),
-            },
-        };
-        WhatIf {
-            device: dev.name().to_string(),
-            combined,
-            plan: planned.ok(),
-            current,
-            unmet,
-            action,
-        }
     }
 
     /// The refusal of a policy that does not move.

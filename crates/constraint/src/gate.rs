@@ -9,12 +9,13 @@
 //!   caller either finishes a drained migration itself or gets `EBUSY` at once. It never waits
 //!   for an unmap while holding the resv lock (that wait could never end).
 
-use super::explain::{ConstraintError, PlacementReason};
+use super::explain::ConstraintError;
 use super::exporter::{ConstraintExporter, Phase, State};
 use super::migrate::{
     move_backing_pieces, ns_since, wait_fences, MigrationCause, MigrationEvent, MigrationFailure,
 };
 use super::placement::plan;
+use super::reason::PlacementReason;
 use clock::Clock;
 use dmabuf::buf::DmaBuf;
 use fence::{DmaResvUsage, ResvGuard};

@@ -115,14 +115,14 @@ mod negotiate;
 mod ops;
 mod placement;
 mod policy;
+mod reason;
 mod record;
+mod whatif;
 
 pub use backing::{Backing, GroupBacking, GroupSummary, PlacementSummary};
 pub use combine::{lcm, record_conflicts, Bound, CombinedRecord};
-pub use explain::{
-    Conflict, ConstraintError, ConstraintLine, GroupReason, PlacementReason, REASON_MAX_RANGES,
-};
-pub use exporter::{ConstraintExporter, ExportSpec, WhatIf, WhatIfAction};
+pub use explain::{Conflict, ConstraintError};
+pub use exporter::{ConstraintExporter, ExportSpec};
 pub use layout::{Group, Layout, PlaneLayout};
 pub use migrate::{
     move_backing, move_backing_pieces, wait_fences, MigrationCause, MigrationEvent,
@@ -134,4 +134,6 @@ pub use negotiate::{
 };
 pub use placement::{plan, GroupPlan, PlacementPlan, Source};
 pub use policy::{KnownDevice, MigrationConfig, Policy};
+pub use reason::{ConstraintLine, GroupReason, PlacementReason, REASON_MAX_RANGES};
 pub use record::{BankRule, ConstraintRecord, ImporterNeeds};
+pub use whatif::{WhatIf, WhatIfAction};

@@ -103,7 +103,7 @@ impl Sched<'_> {
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
         for &bi in buffers {
             let b = self.w.buf(bi);
-            let Some(p) = super::placement(&self.w, b) else {
+            let Some(p) = super::collect::placement(&self.w, b) else {
                 continue;
             };
             for (k, &(_, len)) in b.planes.iter().enumerate() {

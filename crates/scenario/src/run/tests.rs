@@ -2,9 +2,10 @@
 //! frees its node, wrong bytes nobody tracks still count, frame accounting is checked, a CPU
 //! reader gives its vmap back whatever fails.
 
+use super::collect::collect;
 use super::sched::Sched;
 use super::workers::Pending;
-use super::{collect, setup, RunOptions};
+use super::{setup, RunOptions};
 use crate::clock::VirtualTime;
 use crate::report::Report;
 
@@ -122,14 +123,14 @@ fn a_cpu_read_gives_its_vmap_back_when_begin_cpu_access_fails() {
     let ops = MockExporter::with(dmabuf::OpsFeatures::MMAP | dmabuf::OpsFeatures::VMAP, false);
     let buf = ops.export(&dma, 4 * 4096).expect("export");
     ops.fail.lock().begin_cpu = Some(uapi::Errno::EIO);
-    let r = super::events::cpu_read_planes(&buf, &[(0, 4096)], true);
+    let r = super::thumbnail::cpu_read_planes(&buf, &[(0, 4096)], true);
     assert!(
-        matches!(r, Err(super::events::CpuReadError::Access(_))),
+        matches!(r, Err(super::thumbnail::CpuReadError::Access(_))),
         "{r:?}"
     );
     assert_eq!(buf.vmap_count(), 0, "the vmap leaked");
     ops.fail.lock().begin_cpu = None;
-    let raw = super::events::cpu_read_planes(&buf, &[(0, 4096)], true).expect("reads");
+    let raw = super::thumbnail::cpu_read_planes(&buf, &[(0, 4096)], true).expect("reads");
     assert_eq!(raw.len(), 4096);
     assert_eq!(buf.vmap_count(), 0);
 }

@@ -4,13 +4,9 @@
 
 use crate::clock::{Engine, TimeModel, VirtualTime};
 use crate::report::{Trace, TrackId};
-use crate::schema::{
-    ConstraintPolicy, DriverKind, Exporter, HeapKind, LinkDesc, MemoryType, NodeDesc, PlaneLayout,
-};
+use crate::schema::{DriverKind, HeapKind, LinkDesc, NodeDesc, PlaneLayout};
 use crate::validate::Scenario;
-use constraint::{
-    ConstraintExporter, ExportSpec, ImporterNeeds, KnownDevice, Layout, MigrationLog, Policy,
-};
+use constraint::{ConstraintExporter, ImporterNeeds, MigrationLog};
 use dma::DmaDirection;
 use dmabuf::{Attachment, DmaBuf};
 use drivers::dmaview::DmaView;
@@ -191,7 +187,7 @@ pub(crate) struct World {
 }
 
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Constraint,
     Gpu,
     Heap(HeapKind),
@@ -199,9 +195,9 @@ enum Kind {
     Udmabuf,
 }
 
-const RDWR: u32 = uapi::ioctl::O_RDWR | uapi::ioctl::O_CLOEXEC;
+pub(super) const RDWR: u32 = uapi::ioctl::O_RDWR | uapi::ioctl::O_CLOEXEC;
 
-fn install(p: &Process, buf: &DmaBuf) -> Result<Fd, dmabuf::DmaBufError> {
+pub(super) fn install(p: &Process, buf: &DmaBuf) -> Result<Fd, dmabuf::DmaBufError> {
     p.install(FileObject::DmaBuf(buf.clone()), RDWR)
 }
 
@@ -356,7 +352,7 @@ impl World {
     }
 
     /// The nodes attached to `link`'s buffers now: its producer and its active consumers.
-    fn link_users(&self, li: usize) -> Vec<usize> {
+    pub(crate) fn link_users(&self, li: usize) -> Vec<usize> {
         let l = &self.links[li];
         std::iter::once(l.from)
             .chain(l.to.iter().copied())
@@ -379,258 +375,6 @@ impl World {
             }
         }
         needs
-    }
-
-    /// Exports one more buffer for link `li`, shares it with the consumers' processes by fd and
-    /// attaches every active user.
-    pub(crate) fn alloc_buffer(&mut self, li: usize) -> Result<usize, RunFailure> {
-        let index = self.links[li].next_index;
-        self.links[li].next_index += 1;
-        let l = &self.links[li];
-        let name = l.desc.buffer_name(index);
-        let from = l.from;
-        let fmt_planes = l.format_planes.clone();
-        let size: u64 = fmt_planes.iter().map(|p| p.size).sum();
-        // A dri2 swapchain's buffers are the display side's: its process allocates them and
-        // passes them to the client (seed 000's "give me the next buffer to draw into").
-        let allocator = match l.swapchain {
-            Some((crate::schema::SwapchainMode::Dri2, _)) => {
-                l.to.iter()
-                    .copied()
-                    .find(|&t| self.nodes[t].desc.driver == DriverKind::Display)
-                    .unwrap_or(from)
-            }
-            _ => from,
-        };
-        let producer = self.nodes[allocator].process.clone();
-        let dma = self.kernel.dma().clone();
-        let fail = |e: &dyn Fn() -> String, err: &dyn AsErrno| RunFailure {
-            errno: format!("{:?}", err.errno()),
-            message: e(),
-        };
-        let seq_planes = || {
-            let mut off = 0;
-            fmt_planes
-                .iter()
-                .map(|p| {
-                    let r = (off, p.size);
-                    off += p.size;
-                    r
-                })
-                .collect::<Vec<_>>()
-        };
-        let kind = match (l.desc.memory, l.desc.effective_exporter()) {
-            (MemoryType::Dmabuf, Some(Exporter::Constraint) | None) => Kind::Constraint,
-            (MemoryType::Dmabuf, Some(Exporter::Gpu)) => Kind::Gpu,
-            (MemoryType::Dmabuf, Some(Exporter::Heap(k))) => Kind::Heap(k),
-            (MemoryType::Dmabuf, Some(Exporter::Udmabuf)) | (MemoryType::Userptr, _) => {
-                Kind::Udmabuf
-            }
-            (MemoryType::MmapExpbuf, _) => Kind::Vb2,
-        };
-        let mut importer = None;
-        let (buf, planes, exporter, fd) = match kind {
-            Kind::Constraint => {
-                let layout = if fmt_planes.len() > 1 {
-                    // The format table's planes, each from a page boundary (NV12 gives
-                    // Layout::nv12's layout).
-                    let mut planes = Vec::with_capacity(fmt_planes.len());
-                    let mut off = 0;
-                    for p in &fmt_planes {
-                        off = soc::align_up(off, soc::PAGE_SIZE).unwrap_or(off);
-                        planes.push(constraint::PlaneLayout {
-                            offset: off,
-                            len: p.size,
-                            pitch: p.bytes_per_line,
-                        });
-                        off += p.size;
-                    }
-                    Layout { size: off, planes }
-                } else {
-                    Layout::single(size)
-                };
-                let planes = layout.planes.iter().map(|p| (p.offset, p.len)).collect();
-                let needs = self.link_needs(li);
-                let policy = match l.desc.effective_policy().unwrap_or_default() {
-                    ConstraintPolicy::Deferred => Policy::Deferred,
-                    ConstraintPolicy::NoMigrate => Policy::NoMigrate,
-                    ConstraintPolicy::UpFront => Policy::UpFront {
-                        devices: self
-                            .link_users(li)
-                            .into_iter()
-                            .map(|n| {
-                                KnownDevice::new(&self.nodes[n].desc.device)
-                                    .with_needs(needs.clone())
-                            })
-                            .collect(),
-                    },
-                };
-                let mut spec = ExportSpec::with_layout(layout)
-                    .policy(policy)
-                    .config(self.migration_config(li))
-                    .log(self.log.clone());
-                // Modifier and pitch negotiation (run/layouts.rs), when a device asks for it.
-                if let Some((neg, reserve)) = self.link_negotiation(li) {
-                    spec = spec.negotiate(neg).reserve(reserve);
-                }
-                let (buf, exp) =
-                    ConstraintExporter::export_registered(&dma, spec, self.kernel.registry())
-                        .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
-                let fd =
-                    install(&producer, &buf).map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
-                (buf, planes, ExporterHandle::Constraint(exp), fd)
-            }
-            Kind::Gpu => {
-                let node = self.nodes[from].desc.clone();
-                let gpu = self.gpu_for(&node)?;
-                let bo = gpu
-                    .create_bo(drivers::gpu::BoDesc::vram(&name, size))
-                    .map_err(|e| {
-                        fail(&|| format!("allocating {name} on {}: {e}", node.device), &e)
-                    })?;
-                let buf = gpu
-                    .export_into(&bo, self.kernel.registry())
-                    .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
-                let fd =
-                    install(&producer, &buf).map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
-                if gpu.config().p2p {
-                    importer = Some(Arc::new(super::gpu::P2pImporter::default()));
-                }
-                (buf, seq_planes(), ExporterHandle::Gpu(bo), fd)
-            }
-            Kind::Udmabuf => {
-                let bi = self.bufs.len();
-                let fd = self
-                    .link_udmabuf(li, bi, &producer, &name, size)
-                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
-                let buf = producer
-                    .get_dma_buf(fd)
-                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
-                (
-                    buf,
-                    seq_planes(),
-                    ExporterHandle::Heap("udmabuf".into()),
-                    fd,
-                )
-            }
-            Kind::Vb2 => {
-                let (buf, fd) = self
-                    .expbuf(li, size, &producer)
-                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
-                (buf, seq_planes(), ExporterHandle::Vb2, fd)
-            }
-            Kind::Heap(k) => {
-                let names = self.kernel.heap_names();
-                let heap = match (k, &l.desc.region) {
-                    (HeapKind::System, _) => "system".to_string(),
-                    (HeapKind::Cma, Some(r)) => r.clone(),
-                    (HeapKind::Carveout, Some(r)) => format!("carveout-{r}"),
-                    (HeapKind::Cma, None) => names
-                        .iter()
-                        .find(|h| *h != "system" && !h.starts_with("carveout-"))
-                        .cloned()
-                        .unwrap_or_else(|| "cma".into()),
-                    (HeapKind::Carveout, None) => names
-                        .iter()
-                        .find(|h| h.starts_with("carveout-"))
-                        .cloned()
-                        .unwrap_or_else(|| "carveout".into()),
-                };
-                let h = producer.open_heap(&heap).map_err(|e| {
-                    fail(
-                        &|| format!("opening /dev/dma_heap/{heap} for {name}: {e}"),
-                        &e,
-                    )
-                })?;
-                let fd = producer.heap_alloc(h, size, RDWR, 0);
-                let _ = producer.close(h);
-                let fd = fd.map_err(|e| {
-                    fail(
-                        &|| {
-                            format!(
-                                "allocating {name} ({}) from heap {heap}: {e}",
-                                soc::human_size(size)
-                            )
-                        },
-                        &e,
-                    )
-                })?;
-                let buf = producer
-                    .get_dma_buf(fd)
-                    .map_err(|e| fail(&|| format!("{name}: {e}"), &e))?;
-                (buf, seq_planes(), ExporterHandle::Heap(heap), fd)
-            }
-        };
-        let mut fds = vec![(producer.clone(), fd)];
-        let mut seen = vec![producer.pid()];
-        let sharers: Vec<usize> = std::iter::once(from)
-            .chain(self.links[li].to.iter().copied())
-            .collect();
-        for t in sharers {
-            let p = self.nodes[t].process.clone();
-            if seen.contains(&p.pid()) {
-                continue;
-            }
-            seen.push(p.pid());
-            let nfd = producer.send_fd(fd, &p).map_err(|e| {
-                fail(
-                    &|| format!("passing {name} to {}: {e}", self.nodes[t].desc.name),
-                    &e,
-                )
-            })?;
-            fds.push((p, nfd));
-        }
-        let bi = self.bufs.len();
-        self.bufs.push(Some(BufRt {
-            name,
-            link: li,
-            buf,
-            planes,
-            exporter,
-            importer,
-            atts: BTreeMap::new(),
-            gpu_bos: BTreeMap::new(),
-            fds,
-            state: BufState::Free,
-            busy_until: VirtualTime::ZERO,
-            available_at: VirtualTime::ZERO,
-            migrations: 0,
-            maps_carried: (0, 0),
-            retired: false,
-            acquire: BTreeMap::new(),
-            fence_end: None,
-        }));
-        for n in self.link_users(li) {
-            self.attach(bi, n)?;
-        }
-        self.settle_layout(bi)?;
-        self.links[li].bufs.push(bi);
-        self.links[li].free.push_back(bi);
-        // A new empty buffer: the producer queues it into its CAPTURE queue, if it has one.
-        self.vb2_qbuf(from, li, bi)?;
-        Ok(bi)
-    }
-
-    /// `memory = "mmap+expbuf"`: one more MMAP buffer on the producer's CAPTURE queue
-    /// (`VIDIOC_CREATE_BUFS`, vb2's allocator: dma-contig for a device without an IOMMU,
-    /// scatter-gather behind one) exported as a dma-buf fd in the producer's process
-    /// (`VIDIOC_EXPBUF`), as a V4L2 capture application does before sharing its buffers. The
-    /// queue is the producer's port on the link ([`super::vb2io`]): the same buffer index cycles
-    /// through it (QBUF empty, the device fills it, DQBUF).
-    fn expbuf(
-        &mut self,
-        li: usize,
-        size: u64,
-        producer: &Arc<Process>,
-    ) -> Result<(DmaBuf, Fd), drivers::media::MediaError> {
-        let bytes = u32::try_from(size).map_err(|_| {
-            drivers::media::MediaError::Invalid(format!("a {size:#x}-byte plane is too large"))
-        })?;
-        let bi = self.bufs.len();
-        let (p, index) = self.mmap_create_buf(li, bi, bytes)?;
-        let fd = drivers::media::expbuf(self.port_fh(p), index)?;
-        let buf = producer.get_dma_buf(fd)?;
-        Ok((buf, fd))
     }
 
     /// Attaches node `n`'s device to buffer `bi` (a no-op if attached); a GPU node imports it
