@@ -14,6 +14,7 @@ mod fps;
 mod fuzz;
 mod modifiers;
 mod report;
+mod rk3588;
 mod run_defects;
 mod run_drivers;
 mod run_gpu;
