@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 21] = [
+static BUNDLED: [(&str, &str, &str); 22] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -123,6 +123,12 @@ static BUNDLED: [(&str, &str, &str); 21] = [
          controller; RGA2 (no IOMMU, 32-bit) attaches to ISP0's output at frame 150 and moves it \
          into CMA",
         include_str!("../../../scenarios/rk3588-two-cameras.toml"),
+    ),
+    (
+        "rk3588-relayout",
+        "RK3588: VICAP -> Mali -> VOP2 sharing AFBC; rkvenc (linear only) attaches at frame 150 \
+         and the buffers are re-laid out to linear",
+        include_str!("../../../scenarios/rk3588-relayout.toml"),
     ),
     (
         "imx8mp-camera",

@@ -72,3 +72,64 @@ fn rk3588_two_cameras_verify_with_every_drop_explained_and_rga2_moving_the_isp_o
         .expect("the controller's series");
     assert!(u.values.iter().any(|&v| v > 0.0), "{json}");
 }
+
+/// The bundled `rk3588-relayout` at 640x480 (same layout rules: 640 and 480 are multiples of
+/// AFBC's 16x16 superblocks).
+fn relayout(policy: &str) -> scenario::report::Report {
+    let text = scenario::bundled_text("rk3588-relayout")
+        .expect("bundled")
+        .replace("width = 1920", "width = 640")
+        .replace("height = 1080", "height = 480")
+        .replace("policy = \"deferred\"", &format!("policy = \"{policy}\""));
+    let s = scenario::validate(&text, "rk3588-relayout.toml")
+        .unwrap()
+        .with_frames(160)
+        .unwrap();
+    run(&s, &RunOptions::default()).report
+}
+
+#[test]
+fn rk3588_relayout_negotiates_afbc_then_re_lays_out_to_linear_when_rkvenc_joins() {
+    let r = relayout("deferred");
+    let json = r.to_json();
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{json}");
+    assert_eq!(r.frames.delivered, r.frames.produced, "{json}");
+    // Placed for the Mali and VOP2 in AFBC: the first placement's reason says so.
+    let why = serde_json::to_string(&r.buffers).unwrap();
+    assert!(why.contains("arm_afbc_16x16_sparse"), "{why}");
+    // rkvenc lacks AFBC: each of the three buffers re-laid out to linear at frame 150, by the
+    // CPU, and the linear layout is smaller (no AFBC header area).
+    let relaid: Vec<_> = r
+        .migrations
+        .iter()
+        .filter(|m| {
+            m.cause
+                .contains("re-laid out: modifier arm_afbc_16x16_sparse -> linear")
+        })
+        .collect();
+    assert_eq!(relaid.len(), 3, "{json}");
+    assert!(
+        relaid.iter().all(|m| m.frame == 150 && m.engine == "cpu"),
+        "{json}"
+    );
+    assert!(
+        relaid.iter().all(|m| m.cause.contains("rkvenc0 lacks it")),
+        "{json}"
+    );
+    assert!(
+        relaid.iter().all(|m| m.bytes == 640 * 480 * 4),
+        "every visible byte copied once: {json}"
+    );
+    let enc = r.nodes.iter().find(|n| n.name == "encoder").unwrap();
+    assert!(enc.delivered > 0, "{json}");
+}
+
+#[test]
+fn rk3588_relayout_under_no_migrate_refuses_the_late_encoder_with_the_reason() {
+    let r = relayout("no_migrate");
+    let json = r.to_json();
+    assert!(r.migrations.is_empty(), "{json}");
+    let e = r.errors.first().expect("the attach is refused");
+    assert_eq!(e.errno, "EBUSY", "{json}");
+    assert!(e.message.contains("arm_afbc_16x16_sparse"), "{json}");
+}
