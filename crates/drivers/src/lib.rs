@@ -49,6 +49,8 @@
 //!   every shown frame read and verified.
 //! * [`encoder`]: an output-queue encoder producing a verifiable RLE bitstream; attachable
 //!   mid-stream.
+//! * [`scaler`]: an m2m scaler and format converter (RGA/G2D/PXP-like): a box filter and
+//!   BT.601 conversion between the 8-bit formats.
 //! * [`swapchain`]: GPU -> display buffer recycling in seed 000's dri2 and wayland modes, growing
 //!   on demand and shrinking back.
 //! * [`thumbnailer`]: seed 001's software path: mmap + CPU-access bracket, downscale, JPEG.
@@ -76,6 +78,7 @@ pub mod job;
 pub mod media;
 pub mod modifier;
 pub mod pattern;
+pub mod scaler;
 pub mod swapchain;
 pub mod thumbnailer;
 pub mod vivid;

@@ -21,7 +21,8 @@
 //!
 //! The byte transforms are the drivers': the camera's test pattern ([`crate::pattern`]), the
 //! ISP's [`IspTransform`], the GPU's composite ([`crate::gpu::luma_to_xrgb`]), the encoder's
-//! [`Codec`] ([`RleStream`](crate::encoder::RleStream)); the checksum and the frame stamp are [`crate::frame`]'s.
+//! [`Codec`] ([`RleStream`](crate::encoder::RleStream)), the scaler's [`crate::scaler::scale_frame`];
+//! the checksum and the frame stamp are [`crate::frame`]'s.
 //!
 //! # Rules
 //! 1. Every output frame is stamped ([`crate::frame`]): the body is written first, hashed as it
@@ -113,6 +114,9 @@ pub enum Op {
     Scanout,
     /// An encoder reads, verifies and encodes its first input.
     Encode(Codec),
+    /// A scaler reads its first input as `src` and writes every output as `dst`, scaled and
+    /// converted ([`crate::scaler`]).
+    Scale(crate::scaler::Scale),
 }
 
 /// One buffer a job reads.
@@ -205,6 +209,7 @@ pub struct JobEffects {
 }
 
 mod pool;
+mod scale;
 mod units;
 
 impl JobEffects {

@@ -24,6 +24,8 @@
 //! - GPU composite: a read pass over the luma that hashes and copies it (a quarter of the
 //!   output's size), one pass that expands each output pixel in place and hashes it, and a
 //!   read pass that hashes the chroma (verification: the composite uses luma only);
+//! - scaler: a read pass into a frame buffer (a box or a format conversion needs several input
+//!   lines and planes at once), the transform, and a write pass that hashes (`super::scale`);
 //! - RLE encoder: a read pass into a buffer (the run-length coder and the bitstream's own DMA
 //!   write must not run under the read's memory lock), the coder, the bitstream write.
 //!
@@ -70,6 +72,8 @@ pub(crate) enum Unit {
     },
     /// The first input run-length encoded into the bitstream, whole (a stream cannot split).
     Rle,
+    /// The first input scaled into every output, whole (`super::scale`).
+    Scale,
 }
 
 /// What one piece did.
@@ -151,6 +155,12 @@ pub(crate) fn plan(job: &DeviceJob) -> Result<Vec<Unit>, String> {
         Op::Encode(Codec::Rle) => {
             if !job.inputs.is_empty() {
                 u.push(Unit::Rle);
+                consumed = 1;
+            }
+        }
+        Op::Scale(_) => {
+            if !job.inputs.is_empty() {
+                u.push(Unit::Scale);
                 consumed = 1;
             }
         }
@@ -373,6 +383,7 @@ fn unit_body(
                 .map_err(e)?;
             }
         }
+        Unit::Scale => super::scale::scale_unit(job, dma, fx)?,
         Unit::Rle => {
             let (h, head, bs) = encode_rle(job, dma, a, b)?;
             fx.ins.push((0, h.partial()));
@@ -602,5 +613,9 @@ pub(crate) fn unit_len(job: &DeviceJob, u: &Unit) -> u64 {
             .inputs
             .first()
             .map_or(0, |i| i.planes.iter().map(|p| p.1).sum()),
+        Unit::Scale => {
+            let (r, w) = job.bytes();
+            r + w
+        }
     }
 }

@@ -181,5 +181,6 @@ mod encoder;
 mod isp;
 mod jobs;
 mod pipeline;
+mod scaler;
 mod swapchain;
 mod thumbnailer;
