@@ -102,6 +102,8 @@ mod fences;
 mod gpu;
 mod handoff;
 mod layouts;
+mod m2m;
+pub(crate) use m2m::image_of;
 mod outcome;
 mod ports;
 mod reason;
