@@ -47,6 +47,8 @@
 //!   spaces with cached mappings, PRIME export/import, and a ring of jobs with fences.
 //! * [`display`]: DRM-style scanout: framebuffers from dma-bufs, page flips that wait on fences,
 //!   every shown frame read and verified.
+//! * [`decoder`]: a stateful decoder of the encoder's RLE bitstream, through reference frames
+//!   it allocates and holds.
 //! * [`encoder`]: an output-queue encoder producing a verifiable RLE bitstream; attachable
 //!   mid-stream.
 //! * [`scaler`]: an m2m scaler and format converter (RGA/G2D/PXP-like): a box filter and
@@ -65,6 +67,7 @@
 #![warn(missing_docs)]
 
 pub mod camera;
+pub mod decoder;
 pub mod display;
 pub mod dmaview;
 pub mod encoder;

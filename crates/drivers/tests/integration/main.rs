@@ -176,6 +176,7 @@ pub fn attach_dynamic(
         .unwrap()
 }
 mod camera;
+mod decoder;
 mod display;
 mod encoder;
 mod isp;
