@@ -22,6 +22,7 @@ mod run_pipeline;
 mod threads;
 mod trace_structure;
 mod trace_svg;
+mod uma_bandwidth;
 mod v4l2_paths;
 
 /// A small valid scenario on the bundled default machine; line numbers matter to the tests.
