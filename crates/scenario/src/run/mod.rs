@@ -102,6 +102,7 @@ mod fences;
 mod gpu;
 mod handoff;
 mod layouts;
+mod limits;
 mod outcome;
 mod ports;
 mod reason;
