@@ -192,3 +192,73 @@ fn flip_fences_are_numbered_and_stamped_by_their_own_machine() {
         "two clocks, four milliseconds apart"
     );
 }
+
+#[test]
+fn scanout_is_a_job_the_caller_runs_in_pieces_and_the_display_judges() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let good = cma_frame(&kernel, fmt, 3);
+    let a = d.add_fb(&good).unwrap();
+    let want = frame::pattern(fmt, 3);
+    let sum = frame::checksum(&want[frame::STAMP_LEN..]);
+    let pool = drivers::job::Pool::new(2);
+    let dma = kernel.dma().clone();
+    // Exact: frame 3 with its producer's checksum verifies; the wrong number does not.
+    for (expect, ok) in [
+        (
+            Expect::Exact {
+                frame: 3,
+                checksum: sum,
+            },
+            true,
+        ),
+        (
+            Expect::Exact {
+                frame: 4,
+                checksum: sum,
+            },
+            false,
+        ),
+        (Expect::Checksum(sum), true),
+        (Expect::Checksum(sum ^ 1), false),
+        (Expect::Frame(3), true),
+        (Expect::Stamp, true),
+    ] {
+        d.page_flip(a, None, expect).unwrap();
+        let l = d.latch().unwrap();
+        assert_eq!(l.vblank.shown, Some(a));
+        assert_eq!(l.vblank.verified, None, "judged after the job");
+        let s = l.scanout.expect("a flip latched");
+        assert_eq!(s.job.bytes(), (fmt.size() as u64, 0));
+        assert_eq!(s.job.cost(d.device()), l.vblank.cost);
+        let fx = s.job.execute_on(&dma, &pool);
+        assert_eq!(d.scanned(s.expect, &fx), Some(ok), "{expect:?}");
+    }
+    // One byte of the body changed behind the stamp's back: every kind of check fires.
+    let m = good.mmap(0, fmt.size() as u64, true).unwrap();
+    good.begin_cpu_access(DmaDirection::ToDevice).unwrap();
+    m.write(fmt.size() as u64 - 1, &[want[fmt.size() - 1] ^ 0x5a])
+        .unwrap();
+    good.end_cpu_access(DmaDirection::ToDevice).unwrap();
+    for expect in [
+        Expect::Exact {
+            frame: 3,
+            checksum: sum,
+        },
+        Expect::Checksum(sum),
+        Expect::Frame(3),
+        Expect::Stamp,
+    ] {
+        d.page_flip(a, None, expect).unwrap();
+        let s = d.latch().unwrap().scanout.unwrap();
+        let fx = s.job.execute_on(&dma, &pool);
+        assert_eq!(d.scanned(s.expect, &fx), Some(false), "{expect:?}");
+    }
+    let st = d.stats();
+    assert_eq!((st.shown, st.verified, st.corrupted), (10, 4, 6));
+    assert_eq!(st.bytes_read, 10 * fmt.size() as u64);
+    drop(m);
+    drop(d);
+    checker_clean(&kernel);
+}
