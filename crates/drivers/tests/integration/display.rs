@@ -150,9 +150,9 @@ fn display_refuses_a_buffer_smaller_than_a_frame() {
     assert_eq!(d.add_fb(&buf).unwrap_err().errno(), Errno::EINVAL);
     assert_eq!(
         d.page_flip(99, None, Expect::Stamp).unwrap_err().errno(),
-        Errno::EINVAL
+        Errno::ENOENT
     );
-    assert_eq!(d.rm_fb(99).unwrap_err().errno(), Errno::EINVAL);
+    assert_eq!(d.rm_fb(99).unwrap_err().errno(), Errno::ENOENT);
 }
 
 /// A kernel on the default SoC whose clock is `t`.
@@ -258,6 +258,63 @@ fn scanout_is_a_job_the_caller_runs_in_pieces_and_the_display_judges() {
     let st = d.stats();
     assert_eq!((st.shown, st.verified, st.corrupted), (10, 4, 6));
     assert_eq!(st.bytes_read, 10 * fmt.size() as u64);
+    drop(m);
+    drop(d);
+    checker_clean(&kernel);
+}
+
+#[test]
+fn a_second_flip_while_one_is_pending_is_ebusy_and_framebuffers_are_counted() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let a = d.add_fb(&cma_frame(&kernel, fmt, 1)).unwrap();
+    let b = d.add_fb(&cma_frame(&kernel, fmt, 2)).unwrap();
+    d.page_flip(a, None, Expect::Frame(1)).unwrap();
+    let e = d.page_flip(b, None, Expect::Frame(2)).unwrap_err();
+    assert_eq!(e.errno(), Errno::EBUSY, "{e}");
+    assert_eq!(d.stats().flips, 1, "the refused flip is not queued");
+    assert_eq!(d.vblank().unwrap().shown, Some(a));
+    // Latched: the next flip is accepted.
+    d.page_flip(b, None, Expect::Frame(2)).unwrap();
+    assert_eq!(d.vblank().unwrap().released, vec![a]);
+    d.rm_fb(a).unwrap();
+    let s = d.stats();
+    assert_eq!((s.fbs_created, s.fbs_removed, s.verified), (2, 1, 2));
+    drop(d);
+    checker_clean(&kernel);
+}
+
+#[test]
+fn add_fb2_scans_out_exactly_the_planes_its_pitches_and_offsets_name() {
+    use drivers::display::FbCmd2;
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    // The frame at offset 4096 of a bigger buffer: the packed layout at offset 0 reads the
+    // wrong bytes, the one with the planes' real offsets verifies.
+    let heap = kernel.heap("cma0").unwrap();
+    let size = soc::align_up(fmt.size() as u64 + 8192, 4096).unwrap();
+    let buf = heap.allocate(size, uapi::ioctl::O_RDWR, 0).unwrap();
+    let m = buf.mmap(0, size, true).unwrap();
+    buf.begin_cpu_access(DmaDirection::ToDevice).unwrap();
+    m.write(4096, &frame::pattern(fmt, 5)).unwrap();
+    buf.end_cpu_access(DmaDirection::ToDevice).unwrap();
+    let packed = FbCmd2::packed("NV12", fmt.width, fmt.height).unwrap();
+    let mut moved = packed;
+    moved.offsets[0] += 4096;
+    moved.offsets[1] += 4096;
+    for (cmd, ok) in [(packed, false), (moved, true)] {
+        let fb = d.add_fb2(&buf, &cmd).unwrap();
+        d.page_flip(fb, None, Expect::Frame(5)).unwrap();
+        assert_eq!(d.vblank().unwrap().verified, Some(ok), "{cmd:?}");
+    }
+    // A pitch below the width is the kernel's EINVAL, nothing attached for it.
+    let mut bad = packed;
+    bad.pitches[0] = fmt.width - 2;
+    let atts = buf.attachments().len();
+    assert_eq!(d.add_fb2(&buf, &bad).unwrap_err().errno(), Errno::EINVAL);
+    assert_eq!(buf.attachments().len(), atts);
     drop(m);
     drop(d);
     checker_clean(&kernel);

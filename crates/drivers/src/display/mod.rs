@@ -24,8 +24,10 @@
 //!    one DMA-contiguous run covering the frame, else `add_fb` fails with
 //!    [`MediaError::NotContiguous`] and the buffer is detached. Behind an IOMMU any pages do.
 //! 2. **Size.** A buffer smaller than the format's frame is `EINVAL`.
-//! 3. **Fences.** A flip waits for its explicit in-fence and for the WRITE (and KERNEL) fences
-//!    the buffer's reservation object holds when the flip is queued. With
+//! 3. **Fences.** A flip waits for the fences the buffer's reservation object holds when the
+//!    flip is queued: its WRITE (and KERNEL) fences, or, with an explicit in-fence
+//!    (`IN_FENCE_FD`), that fence and the KERNEL ones only — explicit sync overrules implicit
+//!    (`drm_gem_plane_helper_prepare_fb`). With
 //!    [`DisplayConfig::fence_timeout`] `None` (the virtual clock) a vblank never blocks: a flip
 //!    whose fences have not signaled stays queued and the current frame is shown again
 //!    ([`DisplayStats::missed`]). With `Some(t)` the vblank waits up to `t`.
@@ -34,7 +36,12 @@
 //! 5. **Verification.** Each new frame is read whole by DMA (the scanout job); its stamp and
 //!    body checksum are checked against the flip's [`Expect`]; [`DisplayStats::verified`] or
 //!    [`DisplayStats::corrupted`] counts it (a failed read is corrupted).
-//! 6. **Busy framebuffers.** `rm_fb` of a framebuffer that is scanned out or queued is `EBUSY`.
+//! 6. **Busy framebuffers.** `rm_fb` of a framebuffer that is scanned out or queued is `EBUSY`;
+//!    an unknown id is `ENOENT` for `rm_fb` and `page_flip`.
+//! 7. **One flip at a time.** A `page_flip` while another is pending (not yet latched) is
+//!    `EBUSY`, as `drm_mode_page_flip_ioctl` answers; a compositor keeps its own queue.
+//! 8. **Framebuffers.** [`Display::add_fb2`] checks its [`FbCmd2`] as `framebuffer_check` does
+//!    (module `addfb`); the scanout reads exactly the planes it names.
 
 use crate::dmaview::DmaView;
 use crate::frame::{FrameFormat, STAMP_MAGIC};
@@ -48,6 +55,9 @@ use soc::Device;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod addfb;
+pub use addfb::{fourcc_name, FbCmd2, DRM_FORMAT_MOD_LINEAR};
 
 /// A framebuffer id (`fb_id`).
 pub type FbId = u32;
@@ -115,6 +125,10 @@ pub struct DisplayStats {
     pub dropped: u64,
     /// Bytes read by scanout DMA.
     pub bytes_read: u64,
+    /// Framebuffers created (`ADDFB2`).
+    pub fbs_created: u64,
+    /// Framebuffers removed (`RMFB`).
+    pub fbs_removed: u64,
 }
 
 /// What one vblank did.
@@ -257,16 +271,20 @@ impl Display {
         self.state.lock().fbs.len()
     }
 
-    /// `ADDFB2` of an imported buffer: attach, map for scanout, check rules 1 and 2.
+    /// `ADDFB2` of an imported buffer in the display's mode: an NV12 frame of
+    /// [`DisplayConfig::format`], packed ([`FbCmd2::packed`]); see [`Self::add_fb2`].
     pub fn add_fb(&self, buf: &DmaBuf) -> Result<FbId, MediaError> {
-        let need = self.cfg.format.size() as u64;
-        if buf.size() < need {
-            return Err(MediaError::Invalid(format!(
-                "a {:#x}-byte buffer cannot hold a {} frame ({need:#x} bytes)",
-                buf.size(),
-                self.cfg.format
-            )));
-        }
+        let f = self.cfg.format;
+        self.add_fb2(buf, &FbCmd2::packed("NV12", f.width, f.height)?)
+    }
+
+    /// `DRM_IOCTL_MODE_ADDFB2` of an imported buffer (the GEM object of a PRIME fd) holding
+    /// every plane: `cmd` checked as the kernel does ([`FbCmd2::check`], errnos there; the
+    /// device's `modifiers` are the plane's), then the display attaches its device, maps the
+    /// buffer once for the framebuffer's life and checks rule 1 over the planes' extent.
+    pub fn add_fb2(&self, buf: &DmaBuf, cmd: &FbCmd2) -> Result<FbId, MediaError> {
+        let planes = cmd.check(buf.size(), &self.dev.desc().modifiers)?;
+        let need = planes.iter().map(|p| p.0 + p.1).max().unwrap_or(0);
         let att = buf.attach(&self.dev)?;
         let sgt = match att.map_unlocked(DmaDirection::ToDevice) {
             Ok(s) => s,
@@ -290,19 +308,20 @@ impl Display {
         let mut st = self.state.lock();
         let id = st.next_id;
         st.next_id += 1;
+        st.stats.fbs_created += 1;
         st.fbs.insert(
             id,
             Framebuffer {
                 buf: buf.clone(),
                 att,
                 sgt,
-                planes: vec![(0, need)],
+                planes,
             },
         );
         Ok(id)
     }
 
-    /// `RMFB`: unmaps and detaches. `EBUSY` if scanned out or queued (rule 6), `EINVAL` for an
+    /// `RMFB`: unmaps and detaches. `EBUSY` if scanned out or queued (rule 6), `ENOENT` for an
     /// unknown id.
     pub fn rm_fb(&self, id: FbId) -> Result<(), MediaError> {
         let fb = {
@@ -314,8 +333,9 @@ impl Display {
             }
             st.fbs
                 .remove(&id)
-                .ok_or_else(|| MediaError::Invalid(format!("no framebuffer {id}")))?
+                .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {id}")))?
         };
+        self.state.lock().stats.fbs_removed += 1;
         fb.att.unmap_unlocked(fb.sgt)?;
         fb.buf.detach(fb.att)?;
         Ok(())
@@ -335,8 +355,21 @@ impl Display {
         let f = st
             .fbs
             .get(&fb)
-            .ok_or_else(|| MediaError::Invalid(format!("no framebuffer {fb}")))?;
-        let mut fences = f.buf.resv().get_fences(DmaResvUsage::Write);
+            .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {fb}")))?;
+        // Rule 7: one flip at a time.
+        if let Some(p) = st.queue.front() {
+            return Err(MediaError::Busy(format!(
+                "a flip to framebuffer {} is pending (wait for its vblank)",
+                p.fb
+            )));
+        }
+        // Rule 3: an explicit in-fence overrules the implicit WRITE fences (KERNEL ones,
+        // memory moves, are always waited for).
+        let usage = match in_fence {
+            Some(_) => DmaResvUsage::Kernel,
+            None => DmaResvUsage::Write,
+        };
+        let mut fences = f.buf.resv().get_fences(usage);
         fences.extend(in_fence);
         st.seqno += 1;
         let done = DmaFence::new(self.ops.clone(), self.context, st.seqno);
