@@ -319,3 +319,34 @@ fn add_fb2_scans_out_exactly_the_planes_its_pitches_and_offsets_name() {
     drop(d);
     checker_clean(&kernel);
 }
+
+#[test]
+fn an_explicit_in_fence_overrules_the_buffers_implicit_write_fence() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let buf = cma_frame(&kernel, fmt, 1);
+    let a = d.add_fb(&buf).unwrap();
+    let ctx = fence::context_alloc(2).unwrap();
+    // A writer's fence in the reservation object that never signals (implicit sync).
+    let writer = SimpleFenceOps::create("test", "render", ctx, 1);
+    {
+        let mut g = buf.resv().lock(None).unwrap();
+        g.reserve_fences(1).unwrap();
+        g.add_fence(&writer, fence::DmaResvUsage::Write).unwrap();
+    }
+    // Implicit: the flip waits for it.
+    d.page_flip(a, None, Expect::Frame(1)).unwrap();
+    assert_eq!(d.vblank().unwrap().shown, None);
+    assert_eq!(d.stats().missed, 1);
+    assert_eq!(d.disable(), vec![a], "the pending flip dropped");
+    // Explicit (IN_FENCE_FD): only its in-fence and KERNEL fences count.
+    let acquire = SimpleFenceOps::create("test", "acquire", ctx + 1, 1);
+    acquire.signal().unwrap();
+    d.page_flip(a, Some(acquire), Expect::Frame(1)).unwrap();
+    let v = d.vblank().unwrap();
+    assert_eq!((v.shown, v.verified), (Some(a), Some(true)));
+    writer.signal().unwrap();
+    drop(d);
+    checker_clean(&kernel);
+}
