@@ -12,6 +12,8 @@ mod faults_prop;
 mod fields;
 mod fps;
 mod fuzz;
+mod limits;
+mod m2m;
 mod modifiers;
 mod report;
 mod rk3588;
