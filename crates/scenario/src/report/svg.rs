@@ -5,7 +5,10 @@
 //! bytes. Text uses the generic `sans-serif` family and is laid out by whatever displays the file.
 //!
 //! The timeline draws one lane per trace track; each job is a bar (migration copies in red), a
-//! migration's stall is a red band across every lane, and attaches are blue ticks. Bars closer
+//! migration's stall is a red band across every lane, and attaches are blue ticks. Under the
+//! device lanes, one lane per memory controller draws its utilisation over time (the
+//! `memory NAME utilisation` counter as a step area, 0 to 100%, or to the peak with a dashed
+//! line at 100% when oversubscribed). Bars closer
 //! than a third of a pixel are merged so that a long run stays a small file: the stutter shows as
 //! a gap in the regular rhythm of the lanes under a red band.
 
@@ -106,7 +109,8 @@ pub fn timeline_svg(trace: &Trace, opt: &TimelineOptions) -> String {
     let plot_w = width - LEFT - RIGHT;
     let x = |t: VirtualTime| LEFT + (t.as_ns() as f64 - start.as_ns() as f64) / span_ns * plot_w;
     let lanes = trace.tracks().len().max(1);
-    let height = TOP + lanes as f64 * LANE_H + 40.0;
+    let memory = utilisation_series(trace);
+    let height = TOP + (lanes + memory.len()) as f64 * LANE_H + 40.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -193,9 +197,90 @@ pub fn timeline_svg(trace: &Trace, opt: &TimelineOptions) -> String {
             x = x(*at)
         );
     }
-    axis(&mut s, start, end, x, bottom);
+    // Memory controllers' utilisation, one lane each under the device lanes.
+    for (j, (mc, samples)) in memory.iter().enumerate() {
+        let y = bottom + j as f64 * LANE_H;
+        utilisation_lane(&mut s, mc, samples, y, (start, end), &x, plot_w);
+    }
+    axis(&mut s, start, end, x, bottom + memory.len() as f64 * LANE_H);
     s.push_str("</svg>\n");
     s
+}
+
+/// The trace's memory-controller utilisation counters (`memory NAME utilisation (ratio)`, module
+/// `run::counters`): each controller's samples `(at, value)`, by controller name. A sample is
+/// the utilisation over the interval that ends at its time.
+fn utilisation_series(trace: &Trace) -> Vec<(String, Vec<(VirtualTime, f64)>)> {
+    let mut by: std::collections::BTreeMap<String, Vec<(VirtualTime, f64)>> = Default::default();
+    for (name, at, v) in trace.counters() {
+        let mc = name
+            .strip_prefix("memory ")
+            .and_then(|r| r.strip_suffix(" utilisation (ratio)"));
+        if let Some(mc) = mc {
+            by.entry(mc.to_string()).or_default().push((*at, *v));
+        }
+    }
+    by.into_iter().collect()
+}
+
+/// One memory controller's lane at `y`: its utilisation as a step area over time, on a scale
+/// from 0 to 100% (or to the peak when oversubscribed, with a dashed line at 100%).
+fn utilisation_lane(
+    s: &mut String,
+    mc: &str,
+    samples: &[(VirtualTime, f64)],
+    y: f64,
+    (start, end): (VirtualTime, VirtualTime),
+    x: &impl Fn(VirtualTime) -> f64,
+    plot_w: f64,
+) {
+    let peak = samples.iter().map(|&(_, v)| v).fold(0.0, f64::max);
+    let full = peak.max(1.0);
+    let (base, room) = (y + LANE_H - 3.0, LANE_H - 6.0);
+    let h = |v: f64| base - (v.max(0.0) / full) * room;
+    let _ = writeln!(
+        s,
+        "<g class=\"lane utilisation\" data-controller=\"{n}\"><rect x=\"{LEFT}\" y=\"{y}\" \
+         width=\"{plot_w}\" height=\"{LANE_H}\" fill=\"#eef3f8\"/><text x=\"{tx}\" y=\"{ty:.1}\" \
+         text-anchor=\"end\">memory {n}</text><text class=\"scale\" x=\"{sx}\" y=\"{sy:.1}\" \
+         font-size=\"9\">{top}%</text><title>memory controller {n}: utilisation, peak {pk}%</title></g>",
+        n = xml_escape(mc),
+        tx = LEFT - 8.0,
+        ty = y + LANE_H / 2.0 + 4.0,
+        sx = LEFT + 2.0,
+        sy = y + 10.0,
+        top = trim_float(full * 100.0),
+        pk = trim_float(peak * 100.0),
+    );
+    // The step area: each sample covers the interval since the previous one.
+    let mut d = String::new();
+    let mut prev = VirtualTime::ZERO;
+    for &(at, v) in samples {
+        let (a, b) = (prev.max(start), at.min(end));
+        prev = at;
+        if a >= b {
+            continue;
+        }
+        let (x0, x1, top) = (x(a), x(b), h(v));
+        let _ = write!(d, "M{x0:.2} {base:.1}V{top:.1}H{x1:.2}V{base:.1}Z");
+    }
+    if !d.is_empty() {
+        let _ = writeln!(
+            s,
+            "<path class=\"utilisation\" data-controller=\"{}\" d=\"{d}\" fill=\"#4e79a7\" \
+             fill-opacity=\"0.6\"/>",
+            xml_escape(mc)
+        );
+    }
+    if full > 1.0 {
+        let y1 = h(1.0);
+        let _ = writeln!(
+            s,
+            "<line class=\"full\" x1=\"{LEFT}\" y1=\"{y1:.1}\" x2=\"{:.2}\" y2=\"{y1:.1}\" \
+             stroke=\"#e15759\" stroke-dasharray=\"4 3\"><title>100%</title></line>",
+            LEFT + plot_w
+        );
+    }
 }
 
 /// The timeline's parts: a streamed trace's pre-merged ones ([`Lanes`]), else each job of

@@ -22,6 +22,7 @@ mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
 mod threads;
+mod timeline_memory;
 mod trace_structure;
 mod trace_svg;
 mod uma_bandwidth;
