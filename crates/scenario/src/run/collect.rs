@@ -311,6 +311,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 p99: lat.p99.as_us_f64(),
                 max: lat.max.as_us_f64(),
             }),
+            reference_buffers: node.m2m.references.len() as u32,
+            reference_bytes: node.m2m.references.iter().map(|b| b.buf.size()).sum(),
         });
     }
     // Encoders.
@@ -326,8 +328,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 crate::schema::EncoderCodec::Rle => "rle".into(),
             },
             frames: s.counts.encoded.get(&n).copied().unwrap_or(0),
-            bitstream_bytes: node.bitstream.as_ref().map_or(0, |b| b.written),
-            bitstream_checksum: node.bitstream.as_ref().map_or(0, |b| b.folded),
+            bitstream_bytes: s.w.bitstream_totals(n).0,
+            bitstream_checksum: s.w.bitstream_totals(n).1,
         });
     }
     // Teardown: everything goes; what stays is a leak. The GPU nodes' address spaces first
@@ -357,6 +359,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
             }
         }
     }
+    let freed = s.w.free_references();
+    s.errors.extend(freed);
     s.drain_findings(false);
     let kept = std::mem::take(&mut s.findings);
     for f in kept {

@@ -117,7 +117,7 @@ impl World {
             let n = self.links[li].from;
             if !matches!(
                 self.nodes[n].desc.driver,
-                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler
+                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder
             ) || self.link_is_p2p(li)
             {
                 continue;
@@ -220,7 +220,7 @@ impl World {
         let queued = self.links[li].desc.memory == MemoryType::Userptr
             && matches!(
                 self.nodes[from].desc.driver,
-                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler
+                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder
             )
             && self.nodes[from].process.pid() == producer.pid();
         let memfd = producer.memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC)?;

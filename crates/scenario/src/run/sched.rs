@@ -311,9 +311,14 @@ impl<'a> Sched<'a> {
             self.lost_job(&job, now);
             return;
         };
-        if let (Some(bs), Some(b)) = (res.bitstream, self.w.nodes[n].bitstream.as_mut()) {
-            b.written += bs.len;
-            b.folded = b.folded.rotate_left(5) ^ bs.checksum;
+        if let Some(bs) = res.bitstream {
+            self.w.note_bitstream(n, bs);
+            // Its output buffers hold the bitstream: their readers read what was written.
+            for &(_, bi) in &job.outputs {
+                if self.w.bufs[bi].is_some() {
+                    self.w.buf_mut(bi).used = Some(bs.len);
+                }
+            }
         }
         if self.w.nodes[n].desc.driver == crate::schema::DriverKind::Encoder && res.error.is_none()
         {

@@ -77,11 +77,11 @@ impl Sched<'_> {
             DriverKind::Gpu => Op::Composite,
             DriverKind::Encoder => Op::Encode(p.codec.unwrap_or_default().into()),
             DriverKind::Display | DriverKind::Thumbnailer => Op::Scanout,
-            DriverKind::Scaler => self.w.m2m_op(n),
+            DriverKind::Scaler | DriverKind::Decoder => self.w.m2m_op(n),
         };
         // Map everything for the device (get_scatterlist); a failure is a run error.
         let mut io = DeviceJob::new(op).with_fault(fault);
-        io.bitstream = node.bitstream.as_ref().map(|b| b.view());
+        io.bitstream = self.w.own_buffer(n, frame.map_or(0, |f| f.1));
         let mut ready_at = now;
         let mut vb2 = Vec::new();
         // Which buffer each of `io`'s views is of, for giving them back if the job fails.
@@ -97,7 +97,14 @@ impl Sched<'_> {
                 BufState::Ready { meta, .. } => (meta.checksum, meta.frame),
                 _ => (0, 0),
             };
-            let planes = b.planes.clone();
+            let mut planes = b.planes.clone();
+            // A bitstream is read as far as its encoder wrote it (super::m2m).
+            if let Some(used) = b.used {
+                planes.truncate(1);
+                if let Some(p) = planes.first_mut() {
+                    p.1 = p.1.min(used);
+                }
+            }
             // A GPU's buffers are mapped by its driver in its VM at submission.
             if gpu {
                 mapped.inputs.push(bi);

@@ -84,6 +84,9 @@ pub(crate) struct BufRt {
     /// A frame handed over before its producer's job ended (explicit sync from a GPU): when
     /// that job's out-fence signals on the virtual clock.
     pub fence_end: Option<VirtualTime>,
+    /// Bytes of it the producer's last job wrote, when fewer than its planes (an encoder's
+    /// bitstream, [`super::m2m`]): what a reader reads.
+    pub used: Option<u64>,
 }
 
 /// A link at run time.
@@ -136,6 +139,8 @@ pub(crate) struct NodeRt {
     pub fence_wait: VirtualTime,
     /// A GPU node's address space (its process's [`drivers::gpu::GpuVm`]), made on first use.
     pub vm: Option<drivers::gpu::GpuVm>,
+    /// What an m2m driver holds beside its queues ([`super::m2m`]).
+    pub m2m: super::m2m::M2mState,
 }
 
 /// The bitstream buffer an encoder owns (as a V4L2 encoder's CAPTURE buffer, allocated by its
@@ -260,6 +265,7 @@ impl World {
                 fence_wait: VirtualTime::ZERO,
                 bitstream: None,
                 vm: None,
+                m2m: Default::default(),
             });
         }
         let idx = |name: &str| s.nodes.iter().position(|n| n.name == name).unwrap_or(0);
@@ -272,7 +278,6 @@ impl World {
                 nodes[t].inputs.push(li);
                 nodes[t].ready.insert(li, VecDeque::new());
             }
-            let p = &s.nodes[from];
             links.push(LinkRt {
                 desc: l.clone(),
                 name: l.link_name(),
@@ -280,7 +285,7 @@ impl World {
                 to,
                 bufs: Vec::new(),
                 free: VecDeque::new(),
-                format_planes: p.format.planes(p.width, p.height),
+                format_planes: super::m2m::link_planes(s, from),
                 next_index: 0,
                 swapchain: crate::validate::swapchain::of_link(&s.nodes, l),
                 swap_waits: 0,
@@ -292,7 +297,10 @@ impl World {
         }
         // An RLE encoder's bitstream buffer: two bytes per byte of its largest input, plus a pair.
         for n in &mut nodes {
-            if n.desc.params.codec != Some(crate::schema::EncoderCodec::Rle) {
+            // One that feeds a link writes its bitstream there (super::m2m).
+            if n.desc.params.codec != Some(crate::schema::EncoderCodec::Rle)
+                || !n.outputs.is_empty()
+            {
                 continue;
             }
             let worst = n
@@ -321,6 +329,7 @@ impl World {
                 folded: 0,
             });
         }
+        super::m2m::alloc_references(&kernel, &mut nodes)?;
         Ok(World {
             time: TimeModel::from_desc(&s.soc),
             kernel,
