@@ -102,6 +102,7 @@ mod fences;
 mod gpu;
 mod handoff;
 mod layouts;
+mod limits;
 mod m2m;
 pub(crate) use m2m::image_of;
 mod outcome;
