@@ -16,6 +16,7 @@ mod limits;
 mod m2m;
 mod modifiers;
 mod report;
+mod rk3588;
 mod run_defects;
 mod run_drivers;
 mod run_gpu;
