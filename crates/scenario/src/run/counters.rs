@@ -27,6 +27,15 @@
 //! | `cache DEVICE clean ops` / `cleaned` | ops / bytes | CPU cache cleans (and flushes) the DMA layer did for the non-coherent device's syncs, since boot ([`soc::Device::cache_maintenance`]) |
 //! | `cache DEVICE invalidate ops` / `invalidated` | ops / bytes | the same for invalidates (and flushes) |
 //!
+//! Cache maintenance is owed only where a streaming mapping of cached memory is made, dropped
+//! or synced, so a non-coherent device may rightly count none: vb2's coherent MMAP buffers
+//! (`memory = "mmap+expbuf"`) are reached by the CPU uncached (`vb2_dc_prepare` returns early
+//! for them), and an imported dma-buf kept mapped (mainline vb2, the mapping caches) is
+//! flushed once at its first map and then goes device to device; a CPU reader syncs it through
+//! the exporter's `begin_cpu_access`, counted against the devices whose mappings it syncs. A
+//! camera that counts nothing after its first maps is that, not a skipped sync (checked in
+//! `tests/integration/counters.rs`).
+//!
 //! Lifetime: the sampler lives in the scheduler for the run and is drained into the report
 //! and trace at the end; it holds no lock between samples.
 
