@@ -192,8 +192,10 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
     let end = s.q.now();
     let frame = s.current_frame();
     s.w.sample_counters(frame, end, true);
-    let counters = std::mem::take(&mut s.w.sampler).finish();
-    counters.to_trace(&mut s.w.trace);
+    let sampler = std::mem::take(&mut s.w.sampler);
+    let owners = sampler.owners().clone();
+    let counters = sampler.finish();
+    counters.to_trace_owned(&mut s.w.trace, &owners);
     report.counters = Some(counters);
     // Buffers, placements, map counts.
     let mut maps = MapCounts::default();
