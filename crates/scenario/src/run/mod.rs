@@ -103,6 +103,8 @@ mod gpu;
 mod handoff;
 mod layouts;
 mod limits;
+mod m2m;
+pub(crate) use m2m::image_of;
 mod outcome;
 mod ports;
 mod reason;

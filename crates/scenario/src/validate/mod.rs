@@ -29,6 +29,7 @@ mod graph;
 mod host;
 mod limits;
 mod locate;
+mod m2m;
 mod machine;
 mod modifiers;
 mod pipeline;
@@ -250,6 +251,7 @@ pub fn validate(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
     machine::check(&ctx, &soc, soc_given)?;
     let events = pipeline::check(&ctx, &raw, &soc)?;
     formats::check(&ctx, &raw)?;
+    m2m::check(&ctx, &raw)?;
     modifiers::check_links(&ctx, &raw, &soc)?;
     graph::check(&ctx, &raw, &soc, &events)?;
     limits::check(&ctx, &raw, &soc)?;
