@@ -186,6 +186,24 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
         });
     }
     report.latency_us = LatencyReport::from_summary(&s.outcomes.latency, &s.outcomes.per_frame);
+    // Per source, when there are several (one camera's is the whole run's).
+    let sources =
+        s.w.nodes
+            .iter()
+            .filter(|n| n.desc.driver == DriverKind::Camera)
+            .count();
+    if sources > 1 {
+        for (&n, (summary, sample)) in &s.outcomes.per_source {
+            let l = LatencyReport::from_summary(summary, sample);
+            report
+                .latency_us
+                .per_source
+                .push(crate::report::SourceLatency::new(
+                    &s.w.nodes[n].desc.name,
+                    l,
+                ));
+        }
+    }
     report.duration_us = s.q.now().as_us_f64();
     report.migrations = std::mem::take(&mut s.migrations);
     // Counters: a last sample at the end, then into the report and the trace.

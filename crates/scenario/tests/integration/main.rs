@@ -15,6 +15,7 @@ mod fuzz;
 mod limits;
 mod m2m;
 mod modifiers;
+mod pictures;
 mod report;
 mod run_defects;
 mod run_drivers;
