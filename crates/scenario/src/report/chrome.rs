@@ -219,6 +219,10 @@ fn event_lines(e: &TraceEvent, pid: u64) -> Vec<String> {
 /// The Perfetto processes after `pid` 1, the track names and each track's `pid`.
 pub type Layout<'a> = (&'a [String], &'a [String], &'a [u64]);
 
+/// The counter samples `(series, at, value)` and the `pid` of each series that has one (the
+/// others are on `pid` 1).
+pub type CounterSamples<'a> = (&'a [(String, VirtualTime, f64)], &'a BTreeMap<String, u64>);
+
 /// Pass 2 (module doc): writes `trace.json` to `out` from the title, the layout (processes
 /// and tracks), the counter samples `(series, at, value)` with each series' `pid`, the body pass 1 wrote and its late
 /// arrows.
@@ -226,7 +230,7 @@ pub fn assemble(
     out: &mut impl Write,
     title: &str,
     (processes, tracks, pids): Layout<'_>,
-    (counters, counter_pids): (&[(String, VirtualTime, f64)], &BTreeMap<String, u64>),
+    (counters, counter_pids): CounterSamples<'_>,
     body: impl BufRead,
     late: &BTreeMap<u64, String>,
 ) -> std::io::Result<()> {

@@ -4,8 +4,11 @@
 use scenario::report::{memory_series, memory_svg, CounterSeries, CountersReport, Report};
 use scenario::run::{run, RunOptions};
 
-/// `(class, data-series, points)` of every series polyline of `svg`.
-fn polylines(svg: &str) -> Vec<(String, String, Vec<(f64, f64)>)> {
+/// A series polyline: `(class, data-series, points)`.
+type Line = (String, String, Vec<(f64, f64)>);
+
+/// Every series polyline of `svg`.
+fn polylines(svg: &str) -> Vec<Line> {
     let mut out = Vec::new();
     for part in svg.split("<polyline ").skip(1) {
         let attr = |name: &str| {
