@@ -10,7 +10,7 @@
 //! | `description` | string | the scenario's `description` (absent when empty) |
 //! | `seed` | int | the seed the run used |
 //! | `frames` | {`produced`, `delivered`, `dropped`, `corrupted`, `merged`} | frame counts; `merged` (absent when zero): frames a composite folded into another frame's output, also in the composite's `nodes[].dropped.merged` |
-//! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}], `per_frame_every`} | source-to-sink latency of delivered frames, virtual microseconds: nearest-rank percentiles, exact up to 4096 delivered frames, beyond from a log-linear histogram (at most 2^-10 below the exact value, never above; `max` always exact: [`super::LatencySummary`]); `per_frame` every delivered frame up to 4096, beyond every `per_frame_every`-th delivered frame (a power of two; absent while 1), at most 4096 entries ([`super::FrameSample`]) |
+//! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}], `per_frame_every`, `per_source` [{`source`, `p50`, `p99`, `max`, `per_frame`, `per_frame_every`}]} | (`per_source`: the same for each camera's frames alone, by camera name, when the run has several cameras; absent with one) | source-to-sink latency of delivered frames, virtual microseconds: nearest-rank percentiles, exact up to 4096 delivered frames, beyond from a log-linear histogram (at most 2^-10 below the exact value, never above; `max` always exact: [`super::LatencySummary`]); `per_frame` every delivered frame up to 4096, beyond every `per_frame_every`-th delivered frame (a power of two; absent while 1), at most 4096 entries ([`super::FrameSample`]) |
 //! | `duration_us` | float | virtual time of the whole run |
 //! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`, `reason`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`}; `reason` (absent if never allocated) is {`decisions` [{`when` (`allocation`, `migration`), `frame`, `cause`, `devices`, `constraints` [{`constraint`, `value`, `by`}], `groups` [{`planes`, `bytes`, `chosen`, `contiguous`, `ranges` [[start, len]], `range_count`, `refused`, `untried`, `excluded`}]}]}, the exporter's own record of each placement ([`super::reason`]) |
 //! | `migrations` | [{`buffer`, `frame`, `from`, `to`, `bytes`, `stall_us`, `cause`}] | every migration, by frame then buffer |
@@ -90,6 +90,10 @@ pub struct LatencyReport {
     /// The sampling stride of `per_frame` (1: every delivered frame; absent then).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub per_frame_every: u64,
+    /// The same per source node, by name, when the run has several cameras
+    /// ([`super::latency::SourceLatency`]); absent with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_source: Vec<super::latency::SourceLatency>,
 }
 
 fn one() -> u64 {
@@ -122,6 +126,7 @@ impl LatencyReport {
             max: st.max.as_us_f64(),
             per_frame,
             per_frame_every: sample.every(),
+            per_source: Vec::new(),
         }
     }
 
@@ -143,6 +148,7 @@ impl LatencyReport {
             max: st.max.as_us_f64(),
             per_frame,
             per_frame_every: 1,
+            per_source: Vec::new(),
         }
     }
 }

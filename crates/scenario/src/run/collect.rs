@@ -186,14 +186,34 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
         });
     }
     report.latency_us = LatencyReport::from_summary(&s.outcomes.latency, &s.outcomes.per_frame);
+    // Per source, when there are several (one camera's is the whole run's).
+    let sources =
+        s.w.nodes
+            .iter()
+            .filter(|n| n.desc.driver == DriverKind::Camera)
+            .count();
+    if sources > 1 {
+        for (&n, (summary, sample)) in &s.outcomes.per_source {
+            let l = LatencyReport::from_summary(summary, sample);
+            report
+                .latency_us
+                .per_source
+                .push(crate::report::SourceLatency::new(
+                    &s.w.nodes[n].desc.name,
+                    l,
+                ));
+        }
+    }
     report.duration_us = s.q.now().as_us_f64();
     report.migrations = std::mem::take(&mut s.migrations);
     // Counters: a last sample at the end, then into the report and the trace.
     let end = s.q.now();
     let frame = s.current_frame();
     s.w.sample_counters(frame, end, true);
-    let counters = std::mem::take(&mut s.w.sampler).finish();
-    counters.to_trace(&mut s.w.trace);
+    let sampler = std::mem::take(&mut s.w.sampler);
+    let owners = sampler.owners().clone();
+    let counters = sampler.finish();
+    counters.to_trace_owned(&mut s.w.trace, &owners);
     report.counters = Some(counters);
     // Buffers, placements, map counts.
     let mut maps = MapCounts::default();

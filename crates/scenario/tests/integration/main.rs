@@ -15,6 +15,7 @@ mod fuzz;
 mod limits;
 mod m2m;
 mod modifiers;
+mod pictures;
 mod report;
 mod rk3588;
 mod run_defects;
