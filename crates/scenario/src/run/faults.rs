@@ -23,7 +23,11 @@
 //!   of the reader's bytes read by the producer's start, so the reader gets part old frame,
 //!   part new.
 //! - `wrong_direction`: the driver maps the job's buffers with the opposite direction
-//!   ([`DeviceJob::map_direction`]), also those its vb2 queue mapped for it.
+//!   ([`DeviceJob::map_direction`]). A buffer its vb2 queue imported and mapped is re-mapped:
+//!   vb2's right mapping is unmapped and the wrong one takes its place (`fault_view`), so the
+//!   device's only live mapping is the wrong one — behind an IOMMU the access faults, without
+//!   one the DMA-API checker reports `access-against-direction` (and a non-coherent device
+//!   gets the cache maintenance of the other direction). The next job maps it back.
 //! - `skip_cache_sync` (a thumbnailer): the CPU read goes without `DMA_BUF_IOCTL_SYNC`.
 //!
 //! Every job also tells the DMA-API checker which fences guard its buffers until its bytes
@@ -303,20 +307,43 @@ impl Sched<'_> {
 }
 
 impl Sched<'_> {
-    /// `wrong_direction`: the driver maps buffer `bi` itself with the wrong direction instead of
-    /// using `view` (its vb2 queue's mapping); otherwise `view`.
+    /// `wrong_direction` on a buffer the job takes from its vb2 queue (port `p`, `slot`): the
+    /// driver replaces vb2's mapping with one for the wrong direction
+    /// (`Vb2Queue::remap_dmabuf`), so the device's only live mapping of the buffer is the wrong
+    /// one; the next job without the fault maps it back the right way. Memory that is not an
+    /// imported dma-buf (vb2's own MMAP/USERPTR) is mapped beside vb2's instead. Otherwise
+    /// `view`.
     pub(crate) fn fault_view(
         &mut self,
         io: &DeviceJob,
+        (p, slot): (usize, u32),
         bi: usize,
         n: usize,
         output: bool,
         view: drivers::dmaview::DmaView,
     ) -> drivers::dmaview::DmaView {
-        if io.fault != Some(Fault::WrongDirection) {
+        let wrong = io.fault == Some(Fault::WrongDirection);
+        let dir = io.map_direction(output);
+        if self.w.ports[p].memory != vb2::Memory::Dmabuf {
+            if !wrong {
+                return view;
+            }
+            return match self.w.map(bi, n, dir) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.errors.push(e);
+                    view
+                }
+            };
+        }
+        // A slot a faulted job re-mapped is mapped back the right way by the next job.
+        if !wrong && !self.wrong_mapped.remove(&(p, slot)) {
             return view;
         }
-        match self.w.map(bi, n, io.map_direction(output)) {
+        if wrong {
+            self.wrong_mapped.insert((p, slot));
+        }
+        match self.w.vb2_remap(p, slot, dir) {
             Ok(v) => v,
             Err(e) => {
                 self.errors.push(e);
