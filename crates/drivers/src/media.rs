@@ -54,6 +54,13 @@ pub enum MediaError {
     /// The object is in use (scanned out, queued) (`EBUSY`).
     #[error("busy: {0}")]
     Busy(String),
+    /// No such object (an unknown framebuffer id: `ENOENT`, as `drm_framebuffer_lookup`).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A value does not fit the ioctl's range (`ERANGE`, as `framebuffer_check` answers a
+    /// plane over 4 GiB).
+    #[error("out of range: {0}")]
+    Range(String),
     /// Nothing can be done now; try again after the pipeline moves (`EAGAIN`).
     #[error("would block: {0}")]
     WouldBlock(String),
@@ -82,6 +89,8 @@ impl AsErrno for MediaError {
         match self {
             MediaError::Invalid(_) | MediaError::NotContiguous { .. } => Errno::EINVAL,
             MediaError::Busy(_) => Errno::EBUSY,
+            MediaError::Range(_) => Errno::ERANGE,
+            MediaError::NotFound(_) => Errno::ENOENT,
             MediaError::WouldBlock(_) => Errno::EAGAIN,
             MediaError::Io(_) => Errno::EIO,
             MediaError::Vb2(e) => e.errno(),

@@ -34,7 +34,8 @@
 //!    `EBUSY`: the GPU found nothing it could evict now) it returns `Ok(None)`: the producer
 //!    waits ([`SwapchainStats::waits`]).
 //! 3. [`Swapchain::present`] queues the flip with the render fence: the display shows the frame
-//!    only after the GPU finished it.
+//!    only after the GPU finished it. The display takes one flip at a time, so the swapchain
+//!    keeps the presented frames in order and flips the next once the pending one latched.
 //! 4. [`Swapchain::vblank`] runs the display's vblank, marks the released buffers free, and
 //!    frees every free buffer idle for [`SwapchainConfig::shrink_after`] vblanks while more than
 //!    [`SwapchainConfig::min_buffers`] exist.
@@ -255,6 +256,8 @@ pub struct Swapchain {
     display: Arc<Display>,
     cfg: SwapchainConfig,
     slots: Vec<Slot>,
+    /// Presented frames not flipped yet (rule 3): `(buffer id, fb, render fence, expect)`.
+    pending: std::collections::VecDeque<(u64, FbId, Option<DmaFence>, Expect)>,
     next_id: u64,
     vblanks: u64,
     stats: SwapchainStats,
@@ -301,6 +304,7 @@ impl Swapchain {
             display,
             cfg,
             slots: Vec::new(),
+            pending: std::collections::VecDeque::new(),
             next_id: 0,
             vblanks: 0,
             stats: SwapchainStats::default(),
@@ -436,15 +440,14 @@ impl Swapchain {
     }
 
     /// "Here is the frame I drew" (rule 3): queues the flip of `back` after `fence`, verified
-    /// with `expect`. Returns the flip's out-fence. In Wayland mode the first present of a
-    /// buffer imports it into the display; if that fails the buffer is dropped and the error
-    /// returned.
+    /// with `expect`. In Wayland mode the first present of a buffer imports it into the
+    /// display; if that fails the buffer is dropped and the error returned.
     pub fn present(
         &mut self,
         back: BackBuffer,
         fence: Option<DmaFence>,
         expect: Expect,
-    ) -> Result<DmaFence, MediaError> {
+    ) -> Result<(), MediaError> {
         let pos = self
             .slots
             .iter()
@@ -466,15 +469,28 @@ impl Swapchain {
                 }
             },
         };
-        let done = self.display.page_flip(fb, fence, expect)?;
         self.slots[pos].state = SlotState::Queued;
+        self.pending.push_back((back.id, fb, fence, expect));
         self.stats.presented += 1;
         self.note_in_flight();
-        Ok(done)
+        self.flip_next()
     }
 
-    /// Acquire, render `scene`, present: one frame of a producer. `Ok(None)` if the producer
-    /// must wait (rule 2).
+    /// The display takes one flip at a time (`EBUSY` otherwise): the oldest presented frame is
+    /// flipped once no flip is pending.
+    fn flip_next(&mut self) -> Result<(), MediaError> {
+        if self.display.queued_flips() > 0 {
+            return Ok(());
+        }
+        let Some((_, fb, fence, expect)) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        self.display.page_flip(fb, fence, expect)?;
+        Ok(())
+    }
+
+    /// Acquire, render `scene`, present: one frame of a producer; its render fence. `Ok(None)`
+    /// if the producer must wait (rule 2).
     pub fn draw_frame(
         &mut self,
         scene: &GpuBo,
@@ -490,7 +506,8 @@ impl Swapchain {
                 return Err(e);
             }
         };
-        self.present(back, Some(fence), expect).map(Some)
+        self.present(back, Some(fence.clone()), expect)?;
+        Ok(Some(fence))
     }
 
     fn release_unpresented(&mut self, back: &BackBuffer) {
@@ -514,6 +531,7 @@ impl Swapchain {
             }
         }
         self.shrink();
+        self.flip_next()?;
         Ok(v)
     }
 

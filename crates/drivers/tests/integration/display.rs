@@ -150,9 +150,9 @@ fn display_refuses_a_buffer_smaller_than_a_frame() {
     assert_eq!(d.add_fb(&buf).unwrap_err().errno(), Errno::EINVAL);
     assert_eq!(
         d.page_flip(99, None, Expect::Stamp).unwrap_err().errno(),
-        Errno::EINVAL
+        Errno::ENOENT
     );
-    assert_eq!(d.rm_fb(99).unwrap_err().errno(), Errno::EINVAL);
+    assert_eq!(d.rm_fb(99).unwrap_err().errno(), Errno::ENOENT);
 }
 
 /// A kernel on the default SoC whose clock is `t`.
@@ -191,4 +191,162 @@ fn flip_fences_are_numbered_and_stamped_by_their_own_machine() {
         4_000_000,
         "two clocks, four milliseconds apart"
     );
+}
+
+#[test]
+fn scanout_is_a_job_the_caller_runs_in_pieces_and_the_display_judges() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let good = cma_frame(&kernel, fmt, 3);
+    let a = d.add_fb(&good).unwrap();
+    let want = frame::pattern(fmt, 3);
+    let sum = frame::checksum(&want[frame::STAMP_LEN..]);
+    let pool = drivers::job::Pool::new(2);
+    let dma = kernel.dma().clone();
+    // Exact: frame 3 with its producer's checksum verifies; the wrong number does not.
+    for (expect, ok) in [
+        (
+            Expect::Exact {
+                frame: 3,
+                checksum: sum,
+            },
+            true,
+        ),
+        (
+            Expect::Exact {
+                frame: 4,
+                checksum: sum,
+            },
+            false,
+        ),
+        (Expect::Checksum(sum), true),
+        (Expect::Checksum(sum ^ 1), false),
+        (Expect::Frame(3), true),
+        (Expect::Stamp, true),
+    ] {
+        d.page_flip(a, None, expect).unwrap();
+        let l = d.latch().unwrap();
+        assert_eq!(l.vblank.shown, Some(a));
+        assert_eq!(l.vblank.verified, None, "judged after the job");
+        let s = l.scanout.expect("a flip latched");
+        assert_eq!(s.job.bytes(), (fmt.size() as u64, 0));
+        assert_eq!(s.job.cost(d.device()), l.vblank.cost);
+        let fx = s.job.execute_on(&dma, &pool);
+        assert_eq!(d.scanned(s.expect, &fx), Some(ok), "{expect:?}");
+    }
+    // One byte of the body changed behind the stamp's back: every kind of check fires.
+    let m = good.mmap(0, fmt.size() as u64, true).unwrap();
+    good.begin_cpu_access(DmaDirection::ToDevice).unwrap();
+    m.write(fmt.size() as u64 - 1, &[want[fmt.size() - 1] ^ 0x5a])
+        .unwrap();
+    good.end_cpu_access(DmaDirection::ToDevice).unwrap();
+    for expect in [
+        Expect::Exact {
+            frame: 3,
+            checksum: sum,
+        },
+        Expect::Checksum(sum),
+        Expect::Frame(3),
+        Expect::Stamp,
+    ] {
+        d.page_flip(a, None, expect).unwrap();
+        let s = d.latch().unwrap().scanout.unwrap();
+        let fx = s.job.execute_on(&dma, &pool);
+        assert_eq!(d.scanned(s.expect, &fx), Some(false), "{expect:?}");
+    }
+    let st = d.stats();
+    assert_eq!((st.shown, st.verified, st.corrupted), (10, 4, 6));
+    assert_eq!(st.bytes_read, 10 * fmt.size() as u64);
+    drop(m);
+    drop(d);
+    checker_clean(&kernel);
+}
+
+#[test]
+fn a_second_flip_while_one_is_pending_is_ebusy_and_framebuffers_are_counted() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let a = d.add_fb(&cma_frame(&kernel, fmt, 1)).unwrap();
+    let b = d.add_fb(&cma_frame(&kernel, fmt, 2)).unwrap();
+    d.page_flip(a, None, Expect::Frame(1)).unwrap();
+    let e = d.page_flip(b, None, Expect::Frame(2)).unwrap_err();
+    assert_eq!(e.errno(), Errno::EBUSY, "{e}");
+    assert_eq!(d.stats().flips, 1, "the refused flip is not queued");
+    assert_eq!(d.vblank().unwrap().shown, Some(a));
+    // Latched: the next flip is accepted.
+    d.page_flip(b, None, Expect::Frame(2)).unwrap();
+    assert_eq!(d.vblank().unwrap().released, vec![a]);
+    d.rm_fb(a).unwrap();
+    let s = d.stats();
+    assert_eq!((s.fbs_created, s.fbs_removed, s.verified), (2, 1, 2));
+    drop(d);
+    checker_clean(&kernel);
+}
+
+#[test]
+fn add_fb2_scans_out_exactly_the_planes_its_pitches_and_offsets_name() {
+    use drivers::display::FbCmd2;
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    // The frame at offset 4096 of a bigger buffer: the packed layout at offset 0 reads the
+    // wrong bytes, the one with the planes' real offsets verifies.
+    let heap = kernel.heap("cma0").unwrap();
+    let size = soc::align_up(fmt.size() as u64 + 8192, 4096).unwrap();
+    let buf = heap.allocate(size, uapi::ioctl::O_RDWR, 0).unwrap();
+    let m = buf.mmap(0, size, true).unwrap();
+    buf.begin_cpu_access(DmaDirection::ToDevice).unwrap();
+    m.write(4096, &frame::pattern(fmt, 5)).unwrap();
+    buf.end_cpu_access(DmaDirection::ToDevice).unwrap();
+    let packed = FbCmd2::packed("NV12", fmt.width, fmt.height).unwrap();
+    let mut moved = packed;
+    moved.offsets[0] += 4096;
+    moved.offsets[1] += 4096;
+    for (cmd, ok) in [(packed, false), (moved, true)] {
+        let fb = d.add_fb2(&buf, &cmd).unwrap();
+        d.page_flip(fb, None, Expect::Frame(5)).unwrap();
+        assert_eq!(d.vblank().unwrap().verified, Some(ok), "{cmd:?}");
+    }
+    // A pitch below the width is the kernel's EINVAL, nothing attached for it.
+    let mut bad = packed;
+    bad.pitches[0] = fmt.width - 2;
+    let atts = buf.attachments().len();
+    assert_eq!(d.add_fb2(&buf, &bad).unwrap_err().errno(), Errno::EINVAL);
+    assert_eq!(buf.attachments().len(), atts);
+    drop(m);
+    drop(d);
+    checker_clean(&kernel);
+}
+
+#[test]
+fn an_explicit_in_fence_overrules_the_buffers_implicit_write_fence() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let buf = cma_frame(&kernel, fmt, 1);
+    let a = d.add_fb(&buf).unwrap();
+    let ctx = fence::context_alloc(2).unwrap();
+    // A writer's fence in the reservation object that never signals (implicit sync).
+    let writer = SimpleFenceOps::create("test", "render", ctx, 1);
+    {
+        let mut g = buf.resv().lock(None).unwrap();
+        g.reserve_fences(1).unwrap();
+        g.add_fence(&writer, fence::DmaResvUsage::Write).unwrap();
+    }
+    // Implicit: the flip waits for it.
+    d.page_flip(a, None, Expect::Frame(1)).unwrap();
+    assert_eq!(d.vblank().unwrap().shown, None);
+    assert_eq!(d.stats().missed, 1);
+    assert_eq!(d.disable(), vec![a], "the pending flip dropped");
+    // Explicit (IN_FENCE_FD): only its in-fence and KERNEL fences count.
+    let acquire = SimpleFenceOps::create("test", "acquire", ctx + 1, 1);
+    acquire.signal().unwrap();
+    d.page_flip(a, Some(acquire), Expect::Frame(1)).unwrap();
+    let v = d.vblank().unwrap();
+    assert_eq!((v.shown, v.verified), (Some(a), Some(true)));
+    writer.signal().unwrap();
+    drop(d);
+    checker_clean(&kernel);
 }

@@ -102,6 +102,12 @@ mod fences;
 mod gpu;
 mod handoff;
 mod layouts;
+<<<<<<< HEAD
+mod m2m;
+pub(crate) use m2m::image_of;
+=======
+mod limits;
+>>>>>>> t17
 mod outcome;
 mod ports;
 mod reason;

@@ -10,30 +10,43 @@
 //! # The concept
 //! [`Display::add_fb`] is `DRM_IOCTL_MODE_ADDFB2` of a PRIME-imported buffer: the display
 //! attaches its device, maps the buffer once, and keeps the mapping for the framebuffer's life.
-//! [`Display::page_flip`] queues a flip with its fences; [`Display::vblank`] is the vertical
+//! [`Display::page_flip`] queues a flip with its fences; [`Display::latch`] is the vertical
 //! blank interrupt: the oldest queued flip whose fences have all signaled becomes the scanned-out
-//! frame, the display DMA-reads every byte of it and verifies it ([`Expect`]), and the frame it
-//! replaces is released ([`Vblank::released`]) — only now may a producer draw into that one
-//! again.
+//! frame, and the frame it replaces is released ([`Vblank::released`]) — only now may a producer
+//! draw into that one again. The scanout itself is a device job ([`Scanout`], an
+//! [`Op::Scanout`] [`DeviceJob`] through the framebuffer's mapping): a scheduler executes it
+//! in fixed pieces like any other job (on its pool, on its clock), every piece hashing what it
+//! reads, and [`Display::scanned`] judges the result ([`Expect`]). [`Display::vblank`] does
+//! the three on the caller's thread. No frame is copied into host memory.
 //!
 //! # Rules
 //! 1. **Contiguity.** A device with no IOMMU scans out physical addresses: the mapping must be
 //!    one DMA-contiguous run covering the frame, else `add_fb` fails with
 //!    [`MediaError::NotContiguous`] and the buffer is detached. Behind an IOMMU any pages do.
 //! 2. **Size.** A buffer smaller than the format's frame is `EINVAL`.
-//! 3. **Fences.** A flip waits for its explicit in-fence and for the WRITE (and KERNEL) fences
-//!    the buffer's reservation object holds when the flip is queued. With
+//! 3. **Fences.** A flip waits for the fences the buffer's reservation object holds when the
+//!    flip is queued: its WRITE (and KERNEL) fences, or, with an explicit in-fence
+//!    (`IN_FENCE_FD`), that fence and the KERNEL ones only — explicit sync overrules implicit
+//!    (`drm_gem_plane_helper_prepare_fb`). With
 //!    [`DisplayConfig::fence_timeout`] `None` (the virtual clock) a vblank never blocks: a flip
 //!    whose fences have not signaled stays queued and the current frame is shown again
 //!    ([`DisplayStats::missed`]). With `Some(t)` the vblank waits up to `t`.
 //! 4. **Fenced errors.** A fence that signaled with an error drops its flip: the frame is never
 //!    shown (counted in [`DisplayStats::dropped`]) and the buffer is released at once.
-//! 5. **Verification.** Each new frame is read whole by DMA; its checksum is checked against the
-//!    flip's [`Expect`]; [`DisplayStats::verified`] or [`DisplayStats::corrupted`] counts it.
-//! 6. **Busy framebuffers.** `rm_fb` of a framebuffer that is scanned out or queued is `EBUSY`.
+//! 5. **Verification.** Each new frame is read whole by DMA (the scanout job); its stamp and
+//!    body checksum are checked against the flip's [`Expect`]; [`DisplayStats::verified`] or
+//!    [`DisplayStats::corrupted`] counts it (a failed read is corrupted).
+//! 6. **Busy framebuffers.** `rm_fb` of a framebuffer that is scanned out or queued is `EBUSY`;
+//!    an unknown id is `ENOENT` for `rm_fb` and `page_flip`.
+//! 7. **One flip at a time.** A `page_flip` while another is pending (not yet latched) is
+//!    `EBUSY`, as `drm_mode_page_flip_ioctl` answers; a compositor keeps its own queue.
+//! 8. **Framebuffers.** [`Display::add_fb2`] checks its [`FbCmd2`] as `framebuffer_check` does
+//!    (module `addfb`); the scanout reads exactly the planes it names.
 
-use crate::frame::{self, FrameFormat};
-use crate::media::{dma_cost, MediaError};
+use crate::dmaview::DmaView;
+use crate::frame::{FrameFormat, STAMP_MAGIC};
+use crate::job::{DeviceJob, JobEffects, JobInput, Op, Seen};
+use crate::media::MediaError;
 use dma::{DmaApi, DmaDirection};
 use dmabuf::{Attachment, DmaBuf, MappedSgTable};
 use fence::{DmaFence, DmaResvUsage, SimpleFenceOps};
@@ -42,6 +55,9 @@ use soc::Device;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod addfb;
+pub use addfb::{fourcc_name, FbCmd2, DRM_FORMAT_MOD_LINEAR};
 
 /// A framebuffer id (`fb_id`).
 pub type FbId = u32;
@@ -75,8 +91,17 @@ pub enum Expect {
     Stamp,
     /// A valid stamp of this frame number.
     Frame(u32),
-    /// Exactly this checksum of the whole frame.
+    /// Exactly this frame checksum (the checksum of the body after the stamp, the one
+    /// [`crate::job`]'s producers report), whatever the stamp says.
     Checksum(u64),
+    /// Frame `frame` whose producer reported checksum `checksum` ([`crate::job`] rule 2: the
+    /// body hashes to it and the stamp names both).
+    Exact {
+        /// The frame number.
+        frame: u64,
+        /// The producer's checksum.
+        checksum: u64,
+    },
     /// Not verified (the frame is shown and counted, neither verified nor corrupted).
     Nothing,
 }
@@ -100,6 +125,10 @@ pub struct DisplayStats {
     pub dropped: u64,
     /// Bytes read by scanout DMA.
     pub bytes_read: u64,
+    /// Framebuffers created (`ADDFB2`).
+    pub fbs_created: u64,
+    /// Framebuffers removed (`RMFB`).
+    pub fbs_removed: u64,
 }
 
 /// What one vblank did.
@@ -120,6 +149,42 @@ struct Framebuffer {
     buf: DmaBuf,
     att: Attachment,
     sgt: MappedSgTable,
+    /// `(offset, len)` of each plane the display scans out.
+    planes: Vec<(u64, u64)>,
+}
+
+/// A frame a vblank latched, and the job that scans it out.
+#[derive(Debug)]
+pub struct Scanout {
+    /// The framebuffer now on screen.
+    pub fb: FbId,
+    /// The display's [`Op::Scanout`] of it: one input, the framebuffer's planes through the
+    /// mapping [`Display::add_fb`] made; its pieces verify as they read (rule 5).
+    pub job: DeviceJob,
+    /// What the frame must be ([`Display::scanned`]).
+    pub expect: Expect,
+}
+
+/// What [`Display::latch`] did.
+#[derive(Debug)]
+pub struct Latched {
+    /// The vblank (its `verified` is `None` until the scanout is judged).
+    pub vblank: Vblank,
+    /// The new frame's scanout, if a flip completed.
+    pub scanout: Option<Scanout>,
+}
+
+/// Rule 5 on what a scanout read.
+fn judge(expect: Expect, s: &Seen) -> bool {
+    let stamp_ok = s.stamped && s.head[..4] == STAMP_MAGIC && s.head[8..] == s.sum.to_le_bytes();
+    let number = u32::from_le_bytes([s.head[4], s.head[5], s.head[6], s.head[7]]);
+    match expect {
+        Expect::Stamp => stamp_ok,
+        Expect::Frame(n) => stamp_ok && number == n,
+        Expect::Checksum(c) => s.sum == c,
+        Expect::Exact { frame, checksum } => s.verifies(checksum, frame),
+        Expect::Nothing => true,
+    }
 }
 
 struct Flip {
@@ -206,16 +271,20 @@ impl Display {
         self.state.lock().fbs.len()
     }
 
-    /// `ADDFB2` of an imported buffer: attach, map for scanout, check rules 1 and 2.
+    /// `ADDFB2` of an imported buffer in the display's mode: an NV12 frame of
+    /// [`DisplayConfig::format`], packed ([`FbCmd2::packed`]); see [`Self::add_fb2`].
     pub fn add_fb(&self, buf: &DmaBuf) -> Result<FbId, MediaError> {
-        let need = self.cfg.format.size() as u64;
-        if buf.size() < need {
-            return Err(MediaError::Invalid(format!(
-                "a {:#x}-byte buffer cannot hold a {} frame ({need:#x} bytes)",
-                buf.size(),
-                self.cfg.format
-            )));
-        }
+        let f = self.cfg.format;
+        self.add_fb2(buf, &FbCmd2::packed("NV12", f.width, f.height)?)
+    }
+
+    /// `DRM_IOCTL_MODE_ADDFB2` of an imported buffer (the GEM object of a PRIME fd) holding
+    /// every plane: `cmd` checked as the kernel does ([`FbCmd2::check`], errnos there; the
+    /// device's `modifiers` are the plane's), then the display attaches its device, maps the
+    /// buffer once for the framebuffer's life and checks rule 1 over the planes' extent.
+    pub fn add_fb2(&self, buf: &DmaBuf, cmd: &FbCmd2) -> Result<FbId, MediaError> {
+        let planes = cmd.check(buf.size(), &self.dev.desc().modifiers)?;
+        let need = planes.iter().map(|p| p.0 + p.1).max().unwrap_or(0);
         let att = buf.attach(&self.dev)?;
         let sgt = match att.map_unlocked(DmaDirection::ToDevice) {
             Ok(s) => s,
@@ -239,18 +308,20 @@ impl Display {
         let mut st = self.state.lock();
         let id = st.next_id;
         st.next_id += 1;
+        st.stats.fbs_created += 1;
         st.fbs.insert(
             id,
             Framebuffer {
                 buf: buf.clone(),
                 att,
                 sgt,
+                planes,
             },
         );
         Ok(id)
     }
 
-    /// `RMFB`: unmaps and detaches. `EBUSY` if scanned out or queued (rule 6), `EINVAL` for an
+    /// `RMFB`: unmaps and detaches. `EBUSY` if scanned out or queued (rule 6), `ENOENT` for an
     /// unknown id.
     pub fn rm_fb(&self, id: FbId) -> Result<(), MediaError> {
         let fb = {
@@ -262,8 +333,9 @@ impl Display {
             }
             st.fbs
                 .remove(&id)
-                .ok_or_else(|| MediaError::Invalid(format!("no framebuffer {id}")))?
+                .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {id}")))?
         };
+        self.state.lock().stats.fbs_removed += 1;
         fb.att.unmap_unlocked(fb.sgt)?;
         fb.buf.detach(fb.att)?;
         Ok(())
@@ -283,8 +355,21 @@ impl Display {
         let f = st
             .fbs
             .get(&fb)
-            .ok_or_else(|| MediaError::Invalid(format!("no framebuffer {fb}")))?;
-        let mut fences = f.buf.resv().get_fences(DmaResvUsage::Write);
+            .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {fb}")))?;
+        // Rule 7: one flip at a time.
+        if let Some(p) = st.queue.front() {
+            return Err(MediaError::Busy(format!(
+                "a flip to framebuffer {} is pending (wait for its vblank)",
+                p.fb
+            )));
+        }
+        // Rule 3: an explicit in-fence overrules the implicit WRITE fences (KERNEL ones,
+        // memory moves, are always waited for).
+        let usage = match in_fence {
+            Some(_) => DmaResvUsage::Kernel,
+            None => DmaResvUsage::Write,
+        };
+        let mut fences = f.buf.resv().get_fences(usage);
         fences.extend(in_fence);
         st.seqno += 1;
         let done = DmaFence::new(self.ops.clone(), self.context, st.seqno);
@@ -315,9 +400,10 @@ impl Display {
         (true, None)
     }
 
-    /// The vertical blank: completes the oldest ready flip, reads and verifies the new frame,
-    /// releases the old one (module rules 3-5).
-    pub fn vblank(&self) -> Result<Vblank, MediaError> {
+    /// The vertical blank's latch: completes the oldest ready flip and releases the frame it
+    /// replaces (module rules 3 and 4); the new frame's scanout is the returned job, for the
+    /// caller to execute (on its pool, on its clock) and to judge with [`Self::scanned`].
+    pub fn latch(&self) -> Result<Latched, MediaError> {
         let mut out = Vblank::default();
         let mut st = self.state.lock();
         st.stats.vblanks += 1;
@@ -341,37 +427,34 @@ impl Display {
             }
         };
         let Some(flip) = flip else {
-            return Ok(out);
+            return Ok(Latched {
+                vblank: out,
+                scanout: None,
+            });
         };
         let fb = st
             .fbs
             .get(&flip.fb)
             .ok_or_else(|| MediaError::Invalid(format!("framebuffer {} vanished", flip.fb)))?;
-        let need = self.cfg.format.size();
-        let mut data = vec![0u8; need];
-        let mut at = 0usize;
-        for seg in fb.sgt.dma_segments() {
-            if at == need {
-                break;
-            }
-            let n = (need - at).min(usize::try_from(seg.len).unwrap_or(usize::MAX));
-            self.dma
-                .device_read(&self.dev, seg.addr, &mut data[at..at + n])?;
-            at += n;
-        }
-        let ok = match flip.expect {
-            Expect::Stamp => Some(frame::verify_stamp(&data).is_ok()),
-            Expect::Frame(n) => Some(frame::verify_stamp(&data) == Ok(n)),
-            Expect::Checksum(c) => Some(frame::checksum(&data) == c),
-            Expect::Nothing => None,
+        // The scanout job: the framebuffer's planes through the mapping `add_fb` made (no
+        // mapping and no host buffer per frame).
+        let input = JobInput {
+            view: DmaView::from_segments(self.dev.clone(), fb.sgt.dma_segments()),
+            planes: fb.planes.clone(),
+            expected: match flip.expect {
+                Expect::Exact { checksum, .. } | Expect::Checksum(checksum) => checksum,
+                _ => 0,
+            },
+            frame: match flip.expect {
+                Expect::Exact { frame, .. } => frame,
+                Expect::Frame(n) => u64::from(n),
+                _ => 0,
+            },
         };
+        let job = DeviceJob::new(Op::Scanout).input(input);
+        let need = job.bytes().0;
         st.stats.shown += 1;
-        st.stats.bytes_read += need as u64;
-        match ok {
-            Some(true) => st.stats.verified += 1,
-            Some(false) => st.stats.corrupted += 1,
-            None => {}
-        }
+        st.stats.bytes_read += need;
         if let Some(old) = st.scanout.replace(flip.fb) {
             if old != flip.fb {
                 out.released.push(old);
@@ -379,9 +462,54 @@ impl Display {
         }
         let _ = flip.done.signal();
         out.shown = Some(flip.fb);
-        out.verified = ok;
-        out.cost = dma_cost(&self.dev, need as u64);
-        Ok(out)
+        out.cost = job.cost(&self.dev);
+        Ok(Latched {
+            vblank: out,
+            scanout: Some(Scanout {
+                fb: flip.fb,
+                job,
+                expect: flip.expect,
+            }),
+        })
+    }
+
+    /// Judges what a scanout job of `expect` read (rule 5) and counts it: `Some(true)` verified,
+    /// `Some(false)` corrupted (a failed read too), `None` for [`Expect::Nothing`].
+    pub fn scanned(&self, expect: Expect, fx: &JobEffects) -> Option<bool> {
+        let seen = fx.inputs_seen.first().copied().flatten();
+        let ok = match (fx.error.is_some(), seen) {
+            _ if expect == Expect::Nothing => None,
+            (true, _) | (false, None) => Some(false),
+            (false, Some(s)) => Some(judge(expect, &s)),
+        };
+        let mut st = self.state.lock();
+        match ok {
+            Some(true) => st.stats.verified += 1,
+            Some(false) => st.stats.corrupted += 1,
+            None => {}
+        }
+        ok
+    }
+
+    /// The vertical blank, done whole on the caller's thread: [`Self::latch`], the scanout
+    /// job executed, [`Self::scanned`] (module rules 3-5). A failed scanout read is `EIO`.
+    pub fn vblank(&self) -> Result<Vblank, MediaError> {
+        let Latched {
+            mut vblank,
+            scanout,
+        } = self.latch()?;
+        if let Some(s) = scanout {
+            let fx = s.job.execute(&self.dma);
+            vblank.verified = self.scanned(s.expect, &fx);
+            if let Some(e) = fx.error {
+                return Err(MediaError::Io(format!(
+                    "{}: scanout of framebuffer {}: {e}",
+                    self.dev.name(),
+                    s.fb
+                )));
+            }
+        }
+        Ok(vblank)
     }
 
     /// Turns scanout off (the CRTC is disabled): the shown frame is released, queued flips are
