@@ -8,9 +8,15 @@
 //! owes (module `drivers::fault`). The runner only keeps the virtual clock honest about what
 //! follows: two jobs that now overlap on one buffer really overlap.
 //!
-//! - `skip_fence_wait` (a consumer of a `sync = "explicit"` link from a GPU, whose frames arrive
-//!   at the GPU job's submission): the consumer's job does not wait for the acquire fence, so
-//!   it starts while the GPU still writes. The GPU's ring job is held (not run) while such a
+//! - `skip_fence_wait` (a consumer of a `sync = "explicit"` link, whose frames arrive at the
+//!   producer's job submission with its out-fence — a GPU's ring fence, a camera's or ISP's
+//!   V4L2 out-fence): the consumer's job does not wait for the acquire fence, so it starts
+//!   while the producer still writes. A camera's or ISP's job is held back while such a reader
+//!   is armed and paused at the consumer's start, at the share of its bytes it wrote by then
+//!   ([`DeviceJob::execute_paused`], as for `early_release` below): the consumer reads the
+//!   half-written frame, its input judged against the checksum the producer reported, and the
+//!   producer's unsignalled write fence is watched on the buffer (`fence-conflict`). For a GPU
+//!   producer it starts while the GPU still writes. The GPU's ring job is held (not run) while such a
 //!   consumer is armed; a consumer that starts before the GPU job's end on the virtual clock
 //!   reads the buffer as it was before the GPU's job (the pre-completion state: last use's
 //!   frame, old stamp), with the GPU's unsignalled write fence watched on that memory; then the
@@ -118,14 +124,14 @@ impl Sched<'_> {
             return false;
         }
         let node = &self.w.nodes[n];
-        let skip_reader = node.desc.driver == DriverKind::Gpu
-            && node.outputs.iter().any(|&li| {
-                self.w.links[li].desc.sync == SyncMode::Explicit
-                    && self.w.links[li]
-                        .to
-                        .iter()
-                        .any(|&r| self.fault_of(r) == Some(Fault::SkipFenceWait))
-            });
+        // Any producer kind: a GPU's ring job is held, a camera's or ISP's job paused.
+        let skip_reader = node.outputs.iter().any(|&li| {
+            self.w.links[li].desc.sync == SyncMode::Explicit
+                && self.w.links[li]
+                    .to
+                    .iter()
+                    .any(|&r| self.fault_of(r) == Some(Fault::SkipFenceWait))
+        });
         // A GPU's ring job cannot pause: early_release cannot race it.
         let early_writer = node.desc.driver != DriverKind::Gpu
             && node

@@ -102,12 +102,9 @@ mod fences;
 mod gpu;
 mod handoff;
 mod layouts;
-<<<<<<< HEAD
+mod limits;
 mod m2m;
 pub(crate) use m2m::image_of;
-=======
-mod limits;
->>>>>>> t17
 mod outcome;
 mod ports;
 mod reason;

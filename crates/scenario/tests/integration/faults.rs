@@ -390,3 +390,88 @@ buffers = 3
     );
     assert_eq!(r.frames.corrupted, 0);
 }
+
+/// `skip_fence_wait` with a V4L2 producer: the camera's frame travels to the ISP at the
+/// camera job's submission with its out-fence (`sync = "explicit"`); the ISP's driver starts
+/// without waiting for it, so on the virtual clock the ISP's job overlaps the camera's and
+/// reads what the camera had written of the frame by then: the frame is wrong at the ISP and
+/// the DMA-API checker names the unsignalled write fence (`fence-conflict`). Without the fault
+/// the ISP waits on the fence (its fence wait > 0) and the run is VERIFIED.
+#[test]
+fn skip_fence_wait_on_a_camera_frame_reads_what_the_camera_had_written_by_then() {
+    let base = r#"name = "sfw"
+seed = 8
+frames = 10
+
+[[nodes]]
+name = "camera"
+driver = "camera"
+device = "camera0"
+width = 320
+height = 240
+fps = 30
+
+[[nodes]]
+name = "isp"
+driver = "isp"
+device = "isp0"
+width = 320
+height = 240
+
+[[nodes]]
+name = "display"
+driver = "display"
+device = "display0"
+width = 320
+height = 240
+fps = 30
+
+[[links]]
+from = "camera"
+to = "isp"
+buffers = 3
+sync = "explicit"
+
+[[links]]
+from = "isp"
+to = "display"
+buffers = 3
+"#;
+    let faulty = format!(
+        "{base}\n[[events]]\nat_frame = 4\naction = \"fault\"\nnode = \"isp\"\nfault = \"skip_fence_wait\"\n"
+    );
+    let s = scenario::validate(&faulty, "sfw.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+    assert!(
+        r.checker
+            .findings
+            .iter()
+            .any(|f| f.kind == "fence-conflict" && f.device.as_deref() == Some("isp0")),
+        "{:?}",
+        r.checker.findings
+    );
+    assert_eq!(r.faults.len(), 1);
+    assert_eq!(r.faults[0].frames, vec![4], "{:?}", r.faults);
+    assert_eq!(r.frames.corrupted, 1, "{:?}", r.frames);
+    assert_eq!(
+        r.corrupted_frames.iter().map(|f| f.frame).collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(
+        r.frames.produced,
+        r.frames.delivered + r.frames.dropped + r.frames.corrupted + r.frames.merged
+    );
+    // Without the fault: the ISP waits for each camera frame's fence, and every frame verifies.
+    let s = scenario::validate(base, "sfw.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(
+        r.exit_code(),
+        ExitCode::Verified,
+        "{:?} {:?}",
+        r.errors,
+        r.checker.findings
+    );
+    let isp = r.nodes.iter().find(|n| n.name == "isp").unwrap();
+    assert!(isp.fence_wait_us > 0.0, "{isp:?}");
+}
