@@ -440,7 +440,10 @@ impl World {
             )
         })?;
         let first = segs.into_iter().next().unwrap_or_default();
-        Ok(DmaView::from_segments(self.nodes[port.node].dev.clone(), &first))
+        Ok(DmaView::from_segments(
+            self.nodes[port.node].dev.clone(),
+            &first,
+        ))
     }
 
     /// Buffer `bi` is gone: its slots become free for other buffers.

@@ -138,9 +138,13 @@ fn the_wrong_direction_scenario_shows_what_happens_and_is_verified_without_the_f
         r.checker.findings.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["access-against-direction", "iommu-fault", "overlapping-mapping"]
-            .into_iter()
-            .collect(),
+        [
+            "access-against-direction",
+            "iommu-fault",
+            "overlapping-mapping"
+        ]
+        .into_iter()
+        .collect(),
         "{:?}",
         r.checker.findings
     );
@@ -373,7 +377,11 @@ buffers = 3
         r.checker.findings
     );
     assert!(r.frames.corrupted >= 1, "{:?}", r.frames);
-    assert!(r.corrupted_frames.iter().any(|f| f.frame == 6), "{:?}", r.corrupted_frames);
+    assert!(
+        r.corrupted_frames.iter().any(|f| f.frame == 6),
+        "{:?}",
+        r.corrupted_frames
+    );
     assert_eq!(
         r.frames.produced,
         r.frames.delivered + r.frames.dropped + r.frames.corrupted + r.frames.merged
@@ -455,7 +463,10 @@ buffers = 3
     assert_eq!(r.faults[0].frames, vec![4], "{:?}", r.faults);
     assert_eq!(r.frames.corrupted, 1, "{:?}", r.frames);
     assert_eq!(
-        r.corrupted_frames.iter().map(|f| f.frame).collect::<Vec<_>>(),
+        r.corrupted_frames
+            .iter()
+            .map(|f| f.frame)
+            .collect::<Vec<_>>(),
         vec![4]
     );
     assert_eq!(
