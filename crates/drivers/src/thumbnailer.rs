@@ -278,7 +278,7 @@ impl ThumbnailJob {
                 return None;
             }
             let mut f = self.scale.max(2) & !1;
-            while f > 2 && (self.width % f != 0 || self.height % f != 0) {
+            while f > 2 && (!self.width.is_multiple_of(f) || !self.height.is_multiple_of(f)) {
                 f -= 2;
             }
             let (tw, th, ycc) = frame::nv12_to_ycbcr(ff, &raw, f).ok()?;
