@@ -117,6 +117,9 @@ pub(crate) struct Sched<'a> {
     /// `early_release`: `(buffer, reader)` whose reader's release of its old frame must not
     /// release the new frame the producer wrote under it ([`super::faults`]).
     pub reused: Vec<(usize, usize)>,
+    /// `wrong_direction`: vb2 slots `(port, slot)` a faulted job re-mapped the wrong way
+    /// ([`super::faults`]).
+    pub wrong_mapped: BTreeSet<(usize, u32)>,
     /// Per node: what it did ([`super::verdict`]).
     pub node_stats: BTreeMap<usize, super::verdict::NodeStats>,
     /// The frames that are over ([`super::outcome`]).

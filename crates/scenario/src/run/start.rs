@@ -120,7 +120,7 @@ impl Sched<'_> {
             // else the runner maps it.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
-                let map = self.fault_view(&io, bi, n, false, map);
+                let map = self.fault_view(&io, (p, slot), bi, n, false, map);
                 mapped.inputs.push(bi);
                 io.inputs.push(JobInput {
                     view: map,
@@ -165,7 +165,7 @@ impl Sched<'_> {
             // (vb2 mapped it at QBUF); others map it themselves.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
-                let map = self.fault_view(&io, bi, n, true, map);
+                let map = self.fault_view(&io, (p, slot), bi, n, true, map);
                 mapped.outputs.push(bi);
                 io.outputs.push(JobOutput {
                     view: map,

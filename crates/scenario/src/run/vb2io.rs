@@ -423,6 +423,29 @@ impl World {
         ))
     }
 
+    /// The driver of port `p` re-maps the buffer in `slot` it owns for `dir`, replacing vb2's
+    /// mapping (`Vb2Queue::remap_dmabuf`; the `wrong_direction` fault, module `faults`): the
+    /// device's view through the new mapping.
+    pub(crate) fn vb2_remap(
+        &self,
+        p: usize,
+        slot: u32,
+        dir: dma::DmaDirection,
+    ) -> Result<DmaView, RunFailure> {
+        let port = &self.ports[p];
+        let segs = port.q.remap_dmabuf(slot, dir).map_err(|e| {
+            RunFailure::new(
+                &e,
+                format!("{}: re-mapping buffer {slot}: {e}", port.label(self)),
+            )
+        })?;
+        let first = segs.into_iter().next().unwrap_or_default();
+        Ok(DmaView::from_segments(
+            self.nodes[port.node].dev.clone(),
+            &first,
+        ))
+    }
+
     /// Buffer `bi` is gone: its slots become free for other buffers.
     pub(crate) fn ports_forget(&mut self, bi: usize) {
         for p in &mut self.ports {
