@@ -26,10 +26,10 @@ mod trace;
 
 pub use counters::{CounterSeries, CountersReport};
 pub use model::{
-    BufferReport, CheckerReport, CorruptedFrame, DeviceReport, EncoderReport, FaultReport,
-    FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport, MapCounts,
-    MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError, SwapchainReport,
-    Unexplained, Vb2QueueReport, SCHEMA_VERSION,
+    BufferReport, CheckerReport, CorruptedFrame, DeviceReport, DisplayReport, EncoderReport,
+    FaultReport, FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport,
+    MapCounts, MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError,
+    SwapchainReport, Unexplained, Vb2QueueReport, SCHEMA_VERSION,
 };
 pub use reason::{BufferReason, ReasonConstraint, ReasonDecision, ReasonGroup};
 pub use stats::{

@@ -12,6 +12,7 @@ mod faults_prop;
 mod fields;
 mod fps;
 mod fuzz;
+mod kms;
 mod modifiers;
 mod report;
 mod run_defects;
