@@ -350,7 +350,7 @@ const NOT_BAYER: &[&str] = &[
 ];
 
 /// The formats of every simulated driver (the scenario's `driver` names).
-pub static DRIVER_FORMATS: [DriverFormats; 6] = [
+pub static DRIVER_FORMATS: [DriverFormats; 7] = [
     DriverFormats {
         driver: "camera",
         produces: ALL,
@@ -380,6 +380,12 @@ pub static DRIVER_FORMATS: [DriverFormats; 6] = [
         produces: &[],
         consumes: NOT_BAYER,
         why: "a video encoder takes YUV or RGB frames; raw Bayer needs an ISP first",
+    },
+    DriverFormats {
+        driver: "scaler",
+        produces: crate::scaler::SCALER_FORMATS,
+        consumes: crate::scaler::SCALER_FORMATS,
+        why: "the scaler (RGA/G2D-like) converts between 8-bit YUV and RGB formats only",
     },
     DriverFormats {
         driver: "thumbnailer",

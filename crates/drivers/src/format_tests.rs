@@ -211,5 +211,9 @@ fn every_driver_declares_formats_of_the_table() {
         .iter()
         .all(|n| FormatInfo::by_name(n).unwrap().encoding != Encoding::Bayer));
     assert_eq!(driver_formats("thumbnailer").unwrap().consumes, ["NV12"]);
-    assert!(driver_formats("scaler").is_none());
+    // The scaler converts 8-bit formats only (drivers::scaler rule 1).
+    let scaler = driver_formats("scaler").unwrap();
+    assert!(!scaler.consumes.contains(&"P010") && !scaler.produces.contains(&"SRGGB10P"));
+    assert!(scaler.consumes.contains(&"NV12") && scaler.produces.contains(&"XRGB8888"));
+    assert!(driver_formats("no_such_driver").is_none());
 }

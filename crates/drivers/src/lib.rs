@@ -47,8 +47,12 @@
 //!   spaces with cached mappings, PRIME export/import, and a ring of jobs with fences.
 //! * [`display`]: DRM-style scanout: framebuffers from dma-bufs, page flips that wait on fences,
 //!   every shown frame read and verified.
+//! * [`decoder`]: a stateful decoder of the encoder's RLE bitstream, through reference frames
+//!   it allocates and holds.
 //! * [`encoder`]: an output-queue encoder producing a verifiable RLE bitstream; attachable
 //!   mid-stream.
+//! * [`scaler`]: an m2m scaler and format converter (RGA/G2D/PXP-like): a box filter and
+//!   BT.601 conversion between the 8-bit formats.
 //! * [`swapchain`]: GPU -> display buffer recycling in seed 000's dri2 and wayland modes, growing
 //!   on demand and shrinking back.
 //! * [`thumbnailer`]: seed 001's software path: mmap + CPU-access bracket, downscale, JPEG.
@@ -63,6 +67,7 @@
 #![warn(missing_docs)]
 
 pub mod camera;
+pub mod decoder;
 pub mod display;
 pub mod dmaview;
 pub mod encoder;
@@ -76,6 +81,7 @@ pub mod job;
 pub mod media;
 pub mod modifier;
 pub mod pattern;
+pub mod scaler;
 pub mod swapchain;
 pub mod thumbnailer;
 pub mod vivid;

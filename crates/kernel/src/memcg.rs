@@ -78,6 +78,7 @@ struct Counters {
     current: u64,
     max: Option<u64>,
     failcnt: u64,
+    peak: u64,
 }
 
 /// A memory cgroup (see the module documentation).
@@ -110,6 +111,11 @@ impl MemCgroup {
     /// `memory.max`: the limit in bytes, `None` for `max` (no limit).
     pub fn max(&self) -> Option<u64> {
         self.counters.lock().max
+    }
+
+    /// `memory.peak`: the highest `memory.current` since the group was created.
+    pub fn peak(&self) -> u64 {
+        self.counters.lock().peak
     }
 
     /// The `max` line of `memory.events`: how many charges the limit refused.
@@ -175,6 +181,7 @@ impl MemCgroup {
             }
         }
         c.current = new.unwrap_or(u64::MAX);
+        c.peak = c.peak.max(c.current);
         Ok(MemcgCharge {
             cg: self.clone(),
             bytes,

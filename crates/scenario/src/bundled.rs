@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 20] = [
+static BUNDLED: [(&str, &str, &str); 21] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -128,6 +128,11 @@ static BUNDLED: [(&str, &str, &str); 20] = [
         "Raspberry Pi 5: RP1 CFE -> PiSP BE -> software encoder; a vc4 screen (contiguous \
          only) is plugged in at frame 150 and forces the buffers into CMA",
         include_str!("../../../scenarios/rpi5-camera.toml"),
+    ),
+    (
+        "scale-convert",
+        "a 4K NV12 camera -> m2m scaler (2x2 box, BT.601) -> 1080p XRGB8888 display",
+        include_str!("../../../scenarios/scale-convert.toml"),
     ),
 ];
 

@@ -373,6 +373,13 @@ impl GpuBo {
             .map(|r| r.storage.runs().len())
     }
 
+    /// The physical `(address, length)` runs of its current storage, in buffer order (what
+    /// [`phys_runs`](Self::phys_runs) counts): where its bytes are, so a caller can tell which
+    /// bank — and which memory controller — a job on it loads. `None` for an import.
+    pub fn phys_ranges(&self) -> Option<Vec<(PhysAddr, u64)>> {
+        self.0.state.lock().res.as_ref().map(|r| r.storage.runs())
+    }
+
     /// How many times its dma-buf's importers had it mapped (`map_dma_buf` calls the exporter
     /// answered; the first of each attachment and direction after a move maps the storage, the
     /// others are served by the export's mapping cache, [`map_cache_stats`](Self::map_cache_stats)).

@@ -47,6 +47,7 @@ use std::sync::{Arc, Weak};
 struct Counters {
     current: u64,
     max: Option<u64>,
+    peak: u64,
 }
 
 /// One cgroup's share of a GPU's VRAM region (see the module documentation).
@@ -74,6 +75,12 @@ impl DmemGroup {
     /// `dmem.current` for the region: VRAM bytes charged to the group.
     pub fn current(&self) -> u64 {
         self.counters.lock().current
+    }
+
+    /// The highest `dmem.current` the group reached in the region (what `memory.peak` is for
+    /// memory; dmem has no such file).
+    pub fn peak(&self) -> u64 {
+        self.counters.lock().peak
     }
 
     /// `dmem.max` for the region, `None` for `max` (no limit).
@@ -104,6 +111,7 @@ impl DmemGroup {
             return None;
         }
         c.current = new;
+        c.peak = c.peak.max(new);
         Some(DmemCharge {
             group: self.clone(),
             len,

@@ -21,7 +21,8 @@
 //!
 //! The byte transforms are the drivers': the camera's test pattern ([`crate::pattern`]), the
 //! ISP's [`IspTransform`], the GPU's composite ([`crate::gpu::luma_to_xrgb`]), the encoder's
-//! [`Codec`] ([`RleStream`](crate::encoder::RleStream)); the checksum and the frame stamp are [`crate::frame`]'s.
+//! [`Codec`] ([`RleStream`](crate::encoder::RleStream)), the scaler's [`crate::scaler::scale_frame`];
+//! the checksum and the frame stamp are [`crate::frame`]'s.
 //!
 //! # Rules
 //! 1. Every output frame is stamped ([`crate::frame`]): the body is written first, hashed as it
@@ -113,6 +114,12 @@ pub enum Op {
     Scanout,
     /// An encoder reads, verifies and encodes its first input.
     Encode(Codec),
+    /// A scaler reads its first input as `src` and writes every output as `dst`, scaled and
+    /// converted ([`crate::scaler`]).
+    Scale(crate::scaler::Scale),
+    /// A decoder decodes the RLE bitstream of its first input through its reference frame
+    /// ([`DeviceJob::bitstream`]) into its outputs ([`crate::decoder`]).
+    Decode,
 }
 
 /// One buffer a job reads.
@@ -148,7 +155,9 @@ pub struct DeviceJob {
     pub inputs: Vec<JobInput>,
     /// Buffers written.
     pub outputs: Vec<JobOutput>,
-    /// The encoder's own bitstream buffer ([`Codec::Rle`]).
+    /// The driver's own buffer: the encoder's bitstream buffer ([`Codec::Rle`] with no output:
+    /// with an output, the encoder writes its bitstream there), the decoder's reference frame
+    /// ([`Op::Decode`]).
     pub bitstream: Option<DmaView>,
     /// Host threads to execute on, whoever executes it ([`DeviceJob::on_pool`]).
     host: Option<(Arc<Pool>, Arc<DmaApi>)>,
@@ -204,7 +213,9 @@ pub struct JobEffects {
     pub bitstream_view: Option<DmaView>,
 }
 
+mod decode;
 mod pool;
+mod scale;
 mod units;
 
 impl JobEffects {
@@ -399,10 +410,16 @@ impl DeviceJob {
     }
 
     /// Frame bytes the job reads and writes: `(read, written)`. An encoder's bitstream is not
-    /// known before it runs and is not in it.
+    /// known before it runs and is not in it; a decoder's reference frame is (written once,
+    /// read back once per output, [`crate::decoder`] rule 1).
     pub fn bytes(&self) -> (u64, u64) {
-        let r = self.inputs.iter().map(|i| total(&i.planes)).sum();
-        let w = self.outputs.iter().map(|o| total(&o.planes)).sum();
+        let mut r: u64 = self.inputs.iter().map(|i| total(&i.planes)).sum();
+        let mut w: u64 = self.outputs.iter().map(|o| total(&o.planes)).sum();
+        if self.op == Op::Decode {
+            let frame = self.outputs.first().map_or(0, |o| total(&o.planes));
+            r += w;
+            w += frame;
+        }
         (r, w)
     }
 

@@ -24,6 +24,11 @@
 //! - GPU composite: a read pass over the luma that hashes and copies it (a quarter of the
 //!   output's size), one pass that expands each output pixel in place and hashes it, and a
 //!   read pass that hashes the chroma (verification: the composite uses luma only);
+//! - scaler: a read pass into a frame buffer (a box or a format conversion needs several input
+//!   lines and planes at once), the transform, and a write pass that hashes (`super::scale`);
+//! - decoder: a read pass of the bitstream that hashes it and decodes into a line buffer, the
+//!   reference frame's write, and the output stage's read of it and write that hashes
+//!   (`super::decode`);
 //! - RLE encoder: a read pass into a buffer (the run-length coder and the bitstream's own DMA
 //!   write must not run under the read's memory lock), the coder, the bitstream write.
 //!
@@ -70,6 +75,10 @@ pub(crate) enum Unit {
     },
     /// The first input run-length encoded into the bitstream, whole (a stream cannot split).
     Rle,
+    /// The first input scaled into every output, whole (`super::scale`).
+    Scale,
+    /// The first input's bitstream decoded into every output, whole (`super::decode`).
+    Decode,
 }
 
 /// What one piece did.
@@ -81,6 +90,8 @@ pub(crate) struct UnitFx {
     pub head: Vec<(usize, usize, Vec<u8>)>,
     pub bitstream: Option<super::Bitstream>,
     pub error: Option<String>,
+    /// A decoder's piece: whether the decoded frame verified against its own stamp.
+    pub decoded_ok: Option<bool>,
 }
 
 /// A buffer's planes as a frame body stream (the stamp's bytes are not in it).
@@ -151,6 +162,18 @@ pub(crate) fn plan(job: &DeviceJob) -> Result<Vec<Unit>, String> {
         Op::Encode(Codec::Rle) => {
             if !job.inputs.is_empty() {
                 u.push(Unit::Rle);
+                consumed = 1;
+            }
+        }
+        Op::Scale(_) => {
+            if !job.inputs.is_empty() {
+                u.push(Unit::Scale);
+                consumed = 1;
+            }
+        }
+        Op::Decode => {
+            if !job.inputs.is_empty() {
+                u.push(Unit::Decode);
                 consumed = 1;
             }
         }
@@ -373,6 +396,8 @@ fn unit_body(
                 .map_err(e)?;
             }
         }
+        Unit::Scale => super::scale::scale_unit(job, dma, fx)?,
+        Unit::Decode => super::decode::decode_unit(job, dma, a, fx)?,
         Unit::Rle => {
             let (h, head, bs) = encode_rle(job, dma, a, b)?;
             fx.ins.push((0, h.partial()));
@@ -438,7 +463,12 @@ fn encode_rle(
     b: &mut [u8],
 ) -> Result<(Hasher, Vec<u8>, super::Bitstream), String> {
     let e = |e: DmaError| e.to_string();
-    let Some(bs) = &job.bitstream else {
+    let Some(bs) = job
+        .outputs
+        .first()
+        .map(|o| &o.view)
+        .or(job.bitstream.as_ref())
+    else {
         return Err("an RLE encoder job needs a bitstream buffer".into());
     };
     let first = &job.inputs[0];
@@ -510,10 +540,12 @@ pub(crate) fn combine_units(job: &DeviceJob, dma: &DmaApi, units: Vec<UnitFx>) -
     let mut heads = vec![[0u8; STAMP_LEN]; ni];
     let mut bitstream = None;
     let mut error = None;
+    let mut decoded_ok = true;
     for fx in units {
         if error.is_none() {
             error = fx.error;
         }
+        decoded_ok &= fx.decoded_ok != Some(false);
         for (i, part) in fx.ins {
             ins[i].push(part);
             touched_in[i] = true;
@@ -551,7 +583,9 @@ pub(crate) fn combine_units(job: &DeviceJob, dma: &DmaApi, units: Vec<UnitFx>) -
             if !touched_in[i] {
                 return None;
             }
-            let lay = Layout::of(&input.planes);
+            let mut lay = Layout::of(&input.planes);
+            // A decoder's bitstream carries no stamp: every byte of it is hashed.
+            lay.stamped &= !(job.op == Op::Decode && i == 0);
             Some(super::Seen {
                 sum: combine(ins[i].iter().copied(), lay.body_len()),
                 head: heads[i],
@@ -563,13 +597,20 @@ pub(crate) fn combine_units(job: &DeviceJob, dma: &DmaApi, units: Vec<UnitFx>) -
         .inputs
         .iter()
         .zip(&seen)
-        .map(|(input, s)| s.is_some_and(|s| s.verifies(input.expected, input.frame)))
+        .enumerate()
+        .map(|(i, (input, s))| {
+            s.is_some_and(|s| s.verifies(input.expected, input.frame)) && (i > 0 || decoded_ok)
+        })
         .collect();
     let frame = match job.op {
         Op::Capture { frame, .. } => frame,
         _ => job.inputs.first().map_or(0, |i| i.frame),
     };
     let mut out_sums = vec![0; no];
+    // An encoder's output holds its bitstream (no stamp): its checksum is the bitstream's.
+    if let (Op::Encode(_), Some(bs)) = (job.op, bitstream) {
+        out_sums.iter_mut().for_each(|s| *s = bs.checksum);
+    }
     for (o, out) in job.outputs.iter().enumerate() {
         if !touched_out[o] {
             continue;
@@ -602,5 +643,9 @@ pub(crate) fn unit_len(job: &DeviceJob, u: &Unit) -> u64 {
             .inputs
             .first()
             .map_or(0, |i| i.planes.iter().map(|p| p.1).sum()),
+        Unit::Scale | Unit::Decode => {
+            let (r, w) = job.bytes();
+            r + w
+        }
     }
 }

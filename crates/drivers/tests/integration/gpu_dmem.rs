@@ -52,6 +52,8 @@ fn a_group_over_its_vram_limit_evicts_its_own_bo_not_another_groups() {
     // Freeing a VRAM object of the group gives its charge back: the next one fits.
     drop(a2);
     assert_eq!(ga.current(), BO);
+    // The high-water mark stays: never past the limit.
+    assert_eq!(ga.peak(), 2 * BO);
     let a3 = gpu.create_bo_in(BoDesc::vram("a3", BO), &ga).unwrap();
     assert_eq!(a3.placement(), Some(Placement::Vram));
     assert_eq!(ga.limit_evictions(), 1);

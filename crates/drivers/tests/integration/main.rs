@@ -176,10 +176,12 @@ pub fn attach_dynamic(
         .unwrap()
 }
 mod camera;
+mod decoder;
 mod display;
 mod encoder;
 mod isp;
 mod jobs;
 mod pipeline;
+mod scaler;
 mod swapchain;
 mod thumbnailer;

@@ -84,6 +84,8 @@ fn test_freeing_uncharges_when_the_last_reference_goes_not_at_close() {
     assert_eq!(alloc(&p, PAGE_SIZE).unwrap_err().errno(), Errno::ENOMEM);
     p.munmap(&map).unwrap();
     assert_eq!(cg.current(), 0);
+    // memory.peak keeps the high-water mark after the release.
+    assert_eq!(cg.peak(), LIMIT);
     let again = alloc(&p, LIMIT).unwrap();
     assert_eq!(cg.current(), LIMIT);
     p.close(again).unwrap();

@@ -17,6 +17,7 @@
 pub mod chrome;
 pub mod counters;
 pub mod lanes;
+pub mod limits;
 pub mod model;
 pub mod reason;
 mod stats;
@@ -25,6 +26,7 @@ mod text;
 mod trace;
 
 pub use counters::{CounterSeries, CountersReport};
+pub use limits::{GroupReport, GroupVram};
 pub use model::{
     BufferReport, CheckerReport, CorruptedFrame, DeviceReport, DisplayReport, EncoderReport,
     FaultReport, FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport,

@@ -27,7 +27,8 @@
 //! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `failed_jobs` {errno: count}, `unexplained` {`count`, `first_frame`}, `latency_us` {`p50`, `p99`, `max`} or null}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames lost at it per cause (a source's `detached`, `killed`, `stream_off`, `queue_full`; after capture `stream_off`, `detached`, `killed`, `late`, `merged`, `job_failed`: see docs/scenario.md), jobs that read wrong bytes or failed, its failed jobs per errno (absent if none), frames that never reached it, a sink, with no cause (absent if none: the run is then not verified), a sink's latency (as `latency_us`); and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
 //! | `corrupted_frames` | [{`source`, `frame`}] | the frames a sink (or the thumbnailer) received wrong, by source then frame: the first 1024 in that order (`frames.corrupted` counts them all); absent in reports of older runs |
 //! | `faults` | [{`node`, `fault`, `at_frame`, `frames`}] | every `action = "fault"` event: the node, the fault, the frame it was armed at and the frames of the jobs it touched; absent in reports of older runs |
-//! | `counters` | {`every_frames`, `frames` (integers), `t_us` (floats), `series` [{`name`, `unit`, `values` (floats)}]} | counters sampled every `every_frames` frames of the first source (`ceil(frames / 128)`: at most 128 samples, plus one at the end of the run): `bank NAME used` and `cma NAME used` (bytes: the page allocator's used pages of each system bank, and of its CMA regions), `process NAME dma-buf rss`/`pss` (bytes, as `kernel::accounting` computes them), `queue NODE <- LINK` (frames ready for the node, not yet taken), `iommu DEVICE mapped` (bytes mapped in the device's IOMMU domain), `device NAME bandwidth` (bytes/s its DMA engine moved since the previous sample), `cma region NAME used` (bytes `cma_alloc` handed out of the region), `bank NAME bandwidth` (bytes/s every engine moved in the bank since the previous sample), `iommu DEVICE maps`/`unmaps` (calls since boot), `cache DEVICE clean ops`/`cleaned`/`invalidate ops`/`invalidated` (ops, bytes: the DMA layer's CPU cache maintenance for a non-coherent device since boot); every `values` is aligned with `frames`; the same samples are the trace's counter tracks; absent in reports of older runs |
+//! | `counters` | {`every_frames`, `frames` (integers), `t_us` (floats), `series` [{`name`, `unit`, `values` (floats)}]} | counters sampled every `every_frames` frames of the first source (`ceil(frames / 128)`: at most 128 samples, plus one at the end of the run): `bank NAME used` and `cma NAME used` (bytes: the page allocator's used pages of each system bank, and of its CMA regions), `process NAME dma-buf rss`/`pss` (bytes, as `kernel::accounting` computes them), `queue NODE <- LINK` (frames ready for the node, not yet taken), `iommu DEVICE mapped` (bytes mapped in the device's IOMMU domain), `device NAME bandwidth` (bytes/s its DMA engine moved since the previous sample), `cma region NAME used` (bytes `cma_alloc` handed out of the region), `bank NAME bandwidth` (bytes/s every engine moved in the bank since the previous sample), `iommu DEVICE maps`/`unmaps` (calls since boot), `cache DEVICE clean ops`/`cleaned`/`invalidate ops`/`invalidated` (ops, bytes: the DMA layer's CPU cache maintenance for a non-coherent device since boot), `group NAME heap`/`vram` (bytes charged to a `[[groups]]` entry now); every `values` is aligned with `frames`; the same samples are the trace's counter tracks; absent in reports of older runs |
+//! | `groups` | [{`name`, `processes`, `heap_current`, `heap_max`, `heap_peak`, `heap_failcnt`, `vram` [{`device`, `region`, `current`, `max`, `peak`, `evictions`, `failures`}]}] | the scenario's `[[groups]]`: dma-heap bytes charged to the group's processes (`memory.current` at the end, `memory.max`, `memory.peak`, and how many charges the limit refused) and, per GPU, the VRAM its processes' GPU buffers took (`dmem.current`, `dmem.max`, the peak, the group's own buffers evicted at its limit, and charges refused with none left to evict); absent when the scenario has no groups |
 //! | `deterministic` | bool | `true` for the deterministic reference run; `false` with `--engine-threads` (every device engine on its own OS thread: still verified, timings may differ); absent (read as `true`) in reports of older runs |
 //!
 //! # Stability
@@ -517,6 +518,10 @@ pub struct Report {
     /// Counters sampled over the run ([`super::counters`]); absent in reports of older runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counters: Option<super::counters::CountersReport>,
+    /// The `[[groups]]` of processes and their heap and VRAM accounting
+    /// ([`super::limits`]); absent when the scenario has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<super::limits::GroupReport>,
 }
 
 /// One corrupted frame.
@@ -574,6 +579,7 @@ impl Report {
             corrupted_frames: Vec::new(),
             faults: Vec::new(),
             counters: None,
+            groups: Vec::new(),
         }
     }
 

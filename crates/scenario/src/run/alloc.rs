@@ -120,11 +120,16 @@ impl World {
             Kind::Gpu => {
                 let node = self.nodes[from].desc.clone();
                 let gpu = self.gpu_for(&node)?;
-                let bo = gpu
-                    .create_bo(drivers::gpu::BoDesc::vram(&name, size))
-                    .map_err(|e| {
-                        fail(&|| format!("allocating {name} on {}: {e}", node.device), &e)
-                    })?;
+                let desc = drivers::gpu::BoDesc::vram(&name, size);
+                // Charged to the allocating process's dmem group, if it is in one.
+                let group = self.nodes[allocator].desc.process_name().to_string();
+                let bo = match self.limits.dmem_group(&group, &node.device, &gpu) {
+                    Some(g) => gpu.create_bo_in(desc, &g),
+                    None => gpu.create_bo(desc),
+                };
+                let bo = bo.map_err(|e| {
+                    fail(&|| format!("allocating {name} on {}: {e}", node.device), &e)
+                })?;
                 let buf = gpu
                     .export_into(&bo, self.kernel.registry())
                     .map_err(|e| fail(&|| format!("exporting {name}: {e}"), &e))?;
@@ -181,6 +186,16 @@ impl World {
                 })?;
                 let fd = producer.heap_alloc(h, size, RDWR, 0);
                 let _ = producer.close(h);
+                // An allocator service hands the charge to its client (run/limits.rs).
+                let allocator_name = self.nodes[allocator].desc.process_name().to_string();
+                let fd = fd.and_then(|fd| {
+                    self.limits
+                        .after_heap_alloc(&allocator_name, &producer, fd)
+                        .map(|()| fd)
+                        .inspect_err(|_| {
+                            let _ = producer.close(fd);
+                        })
+                });
                 let fd = fd.map_err(|e| {
                     fail(
                         &|| {

@@ -9,8 +9,10 @@
 //! controller, the device's latency plus its bytes at that share; the job's transfers are then
 //! admitted over its span. So adding a device's traffic slows the jobs that start while it
 //! streams. A machine without `[[soc.memory_controllers]]` is timed as before (nothing to
-//! share), and bytes on a bank no controller serves (or whose placement is unknown, such as a
-//! GPU object in GTT) are not limited.
+//! share), and bytes on a bank no controller serves are not limited. A GPU object's bytes
+//! (a UMA GPU's GTT or SYSTEM pages, a VRAM range) go to the banks its storage's physical runs
+//! are in ([`drivers::gpu::GpuBo::phys_ranges`]), so a UMA GPU's rendering and the scanout of
+//! what it rendered load the same controller as the cameras writing into system memory.
 //!
 //! A display whose scanout, so slowed, does not end within one refresh period misses its
 //! vblank: its FIFO underruns and the frame is not shown. The frame is dropped with cause
@@ -23,6 +25,7 @@
 //! that ended before the last counter sample ([`Ledger::prune`]).
 
 use super::sched::Sched;
+use super::world::{ExporterHandle, World};
 use crate::clock::VirtualTime;
 use crate::schema::DriverKind;
 use soc::bandwidth::Ledger;
@@ -103,6 +106,19 @@ impl Sched<'_> {
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
         for &bi in buffers {
             let b = self.w.buf(bi);
+            // A GPU object (GTT or SYSTEM pages of a UMA GPU, a VRAM range): its bytes go to
+            // the banks its storage's pages are in, run by run.
+            if let ExporterHandle::Gpu(bo) = &b.exporter {
+                let Some(runs) = bo.phys_ranges() else {
+                    continue;
+                };
+                for (bank, bytes) in plane_bytes_per_bank(&self.w, &runs, &b.planes) {
+                    if let Some(mc) = self.w.bandwidth.ledger.controller_of(&bank) {
+                        *out.entry(mc.to_string()).or_default() += bytes;
+                    }
+                }
+                continue;
+            }
             let Some(p) = super::collect::placement(&self.w, b) else {
                 continue;
             };
@@ -124,4 +140,38 @@ impl Sched<'_> {
     pub(crate) fn take_late(&mut self, id: u64) -> bool {
         self.w.bandwidth.late.remove(&id)
     }
+}
+
+/// The bytes of `planes` (`(offset, len)` in the buffer) per bank, for storage made of the
+/// physical `runs` in buffer order: each plane's range cut where the runs are cut, each piece
+/// charged to the bank its run is in.
+fn plane_bytes_per_bank(
+    w: &World,
+    runs: &[(soc::PhysAddr, u64)],
+    planes: &[(u64, u64)],
+) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for &(off, len) in planes {
+        let (lo, hi) = (off, off + len);
+        let mut at = 0u64;
+        for &(pa, n) in runs {
+            let (a, b) = (lo.max(at), hi.min(at + n));
+            if a < b {
+                let bank = w
+                    .kernel
+                    .soc()
+                    .mem()
+                    .bank_of(soc::PhysAddr(pa.0 + (a - at)))
+                    .map(|bk| bk.name().to_string());
+                if let Some(bank) = bank {
+                    *out.entry(bank).or_default() += b - a;
+                }
+            }
+            at += n;
+            if at >= hi {
+                break;
+            }
+        }
+    }
+    out
 }

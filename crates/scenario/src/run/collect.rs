@@ -381,6 +381,7 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
         });
     }
     report.gpus = s.w.gpu_reports();
+    report.groups = s.w.limits.reports();
     report.fences = s.fences.counts.clone();
     s.w.gpus.clear();
     let live = s.w.kernel.registry().len();

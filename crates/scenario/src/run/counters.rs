@@ -14,6 +14,7 @@
 //! | `queue NODE <- LINK` | buffers | the frames ready for the node on that link, not yet taken |
 //! | `iommu DEVICE mapped` | bytes | the device's IOMMU domain: bytes mapped now |
 //! | `device NAME bandwidth` | bytes/s | bytes its DMA engine read and wrote since the last sample, over the virtual time between them |
+//! | `group NAME heap` / `vram` | bytes | a `[[groups]]` entry's `memory.current`, and its `dmem.current` summed over the GPUs ([`super::limits`]) |
 //! | `memory NAME utilisation` | ratio | a memory controller's ([`soc::bandwidth`]): the bytes of the jobs' transfers on it since the last sample (each spread over its span) over its bandwidth times the interval; above 1 while oversubscribed |
 //!
 //! And what the lower layers count where the traffic happens (`sample_traffic`):
@@ -102,6 +103,9 @@ impl Sampler {
             let pss = u.map_or(0, |u| u.pss()) as f64;
             self.put(format!("process {name} dma-buf rss"), "bytes", rss);
             self.put(format!("process {name} dma-buf pss"), "bytes", pss);
+        }
+        for (name, v) in w.limits.samples() {
+            self.put(name, "bytes", v);
         }
         for n in &w.nodes {
             for (&li, q) in &n.ready {

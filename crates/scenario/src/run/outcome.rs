@@ -17,6 +17,10 @@
 //! | `merged` | a composite (module `composite`) folded the frame into another frame's output: counted in `frames.merged`, neither delivered nor dropped |
 //! | `job_failed` | the node's job failed (its errno is counted in the node's `failed_jobs`) |
 //!
+//! A thumbnailer (a CPU reader, not a sink) that will read a frame keeps it tracked until it
+//! has ([`FrameTrack::readers`]): a wrong read corrupts *that* frame, and a frame is counted
+//! once. The frame's latency still ends when its last sink had it ([`FrameTrack::over_at`]).
+//!
 //! When a frame is over it is *retired*: its track leaves the map and only counts remain —
 //! corrupted (any check on the way failed; this wins over a drop), dropped (under its first
 //! cause, counted at the node that lost it), merged (counted by the composite) or delivered (its latency, from capture to the
@@ -79,15 +83,41 @@ impl FrameTrack {
             corrupted: false,
             drop: None,
             merged: false,
+            readers: BTreeSet::new(),
+            over_at: None,
         }
     }
 }
 
 impl Sched<'_> {
     /// Starts tracking frame `key` (module doc).
-    pub(crate) fn track_frame(&mut self, key: (usize, u64), track: FrameTrack) {
+    pub(crate) fn track_frame(&mut self, key: (usize, u64), mut track: FrameTrack) {
         self.outcomes.captured += 1;
+        // The thumbnailers downstream that take this frame number and have not taken one.
+        track.readers = self
+            .downstream(key.0)
+            .into_iter()
+            .filter(|&n| {
+                let node = &self.w.nodes[n];
+                node.desc.driver == crate::schema::DriverKind::Thumbnailer
+                    && node.desc.params.frame.unwrap_or(0) == key.1
+                    && !self.thumbnailed.contains(&n)
+            })
+            .collect();
         self.frames.insert(key, track);
+    }
+
+    /// Thumbnailer `n` read frame `key` (or let it go): the frame is retired if that was all
+    /// it still waited for (module doc).
+    pub(crate) fn reader_done(&mut self, key: (usize, u64), n: usize) {
+        let Some(f) = self.frames.get_mut(&key) else {
+            return;
+        };
+        if f.readers.remove(&n) && f.readers.is_empty() {
+            if let Some(at) = f.over_at {
+                self.retire(key, at);
+            }
+        }
     }
 
     /// Forgets frame `key` that turned out never captured (its capture could not start).
@@ -135,10 +165,15 @@ impl Sched<'_> {
             return;
         };
         let hit: Vec<usize> = f.pending.intersection(&below).copied().collect();
-        if hit.is_empty() {
+        // Thumbnailers past `at` will not read it either.
+        let readers = f.readers.len();
+        f.readers.retain(|r| !below.contains(r));
+        if hit.is_empty() && readers == f.readers.len() {
             return;
         }
-        f.drop.get_or_insert((at, cause));
+        if !hit.is_empty() {
+            f.drop.get_or_insert((at, cause));
+        }
         for s in hit {
             f.pending.remove(&s);
         }
@@ -149,6 +184,14 @@ impl Sched<'_> {
 
     /// Frame `key` is over: count it and forget its track (module doc).
     pub(crate) fn retire(&mut self, key: (usize, u64), now: VirtualTime) {
+        let Some(f) = self.frames.get_mut(&key) else {
+            return;
+        };
+        // Over for its sinks at `now`; a thumbnailer still reads it: counted when it has.
+        let now = *f.over_at.get_or_insert(now);
+        if !f.readers.is_empty() {
+            return;
+        }
         let Some(f) = self.frames.remove(&key) else {
             return;
         };
@@ -220,9 +263,16 @@ impl Sched<'_> {
         }
         let left: Vec<(usize, u64)> = self.frames.keys().copied().collect();
         for key in left {
-            let Some(f) = self.frames.get(&key) else {
+            let Some(f) = self.frames.get_mut(&key) else {
                 continue;
             };
+            // Over for its sinks; a thumbnailer never came to read it.
+            if let Some(at) = f.over_at {
+                f.readers.clear();
+                self.retire(key, at);
+                continue;
+            }
+            f.readers.clear();
             if !f.corrupted && !f.merged {
                 if let Some(&sink) = f.pending.first() {
                     let e = self.outcomes.unexplained.entry(sink).or_insert((0, key.1));

@@ -79,7 +79,7 @@ impl World {
     /// - an OUTPUT queue (memory DMABUF) for every consumer of a `memory = "dmabuf"`,
     ///   `"mmap+expbuf"` or `"userptr"` link (what it imports is a dma-buf fd in each case);
     /// - a CAPTURE queue for a camera's or an ISP's `memory = "dmabuf"` output link (memory
-    ///   DMABUF, the link's fds), and for its `"mmap+expbuf"` link the MMAP queue the buffers
+    ///   DMABUF, the link's fds) (and a scaler's, also mem2mem), and for its `"mmap+expbuf"` link the MMAP queue the buffers
     ///   were allocated from ([`World::alloc_buffer`]); the producer QBUFs every free buffer.
     pub(crate) fn open_ports(&mut self) -> Result<(), RunFailure> {
         let dma = self.kernel.dma().clone();
@@ -119,7 +119,7 @@ impl World {
             let n = self.links[li].from;
             if !matches!(
                 self.nodes[n].desc.driver,
-                DriverKind::Camera | DriverKind::Isp
+                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler
             ) || self.link_is_p2p(li)
             {
                 continue;
@@ -222,7 +222,7 @@ impl World {
         let queued = self.links[li].desc.memory == MemoryType::Userptr
             && matches!(
                 self.nodes[from].desc.driver,
-                DriverKind::Camera | DriverKind::Isp
+                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler
             )
             && self.nodes[from].process.pid() == producer.pid();
         let memfd = producer.memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC)?;

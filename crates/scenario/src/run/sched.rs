@@ -37,6 +37,11 @@ pub(crate) struct FrameTrack {
     pub drop: Option<(usize, &'static str)>,
     /// Folded into another frame by a composite (module `composite`).
     pub merged: bool,
+    /// Thumbnailers that will still read it: the frame stays tracked until they have
+    /// ([`super::outcome`]).
+    pub readers: BTreeSet<usize>,
+    /// When its last sink had it (or it was lost), if thumbnailers still read it then.
+    pub over_at: Option<VirtualTime>,
 }
 
 pub(crate) struct InFlight {

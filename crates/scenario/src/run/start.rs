@@ -77,6 +77,7 @@ impl Sched<'_> {
             DriverKind::Gpu => Op::Composite,
             DriverKind::Encoder => Op::Encode(p.codec.unwrap_or_default().into()),
             DriverKind::Display | DriverKind::Thumbnailer => Op::Scanout,
+            DriverKind::Scaler => self.w.m2m_op(n),
         };
         // Map everything for the device (get_scatterlist); a failure is a run error.
         let mut io = DeviceJob::new(op).with_fault(fault);

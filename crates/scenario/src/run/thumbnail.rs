@@ -26,19 +26,15 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
         return false;
     };
     let want = s.w.nodes[n].desc.params.frame.unwrap_or(0);
-    let (frame, expected) = match &s.w.buf(bi).state {
-        BufState::Ready { meta, .. } => (meta.frame, meta.checksum),
-        _ => (u64::MAX, 0),
+    let (src, frame, expected) = match &s.w.buf(bi).state {
+        BufState::Ready { meta, .. } => (meta.src, meta.frame, meta.checksum),
+        _ => (usize::MAX, u64::MAX, 0),
     };
     // Each thumbnailer takes its one frame; the first JPEG made is the run's thumbnail.
     if frame == want && s.thumbnailed.insert(n) {
         // skip_cache_sync: the read goes without DMA_BUF_IOCTL_SYNC (module `faults`).
         let sync = match s.fault_of(n) {
             Some(drivers::fault::Fault::SkipCacheSync) => {
-                let src = match &s.w.buf(bi).state {
-                    BufState::Ready { meta, .. } => meta.src,
-                    _ => 0,
-                };
                 s.fault_used(n, Some((src, frame)));
                 drivers::thumbnailer::CpuSync::Skip
             }
@@ -64,13 +60,11 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
                 );
                 s.thumbnail.get_or_insert(jpeg);
                 if !ok {
-                    let src = match &s.w.buf(bi).state {
-                        BufState::Ready { meta, .. } => meta.src,
-                        _ => 0,
-                    };
+                    // The frame stays tracked until this read (module `outcome`).
                     match s.frames.get_mut(&(src, frame)) {
                         Some(f) => f.corrupted = true,
-                        // The frame is over already: its wrong bytes still count.
+                        // No tracked frame (its thumbnailer was not foreseen at capture): its
+                        // wrong bytes still count.
                         None => s.counts.corrupted_untracked += 1,
                     }
                 }
@@ -79,6 +73,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
         }
     }
     s.release(bi, n);
+    s.reader_done((src, frame), n);
     true
 }
 

@@ -186,6 +186,8 @@ pub(crate) struct World {
     /// `--engine-threads`: the GPU drivers' rings run on their own threads (else the runner runs each
     /// job at its start, [`drivers::gpu::RingMode::Manual`]).
     pub threads: bool,
+    /// The `[[groups]]` and `[[processes]]` ([`super::limits`]).
+    pub limits: super::limits::Limits,
 }
 
 #[derive(Clone, Copy)]
@@ -264,6 +266,7 @@ impl World {
                 vm: None,
             });
         }
+        let limits = super::limits::Limits::new(&kernel, s, &procs)?;
         let idx = |name: &str| s.nodes.iter().position(|n| n.name == name).unwrap_or(0);
         let mut links = Vec::new();
         for (li, l) in s.links.iter().enumerate() {
@@ -340,6 +343,7 @@ impl World {
             sampler: super::counters::Sampler::new(s.frames),
             bandwidth: super::bandwidth::Shared::new(&s.soc),
             threads: false,
+            limits,
         })
     }
 

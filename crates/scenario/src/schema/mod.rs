@@ -11,6 +11,8 @@
 //! - `[[links]]`: buffer queues between nodes, with how their buffers are allocated
 //!   ([`LinkDesc`]);
 //! - `[[events]]`: what happens mid-stream ([`EventDesc`], validated into [`Event`]);
+//! - `[[groups]]`, `[[processes]]`: per-group limits on heap memory and VRAM, and which
+//!   process is in which group ([`GroupDesc`], [`ProcessDesc`]);
 //! - `[expect]`: what the run is expected to find ([`Expect`]).
 //!
 //! Every table rejects unknown keys, every size accepts units (`"4GiB"`), and every name is
@@ -19,11 +21,13 @@
 //! [`crate::validate()`], which turns a [`ScenarioFile`] into a [`crate::Scenario`].
 
 mod event;
+mod limits;
 mod link;
 mod node;
 mod overrides;
 
 pub use event::{ActionKind, At, Event, EventAction, EventDesc, FaultKind, QueueKind};
+pub use limits::{GroupDesc, ProcessDesc};
 pub use link::{
     ConstraintPolicy, Exporter, HeapKind, LinkDesc, MemoryType, PlaneReq, SyncMode, Targets,
     EXPORTER_NAMES,
@@ -65,6 +69,12 @@ pub struct ScenarioFile {
     /// What happens mid-stream.
     #[serde(default)]
     pub events: Vec<EventDesc>,
+    /// Groups of processes with their memory limits.
+    #[serde(default)]
+    pub groups: Vec<GroupDesc>,
+    /// Which group each process is in, and whom it allocates for.
+    #[serde(default)]
+    pub processes: Vec<ProcessDesc>,
     /// What the run is expected to find.
     #[serde(default)]
     pub expect: Expect,

@@ -21,6 +21,9 @@ pub enum DriverKind {
     Encoder,
     /// A software thumbnailer: maps a buffer on the CPU, downscales it and writes a JPEG.
     Thumbnailer,
+    /// A memory-to-memory scaler and format converter (RGA, G2D, PXP): reads its output queue,
+    /// writes its capture queue at the node's own size and format ([`drivers::scaler`]).
+    Scaler,
 }
 
 impl DriverKind {
@@ -33,12 +36,16 @@ impl DriverKind {
             DriverKind::Display => "display",
             DriverKind::Encoder => "encoder",
             DriverKind::Thumbnailer => "thumbnailer",
+            DriverKind::Scaler => "scaler",
         }
     }
 
     /// Whether the node produces buffers (may be a link's `from`).
     pub fn produces(self) -> bool {
-        matches!(self, DriverKind::Camera | DriverKind::Isp | DriverKind::Gpu)
+        matches!(
+            self,
+            DriverKind::Camera | DriverKind::Isp | DriverKind::Gpu | DriverKind::Scaler
+        )
     }
 
     /// Whether the node consumes buffers (may be a link's `to`).
@@ -51,7 +58,7 @@ impl DriverKind {
         use super::QueueKind::{Capture, Output};
         match self {
             DriverKind::Camera => &[Capture],
-            DriverKind::Isp => &[Output, Capture],
+            DriverKind::Isp | DriverKind::Scaler => &[Output, Capture],
             DriverKind::Display | DriverKind::Encoder => &[Output],
             DriverKind::Gpu | DriverKind::Thumbnailer => &[],
         }

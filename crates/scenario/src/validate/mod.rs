@@ -27,7 +27,9 @@ mod events;
 mod formats;
 mod graph;
 mod host;
+mod limits;
 mod locate;
+mod m2m;
 mod machine;
 mod modifiers;
 mod pipeline;
@@ -36,7 +38,7 @@ pub(crate) mod swapchain;
 pub use locate::{locate, FieldPath, Seg};
 
 use crate::error::{Location, ScenarioError};
-use crate::schema::{Event, Expect, LinkDesc, NodeDesc, ScenarioFile};
+use crate::schema::{Event, Expect, GroupDesc, LinkDesc, NodeDesc, ProcessDesc, ScenarioFile};
 use soc::SocDesc;
 use std::path::Path;
 use toml_edit::ImDocument;
@@ -85,6 +87,10 @@ pub struct Scenario {
     pub links: Vec<LinkDesc>,
     /// The events, in file order (see [`Scenario::events_in_order`]).
     pub events: Vec<Event>,
+    /// The groups with their limits, in file order.
+    pub groups: Vec<GroupDesc>,
+    /// The processes placed in groups, in file order.
+    pub processes: Vec<ProcessDesc>,
     /// What the run is expected to find.
     pub expect: Expect,
 }
@@ -245,8 +251,10 @@ pub fn validate(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
     machine::check(&ctx, &soc, soc_given)?;
     let events = pipeline::check(&ctx, &raw, &soc)?;
     formats::check(&ctx, &raw)?;
+    m2m::check(&ctx, &raw)?;
     modifiers::check_links(&ctx, &raw, &soc)?;
     graph::check(&ctx, &raw, &soc, &events)?;
+    limits::check(&ctx, &raw, &soc)?;
     Ok(Scenario {
         file: file.to_string(),
         name: raw.name,
@@ -257,6 +265,8 @@ pub fn validate(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         nodes: raw.nodes,
         links: raw.links,
         events,
+        groups: raw.groups,
+        processes: raw.processes,
         expect: raw.expect,
     })
 }

@@ -192,6 +192,27 @@ proptest! {
         faults in proptest::collection::vec((0usize..4, 0u64..14, 1u64..3), 0..3),
         stream in proptest::option::of((0u64..14, 1u64..6)),
     ) {
+        verdict_follows(shape, frames, &faults, stream)?;
+    }
+}
+
+/// A thumbnailer that skipped its cache sync reads wrong bytes of a frame the display already
+/// had: the read corrupts that frame, counted once (it was counted delivered and then corrupted
+/// again: 11 outcomes of 10 frames produced).
+#[test]
+fn a_thumbnailers_wrong_read_of_a_delivered_frame_is_counted_once() {
+    verdict_follows(2, 10, &[(1, 0, 1), (3, 10, 1)], Some((9, 4))).expect("holds");
+}
+
+/// The property, for one generated case.
+fn verdict_follows(
+    shape: usize,
+    frames: u64,
+    faults: &[(usize, u64, u64)],
+    stream: Option<(u64, u64)>,
+) -> Result<(), TestCaseError> {
+    {
+        let faults = faults.to_vec();
         let text = scenario_text(shape, frames, &faults, stream);
         let s = scenario::validate(&text, "p.toml").map_err(|e| TestCaseError::fail(e.render()))?;
         let r = run(&s, &RunOptions::default()).report;
@@ -249,4 +270,5 @@ proptest! {
         }
         prop_assert!(r.corrupted_frames.len() as u64 <= r.frames.corrupted);
     }
+    Ok(())
 }

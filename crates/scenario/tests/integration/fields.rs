@@ -344,6 +344,19 @@ fn test_every_documented_top_level_field_changes_the_run_or_is_refused() {
                 "[[links]]\nfrom = \"gpu\"\nto = \"display\"\nbuffers = 2",
             ),
             ("[[events]]", b.clone(), "at_frame = 12", "at_frame = 16"),
+            // A process of no node and a group no process names are refused.
+            (
+                "[[groups]]",
+                limits_heap(),
+                "[[groups]]\nname = \"apps\"",
+                "[[groups]]\nname = \"others\"",
+            ),
+            (
+                "[[processes]]",
+                limits_heap(),
+                "[[processes]]\nname = \"app\"",
+                "[[processes]]\nname = \"viewer\"",
+            ),
             (
                 "[expect]",
                 b.clone(),
@@ -554,6 +567,98 @@ fn test_every_documented_expect_field_changes_the_run_or_is_refused() {
                 with("corrupted = \"some\"\nexit = 0"),
             ),
             ("corrupted", b.clone(), ev, with("corrupted = \"some\"")),
+        ],
+    );
+}
+
+/// A camera service allocating four 1200 KiB CMA-heap buffers for a display app, billed to
+/// the app's group (`[[groups]]`, `[[processes]]`).
+fn limits_heap() -> String {
+    r#"name = "limits"
+frames = 8
+
+[[nodes]]
+name = "cam"
+driver = "camera"
+device = "camera0"
+process = "service"
+format = "XRGB8888"
+width = 640
+height = 480
+
+[[nodes]]
+name = "screen"
+driver = "display"
+device = "display0"
+process = "app"
+format = "XRGB8888"
+width = 640
+height = 480
+
+[[links]]
+from = "cam"
+to = "screen"
+buffers = 4
+exporter = "heap:cma"
+
+[[groups]]
+name = "apps"
+heap_limit = "4800KiB"
+
+[[processes]]
+name = "app"
+group = "apps"
+
+[[processes]]
+name = "service"
+charge_to = "app"
+"#
+    .to_string()
+}
+
+#[test]
+fn test_every_documented_group_and_process_field_changes_the_run_or_is_refused() {
+    let heap = limits_heap();
+    // The GPU's three 1920x1080 buffers in VRAM, its process in a group.
+    let vram = scenario::bundled_text("gpu-vram-pressure")
+        .unwrap()
+        .replace("frames = 180", "frames = 12")
+        .replace("at_frame = 60", "at_frame = 6")
+        + "\n[[groups]]\nname = \"comp\"\nvram_limit = \"24MiB\"\n\n[[processes]]\nname = \"gpu\"\ngroup = \"comp\"\n";
+    walk(
+        "## `[[groups]]` and `[[processes]]`",
+        &[],
+        &[
+            // The report names the group.
+            (
+                "name",
+                vram.clone(),
+                "name = \"comp\"\nvram_limit",
+                "name = \"compositors\"\nvram_limit",
+            ),
+            // Three buffers no longer fit: the fourth allocation is ENOMEM.
+            (
+                "heap_limit",
+                heap.clone(),
+                "heap_limit = \"4800KiB\"",
+                "heap_limit = \"3600KiB\"",
+            ),
+            // Two of the GPU's buffers fit: its own third one is evicted.
+            (
+                "vram_limit",
+                vram.clone(),
+                "vram_limit = \"24MiB\"",
+                "vram_limit = \"16MiB\"",
+            ),
+            // The app out of the group: its charges land in the root group.
+            (
+                "group",
+                heap.clone(),
+                "name = \"app\"\ngroup = \"apps\"",
+                "name = \"app\"",
+            ),
+            // Without it the service keeps the charges (and its group, the root, has no limit).
+            ("charge_to", heap.clone(), "charge_to = \"app\"", ""),
         ],
     );
 }

@@ -13,6 +13,8 @@ mod fields;
 mod fps;
 mod fuzz;
 mod kms;
+mod limits;
+mod m2m;
 mod modifiers;
 mod report;
 mod run_defects;
@@ -22,6 +24,7 @@ mod run_pipeline;
 mod threads;
 mod trace_structure;
 mod trace_svg;
+mod uma_bandwidth;
 mod v4l2_paths;
 
 /// A small valid scenario on the bundled default machine; line numbers matter to the tests.
