@@ -22,6 +22,7 @@
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`, `sync_files`, `sync_file_waits`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
+//! | `displays` | [{`node`, `device`, `framebuffers`, `removed`, `flips`, `shown`}] | every display node driven through KMS: framebuffers created (`ADDFB2`, once per buffer) and removed (`RMFB`), page flips committed and frames latched; absent in reports of older runs |
 //! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
 //! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `failed_jobs` {errno: count}, `unexplained` {`count`, `first_frame`}, `latency_us` {`p50`, `p99`, `max`} or null, `reference_buffers`, `reference_bytes`}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames lost at it per cause (a source's `detached`, `killed`, `stream_off`, `queue_full`; after capture `stream_off`, `detached`, `killed`, `late`, `merged`, `job_failed`: see docs/scenario.md), jobs that read wrong bytes or failed, its failed jobs per errno (absent if none), frames that never reached it, a sink, with no cause (absent if none: the run is then not verified), a sink's latency (as `latency_us`); and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
 //! | `corrupted_frames` | [{`source`, `frame`}] | the frames a sink (or the thumbnailer) received wrong, by source then frame: the first 1024 in that order (`frames.corrupted` counts them all); absent in reports of older runs |
@@ -388,6 +389,23 @@ pub struct NodeLatency {
     pub max: f64,
 }
 
+/// One display node driven through KMS (`run::kms`): the display driver's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplayReport {
+    /// The node.
+    pub node: String,
+    /// Its device.
+    pub device: String,
+    /// Framebuffers created (`ADDFB2`, once per buffer).
+    pub framebuffers: u64,
+    /// Framebuffers removed (`RMFB`).
+    pub removed: u64,
+    /// Page flips committed.
+    pub flips: u64,
+    /// Frames latched and scanned out.
+    pub shown: u64,
+}
+
 /// One gpu->display swapchain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwapchainReport {
@@ -498,6 +516,9 @@ pub struct Report {
     /// The gpu->display swapchains.
     #[serde(default)]
     pub swapchains: Vec<SwapchainReport>,
+    /// The displays driven through KMS, by node.
+    #[serde(default)]
+    pub displays: Vec<DisplayReport>,
     /// Every node, in scenario order.
     #[serde(default)]
     pub nodes: Vec<NodeReport>,
@@ -568,6 +589,7 @@ impl Report {
             gpus: Vec::new(),
             encoders: Vec::new(),
             swapchains: Vec::new(),
+            displays: Vec::new(),
             nodes: Vec::new(),
             fences: FenceCounts::default(),
             deterministic: true,

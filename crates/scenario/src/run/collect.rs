@@ -357,6 +357,9 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
     for node in &mut s.w.nodes {
         node.vm = None;
     }
+    // The displays go off and remove their framebuffers (super::kms); what they did is in
+    // the report with those counted.
+    report.displays = s.w.kms_close();
     for bi in 0..s.w.bufs.len() {
         events::drop_buffer(&mut s.w, bi);
     }

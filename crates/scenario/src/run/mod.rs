@@ -101,6 +101,7 @@ mod faults;
 mod fences;
 mod gpu;
 mod handoff;
+mod kms;
 mod layouts;
 mod limits;
 mod m2m;

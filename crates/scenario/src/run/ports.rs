@@ -89,9 +89,11 @@ impl World {
             if matches!(
                 node.desc.driver,
                 DriverKind::Thumbnailer | DriverKind::Camera | DriverKind::Gpu
-            ) {
+            ) || self.is_kms(n)
+            {
                 continue;
             }
+            // A display driven through KMS imports its buffers itself (super::kms).
             for li in node.inputs.clone() {
                 let l = &self.links[li];
                 // A p2p GPU's buffers are read through a dynamic attachment (a DRM/KMS

@@ -277,6 +277,14 @@ impl<'a> Sched<'a> {
                     continue;
                 }
                 self.fold_older_inputs(n);
+                // A display commits a frame once its acquire fence signalled (super::kms).
+                let first = self.w.nodes[n]
+                    .inputs
+                    .first()
+                    .and_then(|li| self.w.nodes[n].ready.get(li)?.front().copied());
+                if first.is_some_and(|bi| self.kms_waits(n, bi, now)) {
+                    continue;
+                }
                 let node = &self.w.nodes[n];
                 let frame = {
                     let li = node.inputs[0];
@@ -316,7 +324,7 @@ impl<'a> Sched<'a> {
         // The node is free again whatever the job's outcome.
         self.w.nodes[n].busy = false;
         let Some(res) = job.result.take_settled() else {
-            self.lost_job(&job, now);
+            self.lost_job(id, &job, now);
             return;
         };
         if let Some(bs) = res.bitstream {
@@ -363,9 +371,12 @@ impl<'a> Sched<'a> {
                 ));
             }
         }
-        // Inputs: this reader is done with them.
-        for &(_, bi) in &job.inputs {
-            self.release(bi, n);
+        // Inputs: this reader is done with them (a display keeps its frame on screen until
+        // the next flip latched, super::kms).
+        if !self.kms_done(id, n) {
+            for &(_, bi) in &job.inputs {
+                self.release(bi, n);
+            }
         }
         // Outputs: ready for the consumers streaming now (unless handed over at submission);
         // a failed job's outputs go back empty (VB2_BUF_STATE_ERROR) and its frame is lost.
@@ -411,7 +422,7 @@ impl<'a> Sched<'a> {
 
     /// A job whose result never came (its engine thread ended): an error; its frame is lost,
     /// its inputs go back to their producers and its outputs to their free lists.
-    fn lost_job(&mut self, job: &InFlight, now: VirtualTime) {
+    fn lost_job(&mut self, id: u64, job: &InFlight, now: VirtualTime) {
         let n = job.node;
         self.note_failed_job(n, "EIO");
         self.errors.push(RunFailure {
@@ -430,8 +441,10 @@ impl<'a> Sched<'a> {
                 ));
             }
         }
-        for &(_, bi) in &job.inputs {
-            self.release(bi, n);
+        if !self.kms_done(id, n) {
+            for &(_, bi) in &job.inputs {
+                self.release(bi, n);
+            }
         }
         for &(_, bi) in &job.outputs {
             if job.handed.contains(&bi) || self.w.bufs[bi].is_none() {

@@ -82,7 +82,7 @@ impl Sched<'_> {
         // Map everything for the device (get_scatterlist); a failure is a run error.
         let mut io = DeviceJob::new(op).with_fault(fault);
         io.bitstream = self.w.own_buffer(n, frame.map_or(0, |f| f.1));
-        let mut ready_at = now;
+        let mut ready_at = self.kms_ready_from(n, now);
         let mut vb2 = Vec::new();
         // Which buffer each of `io`'s views is of, for giving them back if the job fails.
         let mut mapped = MappedViews::default();
@@ -115,6 +115,18 @@ impl Sched<'_> {
                     frame: in_frame,
                 });
                 continue;
+            }
+            // A display through KMS: framebuffer, page flip, the driver's scanout input.
+            if self.w.is_kms(n) {
+                match self.kms_flip(n, bi, expected, in_frame, self.next_job) {
+                    Ok(mut input) => {
+                        input.view = self.fault_view(&io, bi, n, false, input.view);
+                        mapped.inputs.push(bi);
+                        io.inputs.push(input);
+                        continue;
+                    }
+                    Err(e) => return self.fail_job(n, io, &mapped, e),
+                }
             }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
             // else the runner maps it.
@@ -261,6 +273,7 @@ impl Sched<'_> {
             .or(inputs.first())
             .map(|&(_, bi)| self.w.buf(bi).name.clone());
         let track = node.track;
+        self.kms_started(n, start);
         self.w.trace.job(
             track,
             &label,

@@ -177,6 +177,8 @@ pub(crate) struct World {
     pub trace: Trace,
     pub log: Arc<MigrationLog>,
     pub gpus: BTreeMap<String, drivers::gpu::Gpu>,
+    /// The display nodes driven through KMS, by node ([`super::kms`]).
+    pub kms: BTreeMap<usize, super::kms::Kms>,
     pub seed: u64,
     /// The consumers' vb2 queues ([`super::vb2io`]).
     pub ports: Vec<super::vb2io::Port>,
@@ -343,6 +345,7 @@ impl World {
             trace,
             log: Arc::new(MigrationLog::new()),
             gpus: BTreeMap::new(),
+            kms: BTreeMap::new(),
             seed: s.seed,
             ports: Vec::new(),
             move_notifies: std::sync::atomic::AtomicU64::new(0),
@@ -472,12 +475,12 @@ impl World {
     }
 
     /// Buffers of link `li` in flight: drawn, or waiting for readers (a swapchain's
-    /// `max_in_flight` bounds these).
+    /// `max_in_flight` bounds these); the one a display scans out is shown, not in flight.
     pub(crate) fn in_flight(&self, li: usize) -> u32 {
         self.links[li]
             .bufs
             .iter()
-            .filter(|&&b| self.buf(b).state != BufState::Free)
+            .filter(|&&b| self.buf(b).state != BufState::Free && !self.kms_on_screen(b))
             .count() as u32
     }
 

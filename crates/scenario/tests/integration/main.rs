@@ -12,6 +12,7 @@ mod faults_prop;
 mod fields;
 mod fps;
 mod fuzz;
+mod kms;
 mod limits;
 mod m2m;
 mod modifiers;
