@@ -103,13 +103,13 @@ impl Sampler {
             self.put(format!("process {name} dma-buf rss"), "bytes", rss);
             self.put(format!("process {name} dma-buf pss"), "bytes", pss);
         }
-        for n in &w.nodes {
-            for (&li, q) in &n.ready {
+        for (ni, n) in w.nodes.iter().enumerate() {
+            for &li in n.ready.keys() {
                 let link = &w.links[li].name;
                 self.put(
                     format!("queue {} <- {link}", n.desc.name),
                     "buffers",
-                    q.len() as f64,
+                    w.ready_bufs(ni, li).len() as f64,
                 );
             }
         }
