@@ -287,9 +287,10 @@ pub struct Vb2QueueReport {
     pub queue_type: String,
     /// `keep_mapped` or `unmap_on_dequeue`.
     pub map_policy: String,
-    /// DMABUF plane maps vb2 made (`dma_buf_map_attachment`).
+    /// Plane maps vb2 made: DMABUF `dma_buf_map_attachment`s, and USERPTR pins (`get_userptr`:
+    /// pinned and mapped for the device, again only when the pointer or length changes).
     pub maps: u64,
-    /// DMABUF plane unmaps.
+    /// DMABUF plane unmaps and USERPTR unpins (`put_userptr`).
     pub unmaps: u64,
     /// DMABUF plane attaches.
     pub attaches: u64,

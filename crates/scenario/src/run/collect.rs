@@ -246,8 +246,9 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 crate::schema::MapPolicy::KeepMapped => "keep_mapped".into(),
                 crate::schema::MapPolicy::UnmapOnDequeue => "unmap_on_dequeue".into(),
             },
-            maps: c.map,
-            unmaps: c.unmap,
+            // A USERPTR plane's pin maps it for the device: vb2's `get_userptr`/`put_userptr`.
+            maps: c.map + c.get_userptr,
+            unmaps: c.unmap + c.put_userptr,
             attaches: c.attach,
             qbufs: p.qbufs,
             streamoffs: p.streamoffs,

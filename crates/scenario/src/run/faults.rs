@@ -313,6 +313,29 @@ impl Sched<'_> {
 }
 
 impl Sched<'_> {
+    /// `wrong_direction` on a buffer whose mapping is not vb2's to replace (vb2's own MMAP or
+    /// USERPTR memory, a KMS framebuffer's): the driver maps buffer `bi` itself with the wrong
+    /// direction beside the live mapping `view`. Otherwise `view`.
+    pub(crate) fn fault_view_beside(
+        &mut self,
+        io: &DeviceJob,
+        bi: usize,
+        n: usize,
+        output: bool,
+        view: drivers::dmaview::DmaView,
+    ) -> drivers::dmaview::DmaView {
+        if io.fault != Some(Fault::WrongDirection) {
+            return view;
+        }
+        match self.w.map(bi, n, io.map_direction(output)) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push(e);
+                view
+            }
+        }
+    }
+
     /// `wrong_direction` on a buffer the job takes from its vb2 queue (port `p`, `slot`): the
     /// driver replaces vb2's mapping with one for the wrong direction
     /// (`Vb2Queue::remap_dmabuf`), so the device's only live mapping of the buffer is the wrong
@@ -331,16 +354,7 @@ impl Sched<'_> {
         let wrong = io.fault == Some(Fault::WrongDirection);
         let dir = io.map_direction(output);
         if self.w.ports[p].memory != vb2::Memory::Dmabuf {
-            if !wrong {
-                return view;
-            }
-            return match self.w.map(bi, n, dir) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.errors.push(e);
-                    view
-                }
-            };
+            return self.fault_view_beside(io, bi, n, output, view);
         }
         // A slot a faulted job re-mapped is mapped back the right way by the next job.
         if !wrong && !self.wrong_mapped.remove(&(p, slot)) {

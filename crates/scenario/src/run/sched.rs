@@ -288,9 +288,8 @@ impl<'a> Sched<'a> {
                 let node = &self.w.nodes[n];
                 let frame = {
                     let li = node.inputs[0];
-                    let bi = node.ready[&li][0];
-                    match &self.w.buf(bi).state {
-                        BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                    match self.w.ready_front(n, li).map(|bi| &self.w.buf(bi).state) {
+                        Some(BufState::Ready { meta, .. }) => Some((meta.src, meta.frame)),
                         _ => None,
                     }
                 };

@@ -47,7 +47,11 @@ impl Sched<'_> {
                 _ => None,
             };
             reused.extend(early);
-            let Some(bi) = early.or_else(|| self.w.links[li].free.front().copied()) else {
+            // A V4L2 producer fills the empty buffer its CAPTURE queue's driver holds first.
+            let Some(bi) = early
+                .or_else(|| self.w.capture_next(n, li))
+                .or_else(|| self.w.links[li].free.front().copied())
+            else {
                 return false;
             };
             // A swapchain's bound (`drivers::swapchain` rule 5): the producer waits for a
@@ -63,7 +67,7 @@ impl Sched<'_> {
         let inputs: Vec<(usize, usize)> = node
             .inputs
             .iter()
-            .filter_map(|&li| Some((li, *node.ready.get(&li)?.front()?)))
+            .filter_map(|&li| Some((li, self.w.ready_front(n, li)?)))
             .collect();
         // The node's driver decides what the device does with the bytes.
         let p = &node.desc.params;
@@ -84,6 +88,8 @@ impl Sched<'_> {
         io.bitstream = self.w.own_buffer(n, frame.map_or(0, |f| f.1));
         let mut ready_at = self.kms_ready_from(n, now);
         let mut vb2 = Vec::new();
+        // Input links whose buffer the node's queue's driver gave the job.
+        let mut from_driver = Vec::new();
         // Which buffer each of `io`'s views is of, for giving them back if the job fails.
         let mut mapped = MappedViews::default();
         let gpu = node.desc.driver == DriverKind::Gpu;
@@ -120,7 +126,7 @@ impl Sched<'_> {
             if self.w.is_kms(n) {
                 match self.kms_flip(n, bi, expected, in_frame, self.next_job) {
                     Ok(mut input) => {
-                        input.view = self.fault_view(&io, bi, n, false, input.view);
+                        input.view = self.fault_view_beside(&io, bi, n, false, input.view);
                         mapped.inputs.push(bi);
                         io.inputs.push(input);
                         continue;
@@ -132,6 +138,7 @@ impl Sched<'_> {
             // else the runner maps it.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
+                from_driver.push(li);
                 let map = self.fault_view(&io, (p, slot), bi, n, false, map);
                 mapped.inputs.push(bi);
                 io.inputs.push(JobInput {
@@ -204,16 +211,20 @@ impl Sched<'_> {
         }
         for &(li, bi) in &outputs {
             if !reused.contains(&bi) {
-                self.w.links[li].free.pop_front();
+                let free = &mut self.w.links[li].free;
+                if let Some(k) = free.iter().position(|&x| x == bi) {
+                    free.remove(k);
+                }
             }
             self.w.buf_mut(bi).state = BufState::Writing;
             let in_flight = self.w.in_flight(li);
             let l = &mut self.w.links[li];
             l.max_in_flight_seen = l.max_in_flight_seen.max(in_flight);
         }
-        for &(li, _) in &inputs {
-            if let Some(q) = self.w.nodes[n].ready.get_mut(&li) {
-                q.pop_front();
+        // What the application held itself leaves its hands (a driver's buffer left its list).
+        for &(li, bi) in &inputs {
+            if !from_driver.contains(&li) {
+                self.w.ready_remove(n, li, bi);
             }
         }
         self.merge_secondary_inputs(n, &inputs);

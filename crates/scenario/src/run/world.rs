@@ -127,7 +127,9 @@ pub(crate) struct NodeRt {
     pub busy: bool,
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
-    /// Ready buffers per input link, oldest first.
+    /// Per input link, the ready frames the application holds itself, oldest first (a reader
+    /// without a vb2 queue; frames a STREAMOFF or REQBUFS(0) gave back). What a vb2 queue's
+    /// driver holds is the driver's: [`World::ready_bufs`] asks it.
     pub ready: BTreeMap<usize, VecDeque<usize>>,
     /// A source's next frame number.
     pub next_frame: u64,
