@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 23] = [
+static BUNDLED: [(&str, &str, &str); 24] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -108,7 +108,7 @@ static BUNDLED: [(&str, &str, &str); 23] = [
     (
         "wrong-direction",
         "the ISP, then the display, map their buffers for the wrong DMA direction: an IOMMU \
-         fault, a lost frame and overlapping mappings",
+         fault and a lost frame, then reads against the direction of the only mapping",
         include_str!("../../../scenarios/wrong-direction.toml"),
     ),
     (
@@ -146,6 +146,12 @@ static BUNDLED: [(&str, &str, &str); 23] = [
         "scale-convert",
         "a 4K NV12 camera -> m2m scaler (2x2 box, BT.601) -> 1080p XRGB8888 display",
         include_str!("../../../scenarios/scale-convert.toml"),
+    ),
+    (
+        "transcode",
+        "camera -> RLE encoder -> decoder (two reference frames it holds) -> display, each \
+         decoded frame bit-exact",
+        include_str!("../../../scenarios/transcode.toml"),
     ),
 ];
 
