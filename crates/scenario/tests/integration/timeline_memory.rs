@@ -59,7 +59,7 @@ fn path_points(d: &str) -> (Vec<f64>, Vec<f64>) {
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     let mut cur = String::new();
     let mut cmd = ' ';
-    let mut flush = |cmd: char, cur: &mut String, xs: &mut Vec<f64>, ys: &mut Vec<f64>| {
+    let flush = |cmd: char, cur: &mut String, xs: &mut Vec<f64>, ys: &mut Vec<f64>| {
         let nums: Vec<f64> = cur.split_whitespace().map(|n| n.parse().unwrap()).collect();
         match (cmd, nums.as_slice()) {
             ('M', [x, y]) => {
