@@ -236,7 +236,10 @@ fn verdict_follows(
                 .max();
             prop_assert!(n.is_some(), "a reported fault no event injected: {:?}", f);
             prop_assert!(f.frames.len() as u64 <= n.unwrap_or(0), "{:?}", f);
-            let line = format!("fault injected: {} on {} at frame {}", f.fault, f.node, f.at_frame);
+            let line = format!(
+                "fault injected: {} on {} at frame {}",
+                f.fault, f.node, f.at_frame
+            );
             prop_assert!(summary.contains(&line), "{}", summary);
         }
         // Every frame is delivered, corrupted or dropped under a cause at a node; none is lost
