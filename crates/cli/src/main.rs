@@ -68,7 +68,8 @@ enum Command {
     Run {
         /// A scenario file, a bundled scenario's name, or `-` (standard input).
         scenario: Option<String>,
-        /// Where report.json, trace.json, timeline.svg, latency.svg and thumbnail.jpg go.
+        /// Where report.json, trace.json, timeline.svg, latency.svg, memory.svg and
+        /// thumbnail.jpg go.
         #[arg(long, default_value = "out")]
         out: PathBuf,
         /// Override the scenario's seed.

@@ -31,7 +31,13 @@ fn test_verified_run_exits_0_and_writes_the_files() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("VERIFIED"));
-    for f in ["report.json", "trace.json", "timeline.svg", "latency.svg"] {
+    for f in [
+        "report.json",
+        "trace.json",
+        "timeline.svg",
+        "latency.svg",
+        "memory.svg",
+    ] {
         assert!(dir.join(f).exists(), "{f}");
     }
     let (code, json, _) = dmabuf(&[

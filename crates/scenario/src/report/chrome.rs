@@ -219,14 +219,18 @@ fn event_lines(e: &TraceEvent, pid: u64) -> Vec<String> {
 /// The Perfetto processes after `pid` 1, the track names and each track's `pid`.
 pub type Layout<'a> = (&'a [String], &'a [String], &'a [u64]);
 
+/// The counter samples `(series, at, value)` and the `pid` of each series that has one (the
+/// others are on `pid` 1).
+pub type CounterSamples<'a> = (&'a [(String, VirtualTime, f64)], &'a BTreeMap<String, u64>);
+
 /// Pass 2 (module doc): writes `trace.json` to `out` from the title, the layout (processes
-/// and tracks), the counter samples `(series, at, value)`, the body pass 1 wrote and its late
+/// and tracks), the counter samples `(series, at, value)` with each series' `pid`, the body pass 1 wrote and its late
 /// arrows.
 pub fn assemble(
     out: &mut impl Write,
     title: &str,
     (processes, tracks, pids): Layout<'_>,
-    counters: &[(String, VirtualTime, f64)],
+    (counters, counter_pids): CounterSamples<'_>,
     body: impl BufRead,
     late: &BTreeMap<u64, String>,
 ) -> std::io::Result<()> {
@@ -265,7 +269,8 @@ pub fn assemble(
     let mut samples = sorted.into_iter().peekable();
     let counter = |c: &(String, VirtualTime, f64)| {
         let v = if c.2.is_finite() { c.2 } else { 0.0 };
-        json!({"ph": "C", "cat": "counter", "name": c.0, "pid": 1, "ts": us(c.1),
+        let pid = counter_pids.get(&c.0).copied().unwrap_or(1);
+        json!({"ph": "C", "cat": "counter", "name": c.0, "pid": pid, "ts": us(c.1),
             "args": { "value": v }})
         .to_string()
     };

@@ -10,6 +10,7 @@
 use super::trace::Trace;
 use crate::clock::VirtualTime;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One counter's values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -41,12 +42,23 @@ impl CountersReport {
         self.series.iter().find(|s| s.name == name)
     }
 
-    /// Records every sample as a counter event of `trace` (one counter track per series).
+    /// Records every sample as a counter event of `trace` (one counter track per series), on
+    /// the run's own Perfetto process.
     pub fn to_trace(&self, trace: &mut Trace) {
+        self.to_trace_owned(trace, &BTreeMap::new());
+    }
+
+    /// [`to_trace`](Self::to_trace), each series named in `owners` on that Perfetto process
+    /// (`"process camera-service"`), the others on the run's own.
+    pub fn to_trace_owned(&self, trace: &mut Trace, owners: &BTreeMap<String, String>) {
         for s in &self.series {
             let name = format!("{} ({})", s.name, s.unit);
             for (&t, &v) in self.t_us.iter().zip(&s.values) {
-                trace.counter(&name, VirtualTime::from_ns((t * 1000.0).round() as u64), v);
+                let at = VirtualTime::from_ns((t * 1000.0).round() as u64);
+                match owners.get(&s.name) {
+                    Some(p) => trace.counter_in(p, &name, at, v),
+                    None => trace.counter(&name, at, v),
+                }
             }
         }
     }

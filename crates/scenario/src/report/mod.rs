@@ -10,6 +10,7 @@
 //! | `trace.json` | [`Trace`] | [`Trace::write_chrome_json`] (opens in Perfetto; streamed to disk during a run, module [`chrome`]) |
 //! | `timeline.svg` | [`Trace`] | [`timeline_svg`] |
 //! | `latency.svg` | [`Report`] | [`latency_svg`] |
+//! | `memory.svg` | [`Report`]'s counters | [`memory_svg`] (banks, CMA regions, processes' dma-buf RSS over time) |
 //!
 //! (`thumbnail.jpg` comes from the thumbnailer driver itself.) Every writer is deterministic: the
 //! same report and trace give the same bytes.
@@ -17,7 +18,9 @@
 pub mod chrome;
 pub mod counters;
 pub mod lanes;
+pub mod latency;
 pub mod limits;
+mod memory_svg;
 pub mod model;
 pub mod reason;
 mod stats;
@@ -26,7 +29,9 @@ mod text;
 mod trace;
 
 pub use counters::{CounterSeries, CountersReport};
+pub use latency::SourceLatency;
 pub use limits::{GroupReport, GroupVram};
+pub use memory_svg::{memory_series, memory_svg};
 pub use model::{
     BufferReport, CheckerReport, CorruptedFrame, DeviceReport, DisplayReport, EncoderReport,
     FaultReport, FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport,
@@ -44,9 +49,16 @@ pub use trace::{JobCategory, Trace, TraceEvent, TraceKind, TrackId, MIGRATION_TR
 use std::path::{Path, PathBuf};
 
 /// The file names [`write_outputs`] writes, in order.
-pub const OUTPUT_FILES: [&str; 4] = ["report.json", "trace.json", "timeline.svg", "latency.svg"];
+pub const OUTPUT_FILES: [&str; 5] = [
+    "report.json",
+    "trace.json",
+    "timeline.svg",
+    "latency.svg",
+    "memory.svg",
+];
 
-/// Writes `report.json`, `trace.json`, `timeline.svg` and `latency.svg` into `dir` (created if
+/// Writes `report.json`, `trace.json`, `timeline.svg`, `latency.svg` and `memory.svg` into
+/// `dir` (created if
 /// missing); returns their paths. `trace.json` is written from the trace's file when it was
 /// streamed ([`Trace::stream_to`]; the file is removed after), never whole in memory.
 pub fn write_outputs(dir: &Path, report: &Report, trace: &Trace) -> std::io::Result<Vec<PathBuf>> {
@@ -64,6 +76,7 @@ pub fn write_outputs(dir: &Path, report: &Report, trace: &Trace) -> std::io::Res
             }
             "report.json" => std::fs::write(&p, report.to_json())?,
             "timeline.svg" => std::fs::write(&p, timeline_svg(trace, &TimelineOptions::default()))?,
+            "memory.svg" => std::fs::write(&p, memory_svg(report))?,
             _ => std::fs::write(&p, latency_svg(report))?,
         }
         paths.push(p);

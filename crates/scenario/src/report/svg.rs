@@ -52,6 +52,11 @@ pub(crate) fn tick_step(span: f64, target: f64) -> f64 {
     nice * mag
 }
 
+/// Latency line colours, by source (the first is the single-source line's).
+const SOURCE_COLOURS: [&str; 6] = [
+    "#4e79a7", "#b07aa1", "#9c755f", "#76b7b2", "#edc948", "#bab0ac",
+];
+
 /// Lane colours, by track index.
 const PALETTE: [&str; 8] = [
     "#4e79a7", "#59a14f", "#f28e2b", "#76b7b2", "#edc948", "#b07aa1", "#9c755f", "#bab0ac",
@@ -386,15 +391,35 @@ pub fn latency_svg(report: &Report) -> String {
             ty = yy - 4.0
         );
     }
-    let mut line = String::new();
-    for p in pts {
-        let _ = write!(line, "{:.2},{:.2} ", x(p.frame as f64), y(p.us / 1000.0));
+    // One line per source (a run with several cameras), else one for the run.
+    for (i, (source, pts)) in super::latency::latency_series(&report.latency_us)
+        .into_iter()
+        .enumerate()
+    {
+        let mut line = String::new();
+        for p in pts {
+            let _ = write!(line, "{:.2},{:.2} ", x(p.frame as f64), y(p.us / 1000.0));
+        }
+        let colour = SOURCE_COLOURS[i % SOURCE_COLOURS.len()];
+        if source.is_empty() {
+            let _ = writeln!(
+                s,
+                "<polyline class=\"latency\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.2\" points=\"{}\"/>",
+                line.trim_end()
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "<polyline class=\"latency source\" data-source=\"{src}\" fill=\"none\" stroke=\"{colour}\" \
+                 stroke-width=\"1.2\" points=\"{}\"><title>{src}</title></polyline>\
+                 <text class=\"legend\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"{colour}\">{src}</text>",
+                line.trim_end(),
+                left + pw,
+                22.0 + 14.0 * i as f64,
+                src = xml_escape(source),
+            );
+        }
     }
-    let _ = writeln!(
-        s,
-        "<polyline class=\"latency\" fill=\"none\" stroke=\"#4e79a7\" stroke-width=\"1.2\" points=\"{}\"/>",
-        line.trim_end()
-    );
     s.push_str("</svg>\n");
     s
 }

@@ -6,7 +6,8 @@
 //! ([`super::svg::timeline_svg`]).
 //!
 //! # What the JSON holds (Chrome trace event format, "JSON object format")
-//! - a process (`pid` 1) named after the scenario, holding the counter tracks; then one
+//! - a process (`pid` 1) named after the scenario, holding the counter tracks no process
+//!   owns (a simulated process's and its queues' counters are on its own `pid`); then one
 //!   Perfetto process per device engine (and one each for the `events` and `migrations`
 //!   tracks), and one per simulated process (`process NAME`) whose threads are its nodes'
 //!   tracks (`NODE fences`: a `fence-wait` slice each time a job of the node waited for the
@@ -161,6 +162,8 @@ pub struct Trace {
     events: Vec<TraceEvent>,
     /// Counter samples `(series, at, value)`, in record order (not tracks: no timeline lane).
     counters: Vec<(String, VirtualTime, f64)>,
+    /// The `pid` of each series recorded with [`counter_in`](Self::counter_in) (else 1).
+    counter_pids: BTreeMap<String, u64>,
     /// Events recorded so far (the next one's `seq`).
     recorded: u64,
     /// The latest time any event reaches.
@@ -235,13 +238,7 @@ impl Trace {
         if let Some(&id) = self.by_name.get(key) {
             return id;
         }
-        let pid = match self.processes.iter().position(|p| p == process) {
-            Some(i) => i as u64 + 2,
-            None => {
-                self.processes.push(process.to_string());
-                self.processes.len() as u64 + 1
-            }
-        };
+        let pid = self.process_pid(process);
         let id = TrackId(self.tracks.len());
         self.tracks.push(name.to_string());
         self.track_pids.push(pid);
@@ -249,7 +246,19 @@ impl Trace {
         id
     }
 
-    /// Each track's Perfetto `pid` (1 is the run's own process, holding the counters).
+    /// The Perfetto `pid` of process `process` (from 2), created on first use.
+    fn process_pid(&mut self, process: &str) -> u64 {
+        match self.processes.iter().position(|p| p == process) {
+            Some(i) => i as u64 + 2,
+            None => {
+                self.processes.push(process.to_string());
+                self.processes.len() as u64 + 1
+            }
+        }
+    }
+
+    /// Each track's Perfetto `pid` (1 is the run's own process, holding the counters no
+    /// process owns).
     pub fn track_pids(&self) -> &[u64] {
         &self.track_pids
     }
@@ -477,6 +486,22 @@ impl Trace {
         self.counters.push((name.to_string(), at, value));
     }
 
+    /// Records a sample of counter `name` on the Perfetto process `process` (a simulated
+    /// process's `process NAME`, a device engine's name), created on first use: the counter
+    /// track is that process's. A series keeps the process of its first sample.
+    pub fn counter_in(&mut self, process: &str, name: &str, at: VirtualTime, value: f64) {
+        if !self.counter_pids.contains_key(name) {
+            let pid = self.process_pid(process);
+            self.counter_pids.insert(name.to_string(), pid);
+        }
+        self.counter(name, at, value);
+    }
+
+    /// The Perfetto `pid` counter `name` is written on (1 unless it has a process).
+    pub fn counter_pid(&self, name: &str) -> u64 {
+        self.counter_pids.get(name).copied().unwrap_or(1)
+    }
+
     /// Every counter sample `(series, at, value)`, in record order.
     pub fn counters(&self) -> &[(String, VirtualTime, f64)] {
         &self.counters
@@ -523,7 +548,7 @@ impl Trace {
                     out,
                     &self.title,
                     (&self.processes, &self.tracks, &self.track_pids),
-                    &self.counters,
+                    (&self.counters, &self.counter_pids),
                     body,
                     &st.arrows,
                 )
@@ -538,7 +563,7 @@ impl Trace {
                     out,
                     &self.title,
                     (&self.processes, &self.tracks, &self.track_pids),
-                    &self.counters,
+                    (&self.counters, &self.counter_pids),
                     &bytes[..],
                     &arrows,
                 )

@@ -186,14 +186,34 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
         });
     }
     report.latency_us = LatencyReport::from_summary(&s.outcomes.latency, &s.outcomes.per_frame);
+    // Per source, when there are several (one camera's is the whole run's).
+    let sources =
+        s.w.nodes
+            .iter()
+            .filter(|n| n.desc.driver == DriverKind::Camera)
+            .count();
+    if sources > 1 {
+        for (&n, (summary, sample)) in &s.outcomes.per_source {
+            let l = LatencyReport::from_summary(summary, sample);
+            report
+                .latency_us
+                .per_source
+                .push(crate::report::SourceLatency::new(
+                    &s.w.nodes[n].desc.name,
+                    l,
+                ));
+        }
+    }
     report.duration_us = s.q.now().as_us_f64();
     report.migrations = std::mem::take(&mut s.migrations);
     // Counters: a last sample at the end, then into the report and the trace.
     let end = s.q.now();
     let frame = s.current_frame();
     s.w.sample_counters(frame, end, true);
-    let counters = std::mem::take(&mut s.w.sampler).finish();
-    counters.to_trace(&mut s.w.trace);
+    let sampler = std::mem::take(&mut s.w.sampler);
+    let owners = sampler.owners().clone();
+    let counters = sampler.finish();
+    counters.to_trace_owned(&mut s.w.trace, &owners);
     report.counters = Some(counters);
     // Buffers, placements, map counts.
     let mut maps = MapCounts::default();
@@ -226,8 +246,9 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 crate::schema::MapPolicy::KeepMapped => "keep_mapped".into(),
                 crate::schema::MapPolicy::UnmapOnDequeue => "unmap_on_dequeue".into(),
             },
-            maps: c.map,
-            unmaps: c.unmap,
+            // A USERPTR plane's pin maps it for the device: vb2's `get_userptr`/`put_userptr`.
+            maps: c.map + c.get_userptr,
+            unmaps: c.unmap + c.put_userptr,
             attaches: c.attach,
             qbufs: p.qbufs,
             streamoffs: p.streamoffs,
@@ -311,6 +332,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 p99: lat.p99.as_us_f64(),
                 max: lat.max.as_us_f64(),
             }),
+            reference_buffers: node.m2m.references.len() as u32,
+            reference_bytes: node.m2m.references.iter().map(|b| b.buf.size()).sum(),
         });
     }
     // Encoders.
@@ -326,8 +349,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 crate::schema::EncoderCodec::Rle => "rle".into(),
             },
             frames: s.counts.encoded.get(&n).copied().unwrap_or(0),
-            bitstream_bytes: node.bitstream.as_ref().map_or(0, |b| b.written),
-            bitstream_checksum: node.bitstream.as_ref().map_or(0, |b| b.folded),
+            bitstream_bytes: s.w.bitstream_totals(n).0,
+            bitstream_checksum: s.w.bitstream_totals(n).1,
         });
     }
     // Teardown: everything goes; what stays is a leak. The GPU nodes' address spaces first
@@ -360,6 +383,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
             }
         }
     }
+    let freed = s.w.free_references();
+    s.errors.extend(freed);
     s.drain_findings(false);
     let kept = std::mem::take(&mut s.findings);
     for f in kept {

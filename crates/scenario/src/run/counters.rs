@@ -27,6 +27,19 @@
 //! | `cache DEVICE clean ops` / `cleaned` | ops / bytes | CPU cache cleans (and flushes) the DMA layer did for the non-coherent device's syncs, since boot ([`soc::Device::cache_maintenance`]) |
 //! | `cache DEVICE invalidate ops` / `invalidated` | ops / bytes | the same for invalidates (and flushes) |
 //!
+//! Cache maintenance is owed only where a streaming mapping of cached memory is made, dropped
+//! or synced, so a non-coherent device may rightly count none: vb2's coherent MMAP buffers
+//! (`memory = "mmap+expbuf"`) are reached by the CPU uncached (`vb2_dc_prepare` returns early
+//! for them), and an imported dma-buf kept mapped (mainline vb2, the mapping caches) is
+//! flushed once at its first map and then goes device to device; a CPU reader syncs it through
+//! the exporter's `begin_cpu_access`, counted against the devices whose mappings it syncs. A
+//! camera that counts nothing after its first maps is that, not a skipped sync (checked in
+//! `tests/integration/counters.rs`).
+//!
+//! In the trace, a simulated process's `dma-buf rss`/`pss` and its nodes' `queue` series are
+//! counter tracks of its own Perfetto process (`process NAME`); the others are the run's
+//! (`pid` 1).
+//!
 //! Lifetime: the sampler lives in the scheduler for the run and is drained into the report
 //! and trace at the end; it holds no lock between samples.
 
@@ -49,6 +62,9 @@ pub(crate) struct Sampler {
     last_bytes: BTreeMap<String, u64>,
     last_bank_bytes: BTreeMap<String, u64>,
     last_at: VirtualTime,
+    /// The Perfetto process each series belongs to in the trace (module doc); the others are
+    /// the run's.
+    owners: BTreeMap<String, String>,
 }
 
 impl Sampler {
@@ -73,6 +89,19 @@ impl Sampler {
             .or_insert_with(|| (unit.to_string(), Vec::new()));
         v.resize(k, 0.0);
         v.push(value);
+    }
+
+    /// Series `series` is drawn on Perfetto process `process` in the trace.
+    fn own(&mut self, series: &str, process: &str) {
+        if !self.owners.contains_key(series) {
+            self.owners.insert(series.to_string(), process.to_string());
+        }
+    }
+
+    /// Which Perfetto process each series belongs to in the trace (a simulated process's
+    /// `process NAME` for its dma-buf memory and its nodes' queues); the rest are the run's.
+    pub(crate) fn owners(&self) -> &BTreeMap<String, String> {
+        &self.owners
     }
 
     /// Takes one sample of `w` at `now`, dated frame `frame`.
@@ -101,20 +130,21 @@ impl Sampler {
             let u = usage.iter().find(|u| u.pid == pid);
             let rss = u.map_or(0, |u| u.rss) as f64;
             let pss = u.map_or(0, |u| u.pss()) as f64;
-            self.put(format!("process {name} dma-buf rss"), "bytes", rss);
-            self.put(format!("process {name} dma-buf pss"), "bytes", pss);
+            for (what, v) in [("rss", rss), ("pss", pss)] {
+                let series = format!("process {name} dma-buf {what}");
+                self.own(&series, &format!("process {name}"));
+                self.put(series, "bytes", v);
+            }
         }
         for (name, v) in w.limits.samples() {
             self.put(name, "bytes", v);
         }
-        for n in &w.nodes {
-            for (&li, q) in &n.ready {
+        for (ni, n) in w.nodes.iter().enumerate() {
+            for &li in n.ready.keys() {
                 let link = &w.links[li].name;
-                self.put(
-                    format!("queue {} <- {link}", n.desc.name),
-                    "buffers",
-                    q.len() as f64,
-                );
+                let series = format!("queue {} <- {link}", n.desc.name);
+                self.own(&series, &format!("process {}", n.desc.process_name()));
+                self.put(series, "buffers", w.ready_bufs(ni, li).len() as f64);
             }
         }
         let dt = now.saturating_sub(self.last_at).as_ns();

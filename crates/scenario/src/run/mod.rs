@@ -165,7 +165,8 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
-    /// Writes `report.json`, `trace.json`, `timeline.svg`, `latency.svg`, `thumbnail.jpg` if
+    /// Writes `report.json`, `trace.json`, `timeline.svg`, `latency.svg`, `memory.svg`,
+    /// `thumbnail.jpg` if
     /// there is one and `bufinfo-<frame>.txt` per `bufinfo` event into `dir`; returns the paths.
     pub fn write(&self, dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         let mut paths = crate::report::write_outputs(dir, &self.report, &self.trace)?;
@@ -283,6 +284,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         armed: BTreeMap::new(),
         fault_log: Vec::new(),
         thumbnailed: std::collections::BTreeSet::new(),
+        wrong_mapped: std::collections::BTreeSet::new(),
         reused: Vec::new(),
         node_stats: BTreeMap::new(),
         outcomes: outcome::Outcomes::default(),

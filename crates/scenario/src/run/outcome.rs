@@ -67,6 +67,8 @@ pub(crate) struct Outcomes {
     pub latency: LatencySummary,
     /// Delivered frames' latency per frame, sampled (`latency_us.per_frame`).
     pub per_frame: FrameSample,
+    /// The same two per source node (`latency_us.per_source`).
+    pub per_source: BTreeMap<usize, (LatencySummary, FrameSample)>,
     /// The lowest [`CORRUPTED_FRAMES_CAP`] corrupted frames, `(source, frame)`.
     pub corrupted_frames: BTreeSet<(usize, u64)>,
     /// Per node (the first sink that never had them): frames lost without a cause, and the
@@ -213,6 +215,9 @@ impl Sched<'_> {
             o.delivered += 1;
             o.latency.add(latency);
             o.per_frame.add(key.1, latency.as_ns());
+            let src = o.per_source.entry(key.0).or_default();
+            src.0.add(latency);
+            src.1.add(key.1, latency.as_ns());
         }
     }
 
@@ -230,9 +235,8 @@ impl Sched<'_> {
                 .inputs
                 .iter()
                 .skip(1)
-                .filter_map(|li| self.w.nodes[n].ready.get(li))
-                .flatten()
-                .filter_map(|&bi| match &self.w.bufs[bi].as_ref()?.state {
+                .flat_map(|&li| self.w.ready_bufs(n, li))
+                .filter_map(|bi| match &self.w.bufs[bi].as_ref()?.state {
                     BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
                     _ => None,
                 })

@@ -117,6 +117,9 @@ pub(crate) struct Sched<'a> {
     /// `early_release`: `(buffer, reader)` whose reader's release of its old frame must not
     /// release the new frame the producer wrote under it ([`super::faults`]).
     pub reused: Vec<(usize, usize)>,
+    /// `wrong_direction`: vb2 slots `(port, slot)` a faulted job re-mapped the wrong way
+    /// ([`super::faults`]).
+    pub wrong_mapped: BTreeSet<(usize, u32)>,
     /// Per node: what it did ([`super::verdict`]).
     pub node_stats: BTreeMap<usize, super::verdict::NodeStats>,
     /// The frames that are over ([`super::outcome`]).
@@ -285,9 +288,8 @@ impl<'a> Sched<'a> {
                 let node = &self.w.nodes[n];
                 let frame = {
                     let li = node.inputs[0];
-                    let bi = node.ready[&li][0];
-                    match &self.w.buf(bi).state {
-                        BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                    match self.w.ready_front(n, li).map(|bi| &self.w.buf(bi).state) {
+                        Some(BufState::Ready { meta, .. }) => Some((meta.src, meta.frame)),
                         _ => None,
                     }
                 };
@@ -324,9 +326,14 @@ impl<'a> Sched<'a> {
             self.lost_job(id, &job, now);
             return;
         };
-        if let (Some(bs), Some(b)) = (res.bitstream, self.w.nodes[n].bitstream.as_mut()) {
-            b.written += bs.len;
-            b.folded = b.folded.rotate_left(5) ^ bs.checksum;
+        if let Some(bs) = res.bitstream {
+            self.w.note_bitstream(n, bs);
+            // Its output buffers hold the bitstream: their readers read what was written.
+            for &(_, bi) in &job.outputs {
+                if self.w.bufs[bi].is_some() {
+                    self.w.buf_mut(bi).used = Some(bs.len);
+                }
+            }
         }
         if self.w.nodes[n].desc.driver == crate::schema::DriverKind::Encoder && res.error.is_none()
         {

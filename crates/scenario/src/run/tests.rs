@@ -123,14 +123,23 @@ fn a_cpu_read_gives_its_vmap_back_when_begin_cpu_access_fails() {
     let ops = MockExporter::with(dmabuf::OpsFeatures::MMAP | dmabuf::OpsFeatures::VMAP, false);
     let buf = ops.export(&dma, 4 * 4096).expect("export");
     ops.fail.lock().begin_cpu = Some(uapi::Errno::EIO);
-    let r = super::thumbnail::cpu_read_planes(&buf, &[(0, 4096)], true);
+    let r = drivers::thumbnailer::read_planes(
+        &buf,
+        &[(0, 4096)],
+        drivers::thumbnailer::CpuSync::Bracketed,
+    );
     assert!(
-        matches!(r, Err(super::thumbnail::CpuReadError::Access(_))),
+        matches!(r, Err(drivers::thumbnailer::ThumbnailJobError::Access(_))),
         "{r:?}"
     );
     assert_eq!(buf.vmap_count(), 0, "the vmap leaked");
     ops.fail.lock().begin_cpu = None;
-    let raw = super::thumbnail::cpu_read_planes(&buf, &[(0, 4096)], true).expect("reads");
+    let raw = drivers::thumbnailer::read_planes(
+        &buf,
+        &[(0, 4096)],
+        drivers::thumbnailer::CpuSync::Bracketed,
+    )
+    .expect("reads");
     assert_eq!(raw.len(), 4096);
     assert_eq!(buf.vmap_count(), 0);
 }

@@ -89,3 +89,46 @@ fn iommu_map_and_unmap_calls_and_cma_regions_are_series() {
     assert!(region.iter().all(|&v| v > 0.0));
     assert_eq!(region, series(&c, "cma dram0 used"));
 }
+
+/// luma-chroma-banks for 12 frames with its camera->isp link's memory replaced.
+fn camera_run(memory: &str) -> scenario::report::CountersReport {
+    let text = scenario::bundled_text("luma-chroma-banks")
+        .unwrap()
+        .replace(
+            "memory = \"mmap+expbuf\"",
+            &format!("memory = \"{memory}\""),
+        );
+    let s = scenario::validate(&text, "camera.toml")
+        .unwrap()
+        .with_frames(12)
+        .unwrap();
+    let out = scenario::run::run(&s, &scenario::run::RunOptions::default());
+    assert!(out.report.errors.is_empty(), "{:?}", out.report.errors);
+    out.report.counters.expect("counters")
+}
+
+/// The non-coherent camera owes cache maintenance only where a streaming mapping of cached
+/// memory is made or dropped: never for vb2's coherent MMAP buffers (uncached for the CPU),
+/// once per buffer for imported dma-bufs, at their first map (the mapping is then kept: the
+/// frames go device to device, and a CPU reader syncs through the exporter).
+#[test]
+fn the_non_coherent_camera_syncs_only_where_a_streaming_mapping_is_made() {
+    let ops = |c: &scenario::report::CountersReport| {
+        series(c, "cache camera0 clean ops")
+            .iter()
+            .zip(series(c, "cache camera0 invalidate ops"))
+            .map(|(a, b)| a + b)
+            .collect::<Vec<f64>>()
+    };
+    let coherent = camera_run("mmap+expbuf");
+    assert!(
+        ops(&coherent).iter().all(|&v| v == 0.0),
+        "{:?}",
+        ops(&coherent)
+    );
+    let kept = ops(&camera_run("dmabuf"));
+    // Each buffer mapped once before the first frame (a flush of each entry: clean and
+    // invalidate), then nothing.
+    assert!(kept[0] > 0.0, "{kept:?}");
+    assert!(kept.iter().all(|&v| v == kept[0]), "{kept:?}");
+}

@@ -28,6 +28,26 @@ fn swapchain() -> String {
         .replace("frames = 120", "frames = 24")
 }
 
+/// The bundled scaler pipeline at 640x360 -> 320x180 (NV12 -> XRGB8888), 6 frames.
+fn scaler() -> String {
+    scenario::bundled_text("scale-convert")
+        .unwrap()
+        .replace("frames = 120", "frames = 6")
+        .replace("width = 3840", "width = 640")
+        .replace("height = 2160", "height = 360")
+        .replace("width = 1920", "width = 320")
+        .replace("height = 1080", "height = 180")
+}
+
+/// The bundled encoder -> decoder pipeline at 320x240, 6 frames.
+fn transcode() -> String {
+    scenario::bundled_text("transcode")
+        .unwrap()
+        .replace("frames = 120", "frames = 6")
+        .replace("width = 1280", "width = 320")
+        .replace("height = 720", "height = 240")
+}
+
 fn rle() -> String {
     scenario::bundled_text("encoder-rle")
         .unwrap()
@@ -105,6 +125,20 @@ fn test_every_documented_node_field_and_param_changes_the_run_or_is_refused() {
             b.clone(),
             "driver = \"display\"",
             "driver = \"encoder\"",
+        ),
+        // The m2m kinds: an ISP in the scaler's place copies no pixels of the camera's through
+        // a box filter (other bytes, other checksums); a decoder's place needs a decoder.
+        (
+            "driver",
+            scaler(),
+            "driver = \"scaler\"",
+            "driver = \"isp\"",
+        ),
+        (
+            "driver",
+            transcode(),
+            "driver = \"decoder\"",
+            "driver = \"isp\"",
         ),
         (
             "device",

@@ -2,7 +2,8 @@
 //! (no partial overlap, which Perfetto mis-draws), every flow arrow has both ends and each end
 //! lies on a slice of its track, every counter value is a number, and every track an event
 //! lies on is a named thread of a named process (one Perfetto process per device engine and per
-//! simulated process).
+//! simulated process), and every counter lies on a named process: a simulated process's
+//! dma-buf memory and its nodes' queue depths on that process's own.
 
 use scenario::run::{run, RunOptions};
 use scenario::validate;
@@ -100,6 +101,36 @@ fn faults(json: &str) -> Vec<String> {
             .collect()
     };
     let (threads, processes) = (meta("thread_name"), meta("process_name"));
+    // Every counter lies on a named process; a simulated process's memory and its nodes'
+    // queue depths on that process, not the run's.
+    let process_name = |pid: u64| {
+        events
+            .iter()
+            .find(|e| e["ph"] == "M" && e["name"] == "process_name" && e["pid"] == pid)
+            .and_then(|e| e["args"]["name"].as_str())
+    };
+    for e in events.iter().filter(|e| e["ph"] == "C") {
+        let name = e["name"].as_str().unwrap_or("");
+        let pid = e["pid"].as_u64().unwrap_or(0);
+        let Some(on) = process_name(pid) else {
+            out.push(format!("counter {name} lies on an unnamed process {pid}"));
+            continue;
+        };
+        if let Some(proc_name) = name
+            .strip_prefix("process ")
+            .and_then(|r| r.split(" dma-buf ").next())
+        {
+            let want = format!("process {proc_name}");
+            if on != want {
+                out.push(format!("counter {name} lies on {on}, not on {want}"));
+            }
+        }
+        if name.starts_with("queue ") && !on.starts_with("process ") {
+            out.push(format!(
+                "counter {name} lies on {on}, not on its node's simulated process"
+            ));
+        }
+    }
     for e in events {
         if !matches!(e["ph"].as_str(), Some("X" | "i" | "s" | "f")) {
             continue;
@@ -124,7 +155,10 @@ fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter
         {"ph":"X","name":"a","pid":1,"tid":1,"ts":0,"dur":10},
         {"ph":"X","name":"b","pid":1,"tid":1,"ts":5,"dur":10},
         {"ph":"s","id":1,"name":"f","pid":1,"tid":1,"ts":1},
-        {"ph":"C","name":"c","pid":1,"ts":0,"args":{"value":"x"}}
+        {"ph":"C","name":"c","pid":1,"ts":0,"args":{"value":"x"}},
+        {"ph":"C","name":"process cam dma-buf rss (bytes)","pid":1,"ts":0,"args":{"value":1}},
+        {"ph":"C","name":"queue isp <- cam->isp (buffers)","pid":1,"ts":0,"args":{"value":1}},
+        {"ph":"C","name":"bank dram0 used (bytes)","pid":9,"ts":0,"args":{"value":1}}
     ]}"#;
     let f = faults(bad);
     assert!(f.iter().any(|x| x.contains("without nesting")), "{f:?}");
@@ -133,6 +167,20 @@ fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter
         "{f:?}"
     );
     assert!(f.iter().any(|x| x.contains("not a number")), "{f:?}");
+    assert!(
+        f.iter()
+            .any(|x| x.contains("dma-buf rss (bytes) lies on p, not on process cam")),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|x| x.contains("not on its node's simulated process")),
+        "{f:?}"
+    );
+    assert!(
+        f.iter().any(|x| x.contains("lies on an unnamed process 9")),
+        "{f:?}"
+    );
     assert!(
         f.iter()
             .any(|x| x.contains("\"stray\" lies on an unnamed track")),
@@ -147,7 +195,10 @@ fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter
         {"ph":"X","name":"c","pid":1,"tid":2,"ts":20,"dur":5},
         {"ph":"s","id":1,"name":"f","pid":1,"tid":1,"ts":1},
         {"ph":"f","bp":"e","id":1,"name":"f","pid":1,"tid":2,"ts":20},
-        {"ph":"C","name":"c","pid":1,"ts":0,"args":{"value":3}}
+        {"ph":"C","name":"c","pid":1,"ts":0,"args":{"value":3}},
+        {"ph":"M","name":"process_name","pid":2,"tid":0,"args":{"name":"process cam"}},
+        {"ph":"C","name":"process cam dma-buf rss (bytes)","pid":2,"ts":0,"args":{"value":1}},
+        {"ph":"C","name":"queue isp <- cam->isp (buffers)","pid":2,"ts":0,"args":{"value":1}}
     ]}"#;
     assert_eq!(faults(good), Vec::<String>::new());
 }
