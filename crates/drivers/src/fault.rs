@@ -17,7 +17,7 @@
 //! | [`Fault::SkipCacheSync`] | the CPU-access bracket (`DMA_BUF_IOCTL_SYNC`) around a CPU read | the CPU reads lines a non-coherent device wrote under: `cpu-stale-read`, an old frame |
 //! | [`Fault::SkipFenceWait`] | the wait on its input's fence | it reads a frame its producer is still writing: `fence-conflict`, a torn frame |
 //! | [`Fault::EarlyRelease`] | the wait for the readers of a buffer before writing it again | it overwrites a frame a reader is still reading: `fence-conflict`, a torn frame |
-//! | [`Fault::WrongDirection`] | the right `dma_data_direction` when it maps its buffers | the IOMMU refuses the access: `iommu-fault`, the frame is lost |
+//! | [`Fault::WrongDirection`] | the right `dma_data_direction` when it maps its buffers | behind an IOMMU the access is refused: `iommu-fault`, the frame is lost; without one the access goes against the direction of its only mapping (`access-against-direction`) and the cache maintenance is the other direction's (a CPU reader can get stale lines) |
 
 use std::fmt;
 

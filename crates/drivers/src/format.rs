@@ -350,7 +350,7 @@ const NOT_BAYER: &[&str] = &[
 ];
 
 /// The formats of every simulated driver (the scenario's `driver` names).
-pub static DRIVER_FORMATS: [DriverFormats; 7] = [
+pub static DRIVER_FORMATS: [DriverFormats; 8] = [
     DriverFormats {
         driver: "camera",
         produces: ALL,
@@ -377,9 +377,16 @@ pub static DRIVER_FORMATS: [DriverFormats; 7] = [
     },
     DriverFormats {
         driver: "encoder",
-        produces: &[],
+        // With `codec = "rle"` into a decoder: the bitstream of the frames it read.
+        produces: NOT_BAYER,
         consumes: NOT_BAYER,
         why: "a video encoder takes YUV or RGB frames; raw Bayer needs an ISP first",
+    },
+    DriverFormats {
+        driver: "decoder",
+        produces: NOT_BAYER,
+        consumes: NOT_BAYER,
+        why: "a video decoder gives back the YUV or RGB frames its encoder was given",
     },
     DriverFormats {
         driver: "scaler",

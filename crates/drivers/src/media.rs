@@ -16,7 +16,11 @@
 //! The scenario runner does not step these objects: it plans the same operations as device
 //! jobs ([`crate::job`]: the same pattern, transform, composite, codec, stamp and checksum),
 //! places each on its virtual clock for [`DeviceJob::cost`](crate::job::DeviceJob::cost) and
-//! lets the driver execute it; the same jobs give the same report, byte for byte.
+//! lets the driver execute it; the same jobs give the same report, byte for byte. Its V4L2
+//! queues (a consumer's OUTPUT queue, a camera's or ISP's CAPTURE queue) have a [`ReadyList`]
+//! as their driver side: the runner asks the driver which buffer its next job gets
+//! ([`ReadyList::next`], [`ReadyList::take`]) and completes it at the job's end
+//! ([`ReadyList::finish`]); it keeps no list of its own of what a queue holds.
 
 use dma::{DmaApi, DmaError};
 use dmabuf::DmaBufError;
@@ -125,14 +129,36 @@ pub fn dma_cost(dev: &Device, bytes: u64) -> Duration {
 
 pub use soc::timing::transfer_ns;
 
-/// The vb2 side of a driver whose engine runs when stepped: `buf_queue` puts buffers on a ready
-/// list in queue order, the driver takes them with [`pop`](Self::pop), and `stop_streaming`
-/// hands every buffer still on the list back with ERROR (the `vb2_ops` contract).
+/// The vb2 side of a media driver: `buf_queue` puts buffers on a ready list in queue order
+/// (`v4l2_m2m_buf_queue`), the driver takes them when it runs a job, and `stop_streaming`
+/// hands back every buffer it still holds with ERROR (the `vb2_ops` contract).
+///
+/// Two ways to take a buffer, as the C drivers have them:
+/// - a driver whose engine runs when stepped and completes the buffer in the same step takes
+///   it with [`pop`](Self::pop) (`v4l2_m2m_src_buf_remove`) and calls
+///   [`Vb2Queue::buffer_done`] itself ([`Camera`](crate::camera::Camera),
+///   [`Isp`](crate::isp::Isp), [`Encoder`](crate::encoder::Encoder));
+/// - a driver whose job runs for a while (the scenario runner's device jobs on its virtual
+///   clock) looks at what is next ([`next`](Self::next), `v4l2_m2m_next_src_buf`), takes it
+///   for the job ([`take`](Self::take), `v4l2_m2m_buf_remove_by_idx`): the buffer stays the
+///   driver's, *in the job*, until [`finish`](Self::finish) completes it
+///   (`v4l2_m2m_buf_done`); `stop_streaming` returns the buffers in a job too.
 ///
 /// The plane sizes are fixed at creation (one format per queue).
+///
+/// Locking: one mutex over the list and the job set; `stop_streaming` takes the buffers out
+/// under it and calls `buffer_done` after releasing it (vb2 may call back in).
 pub struct ReadyList {
     sizes: Vec<u32>,
-    ready: Mutex<VecDeque<DriverBuffer>>,
+    st: Mutex<ReadyState>,
+}
+
+#[derive(Default)]
+struct ReadyState {
+    /// Queued by vb2, not taken yet, oldest first.
+    ready: VecDeque<DriverBuffer>,
+    /// Taken by a job that has not finished, by index.
+    in_job: Vec<u32>,
 }
 
 impl ReadyList {
@@ -140,28 +166,64 @@ impl ReadyList {
     pub fn new(sizes: &[u32]) -> Arc<ReadyList> {
         Arc::new(ReadyList {
             sizes: sizes.to_vec(),
-            ready: Mutex::new(VecDeque::new()),
+            st: Mutex::new(ReadyState::default()),
         })
     }
 
-    /// The oldest buffer the driver holds, taken off the list.
+    /// The oldest buffer the driver holds, taken off the list; the caller completes it.
     pub fn pop(&self) -> Option<DriverBuffer> {
-        self.ready.lock().pop_front()
+        self.st.lock().ready.pop_front()
     }
 
     /// Puts a buffer back at the head (a job that could not run yet).
     pub fn push_front(&self, vb: DriverBuffer) {
-        self.ready.lock().push_front(vb);
+        self.st.lock().ready.push_front(vb);
     }
 
-    /// How many buffers wait on the list.
+    /// How many buffers wait on the list (not counting those in a job).
     pub fn len(&self) -> usize {
-        self.ready.lock().len()
+        self.st.lock().ready.len()
     }
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The vb2 index of the buffer the next job gets (the oldest queued), if any
+    /// (`v4l2_m2m_next_src_buf`).
+    pub fn next(&self) -> Option<u32> {
+        self.st.lock().ready.front().map(|vb| vb.index)
+    }
+
+    /// The vb2 indices of the buffers waiting, in the order jobs get them.
+    pub fn indices(&self) -> Vec<u32> {
+        self.st.lock().ready.iter().map(|vb| vb.index).collect()
+    }
+
+    /// Takes buffer `index` off the list for a job (`v4l2_m2m_buf_remove_by_idx`): it stays
+    /// the driver's until [`finish`](Self::finish). `None` if it is not on the list.
+    pub fn take(&self, index: u32) -> Option<DriverBuffer> {
+        let mut st = self.st.lock();
+        let at = st.ready.iter().position(|vb| vb.index == index)?;
+        let vb = st.ready.remove(at)?;
+        st.in_job.push(index);
+        Some(vb)
+    }
+
+    /// The job holding buffer `index` ended: the buffer goes back to vb2 in `state`
+    /// (`v4l2_m2m_buf_done`). `Ok(false)` if no job holds it (vb2 took it back since, at
+    /// STREAMOFF or REQBUFS(0)).
+    pub fn finish(&self, q: &Vb2Queue, index: u32, state: Vb2State) -> Result<bool, Vb2Error> {
+        {
+            let mut st = self.st.lock();
+            let Some(at) = st.in_job.iter().position(|&i| i == index) else {
+                return Ok(false);
+            };
+            st.in_job.swap_remove(at);
+        }
+        q.buffer_done(index, state)?;
+        Ok(true)
     }
 }
 
@@ -171,14 +233,19 @@ impl Vb2Ops for ReadyList {
     }
 
     fn buf_queue(&self, _q: &Vb2Queue, vb: DriverBuffer) {
-        self.ready.lock().push_back(vb);
+        self.st.lock().ready.push_back(vb);
     }
 
     fn stop_streaming(&self, q: &Vb2Queue) {
-        let held: Vec<DriverBuffer> = self.ready.lock().drain(..).collect();
-        for vb in held {
+        let held: Vec<u32> = {
+            let mut st = self.st.lock();
+            let mut v: Vec<u32> = st.ready.drain(..).map(|vb| vb.index).collect();
+            v.append(&mut st.in_job);
+            v
+        };
+        for i in held {
             // Not ACTIVE any more only if vb2 reclaimed it already: nothing to do then.
-            let _ = q.buffer_done(vb.index, Vb2State::Error);
+            let _ = q.buffer_done(i, Vb2State::Error);
         }
     }
 }

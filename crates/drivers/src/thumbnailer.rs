@@ -185,3 +185,150 @@ pub fn jpeg_dimensions(data: &[u8]) -> Option<(u16, u16, u8)> {
     }
     None
 }
+
+/// Why a [`ThumbnailJob`] failed.
+#[derive(Debug)]
+pub enum ThumbnailJobError {
+    /// `dma_buf_vmap` failed (nothing to give back).
+    Vmap(dmabuf::DmaBufError),
+    /// The bracket or the read failed (the vmap went back already).
+    Access(dmabuf::DmaBufError),
+    /// What was read is not an NV12 frame of the job's size the JPEG encoder takes.
+    NotNv12,
+}
+
+/// What a [`ThumbnailJob`] made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThumbnailOutcome {
+    /// The JPEG file's bytes.
+    pub jpeg: Vec<u8>,
+    /// The frame read is the one expected: its stamp names the frame and the body's checksum is
+    /// the one its producer reported.
+    pub verified: bool,
+    /// Bytes the CPU read.
+    pub bytes: u64,
+}
+
+/// The thumbnailer's work on one frame as a job a runner schedules on a CPU lane of its virtual
+/// clock: plan it with the buffer and what user space knows of the frame, date it with
+/// [`cost`](Self::cost), then [`execute`](Self::execute) it — the CPU read (module steps 1-3,
+/// through `dma_buf_vmap` as a kernel-side CPU reader does), the check of the frame's stamp and
+/// checksum, the downscale and the JPEG encode.
+///
+/// Whatever fails, the vmap is given back and an opened bracket closed: nothing stays mapped.
+#[derive(Clone, Debug)]
+pub struct ThumbnailJob {
+    /// The buffer.
+    pub buf: DmaBuf,
+    /// `(offset, length)` of each plane to read, in order (NV12: luma, then chroma).
+    pub planes: Vec<(u64, u64)>,
+    /// Width (the luma plane's bytes per line) and height of the frame.
+    pub width: u32,
+    /// Height in rows.
+    pub height: u32,
+    /// The downscale factor wanted (even; lowered by 2 until it divides both sides).
+    pub scale: u32,
+    /// JPEG quality, 1..=100.
+    pub quality: u8,
+    /// The sync discipline ([`CpuSync::Skip`]: the `skip_cache_sync` fault).
+    pub sync: CpuSync,
+    /// The frame number expected in the stamp.
+    pub frame: u64,
+    /// The body checksum the frame's producer reported.
+    pub expected: u64,
+}
+
+impl ThumbnailJob {
+    /// Bytes the CPU reads.
+    pub fn bytes(&self) -> u64 {
+        self.planes.iter().map(|p| p.1).sum()
+    }
+
+    /// How long the job takes on the CPU of `soc`: the read at the CPU's copy rate
+    /// ([`soc::timing::CPU_COPY_BPS`]), or by the timing of a device named `cpu` if the machine
+    /// describes one (the encode is not costed).
+    pub fn cost(&self, soc: &soc::Soc) -> std::time::Duration {
+        let bytes = self.bytes();
+        let ns = match soc.device("cpu") {
+            Ok(d) => {
+                let d = d.desc();
+                soc::timing::transfer_ns(d.latency_ns, d.bandwidth_bps.max(1), bytes)
+            }
+            Err(_) => {
+                let ns = u128::from(bytes) * 1_000_000_000 / u128::from(soc::timing::CPU_COPY_BPS);
+                u64::try_from(ns).unwrap_or(u64::MAX)
+            }
+        };
+        std::time::Duration::from_nanos(ns)
+    }
+
+    /// Runs the job: read, verify, downscale, encode.
+    pub fn execute(&self) -> Result<ThumbnailOutcome, ThumbnailJobError> {
+        let raw = read_planes(&self.buf, &self.planes, self.sync)?;
+        let verified = match frame::verify_stamp(&raw) {
+            Ok(f) => {
+                u64::from(f) == self.frame & u64::from(u32::MAX)
+                    && frame::checksum(&raw[frame::STAMP_LEN..]) == self.expected
+            }
+            Err(_) => raw.len() <= frame::STAMP_LEN && frame::checksum(&raw) == self.expected,
+        };
+        let jpeg = (|| {
+            let ff = FrameFormat::new(self.width, self.height).ok()?;
+            if self.planes.len() != 2 {
+                return None;
+            }
+            let mut f = self.scale.max(2) & !1;
+            while f > 2 && (!self.width.is_multiple_of(f) || !self.height.is_multiple_of(f)) {
+                f -= 2;
+            }
+            let (tw, th, ycc) = frame::nv12_to_ycbcr(ff, &raw, f).ok()?;
+            encode_jpeg(&ycc, tw, th, self.quality).ok()
+        })()
+        .ok_or(ThumbnailJobError::NotNv12)?;
+        Ok(ThumbnailOutcome {
+            jpeg,
+            verified,
+            bytes: raw.len() as u64,
+        })
+    }
+}
+
+/// Reads `planes` of `buf` as a kernel CPU reader does: `dma_buf_vmap`, then
+/// `begin_cpu_access` .. `end_cpu_access` around the copy (left out with [`CpuSync::Skip`]),
+/// then `dma_buf_vunmap`. Whatever fails, the vmap is given back and an opened bracket closed.
+pub fn read_planes(
+    buf: &DmaBuf,
+    planes: &[(u64, u64)],
+    sync: CpuSync,
+) -> Result<Vec<u8>, ThumbnailJobError> {
+    let bracketed = sync == CpuSync::Bracketed;
+    // A kernel-style vmap: the buffer's mmap covers whole pages only.
+    let map = buf.vmap_unlocked().map_err(ThumbnailJobError::Vmap)?;
+    let read = (|| {
+        if bracketed {
+            buf.begin_cpu_access(DmaDirection::FromDevice)?;
+        }
+        let mut raw = Vec::new();
+        let mut res = Ok(());
+        for &(off, len) in planes {
+            let mut plane = vec![0u8; len as usize];
+            if let Err(e) = map.read(off, &mut plane) {
+                res = Err(e);
+                break;
+            }
+            raw.extend_from_slice(&plane);
+        }
+        let end = if bracketed {
+            buf.end_cpu_access(DmaDirection::FromDevice)
+        } else {
+            Ok(())
+        };
+        res?;
+        end?;
+        Ok(raw)
+    })();
+    let unmapped = buf.vunmap_unlocked(map);
+    let raw = read.map_err(ThumbnailJobError::Access)?;
+    unmapped.map_err(ThumbnailJobError::Access)?;
+    Ok(raw)
+}

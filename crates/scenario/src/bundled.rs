@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 21] = [
+static BUNDLED: [(&str, &str, &str); 24] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -108,7 +108,7 @@ static BUNDLED: [(&str, &str, &str); 21] = [
     (
         "wrong-direction",
         "the ISP, then the display, map their buffers for the wrong DMA direction: an IOMMU \
-         fault, a lost frame and overlapping mappings",
+         fault and a lost frame, then reads against the direction of the only mapping",
         include_str!("../../../scenarios/wrong-direction.toml"),
     ),
     (
@@ -116,6 +116,19 @@ static BUNDLED: [(&str, &str, &str); 21] = [
         "RK3588: VICAP -> ISP0 -> rkvenc + VOP2 behind their IOMMUs; RGA2 (no IOMMU, 32-bit) \
          attaches at frame 150 and forces the ISP's buffers below 4 GiB",
         include_str!("../../../scenarios/rk3588-camera.toml"),
+    ),
+    (
+        "rk3588-two-cameras",
+        "RK3588: two cameras -> ISP0/ISP1 -> UMA Mali composite -> VOP2 + rkvenc on one DDR \
+         controller; RGA2 (no IOMMU, 32-bit) attaches to ISP0's output at frame 150 and moves it \
+         into CMA",
+        include_str!("../../../scenarios/rk3588-two-cameras.toml"),
+    ),
+    (
+        "rk3588-relayout",
+        "RK3588: VICAP -> Mali -> VOP2 sharing AFBC; rkvenc (linear only) attaches at frame 150 \
+         and the buffers are re-laid out to linear",
+        include_str!("../../../scenarios/rk3588-relayout.toml"),
     ),
     (
         "imx8mp-camera",
@@ -133,6 +146,12 @@ static BUNDLED: [(&str, &str, &str); 21] = [
         "scale-convert",
         "a 4K NV12 camera -> m2m scaler (2x2 box, BT.601) -> 1080p XRGB8888 display",
         include_str!("../../../scenarios/scale-convert.toml"),
+    ),
+    (
+        "transcode",
+        "camera -> RLE encoder -> decoder (two reference frames it holds) -> display, each \
+         decoded frame bit-exact",
+        include_str!("../../../scenarios/transcode.toml"),
     ),
 ];
 

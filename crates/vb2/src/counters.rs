@@ -10,7 +10,8 @@
 //!
 //! | pair | counted when |
 //! |---|---|
-//! | `alloc`/`put` | MMAP plane memory allocated / the queue's reference dropped; USERPTR pages pinned / unpinned |
+//! | `alloc`/`put` | MMAP plane memory allocated / the queue's reference dropped |
+//! | `get_userptr`/`put_userptr` | USERPTR pages pinned and mapped for the device (a QBUF or PREPARE_BUF with a new pointer or length; the same pair again reuses them) / unmapped and unpinned |
 //! | `attach`/`detach` | a DMABUF plane attaches / detaches |
 //! | `map`/`unmap` | a DMABUF plane maps / unmaps its attachment |
 //! | `mem_prepare`/`mem_finish` | the memory's cache "prepare" / "finish" runs (never for DMABUF) |
@@ -55,6 +56,8 @@ macro_rules! counters {
 counters!(
     alloc,
     put,
+    get_userptr,
+    put_userptr,
     attach,
     detach,
     map,
@@ -82,9 +85,15 @@ impl Counters {
 
 impl CounterSnapshot {
     /// The pairs, as `(name, calls, undo name, undos)`.
-    pub fn pairs(&self) -> [(&'static str, u64, &'static str, u64); 8] {
+    pub fn pairs(&self) -> [(&'static str, u64, &'static str, u64); 9] {
         [
             ("alloc", self.alloc, "put", self.put),
+            (
+                "get_userptr",
+                self.get_userptr,
+                "put_userptr",
+                self.put_userptr,
+            ),
             ("attach", self.attach, "detach", self.detach),
             ("map", self.map, "unmap", self.unmap),
             (

@@ -106,6 +106,7 @@ pub mod mem_userptr;
 pub mod policy;
 mod qbuf;
 pub mod queue;
+mod remap;
 mod reqbufs;
 mod streaming;
 pub mod userptr;

@@ -289,7 +289,7 @@ impl Vb2Queue {
                 up.length,
                 self.contiguous(),
             )?;
-            Counters::inc(&self.counters.alloc);
+            Counters::inc(&self.counters.get_userptr);
             vb.planes[i].mem = PlaneMem::Userptr(u);
         }
         for (p, up) in vb.planes.iter_mut().zip(planes) {

@@ -454,7 +454,7 @@ impl Vb2Queue {
             }
             PlaneMem::Userptr(u) => {
                 drop(u);
-                Counters::inc(&self.counters.put);
+                Counters::inc(&self.counters.put_userptr);
             }
             PlaneMem::Dmabuf(d) => d.release(&self.counters),
         }

@@ -410,15 +410,20 @@ impl DeviceJob {
     }
 
     /// Frame bytes the job reads and writes: `(read, written)`. An encoder's bitstream is not
-    /// known before it runs and is not in it; a decoder's reference frame is (written once,
+    /// known before it runs and is not in it (nor the output buffer it goes into); a decoder's reference frame is (written once,
     /// read back once per output, [`crate::decoder`] rule 1).
     pub fn bytes(&self) -> (u64, u64) {
         let mut r: u64 = self.inputs.iter().map(|i| total(&i.planes)).sum();
         let mut w: u64 = self.outputs.iter().map(|o| total(&o.planes)).sum();
-        if self.op == Op::Decode {
-            let frame = self.outputs.first().map_or(0, |o| total(&o.planes));
-            r += w;
-            w += frame;
+        match self.op {
+            Op::Decode => {
+                let frame = self.outputs.first().map_or(0, |o| total(&o.planes));
+                r += w;
+                w += frame;
+            }
+            // An encoder's outputs hold its bitstream: not known yet.
+            Op::Encode(_) => w = 0,
+            _ => {}
         }
         (r, w)
     }

@@ -9,6 +9,7 @@ mod gpu_random;
 mod gpu_vm;
 mod modifiers;
 mod prime_seam;
+mod ready_list;
 mod vivid;
 
 use dma::{DmaApi, DmaDirection};

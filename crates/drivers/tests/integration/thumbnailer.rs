@@ -127,3 +127,59 @@ fn thumbnailer_answers_bad_arguments_with_errors() {
         Errno::EIO
     );
 }
+
+/// The thumbnailer's job (what a runner schedules on a CPU lane): it verifies the frame it
+/// read against the stamp and the checksum its producer reported, and with the sync left out
+/// on a non-coherent path it reads the stale frame and says so; its cost is the read at the
+/// CPU's copy rate.
+#[test]
+fn thumbnail_job_verifies_what_it_read_and_costs_the_read() {
+    use drivers::thumbnailer::ThumbnailJob;
+    let kernel = boot();
+    let fmt = small();
+    let rig = Rig::new(&kernel, fmt);
+    let luma = u64::from(fmt.width) * u64::from(fmt.height);
+    let job = |frame: u64, expected: u64, sync: CpuSync| ThumbnailJob {
+        buf: rig.buf.clone(),
+        planes: vec![(0, luma), (luma, luma / 2)],
+        width: fmt.width,
+        height: fmt.height,
+        scale: 4,
+        quality: 85,
+        sync,
+        frame,
+        expected,
+    };
+    let body = |raw: &[u8]| drivers::frame::checksum(&raw[drivers::frame::STAMP_LEN..]);
+    assert_eq!(rig.capture(), 0);
+    let raw0 = drivers::thumbnailer::read_planes(
+        &rig.buf,
+        &job(0, 0, CpuSync::Skip).planes,
+        CpuSync::Skip,
+    )
+    .unwrap();
+    let sum0 = body(&raw0);
+    let ok = job(0, sum0, CpuSync::Skip).execute().unwrap();
+    assert!(ok.verified);
+    assert_eq!(ok.bytes, luma * 3 / 2);
+    assert_eq!(jpeg_dimensions(&ok.jpeg).map(|d| d.2), Some(3));
+    // Frame 1 written behind the CPU's cached lines of frame 0.
+    rig.requeue();
+    assert_eq!(rig.capture(), 1);
+    let stale = job(1, 0, CpuSync::Skip).execute().unwrap();
+    assert!(!stale.verified, "the stale read is caught");
+    let right = drivers::thumbnailer::read_planes(
+        &rig.buf,
+        &job(1, 0, CpuSync::Bracketed).planes,
+        CpuSync::Bracketed,
+    )
+    .unwrap();
+    let good = job(1, body(&right), CpuSync::Bracketed).execute().unwrap();
+    assert!(good.verified);
+    // The read at the CPU's copy rate (the default machine has no device named `cpu`).
+    let ns = u128::from(luma * 3 / 2) * 1_000_000_000 / u128::from(soc::timing::CPU_COPY_BPS);
+    assert_eq!(
+        job(1, 0, CpuSync::Bracketed).cost(kernel.soc()).as_nanos(),
+        ns
+    );
+}

@@ -33,10 +33,10 @@ pub use latency::SourceLatency;
 pub use limits::{GroupReport, GroupVram};
 pub use memory_svg::{memory_series, memory_svg};
 pub use model::{
-    BufferReport, CheckerReport, CorruptedFrame, DeviceReport, EncoderReport, FaultReport,
-    FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport, MapCounts,
-    MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError, SwapchainReport,
-    Unexplained, Vb2QueueReport, SCHEMA_VERSION,
+    BufferReport, CheckerReport, CorruptedFrame, DeviceReport, DisplayReport, EncoderReport,
+    FaultReport, FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport,
+    MapCounts, MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError,
+    SwapchainReport, Unexplained, Vb2QueueReport, SCHEMA_VERSION,
 };
 pub use reason::{BufferReason, ReasonConstraint, ReasonDecision, ReasonGroup};
 pub use stats::{

@@ -22,8 +22,9 @@
 //! | `gpus` | [{`device`, `p2p`, `evictions`, `evicted_bytes`, `moves`, `moved_bytes`, `move_notifies`}] | every GPU driver the run started, by device: its TTM manager's evictions and moves (bytes copied by the GPU's DMA engine) and the `move_notify` calls its dynamic importers got; absent in reports of older runs |
 //! | `fences` | {`contexts`, `created`, `signaled`, `sync_checks`, `sync_files`, `sync_file_waits`} | the DMA jobs' out-fences: fence contexts (one per device engine), fences created and signaled (stamped with the job's end on the virtual clock), and implicit-sync checks (a job's buffer whose earlier fences had to be signaled at its start); absent in reports of older runs |
 //! | `encoders` | [{`node`, `codec`, `frames`, `bitstream_bytes`, `bitstream_checksum`}] | every encoder node: frames it encoded and, for `codec = "rle"`, the bitstream it wrote by DMA into its own buffer (bytes, and its per-frame checksums folded in frame order); absent in reports of older runs |
+//! | `displays` | [{`node`, `device`, `framebuffers`, `removed`, `flips`, `shown`}] | every display node driven through KMS: framebuffers created (`ADDFB2`, once per buffer) and removed (`RMFB`), page flips committed and frames latched; absent in reports of older runs |
 //! | `swapchains` | [{`link`, `mode`, `allocated_by`, `buffers`, `min`, `max`, `grown`, `shrunk`, `max_in_flight`, `max_seen`, `waits`}] | every gpu->display link whose ends name `swapchain` or `max_in_flight`: the mode (`dri2`: the display's process allocates the buffers and passes them to the GPU's; `wayland`: the GPU's process does), how the chain grew (a buffer allocated when the GPU found none free, up to `buffers`) and shrank (a free buffer idle for four display frames freed, down to `min`), the bound, the most buffers in flight at once, and how often the GPU's next job was held back by the bound; absent in reports of older runs |
-//! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `failed_jobs` {errno: count}, `unexplained` {`count`, `first_frame`}, `latency_us` {`p50`, `p99`, `max`} or null}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames lost at it per cause (a source's `detached`, `killed`, `stream_off`, `queue_full`; after capture `stream_off`, `detached`, `killed`, `late`, `merged`, `job_failed`: see docs/scenario.md), jobs that read wrong bytes or failed, its failed jobs per errno (absent if none), frames that never reached it, a sink, with no cause (absent if none: the run is then not verified), a sink's latency (as `latency_us`); and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
+//! | `nodes` | [{`name`, `fence_wait_us`, `produced`, `consumed`, `delivered`, `dropped` {cause: count}, `corrupted`, `failed_jobs` {errno: count}, `unexplained` {`count`, `first_frame`}, `latency_us` {`p50`, `p99`, `max`} or null, `reference_buffers`, `reference_bytes`}] | every node in scenario order: frames it wrote, jobs that read frames, frames verified at it (a sink), frames lost at it per cause (a source's `detached`, `killed`, `stream_off`, `queue_full`; after capture `stream_off`, `detached`, `killed`, `late`, `merged`, `job_failed`: see docs/scenario.md), jobs that read wrong bytes or failed, its failed jobs per errno (absent if none), frames that never reached it, a sink, with no cause (absent if none: the run is then not verified), a sink's latency (as `latency_us`); and the virtual time its jobs waited on fences (a consumer of a `sync = "explicit"` link from a GPU gets each frame when the GPU's job is submitted, with a sync_file of its out-fence, and its job waits for that fence); absent in reports of older runs |
 //! | `corrupted_frames` | [{`source`, `frame`}] | the frames a sink (or the thumbnailer) received wrong, by source then frame: the first 1024 in that order (`frames.corrupted` counts them all); absent in reports of older runs |
 //! | `faults` | [{`node`, `fault`, `at_frame`, `frames`}] | every `action = "fault"` event: the node, the fault, the frame it was armed at and the frames of the jobs it touched; absent in reports of older runs |
 //! | `counters` | {`every_frames`, `frames` (integers), `t_us` (floats), `series` [{`name`, `unit`, `values` (floats)}]} | counters sampled every `every_frames` frames of the first source (`ceil(frames / 128)`: at most 128 samples, plus one at the end of the run): `bank NAME used` and `cma NAME used` (bytes: the page allocator's used pages of each system bank, and of its CMA regions), `process NAME dma-buf rss`/`pss` (bytes, as `kernel::accounting` computes them), `queue NODE <- LINK` (frames ready for the node, not yet taken), `iommu DEVICE mapped` (bytes mapped in the device's IOMMU domain), `device NAME bandwidth` (bytes/s its DMA engine moved since the previous sample), `cma region NAME used` (bytes `cma_alloc` handed out of the region), `bank NAME bandwidth` (bytes/s every engine moved in the bank since the previous sample), `iommu DEVICE maps`/`unmaps` (calls since boot), `cache DEVICE clean ops`/`cleaned`/`invalidate ops`/`invalidated` (ops, bytes: the DMA layer's CPU cache maintenance for a non-coherent device since boot), `group NAME heap`/`vram` (bytes charged to a `[[groups]]` entry now); every `values` is aligned with `frames`; the same samples are the trace's counter tracks; absent in reports of older runs |
@@ -286,9 +287,10 @@ pub struct Vb2QueueReport {
     pub queue_type: String,
     /// `keep_mapped` or `unmap_on_dequeue`.
     pub map_policy: String,
-    /// DMABUF plane maps vb2 made (`dma_buf_map_attachment`).
+    /// Plane maps vb2 made: DMABUF `dma_buf_map_attachment`s, and USERPTR pins (`get_userptr`:
+    /// pinned and mapped for the device, again only when the pointer or length changes).
     pub maps: u64,
-    /// DMABUF plane unmaps.
+    /// DMABUF plane unmaps and USERPTR unpins (`put_userptr`).
     pub unmaps: u64,
     /// DMABUF plane attaches.
     pub attaches: u64,
@@ -355,6 +357,17 @@ pub struct NodeReport {
     /// Source-to-here latency of the frames delivered at it, a sink (virtual µs).
     #[serde(default)]
     pub latency_us: Option<NodeLatency>,
+    /// A decoder's reference frames: buffers its driver allocated for its device and held for
+    /// the whole run (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub reference_buffers: u32,
+    /// Their bytes (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reference_bytes: u64,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 /// Frames lost with no cause on their way to a sink.
@@ -375,6 +388,23 @@ pub struct NodeLatency {
     pub p99: f64,
     /// Largest.
     pub max: f64,
+}
+
+/// One display node driven through KMS (`run::kms`): the display driver's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplayReport {
+    /// The node.
+    pub node: String,
+    /// Its device.
+    pub device: String,
+    /// Framebuffers created (`ADDFB2`, once per buffer).
+    pub framebuffers: u64,
+    /// Framebuffers removed (`RMFB`).
+    pub removed: u64,
+    /// Page flips committed.
+    pub flips: u64,
+    /// Frames latched and scanned out.
+    pub shown: u64,
 }
 
 /// One gpu->display swapchain.
@@ -487,6 +517,9 @@ pub struct Report {
     /// The gpu->display swapchains.
     #[serde(default)]
     pub swapchains: Vec<SwapchainReport>,
+    /// The displays driven through KMS, by node.
+    #[serde(default)]
+    pub displays: Vec<DisplayReport>,
     /// Every node, in scenario order.
     #[serde(default)]
     pub nodes: Vec<NodeReport>,
@@ -557,6 +590,7 @@ impl Report {
             gpus: Vec::new(),
             encoders: Vec::new(),
             swapchains: Vec::new(),
+            displays: Vec::new(),
             nodes: Vec::new(),
             fences: FenceCounts::default(),
             deterministic: true,

@@ -251,6 +251,7 @@ impl World {
             retired: false,
             acquire: BTreeMap::new(),
             fence_end: None,
+            used: None,
         }));
         for n in self.link_users(li) {
             self.attach(bi, n)?;

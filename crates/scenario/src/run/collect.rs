@@ -246,8 +246,9 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 crate::schema::MapPolicy::KeepMapped => "keep_mapped".into(),
                 crate::schema::MapPolicy::UnmapOnDequeue => "unmap_on_dequeue".into(),
             },
-            maps: c.map,
-            unmaps: c.unmap,
+            // A USERPTR plane's pin maps it for the device: vb2's `get_userptr`/`put_userptr`.
+            maps: c.map + c.get_userptr,
+            unmaps: c.unmap + c.put_userptr,
             attaches: c.attach,
             qbufs: p.qbufs,
             streamoffs: p.streamoffs,
@@ -331,6 +332,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 p99: lat.p99.as_us_f64(),
                 max: lat.max.as_us_f64(),
             }),
+            reference_buffers: node.m2m.references.len() as u32,
+            reference_bytes: node.m2m.references.iter().map(|b| b.buf.size()).sum(),
         });
     }
     // Encoders.
@@ -346,8 +349,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
                 crate::schema::EncoderCodec::Rle => "rle".into(),
             },
             frames: s.counts.encoded.get(&n).copied().unwrap_or(0),
-            bitstream_bytes: node.bitstream.as_ref().map_or(0, |b| b.written),
-            bitstream_checksum: node.bitstream.as_ref().map_or(0, |b| b.folded),
+            bitstream_bytes: s.w.bitstream_totals(n).0,
+            bitstream_checksum: s.w.bitstream_totals(n).1,
         });
     }
     // Teardown: everything goes; what stays is a leak. The GPU nodes' address spaces first
@@ -355,6 +358,9 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
     for node in &mut s.w.nodes {
         node.vm = None;
     }
+    // The displays go off and remove their framebuffers (super::kms); what they did is in
+    // the report with those counted.
+    report.displays = s.w.kms_close();
     for bi in 0..s.w.bufs.len() {
         events::drop_buffer(&mut s.w, bi);
     }
@@ -377,6 +383,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
             }
         }
     }
+    let freed = s.w.free_references();
+    s.errors.extend(freed);
     s.drain_findings(false);
     let kept = std::mem::take(&mut s.findings);
     for f in kept {

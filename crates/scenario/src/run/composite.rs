@@ -39,7 +39,7 @@ impl Sched<'_> {
     /// its primary input (module doc).
     pub(crate) fn inputs_ready(&self, n: usize) -> bool {
         let node = &self.w.nodes[n];
-        let has = |li: &usize| node.ready.get(li).is_some_and(|q| !q.is_empty());
+        let has = |li: &usize| self.w.ready_front(n, *li).is_some();
         if self.is_composite(n) {
             node.inputs.first().is_some_and(has)
         } else {
@@ -54,15 +54,17 @@ impl Sched<'_> {
             return;
         }
         for li in self.w.nodes[n].inputs.clone() {
-            while let Some(bi) = self.w.nodes[n]
-                .ready
-                .get_mut(&li)
-                .filter(|q| q.len() > 1)
-                .and_then(|q| q.pop_front())
-            {
+            while self.w.ready_bufs(n, li).len() > 1 {
+                let Some(bi) = self.w.ready_front(n, li) else {
+                    break;
+                };
                 // Through the node's vb2 queue: the driver takes the buffer and completes it
                 // without reading it; the application dequeues it.
-                if let Some((p, slot, gen, _view)) = self.w.vb2_take(n, li, bi) {
+                let taken = self.w.vb2_take(n, li, bi);
+                if taken.is_none() {
+                    self.w.ready_remove(n, li, bi);
+                }
+                if let Some((p, slot, gen, _view)) = taken {
                     if let Err(e) = self.w.ports[p].complete(slot, gen) {
                         let label = self.w.ports[p].label(&self.w);
                         self.errors.push(super::world::RunFailure::new(

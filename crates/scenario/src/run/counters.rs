@@ -139,12 +139,12 @@ impl Sampler {
         for (name, v) in w.limits.samples() {
             self.put(name, "bytes", v);
         }
-        for n in &w.nodes {
-            for (&li, q) in &n.ready {
+        for (ni, n) in w.nodes.iter().enumerate() {
+            for &li in n.ready.keys() {
                 let link = &w.links[li].name;
                 let series = format!("queue {} <- {link}", n.desc.name);
                 self.own(&series, &format!("process {}", n.desc.process_name()));
-                self.put(series, "buffers", q.len() as f64);
+                self.put(series, "buffers", w.ready_bufs(ni, li).len() as f64);
             }
         }
         let dt = now.saturating_sub(self.last_at).as_ns();

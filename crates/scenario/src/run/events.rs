@@ -21,6 +21,7 @@ pub(crate) enum Hold {
 /// Removes a buffer: detach everything, close its fds, drop the last references.
 pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
     w.gpu_forget(bi);
+    w.kms_forget(bi);
     let Some(mut b) = w.bufs[bi].take() else {
         return;
     };
@@ -90,6 +91,7 @@ impl Sched<'_> {
                                 self.errors.extend(errs);
                                 if !on {
                                     self.discard_ready(n, super::outcome::STREAM_OFF);
+                                    self.kms_off(n, false);
                                 }
                             }
                             QueueKind::Capture => {
@@ -160,6 +162,8 @@ impl Sched<'_> {
 
     /// Stops node `n`: what it holds goes back, its attachments go; `dead` for a kill.
     fn deactivate(&mut self, n: usize, now: VirtualTime, dead: bool) {
+        // A display's CRTC goes off and its framebuffers go (super::kms).
+        self.kms_off(n, true);
         // Its vb2 queues let go of every buffer (STREAMOFF, REQBUFS(0)); a dead process's
         // file handles close.
         let mine: Vec<usize> = (0..self.w.ports.len())
@@ -255,6 +259,16 @@ impl Sched<'_> {
                 self.w.nodes[n].desc.name
             );
             let t = self.w.nodes[pn].track;
+            self.w.trace.instant(t, &label, now);
+        }
+        // So do displays driven through KMS: their framebuffers go (super::kms).
+        for d in self.w.kms_quiesce(n, &links) {
+            self.kms_off(d, true);
+            let label = format!(
+                "RMFB {} for {}'s attach",
+                self.w.nodes[d].desc.name, self.w.nodes[n].desc.name
+            );
+            let t = self.w.nodes[d].track;
             self.w.trace.instant(t, &label, now);
         }
         // The constraint exporters' mapping-cache counts before a migration renews the cache.

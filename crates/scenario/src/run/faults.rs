@@ -8,9 +8,15 @@
 //! owes (module `drivers::fault`). The runner only keeps the virtual clock honest about what
 //! follows: two jobs that now overlap on one buffer really overlap.
 //!
-//! - `skip_fence_wait` (a consumer of a `sync = "explicit"` link from a GPU, whose frames arrive
-//!   at the GPU job's submission): the consumer's job does not wait for the acquire fence, so
-//!   it starts while the GPU still writes. The GPU's ring job is held (not run) while such a
+//! - `skip_fence_wait` (a consumer of a `sync = "explicit"` link, whose frames arrive at the
+//!   producer's job submission with its out-fence — a GPU's ring fence, a camera's or ISP's
+//!   V4L2 out-fence): the consumer's job does not wait for the acquire fence, so it starts
+//!   while the producer still writes. A camera's or ISP's job is held back while such a reader
+//!   is armed and paused at the consumer's start, at the share of its bytes it wrote by then
+//!   ([`DeviceJob::execute_paused`], as for `early_release` below): the consumer reads the
+//!   half-written frame, its input judged against the checksum the producer reported, and the
+//!   producer's unsignalled write fence is watched on the buffer (`fence-conflict`). For a GPU
+//!   producer it starts while the GPU still writes. The GPU's ring job is held (not run) while such a
 //!   consumer is armed; a consumer that starts before the GPU job's end on the virtual clock
 //!   reads the buffer as it was before the GPU's job (the pre-completion state: last use's
 //!   frame, old stamp), with the GPU's unsignalled write fence watched on that memory; then the
@@ -23,7 +29,11 @@
 //!   of the reader's bytes read by the producer's start, so the reader gets part old frame,
 //!   part new.
 //! - `wrong_direction`: the driver maps the job's buffers with the opposite direction
-//!   ([`DeviceJob::map_direction`]), also those its vb2 queue mapped for it.
+//!   ([`DeviceJob::map_direction`]). A buffer its vb2 queue imported and mapped is re-mapped:
+//!   vb2's right mapping is unmapped and the wrong one takes its place (`fault_view`), so the
+//!   device's only live mapping is the wrong one — behind an IOMMU the access faults, without
+//!   one the DMA-API checker reports `access-against-direction` (and a non-coherent device
+//!   gets the cache maintenance of the other direction). The next job maps it back.
 //! - `skip_cache_sync` (a thumbnailer): the CPU read goes without `DMA_BUF_IOCTL_SYNC`.
 //!
 //! Every job also tells the DMA-API checker which fences guard its buffers until its bytes
@@ -114,14 +124,14 @@ impl Sched<'_> {
             return false;
         }
         let node = &self.w.nodes[n];
-        let skip_reader = node.desc.driver == DriverKind::Gpu
-            && node.outputs.iter().any(|&li| {
-                self.w.links[li].desc.sync == SyncMode::Explicit
-                    && self.w.links[li]
-                        .to
-                        .iter()
-                        .any(|&r| self.fault_of(r) == Some(Fault::SkipFenceWait))
-            });
+        // Any producer kind: a GPU's ring job is held, a camera's or ISP's job paused.
+        let skip_reader = node.outputs.iter().any(|&li| {
+            self.w.links[li].desc.sync == SyncMode::Explicit
+                && self.w.links[li]
+                    .to
+                    .iter()
+                    .any(|&r| self.fault_of(r) == Some(Fault::SkipFenceWait))
+        });
         // A GPU's ring job cannot pause: early_release cannot race it.
         let early_writer = node.desc.driver != DriverKind::Gpu
             && node
@@ -303,9 +313,10 @@ impl Sched<'_> {
 }
 
 impl Sched<'_> {
-    /// `wrong_direction`: the driver maps buffer `bi` itself with the wrong direction instead of
-    /// using `view` (its vb2 queue's mapping); otherwise `view`.
-    pub(crate) fn fault_view(
+    /// `wrong_direction` on a buffer whose mapping is not vb2's to replace (vb2's own MMAP or
+    /// USERPTR memory, a KMS framebuffer's): the driver maps buffer `bi` itself with the wrong
+    /// direction beside the live mapping `view`. Otherwise `view`.
+    pub(crate) fn fault_view_beside(
         &mut self,
         io: &DeviceJob,
         bi: usize,
@@ -317,6 +328,42 @@ impl Sched<'_> {
             return view;
         }
         match self.w.map(bi, n, io.map_direction(output)) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push(e);
+                view
+            }
+        }
+    }
+
+    /// `wrong_direction` on a buffer the job takes from its vb2 queue (port `p`, `slot`): the
+    /// driver replaces vb2's mapping with one for the wrong direction
+    /// (`Vb2Queue::remap_dmabuf`), so the device's only live mapping of the buffer is the wrong
+    /// one; the next job without the fault maps it back the right way. Memory that is not an
+    /// imported dma-buf (vb2's own MMAP/USERPTR) is mapped beside vb2's instead. Otherwise
+    /// `view`.
+    pub(crate) fn fault_view(
+        &mut self,
+        io: &DeviceJob,
+        (p, slot): (usize, u32),
+        bi: usize,
+        n: usize,
+        output: bool,
+        view: drivers::dmaview::DmaView,
+    ) -> drivers::dmaview::DmaView {
+        let wrong = io.fault == Some(Fault::WrongDirection);
+        let dir = io.map_direction(output);
+        if self.w.ports[p].memory != vb2::Memory::Dmabuf {
+            return self.fault_view_beside(io, bi, n, output, view);
+        }
+        // A slot a faulted job re-mapped is mapped back the right way by the next job.
+        if !wrong && !self.wrong_mapped.remove(&(p, slot)) {
+            return view;
+        }
+        if wrong {
+            self.wrong_mapped.insert((p, slot));
+        }
+        match self.w.vb2_remap(p, slot, dir) {
             Ok(v) => v,
             Err(e) => {
                 self.errors.push(e);

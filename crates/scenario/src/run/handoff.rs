@@ -61,12 +61,16 @@ impl Sched<'_> {
             }
         }
         for &r in &readers {
-            if let Some(q) = self.w.nodes[r].ready.get_mut(&li) {
-                q.push_back(bi);
-            }
-            // The consumer's process queues the fd it holds into its vb2 queue.
-            if let Err(e) = self.w.vb2_qbuf(r, li, bi) {
+            // The consumer's process queues the fd it holds into its vb2 queue: its driver
+            // holds the frame for a job then; else the application holds it (`Node::ready`).
+            let queued = self.w.vb2_qbuf(r, li, bi).unwrap_or_else(|e| {
                 self.errors.push(e);
+                false
+            });
+            if !queued {
+                if let Some(q) = self.w.nodes[r].ready.get_mut(&li) {
+                    q.push_back(bi);
+                }
             }
         }
     }

@@ -1,20 +1,45 @@
-//! Memory-to-memory nodes: what a scaler node's job does, from the frames at its two ends.
+//! Memory-to-memory nodes: what a scaler's or a decoder's job does, from the frames at its two
+//! ends, and the buffers a decoder holds for itself.
 //!
-//! A scaler (`driver = "scaler"`) is a V4L2 mem2mem device (`v4l2-mem2mem.c`): its OUTPUT queue
-//! takes the frames of its one input link, its CAPTURE queue the buffers of its output links,
-//! and a job runs only when both a source frame and a free destination buffer are there (the
-//! runner's `start_job` asks for both, as `v4l2_m2m_try_schedule` does). The source is what the
-//! input link's producer writes (its `format`, `width`, `height`), the destination what the
-//! scaler node says of itself, which is also the geometry of its output links' buffers.
-//! Validation refused any pair the driver cannot do ([`drivers::scaler::check`]), so the op is
-//! built here without a second check; the job fails (and says why) if the buffers disagree.
+//! A scaler (`driver = "scaler"`) and a decoder (`driver = "decoder"`) are V4L2 mem2mem devices
+//! (`v4l2-mem2mem.c`): the OUTPUT queue takes the buffers of the one input link, the CAPTURE
+//! queue the buffers of the output links, and a job runs only when both a source buffer and a
+//! free destination buffer are there (the runner's `start_job` asks for both, as
+//! `v4l2_m2m_try_schedule` does).
 //!
-//! Called from the scheduler's loop only: no locking.
+//! - A scaler's source is what its input link's producer writes (its `format`, `width`,
+//!   `height`), its destination what the scaler node says of itself, which is also the
+//!   geometry of its output links' buffers. Validation refused any pair the driver cannot do
+//!   ([`drivers::scaler::check`]); the job fails (and says why) if the buffers disagree.
+//! - An RLE encoder that feeds a link (to a decoder) writes its bitstream into that link's
+//!   buffers instead of a buffer of its own: one plane of the codec's worst case (two bytes
+//!   per byte of the frame, plus a pair), whose used length (`bytesused`) travels with the
+//!   frame ([`super::world::BufRt::used`]) so the decoder reads exactly the stream.
+//! - A decoder allocates [`drivers::decoder::REFERENCE_FRAMES`] reference frames for its
+//!   device at the start (`dma_alloc_attrs`, the frame's size each) and holds them to the end
+//!   of the run; frame N decodes through slot N mod that count. The report counts them
+//!   (`nodes[].reference_buffers`, `reference_bytes`).
+//!
+//! Called from the scheduler's loop (and the world's set-up and teardown) only: no locking.
 
-use super::world::World;
-use crate::schema::NodeDesc;
-use drivers::job::Op;
+use super::world::{BitstreamBuf, NodeRt, RunFailure, World};
+use crate::schema::{DriverKind, EncoderCodec, NodeDesc, PlaneLayout};
+use crate::validate::Scenario;
+use drivers::dmaview::DmaView;
+use drivers::job::{Bitstream, Op};
 use drivers::scaler::{Image, Scale};
+use kernel::Kernel;
+
+/// What a node's m2m driver holds beside its queues.
+#[derive(Default)]
+pub(crate) struct M2mState {
+    /// A decoder's reference frames (its DPB), its own for the whole run.
+    pub references: Vec<BitstreamBuf>,
+    /// An encoder writing into a link: bitstream bytes written over the run and their
+    /// checksums folded in frame order (as [`BitstreamBuf`]'s for its own buffer).
+    pub stream_written: u64,
+    pub stream_folded: u64,
+}
 
 /// The geometry of the frames `n` describes.
 pub(crate) fn image_of(n: &NodeDesc) -> Image {
@@ -25,10 +50,73 @@ pub(crate) fn image_of(n: &NodeDesc) -> Image {
     }
 }
 
+/// Whether node `n` is an RLE encoder (whose output link carries a bitstream).
+fn rle_encoder(n: &NodeDesc) -> bool {
+    n.driver == DriverKind::Encoder && n.params.codec == Some(EncoderCodec::Rle)
+}
+
+/// The planes of the buffers of a link from node `from`: the producer's frame, or an RLE
+/// encoder's bitstream (one plane, the worst case of the frames it reads).
+pub(crate) fn link_planes(s: &Scenario, from: usize) -> Vec<PlaneLayout> {
+    let p = &s.nodes[from];
+    if !rle_encoder(p) {
+        return p.format.planes(p.width, p.height);
+    }
+    let worst = s
+        .links
+        .iter()
+        .filter(|l| l.feeds(&p.name))
+        .filter_map(|l| s.nodes.iter().find(|n| n.name == l.from))
+        .map(|n| n.frame_size())
+        .max()
+        .unwrap_or(0);
+    let size = worst * 2 + 2;
+    vec![PlaneLayout {
+        bytes_per_line: size,
+        size,
+    }]
+}
+
+/// Allocates every decoder's reference frames (module doc).
+pub(crate) fn alloc_references(kernel: &Kernel, nodes: &mut [NodeRt]) -> Result<(), RunFailure> {
+    for n in nodes.iter_mut() {
+        if n.desc.driver != DriverKind::Decoder {
+            continue;
+        }
+        let frame = n.desc.frame_size();
+        let size = frame.next_multiple_of(soc::PAGE_SIZE).max(soc::PAGE_SIZE);
+        for k in 0..drivers::decoder::REFERENCE_FRAMES {
+            let buf = kernel
+                .dma()
+                .alloc_attrs(&n.dev, size, dma::DmaAttrs::NONE)
+                .map_err(|e| {
+                    RunFailure::new(
+                        &e,
+                        format!(
+                            "{}: allocating its reference frame {k} ({size:#x} bytes): {e}",
+                            n.desc.name
+                        ),
+                    )
+                })?;
+            n.m2m.references.push(BitstreamBuf {
+                dev: n.dev.clone(),
+                buf,
+                written: 0,
+                folded: 0,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl World {
-    /// The device op of m2m node `n`: its first input link's producer's frames into its own.
+    /// The device op of m2m node `n`: a scaler's first input link's producer's frames into
+    /// its own; a decoder's bitstream into its frames.
     pub(crate) fn m2m_op(&self, n: usize) -> Op {
         let node = &self.nodes[n];
+        if node.desc.driver == DriverKind::Decoder {
+            return Op::Decode;
+        }
         let src = node
             .inputs
             .first()
@@ -38,5 +126,57 @@ impl World {
             src: image_of(src),
             dst: image_of(&node.desc),
         })
+    }
+
+    /// The driver's own buffer a job of node `n` on `frame` uses: an RLE encoder's bitstream
+    /// buffer (none when it writes into a link), a decoder's reference frame for that frame.
+    pub(crate) fn own_buffer(&self, n: usize, frame: u64) -> Option<DmaView> {
+        let node = &self.nodes[n];
+        if let Some(b) = &node.bitstream {
+            return Some(b.view());
+        }
+        let refs = &node.m2m.references;
+        (!refs.is_empty()).then(|| refs[(frame % refs.len() as u64) as usize].view())
+    }
+
+    /// Counts an encoder job's bitstream: in its own buffer, or (written into a link) in its
+    /// m2m state.
+    pub(crate) fn note_bitstream(&mut self, n: usize, bs: Bitstream) {
+        let node = &mut self.nodes[n];
+        let (written, folded) = match node.bitstream.as_mut() {
+            Some(b) => (&mut b.written, &mut b.folded),
+            None => (&mut node.m2m.stream_written, &mut node.m2m.stream_folded),
+        };
+        *written += bs.len;
+        *folded = folded.rotate_left(5) ^ bs.checksum;
+    }
+
+    /// An encoder's `(bitstream bytes, folded checksums)` over the run.
+    pub(crate) fn bitstream_totals(&self, n: usize) -> (u64, u64) {
+        let node = &self.nodes[n];
+        match &node.bitstream {
+            Some(b) => (b.written, b.folded),
+            None => (node.m2m.stream_written, node.m2m.stream_folded),
+        }
+    }
+
+    /// Frees every decoder's reference frames (teardown); errors are returned, not lost.
+    pub(crate) fn free_references(&mut self) -> Vec<RunFailure> {
+        let dma = self.kernel.dma().clone();
+        let mut errors = Vec::new();
+        for node in &mut self.nodes {
+            for (k, b) in std::mem::take(&mut node.m2m.references)
+                .into_iter()
+                .enumerate()
+            {
+                if let Err(e) = dma.free_attrs(b.buf) {
+                    errors.push(RunFailure::new(
+                        &e,
+                        format!("{}: freeing its reference frame {k}: {e}", node.desc.name),
+                    ));
+                }
+            }
+        }
+        errors
     }
 }

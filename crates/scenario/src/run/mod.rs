@@ -101,6 +101,7 @@ mod faults;
 mod fences;
 mod gpu;
 mod handoff;
+mod kms;
 mod layouts;
 mod limits;
 mod m2m;
@@ -280,6 +281,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         armed: BTreeMap::new(),
         fault_log: Vec::new(),
         thumbnailed: std::collections::BTreeSet::new(),
+        wrong_mapped: std::collections::BTreeSet::new(),
         reused: Vec::new(),
         node_stats: BTreeMap::new(),
         outcomes: outcome::Outcomes::default(),

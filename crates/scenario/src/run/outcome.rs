@@ -235,9 +235,8 @@ impl Sched<'_> {
                 .inputs
                 .iter()
                 .skip(1)
-                .filter_map(|li| self.w.nodes[n].ready.get(li))
-                .flatten()
-                .filter_map(|&bi| match &self.w.bufs[bi].as_ref()?.state {
+                .flat_map(|&li| self.w.ready_bufs(n, li))
+                .filter_map(|bi| match &self.w.bufs[bi].as_ref()?.state {
                     BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
                     _ => None,
                 })

@@ -25,9 +25,10 @@
 //! Locking and lifetime: single-threaded (the runner's loop); the queues live in
 //! [`World::ports`] until the run closes them.
 
-use super::vb2io::{vb2_fail, Port, PortDriver, SLOTS};
+use super::vb2io::{vb2_fail, Port, SLOTS};
 use super::world::{RunFailure, World};
 use crate::schema::{DriverKind, MapPolicy as NodeMapPolicy, MemoryType};
+use drivers::media::ReadyList;
 use vb2::{Allocator, BufType, MapPolicy, Memory, Vb2Error, Vb2Fh, Vb2Queue, Vb2QueueConfig};
 
 impl World {
@@ -61,7 +62,7 @@ impl World {
     ) -> Result<Port, RunFailure> {
         let size = self.link_plane_size(li)?;
         let cfg = self.dmabuf_queue_config(n, capture);
-        let drv = PortDriver::new(size);
+        let drv = ReadyList::new(&[size]);
         let q = Vb2Queue::new(dma, cfg, drv.clone());
         // What the link needs of its buffers goes with every attach of the queue.
         q.set_importer_priv(Some(std::sync::Arc::new(self.link_needs(li))));
@@ -89,9 +90,11 @@ impl World {
             if matches!(
                 node.desc.driver,
                 DriverKind::Thumbnailer | DriverKind::Camera | DriverKind::Gpu
-            ) {
+            ) || self.is_kms(n)
+            {
                 continue;
             }
+            // A display driven through KMS imports its buffers itself (super::kms).
             for li in node.inputs.clone() {
                 let l = &self.links[li];
                 // A p2p GPU's buffers are read through a dynamic attachment (a DRM/KMS
@@ -117,7 +120,7 @@ impl World {
             let n = self.links[li].from;
             if !matches!(
                 self.nodes[n].desc.driver,
-                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler
+                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder
             ) || self.link_is_p2p(li)
             {
                 continue;
@@ -186,7 +189,7 @@ impl World {
                 } else {
                     Allocator::DmaSg
                 };
-                let drv = PortDriver::new(bytes);
+                let drv = ReadyList::new(&[bytes]);
                 let q = Vb2Queue::new(self.kernel.dma(), qc, drv.clone());
                 let fh = q.open(&node.process);
                 fh.set_nonblocking(true);
@@ -220,7 +223,7 @@ impl World {
         let queued = self.links[li].desc.memory == MemoryType::Userptr
             && matches!(
                 self.nodes[from].desc.driver,
-                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler
+                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder
             )
             && self.nodes[from].process.pid() == producer.pid();
         let memfd = producer.memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC)?;
@@ -281,7 +284,7 @@ impl World {
         } else {
             Allocator::DmaSg
         };
-        let drv = PortDriver::new(size);
+        let drv = ReadyList::new(&[size]);
         let q = Vb2Queue::new(self.kernel.dma(), qc, drv.clone());
         let fh = q.open(&node.process).with_user_memory(user);
         fh.set_nonblocking(true);

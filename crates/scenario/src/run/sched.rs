@@ -117,6 +117,9 @@ pub(crate) struct Sched<'a> {
     /// `early_release`: `(buffer, reader)` whose reader's release of its old frame must not
     /// release the new frame the producer wrote under it ([`super::faults`]).
     pub reused: Vec<(usize, usize)>,
+    /// `wrong_direction`: vb2 slots `(port, slot)` a faulted job re-mapped the wrong way
+    /// ([`super::faults`]).
+    pub wrong_mapped: BTreeSet<(usize, u32)>,
     /// Per node: what it did ([`super::verdict`]).
     pub node_stats: BTreeMap<usize, super::verdict::NodeStats>,
     /// The frames that are over ([`super::outcome`]).
@@ -274,12 +277,19 @@ impl<'a> Sched<'a> {
                     continue;
                 }
                 self.fold_older_inputs(n);
+                // A display commits a frame once its acquire fence signalled (super::kms).
+                let first = self.w.nodes[n]
+                    .inputs
+                    .first()
+                    .and_then(|li| self.w.nodes[n].ready.get(li)?.front().copied());
+                if first.is_some_and(|bi| self.kms_waits(n, bi, now)) {
+                    continue;
+                }
                 let node = &self.w.nodes[n];
                 let frame = {
                     let li = node.inputs[0];
-                    let bi = node.ready[&li][0];
-                    match &self.w.buf(bi).state {
-                        BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                    match self.w.ready_front(n, li).map(|bi| &self.w.buf(bi).state) {
+                        Some(BufState::Ready { meta, .. }) => Some((meta.src, meta.frame)),
                         _ => None,
                     }
                 };
@@ -313,12 +323,17 @@ impl<'a> Sched<'a> {
         // The node is free again whatever the job's outcome.
         self.w.nodes[n].busy = false;
         let Some(res) = job.result.take_settled() else {
-            self.lost_job(&job, now);
+            self.lost_job(id, &job, now);
             return;
         };
-        if let (Some(bs), Some(b)) = (res.bitstream, self.w.nodes[n].bitstream.as_mut()) {
-            b.written += bs.len;
-            b.folded = b.folded.rotate_left(5) ^ bs.checksum;
+        if let Some(bs) = res.bitstream {
+            self.w.note_bitstream(n, bs);
+            // Its output buffers hold the bitstream: their readers read what was written.
+            for &(_, bi) in &job.outputs {
+                if self.w.bufs[bi].is_some() {
+                    self.w.buf_mut(bi).used = Some(bs.len);
+                }
+            }
         }
         if self.w.nodes[n].desc.driver == crate::schema::DriverKind::Encoder && res.error.is_none()
         {
@@ -355,9 +370,12 @@ impl<'a> Sched<'a> {
                 ));
             }
         }
-        // Inputs: this reader is done with them.
-        for &(_, bi) in &job.inputs {
-            self.release(bi, n);
+        // Inputs: this reader is done with them (a display keeps its frame on screen until
+        // the next flip latched, super::kms).
+        if !self.kms_done(id, n) {
+            for &(_, bi) in &job.inputs {
+                self.release(bi, n);
+            }
         }
         // Outputs: ready for the consumers streaming now (unless handed over at submission);
         // a failed job's outputs go back empty (VB2_BUF_STATE_ERROR) and its frame is lost.
@@ -403,7 +421,7 @@ impl<'a> Sched<'a> {
 
     /// A job whose result never came (its engine thread ended): an error; its frame is lost,
     /// its inputs go back to their producers and its outputs to their free lists.
-    fn lost_job(&mut self, job: &InFlight, now: VirtualTime) {
+    fn lost_job(&mut self, id: u64, job: &InFlight, now: VirtualTime) {
         let n = job.node;
         self.note_failed_job(n, "EIO");
         self.errors.push(RunFailure {
@@ -422,8 +440,10 @@ impl<'a> Sched<'a> {
                 ));
             }
         }
-        for &(_, bi) in &job.inputs {
-            self.release(bi, n);
+        if !self.kms_done(id, n) {
+            for &(_, bi) in &job.inputs {
+                self.release(bi, n);
+            }
         }
         for &(_, bi) in &job.outputs {
             if job.handed.contains(&bi) || self.w.bufs[bi].is_none() {

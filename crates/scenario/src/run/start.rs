@@ -47,7 +47,11 @@ impl Sched<'_> {
                 _ => None,
             };
             reused.extend(early);
-            let Some(bi) = early.or_else(|| self.w.links[li].free.front().copied()) else {
+            // A V4L2 producer fills the empty buffer its CAPTURE queue's driver holds first.
+            let Some(bi) = early
+                .or_else(|| self.w.capture_next(n, li))
+                .or_else(|| self.w.links[li].free.front().copied())
+            else {
                 return false;
             };
             // A swapchain's bound (`drivers::swapchain` rule 5): the producer waits for a
@@ -63,7 +67,7 @@ impl Sched<'_> {
         let inputs: Vec<(usize, usize)> = node
             .inputs
             .iter()
-            .filter_map(|&li| Some((li, *node.ready.get(&li)?.front()?)))
+            .filter_map(|&li| Some((li, self.w.ready_front(n, li)?)))
             .collect();
         // The node's driver decides what the device does with the bytes.
         let p = &node.desc.params;
@@ -77,13 +81,15 @@ impl Sched<'_> {
             DriverKind::Gpu => Op::Composite,
             DriverKind::Encoder => Op::Encode(p.codec.unwrap_or_default().into()),
             DriverKind::Display | DriverKind::Thumbnailer => Op::Scanout,
-            DriverKind::Scaler => self.w.m2m_op(n),
+            DriverKind::Scaler | DriverKind::Decoder => self.w.m2m_op(n),
         };
         // Map everything for the device (get_scatterlist); a failure is a run error.
         let mut io = DeviceJob::new(op).with_fault(fault);
-        io.bitstream = node.bitstream.as_ref().map(|b| b.view());
-        let mut ready_at = now;
+        io.bitstream = self.w.own_buffer(n, frame.map_or(0, |f| f.1));
+        let mut ready_at = self.kms_ready_from(n, now);
         let mut vb2 = Vec::new();
+        // Input links whose buffer the node's queue's driver gave the job.
+        let mut from_driver = Vec::new();
         // Which buffer each of `io`'s views is of, for giving them back if the job fails.
         let mut mapped = MappedViews::default();
         let gpu = node.desc.driver == DriverKind::Gpu;
@@ -97,7 +103,14 @@ impl Sched<'_> {
                 BufState::Ready { meta, .. } => (meta.checksum, meta.frame),
                 _ => (0, 0),
             };
-            let planes = b.planes.clone();
+            let mut planes = b.planes.clone();
+            // A bitstream is read as far as its encoder wrote it (super::m2m).
+            if let Some(used) = b.used {
+                planes.truncate(1);
+                if let Some(p) = planes.first_mut() {
+                    p.1 = p.1.min(used);
+                }
+            }
             // A GPU's buffers are mapped by its driver in its VM at submission.
             if gpu {
                 mapped.inputs.push(bi);
@@ -109,11 +122,24 @@ impl Sched<'_> {
                 });
                 continue;
             }
+            // A display through KMS: framebuffer, page flip, the driver's scanout input.
+            if self.w.is_kms(n) {
+                match self.kms_flip(n, bi, expected, in_frame, self.next_job) {
+                    Ok(mut input) => {
+                        input.view = self.fault_view_beside(&io, bi, n, false, input.view);
+                        mapped.inputs.push(bi);
+                        io.inputs.push(input);
+                        continue;
+                    }
+                    Err(e) => return self.fail_job(n, io, &mapped, e),
+                }
+            }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
             // else the runner maps it.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
-                let map = self.fault_view(&io, bi, n, false, map);
+                from_driver.push(li);
+                let map = self.fault_view(&io, (p, slot), bi, n, false, map);
                 mapped.inputs.push(bi);
                 io.inputs.push(JobInput {
                     view: map,
@@ -158,7 +184,7 @@ impl Sched<'_> {
             // (vb2 mapped it at QBUF); others map it themselves.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
                 vb2.push((p, slot, gen));
-                let map = self.fault_view(&io, bi, n, true, map);
+                let map = self.fault_view(&io, (p, slot), bi, n, true, map);
                 mapped.outputs.push(bi);
                 io.outputs.push(JobOutput {
                     view: map,
@@ -185,16 +211,20 @@ impl Sched<'_> {
         }
         for &(li, bi) in &outputs {
             if !reused.contains(&bi) {
-                self.w.links[li].free.pop_front();
+                let free = &mut self.w.links[li].free;
+                if let Some(k) = free.iter().position(|&x| x == bi) {
+                    free.remove(k);
+                }
             }
             self.w.buf_mut(bi).state = BufState::Writing;
             let in_flight = self.w.in_flight(li);
             let l = &mut self.w.links[li];
             l.max_in_flight_seen = l.max_in_flight_seen.max(in_flight);
         }
-        for &(li, _) in &inputs {
-            if let Some(q) = self.w.nodes[n].ready.get_mut(&li) {
-                q.pop_front();
+        // What the application held itself leaves its hands (a driver's buffer left its list).
+        for &(li, bi) in &inputs {
+            if !from_driver.contains(&li) {
+                self.w.ready_remove(n, li, bi);
             }
         }
         self.merge_secondary_inputs(n, &inputs);
@@ -254,6 +284,7 @@ impl Sched<'_> {
             .or(inputs.first())
             .map(|&(_, bi)| self.w.buf(bi).name.clone());
         let track = node.track;
+        self.kms_started(n, start);
         self.w.trace.job(
             track,
             &label,

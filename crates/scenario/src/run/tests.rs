@@ -123,14 +123,23 @@ fn a_cpu_read_gives_its_vmap_back_when_begin_cpu_access_fails() {
     let ops = MockExporter::with(dmabuf::OpsFeatures::MMAP | dmabuf::OpsFeatures::VMAP, false);
     let buf = ops.export(&dma, 4 * 4096).expect("export");
     ops.fail.lock().begin_cpu = Some(uapi::Errno::EIO);
-    let r = super::thumbnail::cpu_read_planes(&buf, &[(0, 4096)], true);
+    let r = drivers::thumbnailer::read_planes(
+        &buf,
+        &[(0, 4096)],
+        drivers::thumbnailer::CpuSync::Bracketed,
+    );
     assert!(
-        matches!(r, Err(super::thumbnail::CpuReadError::Access(_))),
+        matches!(r, Err(drivers::thumbnailer::ThumbnailJobError::Access(_))),
         "{r:?}"
     );
     assert_eq!(buf.vmap_count(), 0, "the vmap leaked");
     ops.fail.lock().begin_cpu = None;
-    let raw = super::thumbnail::cpu_read_planes(&buf, &[(0, 4096)], true).expect("reads");
+    let raw = drivers::thumbnailer::read_planes(
+        &buf,
+        &[(0, 4096)],
+        drivers::thumbnailer::CpuSync::Bracketed,
+    )
+    .expect("reads");
     assert_eq!(raw.len(), 4096);
     assert_eq!(buf.vmap_count(), 0);
 }
@@ -268,7 +277,11 @@ fn a_frame_lost_without_a_cause_fails_the_verdict_naming_node_count_and_first_fr
 
 #[test]
 fn frames_are_retired_when_they_end_so_the_runner_keeps_only_those_in_flight() {
-    let text = TINY.replace("frames = 4", "frames = 3000");
+    // Three buffers: the display keeps the one on screen until the next flip latched
+    // (super::kms), so two would drop every other frame at the camera.
+    let text = TINY
+        .replace("frames = 4", "frames = 3000")
+        .replace("buffers = 2", "buffers = 3");
     let s = crate::validate(&text, "t.toml").expect("valid");
     let mut sched = setup(&s, &RunOptions::default()).expect("boots");
     sched.run();

@@ -1,5 +1,8 @@
-//! The thumbnailer: a CPU reader that takes one frame through the dma-buf's mmap, bracketed by
-//! `DMA_BUF_IOCTL_SYNC` (begin/end_cpu_access), and encodes it as the run's `thumbnail.jpg`.
+//! The thumbnailer node: schedules the thumbnailer driver's job
+//! ([`drivers::thumbnailer::ThumbnailJob`]: a CPU read of one frame through `dma_buf_vmap`,
+//! bracketed by `DMA_BUF_IOCTL_SYNC` (begin/end_cpu_access), and its JPEG encode) on the node's
+//! CPU lane of the virtual clock; the first JPEG made is the run's `thumbnail.jpg`. The runner
+//! reads no byte itself.
 //!
 //! Every other frame it is offered goes back at once. On an explicit-sync link the frame's
 //! sync_file is imported into the buffer's reservation object first and the read waits for it,
@@ -10,10 +13,10 @@ use super::sched::Sched;
 use super::world::{BufState, RunFailure};
 use crate::clock::VirtualTime;
 use crate::report::JobCategory;
-use dma::DmaDirection;
+use drivers::thumbnailer::{CpuSync, ThumbnailJob, ThumbnailJobError};
 
-/// The thumbnailer takes its frame (CPU read through the dma-buf mmap, bracketed by
-/// begin/end_cpu_access) and lets every other frame go at once. `false` if it took nothing
+/// The thumbnailer takes its frame (the driver's job on its CPU lane, dated from `now` by the
+/// driver's cost) and lets every other frame go at once. `false` if it took nothing
 /// (its frame's sync_file has not signaled yet).
 pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> bool {
     let li = s.w.nodes[n].inputs[0];
@@ -36,30 +39,36 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
         let sync = match s.fault_of(n) {
             Some(drivers::fault::Fault::SkipCacheSync) => {
                 s.fault_used(n, Some((src, frame)));
-                drivers::thumbnailer::CpuSync::Skip
+                CpuSync::Skip
             }
-            _ => drivers::thumbnailer::CpuSync::Bracketed,
+            _ => CpuSync::Bracketed,
         };
-        match make_thumbnail(s, n, bi, frame, expected, sync) {
-            Ok((jpeg, ok, bytes)) => {
-                let t = s.w.time.device("cpu").map_or(
-                    VirtualTime(bytes.saturating_mul(1_000_000_000) / soc::timing::CPU_COPY_BPS),
-                    |d| d.transfer_time(bytes),
-                );
+        let job = plan(s, n, bi, frame, expected, sync);
+        // The driver's job on the node's CPU lane, dated by the driver's time model.
+        let cost = VirtualTime::from_duration(job.cost(s.w.kernel.soc()));
+        let engine = s.w.nodes[n].engine_name.clone();
+        let (start, end) =
+            s.w.engines
+                .entry(engine.clone())
+                .or_default()
+                .submit(now, cost);
+        *s.counts.jobs.entry(engine).or_default() += 1;
+        let name = s.w.buf(bi).name.clone();
+        match job.execute() {
+            Ok(out) => {
                 let track = s.w.nodes[n].track;
-                let name = s.w.buf(bi).name.clone();
                 s.w.trace.job(
                     track,
                     &format!("thumbnail frame {frame}"),
-                    now,
-                    now + t,
+                    start,
+                    end,
                     Some(&name),
-                    bytes,
+                    out.bytes,
                     Some(frame),
                     JobCategory::Cpu,
                 );
-                s.thumbnail.get_or_insert(jpeg);
-                if !ok {
+                s.thumbnail.get_or_insert(out.jpeg);
+                if !out.verified {
                     // The frame stays tracked until this read (module `outcome`).
                     match s.frames.get_mut(&(src, frame)) {
                         Some(f) => f.corrupted = true,
@@ -69,7 +78,22 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
                     }
                 }
             }
-            Err(e) => s.errors.push(e),
+            Err(e) => s.errors.push(match e {
+                ThumbnailJobError::Vmap(e) => {
+                    RunFailure::new(&e, format!("thumbnailer vmap of {name}: {e}"))
+                }
+                ThumbnailJobError::Access(e) => RunFailure {
+                    errno: "EIO".into(),
+                    message: format!("thumbnailer reading {name}: {e}"),
+                },
+                ThumbnailJobError::NotNv12 => RunFailure {
+                    errno: "EIO".into(),
+                    message: format!(
+                        "thumbnailer reading {name}: the frame is not an NV12 frame the JPEG \
+                         encoder takes"
+                    ),
+                },
+            }),
         }
     }
     s.release(bi, n);
@@ -77,107 +101,28 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
     true
 }
 
-/// Why a CPU read of a dma-buf failed.
-#[derive(Debug)]
-pub(crate) enum CpuReadError {
-    /// `dma_buf_vmap` failed (nothing to give back).
-    Vmap(dmabuf::DmaBufError),
-    /// The bracket or the read failed (the vmap went back already).
-    Access(dmabuf::DmaBufError),
-}
-
-/// Reads `planes` of `buf` the way a kernel CPU reader does: `dma_buf_vmap`, then
-/// `begin_cpu_access` .. `end_cpu_access` around the copy, then `dma_buf_vunmap`. Whatever fails,
-/// the vmap is given back and an opened bracket closed: nothing stays mapped.
-/// With `bracketed` false (the `skip_cache_sync` fault) the bracket is left out.
-pub(crate) fn cpu_read_planes(
-    buf: &dmabuf::DmaBuf,
-    planes: &[(u64, u64)],
-    bracketed: bool,
-) -> Result<Vec<u8>, CpuReadError> {
-    // A kernel-style vmap: the buffer's mmap covers whole pages only.
-    let map = buf.vmap_unlocked().map_err(CpuReadError::Vmap)?;
-    let read = (|| {
-        if bracketed {
-            buf.begin_cpu_access(DmaDirection::FromDevice)?;
-        }
-        let mut raw = Vec::new();
-        let mut res = Ok(());
-        for &(off, len) in planes {
-            let mut plane = vec![0u8; len as usize];
-            if let Err(e) = map.read(off, &mut plane) {
-                res = Err(e);
-                break;
-            }
-            raw.extend_from_slice(&plane);
-        }
-        let end = if bracketed {
-            buf.end_cpu_access(DmaDirection::FromDevice)
-        } else {
-            Ok(())
-        };
-        res?;
-        end?;
-        Ok(raw)
-    })();
-    let unmapped = buf.vunmap_unlocked(map);
-    let raw = read.map_err(CpuReadError::Access)?;
-    unmapped.map_err(CpuReadError::Access)?;
-    Ok(raw)
-}
-
-fn make_thumbnail(
+/// The driver's job for thumbnailer `n` on the frame in buffer `bi`: what user space knows of
+/// the frame (the link's format, the node's `scale` and `quality`).
+fn plan(
     s: &Sched<'_>,
     n: usize,
     bi: usize,
     frame: u64,
     expected: u64,
-    sync: drivers::thumbnailer::CpuSync,
-) -> Result<(Vec<u8>, bool, u64), RunFailure> {
-    let bracketed = sync == drivers::thumbnailer::CpuSync::Bracketed;
+    sync: CpuSync,
+) -> ThumbnailJob {
     let b = s.w.buf(bi);
     let node = &s.w.nodes[n].desc;
-    let li = b.link;
-    let fmt = &s.w.links[li].format_planes;
-    let err = |e: &dyn std::fmt::Display| RunFailure {
-        errno: "EIO".into(),
-        message: format!("thumbnailer reading {}: {e}", b.name),
-    };
-    let raw = cpu_read_planes(&b.buf, &b.planes, bracketed).map_err(|e| match e {
-        CpuReadError::Vmap(e) => {
-            RunFailure::new(&e, format!("thumbnailer vmap of {}: {e}", b.name))
-        }
-        CpuReadError::Access(e) => err(&e),
-    })?;
-    // The frame's stamp (drivers::frame): its frame number, and the body's checksum its
-    // producer reported.
-    let ok = match drivers::frame::verify_stamp(&raw) {
-        Ok(f) => {
-            u64::from(f) == frame & u64::from(u32::MAX)
-                && drivers::frame::checksum(&raw[drivers::frame::STAMP_LEN..]) == expected
-        }
-        Err(_) => {
-            raw.len() <= drivers::frame::STAMP_LEN && drivers::frame::checksum(&raw) == expected
-        }
-    };
-    let (w, hgt) = (
-        s.w.links[li].format_planes[0].bytes_per_line as u32,
-        (fmt[0].size / fmt[0].bytes_per_line.max(1)) as u32,
-    );
-    let scale = node.params.scale.unwrap_or(8).max(2) & !1;
-    let quality = node.params.quality.unwrap_or(85);
-    let jpeg = (|| {
-        let ff = drivers::frame::FrameFormat::new(w, hgt).ok()?;
-        if fmt.len() != 2 {
-            return None;
-        }
-        let mut f = scale;
-        while f > 2 && (w % f != 0 || hgt % f != 0) {
-            f -= 2;
-        }
-        let (tw, th, ycc) = drivers::frame::nv12_to_ycbcr(ff, &raw, f).ok()?;
-        drivers::thumbnailer::encode_jpeg(&ycc, tw, th, quality).ok()
-    })()
-    .ok_or_else(|| err(&"the frame is not an NV12 frame the JPEG encoder takes"))?;
-    Ok((jpeg, ok, raw.len() as u64))
+    let fmt = &s.w.links[b.link].format_planes;
+    ThumbnailJob {
+        buf: b.buf.clone(),
+        planes: b.planes.clone(),
+        width: fmt[0].bytes_per_line as u32,
+        height: (fmt[0].size / fmt[0].bytes_per_line.max(1)) as u32,
+        scale: node.params.scale.unwrap_or(8),
+        quality: node.params.quality.unwrap_or(85),
+        sync,
+        frame,
+        expected,
+    }
 }

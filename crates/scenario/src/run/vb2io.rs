@@ -10,10 +10,15 @@
 //!    the consumer's process holds) into the consumer's queue, at the slot (vb2 index) that
 //!    buffer always uses, so that vb2 sees the same dma-buf at the same index again (rule 4 of
 //!    [`vb2::mem_dmabuf`]: keep the attachment and, under `keep_mapped`, the mapping).
-//! 2. **Driver** ([`PortDriver`]): `buf_queue` puts the [`vb2::DriverBuffer`] on the driver's
-//!    list; the consumer's job takes it from there and its device reads the bytes through the
-//!    DMA segments vb2 mapped (not through a mapping of the runner's own). When the job ends on
-//!    the virtual clock, the runner calls `buffer_done(DONE)` and DQBUFs it back.
+//! 2. **Driver** ([`drivers::media::ReadyList`], the media drivers' own vb2 side): `buf_queue`
+//!    puts the [`vb2::DriverBuffer`] on the driver's ready list, in queue order
+//!    (`v4l2_m2m_buf_queue`). The runner keeps no copy of that list: when the consumer can run,
+//!    it asks the driver which buffer comes next ([`World::ready_front`]), the job takes it
+//!    ([`World::vb2_take`], `v4l2_m2m_buf_remove_by_idx`) and its device reads the bytes through
+//!    the DMA segments vb2 mapped (not through a mapping of the runner's own). When the job ends
+//!    on the virtual clock, the driver completes it (`ReadyList::finish`, `buffer_done(DONE)`)
+//!    and the application DQBUFs it back. What the application holds outside any queue (a
+//!    reader without one, frames a STREAMOFF or REQBUFS(0) gave back) is `Node::ready`.
 //! 3. The node's `map_policy` is the queue's [`vb2::MapPolicy`]: `keep_mapped` maps each buffer
 //!    once, `unmap_on_dequeue` maps at every QBUF (the report's `vb2_queues` shows both).
 //! 4. `stream_off`/`stream_on` events are STREAMOFF/STREAMON on the queue; `stop_streaming`
@@ -30,7 +35,8 @@
 //!    CAPTURE [`Port`]: DMABUF importing the link's fds, or the MMAP queue `VIDIOC_CREATE_BUFS`
 //!    made the buffers in (never REQBUFS(0)-ed while EXPBUF fds share them). The producer's
 //!    process QBUFs every empty buffer (when made, and when its last reader released it); the
-//!    job's device writes the one the driver holds through vb2's mapping; at the job's end
+//!    job's device writes the one the driver holds first ([`World::capture_next`]) through
+//!    vb2's mapping; at the job's end
 //!    `buffer_done(DONE)` and DQBUF, then the frame goes to the consumers. `queue = "capture"`
 //!    events STREAMOFF/STREAMON it (empty buffers are queued again after STREAMON).
 //!
@@ -41,64 +47,15 @@
 use super::world::{RunFailure, World};
 use crate::schema::MapPolicy as NodeMapPolicy;
 use drivers::dmaview::DmaView;
-use parking_lot::Mutex;
+use drivers::media::ReadyList;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uapi::Errno;
 use vb2::ioctl::{V4l2Buffer, V4l2RequestBuffers};
-use vb2::{CounterSnapshot, DriverBuffer, Memory, Vb2Error, Vb2Fh, Vb2Ops, Vb2Queue, Vb2State};
+use vb2::{CounterSnapshot, DriverBuffer, Memory, Vb2Error, Vb2Fh, Vb2Queue, Vb2State};
 
 /// vb2 buffers per queue (`max_num_buffers`' default).
 pub(crate) const SLOTS: u32 = 32;
-
-#[derive(Default)]
-struct DriverState {
-    /// ACTIVE buffers waiting for a job, by index.
-    queued: BTreeMap<u32, DriverBuffer>,
-    /// ACTIVE buffers a job is reading.
-    running: BTreeSet<u32>,
-}
-
-/// The simulated driver behind a port's queue: it keeps what `buf_queue` gives it until the
-/// runner's job takes it and completes it.
-pub(crate) struct PortDriver {
-    size: u32,
-    st: Mutex<DriverState>,
-}
-
-impl PortDriver {
-    /// A driver for buffers of `size` bytes (one plane).
-    pub(crate) fn new(size: u32) -> Arc<PortDriver> {
-        Arc::new(PortDriver {
-            size,
-            st: Mutex::new(DriverState::default()),
-        })
-    }
-}
-
-impl Vb2Ops for PortDriver {
-    fn queue_setup(&self, _n: &mut u32, req: Option<&[u32]>) -> Result<Vec<u32>, Errno> {
-        vb2::default_queue_setup(&[self.size], req)
-    }
-
-    fn buf_queue(&self, _q: &Vb2Queue, vb: DriverBuffer) {
-        self.st.lock().queued.insert(vb.index, vb);
-    }
-
-    fn stop_streaming(&self, q: &Vb2Queue) {
-        let held: Vec<u32> = {
-            let mut st = self.st.lock();
-            let mut v: Vec<u32> = st.queued.keys().copied().collect();
-            v.extend(st.running.iter().copied());
-            st.queued.clear();
-            st.running.clear();
-            v
-        };
-        for i in held {
-            let _ = q.buffer_done(i, Vb2State::Error);
-        }
-    }
-}
 
 /// One consumer's vb2 queue on one input link (module doc).
 pub(crate) struct Port {
@@ -116,7 +73,7 @@ pub(crate) struct Port {
     pub memory: Memory,
     q: Arc<Vb2Queue>,
     fh: Vb2Fh,
-    drv: Arc<PortDriver>,
+    drv: Arc<ReadyList>,
     slots: BTreeMap<usize, u32>,
     free: BTreeSet<u32>,
     /// Slots the application queued and has not dequeued (vb2 owns them until DQBUF or
@@ -234,22 +191,34 @@ impl Port {
         Ok(())
     }
 
-    /// The driver takes link buffer `bi` for a job: its slot and DMA view.
-    fn take(&self, bi: usize) -> Option<(u32, DriverBuffer)> {
-        let slot = *self.slots.get(&bi)?;
-        let mut st = self.drv.st.lock();
-        let vb = st.queued.remove(&slot)?;
-        st.running.insert(slot);
-        Some((slot, vb))
+    /// The link buffer in vb2 buffer `slot`, if one is.
+    fn buffer_at(&self, slot: u32) -> Option<usize> {
+        self.slots
+            .iter()
+            .find(|(_, &s)| s == slot)
+            .map(|(&bi, _)| bi)
+    }
+
+    /// What the driver holds for its next jobs, in the order it takes them: `(slot, link
+    /// buffer)` (a slot whose buffer the application dropped is skipped: it never comes back).
+    fn driver_queue(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+        self.drv
+            .indices()
+            .into_iter()
+            .filter_map(|s| Some((s, self.buffer_at(s)?)))
+    }
+
+    /// The driver takes vb2 buffer `slot` off its ready list for a job.
+    fn take(&self, slot: u32) -> Option<DriverBuffer> {
+        self.drv.take(slot)
     }
 
     /// The job reading `slot` ended: `buffer_done(DONE)`, then DQBUF (a no-op if the queue took
     /// its buffers back since, `gen` tells).
     pub(crate) fn complete(&mut self, slot: u32, gen: u64) -> Result<(), Vb2Error> {
-        if gen != self.gen || self.closed || !self.drv.st.lock().running.remove(&slot) {
+        if gen != self.gen || self.closed || !self.drv.finish(&self.q, slot, Vb2State::Done)? {
             return Ok(());
         }
-        self.q.buffer_done(slot, Vb2State::Done)?;
         let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), 0);
         self.fh.dqbuf(&mut b)?;
         self.queued.remove(&b.index);
@@ -343,7 +312,7 @@ impl Port {
         policy: NodeMapPolicy,
         q: Arc<Vb2Queue>,
         fh: Vb2Fh,
-        drv: Arc<PortDriver>,
+        drv: Arc<ReadyList>,
     ) -> Port {
         let capture = !q.config().buf_type.is_output();
         let memory = q
@@ -383,37 +352,92 @@ impl World {
     }
 
     /// QBUFs buffer `bi` into node `n`'s queue on link `li` (if it has a streaming one).
-    pub(crate) fn vb2_qbuf(&mut self, n: usize, li: usize, bi: usize) -> Result<(), RunFailure> {
+    /// `Ok(true)` if the queue's driver now holds it for a job (it is on the driver's ready
+    /// list); `Ok(false)` if it stays in the application's hands (no queue, a queue not
+    /// streaming, or the buffer is queued already and in a job).
+    pub(crate) fn vb2_qbuf(&mut self, n: usize, li: usize, bi: usize) -> Result<bool, RunFailure> {
         let Some(p) = self.port_of(n, li) else {
-            return Ok(());
+            return Ok(false);
         };
         if self.ports[p].closed || !self.ports[p].allocated {
-            return Ok(());
+            return Ok(false);
         }
         let pid = self.nodes[n].process.pid();
         let b = self.buf(bi);
         let Some(fd) = b.fds.iter().find(|(q, _)| q.pid() == pid).map(|x| x.1) else {
-            return Ok(());
+            return Ok(false);
         };
         let what = format!("{}: QBUF {}", self.ports[p].label(self), b.name);
-        self.ports[p].qbuf(bi, fd).map_err(|e| vb2_fail(&what, &e))
+        self.ports[p]
+            .qbuf(bi, fd)
+            .map_err(|e| vb2_fail(&what, &e))?;
+        let port = &self.ports[p];
+        Ok(port.streaming && port.driver_queue().any(|(_, b)| b == bi))
+    }
+
+    /// Node `n`'s port on link `li` if vb2 drives it now (open, with buffers, streaming).
+    fn driven_port(&self, n: usize, li: usize) -> Option<usize> {
+        let p = self.port_of(n, li)?;
+        let port = &self.ports[p];
+        (!port.closed && port.allocated && port.streaming).then_some(p)
+    }
+
+    /// The frames node `n`'s next jobs read on input link `li`, oldest first: what its vb2
+    /// queue's driver holds (the driver's ready list, asked, not copied), then what the
+    /// application holds itself (`Node::ready`: a reader without a vb2 queue, frames a
+    /// STREAMOFF or REQBUFS(0) gave back, a frame its queue could not take).
+    pub(crate) fn ready_bufs(&self, n: usize, li: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = match self.driven_port(n, li) {
+            Some(p) => self.ports[p].driver_queue().map(|(_, bi)| bi).collect(),
+            None => Vec::new(),
+        };
+        if let Some(q) = self.nodes[n].ready.get(&li) {
+            v.extend(q.iter().copied());
+        }
+        v
+    }
+
+    /// The frame node `n`'s next job reads on input link `li` ([`World::ready_bufs`]' first).
+    pub(crate) fn ready_front(&self, n: usize, li: usize) -> Option<usize> {
+        if let Some(p) = self.driven_port(n, li) {
+            if let Some((_, bi)) = self.ports[p].driver_queue().next() {
+                return Some(bi);
+            }
+        }
+        self.nodes[n].ready.get(&li)?.front().copied()
+    }
+
+    /// Takes buffer `bi` out of the frames the application holds for node `n` on link `li`.
+    pub(crate) fn ready_remove(&mut self, n: usize, li: usize, bi: usize) {
+        if let Some(q) = self.nodes[n].ready.get_mut(&li) {
+            if let Some(k) = q.iter().position(|&b| b == bi) {
+                q.remove(k);
+            }
+        }
+    }
+
+    /// The empty buffer a V4L2 producer `n`'s next job fills on output link `li`: the one its
+    /// CAPTURE queue's driver holds first, if it has a streaming queue.
+    pub(crate) fn capture_next(&self, n: usize, li: usize) -> Option<usize> {
+        let p = self.driven_port(n, li)?;
+        self.ports[p].driver_queue().next().map(|(_, bi)| bi)
     }
 
     /// Node `n`'s job takes buffer `bi` of link `li` from its queue's driver: `(port, slot,
-    /// generation, the device's view through vb2's mapping)`, or `None` if it did not go
-    /// through a queue (the job maps it itself then).
+    /// generation, the device's view through vb2's mapping)`, or `None` if the driver does
+    /// not hold it (the job maps it itself then).
     pub(crate) fn vb2_take(
         &self,
         n: usize,
         li: usize,
         bi: usize,
     ) -> Option<(usize, u32, u64, DmaView)> {
-        let p = self.port_of(n, li)?;
+        let p = self.driven_port(n, li)?;
         let port = &self.ports[p];
-        if port.closed || !port.streaming {
-            return None;
-        }
-        let (slot, vb) = port.take(bi)?;
+        let slot = port
+            .driver_queue()
+            .find_map(|(s, b)| (b == bi).then_some(s))?;
+        let vb = port.take(slot)?;
         let segs = vb.planes.first()?.segments.clone();
         Some((
             p,
@@ -421,6 +445,45 @@ impl World {
             port.gen,
             DmaView::from_segments(self.nodes[n].dev.clone(), &segs),
         ))
+    }
+
+    /// The driver of port `p` re-maps the buffer in `slot` it owns for `dir`, replacing vb2's
+    /// mapping (`Vb2Queue::remap_dmabuf`; the `wrong_direction` fault, module `faults`): the
+    /// device's view through the new mapping.
+    pub(crate) fn vb2_remap(
+        &self,
+        p: usize,
+        slot: u32,
+        dir: dma::DmaDirection,
+    ) -> Result<DmaView, RunFailure> {
+        let port = &self.ports[p];
+        let segs = port.q.remap_dmabuf(slot, dir).map_err(|e| {
+            RunFailure::new(
+                &e,
+                format!("{}: re-mapping buffer {slot}: {e}", port.label(self)),
+            )
+        })?;
+        let first = segs.into_iter().next().unwrap_or_default();
+        Ok(DmaView::from_segments(
+            self.nodes[port.node].dev.clone(),
+            &first,
+        ))
+    }
+
+    /// Before output port `p`'s queue takes its buffers back (STREAMOFF, REQBUFS(0), close):
+    /// the frames its driver held are the application's again, ahead of what it held already.
+    fn port_reclaim(&mut self, p: usize) {
+        let port = &self.ports[p];
+        if port.capture || port.closed || !port.streaming {
+            return;
+        }
+        let held: Vec<usize> = port.driver_queue().map(|(_, bi)| bi).collect();
+        let (n, li) = (port.node, port.link);
+        if let Some(q) = self.nodes[n].ready.get_mut(&li) {
+            for bi in held.into_iter().rev() {
+                q.push_front(bi);
+            }
+        }
     }
 
     /// Buffer `bi` is gone: its slots become free for other buffers.
@@ -464,6 +527,7 @@ impl World {
             let r = if on {
                 self.ports[p].stream_on()
             } else {
+                self.port_reclaim(p);
                 self.ports[p].stream_off()
             };
             if let Err(e) = r {
@@ -479,6 +543,7 @@ impl World {
     pub(crate) fn ports_release(&mut self, ports: &[usize], close: bool) -> Vec<(usize, bool)> {
         let mut out = Vec::new();
         for &p in ports {
+            self.port_reclaim(p);
             let port = &mut self.ports[p];
             if port.closed {
                 continue;
@@ -532,9 +597,13 @@ impl World {
                     .map(|q| q.iter().copied().collect())
                     .unwrap_or_default()
             };
+            let capture = self.ports[p].capture;
             for bi in held {
-                if let Err(e) = self.vb2_qbuf(n, li, bi) {
-                    errs.push(e);
+                match self.vb2_qbuf(n, li, bi) {
+                    // The driver holds the frame now, not the application.
+                    Ok(true) if !capture => self.ready_remove(n, li, bi),
+                    Ok(_) => {}
+                    Err(e) => errs.push(e),
                 }
             }
         }
@@ -549,6 +618,7 @@ impl World {
             if self.ports[p].memory == Memory::Mmap {
                 continue;
             }
+            self.port_reclaim(p);
             self.ports[p].close();
             if let Err(e) = self.ports[p].counters().check_balanced() {
                 errs.push(RunFailure {

@@ -109,9 +109,9 @@ impl Sched<'_> {
     pub(crate) fn lose_queued(&mut self, n: usize, cause: &'static str) {
         let keys: Vec<(usize, u64)> = self.w.nodes[n]
             .ready
-            .values()
-            .flatten()
-            .filter_map(|&bi| match &self.w.bufs[bi].as_ref()?.state {
+            .keys()
+            .flat_map(|&li| self.w.ready_bufs(n, li))
+            .filter_map(|bi| match &self.w.bufs[bi].as_ref()?.state {
                 BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
                 _ => None,
             })

@@ -84,6 +84,9 @@ pub(crate) struct BufRt {
     /// A frame handed over before its producer's job ended (explicit sync from a GPU): when
     /// that job's out-fence signals on the virtual clock.
     pub fence_end: Option<VirtualTime>,
+    /// Bytes of it the producer's last job wrote, when fewer than its planes (an encoder's
+    /// bitstream, [`super::m2m`]): what a reader reads.
+    pub used: Option<u64>,
 }
 
 /// A link at run time.
@@ -124,7 +127,9 @@ pub(crate) struct NodeRt {
     pub busy: bool,
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
-    /// Ready buffers per input link, oldest first.
+    /// Per input link, the ready frames the application holds itself, oldest first (a reader
+    /// without a vb2 queue; frames a STREAMOFF or REQBUFS(0) gave back). What a vb2 queue's
+    /// driver holds is the driver's: [`World::ready_bufs`] asks it.
     pub ready: BTreeMap<usize, VecDeque<usize>>,
     /// A source's next frame number.
     pub next_frame: u64,
@@ -136,6 +141,8 @@ pub(crate) struct NodeRt {
     pub fence_wait: VirtualTime,
     /// A GPU node's address space (its process's [`drivers::gpu::GpuVm`]), made on first use.
     pub vm: Option<drivers::gpu::GpuVm>,
+    /// What an m2m driver holds beside its queues ([`super::m2m`]).
+    pub m2m: super::m2m::M2mState,
 }
 
 /// The bitstream buffer an encoder owns (as a V4L2 encoder's CAPTURE buffer, allocated by its
@@ -172,6 +179,8 @@ pub(crate) struct World {
     pub trace: Trace,
     pub log: Arc<MigrationLog>,
     pub gpus: BTreeMap<String, drivers::gpu::Gpu>,
+    /// The display nodes driven through KMS, by node ([`super::kms`]).
+    pub kms: BTreeMap<usize, super::kms::Kms>,
     pub seed: u64,
     /// The consumers' vb2 queues ([`super::vb2io`]).
     pub ports: Vec<super::vb2io::Port>,
@@ -262,6 +271,7 @@ impl World {
                 fence_wait: VirtualTime::ZERO,
                 bitstream: None,
                 vm: None,
+                m2m: Default::default(),
             });
         }
         let limits = super::limits::Limits::new(&kernel, s, &procs)?;
@@ -275,7 +285,6 @@ impl World {
                 nodes[t].inputs.push(li);
                 nodes[t].ready.insert(li, VecDeque::new());
             }
-            let p = &s.nodes[from];
             links.push(LinkRt {
                 desc: l.clone(),
                 name: l.link_name(),
@@ -283,7 +292,7 @@ impl World {
                 to,
                 bufs: Vec::new(),
                 free: VecDeque::new(),
-                format_planes: p.format.planes(p.width, p.height),
+                format_planes: super::m2m::link_planes(s, from),
                 next_index: 0,
                 swapchain: crate::validate::swapchain::of_link(&s.nodes, l),
                 swap_waits: 0,
@@ -295,7 +304,10 @@ impl World {
         }
         // An RLE encoder's bitstream buffer: two bytes per byte of its largest input, plus a pair.
         for n in &mut nodes {
-            if n.desc.params.codec != Some(crate::schema::EncoderCodec::Rle) {
+            // One that feeds a link writes its bitstream there (super::m2m).
+            if n.desc.params.codec != Some(crate::schema::EncoderCodec::Rle)
+                || !n.outputs.is_empty()
+            {
                 continue;
             }
             let worst = n
@@ -324,6 +336,7 @@ impl World {
                 folded: 0,
             });
         }
+        super::m2m::alloc_references(&kernel, &mut nodes)?;
         Ok(World {
             time: TimeModel::from_desc(&s.soc),
             kernel,
@@ -334,6 +347,7 @@ impl World {
             trace,
             log: Arc::new(MigrationLog::new()),
             gpus: BTreeMap::new(),
+            kms: BTreeMap::new(),
             seed: s.seed,
             ports: Vec::new(),
             move_notifies: std::sync::atomic::AtomicU64::new(0),
@@ -463,12 +477,12 @@ impl World {
     }
 
     /// Buffers of link `li` in flight: drawn, or waiting for readers (a swapchain's
-    /// `max_in_flight` bounds these).
+    /// `max_in_flight` bounds these); the one a display scans out is shown, not in flight.
     pub(crate) fn in_flight(&self, li: usize) -> u32 {
         self.links[li]
             .bufs
             .iter()
-            .filter(|&&b| self.buf(b).state != BufState::Free)
+            .filter(|&&b| self.buf(b).state != BufState::Free && !self.kms_on_screen(b))
             .count() as u32
     }
 

@@ -24,6 +24,10 @@ pub enum DriverKind {
     /// A memory-to-memory scaler and format converter (RGA, G2D, PXP): reads its output queue,
     /// writes its capture queue at the node's own size and format ([`drivers::scaler`]).
     Scaler,
+    /// A video decoder: reads the RLE bitstream an encoder writes from its output queue and
+    /// writes the frames into its capture queue, through reference frames it holds
+    /// ([`drivers::decoder`]).
+    Decoder,
 }
 
 impl DriverKind {
@@ -37,14 +41,21 @@ impl DriverKind {
             DriverKind::Encoder => "encoder",
             DriverKind::Thumbnailer => "thumbnailer",
             DriverKind::Scaler => "scaler",
+            DriverKind::Decoder => "decoder",
         }
     }
 
-    /// Whether the node produces buffers (may be a link's `from`).
+    /// Whether the node produces buffers (may be a link's `from`; an encoder only with
+    /// `codec = "rle"`, into a decoder).
     pub fn produces(self) -> bool {
         matches!(
             self,
-            DriverKind::Camera | DriverKind::Isp | DriverKind::Gpu | DriverKind::Scaler
+            DriverKind::Camera
+                | DriverKind::Isp
+                | DriverKind::Gpu
+                | DriverKind::Scaler
+                | DriverKind::Decoder
+                | DriverKind::Encoder
         )
     }
 
@@ -58,7 +69,7 @@ impl DriverKind {
         use super::QueueKind::{Capture, Output};
         match self {
             DriverKind::Camera => &[Capture],
-            DriverKind::Isp | DriverKind::Scaler => &[Output, Capture],
+            DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder => &[Output, Capture],
             DriverKind::Display | DriverKind::Encoder => &[Output],
             DriverKind::Gpu | DriverKind::Thumbnailer => &[],
         }

@@ -269,20 +269,29 @@ fn fault_cannot_apply(raw: &ScenarioFile, n: &NodeDesc, fault: FaultKind) -> Opt
     let writes = raw.links.iter().any(|l| l.from == n.name);
     match fault {
         FaultKind::SkipCacheSync if n.driver != DriverKind::Thumbnailer => Some(
-            "the only CPU access to a frame is a thumbnailer's read (devices need no CPU cache              maintenance between them): expected a thumbnailer node"
+            "the only CPU access to a frame is a thumbnailer's read (devices need no CPU cache \
+             maintenance between them): expected a thumbnailer node"
                 .into(),
         ),
         FaultKind::SkipFenceWait => {
+            // A GPU, camera or ISP producer hands an explicit link's frame over at its job's
+            // submission, with the job's out-fence.
             let early = raw.links.iter().any(|l| {
                 l.feeds(&n.name)
                     && l.sync == SyncMode::Explicit
-                    && raw
-                        .nodes
-                        .iter()
-                        .any(|p| p.name == l.from && p.driver == DriverKind::Gpu)
+                    && raw.nodes.iter().any(|p| {
+                        p.name == l.from
+                            && matches!(
+                                p.driver,
+                                DriverKind::Gpu | DriverKind::Camera | DriverKind::Isp
+                            )
+                    })
             });
             (!early || n.driver == DriverKind::Thumbnailer).then(|| {
-                "a frame reaches it only once its producer's job is over, so there is no fence                  to skip: expected a device node reading a `sync = \"explicit\"` link from a gpu                  node (its frames arrive at the GPU job's submission)"
+                "a frame reaches it only once its producer's job is over, so there is no fence \
+                 to skip: expected a device node reading a `sync = \"explicit\"` link from a \
+                 gpu, camera or isp node (its frames arrive at the producer job's submission, \
+                 with its out-fence)"
                     .into()
             })
         }

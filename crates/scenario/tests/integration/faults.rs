@@ -122,8 +122,9 @@ fn the_wrong_direction_scenario_shows_what_happens_and_is_verified_without_the_f
     let (text, clean) = with_and_without("wrong-direction");
     let s = scenario::validate(&text, "wrong-direction.toml").unwrap();
     let r = run(&s, &RunOptions::default()).report;
-    // What its [expect] states: exit 1 with EFAULT, the IOMMU fault and the overlapping
-    // mappings expected, no wrong byte: the ISP's frame is lost, counted under its cause.
+    // What its [expect] states: exit 1 with EFAULT, the IOMMU fault, the overlapping mappings
+    // and the display's reads against the direction of its only mapping, no wrong byte: the
+    // ISP's frame is lost, counted under its cause.
     assert_eq!(s.expect.exit, Some(1));
     assert_eq!(r.exit_code(), ExitCode::Failed);
     assert_eq!(r.frames.corrupted, 0, "{:?}", r.frames);
@@ -137,11 +138,25 @@ fn the_wrong_direction_scenario_shows_what_happens_and_is_verified_without_the_f
         r.checker.findings.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["iommu-fault", "overlapping-mapping"].into_iter().collect(),
+        [
+            "access-against-direction",
+            "iommu-fault",
+            "overlapping-mapping"
+        ]
+        .into_iter()
+        .collect(),
         "{:?}",
         r.checker.findings
     );
     assert!(r.checker.findings.iter().all(|f| f.expected));
+    // The display (no IOMMU) read through its own wrong mapping: vb2's right one was replaced.
+    assert!(r
+        .checker
+        .findings
+        .iter()
+        .any(|f| f.kind == "access-against-direction"
+            && f.device.as_deref() == Some("display0")
+            && f.message.contains("DMA_FROM_DEVICE")));
     assert_eq!(
         r.faults
             .iter()
@@ -297,4 +312,177 @@ node = "isp"
         cam.produced + cam.dropped.values().sum::<u64>(),
         r.frames.produced
     );
+}
+
+/// A camera without an IOMMU (camera0: non-coherent, direct DMA) whose driver maps its
+/// buffers DMA_TO_DEVICE writes against the direction of its only mapping of them
+/// (`access-against-direction`), and the CPU's `DMA_BUF_IOCTL_SYNC` then does the cache
+/// maintenance of the wrong direction: START(READ) invalidates nothing for a TO_DEVICE mapping,
+/// END cleans without invalidating, so the lines the preview read stay cached and the
+/// thumbnailer, bracketed as it should be, reads the preview's frame out of the cache instead
+/// of the frame the camera wrote under it: wrong bytes (`cpu-stale-read`). Without the fault:
+/// VERIFIED.
+#[test]
+fn wrong_direction_without_an_iommu_leaves_stale_lines_for_a_bracketed_cpu_read() {
+    let base = r#"name = "wd"
+seed = 5
+frames = 14
+
+[[nodes]]
+name = "camera"
+driver = "camera"
+device = "camera0"
+width = 320
+height = 240
+fps = 30
+
+[[nodes]]
+name = "display"
+driver = "display"
+device = "display0"
+width = 320
+height = 240
+fps = 30
+
+[[nodes]]
+name = "preview"
+driver = "thumbnailer"
+device = "isp0"
+process = "gallery"
+params = { frame = 3, scale = 4 }
+
+[[nodes]]
+name = "thumbnailer"
+driver = "thumbnailer"
+device = "isp0"
+process = "gallery"
+params = { frame = 6, scale = 4 }
+
+[[links]]
+from = "camera"
+to = ["display", "preview", "thumbnailer"]
+buffers = 3
+"#;
+    let faulty = format!(
+        "{base}\n[[events]]\nat_frame = 1\naction = \"fault\"\nnode = \"camera\"\nfault = \"wrong_direction\"\nfor_frames = 12\n"
+    );
+    let s = scenario::validate(&faulty, "wd.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+    let kinds: std::collections::BTreeSet<&str> =
+        r.checker.findings.iter().map(|f| f.kind.as_str()).collect();
+    assert!(
+        kinds.contains("access-against-direction") && kinds.contains("cpu-stale-read"),
+        "{:?}",
+        r.checker.findings
+    );
+    assert!(r.frames.corrupted >= 1, "{:?}", r.frames);
+    assert!(
+        r.corrupted_frames.iter().any(|f| f.frame == 6),
+        "{:?}",
+        r.corrupted_frames
+    );
+    assert_eq!(
+        r.frames.produced,
+        r.frames.delivered + r.frames.dropped + r.frames.corrupted + r.frames.merged
+    );
+    // Without the fault: every frame and both thumbnails verify.
+    let s = scenario::validate(base, "wd.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(
+        r.exit_code(),
+        ExitCode::Verified,
+        "{:?} {:?}",
+        r.errors,
+        r.checker.findings
+    );
+    assert_eq!(r.frames.corrupted, 0);
+}
+
+/// `skip_fence_wait` with a V4L2 producer: the camera's frame travels to the ISP at the
+/// camera job's submission with its out-fence (`sync = "explicit"`); the ISP's driver starts
+/// without waiting for it, so on the virtual clock the ISP's job overlaps the camera's and
+/// reads what the camera had written of the frame by then: the frame is wrong at the ISP and
+/// the DMA-API checker names the unsignalled write fence (`fence-conflict`). Without the fault
+/// the ISP waits on the fence (its fence wait > 0) and the run is VERIFIED.
+#[test]
+fn skip_fence_wait_on_a_camera_frame_reads_what_the_camera_had_written_by_then() {
+    let base = r#"name = "sfw"
+seed = 8
+frames = 10
+
+[[nodes]]
+name = "camera"
+driver = "camera"
+device = "camera0"
+width = 320
+height = 240
+fps = 30
+
+[[nodes]]
+name = "isp"
+driver = "isp"
+device = "isp0"
+width = 320
+height = 240
+
+[[nodes]]
+name = "display"
+driver = "display"
+device = "display0"
+width = 320
+height = 240
+fps = 30
+
+[[links]]
+from = "camera"
+to = "isp"
+buffers = 3
+sync = "explicit"
+
+[[links]]
+from = "isp"
+to = "display"
+buffers = 3
+"#;
+    let faulty = format!(
+        "{base}\n[[events]]\nat_frame = 4\naction = \"fault\"\nnode = \"isp\"\nfault = \"skip_fence_wait\"\n"
+    );
+    let s = scenario::validate(&faulty, "sfw.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.exit_code(), ExitCode::Failed);
+    assert!(
+        r.checker
+            .findings
+            .iter()
+            .any(|f| f.kind == "fence-conflict" && f.device.as_deref() == Some("isp0")),
+        "{:?}",
+        r.checker.findings
+    );
+    assert_eq!(r.faults.len(), 1);
+    assert_eq!(r.faults[0].frames, vec![4], "{:?}", r.faults);
+    assert_eq!(r.frames.corrupted, 1, "{:?}", r.frames);
+    assert_eq!(
+        r.corrupted_frames
+            .iter()
+            .map(|f| f.frame)
+            .collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(
+        r.frames.produced,
+        r.frames.delivered + r.frames.dropped + r.frames.corrupted + r.frames.merged
+    );
+    // Without the fault: the ISP waits for each camera frame's fence, and every frame verifies.
+    let s = scenario::validate(base, "sfw.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(
+        r.exit_code(),
+        ExitCode::Verified,
+        "{:?} {:?}",
+        r.errors,
+        r.checker.findings
+    );
+    let isp = r.nodes.iter().find(|n| n.name == "isp").unwrap();
+    assert!(isp.fence_wait_us > 0.0, "{isp:?}");
 }

@@ -28,6 +28,26 @@ fn swapchain() -> String {
         .replace("frames = 120", "frames = 24")
 }
 
+/// The bundled scaler pipeline at 640x360 -> 320x180 (NV12 -> XRGB8888), 6 frames.
+fn scaler() -> String {
+    scenario::bundled_text("scale-convert")
+        .unwrap()
+        .replace("frames = 120", "frames = 6")
+        .replace("width = 3840", "width = 640")
+        .replace("height = 2160", "height = 360")
+        .replace("width = 1920", "width = 320")
+        .replace("height = 1080", "height = 180")
+}
+
+/// The bundled encoder -> decoder pipeline at 320x240, 6 frames.
+fn transcode() -> String {
+    scenario::bundled_text("transcode")
+        .unwrap()
+        .replace("frames = 120", "frames = 6")
+        .replace("width = 1280", "width = 320")
+        .replace("height = 720", "height = 240")
+}
+
 fn rle() -> String {
     scenario::bundled_text("encoder-rle")
         .unwrap()
@@ -100,16 +120,48 @@ fn test_every_documented_node_field_and_param_changes_the_run_or_is_refused() {
     // (field, base text, from, to)
     let cases: Vec<(&str, String, &str, &str)> = vec![
         ("name", b.clone(), "name = \"display\"", "name = \"screen\""),
-        ("driver", b.clone(), "driver = \"display\"", "driver = \"encoder\""),
-        ("device", b.clone(), "device = \"isp0\"", "device = \"encoder0\""),
+        (
+            "driver",
+            b.clone(),
+            "driver = \"display\"",
+            "driver = \"encoder\"",
+        ),
+        // The m2m kinds: an ISP in the scaler's place copies no pixels of the camera's through
+        // a box filter (other bytes, other checksums); a decoder's place needs a decoder.
+        (
+            "driver",
+            scaler(),
+            "driver = \"scaler\"",
+            "driver = \"isp\"",
+        ),
+        (
+            "driver",
+            transcode(),
+            "driver = \"decoder\"",
+            "driver = \"isp\"",
+        ),
+        (
+            "device",
+            b.clone(),
+            "device = \"isp0\"",
+            "device = \"encoder0\"",
+        ),
         // The process a node lives in is what a `kill` event takes down.
         (
             "process",
-            scenario::bundled_text("process-killed").unwrap().replace("frames = 180", "frames = 40").replace("at_frame = 90", "at_frame = 20"),
+            scenario::bundled_text("process-killed")
+                .unwrap()
+                .replace("frames = 180", "frames = 40")
+                .replace("at_frame = 90", "at_frame = 20"),
             "process = \"compositor\"",
             "process = \"recorder\"",
         ),
-        ("format", b.clone(), "format = \"XRGB8888\"\nwidth", "format = \"NV12\"\nwidth"),
+        (
+            "format",
+            b.clone(),
+            "format = \"XRGB8888\"\nwidth",
+            "format = \"NV12\"\nwidth",
+        ),
         ("width", b.clone(), "width = 640", "width = 320"),
         ("height", b.clone(), "height = 480", "height = 240"),
         ("fps", b.clone(), "fps = 60", "fps = 30"),
@@ -117,16 +169,47 @@ fn test_every_documented_node_field_and_param_changes_the_run_or_is_refused() {
         (
             "map_policy",
             b.clone(),
-            "process = \"compositor\"\nformat = \"XRGB8888\"\nwidth = 640\nheight = 480\nfps = 60",
-            "process = \"compositor\"\nformat = \"XRGB8888\"\nwidth = 640\nheight = 480\nfps = 60\nmap_policy = \"unmap_on_dequeue\"",
+            // The encoder's OUTPUT queue (a KMS display has none: refused there, kms.rs test).
+            "process = \"recorder\"\nwidth = 640",
+            "process = \"recorder\"\nmap_policy = \"unmap_on_dequeue\"\nwidth = 640",
         ),
-        ("params", b.clone(), "params = { pattern = \"bars\" }", "params = { pattern = \"ramp\" }"),
-        ("pattern", rle(), "pattern = \"bars\"", "pattern = \"noise\""),
-        ("transform", rle(), "transform = \"copy\"", "transform = \"invert\""),
-        ("swapchain", swapchain(), "swapchain = \"wayland\"", "swapchain = \"dri2\""),
-        ("max_in_flight", swapchain(), "max_in_flight = 1 }", "max_in_flight = 2 }"),
+        (
+            "params",
+            b.clone(),
+            "params = { pattern = \"bars\" }",
+            "params = { pattern = \"ramp\" }",
+        ),
+        (
+            "pattern",
+            rle(),
+            "pattern = \"bars\"",
+            "pattern = \"noise\"",
+        ),
+        (
+            "transform",
+            rle(),
+            "transform = \"copy\"",
+            "transform = \"invert\"",
+        ),
+        (
+            "swapchain",
+            swapchain(),
+            "swapchain = \"wayland\"",
+            "swapchain = \"dri2\"",
+        ),
+        (
+            "max_in_flight",
+            swapchain(),
+            "max_in_flight = 1 }",
+            "max_in_flight = 2 }",
+        ),
         ("vram", b.clone(), "vram = \"vram0\"", "vram = \"dram0\""),
-        ("p2p", b.clone(), "vram = \"vram0\" }", "vram = \"vram0\", p2p = true }"),
+        (
+            "p2p",
+            b.clone(),
+            "vram = \"vram0\" }",
+            "vram = \"vram0\", p2p = true }",
+        ),
         ("codec", rle(), "codec = \"rle\"", "codec = \"checksum\""),
         ("frame", b.clone(), "frame = 4,", "frame = 5,"),
         ("scale", b.clone(), "scale = 16,", "scale = 8,"),

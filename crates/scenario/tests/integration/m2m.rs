@@ -89,3 +89,90 @@ fn test_check_refuses_a_conversion_the_scaler_cannot_do_at_its_field() {
         "{msg}"
     );
 }
+
+/// The bundled `transcode` at 320x240, `frames` frames.
+fn transcode(frames: u64) -> String {
+    scenario::bundled_text("transcode")
+        .unwrap()
+        .replace("frames = 120", &format!("frames = {frames}"))
+        .replace("width = 1280", "width = 320")
+        .replace("height = 720", "height = 240")
+}
+
+#[test]
+fn test_transcode_decodes_every_frame_bit_exact_through_held_reference_frames() {
+    let s = scenario::validate(&transcode(10), "tc.toml").unwrap();
+    let out = run(&s, &RunOptions::default());
+    let r = &out.report;
+    let json = r.to_json();
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{json}");
+    assert_eq!((r.frames.delivered, r.frames.corrupted), (10, 0), "{json}");
+    let node = |name: &str| r.nodes.iter().find(|n| n.name == name).unwrap();
+    // The decoder verified each stream and each decoded frame's own stamp (the camera's).
+    assert_eq!(
+        (node("decoder").consumed, node("decoder").corrupted),
+        (10, 0),
+        "{json}"
+    );
+    // Two reference frames of the decoder's own, a frame each (page-rounded).
+    let frame: u64 = 320 * 240 * 3 / 2;
+    assert_eq!(node("decoder").reference_buffers, 2, "{json}");
+    assert_eq!(
+        node("decoder").reference_bytes,
+        2 * frame.next_multiple_of(4096),
+        "{json}"
+    );
+    assert_eq!(node("camera").reference_buffers, 0);
+    // The decoder's device read exactly the bitstream the encoder wrote, plus its reference
+    // back; it wrote the reference and the frame.
+    let enc = &r.encoders[0];
+    let isp = r.devices.iter().find(|d| d.name == "isp0").unwrap();
+    assert_eq!(isp.bytes_read, enc.bitstream_bytes + 10 * frame, "{json}");
+    assert_eq!(isp.bytes_written, 2 * 10 * frame, "{json}");
+    let encoder0 = r.devices.iter().find(|d| d.name == "encoder0").unwrap();
+    assert_eq!(encoder0.bytes_written, enc.bitstream_bytes, "{json}");
+}
+
+#[test]
+fn test_check_refuses_a_decoder_without_an_rle_encoder_and_frames_of_another_size() {
+    let refused = |text: String, at: &str, says: &str| {
+        let e = scenario::validate(&text, "tc.toml").unwrap_err();
+        assert_eq!(e.exit_code().code(), 2);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("tc.toml:") && msg.contains(at) && msg.contains(says),
+            "{msg}"
+        );
+    };
+    refused(
+        transcode(4).replace(
+            "params = { codec = \"rle\" }",
+            "params = { codec = \"checksum\" }",
+        ),
+        "`links[1].from`",
+        "expected `params.codec = \"rle\"`",
+    );
+    refused(
+        transcode(4)
+            .replacen("width = 320", "width = 160", 3)
+            .replacen("width = 160", "width = 320", 2),
+        "`nodes[2].width`",
+        "expected `width = 320`",
+    );
+    refused(
+        transcode(4).replace(
+            "from = \"encoder\"\nto = \"decoder\"",
+            "from = \"encoder\"\nto = [\"decoder\", \"display\"]",
+        ),
+        "`links[1].to[1]`",
+        "cannot read the bitstream",
+    );
+    refused(
+        transcode(4).replace(
+            "from = \"camera\"\nto = \"encoder\"",
+            "from = \"camera\"\nto = [\"encoder\", \"decoder\"]",
+        ),
+        "`links[1].to`",
+        "one OUTPUT queue",
+    );
+}

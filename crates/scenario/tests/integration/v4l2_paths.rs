@@ -35,8 +35,11 @@ fn test_userptr_producer_queues_its_process_memory_as_userptr() {
     let bufs = r.buffers.iter().filter(|b| b.link == q.link).count() as u64;
     assert!(q.qbufs >= r.frames.produced, "{summary}");
     assert!(q.qbufs <= bufs + r.frames.produced, "{summary}");
-    // No dma-buf is imported into a USERPTR queue: no attach, no DMABUF map.
-    assert_eq!((q.attaches, q.maps), (0, 0), "{summary}");
+    // No dma-buf is imported into a USERPTR queue: no attach. Its maps are vb2's pins
+    // (`get_userptr`): one per buffer, however often it is queued again with the same pointer
+    // and length; each unpinned (`put_userptr`) when the queue closed.
+    assert_eq!(q.attaches, 0, "{summary}");
+    assert_eq!((q.maps, q.unmaps), (bufs, bufs), "{summary}");
     // The device wrote through vb2's pinned pages: the ISP's engine wrote every frame.
     let isp = r.devices.iter().find(|d| d.name == "isp0").unwrap();
     let gpu = r.devices.iter().find(|d| d.name == "gpu0").unwrap();
@@ -55,6 +58,39 @@ fn test_userptr_producer_queues_its_process_memory_as_userptr() {
         .find(|q| q.node == "isp" && q.link == "isp->gpu")
         .unwrap();
     assert_eq!(q.memory, "dmabuf");
+}
+
+#[test]
+fn test_userptr_queue_counts_a_pin_per_new_pointer() {
+    // `set_buffers` takes the USERPTR link down to 2 buffers, then back to 4: the application
+    // unmaps the 2 it dropped and maps 2 new memfds at new addresses; vb2 pins each new
+    // pointer once. 6 pointers in all: 6 pins, and 6 unpins by the end.
+    let t = scenario::bundled_text("userptr")
+        .unwrap()
+        .replace("frames = 60", "frames = 16")
+        + "\n[[events]]\nat_frame = 4\naction = \"set_buffers\"\nlink = \"isp->gpu\"\ncount = 2\n\n[[events]]\nat_frame = 8\naction = \"set_buffers\"\nlink = \"isp->gpu\"\ncount = 4\n";
+    let r = report_of(&t);
+    let summary = scenario::report::text_summary(&r);
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{summary}");
+    let q = r
+        .vb2_queues
+        .iter()
+        .find(|q| q.node == "isp" && q.link == "isp->gpu")
+        .expect("the ISP's USERPTR capture queue");
+    assert_eq!(q.memory, "userptr");
+    assert_eq!((q.maps, q.unmaps), (6, 6), "{summary}");
+    // Without the events: 4 pointers, 4 pins.
+    let plain = report_of(
+        &scenario::bundled_text("userptr")
+            .unwrap()
+            .replace("frames = 60", "frames = 16"),
+    );
+    let q = plain
+        .vb2_queues
+        .iter()
+        .find(|q| q.node == "isp" && q.link == "isp->gpu")
+        .unwrap();
+    assert_eq!((q.maps, q.unmaps), (4, 4));
 }
 
 fn node_wait(r: &scenario::report::Report, node: &str) -> f64 {

@@ -1,0 +1,357 @@
+//! A display node through KMS: its process imports each buffer, makes a framebuffer of it once,
+//! and shows frames with page flips; the driver's scanout job reads them.
+//!
+//! # The concept
+//! A `display` node (one input link, not a peer-to-peer GPU's) is a
+//! [`drivers::display::Display`] in its process, as a compositor drives a DRM/KMS device:
+//! - the first time a buffer reaches it, the process imports the fd it holds (PRIME fd -> GEM
+//!   handle, `drmPrimeFDToHandle`) and creates a framebuffer with `ADDFB2`
+//!   ([`drivers::display::FbCmd2`]: the link's DRM fourcc, size, and each plane's pitch and
+//!   offset in the buffer); the driver maps the buffer once for the framebuffer's life;
+//! - each frame is a page flip committed for the vblank the runner placed it on
+//!   ([`super::handoff`]), latched at that vblank: the driver's [`drivers::display::Scanout`]
+//!   job is the node's job, executed in pieces on the pool like every other job;
+//! - the buffer on screen stays the display's until the next flip latches (real KMS scans the
+//!   old framebuffer out until then): only at the end of the next frame's scanout job is it
+//!   released to its producer;
+//! - `RMFB` when the buffer goes away (a swapchain shrinking, `set_buffers`, the end); a
+//!   detach, a kill or a STREAMOFF of the display turns the CRTC off
+//!   ([`drivers::display::Display::disable`]): the frame on screen is released.
+//!
+//! A compositor commits a frame once its acquire fence signalled (explicit sync), so a frame
+//! whose producer's fence has not signalled on the loop yet waits in the ready queue; the
+//! node's fence wait still counts from when it could have started ([`Sched::kms_ready_from`]).
+//!
+//! Locking and lifetime: single-threaded (the runner's loop); [`World::kms`] holds the
+//! displays until the end of the run, which disables them and removes every framebuffer
+//! before the buffers are dropped.
+
+use super::sched::Sched;
+use super::world::{RunFailure, World};
+use crate::clock::VirtualTime;
+use crate::schema::DriverKind;
+use drivers::display::{Display, DisplayConfig, Expect, FbCmd2, FbId};
+use drivers::job::JobInput;
+use std::collections::BTreeMap;
+
+/// One display node's KMS state.
+pub(crate) struct Kms {
+    display: Display,
+    /// Framebuffer of each buffer (by buffer index).
+    fbs: BTreeMap<usize, FbId>,
+    /// The buffer on screen, from when (its scanout job's start, the vblank that latched it).
+    on_screen: Option<usize>,
+    shown_from: VirtualTime,
+    /// Per job: the buffers its latch took off screen, released at its end.
+    releasing: BTreeMap<u64, Vec<usize>>,
+    /// When the node first found a frame whose acquire fence had not signalled.
+    waiting_since: Option<VirtualTime>,
+}
+
+fn fail(what: String, e: &drivers::media::MediaError) -> RunFailure {
+    RunFailure::new(e, what)
+}
+
+impl World {
+    /// Whether node `n` is a display driven through KMS (module doc).
+    pub(crate) fn is_kms(&self, n: usize) -> bool {
+        let node = &self.nodes[n];
+        node.desc.driver == DriverKind::Display
+            && node.inputs.len() == 1
+            && !self.link_is_p2p(node.inputs[0])
+    }
+
+    /// Whether buffer `bi` is on a display's screen now (the loop's moment, on the machine's
+    /// clock): latched at a vblank that has come; before it, a committed flip is in flight.
+    pub(crate) fn kms_on_screen(&self, bi: usize) -> bool {
+        let now = VirtualTime::from_ns(
+            self.kernel
+                .soc()
+                .clock()
+                .now_ns()
+                .saturating_sub(::clock::BOOT_NS),
+        );
+        self.kms
+            .values()
+            .any(|k| k.on_screen == Some(bi) && k.shown_from <= now)
+    }
+
+    /// The KMS displays other than `n` reading any of `links` whose buffers the constraint
+    /// exporter may move: before `n` attaches they drop their framebuffers (a compositor
+    /// re-importing reallocated buffers), as vb2 consumers STREAMOFF (module doc).
+    pub(crate) fn kms_quiesce(&self, n: usize, links: &[usize]) -> Vec<usize> {
+        self.kms
+            .iter()
+            .filter(|&(&d, k)| {
+                d != n
+                    && !k.fbs.is_empty()
+                    && self.nodes[d].inputs.iter().any(|li| {
+                        links.contains(li)
+                            && self.links[*li].bufs.iter().any(|&bi| {
+                                matches!(
+                                    self.buf(bi).exporter,
+                                    super::world::ExporterHandle::Constraint(_)
+                                )
+                            })
+                    })
+            })
+            .map(|(&d, _)| d)
+            .collect()
+    }
+
+    /// The `ADDFB2` of buffer `bi` on its link's format: each plane's pitch is its length over
+    /// its lines (a re-laid-out buffer's too).
+    fn fb_cmd(&self, bi: usize) -> Result<FbCmd2, RunFailure> {
+        let b = self.buf(bi);
+        let src = &self.nodes[self.links[b.link].from].desc;
+        let info = src.format.info();
+        let bad = |m: String| RunFailure {
+            errno: "EINVAL".into(),
+            message: m,
+        };
+        let drm = info
+            .drm
+            .ok_or_else(|| bad(format!("{} has no DRM fourcc to scan out", info.name)))?;
+        let layout = info.layout(src.width, src.height);
+        let planes: Vec<(u64, u64)> = b
+            .planes
+            .iter()
+            .zip(&layout)
+            .map(|(&(_, len), l)| (len / l.lines.max(1), len))
+            .collect();
+        let mut cmd = FbCmd2::with_layout(drm, src.width, src.height, &planes)
+            .map_err(|e| fail(format!("{}: ADDFB2: {e}", b.name), &e))?;
+        for (k, &(off, _)) in b.planes.iter().enumerate().take(4) {
+            cmd.offsets[k] = u32::try_from(off).map_err(|_| bad(format!("offset {off}")))?;
+        }
+        Ok(cmd)
+    }
+
+    /// Display node `n`'s framebuffer of buffer `bi`, made on first use: its process imports
+    /// the fd it holds and `ADDFB2`s it.
+    fn kms_fb(&mut self, n: usize, bi: usize) -> Result<FbId, RunFailure> {
+        if let Some(&fb) = self.kms.get(&n).and_then(|k| k.fbs.get(&bi)) {
+            return Ok(fb);
+        }
+        self.kms_open(n)?;
+        let cmd = self.fb_cmd(bi)?;
+        let b = self.buf(bi);
+        let process = &self.nodes[n].process;
+        // PRIME fd -> GEM handle: the dma-buf behind the fd the display's process holds.
+        let fd = b
+            .fds
+            .iter()
+            .find(|(p, _)| p.pid() == process.pid())
+            .map(|x| x.1);
+        let buf = match fd {
+            Some(fd) => process
+                .get_dma_buf(fd)
+                .map_err(|e| RunFailure::new(&e, format!("{}: importing fd {fd}: {e}", b.name)))?,
+            None => b.buf.clone(),
+        };
+        let name = b.name.clone();
+        let k = self.kms.get_mut(&n).ok_or_else(|| RunFailure {
+            errno: "ENODEV".into(),
+            message: "no display".into(),
+        })?;
+        let fb = k
+            .display
+            .add_fb2(&buf, &cmd)
+            .map_err(|e| fail(format!("{name}: ADDFB2: {e}"), &e))?;
+        k.fbs.insert(bi, fb);
+        Ok(fb)
+    }
+
+    /// Opens display node `n`'s device in its process, once.
+    fn kms_open(&mut self, n: usize) -> Result<(), RunFailure> {
+        if self.kms.contains_key(&n) {
+            return Ok(());
+        }
+        let node = &self.nodes[n];
+        // Each framebuffer brings its own size; the configured mode is not used here.
+        let fmt =
+            drivers::frame::FrameFormat::new(16, 2).map_err(|e| fail("display mode".into(), &e))?;
+        let cfg = DisplayConfig {
+            device: node.dev.name().to_string(),
+            ..DisplayConfig::new(fmt)
+        };
+        let display = Display::new(self.kernel.dma(), cfg)
+            .map_err(|e| fail(format!("{}: opening the display: {e}", node.desc.name), &e))?;
+        self.kms.insert(
+            n,
+            Kms {
+                display,
+                fbs: BTreeMap::new(),
+                on_screen: None,
+                shown_from: VirtualTime::ZERO,
+                releasing: BTreeMap::new(),
+                waiting_since: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Buffer `bi` goes away: `RMFB` on every display that made a framebuffer of it.
+    pub(crate) fn kms_forget(&mut self, bi: usize) {
+        for k in self.kms.values_mut() {
+            if let Some(fb) = k.fbs.remove(&bi) {
+                let _ = k.display.rm_fb(fb);
+            }
+        }
+    }
+
+    /// The end of the run: every display off, every framebuffer removed; the report's
+    /// `displays` (each driver's counters, those removals included).
+    pub(crate) fn kms_close(&mut self) -> Vec<crate::report::DisplayReport> {
+        for k in self.kms.values_mut() {
+            drop(k.display.disable());
+            for (_, fb) in std::mem::take(&mut k.fbs) {
+                let _ = k.display.rm_fb(fb);
+            }
+        }
+        std::mem::take(&mut self.kms)
+            .into_iter()
+            .map(|(n, k)| {
+                let st = k.display.stats();
+                crate::report::DisplayReport {
+                    node: self.nodes[n].desc.name.clone(),
+                    device: self.nodes[n].dev.name().to_string(),
+                    framebuffers: st.fbs_created,
+                    removed: st.fbs_removed,
+                    flips: st.flips,
+                    shown: st.shown,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Sched<'_> {
+    /// Display node `n` shows frame `frame` (checksum `expected`) of buffer `bi`: framebuffer,
+    /// page flip, latch at the vblank; the scanout job's input. Job `id` releases what the
+    /// latch took off screen when it ends ([`Self::kms_done`]).
+    pub(crate) fn kms_flip(
+        &mut self,
+        n: usize,
+        bi: usize,
+        expected: u64,
+        frame: u64,
+        id: u64,
+    ) -> Result<JobInput, RunFailure> {
+        let fb = self.w.kms_fb(n, bi)?;
+        let name = self.w.buf(bi).name.clone();
+        let Some(k) = self.w.kms.get_mut(&n) else {
+            return Err(RunFailure {
+                errno: "ENODEV".into(),
+                message: "no display".into(),
+            });
+        };
+        k.waiting_since = None;
+        let expect = Expect::Exact {
+            frame,
+            checksum: expected,
+        };
+        k.display
+            .page_flip(fb, None, expect)
+            .map_err(|e| fail(format!("{name}: PAGE_FLIP: {e}"), &e))?;
+        let latched = k
+            .display
+            .latch()
+            .map_err(|e| fail(format!("{name}: vblank: {e}"), &e))?;
+        let Some(mut scan) = latched.scanout else {
+            drop(k.display.disable());
+            return Err(RunFailure {
+                errno: "EAGAIN".into(),
+                message: format!("{name}: the flip did not latch at its vblank (fences)"),
+            });
+        };
+        let off: Vec<usize> = latched
+            .vblank
+            .released
+            .iter()
+            .filter_map(|fb| k.fbs.iter().find(|(_, f)| *f == fb).map(|(&b, _)| b))
+            .collect();
+        k.on_screen = Some(bi);
+        k.shown_from = VirtualTime(u64::MAX);
+        k.releasing.insert(id, off);
+        scan.job.inputs.pop().ok_or_else(|| RunFailure {
+            errno: "EINVAL".into(),
+            message: "a scanout job without its framebuffer".into(),
+        })
+    }
+
+    /// KMS display `n`'s job starts at `start` (the vblank that latched its flip): its frame
+    /// is on screen from then.
+    pub(crate) fn kms_started(&mut self, n: usize, start: VirtualTime) {
+        if let Some(k) = self.w.kms.get_mut(&n) {
+            k.shown_from = start;
+        }
+    }
+
+    /// Job `id` of node `n` ended: if `n` is a KMS display, what its latch took off screen is
+    /// released (its own input stays on screen) and `true`.
+    pub(crate) fn kms_done(&mut self, id: u64, n: usize) -> bool {
+        let Some(k) = self.w.kms.get_mut(&n) else {
+            return false;
+        };
+        let off = k.releasing.remove(&id).unwrap_or_default();
+        for bi in off {
+            self.release(bi, n);
+        }
+        true
+    }
+
+    /// The display's CRTC goes off (detach, kill, STREAMOFF): the frame on screen is released,
+    /// and framebuffers are removed when `rm` (the node leaves).
+    pub(crate) fn kms_off(&mut self, n: usize, rm: bool) {
+        let Some(k) = self.w.kms.get_mut(&n) else {
+            return;
+        };
+        drop(k.display.disable());
+        let shown = k.on_screen.take();
+        if rm {
+            for (_, fb) in std::mem::take(&mut k.fbs) {
+                let _ = k.display.rm_fb(fb);
+            }
+        }
+        if let Some(bi) = shown {
+            if self.w.bufs[bi].is_some() {
+                self.release(bi, n);
+            }
+        }
+    }
+
+    /// Whether KMS display `n` waits before committing its next frame: the buffer's implicit
+    /// WRITE fence (its producer's out-fence) has not signalled on the loop yet (module doc).
+    pub(crate) fn kms_waits(&mut self, n: usize, bi: usize, now: VirtualTime) -> bool {
+        if !self.w.is_kms(n) {
+            return false;
+        }
+        if let Err(e) = self.w.kms_open(n) {
+            self.errors.push(e);
+            return false;
+        }
+        let pending = !self
+            .w
+            .buf(bi)
+            .buf
+            .resv()
+            .test_signaled(fence::DmaResvUsage::Write);
+        if pending {
+            if let Some(k) = self.w.kms.get_mut(&n) {
+                k.waiting_since.get_or_insert(now);
+            }
+        }
+        pending
+    }
+
+    /// When KMS display `n` could have started its job at `now`: when it first waited for a
+    /// frame's fence (module doc), else `now`.
+    pub(crate) fn kms_ready_from(&self, n: usize, now: VirtualTime) -> VirtualTime {
+        self.w
+            .kms
+            .get(&n)
+            .and_then(|k| k.waiting_since)
+            .map_or(now, |t| t.min(now))
+    }
+}

@@ -1,0 +1,80 @@
+//! A display node through KMS (`run::kms`): a framebuffer per buffer, a page flip per frame,
+//! the frame on screen held until the next flip latched, `map_policy` refused there.
+
+use scenario::run::{run, RunOptions};
+use scenario::validate;
+use scenario::ExitCode;
+
+fn report_of(text: &str) -> scenario::report::Report {
+    let s = validate(text, "t.toml").unwrap();
+    run(&s, &RunOptions::default()).report
+}
+
+/// Camera -> display at the same rate, `buffers` buffers.
+fn cam_to_screen(buffers: u32, frames: u32) -> String {
+    super::BASE
+        .replace("frames = 10", &format!("frames = {frames}"))
+        .replace(
+            "to = \"screen\"",
+            &format!("to = \"screen\"\nbuffers = {buffers}"),
+        )
+}
+
+#[test]
+fn each_buffer_gets_one_framebuffer_and_each_frame_one_flip() {
+    let r = report_of(&cam_to_screen(3, 20));
+    assert_eq!(r.exit_code(), ExitCode::Verified);
+    let d = &r.displays;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (d[0].node.as_str(), d[0].device.as_str()),
+        ("screen", "display0")
+    );
+    assert_eq!(
+        d[0].framebuffers, 3,
+        "once per buffer, not per frame: {d:?}"
+    );
+    assert_eq!(d[0].removed, 3, "RMFB of each at the end");
+    assert_eq!(d[0].flips, r.frames.delivered);
+    assert_eq!(d[0].shown, d[0].flips);
+    // No vb2 queue: the display imports its buffers itself.
+    assert!(
+        r.vb2_queues.iter().all(|q| q.node != "screen"),
+        "{:?}",
+        r.vb2_queues
+    );
+}
+
+#[test]
+fn the_frame_on_screen_stays_the_displays_until_the_next_flip_latched() {
+    // Two buffers at one rate: the one on screen is not free when the camera's next tick
+    // comes, so every other frame finds no buffer (double buffering needs a third).
+    let two = report_of(&cam_to_screen(2, 20));
+    let three = report_of(&cam_to_screen(3, 20));
+    let full =
+        |r: &scenario::report::Report| r.nodes[0].dropped.get("queue_full").copied().unwrap_or(0);
+    assert!(full(&two) >= 8, "{:?}", two.nodes[0]);
+    assert_eq!(full(&three), 0, "{:?}", three.nodes[0]);
+    assert_eq!(two.exit_code(), ExitCode::Verified, "drops with a cause");
+    assert_eq!(three.frames.delivered, 20);
+}
+
+#[test]
+fn map_policy_on_a_kms_display_is_refused_at_its_line() {
+    let text = super::BASE.replace(
+        "device = \"display0\"",
+        "device = \"display0\"\nmap_policy = \"unmap_on_dequeue\"",
+    );
+    let e = validate(&text, "t.toml").unwrap_err();
+    assert_eq!(e.exit_code().code(), 2, "{e}");
+    let msg = e.to_string();
+    assert!(msg.starts_with("t.toml:"), "{msg}");
+    assert!(msg.contains("KMS") && msg.contains("map_policy"), "{msg}");
+    // On a consumer with a vb2 queue it stays a setting.
+    let enc = text
+        .replace("driver = \"display\"", "driver = \"encoder\"")
+        .replace("device = \"display0\"", "device = \"encoder0\"");
+    if let Err(e) = validate(&enc, "t.toml") {
+        assert!(!e.to_string().contains("KMS"), "{e}");
+    }
+}
