@@ -108,7 +108,7 @@ static BUNDLED: [(&str, &str, &str); 24] = [
     (
         "wrong-direction",
         "the ISP, then the display, map their buffers for the wrong DMA direction: an IOMMU \
-         fault, a lost frame and overlapping mappings",
+         fault and a lost frame, then reads against the direction of the only mapping",
         include_str!("../../../scenarios/wrong-direction.toml"),
     ),
     (

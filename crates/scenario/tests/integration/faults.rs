@@ -122,9 +122,9 @@ fn the_wrong_direction_scenario_shows_what_happens_and_is_verified_without_the_f
     let (text, clean) = with_and_without("wrong-direction");
     let s = scenario::validate(&text, "wrong-direction.toml").unwrap();
     let r = run(&s, &RunOptions::default()).report;
-    // What its [expect] states: exit 1 with EFAULT, the IOMMU fault and the overlapping
-    // mappings (the KMS display maps beside its framebuffer's mapping), no wrong byte: the ISP's
-    // frame is lost, counted under its cause.
+    // What its [expect] states: exit 1 with EFAULT, the IOMMU fault, the overlapping mappings
+    // and the display's reads against the direction of its only mapping, no wrong byte: the
+    // ISP's frame is lost, counted under its cause.
     assert_eq!(s.expect.exit, Some(1));
     assert_eq!(r.exit_code(), ExitCode::Failed);
     assert_eq!(r.frames.corrupted, 0, "{:?}", r.frames);
@@ -138,11 +138,26 @@ fn the_wrong_direction_scenario_shows_what_happens_and_is_verified_without_the_f
         r.checker.findings.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["iommu-fault", "overlapping-mapping"].into_iter().collect(),
+        [
+            "access-against-direction",
+            "iommu-fault",
+            "overlapping-mapping"
+        ]
+        .into_iter()
+        .collect(),
         "{:?}",
         r.checker.findings
     );
     assert!(r.checker.findings.iter().all(|f| f.expected));
+    // The display (no IOMMU, KMS) read through its own wrong mapping: its framebuffer's right
+    // one was replaced (`Display::remap_fb`).
+    assert!(r
+        .checker
+        .findings
+        .iter()
+        .any(|f| f.kind == "access-against-direction"
+            && f.device.as_deref() == Some("display0")
+            && f.message.contains("DMA_FROM_DEVICE")));
     assert_eq!(
         r.faults
             .iter()
