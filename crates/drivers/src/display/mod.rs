@@ -149,6 +149,8 @@ struct Framebuffer {
     buf: DmaBuf,
     att: Attachment,
     sgt: MappedSgTable,
+    /// The direction `sgt` is mapped for.
+    dir: DmaDirection,
     /// `(offset, len)` of each plane the display scans out.
     planes: Vec<(u64, u64)>,
 }
@@ -315,10 +317,71 @@ impl Display {
                 buf: buf.clone(),
                 att,
                 sgt,
+                dir: DmaDirection::ToDevice,
                 planes,
             },
         );
         Ok(id)
+    }
+
+    /// Maps framebuffer `id` for `dir` instead of the direction it is mapped for: unmap and
+    /// detach, then attach and map again (no overlap between the two). A scanout reads, so `DmaDirection::ToDevice` is
+    /// right; another direction is the bug of a driver that maps for the wrong one (the
+    /// `wrong_direction` fault: a non-coherent display then reads lines the map invalidated
+    /// rather than cleaned, and the DMA-API checker sees a read through a mapping that does not
+    /// allow it). A no-op when already mapped for `dir`; `ENOENT` for an unknown id, `EBUSY`
+    /// while it is scanned out or queued for a flip.
+    pub fn remap_fb(&self, id: FbId, dir: DmaDirection) -> Result<(), MediaError> {
+        let fb = {
+            let mut st = self.state.lock();
+            match st.fbs.get(&id) {
+                None => return Err(MediaError::NotFound(format!("no framebuffer {id}"))),
+                Some(fb) if fb.dir == dir => return Ok(()),
+                Some(_) => {}
+            }
+            if st.scanout == Some(id) || st.queue.iter().any(|f| f.fb == id) {
+                return Err(MediaError::Busy(format!(
+                    "framebuffer {id} is scanned out or queued for a flip"
+                )));
+            }
+            st.fbs
+                .remove(&id)
+                .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {id}")))?
+        };
+        let Framebuffer {
+            buf,
+            att,
+            sgt,
+            planes,
+            ..
+        } = fb;
+        // Unmap and detach, then attach again: an exporter that caches its mappings keeps an
+        // unmapped table live until the attachment goes, and the old direction's mapping must
+        // not outlive the new one's start.
+        if let Err(e) = att.unmap_unlocked(sgt) {
+            let _ = buf.detach(att);
+            return Err(e.into());
+        }
+        buf.detach(att)?;
+        let att = buf.attach(&self.dev)?;
+        let sgt = match att.map_unlocked(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = buf.detach(att);
+                return Err(e.into());
+            }
+        };
+        self.state.lock().fbs.insert(
+            id,
+            Framebuffer {
+                buf,
+                att,
+                sgt,
+                dir,
+                planes,
+            },
+        );
+        Ok(())
     }
 
     /// `RMFB`: unmaps and detaches. `EBUSY` if scanned out or queued (rule 6), `ENOENT` for an

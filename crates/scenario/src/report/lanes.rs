@@ -1,4 +1,5 @@
-//! What the timeline picture needs of a trace, kept as the run goes: per lane its job bars, the
+//! What the timeline picture needs of a trace, kept as the run goes: per lane its job bars
+//! (the `migrations` lane: a red bar per migration, its copy or else its stall), the
 //! migrations' stall bands and the attach ticks.
 //!
 //! The timeline ([`super::timeline_svg`]) merges, per lane, bars closer than a third of a pixel.
@@ -76,9 +77,30 @@ impl Lanes {
             TraceKind::Migration { stall, buffer, .. } => {
                 self.span = self.span.max(e.at + *stall);
                 self.migrations.push((e.at, *stall, buffer.clone()));
+                if let Some(bar) = migration_bar(e) {
+                    self.span = self.span.max(bar.1);
+                    let gap = self.gap();
+                    let lane = e.track.0;
+                    if self.bars.len() <= lane {
+                        self.bars.resize(lane + 1, Vec::new());
+                        self.limits.resize(lane + 1, REMERGE);
+                    }
+                    push_bar(&mut self.bars[lane], bar, gap);
+                }
             }
             _ => self.span = self.span.max(e.at),
         }
+    }
+}
+
+/// The bar of a migration on its own lane (the `migrations` track): red, from its start for
+/// its copy when the runner knows it, else for its stall. `None` for any other event.
+pub fn migration_bar(e: &TraceEvent) -> Option<Bar> {
+    match &e.kind {
+        TraceKind::Migration { stall, copy, .. } => {
+            Some((e.at, e.at + copy.unwrap_or(*stall), true))
+        }
+        _ => None,
     }
 }
 

@@ -311,7 +311,13 @@ fn timeline_parts(trace: &Trace, start: VirtualTime, end: VirtualTime) -> Lanes 
                 }
             }
             TraceKind::Migration { stall, buffer, .. } => {
-                l.migrations.push((e.at, *stall, buffer.clone()))
+                l.migrations.push((e.at, *stall, buffer.clone()));
+                // Its own lane's bar (module `lanes`).
+                if let (Some(bar), Some(v)) =
+                    (super::lanes::migration_bar(e), l.bars.get_mut(e.track.0))
+                {
+                    v.push(bar);
+                }
             }
             _ => {}
         }

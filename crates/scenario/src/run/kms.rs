@@ -129,7 +129,7 @@ impl World {
 
     /// Display node `n`'s framebuffer of buffer `bi`, made on first use: its process imports
     /// the fd it holds and `ADDFB2`s it.
-    fn kms_fb(&mut self, n: usize, bi: usize) -> Result<FbId, RunFailure> {
+    pub(crate) fn kms_fb(&mut self, n: usize, bi: usize) -> Result<FbId, RunFailure> {
         if let Some(&fb) = self.kms.get(&n).and_then(|k| k.fbs.get(&bi)) {
             return Ok(fb);
         }
@@ -160,6 +160,26 @@ impl World {
             .map_err(|e| fail(format!("{name}: ADDFB2: {e}"), &e))?;
         k.fbs.insert(bi, fb);
         Ok(fb)
+    }
+
+    /// Display node `n` maps buffer `bi`'s framebuffer for `dir` (made on first use): the
+    /// direction a scanout reads with, `DmaDirection::ToDevice`, except under the
+    /// `wrong_direction` fault, where the driver's only mapping of it is the wrong one until a
+    /// later flip maps it back ([`Display::remap_fb`](drivers::display::Display::remap_fb)).
+    pub(crate) fn kms_remap(
+        &mut self,
+        n: usize,
+        bi: usize,
+        dir: dma::DmaDirection,
+    ) -> Result<(), RunFailure> {
+        let fb = self.kms_fb(n, bi)?;
+        let name = self.buf(bi).name.clone();
+        let Some(k) = self.kms.get(&n) else {
+            return Ok(());
+        };
+        k.display
+            .remap_fb(fb, dir)
+            .map_err(|e| fail(format!("{name}: re-mapping framebuffer {fb}: {e}"), &e))
     }
 
     /// Opens display node `n`'s device in its process, once.

@@ -40,7 +40,9 @@
 //! - a node with several inputs is a composite (module `composite`): paced by its first input,
 //!   it composes the newest frame of each input and counts the others it consumed `merged`;
 //! - a display takes at most one frame per vblank of its `fps` (a frame waits for the next
-//!   vblank on the virtual clock; its latency includes the wait);
+//!   vblank on the virtual clock; its latency includes the wait); it is driven through KMS
+//!   (module `kms`): a framebuffer per buffer, a page flip per frame, the frame on screen
+//!   released only when the next flip latched;
 //! - at a job's end its outputs go to the ready queues of the consumers streaming now, and its
 //!   inputs go back to their link's free list once every reader is done;
 //! - scenario events (attach, detach, pressure, kill, stream off/on, buffer count) apply at
@@ -51,8 +53,9 @@
 //! `world` (the machine, links, buffers, nodes) and `alloc` (a link's buffers from its
 //! exporter, passed by fd); `sched` (the event loop, ticks, job completion) and `start` (a
 //! job's birth: buffers, mappings, the driver's plan); `events` (scenario events, migrations);
-//! `thumbnail` (the CPU reader); `gpu`, `vb2io`, `ports`, `handoff`, `composite`, `fences`,
-//! `faults`, `bandwidth` (one concept each); `outcome` and `verdict` (what became of each frame
+//! `thumbnail` (the CPU reader); `kms` (a display node's framebuffers and flips); `gpu`,
+//! `vb2io`, `ports`, `handoff`, `composite`, `fences`, `faults`, `bandwidth` (one concept
+//! each); `outcome` and `verdict` (what became of each frame
 //! and node); `collect` (the report); `counters`, `reason`, `layouts`, `expect`, `workers`.
 //!
 //! # Ordering guarantee

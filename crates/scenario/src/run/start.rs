@@ -124,9 +124,15 @@ impl Sched<'_> {
             }
             // A display through KMS: framebuffer, page flip, the driver's scanout input.
             if self.w.is_kms(n) {
+                let dir = io.map_direction(false);
+                if let Err(e) = self.w.kms_remap(n, bi, dir) {
+                    return self.fail_job(n, io, &mapped, e);
+                }
                 match self.kms_flip(n, bi, expected, in_frame, self.next_job) {
                     Ok(mut input) => {
-                        input.view = self.fault_view_beside(&io, bi, n, false, input.view);
+                        // The scanout reads the planes as their producer laid them out (a
+                        // tiled layout's header and padding included): what it verifies.
+                        input.planes = planes;
                         mapped.inputs.push(bi);
                         io.inputs.push(input);
                         continue;

@@ -149,7 +149,8 @@ fn the_wrong_direction_scenario_shows_what_happens_and_is_verified_without_the_f
         r.checker.findings
     );
     assert!(r.checker.findings.iter().all(|f| f.expected));
-    // The display (no IOMMU) read through its own wrong mapping: vb2's right one was replaced.
+    // The display (no IOMMU, KMS) read through its own wrong mapping: its framebuffer's right
+    // one was replaced (`Display::remap_fb`).
     assert!(r
         .checker
         .findings

@@ -204,3 +204,71 @@ fn latency_is_reported_and_drawn_per_source_when_there_are_several() {
     assert!(latency_sources(&svg).is_empty());
     assert_eq!(svg.matches("<polyline class=\"latency\" ").count(), 1);
 }
+
+/// The red job bars (`rect class="job"` filled `#e15759`) of `svg`, as `(x, y)`.
+fn red_bars(svg: &str) -> Vec<(f64, f64)> {
+    svg.lines()
+        .filter(|l| l.starts_with("<rect class=\"job\"") && l.contains("fill=\"#e15759\""))
+        .map(|l| {
+            let num = |k: &str| -> f64 {
+                let at = l.find(&format!(" {k}=\"")).unwrap() + k.len() + 3;
+                l[at..].split('"').next().unwrap().parse().unwrap()
+            };
+            (num("x"), num("y"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_timeline_migrations_lane_has_a_bar_per_migration() {
+    use scenario::clock::VirtualTime;
+    use scenario::report::{timeline_svg, JobCategory, TimelineOptions, Trace};
+    let us = VirtualTime::from_us;
+    let mut t = Trace::new("mig");
+    let isp = t.track("isp0");
+    t.job(
+        isp,
+        "isp 0",
+        us(0),
+        us(100),
+        None,
+        0,
+        Some(0),
+        JobCategory::Dma,
+    );
+    t.migration_copy(
+        "isp-out[0]",
+        us(200),
+        "dram1",
+        "cma0",
+        4096,
+        us(50),
+        Some(us(30)),
+    );
+    t.migration("isp-out[1]", us(400), "dram1", "cma0", 4096, us(80));
+    t.job(
+        isp,
+        "isp 1",
+        us(600),
+        us(700),
+        None,
+        1,
+        Some(1),
+        JobCategory::Dma,
+    );
+    let svg = timeline_svg(&t, &TimelineOptions::default());
+    // The migrations lane is the second track: both bars on it, the first as long as its copy.
+    let lane_y = |i: usize| {
+        let key = format!("data-track=\"{}\"", t.tracks()[i]);
+        let l = svg.lines().find(|l| l.contains(&key)).unwrap();
+        let at = l.find(" y=\"").unwrap() + 4;
+        l[at..].split('"').next().unwrap().parse::<f64>().unwrap()
+    };
+    assert_eq!(t.tracks()[1], "migrations");
+    let bars = red_bars(&svg);
+    assert_eq!(bars.len(), 2, "{svg}");
+    for (_, y) in &bars {
+        assert!(*y > lane_y(1) && *y < lane_y(1) + 30.0, "{bars:?}");
+    }
+    assert!(bars[0].0 < bars[1].0);
+}
