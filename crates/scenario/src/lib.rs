@@ -67,7 +67,7 @@
 //! assert_eq!(report.exit_code(), scenario::ExitCode::Verified);
 //! let dir = std::env::temp_dir().join(format!("scenario-doc-{}", std::process::id()));
 //! let files = scenario::report::write_outputs(&dir, &report, &trace).unwrap();
-//! assert_eq!(files.len(), 4);
+//! assert_eq!(files.len(), 5); // report.json, trace.json, timeline.svg, latency.svg, memory.svg
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 #![deny(unsafe_code)]
