@@ -87,7 +87,7 @@ impl DisplayConfig {
 /// What a shown frame must be (rule 5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
-    /// Any frame whose stamp is valid ([`frame::verify_stamp`]).
+    /// Any frame whose stamp is valid ([`crate::frame::verify_stamp`]).
     Stamp,
     /// A valid stamp of this frame number.
     Frame(u32),
@@ -143,6 +143,19 @@ pub struct Vblank {
     pub released: Vec<FbId>,
     /// Scanout DMA time of the new frame.
     pub cost: Duration,
+}
+
+/// Takes framebuffer `id` out of the table to remove or re-map it: `EBUSY` while it is scanned
+/// out or queued for a flip, `ENOENT` for an unknown id.
+fn take_idle_fb(st: &mut State, id: FbId) -> Result<Framebuffer, MediaError> {
+    if st.scanout == Some(id) || st.queue.iter().any(|f| f.fb == id) {
+        return Err(MediaError::Busy(format!(
+            "framebuffer {id} is scanned out or queued for a flip"
+        )));
+    }
+    st.fbs
+        .remove(&id)
+        .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {id}")))
 }
 
 struct Framebuffer {
@@ -339,14 +352,7 @@ impl Display {
                 Some(fb) if fb.dir == dir => return Ok(()),
                 Some(_) => {}
             }
-            if st.scanout == Some(id) || st.queue.iter().any(|f| f.fb == id) {
-                return Err(MediaError::Busy(format!(
-                    "framebuffer {id} is scanned out or queued for a flip"
-                )));
-            }
-            st.fbs
-                .remove(&id)
-                .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {id}")))?
+            take_idle_fb(&mut st, id)?
         };
         let Framebuffer {
             buf,
@@ -389,14 +395,7 @@ impl Display {
     pub fn rm_fb(&self, id: FbId) -> Result<(), MediaError> {
         let fb = {
             let mut st = self.state.lock();
-            if st.scanout == Some(id) || st.queue.iter().any(|f| f.fb == id) {
-                return Err(MediaError::Busy(format!(
-                    "framebuffer {id} is scanned out or queued for a flip"
-                )));
-            }
-            st.fbs
-                .remove(&id)
-                .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {id}")))?
+            take_idle_fb(&mut st, id)?
         };
         self.state.lock().stats.fbs_removed += 1;
         fb.att.unmap_unlocked(fb.sgt)?;

@@ -9,7 +9,7 @@
 
 use super::counters::CountersReport;
 use super::model::Report;
-use super::svg::{tick_step, trim_float, xml_escape};
+use super::svg::{tick_step, trim_float, xml_escape, Axes};
 use std::fmt::Write;
 
 /// The series `memory.svg` draws, in the order drawn: `(kind, series)` for each bank, CMA
@@ -67,42 +67,17 @@ pub fn memory_svg(report: &Report) -> String {
         * 1.05;
     let x = |ms: f64| left + (ms / end_ms).clamp(0.0, 1.0) * pw;
     let y = |m: f64| top + ph - (m / max_mib).clamp(0.0, 1.0) * ph;
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/><line x1=\"{left}\" y1=\"{top}\" \
-         x2=\"{left}\" y2=\"{b}\" stroke=\"#333\"/>",
-        b = top + ph,
-        r = left + pw
-    );
-    let ystep = tick_step(max_mib, 6.0);
-    let mut k = 0.0;
-    while k * ystep <= max_mib + 1e-9 {
-        let v = k * ystep;
-        let _ = writeln!(
-            s,
-            "<line x1=\"{left}\" y1=\"{yy:.2}\" x2=\"{r}\" y2=\"{yy:.2}\" stroke=\"#e6e6e6\"/><text x=\"{tx}\" \
-             y=\"{ty:.2}\" text-anchor=\"end\">{}</text>",
-            trim_float(v),
-            yy = y(v),
-            r = left + pw,
-            tx = left - 6.0,
-            ty = y(v) + 4.0
-        );
-        k += 1.0;
+    Axes {
+        left,
+        top,
+        pw,
+        ph,
+        y_max: max_mib,
+        y_step: tick_step(max_mib, 6.0),
+        x_max: end_ms,
+        x_step: tick_step(end_ms, 8.0),
     }
-    let xstep = tick_step(end_ms, 8.0);
-    let mut k = 0.0;
-    while k * xstep <= end_ms + 1e-9 {
-        let v = k * xstep;
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.2}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            x(v),
-            top + ph + 16.0,
-            trim_float(v)
-        );
-        k += 1.0;
-    }
+    .write(&mut s, &y, &x);
     let _ = writeln!(
         s,
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">virtual time (ms)</text>\

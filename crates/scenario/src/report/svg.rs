@@ -35,6 +35,71 @@ pub fn xml_escape(s: &str) -> String {
     o
 }
 
+/// A chart's plot area and scales: its two axes, a grey grid line with a label at each
+/// `y_step` up to `y_max`, and a label at each `x_step` up to `x_max` under the plot (the
+/// latency and memory charts draw the same frame).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Axes {
+    pub left: f64,
+    pub top: f64,
+    pub pw: f64,
+    pub ph: f64,
+    pub y_max: f64,
+    pub y_step: f64,
+    pub x_max: f64,
+    pub x_step: f64,
+}
+
+impl Axes {
+    /// Writes the axes, grid and labels; `y` and `x` map values to pixels.
+    pub(crate) fn write(&self, s: &mut String, y: &dyn Fn(f64) -> f64, x: &dyn Fn(f64) -> f64) {
+        let Axes {
+            left,
+            top,
+            pw,
+            ph,
+            y_max,
+            y_step,
+            x_max,
+            x_step,
+        } = *self;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/><line x1=\"{left}\" y1=\"{top}\" \
+             x2=\"{left}\" y2=\"{b}\" stroke=\"#333\"/>",
+            b = top + ph,
+            r = left + pw
+        );
+        let mut k = 0.0;
+        while k * y_step <= y_max + 1e-9 {
+            let v = k * y_step;
+            let _ = writeln!(
+                s,
+                "<line x1=\"{left}\" y1=\"{yy:.2}\" x2=\"{r}\" y2=\"{yy:.2}\" stroke=\"#e6e6e6\"/><text x=\"{tx}\" \
+                 y=\"{ty:.2}\" text-anchor=\"end\">{}</text>",
+                trim_float(v),
+                yy = y(v),
+                r = left + pw,
+                tx = left - 6.0,
+                ty = y(v) + 4.0
+            );
+            k += 1.0;
+        }
+        let mut k = 0.0;
+        while k * x_step <= x_max + 1e-9 {
+            let v = k * x_step;
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.2}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x(v),
+                top + ph + 16.0,
+                trim_float(v)
+            );
+            k += 1.0;
+        }
+    }
+}
+
 /// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `target` ticks over `span`.
 pub(crate) fn tick_step(span: f64, target: f64) -> f64 {
     if !(span.is_finite() && span > 0.0) {
@@ -407,42 +472,17 @@ pub fn latency_svg(report: &Report) -> String {
         xml_escape(&report.scenario)
     );
     // Axes and ticks.
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/><line x1=\"{left}\" y1=\"{top}\" \
-         x2=\"{left}\" y2=\"{b}\" stroke=\"#333\"/>",
-        b = top + ph,
-        r = left + pw
-    );
-    let ystep = tick_step(max_ms, 6.0);
-    let mut k = 0.0;
-    while k * ystep <= max_ms + 1e-9 {
-        let v = k * ystep;
-        let _ = writeln!(
-            s,
-            "<line x1=\"{left}\" y1=\"{yy:.2}\" x2=\"{r}\" y2=\"{yy:.2}\" stroke=\"#e6e6e6\"/><text x=\"{tx}\" \
-             y=\"{ty:.2}\" text-anchor=\"end\">{}</text>",
-            trim_float(v),
-            yy = y(v),
-            r = left + pw,
-            tx = left - 6.0,
-            ty = y(v) + 4.0
-        );
-        k += 1.0;
+    Axes {
+        left,
+        top,
+        pw,
+        ph,
+        y_max: max_ms,
+        y_step: tick_step(max_ms, 6.0),
+        x_max: last_frame,
+        x_step: tick_step(last_frame, 10.0).max(1.0),
     }
-    let xstep = tick_step(last_frame, 10.0).max(1.0);
-    let mut k = 0.0;
-    while k * xstep <= last_frame + 1e-9 {
-        let f = k * xstep;
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.2}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            x(f),
-            top + ph + 16.0,
-            trim_float(f)
-        );
-        k += 1.0;
-    }
+    .write(&mut s, &y, &x);
     let _ = writeln!(
         s,
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">frame</text>",
