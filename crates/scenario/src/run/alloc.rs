@@ -118,7 +118,19 @@ impl World {
                 (buf, planes, ExporterHandle::Constraint(exp), fd)
             }
             Kind::Gpu => {
-                let node = self.nodes[from].desc.clone();
+                // The GPU whose driver exports: the producer if it is one, else the GPU that
+                // reads the link (a camera writing into the GPU's objects, PRIME-imported).
+                let gpu_node = if self.nodes[from].desc.driver == DriverKind::Gpu {
+                    from
+                } else {
+                    self.links[li]
+                        .to
+                        .iter()
+                        .copied()
+                        .find(|&t| self.nodes[t].desc.driver == DriverKind::Gpu)
+                        .unwrap_or(from)
+                };
+                let node = self.nodes[gpu_node].desc.clone();
                 let gpu = self.gpu_for(&node)?;
                 let desc = drivers::gpu::BoDesc::vram(&name, size);
                 // Charged to the allocating process's dmem group, if it is in one.

@@ -182,7 +182,7 @@ fn node(
             return Err(ctx.err(
                 &p.key("map_policy"),
                 format!(
-                    "display `{}` is driven through KMS (a framebuffer per buffer, page flips):                      it has no vb2 queue for `map_policy` to rule; expected no `map_policy`",
+                    "display `{}` is driven through KMS (a framebuffer per buffer, page flips): it has no vb2 queue for `map_policy` to rule; expected no `map_policy`",
                     n.name
                 ),
             ));

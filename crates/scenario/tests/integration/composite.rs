@@ -141,3 +141,20 @@ fn a_display_with_two_planes_folds_through_its_vb2_queues() {
     assert_eq!((r.frames.delivered, r.frames.merged), (30, 30), "{json}");
     assert_eq!(screen.dropped.get("merged"), Some(&30), "{json}");
 }
+
+#[test]
+fn a_camera_writing_into_gpu_exported_buffers_uses_the_gpus_driver() {
+    // `exporter = "gpu"` on camera -> gpu: the GPU at the reading end exports the objects the
+    // camera writes; no GPU driver is started on the camera's device.
+    let text = two_cameras(12).replacen(
+        "from = \"front\"\nto = \"gpu\"\nbuffers = 4",
+        "from = \"front\"\nto = \"gpu\"\nbuffers = 4\nexporter = \"gpu\"",
+        1,
+    );
+    assert!(text.contains("buffers = 4\nexporter = \"gpu\""));
+    let s = scenario::validate(&text, "two.toml").unwrap();
+    let r = run(&s, &RunOptions::default()).report;
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{}", r.to_json());
+    let gpus: Vec<&str> = r.gpus.iter().map(|g| g.device.as_str()).collect();
+    assert_eq!(gpus, ["gpu0"], "{}", r.to_json());
+}
