@@ -86,24 +86,9 @@ pub(crate) fn alloc_references(kernel: &Kernel, nodes: &mut [NodeRt]) -> Result<
         let frame = n.desc.frame_size();
         let size = frame.next_multiple_of(soc::PAGE_SIZE).max(soc::PAGE_SIZE);
         for k in 0..drivers::decoder::REFERENCE_FRAMES {
-            let buf = kernel
-                .dma()
-                .alloc_attrs(&n.dev, size, dma::DmaAttrs::NONE)
-                .map_err(|e| {
-                    RunFailure::new(
-                        &e,
-                        format!(
-                            "{}: allocating its reference frame {k} ({size:#x} bytes): {e}",
-                            n.desc.name
-                        ),
-                    )
-                })?;
-            n.m2m.references.push(BitstreamBuf {
-                dev: n.dev.clone(),
-                buf,
-                written: 0,
-                folded: 0,
-            });
+            let what = format!("its reference frame {k} ({size:#x} bytes)");
+            let buf = BitstreamBuf::alloc(kernel, n, size, &what)?;
+            n.m2m.references.push(buf);
         }
     }
     Ok(())

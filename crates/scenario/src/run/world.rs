@@ -157,6 +157,26 @@ pub(crate) struct BitstreamBuf {
 }
 
 impl BitstreamBuf {
+    /// Allocates `size` bytes of coherent memory for node `n`'s device, owned by its driver
+    /// (`dma_alloc_attrs`); `what` names it in the error.
+    pub(crate) fn alloc(
+        kernel: &Kernel,
+        n: &NodeRt,
+        size: u64,
+        what: &str,
+    ) -> Result<BitstreamBuf, RunFailure> {
+        let buf = kernel
+            .dma()
+            .alloc_attrs(&n.dev, size, dma::DmaAttrs::NONE)
+            .map_err(|e| RunFailure::new(&e, format!("{}: allocating {what}: {e}", n.desc.name)))?;
+        Ok(BitstreamBuf {
+            dev: n.dev.clone(),
+            buf,
+            written: 0,
+            folded: 0,
+        })
+    }
+
     /// The encoder's view of the buffer for one job.
     pub(crate) fn view(&self) -> DmaView {
         let segs = self
@@ -317,24 +337,8 @@ impl World {
                 .max()
                 .unwrap_or(0);
             let size = (worst * 2 + 2).next_multiple_of(4096);
-            let buf = kernel
-                .dma()
-                .alloc_attrs(&n.dev, size, dma::DmaAttrs::NONE)
-                .map_err(|e| {
-                    RunFailure::new(
-                        &e,
-                        format!(
-                            "{}: allocating its {size:#x}-byte bitstream buffer: {e}",
-                            n.desc.name
-                        ),
-                    )
-                })?;
-            n.bitstream = Some(BitstreamBuf {
-                dev: n.dev.clone(),
-                buf,
-                written: 0,
-                folded: 0,
-            });
+            let what = format!("its {size:#x}-byte bitstream buffer");
+            n.bitstream = Some(BitstreamBuf::alloc(&kernel, n, size, &what)?);
         }
         super::m2m::alloc_references(&kernel, &mut nodes)?;
         Ok(World {
