@@ -17,6 +17,7 @@
 
 pub mod chrome;
 pub mod counters;
+pub mod drivers;
 pub mod lanes;
 pub mod latency;
 pub mod limits;
@@ -29,14 +30,14 @@ mod text;
 mod trace;
 
 pub use counters::{CounterSeries, CountersReport};
+pub use drivers::{DisplayReport, EncoderReport, GpuReport, SwapchainReport, Vb2QueueReport};
 pub use latency::SourceLatency;
 pub use limits::{GroupReport, GroupVram};
 pub use memory_svg::{memory_series, memory_svg};
 pub use model::{
-    BufferReport, CheckerReport, CorruptedFrame, DeviceReport, DisplayReport, EncoderReport,
-    FaultReport, FenceCounts, Finding, FrameCounts, FrameLatency, GpuReport, LatencyReport,
-    MapCounts, MigrationReport, NodeLatency, NodeReport, Placement, Report, RunError,
-    SwapchainReport, Unexplained, Vb2QueueReport, SCHEMA_VERSION,
+    BufferReport, CheckerReport, CorruptedFrame, DeviceReport, FaultReport, FenceCounts, Finding,
+    FrameCounts, FrameLatency, LatencyReport, MapCounts, MigrationReport, NodeLatency, NodeReport,
+    Placement, Report, RunError, Unexplained, SCHEMA_VERSION,
 };
 pub use reason::{BufferReason, ReasonConstraint, ReasonDecision, ReasonGroup};
 pub use stats::{
