@@ -6,8 +6,9 @@
 //! ([`super::svg::timeline_svg`]).
 //!
 //! # What the JSON holds (Chrome trace event format, "JSON object format")
-//! - a process (`pid` 1) named after the scenario, holding the counter tracks no process
-//!   owns (a simulated process's and its queues' counters are on its own `pid`); then one
+//! - a process (`pid` 1) named after the scenario, holding the machine's counter tracks
+//!   (banks, CMA, memory controllers, groups: a simulated process's and its queues' counters
+//!   are on its own `pid`, a device's traffic, IOMMU and cache counters on its engine's); then one
 //!   Perfetto process per device engine (and one each for the `events` and `migrations`
 //!   tracks), and one per simulated process (`process NAME`) whose threads are its nodes'
 //!   tracks (`NODE fences`: a `fence-wait` slice each time a job of the node waited for the
