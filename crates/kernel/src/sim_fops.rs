@@ -135,8 +135,8 @@ impl SimProcess {
             crate::sim_vfs::stat(&file).ino
         );
         if let Some(buf) = file.as_dma_buf() {
-            // The `sim` module's rule 3: fds (the File's holders, minus our lookup) plus the buffer's other holders
-            // (minus the File's own reference).
+            // The `sim` module's rule 3: fds (the File's holders, minus our lookup) plus the
+            // buffer's other holders (minus the File's own reference).
             let count = (Arc::strong_count(&file) - 1) + (buf.ref_count() - 1);
             for line in buf.fdinfo().lines() {
                 match line.split_once(':') {
