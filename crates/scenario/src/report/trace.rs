@@ -19,7 +19,8 @@
 //! - flow arrows per buffer (`"ph": "s"` on a job, `"ph": "f"` with `"bp": "e"` on the next job
 //!   that touches the same buffer), `cat` `buffer`;
 //! - counter tracks (`"ph": "C"`, `cat` `counter`, `args.value`) for the counters sampled over
-//!   time (named `"SERIES (UNIT)"`, see [`super::counters`]);
+//!   time (named `"SERIES (UNIT)"`, see [`super::counters`]), and per simulated process its
+//!   open dma-buf fds (`process NAME dma-buf fds (fds)`), recorded where the count changes;
 //! - instants (`"ph": "i"`, thread scope) for fence signals (`cat` `fence`), migrations
 //!   (`cat` `migration`, also a slice on the `migrations` track: the buffer's copy when the
 //!   runner knows it, else the stall; the stall is in `args.stall_us`) and attaches

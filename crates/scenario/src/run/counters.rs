@@ -68,6 +68,8 @@ pub(crate) struct Sampler {
     /// The Perfetto process each series belongs to in the trace (module doc); the others are
     /// the run's.
     owners: BTreeMap<String, String>,
+    /// Each process's open dma-buf fds as last recorded ([`super::fds`]).
+    pub(crate) fds: super::fds::OpenFds,
 }
 
 impl Sampler {

@@ -101,6 +101,7 @@ mod counters;
 mod events;
 mod expect;
 mod faults;
+mod fds;
 mod fences;
 mod gpu;
 mod handoff;

@@ -174,6 +174,7 @@ impl<'a> Sched<'a> {
                 }
             }
             self.try_start_all(now);
+            self.w.note_fds(now);
         }
         self.barrier();
     }

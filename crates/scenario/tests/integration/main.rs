@@ -9,6 +9,7 @@ mod counters;
 mod errors;
 mod faults;
 mod faults_prop;
+mod fds;
 mod fields;
 mod fps;
 mod fuzz;
