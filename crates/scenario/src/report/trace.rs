@@ -406,6 +406,24 @@ impl Trace {
         self.stream.as_ref().map(|s| &s.lanes)
     }
 
+    /// A streamed trace's body, for the timeline's views the merged bars do not draw
+    /// ([`super::lanes::body_bars`]). Errors: not streamed, still being written, written
+    /// with an error, or its file removed ([`remove_stream_file`](Self::remove_stream_file)).
+    pub(crate) fn stream_body(&self) -> std::io::Result<impl std::io::BufRead> {
+        let Some(st) = &self.stream else {
+            return Err(std::io::Error::other("the trace is not streamed"));
+        };
+        if let Some(e) = &st.error {
+            return Err(std::io::Error::other(format!("{}: {e}", st.path.display())));
+        }
+        if st.body.is_some() {
+            return Err(std::io::Error::other(
+                "the streamed trace is still being written (finish_stream first)",
+            ));
+        }
+        Ok(std::io::BufReader::new(std::fs::File::open(&st.path)?))
+    }
+
     /// Records a job on `track` from `start` to `end` (an `end` before `start` is taken as
     /// `start`).
     #[allow(clippy::too_many_arguments)]

@@ -26,6 +26,7 @@ mod run_gpu;
 mod run_pipeline;
 mod threads;
 mod timeline_memory;
+mod timeline_views;
 mod trace_structure;
 mod trace_svg;
 mod uma_bandwidth;
