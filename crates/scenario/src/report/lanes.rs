@@ -205,8 +205,10 @@ pub(crate) fn timeline_parts(
         l.bars.resize(tracks, Vec::new());
         return (l, exact);
     }
-    let mut l = Lanes::default();
-    l.bars = vec![Vec::new(); trace.tracks().len()];
+    let mut l = Lanes {
+        bars: vec![Vec::new(); trace.tracks().len()],
+        ..Lanes::default()
+    };
     for e in trace.sorted_events() {
         match &e.kind {
             TraceKind::Job {
@@ -248,7 +250,13 @@ mod tests {
                     @1600\n{\"ph\":\"i\",\"name\":\"x\",\"tid\":1}\n\
                     {\"cat\":\"migration\",\"dur\":0.001,\"name\":\"m\",\"ph\":\"X\",\"pid\":2,\"tid\":1,\"ts\":1.6}\n";
         let bars = body_bars(body.as_bytes(), 2, (t(0), t(10_000)), 0).unwrap();
-        assert_eq!(bars, vec![vec![(t(1600), t(1601), true)], vec![(t(1000), t(1500), false)]]);
+        assert_eq!(
+            bars,
+            vec![
+                vec![(t(1600), t(1601), true)],
+                vec![(t(1000), t(1500), false)]
+            ]
+        );
         // Outside the window: nothing.
         let none = body_bars(body.as_bytes(), 2, (t(2000), t(3000)), 0).unwrap();
         assert!(none.iter().all(Vec::is_empty));
