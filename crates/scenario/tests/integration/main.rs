@@ -31,6 +31,7 @@ mod trace_structure;
 mod trace_svg;
 mod uma_bandwidth;
 mod v4l2_paths;
+mod vram_import;
 
 /// A small valid scenario on the bundled default machine; line numbers matter to the tests.
 pub const BASE: &str = r#"name = "t"
