@@ -104,6 +104,7 @@ mod faults;
 mod fences;
 mod gpu;
 mod handoff;
+mod inflight;
 mod kms;
 mod layouts;
 mod limits;
