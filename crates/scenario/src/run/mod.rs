@@ -105,6 +105,7 @@ mod fds;
 mod fences;
 mod gpu;
 mod handoff;
+mod inflight;
 mod kms;
 mod layouts;
 mod limits;

@@ -1,9 +1,10 @@
 //! The discrete-event loop: source ticks, device jobs and scenario events on the virtual clock.
 //!
-//! See the ordering guarantee in the [module doc](super). A job's bytes move when the job
-//! starts (or, with `--engine-threads`, on its device's thread between start and completion); its
-//! outputs become visible to consumers, and its inputs free for producers, only at its
-//! completion event, so what a device reads never depends on when the host ran it.
+//! See the ordering guarantee in the [module doc](super). A job's bytes move between its start
+//! and its completion event, on the run's pool while the loop goes on (module `inflight`; a
+//! GPU ring job or a faulted one at its start, alone; with `--engine-threads`, on its device's
+//! thread); its outputs become visible to consumers, and its inputs free for producers, only
+//! at its completion event, so what a device reads never depends on when the host ran it.
 
 use super::workers::{Pending, Workers};
 use super::world::{BufState, RunFailure, World};
@@ -186,6 +187,9 @@ impl<'a> Sched<'a> {
         }
         self.w.nodes[n].next_frame += 1;
         if Some(n) == self.first_source {
+            if self.w.sampler.due(frame) {
+                self.collect_running();
+            }
             self.w.sample_counters(frame, now, false);
         }
         // Tick N at exactly fps.tick(N): no rounded period accumulates.
@@ -295,6 +299,8 @@ impl<'a> Sched<'a> {
                     }
                 };
                 if node.desc.driver == DriverKind::Thumbnailer {
+                    // A CPU read: no job runs beside it (super::inflight).
+                    self.collect_running();
                     // Not while its frame's sync_file is pending (fences.rs).
                     started |= super::thumbnail::thumbnail_step(self, n, now);
                     continue;

@@ -27,6 +27,7 @@ impl Sched<'_> {
     ) -> bool {
         for li in self.w.nodes[n].outputs.clone() {
             if self.w.links[li].swapchain.is_some() && !self.readers(li).is_empty() {
+                self.collect_running();
                 self.swapchain_step(li, now);
             }
         }
@@ -69,6 +70,10 @@ impl Sched<'_> {
             .iter()
             .filter_map(|&li| Some((li, self.w.ready_front(n, li)?)))
             .collect();
+        // Jobs it must not run beside are collected before it maps anything (super::inflight).
+        let concurrent = self.runs_concurrently(n, fault, &inputs, &outputs);
+        self.make_room(n, concurrent, &inputs, &outputs);
+        let node = &self.w.nodes[n];
         // The node's driver decides what the device does with the bytes.
         let p = &node.desc.params;
         let op = match node.desc.driver {
@@ -332,6 +337,7 @@ impl Sched<'_> {
             let dma = self.w.kernel.dma().clone();
             let result = match &self.workers {
                 Some(wk) => wk.submit(&engine_name, io, dma),
+                None if concurrent => self.spawn_job(io),
                 None if self.defers(n) => {
                     deferred = Some(io);
                     Pending::later()
