@@ -24,6 +24,8 @@ pub(crate) enum Ev {
     Scenario(usize),
     /// A pressure allocation ends (index into the holds).
     PressureEnd(usize),
+    /// A thumbnailer's CPU read ends: `(node, buffer, frame)` ([`super::thumbnail`]).
+    ReadDone(usize, usize, (usize, u64)),
 }
 
 /// A frame's way through the pipeline, while it is in flight ([`super::outcome`]).
@@ -160,6 +162,7 @@ impl<'a> Sched<'a> {
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
+                Ev::ReadDone(n, bi, key) => super::thumbnail::read_done(self, n, bi, key),
                 Ev::Scenario(i) => {
                     self.barrier();
                     self.fence_flush();

@@ -1,15 +1,26 @@
 //! The thumbnailer node: schedules the thumbnailer driver's job
 //! ([`drivers::thumbnailer::ThumbnailJob`]: a CPU read of one frame through `dma_buf_vmap`,
 //! bracketed by `DMA_BUF_IOCTL_SYNC` (begin/end_cpu_access), and its JPEG encode) on the node's
-//! CPU lane of the virtual clock; the first JPEG made is the run's `thumbnail.jpg`. The runner
-//! reads no byte itself.
+//! CPU lane of the virtual clock, dated by the driver's time model (the read, then the encode);
+//! the first JPEG made is the run's `thumbnail.jpg`. The runner reads no byte itself.
+//!
+//! # The concept
+//! Like every device job, the read has a completion event ([`Ev::ReadDone`]): the bytes move
+//! when it starts, and the reader holds the buffer until it ends. Only then does it give the
+//! buffer back (`end_cpu_access` is over: the producer may queue it again — a CPU reader adds
+//! no fence to the reservation object, its release is the hand-back) and is the frame's read
+//! over for its accounting ([`super::outcome`]). The node is busy meanwhile: it is one thread
+//! of user space, and frames it is offered during the read wait in its queue.
 //!
 //! Every other frame it is offered goes back at once. On an explicit-sync link the frame's
 //! sync_file is imported into the buffer's reservation object first and the read waits for it,
-//! as a compositor's CPU path does. A read that fails gives back what it took (the vmap, an
-//! opened bracket). Runs on the loop's thread, which owns [`Sched`].
+//! as a compositor's CPU path does; the wait counts from when the reader comes to the frame
+//! (its arrival, or the end of what it was doing: its read of an earlier frame, or its wait
+//! for an earlier frame's fence), so waits never overlap and the node's `fence_wait_us` is the
+//! time its thread was blocked on fences. A read that fails gives back what it took (the vmap,
+//! an opened bracket) at once. Runs on the loop's thread, which owns [`Sched`].
 
-use super::sched::Sched;
+use super::sched::{Ev, Sched};
 use super::world::{BufState, RunFailure};
 use crate::clock::VirtualTime;
 use crate::report::JobCategory;
@@ -56,6 +67,11 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
         let name = s.w.buf(bi).name.clone();
         match job.execute() {
             Ok(out) => {
+                // The reader holds the buffer until its job ends: a migration waits for it.
+                let b = s.w.buf_mut(bi);
+                b.busy_until = b.busy_until.max(end);
+                s.w.nodes[n].busy = true;
+                let _ = s.q.push(end, Ev::ReadDone(n, bi, (src, frame)));
                 let track = s.w.nodes[n].track;
                 s.w.trace.job(
                     track,
@@ -77,6 +93,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
                         None => s.counts.corrupted_untracked += 1,
                     }
                 }
+                return true;
             }
             Err(e) => s.errors.push(match e {
                 ThumbnailJobError::Vmap(e) => {
@@ -99,6 +116,15 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
     s.release(bi, n);
     s.reader_done((src, frame), n);
     true
+}
+
+/// Thumbnailer `n`'s read of buffer `bi` (frame `key`) ends: the node is free again, the buffer
+/// goes back to its producer (the last reader's release frees it) and the frame's read is over
+/// (module doc).
+pub(crate) fn read_done(s: &mut Sched<'_>, n: usize, bi: usize, key: (usize, u64)) {
+    s.w.nodes[n].busy = false;
+    s.release(bi, n);
+    s.reader_done(key, n);
 }
 
 /// The driver's job for thumbnailer `n` on the frame in buffer `bi`: what user space knows of

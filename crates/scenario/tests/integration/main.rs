@@ -24,6 +24,7 @@ mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
 mod threads;
+mod thumbnail_job;
 mod timeline_memory;
 mod trace_structure;
 mod trace_svg;
