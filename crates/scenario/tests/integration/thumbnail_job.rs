@@ -9,6 +9,18 @@ use serde_json::Value;
 /// Camera (640x480 NV12, 60 fps) -> {encoder (the sink), thumbnailer of frame 0} on `buffers`
 /// buffers, on a machine whose `cpu` reads at `cpu_bps` bytes per second.
 fn camera_and_thumbnailer(frames: u64, buffers: u32, cpu_bps: u64, extra_link: &str) -> String {
+    camera_thumbnailing(frames, buffers, cpu_bps, 2_000_000_000, 0, extra_link)
+}
+
+/// [`camera_and_thumbnailer`] with the camera's bandwidth and the thumbnailer's frame given.
+fn camera_thumbnailing(
+    frames: u64,
+    buffers: u32,
+    cpu_bps: u64,
+    camera_bps: u64,
+    thumb_frame: u64,
+    extra_link: &str,
+) -> String {
     format!(
         r#"name = "thumb"
 seed = 1
@@ -24,8 +36,8 @@ size = "1GiB"
 
 [[soc.devices]]
 name = "camera0"
-bandwidth_bps = 2_000_000_000
-latency_ns = 2_000
+bandwidth_bps = {camera_bps}
+latency_ns = 0
 
 [[soc.devices]]
 name = "encoder0"
@@ -57,7 +69,7 @@ params = {{ codec = "checksum" }}
 name = "thumbnailer"
 driver = "thumbnailer"
 device = "encoder0"
-params = {{ frame = 0, scale = 8 }}
+params = {{ frame = {thumb_frame}, scale = 8 }}
 
 [[links]]
 from = "camera"
@@ -151,4 +163,44 @@ fn a_producer_gets_the_thumbnailers_buffer_back_only_when_its_read_ends() {
         None,
         "{fast_camera:?}"
     );
+}
+
+/// Explicit sync: the thumbnailer's fence wait is what its `DMA_BUF_IOCTL_SYNC` blocks for on
+/// the frame it reads, from that frame's arrival (with the camera's job, 10 ms before its
+/// fence signals) to the signal: exactly the camera's job for frame 2. The frames it lets go
+/// it closes the sync_file of unwaited. Counting a wait for every frame offered (the runner
+/// before) made it 6 x 10 ms, and one sync_file wait per frame instead of one.
+#[test]
+fn an_explicit_sync_thumbnailer_waits_only_for_the_fence_of_the_frame_it_reads() {
+    // 460,800 bytes at 46.08 MB/s: each camera job (and its fence) lasts 10 ms.
+    let text = camera_thumbnailing(6, 4, 8_000_000_000, 46_080_000, 2, "sync = \"explicit\"");
+    let s = scenario::validate(&text, "thumb.toml").unwrap();
+    let out = run(&s, &RunOptions::default());
+    let r = &out.report;
+    let json = r.to_json();
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{json}");
+    let all = slices(&out.trace.to_chrome_json());
+    let (_, c0, c1, _) = all
+        .iter()
+        .find(|s| s.0 == "camera frame 2")
+        .cloned()
+        .expect("the camera's job of frame 2");
+    assert!((c1 - c0 - 10_000.0).abs() < 1e-3, "{c0}..{c1}");
+    let (_, t0, _, _) = all
+        .iter()
+        .find(|s| s.0 == "thumbnail frame 2")
+        .cloned()
+        .expect("the thumbnailer's job");
+    assert!((t0 - c1).abs() < 1e-3, "the read starts at the signal: {t0} vs {c1}");
+    let wait = |node: &str| r.nodes.iter().find(|n| n.name == node).unwrap().fence_wait_us;
+    assert!(
+        (wait("thumbnailer") - (c1 - c0)).abs() < 1e-3,
+        "the thumbnailer blocked on frame 2's fence only: {} us",
+        wait("thumbnailer")
+    );
+    // The encoder (a device job per frame) waited on each of the 6 fences.
+    assert!((wait("encoder") - 6.0 * 10_000.0).abs() < 1.0, "{}", wait("encoder"));
+    // One sync_file per frame; the encoder waited on 6, the thumbnailer imported 1.
+    assert_eq!(r.fences.sync_files, 6, "{:?}", r.fences);
+    assert_eq!(r.fences.sync_file_waits, 7, "{:?}", r.fences);
 }
