@@ -184,12 +184,16 @@ fn thumbnail_job_verifies_what_it_read_and_costs_the_read_and_the_encode() {
     let (tw, th) = (fmt.width / 4, fmt.height / 4);
     assert_eq!(j.thumbnail_size(), (tw, th));
     let px = u128::from(tw * th);
-    let enc = (px * 1_000_000_000).div_ceil(u128::from(drivers::thumbnailer::CPU_JPEG_PIXELS_PER_S));
+    let enc =
+        (px * 1_000_000_000).div_ceil(u128::from(drivers::thumbnailer::CPU_JPEG_PIXELS_PER_S));
     assert!(enc > 0);
     assert_eq!(j.encode_cost().as_nanos(), enc);
     assert_eq!(j.cost(kernel.soc()).as_nanos(), ns + enc);
     // A larger scale makes a smaller thumbnail: a cheaper encode, the same read.
-    let small = ThumbnailJob { scale: 8, ..j.clone() };
+    let small = ThumbnailJob {
+        scale: 8,
+        ..j.clone()
+    };
     assert!(small.encode_cost() < j.encode_cost());
     assert_eq!(small.read_cost(kernel.soc()), j.read_cost(kernel.soc()));
 }

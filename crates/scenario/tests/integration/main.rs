@@ -6,6 +6,7 @@ mod check_parity;
 mod clock;
 mod composite;
 mod counters;
+mod encoder_capture;
 mod errors;
 mod faults;
 mod faults_prop;

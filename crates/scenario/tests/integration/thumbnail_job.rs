@@ -151,13 +151,14 @@ fn a_producer_gets_the_thumbnailers_buffer_back_only_when_its_read_ends() {
         .unwrap(),
         &RunOptions::default(),
     );
-    let fast_camera = fast.report.nodes.iter().find(|n| n.name == "camera").unwrap();
+    let fast_camera = fast
+        .report
+        .nodes
+        .iter()
+        .find(|n| n.name == "camera")
+        .unwrap();
     assert_eq!(fast.report.exit_code(), ExitCode::Verified);
-    assert_eq!(
-        camera.dropped.get("queue_full"),
-        Some(&2),
-        "{camera:?}"
-    );
+    assert_eq!(camera.dropped.get("queue_full"), Some(&2), "{camera:?}");
     assert_eq!(
         fast_camera.dropped.get("queue_full"),
         None,
@@ -191,15 +192,28 @@ fn an_explicit_sync_thumbnailer_waits_only_for_the_fence_of_the_frame_it_reads()
         .find(|s| s.0 == "thumbnail frame 2")
         .cloned()
         .expect("the thumbnailer's job");
-    assert!((t0 - c1).abs() < 1e-3, "the read starts at the signal: {t0} vs {c1}");
-    let wait = |node: &str| r.nodes.iter().find(|n| n.name == node).unwrap().fence_wait_us;
+    assert!(
+        (t0 - c1).abs() < 1e-3,
+        "the read starts at the signal: {t0} vs {c1}"
+    );
+    let wait = |node: &str| {
+        r.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .unwrap()
+            .fence_wait_us
+    };
     assert!(
         (wait("thumbnailer") - (c1 - c0)).abs() < 1e-3,
         "the thumbnailer blocked on frame 2's fence only: {} us",
         wait("thumbnailer")
     );
     // The encoder (a device job per frame) waited on each of the 6 fences.
-    assert!((wait("encoder") - 6.0 * 10_000.0).abs() < 1.0, "{}", wait("encoder"));
+    assert!(
+        (wait("encoder") - 6.0 * 10_000.0).abs() < 1.0,
+        "{}",
+        wait("encoder")
+    );
     // One sync_file per frame; the encoder waited on 6, the thumbnailer imported 1.
     assert_eq!(r.fences.sync_files, 6, "{:?}", r.fences);
     assert_eq!(r.fences.sync_file_waits, 7, "{:?}", r.fences);
