@@ -95,6 +95,7 @@
 
 mod alloc;
 mod bandwidth;
+mod bitstream_io;
 mod collect;
 mod composite;
 mod counters;

@@ -109,7 +109,9 @@ impl Sched<'_> {
                 _ => (0, 0),
             };
             let mut planes = b.planes.clone();
-            // A bitstream is read as far as its encoder wrote it (super::m2m).
+            // A bitstream is read as far as its encoder wrote it (super::m2m): through a vb2
+            // queue, the payload its driver got (super::bitstream_io).
+            let stream = b.used.is_some();
             if let Some(used) = b.used {
                 planes.truncate(1);
                 if let Some(p) = planes.first_mut() {
@@ -147,7 +149,10 @@ impl Sched<'_> {
             }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
             // else the runner maps it.
-            if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
+            if let Some((p, slot, gen, map, used)) = self.w.vb2_take_payload(n, li, bi) {
+                if let (true, Some(p)) = (stream, planes.first_mut()) {
+                    p.1 = u64::from(used);
+                }
                 vb2.push((p, slot, gen));
                 from_driver.push(li);
                 let map = self.fault_view(&io, (p, slot), bi, n, false, map);
