@@ -24,6 +24,9 @@ pub(crate) enum Ev {
     Scenario(usize),
     /// A pressure allocation ends (index into the holds).
     PressureEnd(usize),
+    /// A display job's flip latches at its vblank: what it took off screen is released
+    /// (`super::kms`).
+    Latch(u64),
 }
 
 /// A frame's way through the pipeline, while it is in flight ([`super::outcome`]).
@@ -167,6 +170,7 @@ impl<'a> Sched<'a> {
                         self.scenario_event(e, now);
                     }
                 }
+                Ev::Latch(id) => self.kms_latched(id, now),
                 Ev::PressureEnd(h) => {
                     self.barrier();
                     self.fence_flush();

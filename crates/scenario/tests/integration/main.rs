@@ -13,6 +13,7 @@ mod fields;
 mod fps;
 mod fuzz;
 mod kms;
+mod kms_latch;
 mod limits;
 mod m2m;
 mod modifiers;
