@@ -117,6 +117,7 @@ mod ports;
 mod reason;
 mod sched;
 mod start;
+mod swapchain;
 #[cfg(test)]
 mod tests;
 mod thumbnail;

@@ -27,6 +27,9 @@ pub(crate) enum Ev {
     PressureEnd(usize),
     /// A thumbnailer's CPU read ends: `(node, buffer, frame)` ([`super::thumbnail`]).
     ReadDone(usize, usize, (usize, u64)),
+    /// A display job's flip latches at its vblank: what it took off screen is released
+    /// (`super::kms`).
+    Latch(u64),
 }
 
 /// A frame's way through the pipeline, while it is in flight ([`super::outcome`]).
@@ -171,6 +174,7 @@ impl<'a> Sched<'a> {
                         self.scenario_event(e, now);
                     }
                 }
+                Ev::Latch(id) => self.kms_latched(id, now),
                 Ev::PressureEnd(h) => {
                     self.barrier();
                     self.fence_flush();

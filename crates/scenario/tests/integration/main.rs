@@ -15,6 +15,7 @@ mod fields;
 mod fps;
 mod fuzz;
 mod kms;
+mod kms_latch;
 mod limits;
 mod m2m;
 mod modifiers;
