@@ -6,9 +6,14 @@ use scenario::run::{run, RunOptions};
 use scenario::validate;
 use serde_json::Value;
 
-/// The display track's scanout slices `(start, end, buffer)` and release instants
-/// `(ts, buffer)` of a Chrome trace, for the track named by its first `display` slice.
-fn display_events(json: &str) -> (Vec<(f64, f64, String)>, Vec<(f64, String)>) {
+/// A scanout slice: `(start, end, buffer)`.
+type Scanout = (f64, f64, String);
+/// A release instant: `(ts, buffer)`.
+type Release = (f64, String);
+
+/// The display track's scanout slices and release instants of a Chrome trace, for the track
+/// named by its first `display` slice.
+fn display_events(json: &str) -> (Vec<Scanout>, Vec<Release>) {
     let v: Value = serde_json::from_str(json).unwrap();
     let events = v["traceEvents"].as_array().unwrap();
     let first = events
