@@ -95,6 +95,7 @@
 
 mod alloc;
 mod bandwidth;
+mod bitstream_io;
 mod collect;
 mod composite;
 mod counters;
@@ -105,6 +106,7 @@ mod fds;
 mod fences;
 mod gpu;
 mod handoff;
+mod inflight;
 mod kms;
 mod layouts;
 mod limits;
@@ -115,6 +117,7 @@ mod ports;
 mod reason;
 mod sched;
 mod start;
+mod swapchain;
 #[cfg(test)]
 mod tests;
 mod thumbnail;
