@@ -210,7 +210,9 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
     let end = s.q.now();
     let frame = s.current_frame();
     s.w.sample_counters(frame, end, true);
-    let sampler = std::mem::take(&mut s.w.sampler);
+    let mut sampler = std::mem::take(&mut s.w.sampler);
+    // The open fds are recorded on to the teardown (module `fds`).
+    s.w.sampler.fds = std::mem::take(&mut sampler.fds);
     let owners = sampler.owners().clone();
     let counters = sampler.finish();
     counters.to_trace_owned(&mut s.w.trace, &owners);

@@ -87,6 +87,11 @@ fn a_killed_process_fds_drop_to_zero_at_the_kill_on_its_own_track() {
         "0 at the kill ({kill} us): {fds:?}"
     );
     assert!(fds.iter().filter(|s| s.0 >= kill).all(|s| s.1 == 0.0));
+    // Each sample is a change: none repeats the one before (the 0 is not written again at
+    // the end).
+    for (k, pair) in fds.windows(2).enumerate() {
+        assert_ne!(pair[0].1, pair[1].1, "sample {k}: {fds:?}");
+    }
     // The camera service keeps its fds (both links' buffers) until the end of the run.
     let (cam, on) = counter(&trace, "process camera-service dma-buf fds (fds)");
     assert_eq!(on, "process camera-service");
