@@ -15,6 +15,7 @@ mod fuzz;
 mod kms;
 mod limits;
 mod m2m;
+mod migration_cost;
 mod modifiers;
 mod pictures;
 mod report;
