@@ -117,6 +117,7 @@ mod placement;
 mod policy;
 mod reason;
 mod record;
+mod spec;
 mod whatif;
 
 pub use backing::{Backing, GroupBacking, GroupSummary, PlacementSummary};

@@ -29,6 +29,7 @@ pub mod memcg;
 pub mod memfd;
 pub mod process;
 pub mod sim;
+mod sim_fops;
 mod sim_vfs;
 pub mod udmabuf;
 pub mod vgem_fence;

@@ -18,7 +18,7 @@
 //! # Rules
 //!
 //! 1. Lookup first: an fd that is not open is `EBADF` for every call except `poll`, which reports
-//!    [`POLLNVAL`] as Linux does.
+//!    [`POLLNVAL`](seam::POLLNVAL) as Linux does.
 //! 2. Dispatch by file kind: dma-buf ioctls on a non-dma-buf, sync-file ioctls on a non-sync-file,
 //!    heap ioctls on a non-heap are `ENOTTY`.
 //! 3. fdinfo's `count` is the open file's reference count as Linux counts it: one per fd (in
@@ -78,20 +78,12 @@ use crate::process::{Process, UserMapping};
 use crate::udmabuf::UdmabufItem;
 use dma::DmaDirection;
 use dmabuf::error::DmaBufError;
-use fence::sync_file::PollEvents;
 use fence::{SwSyncTimeline, SyncFile};
-use seam::{Errno, Fd, Mapping, SyncFileInfo, SyncMergeData, Uapi, POLLNVAL};
+use seam::{Errno, Fd, Mapping, SyncFileInfo, SyncMergeData, Uapi};
 use soc::PAGE_SIZE;
 use std::sync::Arc;
-use std::time::Duration;
 use uapi::ioctl::*;
 use uapi::AsErrno;
-
-/// `DEFAULT_POLLMASK`: what `poll` reports for a file without a poll method.
-const DEFAULT_POLLMASK: u16 = POLLIN | POLLOUT | 0x040 | 0x100;
-/// `SEEK_DATA` and `SEEK_HOLE`.
-const SEEK_DATA: u32 = 3;
-const SEEK_HOLE: u32 = 4;
 
 /// The errno user space sees for a typed error.
 fn user(e: DmaBufError) -> Errno {
@@ -139,7 +131,8 @@ impl SimProcess {
         self.proc.exit();
     }
 
-    fn file(&self, fd: Fd) -> Result<Arc<File>, Errno> {
+    /// The open file behind `fd`, or `EBADF`.
+    pub(crate) fn file(&self, fd: Fd) -> Result<Arc<File>, Errno> {
         self.proc.file(fd).map_err(user)
     }
 
@@ -412,79 +405,11 @@ impl Uapi for SimProcess {
     }
 
     fn lseek(&mut self, fd: Fd, offset: i64, whence: u32) -> Result<u64, Errno> {
-        let file = self.file(fd)?;
-        match file.object() {
-            FileObject::DmaBuf(buf) => {
-                // dma_buf_llseek: only (0, SEEK_END) and (0, SEEK_SET).
-                let base = match whence {
-                    SEEK_END => buf.size(),
-                    SEEK_SET => 0,
-                    _ => return Err(Errno::EINVAL),
-                };
-                if offset != 0 {
-                    return Err(Errno::EINVAL);
-                }
-                Ok(base)
-            }
-            FileObject::Memfd(m) => {
-                // generic_file_llseek on the shared file position.
-                let size = m.size();
-                let pos = match whence {
-                    SEEK_SET => i128::from(offset),
-                    SEEK_CUR => i128::from(file.pos()) + i128::from(offset),
-                    SEEK_END => i128::from(size) + i128::from(offset),
-                    SEEK_DATA | SEEK_HOLE => {
-                        if offset < 0 || offset as u64 >= size {
-                            return Err(Errno::ENXIO);
-                        }
-                        if whence == SEEK_DATA {
-                            i128::from(offset)
-                        } else {
-                            i128::from(size)
-                        }
-                    }
-                    _ => return Err(Errno::EINVAL),
-                };
-                let pos = u64::try_from(pos)
-                    .ok()
-                    .filter(|&p| p <= i64::MAX as u64)
-                    .ok_or(Errno::EINVAL)?;
-                file.set_pos(pos);
-                Ok(pos)
-            }
-            _ => Err(Errno::ESPIPE),
-        }
+        self.file_llseek(fd, offset, whence)
     }
 
     fn poll(&mut self, fd: Fd, events: u16, timeout_ms: i32) -> Result<u16, Errno> {
-        let Ok(file) = self.proc.file(fd) else {
-            return Ok(POLLNVAL);
-        };
-        let timeout = match timeout_ms {
-            t if t < 0 => None,
-            t => Some(Duration::from_millis(t as u64)),
-        };
-        match file.object() {
-            FileObject::DmaBuf(buf) => buf.poll_wait(events, timeout, None).map_err(user),
-            FileObject::SyncFile(sf) => {
-                if events & POLLIN == 0 {
-                    return Ok(0);
-                }
-                if sf.poll() == PollEvents::IN {
-                    return Ok(POLLIN);
-                }
-                if timeout != Some(Duration::ZERO) {
-                    // A timeout is an answer of "nothing ready", not an error.
-                    let _ = sf.wait_timeout(None, timeout);
-                }
-                Ok(if sf.poll() == PollEvents::IN {
-                    POLLIN
-                } else {
-                    0
-                })
-            }
-            _ => Ok(DEFAULT_POLLMASK & events),
-        }
+        self.file_poll(fd, events, timeout_ms)
     }
 
     fn dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
@@ -496,30 +421,7 @@ impl Uapi for SimProcess {
     }
 
     fn fdinfo(&mut self, fd: Fd) -> Result<String, Errno> {
-        let file = self.file(fd)?;
-        let cloexec = self.proc.cloexec(fd).map_err(user)?;
-        let flags = super::sim_vfs::status_flags(&file) | if cloexec { O_CLOEXEC } else { 0 };
-        let mut text = format!(
-            "pos:\t{}\nflags:\t0{flags:o}\nmnt_id:\t{}\nino:\t{}\n",
-            file.pos(),
-            super::sim_vfs::mount_id(file.object()),
-            super::sim_vfs::stat(&file).ino
-        );
-        if let Some(buf) = file.as_dma_buf() {
-            // Rule 3: fds (the File's holders, minus our lookup) plus the buffer's other holders
-            // (minus the File's own reference).
-            let count = (Arc::strong_count(&file) - 1) + (buf.ref_count() - 1);
-            for line in buf.fdinfo().lines() {
-                match line.split_once(':') {
-                    Some(("count", _)) => text.push_str(&format!("count:\t{count}\n")),
-                    _ => {
-                        text.push_str(line);
-                        text.push('\n');
-                    }
-                }
-            }
-        }
-        Ok(text)
+        self.file_fdinfo(fd)
     }
 
     fn fence_attach(&mut self, buf: Fd, write: bool) -> Result<u32, Errno> {

@@ -5,7 +5,7 @@
 //! `FIGETBSZ`, `FIONREAD`), `fs/stat.c`, `fs/fcntl.c`, `fs/proc/fd.c`, `fs/anon_inodes.c`,
 //! `drivers/dma-buf/dma-buf.c` (`dma_buf_getfile`, `dmabuf_dname`).
 //!
-//! # What Linux 6.12 answers (found in qemu with `crates/linux/examples/probe.rs`)
+//! # What Linux 6.12 answers (found in qemu with `crates/linux/examples/probe/`)
 //!
 //! | fd | `read` | `write` | `pread`/`pwrite` | `lseek(0, CUR)` | `F_GETFL` | `fstat` mode | path |
 //! |---|---|---|---|---|---|---|---|

@@ -99,11 +99,13 @@
 pub mod buffer;
 pub mod cache;
 pub mod counters;
+mod fh;
 pub mod ioctl;
 pub mod mem_dmabuf;
 pub mod mem_mmap;
 pub mod mem_userptr;
 pub mod policy;
+mod prepare;
 mod qbuf;
 pub mod queue;
 mod remap;

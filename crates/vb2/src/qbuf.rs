@@ -1,17 +1,14 @@
-//! PREPARE_BUF, QBUF, DQBUF and poll, and the buffer preparation of each memory type.
+//! PREPARE_BUF, QBUF, DQBUF and poll; the buffer preparation itself is in `prepare.rs`.
 //!
-//! C side: `videobuf2-v4l2.c` (`vb2_queue_or_prepare_buf`, `vb2_fill_vb2_v4l2_buffer`,
-//! `__verify_planes_array`, `__verify_length`, `__fill_v4l2_buffer`, `vb2_dqbuf`),
-//! `videobuf2-core.c` (`__buf_prepare`, `__prepare_mmap`, `__prepare_userptr`,
-//! `__prepare_dmabuf`, `vb2_core_qbuf`, `__vb2_wait_for_done_vb`, `vb2_core_dqbuf`,
+//! C side: `videobuf2-v4l2.c` (`vb2_queue_or_prepare_buf`,
+//! `__verify_planes_array`, `__fill_v4l2_buffer`, `vb2_dqbuf`),
+//! `videobuf2-core.c` (`vb2_core_qbuf`, `__vb2_wait_for_done_vb`, `vb2_core_dqbuf`,
 //! `vb2_core_poll`).
 
 use crate::buffer::{Memory, PlaneMem, Vb2Buffer, Vb2State};
 use crate::cache;
 use crate::counters::Counters;
 use crate::ioctl::*;
-use crate::mem_dmabuf::{bad_fd, DmabufPlane};
-use crate::mem_userptr::UserptrPlane;
 use crate::policy::MapPolicy;
 use crate::queue::{ebusy, einval, QueueState, Vb2Fh, Vb2Queue};
 use crate::streaming::queue_in_error;
@@ -19,16 +16,6 @@ use crate::Vb2Error;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use uapi::Errno;
-
-/// What user space passed for one plane (`vbuf->planes[]` after `vb2_fill_vb2_v4l2_buffer`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct UserPlane {
-    bytesused: u32,
-    length: u32,
-    m_userptr: u64,
-    m_fd: i32,
-    data_offset: u32,
-}
 
 /// `__verify_planes_array`.
 pub(crate) fn verify_planes_array(
@@ -102,281 +89,9 @@ pub(crate) fn fill_v4l2_buffer(q: &Vb2Queue, st: &QueueState, vb: &Vb2Buffer, b:
 }
 
 impl Vb2Queue {
-    /// `vb2_fill_vb2_v4l2_buffer` + `__verify_length`: what user space passed, checked.
-    fn user_planes(
-        &self,
-        memory: Memory,
-        vb: &Vb2Buffer,
-        b: &V4l2Buffer,
-    ) -> Result<Vec<UserPlane>, Vb2Error> {
-        let output = self.cfg.buf_type.is_output();
-        let mut planes: Vec<UserPlane> = if self.cfg.buf_type.is_multiplanar() {
-            let arr = b.planes.as_deref().unwrap_or_default();
-            arr.iter()
-                .take(vb.planes.len())
-                .map(|p| UserPlane {
-                    bytesused: p.bytesused,
-                    length: p.length,
-                    m_userptr: p.m_userptr,
-                    m_fd: p.m_fd,
-                    data_offset: if output { p.data_offset } else { 0 },
-                })
-                .collect()
-        } else {
-            vec![UserPlane {
-                bytesused: b.bytesused,
-                length: b.length,
-                m_userptr: b.m_userptr,
-                m_fd: b.m_fd,
-                data_offset: 0,
-            }]
-        };
-        if output && b.field == V4L2_FIELD_ALTERNATE {
-            return Err(einval("field ALTERNATE on an output buffer"));
-        }
-        for (up, p) in planes.iter_mut().zip(&vb.planes) {
-            if memory == Memory::Mmap {
-                up.length = p.length;
-            }
-            if !output {
-                continue;
-            }
-            if up.bytesused == 0 && !self.cfg.allow_zero_bytesused {
-                up.bytesused = up.length; // the deprecated "0 means all"
-            }
-            // A DMABUF length of 0 is the dma-buf's size, known only at prepare.
-            let unknown = memory == Memory::Dmabuf && up.length == 0;
-            if !unknown && up.bytesused > up.length {
-                return Err(einval(format!(
-                    "bytesused {} > length {}",
-                    up.bytesused, up.length
-                )));
-            }
-            if up.data_offset > 0 && up.data_offset >= up.bytesused {
-                return Err(einval(format!(
-                    "data_offset {} >= bytesused {}",
-                    up.data_offset, up.bytesused
-                )));
-            }
-        }
-        Ok(planes)
-    }
-
-    /// `__buf_prepare`: DEQUEUED -> PREPARING -> DEQUEUED with `prepared` (crate doc rule 2).
-    fn buf_prepare(
-        &self,
-        st: &mut QueueState,
-        fh: &Vb2Fh,
-        index: u32,
-        planes: &[UserPlane],
-    ) -> Result<(), Vb2Error> {
-        let memory = st.memory.ok_or_else(|| einval("no buffers"))?;
-        let vb = st.bufs.get_mut(&index).ok_or_else(|| einval("no buffer"))?;
-        let orig = vb.state;
-        vb.state = Vb2State::Preparing;
-        let res = match memory {
-            Memory::Mmap => self.prepare_mmap(vb, planes),
-            Memory::Userptr => self.prepare_userptr(vb, fh, planes),
-            Memory::Dmabuf => self.prepare_dmabuf(vb, fh, planes),
-        };
-        let res = res.and_then(|()| cache::mem_prepare(vb, &self.counters));
-        vb.state = orig;
-        res?;
-        vb.prepared = true;
-        Ok(())
-    }
-
-    fn call_buf_prepare(&self, vb: &mut Vb2Buffer) -> Result<(), Vb2Error> {
-        self.ops
-            .buf_prepare(&vb.driver_view(&self.cfg.device))
-            .map_err(|e| Vb2Error::new(e, "buf_prepare failed"))?;
-        Counters::inc(&self.counters.buf_prepare);
-        Ok(())
-    }
-
-    fn prepare_mmap(&self, vb: &mut Vb2Buffer, planes: &[UserPlane]) -> Result<(), Vb2Error> {
-        for (p, up) in vb.planes.iter_mut().zip(planes) {
-            p.bytesused = up.bytesused;
-            p.data_offset = up.data_offset;
-        }
-        self.call_buf_prepare(vb)
-    }
-
-    /// After a failed USERPTR/DMABUF prepare: release every plane (rule 8 of
-    /// [`mem_dmabuf`](crate::mem_dmabuf)), and undo `buf_init` so the pair stays balanced.
-    fn release_all_planes(&self, vb: &mut Vb2Buffer) {
-        if vb.inited {
-            self.ops.buf_cleanup(&vb.driver_view(&self.cfg.device));
-            Counters::inc(&self.counters.buf_cleanup);
-            vb.inited = false;
-        }
-        for p in &mut vb.planes {
-            self.release_plane(&mut p.mem);
-            p.length = p.min_length;
-            p.bytesused = 0;
-            p.data_offset = 0;
-        }
-    }
-
-    /// Calls `buf_init` after a reacquire, then `buf_prepare`.
-    fn init_and_prepare(&self, vb: &mut Vb2Buffer, reacquired: bool) -> Result<(), Vb2Error> {
-        if reacquired {
-            self.ops
-                .buf_init(&vb.driver_view(&self.cfg.device))
-                .map_err(|e| Vb2Error::new(e, "buf_init failed"))?;
-            Counters::inc(&self.counters.buf_init);
-            vb.inited = true;
-        }
-        self.call_buf_prepare(vb)
-    }
-
-    /// Drops the buffer's `buf_init` before its planes change (once per prepare).
-    fn cleanup_for_reacquire(&self, vb: &mut Vb2Buffer, reacquired: &mut bool) {
-        if !*reacquired {
-            *reacquired = true;
-            if vb.inited {
-                self.ops.buf_cleanup(&vb.driver_view(&self.cfg.device));
-                Counters::inc(&self.counters.buf_cleanup);
-                vb.inited = false;
-            }
-        }
-    }
-
-    fn prepare_userptr(
-        &self,
-        vb: &mut Vb2Buffer,
-        fh: &Vb2Fh,
-        planes: &[UserPlane],
-    ) -> Result<(), Vb2Error> {
-        let res = self.prepare_userptr_inner(vb, fh, planes);
-        if res.is_err() {
-            self.release_all_planes(vb);
-        }
-        res
-    }
-
-    fn prepare_userptr_inner(
-        &self,
-        vb: &mut Vb2Buffer,
-        fh: &Vb2Fh,
-        planes: &[UserPlane],
-    ) -> Result<(), Vb2Error> {
-        let mut reacquired = matches!(vb.planes[0].mem, PlaneMem::None);
-        for (i, up) in planes.iter().enumerate() {
-            if up.length < vb.planes[i].min_length {
-                return Err(einval(format!(
-                    "plane {i}: length {} < {}",
-                    up.length, vb.planes[i].min_length
-                )));
-            }
-            if let PlaneMem::Userptr(u) = &vb.planes[i].mem {
-                if u.userptr == up.m_userptr && u.length == up.length {
-                    continue;
-                }
-            }
-            self.cleanup_for_reacquire(vb, &mut reacquired);
-            self.release_plane(&mut vb.planes[i].mem);
-            let mem = fh
-                .user_mem
-                .as_ref()
-                .ok_or_else(|| Vb2Error::new(Errno::EFAULT, "no user memory in this process"))?;
-            let u = UserptrPlane::get(
-                &self.dma,
-                &self.cfg.device,
-                self.cfg.buf_type.dma_dir(),
-                mem,
-                up.m_userptr,
-                up.length,
-                self.contiguous(),
-            )?;
-            Counters::inc(&self.counters.get_userptr);
-            vb.planes[i].mem = PlaneMem::Userptr(u);
-        }
-        for (p, up) in vb.planes.iter_mut().zip(planes) {
-            p.length = up.length;
-            p.bytesused = up.bytesused;
-            p.data_offset = up.data_offset;
-            p.m_userptr = up.m_userptr;
-        }
-        self.init_and_prepare(vb, reacquired)
-    }
-
-    fn prepare_dmabuf(
-        &self,
-        vb: &mut Vb2Buffer,
-        fh: &Vb2Fh,
-        planes: &[UserPlane],
-    ) -> Result<(), Vb2Error> {
-        let res = self.prepare_dmabuf_inner(vb, fh, planes);
-        if res.is_err() {
-            self.release_all_planes(vb);
-        }
-        res
-    }
-
-    /// `__prepare_dmabuf`, rules 1-7 of [`mem_dmabuf`](crate::mem_dmabuf).
-    fn prepare_dmabuf_inner(
-        &self,
-        vb: &mut Vb2Buffer,
-        fh: &Vb2Fh,
-        planes: &[UserPlane],
-    ) -> Result<(), Vb2Error> {
-        let mut reacquired = matches!(vb.planes[0].mem, PlaneMem::None);
-        let mut lengths = Vec::with_capacity(planes.len());
-        for (i, up) in planes.iter().enumerate() {
-            let dbuf = fh
-                .process
-                .get_dma_buf(up.m_fd)
-                .map_err(|e| bad_fd(up.m_fd, &e))?;
-            let len = if up.length == 0 {
-                u32::try_from(dbuf.size()).unwrap_or(u32::MAX)
-            } else {
-                up.length
-            };
-            lengths.push(len);
-            if len < vb.planes[i].min_length {
-                return Err(einval(format!(
-                    "plane {i}: length {len} < {}",
-                    vb.planes[i].min_length
-                )));
-            }
-            if let PlaneMem::Dmabuf(d) = &vb.planes[i].mem {
-                if d.dbuf.ptr_eq(&dbuf) && d.length == len {
-                    continue; // rule 4: reuse, drop the extra reference
-                }
-            }
-            self.cleanup_for_reacquire(vb, &mut reacquired);
-            self.release_plane(&mut vb.planes[i].mem);
-            let importer_priv = self.importer_priv.lock().clone();
-            let d =
-                DmabufPlane::attach(dbuf, &self.cfg.device, importer_priv, len, &self.counters)?;
-            vb.planes[i].mem = PlaneMem::Dmabuf(d);
-        }
-        let dir = self.cfg.buf_type.dma_dir();
-        for p in &mut vb.planes {
-            if let PlaneMem::Dmabuf(d) = &mut p.mem {
-                if !d.is_mapped() {
-                    d.map(dir, self.contiguous(), &self.counters)?;
-                }
-            }
-        }
-        let output = self.cfg.buf_type.is_output();
-        for ((p, up), len) in vb.planes.iter_mut().zip(planes).zip(lengths) {
-            p.length = len;
-            p.bytesused = if output && up.bytesused == 0 && !self.cfg.allow_zero_bytesused {
-                len
-            } else {
-                up.bytesused
-            };
-            p.data_offset = up.data_offset;
-            p.m_fd = up.m_fd;
-        }
-        self.init_and_prepare(vb, reacquired)
-    }
-
     /// The checks common to QBUF and PREPARE_BUF (`vb2_queue_or_prepare_buf`); returns the
     /// memory type. The ioctl lock is held.
-    fn check_qbuf(
+    pub(crate) fn check_qbuf(
         &self,
         st: &QueueState,
         fh: &Vb2Fh,
@@ -414,7 +129,7 @@ impl Vb2Queue {
     }
 
     /// Fills, hints and prepares a DEQUEUED buffer that is not prepared yet.
-    fn fill_and_prepare(
+    pub(crate) fn fill_and_prepare(
         &self,
         st: &mut QueueState,
         fh: &Vb2Fh,

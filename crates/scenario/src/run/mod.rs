@@ -95,15 +95,18 @@
 
 mod alloc;
 mod bandwidth;
+mod bitstream_io;
 mod collect;
 mod composite;
 mod counters;
 mod events;
 mod expect;
 mod faults;
+mod fds;
 mod fences;
 mod gpu;
 mod handoff;
+mod inflight;
 mod kms;
 mod layouts;
 mod limits;
@@ -115,6 +118,7 @@ mod ports;
 mod reason;
 mod sched;
 mod start;
+mod swapchain;
 #[cfg(test)]
 mod tests;
 mod thumbnail;
