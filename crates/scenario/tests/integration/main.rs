@@ -18,6 +18,7 @@ mod kms;
 mod kms_latch;
 mod limits;
 mod m2m;
+mod migration_cost;
 mod modifiers;
 mod pictures;
 mod report;
