@@ -57,6 +57,8 @@ impl World {
                 .collect::<Vec<_>>()
         };
         let kind = match (l.desc.memory, l.desc.effective_exporter()) {
+            // A swapchain's buffers are the swapchain driver's (super::swapchain).
+            _ if l.swapchain.is_some() => Kind::Swapchain,
             (MemoryType::Dmabuf, Some(Exporter::Constraint) | None) => Kind::Constraint,
             (MemoryType::Dmabuf, Some(Exporter::Gpu)) => Kind::Gpu,
             (MemoryType::Dmabuf, Some(Exporter::Heap(k))) => Kind::Heap(k),
@@ -167,6 +169,12 @@ impl World {
                     fd,
                 )
             }
+            Kind::Swapchain => {
+                let bi = self.bufs.len();
+                let (buf, exporter, fd, imp) = self.swap_alloc(li, bi, &name, size, allocator)?;
+                importer = imp;
+                (buf, seq_planes(), exporter, fd)
+            }
             Kind::Vb2 => {
                 let (buf, fd) = self
                     .expbuf(li, size, &producer)
@@ -174,22 +182,7 @@ impl World {
                 (buf, seq_planes(), ExporterHandle::Vb2, fd)
             }
             Kind::Heap(k) => {
-                let names = self.kernel.heap_names();
-                let heap = match (k, &l.desc.region) {
-                    (HeapKind::System, _) => "system".to_string(),
-                    (HeapKind::Cma, Some(r)) => r.clone(),
-                    (HeapKind::Carveout, Some(r)) => format!("carveout-{r}"),
-                    (HeapKind::Cma, None) => names
-                        .iter()
-                        .find(|h| *h != "system" && !h.starts_with("carveout-"))
-                        .cloned()
-                        .unwrap_or_else(|| "cma".into()),
-                    (HeapKind::Carveout, None) => names
-                        .iter()
-                        .find(|h| h.starts_with("carveout-"))
-                        .cloned()
-                        .unwrap_or_else(|| "carveout".into()),
-                };
+                let heap = self.heap_name(k, l.desc.region.as_deref());
                 let h = producer.open_heap(&heap).map_err(|e| {
                     fail(
                         &|| format!("opening /dev/dma_heap/{heap} for {name}: {e}"),
@@ -274,6 +267,27 @@ impl World {
         // A new empty buffer: the producer queues it into its CAPTURE queue, if it has one.
         self.vb2_qbuf(from, li, bi)?;
         Ok(bi)
+    }
+
+    /// The dma-heap a `heap:<kind>` exporter allocates from: `system`, the link's `region`, or
+    /// the machine's first heap of that kind.
+    pub(super) fn heap_name(&self, k: HeapKind, region: Option<&str>) -> String {
+        let names = self.kernel.heap_names();
+        match (k, region) {
+            (HeapKind::System, _) => "system".to_string(),
+            (HeapKind::Cma, Some(r)) => r.to_string(),
+            (HeapKind::Carveout, Some(r)) => format!("carveout-{r}"),
+            (HeapKind::Cma, None) => names
+                .iter()
+                .find(|h| *h != "system" && !h.starts_with("carveout-"))
+                .cloned()
+                .unwrap_or_else(|| "cma".into()),
+            (HeapKind::Carveout, None) => names
+                .iter()
+                .find(|h| h.starts_with("carveout-"))
+                .cloned()
+                .unwrap_or_else(|| "carveout".into()),
+        }
     }
 
     /// `memory = "mmap+expbuf"`: one more MMAP buffer on the producer's CAPTURE queue

@@ -271,39 +271,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
             busy_us: busy.as_us_f64(),
         });
     }
-    // Swapchains.
-    for (li, l) in s.w.links.iter().enumerate() {
-        let Some((mode, bound)) = l.swapchain else {
-            continue;
-        };
-        let allocated_by = match mode {
-            crate::schema::SwapchainMode::Dri2 => {
-                l.to.iter()
-                    .find(|&&t| s.w.nodes[t].desc.driver == DriverKind::Display)
-                    .map_or(l.from, |&t| t)
-            }
-            crate::schema::SwapchainMode::Wayland => l.from,
-        };
-        report.swapchains.push(crate::report::SwapchainReport {
-            link: l.name.clone(),
-            mode: match mode {
-                crate::schema::SwapchainMode::Dri2 => "dri2".into(),
-                crate::schema::SwapchainMode::Wayland => "wayland".into(),
-            },
-            allocated_by: s.w.nodes[allocated_by].desc.process_name().to_string(),
-            buffers: l.desc.buffers,
-            min: s
-                .w
-                .swap_policy(li)
-                .map_or(l.desc.buffers, |p| p.initial() as u32),
-            max: l.swap_max_live,
-            grown: l.swap_grown,
-            shrunk: l.swap_shrunk,
-            max_in_flight: bound,
-            max_seen: l.max_in_flight_seen,
-            waits: l.swap_waits,
-        });
-    }
+    // Swapchains: each chain's counters.
+    report.swapchains = s.w.swapchain_reports();
     // Nodes: their fence waits.
     s.check_sinks();
     for (n, node) in s.w.nodes.iter().enumerate() {
@@ -372,6 +341,7 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
     for p in s.w.kernel.processes() {
         p.exit();
     }
+    s.w.note_fds(s.q.now());
     let dma = s.w.kernel.dma().clone();
     for node in &mut s.w.nodes {
         if let Some(b) = node.bitstream.take() {

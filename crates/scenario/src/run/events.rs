@@ -42,6 +42,7 @@ pub(crate) fn drop_buffer(w: &mut World, bi: usize) {
     let li = b.link;
     w.links[li].bufs.retain(|&x| x != bi);
     w.links[li].free.retain(|&x| x != bi);
+    w.swap_forget(li, bi);
 }
 
 impl Sched<'_> {

@@ -45,7 +45,6 @@ use crate::report::GpuReport;
 use crate::schema::NodeDesc;
 use dmabuf::{Attachment, ImporterOps};
 use drivers::gpu::Placement;
-use drivers::swapchain::SwapchainPolicy;
 use fence::ResvGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -196,71 +195,6 @@ impl World {
                 }
             })
             .collect()
-    }
-}
-
-impl World {
-    /// The sizing policy of link `li`'s swapchain, if it runs one: the driver's
-    /// ([`drivers::swapchain::SwapchainPolicy`]) with the link's `buffers` as the maximum and
-    /// its `max_in_flight`.
-    pub(crate) fn swap_policy(&self, li: usize) -> Option<SwapchainPolicy> {
-        let l = &self.links[li];
-        let (_, bound) = l.swapchain?;
-        Some(SwapchainPolicy {
-            max_in_flight: bound.map(|b| b as usize),
-            ..SwapchainPolicy::new(l.desc.buffers as usize)
-        })
-    }
-}
-
-impl Sched<'_> {
-    /// Seed 000's swapchain before the producer draws, as the driver's policy says
-    /// ([`SwapchainPolicy::shrink`], [`SwapchainPolicy::grows`]): free buffers idle for its
-    /// `shrink_after` vblanks of the display are freed while more than the minimum exist; with
-    /// none free, one more is allocated. Single-threaded (the loop); a freed buffer is dropped
-    /// at once ([`super::events::drop_buffer`]).
-    pub(crate) fn swapchain_step(&mut self, li: usize, now: VirtualTime) {
-        let Some(policy) = self.w.swap_policy(li) else {
-            return;
-        };
-        let fps = self.w.links[li]
-            .to
-            .iter()
-            .map(|&t| self.w.nodes[t].desc.fps)
-            .max_by(|a, b| {
-                (a.num() as u128 * b.den() as u128).cmp(&(b.num() as u128 * a.den() as u128))
-            })
-            .unwrap_or_default();
-        // Ages in nanoseconds of the virtual clock; `shrink_after` vblanks of the display.
-        let idle_for = fps.tick(policy.shrink_after).as_ns();
-        let free: Vec<usize> = self.w.links[li].free.iter().copied().collect();
-        let ages: Vec<u64> = free
-            .iter()
-            .map(|&b| {
-                let b = self.w.buf(b);
-                now.saturating_sub(b.busy_until.max(b.available_at)).as_ns()
-            })
-            .collect();
-        let live = self.w.links[li].bufs.len();
-        for k in policy.shrink(live, &ages, idle_for) {
-            super::events::drop_buffer(&mut self.w, free[k]);
-            self.w.links[li].swap_shrunk += 1;
-        }
-        let l = &self.w.links[li];
-        let in_flight = self.w.in_flight(li) as usize;
-        if policy.grows(l.bufs.len(), l.free.len(), in_flight) {
-            match self.w.alloc_buffer(li) {
-                Ok(bi) => {
-                    // Idle from now on, not since the start of the run.
-                    self.w.buf_mut(bi).busy_until = now;
-                    self.w.links[li].swap_grown += 1;
-                }
-                Err(e) => self.errors.push(e),
-            }
-        }
-        let live = self.w.links[li].bufs.len() as u32;
-        let l = &mut self.w.links[li];
-        l.swap_max_live = l.swap_max_live.max(live);
     }
 }
 

@@ -31,6 +31,10 @@ impl Sched<'_> {
         checksum: u64,
         fence: Option<&fence::DmaFence>,
     ) {
+        // A swapchain's frame is presented.
+        if let Err(e) = self.w.swap_present(bi) {
+            self.errors.push(e);
+        }
         let readers = self.readers(li);
         // Consumers that take no frame now: the frame does not reach what lies past them.
         if let Some(key) = frame {
@@ -172,6 +176,9 @@ impl Sched<'_> {
             return;
         }
         self.w.buf_mut(bi).fence_end = None;
+        if let Err(e) = self.w.swap_release(bi) {
+            self.errors.push(e);
+        }
         self.w.links[li].free.push_back(bi);
         // The producer's process queues the empty buffer into its CAPTURE queue again.
         let from = self.w.links[li].from;

@@ -12,8 +12,10 @@
 //!   ([`super::handoff`]), latched at that vblank: the driver's [`drivers::display::Scanout`]
 //!   job is the node's job, executed in pieces on the pool like every other job;
 //! - the buffer on screen stays the display's until the next flip latches (real KMS scans the
-//!   old framebuffer out until then): only at the end of the next frame's scanout job is it
-//!   released to its producer;
+//!   old framebuffer out until then): at the vblank that latches the next flip it is released
+//!   to its producer (an instant `release <buffer>` on the display's track), not earlier (the
+//!   commit) nor later (the end of the next scanout); in between it is on screen, not in
+//!   flight;
 //! - `RMFB` when the buffer goes away (a swapchain shrinking, `set_buffers`, the end); a
 //!   detach, a kill or a STREAMOFF of the display turns the CRTC off
 //!   ([`drivers::display::Display::disable`]): the frame on screen is released.
@@ -59,21 +61,6 @@ impl World {
         node.desc.driver == DriverKind::Display
             && node.inputs.len() == 1
             && !self.link_is_p2p(node.inputs[0])
-    }
-
-    /// Whether buffer `bi` is on a display's screen now (the loop's moment, on the machine's
-    /// clock): latched at a vblank that has come; before it, a committed flip is in flight.
-    pub(crate) fn kms_on_screen(&self, bi: usize) -> bool {
-        let now = VirtualTime::from_ns(
-            self.kernel
-                .soc()
-                .clock()
-                .now_ns()
-                .saturating_sub(::clock::BOOT_NS),
-        );
-        self.kms
-            .values()
-            .any(|k| k.on_screen == Some(bi) && k.shown_from <= now)
     }
 
     /// The KMS displays other than `n` reading any of `links` whose buffers the constraint
@@ -248,8 +235,8 @@ impl World {
 
 impl Sched<'_> {
     /// Display node `n` shows frame `frame` (checksum `expected`) of buffer `bi`: framebuffer,
-    /// page flip, latch at the vblank; the scanout job's input. Job `id` releases what the
-    /// latch took off screen when it ends ([`Self::kms_done`]).
+    /// page flip, latch at the vblank; the scanout job's input. What the latch took off screen
+    /// is released at job `id`'s vblank ([`Self::kms_latched`]).
     pub(crate) fn kms_flip(
         &mut self,
         n: usize,
@@ -303,17 +290,52 @@ impl Sched<'_> {
     /// KMS display `n`'s job starts at `start` (the vblank that latched its flip): its frame
     /// is on screen from then.
     pub(crate) fn kms_started(&mut self, n: usize, start: VirtualTime) {
-        if let Some(k) = self.w.kms.get_mut(&n) {
-            k.shown_from = start;
+        let Some(k) = self.w.kms.get_mut(&n) else {
+            return;
+        };
+        k.shown_from = start;
+        // The job being started is `next_job` (kms_flip's id): at its vblank the frame it
+        // replaces is released.
+        if k.releasing.contains_key(&self.next_job) {
+            let _ = self.q.push(start, super::sched::Ev::Latch(self.next_job));
+        }
+        // A swapchain's buffer is on screen from that vblank (super::swapchain).
+        if let Some(bi) = k.on_screen {
+            if let Err(e) = self.w.swap_scanout(bi, start) {
+                self.errors.push(e);
+            }
         }
     }
 
-    /// Job `id` of node `n` ended: if `n` is a KMS display, what its latch took off screen is
-    /// released (its own input stays on screen) and `true`.
+    /// Job `id`'s flip latched at its vblank `now`: the buffers it took off screen are
+    /// released to their producers (module doc).
+    pub(crate) fn kms_latched(&mut self, id: u64, now: VirtualTime) {
+        let Some((&n, off)) = self
+            .w
+            .kms
+            .iter_mut()
+            .find_map(|(n, k)| k.releasing.remove(&id).map(|off| (n, off)))
+        else {
+            return;
+        };
+        for bi in off {
+            let Some(b) = self.w.bufs[bi].as_ref() else {
+                continue;
+            };
+            let label = format!("release {}", b.name);
+            let track = self.w.nodes[n].track;
+            self.w.trace.instant(track, &label, now);
+            self.release(bi, n);
+        }
+    }
+
+    /// Job `id` of node `n` ended: if `n` is a KMS display, `true` (its own input stays on
+    /// screen; what its latch took off screen went at the vblank, [`Self::kms_latched`]).
     pub(crate) fn kms_done(&mut self, id: u64, n: usize) -> bool {
         let Some(k) = self.w.kms.get_mut(&n) else {
             return false;
         };
+        // A latch event not run yet (none is lost: it comes at the job's start).
         let off = k.releasing.remove(&id).unwrap_or_default();
         for bi in off {
             self.release(bi, n);

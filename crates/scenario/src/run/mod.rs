@@ -95,12 +95,14 @@
 
 mod alloc;
 mod bandwidth;
+mod bitstream_io;
 mod collect;
 mod composite;
 mod counters;
 mod events;
 mod expect;
 mod faults;
+mod fds;
 mod fences;
 mod gpu;
 mod handoff;
@@ -115,6 +117,7 @@ mod ports;
 mod reason;
 mod sched;
 mod start;
+mod swapchain;
 #[cfg(test)]
 mod tests;
 mod thumbnail;

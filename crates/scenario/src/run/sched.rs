@@ -25,6 +25,11 @@ pub(crate) enum Ev {
     Scenario(usize),
     /// A pressure allocation ends (index into the holds).
     PressureEnd(usize),
+    /// A thumbnailer's CPU read ends: `(node, buffer, frame)` ([`super::thumbnail`]).
+    ReadDone(usize, usize, (usize, u64)),
+    /// A display job's flip latches at its vblank: what it took off screen is released
+    /// (`super::kms`).
+    Latch(u64),
 }
 
 /// A frame's way through the pipeline, while it is in flight ([`super::outcome`]).
@@ -161,6 +166,7 @@ impl<'a> Sched<'a> {
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
+                Ev::ReadDone(n, bi, key) => super::thumbnail::read_done(self, n, bi, key),
                 Ev::Scenario(i) => {
                     self.barrier();
                     self.fence_flush();
@@ -168,6 +174,7 @@ impl<'a> Sched<'a> {
                         self.scenario_event(e, now);
                     }
                 }
+                Ev::Latch(id) => self.kms_latched(id, now),
                 Ev::PressureEnd(h) => {
                     self.barrier();
                     self.fence_flush();
@@ -175,6 +182,7 @@ impl<'a> Sched<'a> {
                 }
             }
             self.try_start_all(now);
+            self.w.note_fds(now);
         }
         self.barrier();
     }
@@ -366,16 +374,9 @@ impl<'a> Sched<'a> {
                 message: format!("{}: DMA failed: {e}", self.w.nodes[n].desc.name),
             });
         }
-        // vb2: the driver completes what it read or filled, the application dequeues it.
-        for &(p, slot, gen) in &job.vb2 {
-            if let Err(e) = self.w.ports[p].complete(slot, gen) {
-                let label = self.w.ports[p].label(&self.w);
-                self.errors.push(RunFailure::new(
-                    &e,
-                    format!("{label}: buffer_done/DQBUF of buffer {slot}: {e}"),
-                ));
-            }
-        }
+        // vb2: the driver completes what it read or filled (a bitstream with its payload), the
+        // application dequeues it (super::bitstream_io).
+        self.complete_vb2(&job.vb2, res.bitstream.map(|b| b.len));
         // Inputs: this reader is done with them (a display keeps its frame on screen until
         // the next flip latched, super::kms).
         if !self.kms_done(id, n) {
@@ -437,15 +438,7 @@ impl<'a> Sched<'a> {
                 self.w.nodes[n].desc.name
             ),
         });
-        for &(p, slot, gen) in &job.vb2 {
-            if let Err(e) = self.w.ports[p].complete(slot, gen) {
-                let label = self.w.ports[p].label(&self.w);
-                self.errors.push(RunFailure::new(
-                    &e,
-                    format!("{label}: buffer_done/DQBUF of buffer {slot}: {e}"),
-                ));
-            }
-        }
+        self.complete_vb2(&job.vb2, None);
         if !self.kms_done(id, n) {
             for &(_, bi) in &job.inputs {
                 self.release(bi, n);

@@ -48,21 +48,16 @@ impl Sched<'_> {
                 _ => None,
             };
             reused.extend(early);
-            // A V4L2 producer fills the empty buffer its CAPTURE queue's driver holds first.
-            let Some(bi) = early
-                .or_else(|| self.w.capture_next(n, li))
-                .or_else(|| self.w.links[li].free.front().copied())
-            else {
+            // A V4L2 producer fills the empty buffer its CAPTURE queue's driver holds first; a
+            // swapchain's producer takes what its chain gives (or waits: super::swapchain).
+            let mut bi = early.or_else(|| self.w.capture_next(n, li));
+            if bi.is_none() {
+                bi = super::swapchain::pick(&mut self.w.links[li], now)
+                    .unwrap_or_else(|| self.w.links[li].free.front().copied());
+            }
+            let Some(bi) = bi else {
                 return false;
             };
-            // A swapchain's bound (`drivers::swapchain` rule 5): the producer waits for a
-            // release.
-            if let Some(p) = self.w.swap_policy(li) {
-                if !p.may_draw(self.w.in_flight(li) as usize) {
-                    self.w.links[li].swap_waits += 1;
-                    return false;
-                }
-            }
             outputs.push((li, bi));
         }
         let inputs: Vec<(usize, usize)> = node
@@ -109,7 +104,9 @@ impl Sched<'_> {
                 _ => (0, 0),
             };
             let mut planes = b.planes.clone();
-            // A bitstream is read as far as its encoder wrote it (super::m2m).
+            // A bitstream is read as far as its encoder wrote it (super::m2m): through a vb2
+            // queue, the payload its driver got (super::bitstream_io).
+            let stream = b.used.is_some();
             if let Some(used) = b.used {
                 planes.truncate(1);
                 if let Some(p) = planes.first_mut() {
@@ -147,7 +144,10 @@ impl Sched<'_> {
             }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
             // else the runner maps it.
-            if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
+            if let Some((p, slot, gen, map, used)) = self.w.vb2_take_payload(n, li, bi) {
+                if let (true, Some(p)) = (stream, planes.first_mut()) {
+                    p.1 = u64::from(used);
+                }
                 vb2.push((p, slot, gen));
                 from_driver.push(li);
                 let map = self.fault_view(&io, (p, slot), bi, n, false, map);
@@ -228,9 +228,11 @@ impl Sched<'_> {
                 }
             }
             self.w.buf_mut(bi).state = BufState::Writing;
-            let in_flight = self.w.in_flight(li);
-            let l = &mut self.w.links[li];
-            l.max_in_flight_seen = l.max_in_flight_seen.max(in_flight);
+            if !reused.contains(&bi) {
+                if let Err(e) = self.w.swap_take(li, bi, now) {
+                    self.errors.push(e);
+                }
+            }
         }
         // What the application held itself leaves its hands (a driver's buffer left its list).
         for &(li, bi) in &inputs {

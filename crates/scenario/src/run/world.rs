@@ -101,14 +101,9 @@ pub(crate) struct LinkRt {
     pub next_index: u32,
     /// The swapchain a gpu->display link runs (mode, `max_in_flight`).
     pub swapchain: Option<(crate::schema::SwapchainMode, Option<u32>)>,
-    /// Frames the producer could not start because `max_in_flight` buffers were in flight.
-    pub swap_waits: u64,
-    /// The most buffers in flight (written or waiting for readers) at once.
-    pub max_in_flight_seen: u32,
-    /// A swapchain's buffers allocated on demand, freed when idle, and the most alive at once.
-    pub swap_grown: u64,
-    pub swap_shrunk: u64,
-    pub swap_max_live: u32,
+    /// That swapchain: the driver's object, which allocates the link's buffers
+    /// ([`super::swapchain`]); made with the first buffer.
+    pub chain: Option<drivers::swapchain::Chain>,
 }
 
 /// A node at run time.
@@ -224,6 +219,8 @@ pub(super) enum Kind {
     Heap(HeapKind),
     Vb2,
     Udmabuf,
+    /// A gpu->display link's swapchain allocates (`super::swapchain`).
+    Swapchain,
 }
 
 pub(super) const RDWR: u32 = uapi::ioctl::O_RDWR | uapi::ioctl::O_CLOEXEC;
@@ -315,11 +312,7 @@ impl World {
                 format_planes: super::m2m::link_planes(s, from),
                 next_index: 0,
                 swapchain: crate::validate::swapchain::of_link(&s.nodes, l),
-                swap_waits: 0,
-                max_in_flight_seen: 0,
-                swap_grown: 0,
-                swap_shrunk: 0,
-                swap_max_live: 0,
+                chain: None,
             });
         }
         // An RLE encoder's bitstream buffer: two bytes per byte of its largest input, plus a pair.
@@ -478,16 +471,6 @@ impl World {
                 format!("{} unmapping {}: {e}", self.nodes[n].dev.name(), b.name),
             )
         })
-    }
-
-    /// Buffers of link `li` in flight: drawn, or waiting for readers (a swapchain's
-    /// `max_in_flight` bounds these); the one a display scans out is shown, not in flight.
-    pub(crate) fn in_flight(&self, li: usize) -> u32 {
-        self.links[li]
-            .bufs
-            .iter()
-            .filter(|&&b| self.buf(b).state != BufState::Free && !self.kms_on_screen(b))
-            .count() as u32
     }
 
     /// The buffer `bi`.

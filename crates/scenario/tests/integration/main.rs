@@ -6,13 +6,16 @@ mod check_parity;
 mod clock;
 mod composite;
 mod counters;
+mod encoder_capture;
 mod errors;
 mod faults;
 mod faults_prop;
+mod fds;
 mod fields;
 mod fps;
 mod fuzz;
 mod kms;
+mod kms_latch;
 mod limits;
 mod m2m;
 mod modifiers;
@@ -24,11 +27,14 @@ mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
 mod threads;
+mod thumbnail_job;
 mod timeline_memory;
+mod timeline_views;
 mod trace_structure;
 mod trace_svg;
 mod uma_bandwidth;
 mod v4l2_paths;
+mod vram_import;
 
 /// A small valid scenario on the bundled default machine; line numbers matter to the tests.
 pub const BASE: &str = r#"name = "t"

@@ -27,8 +27,9 @@
 //!
 //! # Rules
 //! 1. A buffer is `Free`, `Drawing` (acquired), `Queued` (presented, flip pending) or `Scanout`;
-//!    in flight means not `Free`. Only `Free` buffers are handed out, so the producer never draws
-//!    into a buffer the display reads.
+//!    in flight means drawn or queued (the buffer on screen is shown, not in flight: real KMS
+//!    scans it out until the next flip latches). Only `Free` buffers are handed out, so the
+//!    producer never draws into a buffer the display reads.
 //! 2. [`Swapchain::acquire`] reuses the free buffer idle the shortest time; with none free it
 //!    allocates (up to [`SwapchainConfig::max_buffers`]); if allocation fails with `ENOMEM` (or
 //!    `EBUSY`: the GPU found nothing it could evict now) it returns `Ok(None)`: the producer
@@ -42,19 +43,27 @@
 //! 5. With [`SwapchainConfig::max_in_flight`] set, the producer waits while that many buffers
 //!    are in flight, free buffers or not (a compositor's bound on queued frames).
 //!
-//! # The policy, on its own
+//! # The policy, the chain, the swapchain
 //! Rules 2, 4 and 5 — when to grow, when to shrink, when the producer waits — are
-//! [`SwapchainPolicy`], a value with no buffers of its own. [`Swapchain`] applies it to its
-//! slots; a scheduler that owns a link's buffers itself (the scenario runner's gpu->display
-//! links) steps the same policy, so there is one implementation of seed 000's sizing.
+//! [`SwapchainPolicy`], a value with no buffers of its own. [`Chain`] owns the buffers: it
+//! allocates them (the GPU exporter, a dma-heap), follows their states and applies the policy.
+//! [`Swapchain`] is a chain plus the display it flips; a scheduler driving KMS itself (the
+//! scenario runner's gpu->display links) owns a [`Chain`] and tells it each acquire, present,
+//! latch and release, so there is one implementation of seed 000's swapchain.
+
+mod chain;
+mod policy;
+
+pub use chain::{Acquire, Chain, ChainAlloc, ChainBuffer};
+pub use policy::SwapchainPolicy;
 
 use crate::display::{Display, Expect, FbId, Vblank};
 use crate::frame::FrameFormat;
-use crate::gpu::{BoDesc, Gpu, GpuBo, GpuVm, Job, Placement};
+use crate::gpu::{Gpu, GpuBo, GpuVm, Job, Placement};
 use crate::media::MediaError;
-use dmabuf::DmaBuf;
 use fence::DmaFence;
 use kernel::Kernel;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use uapi::{AsErrno, Errno};
 
@@ -111,92 +120,13 @@ impl SwapchainConfig {
     }
 }
 
-/// Seed 000's sizing of a swapchain (rules 2, 4 and 5), apart from any buffer: a value the
-/// [`Swapchain`] applies to its slots and a scheduler owning its buffers steps the same way.
-///
-/// Idle ages are in whatever unit the caller counts (vblanks for [`Swapchain`]; a scheduler on
-/// a clock passes nanoseconds and the length of [`shrink_after`](Self::shrink_after) vblanks
-/// in nanoseconds).
-///
-/// ```
-/// use drivers::swapchain::SwapchainPolicy;
-/// let p = SwapchainPolicy { max_in_flight: Some(2), ..SwapchainPolicy::new(4) };
-/// assert_eq!(p.initial(), 2);
-/// assert!(p.grows(2, 0, 1) && !p.grows(2, 1, 1) && !p.grows(4, 0, 1));
-/// assert!(!p.may_draw(2), "two in flight: the producer waits");
-/// // Three buffers, free ones idle for 1 and 5 vblanks: the second goes (one over the minimum).
-/// assert_eq!(p.shrink(3, &[1, 5], 4), vec![1]);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SwapchainPolicy {
-    /// Buffers kept however idle (and the ones a chain starts with).
-    pub min_buffers: usize,
-    /// The most buffers that may exist.
-    pub max_buffers: usize,
-    /// Vblanks a free buffer stays before it is freed.
-    pub shrink_after: u64,
-    /// At most this many buffers in flight; `None`: only `max_buffers` bounds them.
-    pub max_in_flight: Option<usize>,
-}
-
-impl SwapchainPolicy {
-    /// Buffers kept however idle by default: one shown, one drawn.
-    pub const DEFAULT_MIN_BUFFERS: usize = 2;
-    /// Vblanks a free buffer idles before it is freed, by default.
-    pub const DEFAULT_SHRINK_AFTER: u64 = 4;
-
-    /// The defaults with at most `max_buffers` buffers and no in-flight bound.
-    pub fn new(max_buffers: usize) -> SwapchainPolicy {
-        SwapchainPolicy {
-            min_buffers: Self::DEFAULT_MIN_BUFFERS,
-            max_buffers,
-            shrink_after: Self::DEFAULT_SHRINK_AFTER,
-            max_in_flight: None,
-        }
-    }
-
-    /// Buffers a chain starts with (and keeps): the minimum, capped by the maximum.
-    pub fn initial(&self) -> usize {
-        self.min_buffers.min(self.max_buffers)
-    }
-
-    /// Rule 5: whether the producer may take a buffer with `in_flight` buffers in flight.
-    pub fn may_draw(&self, in_flight: usize) -> bool {
-        self.max_in_flight.is_none_or(|m| in_flight < m)
-    }
-
-    /// Rule 2: whether to allocate one more buffer, with `live` buffers, `free` of them free
-    /// and `in_flight` in flight: only when none is free, the producer may draw, and the
-    /// maximum is not reached.
-    pub fn grows(&self, live: usize, free: usize, in_flight: usize) -> bool {
-        free == 0 && self.may_draw(in_flight) && live < self.max_buffers
-    }
-
-    /// Rule 4: which free buffers to free, as positions in `free_idle` (the idle age of each
-    /// free buffer, in the caller's order): the first ones idle for at least `idle_for`, while
-    /// more than [`initial`](Self::initial) of the `live` buffers would remain.
-    pub fn shrink(&self, live: usize, free_idle: &[u64], idle_for: u64) -> Vec<usize> {
-        let keep = self.initial();
-        let mut left = live;
-        let mut out = Vec::new();
-        for (i, &age) in free_idle.iter().enumerate() {
-            if left <= keep {
-                break;
-            }
-            if age >= idle_for {
-                out.push(i);
-                left -= 1;
-            }
-        }
-        out
-    }
-}
-
 /// Swapchain counters: what the report shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SwapchainStats {
     /// Buffers allocated.
     pub allocations: u64,
+    /// Of those, buffers allocated past the ones the chain starts with (it grew).
+    pub grown: u64,
     /// Buffers freed by shrinking.
     pub frees: u64,
     /// Allocations that failed with `ENOMEM` or `EBUSY`.
@@ -224,15 +154,6 @@ pub enum SlotState {
     Scanout,
 }
 
-struct Slot {
-    id: u64,
-    bo: GpuBo,
-    buf: DmaBuf,
-    fb: Option<FbId>,
-    state: SlotState,
-    idle_since: u64,
-}
-
 /// The buffer the producer draws into, from [`Swapchain::acquire`]; give it back with
 /// [`Swapchain::present`].
 #[derive(Debug)]
@@ -248,19 +169,20 @@ impl BackBuffer {
     }
 }
 
-/// A GPU -> display swapchain (module documentation).
+/// A GPU -> display swapchain (module documentation): a [`Chain`] and the display it flips.
 pub struct Swapchain {
-    kernel: Arc<Kernel>,
     gpu: Gpu,
     vm: GpuVm,
     display: Arc<Display>,
     cfg: SwapchainConfig,
-    slots: Vec<Slot>,
+    chain: Chain,
+    /// Per buffer: the client's GPU object of it and its framebuffer (made at allocation in
+    /// DRI2, at the first present in Wayland).
+    bufs: BTreeMap<u64, (GpuBo, Option<FbId>)>,
     /// Presented frames not flipped yet (rule 3): `(buffer id, fb, render fence, expect)`.
     pending: std::collections::VecDeque<(u64, FbId, Option<DmaFence>, Expect)>,
     next_id: u64,
     vblanks: u64,
-    stats: SwapchainStats,
 }
 
 impl std::fmt::Debug for Swapchain {
@@ -268,7 +190,7 @@ impl std::fmt::Debug for Swapchain {
         f.debug_struct("Swapchain")
             .field("mode", &self.cfg.mode)
             .field("states", &self.states())
-            .field("stats", &self.stats)
+            .field("stats", &self.stats())
             .finish()
     }
 }
@@ -297,41 +219,51 @@ impl Swapchain {
         if cfg.max_buffers == 0 {
             return Err(MediaError::Invalid("max_buffers must be at least 1".into()));
         }
+        let alloc = match cfg.mode {
+            SwapMode::Dri2 => ChainAlloc::Heap {
+                kernel: kernel.clone(),
+                heap: cfg.heap.clone(),
+                process: None,
+                fd_flags: uapi::ioctl::O_RDWR,
+            },
+            SwapMode::Wayland => ChainAlloc::Gpu {
+                gpu: gpu.clone(),
+                placement: Placement::Gtt,
+                group: None,
+                registry: None,
+            },
+        };
         Ok(Swapchain {
-            kernel: kernel.clone(),
             vm: GpuVm::new(gpu, &format!("{:?}-client", cfg.mode)),
             gpu: gpu.clone(),
             display,
+            chain: Chain::new(cfg.policy(), alloc),
             cfg,
-            slots: Vec::new(),
+            bufs: BTreeMap::new(),
             pending: std::collections::VecDeque::new(),
             next_id: 0,
             vblanks: 0,
-            stats: SwapchainStats::default(),
         })
     }
 
     /// Counters.
     pub fn stats(&self) -> SwapchainStats {
-        self.stats
+        self.chain.stats()
     }
 
     /// Buffers that exist.
     pub fn buffers(&self) -> usize {
-        self.slots.len()
+        self.chain.len()
     }
 
-    /// Buffers in flight (not free).
+    /// Buffers in flight (drawn or queued; the one on screen is shown).
     pub fn in_flight(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.state != SlotState::Free)
-            .count()
+        self.chain.in_flight(self.vblanks)
     }
 
     /// Every buffer's state, oldest buffer first.
     pub fn states(&self) -> Vec<SlotState> {
-        self.slots.iter().map(|s| s.state).collect()
+        self.chain.states()
     }
 
     /// The client's GPU address space.
@@ -344,93 +276,65 @@ impl Swapchain {
         &self.display
     }
 
-    fn allocate(&mut self) -> Result<Slot, MediaError> {
+    /// One more buffer: the chain allocates it; DRI2 makes its framebuffer at once and the
+    /// client imports it.
+    fn allocate(&mut self) -> Result<u64, MediaError> {
         let size = self.cfg.format.size() as u64;
         let id = self.next_id;
-        let (bo, buf, fb) = match self.cfg.mode {
-            SwapMode::Dri2 => {
-                let heap = self.kernel.heap(&self.cfg.heap).ok_or_else(|| {
-                    MediaError::Invalid(format!("no dma-heap {:?}", self.cfg.heap))
-                })?;
-                let len = soc::align_up(size, soc::PAGE_SIZE)
-                    .ok_or_else(|| MediaError::Invalid(format!("{size:#x} bytes overflow")))?;
-                let buf = heap.allocate(len, uapi::ioctl::O_RDWR, 0)?;
-                let fb = self.display.add_fb(&buf)?;
-                match self.gpu.import(&buf) {
-                    Ok(bo) => (bo, buf, Some(fb)),
-                    Err(e) => {
-                        let _ = self.display.rm_fb(fb);
-                        return Err(e.into());
+        let (mode, display, gpu) = (self.cfg.mode, &self.display, &self.gpu);
+        let (_, (bo, fb)) = self.chain.allocate_with(
+            id,
+            &format!("swapchain-{id}"),
+            size,
+            self.vblanks,
+            |made| match mode {
+                SwapMode::Dri2 => {
+                    let fb = display.add_fb(&made.buf)?;
+                    match gpu.import(&made.buf) {
+                        Ok(bo) => Ok((bo, Some(fb))),
+                        Err(e) => {
+                            let _ = display.rm_fb(fb);
+                            Err(e.into())
+                        }
                     }
                 }
-            }
-            SwapMode::Wayland => {
-                let bo = self
-                    .gpu
-                    .create_bo(BoDesc::gtt(&format!("swapchain-{id}"), size))?;
-                self.gpu.validate(&bo, Placement::Gtt)?;
-                let buf = self.gpu.export(&bo)?;
-                (bo, buf, None)
-            }
-        };
+                SwapMode::Wayland => made
+                    .bo
+                    .clone()
+                    .map(|bo| (bo, None))
+                    .ok_or_else(|| MediaError::Invalid("the GPU made no object".into())),
+            },
+        )?;
         self.next_id += 1;
-        Ok(Slot {
-            id,
-            bo,
-            buf,
-            fb,
-            state: SlotState::Free,
-            idle_since: self.vblanks,
-        })
-    }
-
-    fn note_in_flight(&mut self) {
-        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight());
-        self.stats.max_buffers = self.stats.max_buffers.max(self.slots.len());
+        self.bufs.insert(id, (bo, fb));
+        Ok(id)
     }
 
     /// The next buffer to draw into (rule 2): `Ok(None)` means "wait for a vblank".
     pub fn acquire(&mut self) -> Result<Option<BackBuffer>, MediaError> {
-        let free = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.state == SlotState::Free)
-            .max_by_key(|(_, s)| s.idle_since)
-            .map(|(i, _)| i);
-        let policy = self.cfg.policy();
-        if !policy.may_draw(self.in_flight()) {
-            self.stats.waits += 1;
-            return Ok(None);
-        }
-        let pos = match free {
-            Some(i) => i,
-            None if !policy.grows(self.slots.len(), 0, self.in_flight()) => {
-                self.stats.waits += 1;
-                return Ok(None);
-            }
-            None => match self.allocate() {
-                Ok(s) => {
-                    self.stats.allocations += 1;
-                    self.slots.push(s);
-                    self.slots.len() - 1
-                }
+        let now = self.vblanks;
+        let id = match self.chain.plan(now) {
+            Acquire::Reuse(id) => id,
+            Acquire::Grow => match self.allocate() {
+                Ok(id) => id,
                 Err(e) if must_wait(&e) => {
-                    self.stats.alloc_failures += 1;
-                    self.stats.waits += 1;
+                    self.chain.waited();
                     return Ok(None);
                 }
                 Err(e) => return Err(e),
             },
+            Acquire::Bound | Acquire::Exhausted => {
+                self.chain.waited();
+                return Ok(None);
+            }
         };
-        let slot = &mut self.slots[pos];
-        slot.state = SlotState::Drawing;
-        let back = BackBuffer {
-            id: slot.id,
-            bo: slot.bo.clone(),
-        };
-        self.note_in_flight();
-        Ok(Some(back))
+        let bo = self
+            .bufs
+            .get(&id)
+            .map(|b| b.0.clone())
+            .ok_or_else(|| MediaError::Invalid(format!("buffer {id} has no GPU object")))?;
+        self.chain.take(id, now)?;
+        Ok(Some(BackBuffer { id, bo }))
     }
 
     /// The producer's drawing: a GPU job in the client's VM copying `scene` into `back`.
@@ -448,31 +352,38 @@ impl Swapchain {
         fence: Option<DmaFence>,
         expect: Expect,
     ) -> Result<(), MediaError> {
-        let pos = self
-            .slots
-            .iter()
-            .position(|s| s.id == back.id && s.state == SlotState::Drawing)
-            .ok_or_else(|| {
-                MediaError::Invalid(format!("buffer {} was not acquired here", back.id))
-            })?;
-        let fb = match self.slots[pos].fb {
+        let id = back.id;
+        if self.chain.state(id) != Some(SlotState::Drawing) {
+            return Err(MediaError::Invalid(format!(
+                "buffer {id} was not acquired here"
+            )));
+        }
+        let fb = match self.bufs.get(&id).and_then(|b| b.1) {
             Some(fb) => fb,
-            None => match self.display.add_fb(&self.slots[pos].buf) {
-                Ok(fb) => {
-                    self.slots[pos].fb = Some(fb);
-                    fb
+            None => {
+                let added = match self.chain.buffer(id) {
+                    Some((buf, _)) => self.display.add_fb(buf),
+                    None => Err(MediaError::Invalid(format!("buffer {id} is gone"))),
+                };
+                match added {
+                    Ok(fb) => {
+                        if let Some(b) = self.bufs.get_mut(&id) {
+                            b.1 = Some(fb);
+                        }
+                        fb
+                    }
+                    Err(e) => {
+                        self.chain.forget(id);
+                        if let Some((bo, _)) = self.bufs.remove(&id) {
+                            let _ = self.vm.unmap(&bo);
+                        }
+                        return Err(e);
+                    }
                 }
-                Err(e) => {
-                    let slot = self.slots.remove(pos);
-                    let _ = self.vm.unmap(&slot.bo);
-                    return Err(e);
-                }
-            },
+            }
         };
-        self.slots[pos].state = SlotState::Queued;
-        self.pending.push_back((back.id, fb, fence, expect));
-        self.stats.presented += 1;
-        self.note_in_flight();
+        self.chain.present(id, self.vblanks)?;
+        self.pending.push_back((id, fb, fence, expect));
         self.flip_next()
     }
 
@@ -502,7 +413,7 @@ impl Swapchain {
         let fence = match self.render(&back, scene) {
             Ok(f) => f,
             Err(e) => {
-                self.release_unpresented(&back);
+                let _ = self.chain.release(back.id, self.vblanks);
                 return Err(e);
             }
         };
@@ -510,67 +421,43 @@ impl Swapchain {
         Ok(Some(fence))
     }
 
-    fn release_unpresented(&mut self, back: &BackBuffer) {
-        if let Some(s) = self.slots.iter_mut().find(|s| s.id == back.id) {
-            s.state = SlotState::Free;
-            s.idle_since = self.vblanks;
-        }
-    }
-
     /// A vblank (rule 4): the display shows the next ready frame; released buffers become free;
     /// idle spares are freed.
     pub fn vblank(&mut self) -> Result<Vblank, MediaError> {
         let v = self.display.vblank()?;
         self.vblanks += 1;
-        for s in &mut self.slots {
-            if s.fb.is_some() && s.fb == v.shown {
-                s.state = SlotState::Scanout;
-            } else if s.fb.is_some_and(|fb| v.released.contains(&fb)) {
-                s.state = SlotState::Free;
-                s.idle_since = self.vblanks;
+        let now = self.vblanks;
+        for (&id, &(_, fb)) in &self.bufs {
+            let Some(fb) = fb else { continue };
+            if v.shown == Some(fb) {
+                self.chain.scanout(id, now)?;
+            } else if v.released.contains(&fb) {
+                self.chain.release(id, now)?;
             }
         }
-        self.shrink();
+        for id in self.chain.shrink(now, self.cfg.shrink_after) {
+            self.free_buf(id);
+        }
         self.flip_next()?;
         Ok(v)
     }
 
-    fn shrink(&mut self) {
-        let now = self.vblanks;
-        let free: Vec<(usize, u64)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.state == SlotState::Free)
-            .map(|(i, s)| (i, now - s.idle_since))
-            .collect();
-        let ages: Vec<u64> = free.iter().map(|f| f.1).collect();
-        let go = self
-            .cfg
-            .policy()
-            .shrink(self.slots.len(), &ages, self.cfg.shrink_after);
-        // Remove from the back so earlier positions stay valid.
-        for &k in go.iter().rev() {
-            let slot = self.slots.remove(free[k].0);
-            self.free_slot(slot);
-            self.stats.frees += 1;
+    fn free_buf(&mut self, id: u64) {
+        if let Some((bo, fb)) = self.bufs.remove(&id) {
+            if let Some(fb) = fb {
+                let _ = self.display.rm_fb(fb);
+            }
+            let _ = self.vm.unmap(&bo);
         }
-    }
-
-    fn free_slot(&self, slot: Slot) {
-        if let Some(fb) = slot.fb {
-            let _ = self.display.rm_fb(fb);
-        }
-        let _ = self.vm.unmap(&slot.bo);
-        drop(slot);
     }
 }
 
 impl Drop for Swapchain {
     fn drop(&mut self) {
         let _ = self.display.disable();
-        for slot in std::mem::take(&mut self.slots) {
-            self.free_slot(slot);
+        for id in self.chain.keys() {
+            self.chain.forget(id);
+            self.free_buf(id);
         }
     }
 }
