@@ -376,7 +376,7 @@ impl<'a> Sched<'a> {
         }
         // Inputs: this reader is done with them (a display keeps its frame on screen until
         // the next flip latched, super::kms).
-        if !self.kms_done(id, n) {
+        if !self.kms_done(id, n, Some(&res)) {
             for &(_, bi) in &job.inputs {
                 self.release(bi, n);
             }
@@ -444,7 +444,7 @@ impl<'a> Sched<'a> {
                 ));
             }
         }
-        if !self.kms_done(id, n) {
+        if !self.kms_done(id, n, None) {
             for &(_, bi) in &job.inputs {
                 self.release(bi, n);
             }
