@@ -27,6 +27,12 @@ use dmabuf::DmaBuf;
 use jpeg_encoder::{ColorType, Encoder};
 use std::path::{Path, PathBuf};
 
+/// The CPU's baseline JPEG encode rate in the time model, in output pixels per second (4:4:4
+/// YCbCr in, colour conversion, DCT, quantisation and Huffman coding on one core). An estimate
+/// of a SIMD encoder of the libjpeg-turbo class on one Arm application core, not a measurement
+/// of this host: time is virtual, and the read costs the same way ([`soc::timing`]).
+pub const CPU_JPEG_PIXELS_PER_S: u64 = 50_000_000;
+
 /// Whether the read is bracketed by `DMA_BUF_IOCTL_SYNC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuSync {
@@ -244,10 +250,26 @@ impl ThumbnailJob {
         self.planes.iter().map(|p| p.1).sum()
     }
 
-    /// How long the job takes on the CPU of `soc`: the read at the CPU's copy rate
+    /// The downscale factor the job uses: [`scale`](Self::scale) made even (at least 2) and
+    /// lowered by 2 until it divides both sides.
+    pub fn factor(&self) -> u32 {
+        let mut f = self.scale.max(2) & !1;
+        while f > 2 && (!self.width.is_multiple_of(f) || !self.height.is_multiple_of(f)) {
+            f -= 2;
+        }
+        f
+    }
+
+    /// The thumbnail's size in pixels: `(width, height)` over [`factor`](Self::factor).
+    pub fn thumbnail_size(&self) -> (u32, u32) {
+        let f = self.factor();
+        (self.width / f, self.height / f)
+    }
+
+    /// How long the read takes on the CPU of `soc`: the planes at the CPU's copy rate
     /// ([`soc::timing::CPU_COPY_BPS`]), or by the timing of a device named `cpu` if the machine
-    /// describes one (the encode is not costed).
-    pub fn cost(&self, soc: &soc::Soc) -> std::time::Duration {
+    /// describes one. The downscale's box sums run in that pass.
+    pub fn read_cost(&self, soc: &soc::Soc) -> std::time::Duration {
         let bytes = self.bytes();
         let ns = match soc.device("cpu") {
             Ok(d) => {
@@ -260,6 +282,21 @@ impl ThumbnailJob {
             }
         };
         std::time::Duration::from_nanos(ns)
+    }
+
+    /// How long the JPEG encode of the thumbnail takes: its pixels at
+    /// [`CPU_JPEG_PIXELS_PER_S`], rounded up to the nanosecond.
+    pub fn encode_cost(&self) -> std::time::Duration {
+        let (w, h) = self.thumbnail_size();
+        let px = u128::from(w) * u128::from(h);
+        let ns = (px * 1_000_000_000).div_ceil(u128::from(CPU_JPEG_PIXELS_PER_S));
+        std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+
+    /// How long the job takes on the CPU of `soc`: the read ([`read_cost`](Self::read_cost))
+    /// then the encode ([`encode_cost`](Self::encode_cost)), one after the other on one core.
+    pub fn cost(&self, soc: &soc::Soc) -> std::time::Duration {
+        self.read_cost(soc).saturating_add(self.encode_cost())
     }
 
     /// Runs the job: read, verify, downscale, encode.
@@ -277,11 +314,7 @@ impl ThumbnailJob {
             if self.planes.len() != 2 {
                 return None;
             }
-            let mut f = self.scale.max(2) & !1;
-            while f > 2 && (!self.width.is_multiple_of(f) || !self.height.is_multiple_of(f)) {
-                f -= 2;
-            }
-            let (tw, th, ycc) = frame::nv12_to_ycbcr(ff, &raw, f).ok()?;
+            let (tw, th, ycc) = frame::nv12_to_ycbcr(ff, &raw, self.factor()).ok()?;
             encode_jpeg(&ycc, tw, th, self.quality).ok()
         })()
         .ok_or(ThumbnailJobError::NotNv12)?;

@@ -234,7 +234,63 @@ impl JobEffects {
     }
 }
 
-pub use pool::Pool;
+/// A job whose bytes are moving on a [`Pool`] ([`DeviceJob::spawn_on`]).
+///
+/// Lifetime: the job's views live in it until [`Running::wait`] hands them back in the
+/// [`JobEffects`]; dropping it unwaited waits for the pieces the workers run and drops the
+/// views unreturned (a scheduler always waits). While it runs, the scheduler must not let
+/// another job write its buffers or read its outputs (module rule 5 holds only then).
+#[derive(Debug)]
+pub struct Running(RunState);
+
+#[derive(Debug)]
+enum RunState {
+    /// Its pieces are out on the pool.
+    Out(Arc<Shared>, pool::Batch),
+    /// It could not be planned: its effects are known.
+    Done(Box<JobEffects>),
+}
+
+impl Running {
+    /// Moves the pieces no worker took yet on the caller's thread, waits for the rest and
+    /// returns the job's effects, as [`DeviceJob::execute`] would.
+    pub fn wait(self) -> JobEffects {
+        let (shared, batch) = match self.0 {
+            RunState::Done(fx) => return *fx,
+            RunState::Out(s, b) => (s, b),
+        };
+        batch.wait();
+        // Every worker dropped its reference before the batch reported it done.
+        let mut shared = shared;
+        let shared = loop {
+            match Arc::try_unwrap(shared) {
+                Ok(s) => break s,
+                Err(s) => {
+                    shared = s;
+                    std::thread::yield_now();
+                }
+            }
+        };
+        let dma = shared.dma.clone();
+        let fx = shared
+            .done
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .map(|f| {
+                f.unwrap_or_else(|| units::UnitFx {
+                    error: Some(
+                        "a piece of the job did not complete (its host thread panicked)".into(),
+                    ),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        shared.job.effects(&dma, Ok(fx))
+    }
+}
+
+pub use pool::{Batch, Pool};
 
 thread_local! {
     static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> =
@@ -272,6 +328,15 @@ struct Shared {
     dma: Arc<DmaApi>,
     units: Vec<units::Unit>,
     done: Mutex<Vec<Option<units::UnitFx>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("job", &self.job)
+            .field("pieces", &self.units.len())
+            .finish()
+    }
 }
 
 fn run_with_scratch(job: &DeviceJob, dma: &DmaApi, unit: units::Unit) -> units::UnitFx {
@@ -457,17 +522,22 @@ impl DeviceJob {
     /// each, claimed by whichever thread is free), and returns its effects: the same bytes,
     /// DMA calls and effects as [`Self::execute`] for any number of threads (rule 5).
     pub fn execute_on(self, dma: &Arc<DmaApi>, pool: &Pool) -> JobEffects {
+        if pool.threads() == 1 {
+            return self.execute(dma);
+        }
+        self.spawn_on(dma, pool).wait()
+    }
+
+    /// Starts moving the job's bytes on `pool`'s workers and returns at once; the caller
+    /// goes on (planning other jobs) and takes the effects with [`Running::wait`], which
+    /// moves what no worker took yet itself. The same bytes and effects as [`Self::execute`]
+    /// (rule 5) provided that, until `wait` returns, nothing else writes the job's buffers nor
+    /// reads its outputs: the scheduler's part ([`Running`]).
+    pub fn spawn_on(self, dma: &Arc<DmaApi>, pool: &Pool) -> Running {
         let plan = match units::plan(&self) {
             Ok(p) => p,
-            Err(e) => return self.effects(dma, Err(e)),
+            Err(e) => return Running(RunState::Done(Box::new(self.effects(dma, Err(e))))),
         };
-        if pool.threads() == 1 || plan.len() < 2 {
-            let fx = plan
-                .into_iter()
-                .map(|u| run_with_scratch(&self, dma, u))
-                .collect();
-            return self.effects(dma, Ok(fx));
-        }
         let n = plan.len();
         let shared = Arc::new(Shared {
             job: self,
@@ -476,39 +546,14 @@ impl DeviceJob {
             done: Mutex::new((0..n).map(|_| None).collect()),
         });
         let s = shared.clone();
-        pool.for_each(
+        let batch = pool.spawn(
             n,
             Arc::new(move |i| {
                 let fx = run_with_scratch(&s.job, &s.dma, s.units[i]);
                 s.done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(fx);
             }),
         );
-        // Every helper dropped its reference before the pool reported it done.
-        let mut shared = shared;
-        let shared = loop {
-            match Arc::try_unwrap(shared) {
-                Ok(s) => break s,
-                Err(s) => {
-                    shared = s;
-                    std::thread::yield_now();
-                }
-            }
-        };
-        let fx = shared
-            .done
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .map(|f| {
-                f.unwrap_or_else(|| units::UnitFx {
-                    error: Some(
-                        "a piece of the job did not complete (its host thread panicked)".into(),
-                    ),
-                    ..Default::default()
-                })
-            })
-            .collect();
-        shared.job.effects(dma, Ok(fx))
+        Running(RunState::Out(shared, batch))
     }
 
     /// Combines the pieces' effects and gives the views back.

@@ -6,6 +6,12 @@
 //! deterministic and must not matter: a [`DeviceJob`](super::DeviceJob)'s pieces each touch
 //! their own bytes and return their effects as values, which the job combines in piece order.
 //!
+//! [`Pool::spawn`] is the same without waiting: the workers start on the indices at once and
+//! the caller goes on with other work; [`Batch::wait`] then runs what no worker claimed yet on
+//! the caller's thread and returns when every index ran. Several batches may be out at once
+//! (jobs of different devices that overlap on a scheduler's clock); each worker takes its
+//! batches in the order they were spawned. A pool of one thread runs a batch in `wait`.
+//!
 //! # Lifetime
 //! Tasks are `'static` (they own what they use, behind an `Arc`). A worker drops its clone of
 //! the task before it reports done, so once `for_each` returns the caller holds the only
@@ -82,8 +88,14 @@ impl Pool {
 
     /// Runs `task(i)` for every `i` in `0..count`, on the pool's threads (module doc).
     pub fn for_each(&self, count: usize, task: Arc<dyn Fn(usize) + Send + Sync>) {
+        self.spawn(count, task).wait();
+    }
+
+    /// Starts `task(i)` for every `i` in `0..count` on the pool's workers and returns at once;
+    /// [`Batch::wait`] finishes it (module doc).
+    pub fn spawn(&self, count: usize, task: Arc<dyn Fn(usize) + Send + Sync>) -> Batch {
         let next = Arc::new(AtomicUsize::new(0));
-        let helpers = self.workers.len().min(count.saturating_sub(1));
+        let helpers = self.workers.len().min(count);
         let latch = Arc::new(Latch {
             left: Mutex::new(helpers),
             cv: Condvar::new(),
@@ -92,13 +104,7 @@ impl Pool {
             let (task, next, done) = (task.clone(), next.clone(), CountDown(latch.clone()));
             let work: Work = Box::new(move || {
                 let _done = done;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    task(i);
-                }
+                claim(&next, count, &*task);
                 drop(task); // before the count down (module doc)
             });
             if let Err(e) = tx.send(work) {
@@ -106,16 +112,49 @@ impl Pool {
                 drop(e);
             }
         }
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= count {
-                break;
-            }
-            task(i);
+        Batch {
+            next,
+            count,
+            task,
+            latch,
         }
-        let mut left = latch.left.lock().unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// Runs `task(i)` for every index still unclaimed.
+fn claim(next: &AtomicUsize, count: usize, task: &(dyn Fn(usize) + Send + Sync)) {
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= count {
+            break;
+        }
+        task(i);
+    }
+}
+
+/// A spawned batch of indices ([`Pool::spawn`]), running on the pool's workers.
+pub struct Batch {
+    next: Arc<AtomicUsize>,
+    count: usize,
+    task: Arc<dyn Fn(usize) + Send + Sync>,
+    latch: Arc<Latch>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch").field("count", &self.count).finish()
+    }
+}
+
+impl Batch {
+    /// Runs the indices no worker claimed yet on the caller's thread, then waits until every
+    /// index ran; once it returns the workers hold no reference to the task (module doc).
+    pub fn wait(self) {
+        claim(&self.next, self.count, &*self.task);
+        drop(self.task);
+        let mut left = self.latch.left.lock().unwrap_or_else(|e| e.into_inner());
         while *left > 0 {
-            left = latch.cv.wait(left).unwrap_or_else(|e| e.into_inner());
+            left = self.latch.cv.wait(left).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -150,6 +189,36 @@ mod tests {
             assert!(hits.iter().all(|c| c.load(Ordering::Relaxed) == 1));
             // The caller holds the only reference again.
             assert_eq!(Arc::strong_count(&hits), 1);
+        }
+    }
+
+    #[test]
+    fn batches_spawned_together_each_run_every_index_once_by_their_wait() {
+        for n in [1, 2, 3] {
+            let pool = Pool::new(n);
+            let hits: Vec<Arc<Vec<AtomicU64>>> = (0..3)
+                .map(|_| Arc::new((0..50).map(|_| AtomicU64::new(0)).collect()))
+                .collect();
+            let batches: Vec<Batch> = hits
+                .iter()
+                .map(|h| {
+                    let h = h.clone();
+                    pool.spawn(
+                        50,
+                        Arc::new(move |i| {
+                            h[i].fetch_add(1, Ordering::Relaxed);
+                        }),
+                    )
+                })
+                .collect();
+            // Waited for in another order than spawned.
+            for b in batches.into_iter().rev() {
+                b.wait();
+            }
+            for h in &hits {
+                assert!(h.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+                assert_eq!(Arc::strong_count(h), 1);
+            }
         }
     }
 }

@@ -17,12 +17,16 @@ fn planes() -> Vec<(u64, u64)> {
     vec![(0, LUMA), (LUMA, LUMA / 2)]
 }
 
-fn view(buf: &DmaBuffer, dev: &std::sync::Arc<soc::Device>) -> DmaView {
+pub(crate) fn view(buf: &DmaBuffer, dev: &std::sync::Arc<soc::Device>) -> DmaView {
     let segs = buf.handle(dev.name()).unwrap().sg_table().dma_segments();
     DmaView::from_segments(dev.clone(), segs)
 }
 
-fn shared(dma: &dma::DmaApi, devs: &[&std::sync::Arc<soc::Device>], size: u64) -> DmaBuffer {
+pub(crate) fn shared(
+    dma: &dma::DmaApi,
+    devs: &[&std::sync::Arc<soc::Device>],
+    size: u64,
+) -> DmaBuffer {
     let needs: Vec<DeviceNeeds<'_>> = devs.iter().map(|d| DeviceNeeds::new(d)).collect();
     dma.alloc_attrs_for_devices(&needs, size, DmaAttrs::NONE)
         .unwrap()

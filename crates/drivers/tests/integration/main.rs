@@ -177,6 +177,7 @@ pub fn attach_dynamic(
         .unwrap()
 }
 mod camera;
+mod concurrent_jobs;
 mod decoder;
 mod display;
 mod encoder;

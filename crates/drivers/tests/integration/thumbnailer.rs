@@ -131,9 +131,9 @@ fn thumbnailer_answers_bad_arguments_with_errors() {
 /// The thumbnailer's job (what a runner schedules on a CPU lane): it verifies the frame it
 /// read against the stamp and the checksum its producer reported, and with the sync left out
 /// on a non-coherent path it reads the stale frame and says so; its cost is the read at the
-/// CPU's copy rate.
+/// CPU's copy rate, then the encode at the CPU's JPEG rate.
 #[test]
-fn thumbnail_job_verifies_what_it_read_and_costs_the_read() {
+fn thumbnail_job_verifies_what_it_read_and_costs_the_read_and_the_encode() {
     use drivers::thumbnailer::ThumbnailJob;
     let kernel = boot();
     let fmt = small();
@@ -176,10 +176,24 @@ fn thumbnail_job_verifies_what_it_read_and_costs_the_read() {
     .unwrap();
     let good = job(1, body(&right), CpuSync::Bracketed).execute().unwrap();
     assert!(good.verified);
-    // The read at the CPU's copy rate (the default machine has no device named `cpu`).
+    // The read at the CPU's copy rate (the default machine has no device named `cpu`), then
+    // the encode of the thumbnail's pixels at the CPU's JPEG rate.
+    let j = job(1, 0, CpuSync::Bracketed);
     let ns = u128::from(luma * 3 / 2) * 1_000_000_000 / u128::from(soc::timing::CPU_COPY_BPS);
-    assert_eq!(
-        job(1, 0, CpuSync::Bracketed).cost(kernel.soc()).as_nanos(),
-        ns
-    );
+    assert_eq!(j.read_cost(kernel.soc()).as_nanos(), ns);
+    let (tw, th) = (fmt.width / 4, fmt.height / 4);
+    assert_eq!(j.thumbnail_size(), (tw, th));
+    let px = u128::from(tw * th);
+    let enc =
+        (px * 1_000_000_000).div_ceil(u128::from(drivers::thumbnailer::CPU_JPEG_PIXELS_PER_S));
+    assert!(enc > 0);
+    assert_eq!(j.encode_cost().as_nanos(), enc);
+    assert_eq!(j.cost(kernel.soc()).as_nanos(), ns + enc);
+    // A larger scale makes a smaller thumbnail: a cheaper encode, the same read.
+    let small = ThumbnailJob {
+        scale: 8,
+        ..j.clone()
+    };
+    assert!(small.encode_cost() < j.encode_cost());
+    assert_eq!(small.read_cost(kernel.soc()), j.read_cost(kernel.soc()));
 }

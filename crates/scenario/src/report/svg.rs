@@ -11,10 +11,14 @@
 //! line at 100% when oversubscribed). Bars closer
 //! than a third of a pixel are merged so that a long run stays a small file: the stutter shows as
 //! a gap in the regular rhythm of the lanes under a red band.
+//!
+//! Any [`TimelineOptions`] view (width, window) of a streamed trace draws the bytes the
+//! in-memory trace draws (module [`super::lanes`]), as long as the trace's file is there
+//! (until [`Trace::remove_stream_file`]); after, a view finer than the merged bars says so in
+//! its title ("bars merged at the resolution of the whole run").
 
-use super::lanes::Lanes;
 use super::model::Report;
-use super::trace::{JobCategory, Trace, TraceKind};
+use super::trace::Trace;
 use crate::clock::VirtualTime;
 use std::fmt::Write;
 
@@ -181,6 +185,12 @@ pub fn timeline_svg(trace: &Trace, opt: &TimelineOptions) -> String {
     let lanes = trace.tracks().len().max(1);
     let memory = utilisation_series(trace);
     let height = TOP + (lanes + memory.len()) as f64 * LANE_H + 40.0;
+    let (parts, exact) = super::lanes::timeline_parts(trace, start, end, plot_w);
+    // Only when a streamed trace's file is gone and the view is finer than its merged bars.
+    let note = match exact {
+        true => "",
+        false => "; bars merged at the resolution of the whole run",
+    };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -190,7 +200,7 @@ pub fn timeline_svg(trace: &Trace, opt: &TimelineOptions) -> String {
     let _ = writeln!(
         s,
         "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{LEFT}\" y=\"22\" \
-         font-size=\"15\">{} — device timeline ({}, virtual time)</text>",
+         font-size=\"15\">{} — device timeline ({}, virtual time{note})</text>",
         xml_escape(trace.title()),
         span_label(start, end)
     );
@@ -210,7 +220,6 @@ pub fn timeline_svg(trace: &Trace, opt: &TimelineOptions) -> String {
     }
     // Migration stalls: a red band across all lanes.
     let bottom = TOP + lanes as f64 * LANE_H;
-    let parts = timeline_parts(trace, start, end);
     for (at, stall, buffer) in &parts.migrations {
         let (a, b) = ((*at).max(start), (*at + *stall).min(end));
         if a > end || b < start {
@@ -351,48 +360,6 @@ fn utilisation_lane(
             LEFT + plot_w
         );
     }
-}
-
-/// The timeline's parts: a streamed trace's pre-merged ones ([`Lanes`]), else each job of
-/// the event list as its own bar.
-fn timeline_parts(trace: &Trace, start: VirtualTime, end: VirtualTime) -> Lanes {
-    if let Some(l) = trace.lanes() {
-        let mut l = l.clone();
-        l.bars.resize(trace.tracks().len(), Vec::new());
-        return l;
-    }
-    let mut l = Lanes::default();
-    l.bars = vec![Vec::new(); trace.tracks().len()];
-    for e in trace.sorted_events() {
-        match &e.kind {
-            TraceKind::Job {
-                end: je, category, ..
-            } => {
-                if *je < start || e.at > end {
-                    continue;
-                }
-                if let Some(v) = l.bars.get_mut(e.track.0) {
-                    v.push((e.at, *je, *category == JobCategory::Migration));
-                }
-            }
-            TraceKind::Migration { stall, buffer, .. } => {
-                l.migrations.push((e.at, *stall, buffer.clone()));
-                // Its own lane's bar (module `lanes`).
-                if let (Some(bar), Some(v)) =
-                    (super::lanes::migration_bar(e), l.bars.get_mut(e.track.0))
-                {
-                    v.push(bar);
-                }
-            }
-            _ => {}
-        }
-    }
-    for e in trace.events() {
-        if let TraceKind::Attach { buffer } = &e.kind {
-            l.attaches.push((e.track, e.at, buffer.clone()));
-        }
-    }
-    l
 }
 
 /// The time axis under the lanes, in milliseconds.

@@ -6,8 +6,9 @@
 //! ([`super::svg::timeline_svg`]).
 //!
 //! # What the JSON holds (Chrome trace event format, "JSON object format")
-//! - a process (`pid` 1) named after the scenario, holding the counter tracks no process
-//!   owns (a simulated process's and its queues' counters are on its own `pid`); then one
+//! - a process (`pid` 1) named after the scenario, holding the machine's counter tracks
+//!   (banks, CMA, memory controllers, groups: a simulated process's and its queues' counters
+//!   are on its own `pid`, a device's traffic, IOMMU and cache counters on its engine's); then one
 //!   Perfetto process per device engine (and one each for the `events` and `migrations`
 //!   tracks), and one per simulated process (`process NAME`) whose threads are its nodes'
 //!   tracks (`NODE fences`: a `fence-wait` slice each time a job of the node waited for the
@@ -18,7 +19,8 @@
 //! - flow arrows per buffer (`"ph": "s"` on a job, `"ph": "f"` with `"bp": "e"` on the next job
 //!   that touches the same buffer), `cat` `buffer`;
 //! - counter tracks (`"ph": "C"`, `cat` `counter`, `args.value`) for the counters sampled over
-//!   time (named `"SERIES (UNIT)"`, see [`super::counters`]);
+//!   time (named `"SERIES (UNIT)"`, see [`super::counters`]), and per simulated process its
+//!   open dma-buf fds (`process NAME dma-buf fds (fds)`), recorded where the count changes;
 //! - instants (`"ph": "i"`, thread scope) for fence signals (`cat` `fence`), migrations
 //!   (`cat` `migration`, also a slice on the `migrations` track: the buffer's copy when the
 //!   runner knows it, else the stall; the stall is in `args.stall_us`) and attaches
@@ -402,6 +404,24 @@ impl Trace {
     /// The timeline's parts of a streamed trace (bars merged as they came).
     pub(crate) fn lanes(&self) -> Option<&Lanes> {
         self.stream.as_ref().map(|s| &s.lanes)
+    }
+
+    /// A streamed trace's body, for the timeline's views the merged bars do not draw
+    /// ([`super::lanes::body_bars`]). Errors: not streamed, still being written, written
+    /// with an error, or its file removed ([`remove_stream_file`](Self::remove_stream_file)).
+    pub(crate) fn stream_body(&self) -> std::io::Result<impl std::io::BufRead> {
+        let Some(st) = &self.stream else {
+            return Err(std::io::Error::other("the trace is not streamed"));
+        };
+        if let Some(e) = &st.error {
+            return Err(std::io::Error::other(format!("{}: {e}", st.path.display())));
+        }
+        if st.body.is_some() {
+            return Err(std::io::Error::other(
+                "the streamed trace is still being written (finish_stream first)",
+            ));
+        }
+        Ok(std::io::BufReader::new(std::fs::File::open(&st.path)?))
     }
 
     /// Records a job on `track` from `start` to `end` (an `end` before `start` is taken as

@@ -341,6 +341,7 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
     for p in s.w.kernel.processes() {
         p.exit();
     }
+    s.w.note_fds(s.q.now());
     let dma = s.w.kernel.dma().clone();
     for node in &mut s.w.nodes {
         if let Some(b) = node.bitstream.take() {

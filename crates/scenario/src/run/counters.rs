@@ -36,9 +36,12 @@
 //! camera that counts nothing after its first maps is that, not a skipped sync (checked in
 //! `tests/integration/counters.rs`).
 //!
-//! In the trace, a simulated process's `dma-buf rss`/`pss` and its nodes' `queue` series are
-//! counter tracks of its own Perfetto process (`process NAME`); the others are the run's
-//! (`pid` 1).
+//! In the trace, each series is a counter track of the Perfetto process that does the work, so
+//! Perfetto lists it under that process: a simulated process's `dma-buf rss`/`pss` and its
+//! nodes' `queue` series under its own (`process NAME`); a device's `device`, `iommu` and
+//! `cache` series under the device's engine (the process named after the device, whose
+//! threads are its jobs; a device that ran no job gets one for its counters). The machine's
+//! (`bank`, `cma`, `memory`, `group`) are the run's (`pid` 1).
 //!
 //! Lifetime: the sampler lives in the scheduler for the run and is drained into the report
 //! and trace at the end; it holds no lock between samples.
@@ -65,6 +68,8 @@ pub(crate) struct Sampler {
     /// The Perfetto process each series belongs to in the trace (module doc); the others are
     /// the run's.
     owners: BTreeMap<String, String>,
+    /// Each process's open dma-buf fds as last recorded ([`super::fds`]).
+    pub(crate) fds: super::fds::OpenFds,
 }
 
 impl Sampler {
@@ -89,6 +94,12 @@ impl Sampler {
             .or_insert_with(|| (unit.to_string(), Vec::new()));
         v.resize(k, 0.0);
         v.push(value);
+    }
+
+    /// [`put`](Self::put) of a series drawn on Perfetto process `process` in the trace.
+    fn put_on(&mut self, process: &str, name: String, unit: &str, value: f64) {
+        self.own(&name, process);
+        self.put(name, unit, value);
     }
 
     /// Series `series` is drawn on Perfetto process `process` in the trace.
@@ -150,11 +161,8 @@ impl Sampler {
         let dt = now.saturating_sub(self.last_at).as_ns();
         for d in soc.devices() {
             if let Some(dom) = d.iommu_domain() {
-                self.put(
-                    format!("iommu {} mapped", d.name()),
-                    "bytes",
-                    dom.mapped_bytes() as f64,
-                );
+                let series = format!("iommu {} mapped", d.name());
+                self.put_on(d.name(), series, "bytes", dom.mapped_bytes() as f64);
             }
             let st = d.stats();
             let bytes = st.bytes_read + st.bytes_written;
@@ -165,7 +173,8 @@ impl Sampler {
             } else {
                 (moved as f64 * 1e9 / dt as f64).round()
             };
-            self.put(format!("device {} bandwidth", d.name()), "bytes/s", bw);
+            let series = format!("device {} bandwidth", d.name());
+            self.put_on(d.name(), series, "bytes/s", bw);
         }
         // Shared memory bandwidth (module `bandwidth`): each controller's bytes moved since
         // the last sample over what it could have moved.
@@ -211,24 +220,23 @@ impl Sampler {
             self.put(format!("bank {} bandwidth", bank.name()), "bytes/s", bw);
         }
         for d in soc.devices() {
+            let name = d.name();
             if let Some(dom) = d.iommu_domain() {
                 let (maps, unmaps) = dom.map_unmap_counts();
-                self.put(format!("iommu {} maps", d.name()), "calls", maps as f64);
-                self.put(format!("iommu {} unmaps", d.name()), "calls", unmaps as f64);
+                self.put_on(name, format!("iommu {name} maps"), "calls", maps as f64);
+                self.put_on(name, format!("iommu {name} unmaps"), "calls", unmaps as f64);
             }
             if !d.is_coherent() {
                 let c = d.cache_maintenance();
-                let name = d.name();
-                self.put(format!("cache {name} clean ops"), "ops", c.clean_ops as f64);
-                self.put(
-                    format!("cache {name} cleaned"),
-                    "bytes",
-                    c.clean_bytes as f64,
-                );
-                let inval_ops = c.invalidate_ops as f64;
-                self.put(format!("cache {name} invalidate ops"), "ops", inval_ops);
-                let inval = c.invalidate_bytes as f64;
-                self.put(format!("cache {name} invalidated"), "bytes", inval);
+                let series = [
+                    ("clean ops", "ops", c.clean_ops),
+                    ("cleaned", "bytes", c.clean_bytes),
+                    ("invalidate ops", "ops", c.invalidate_ops),
+                    ("invalidated", "bytes", c.invalidate_bytes),
+                ];
+                for (what, unit, v) in series {
+                    self.put_on(name, format!("cache {name} {what}"), unit, v as f64);
+                }
             }
         }
     }

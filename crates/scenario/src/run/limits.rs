@@ -16,6 +16,10 @@
 //!    allocating process's group, in that GPU's VRAM region (made on first use, `dmem.max` =
 //!    `vram_limit`): past the limit the group's own least recently used buffers are evicted,
 //!    never another group's. A process in no group allocates ungrouped (the root cgroup).
+//!    A GPU's import of a buffer another exporter made (`Gpu::import`) stays on that
+//!    exporter's pages in GTT and is charged nothing, as in the kernel (TTM charges only a VRAM
+//!    placement, to its allocating task): validation refuses a `vram_limit` on a group that
+//!    allocates no GPU buffer, since it could never act.
 //! 4. The report's `groups` lists every group at the end of the run: heap `current` (what is
 //!    still charged after teardown: 0 unless a buffer leaked), `max`, `peak` and `failcnt`,
 //!    and per GPU the VRAM `current`, `max`, `peak`, evictions and refusals. The counters

@@ -14,7 +14,9 @@
 //! - An RLE encoder that feeds a link (to a decoder) writes its bitstream into that link's
 //!   buffers instead of a buffer of its own: one plane of the codec's worst case (two bytes
 //!   per byte of the frame, plus a pair), whose used length (`bytesused`) travels with the
-//!   frame ([`super::world::BufRt::used`]) so the decoder reads exactly the stream.
+//!   frame ([`super::world::BufRt::used`]) so the decoder reads exactly the stream; the
+//!   encoder writes it through its vb2 CAPTURE queue, and the length is DQBUF's `bytesused`
+//!   ([`super::bitstream_io`]).
 //! - A decoder allocates [`drivers::decoder::REFERENCE_FRAMES`] reference frames for its
 //!   device at the start (`dma_alloc_attrs`, the frame's size each) and holds them to the end
 //!   of the run; frame N decodes through slot N mod that count. The report counts them

@@ -95,15 +95,18 @@
 
 mod alloc;
 mod bandwidth;
+mod bitstream_io;
 mod collect;
 mod composite;
 mod counters;
 mod events;
 mod expect;
 mod faults;
+mod fds;
 mod fences;
 mod gpu;
 mod handoff;
+mod inflight;
 mod kms;
 mod layouts;
 mod limits;

@@ -118,9 +118,14 @@ impl World {
         // The producers' CAPTURE queues.
         for li in 0..self.links.len() {
             let n = self.links[li].from;
+            // An encoder's bitstream goes out through its CAPTURE queue (super::bitstream_io).
             if !matches!(
                 self.nodes[n].desc.driver,
-                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder
+                DriverKind::Camera
+                    | DriverKind::Isp
+                    | DriverKind::Scaler
+                    | DriverKind::Decoder
+                    | DriverKind::Encoder
             ) || self.link_is_p2p(li)
             {
                 continue;

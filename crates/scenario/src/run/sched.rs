@@ -1,9 +1,10 @@
 //! The discrete-event loop: source ticks, device jobs and scenario events on the virtual clock.
 //!
-//! See the ordering guarantee in the [module doc](super). A job's bytes move when the job
-//! starts (or, with `--engine-threads`, on its device's thread between start and completion); its
-//! outputs become visible to consumers, and its inputs free for producers, only at its
-//! completion event, so what a device reads never depends on when the host ran it.
+//! See the ordering guarantee in the [module doc](super). A job's bytes move between its start
+//! and its completion event, on the run's pool while the loop goes on (module `inflight`; a
+//! GPU ring job or a faulted one at its start, alone; with `--engine-threads`, on its device's
+//! thread); its outputs become visible to consumers, and its inputs free for producers, only
+//! at its completion event, so what a device reads never depends on when the host ran it.
 
 use super::workers::{Pending, Workers};
 use super::world::{BufState, RunFailure, World};
@@ -24,6 +25,8 @@ pub(crate) enum Ev {
     Scenario(usize),
     /// A pressure allocation ends (index into the holds).
     PressureEnd(usize),
+    /// A thumbnailer's CPU read ends: `(node, buffer, frame)` ([`super::thumbnail`]).
+    ReadDone(usize, usize, (usize, u64)),
     /// A display job's flip latches at its vblank: what it took off screen is released
     /// (`super::kms`).
     Latch(u64),
@@ -163,6 +166,7 @@ impl<'a> Sched<'a> {
             match ev {
                 Ev::Tick(n) => self.tick(n, now),
                 Ev::Done(id) => self.done(id, now),
+                Ev::ReadDone(n, bi, key) => super::thumbnail::read_done(self, n, bi, key),
                 Ev::Scenario(i) => {
                     self.barrier();
                     self.fence_flush();
@@ -178,6 +182,7 @@ impl<'a> Sched<'a> {
                 }
             }
             self.try_start_all(now);
+            self.w.note_fds(now);
         }
         self.barrier();
     }
@@ -189,6 +194,9 @@ impl<'a> Sched<'a> {
         }
         self.w.nodes[n].next_frame += 1;
         if Some(n) == self.first_source {
+            if self.w.sampler.due(frame) {
+                self.collect_running();
+            }
             self.w.sample_counters(frame, now, false);
         }
         // Tick N at exactly fps.tick(N): no rounded period accumulates.
@@ -298,6 +306,8 @@ impl<'a> Sched<'a> {
                     }
                 };
                 if node.desc.driver == DriverKind::Thumbnailer {
+                    // A CPU read: no job runs beside it (super::inflight).
+                    self.collect_running();
                     // Not while its frame's sync_file is pending (fences.rs).
                     started |= super::thumbnail::thumbnail_step(self, n, now);
                     continue;
@@ -364,16 +374,9 @@ impl<'a> Sched<'a> {
                 message: format!("{}: DMA failed: {e}", self.w.nodes[n].desc.name),
             });
         }
-        // vb2: the driver completes what it read or filled, the application dequeues it.
-        for &(p, slot, gen) in &job.vb2 {
-            if let Err(e) = self.w.ports[p].complete(slot, gen) {
-                let label = self.w.ports[p].label(&self.w);
-                self.errors.push(RunFailure::new(
-                    &e,
-                    format!("{label}: buffer_done/DQBUF of buffer {slot}: {e}"),
-                ));
-            }
-        }
+        // vb2: the driver completes what it read or filled (a bitstream with its payload), the
+        // application dequeues it (super::bitstream_io).
+        self.complete_vb2(&job.vb2, res.bitstream.map(|b| b.len));
         // Inputs: this reader is done with them (a display keeps its frame on screen until
         // the next flip latched, super::kms).
         if !self.kms_done(id, n, Some(&res)) {
@@ -435,15 +438,7 @@ impl<'a> Sched<'a> {
                 self.w.nodes[n].desc.name
             ),
         });
-        for &(p, slot, gen) in &job.vb2 {
-            if let Err(e) = self.w.ports[p].complete(slot, gen) {
-                let label = self.w.ports[p].label(&self.w);
-                self.errors.push(RunFailure::new(
-                    &e,
-                    format!("{label}: buffer_done/DQBUF of buffer {slot}: {e}"),
-                ));
-            }
-        }
+        self.complete_vb2(&job.vb2, None);
         if !self.kms_done(id, n, None) {
             for &(_, bi) in &job.inputs {
                 self.release(bi, n);

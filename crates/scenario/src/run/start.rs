@@ -27,6 +27,7 @@ impl Sched<'_> {
     ) -> bool {
         for li in self.w.nodes[n].outputs.clone() {
             if self.w.links[li].swapchain.is_some() && !self.readers(li).is_empty() {
+                self.collect_running();
                 self.swapchain_step(li, now);
             }
         }
@@ -64,6 +65,10 @@ impl Sched<'_> {
             .iter()
             .filter_map(|&li| Some((li, self.w.ready_front(n, li)?)))
             .collect();
+        // Jobs it must not run beside are collected before it maps anything (super::inflight).
+        let concurrent = self.runs_concurrently(n, fault, &inputs, &outputs);
+        self.make_room(n, concurrent, &inputs, &outputs);
+        let node = &self.w.nodes[n];
         // The node's driver decides what the device does with the bytes.
         let p = &node.desc.params;
         let op = match node.desc.driver {
@@ -99,7 +104,9 @@ impl Sched<'_> {
                 _ => (0, 0),
             };
             let mut planes = b.planes.clone();
-            // A bitstream is read as far as its encoder wrote it (super::m2m).
+            // A bitstream is read as far as its encoder wrote it (super::m2m): through a vb2
+            // queue, the payload its driver got (super::bitstream_io).
+            let stream = b.used.is_some();
             if let Some(used) = b.used {
                 planes.truncate(1);
                 if let Some(p) = planes.first_mut() {
@@ -137,7 +144,10 @@ impl Sched<'_> {
             }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
             // else the runner maps it.
-            if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
+            if let Some((p, slot, gen, map, used)) = self.w.vb2_take_payload(n, li, bi) {
+                if let (true, Some(p)) = (stream, planes.first_mut()) {
+                    p.1 = u64::from(used);
+                }
                 vb2.push((p, slot, gen));
                 from_driver.push(li);
                 let map = self.fault_view(&io, (p, slot), bi, n, false, map);
@@ -329,6 +339,7 @@ impl Sched<'_> {
             let dma = self.w.kernel.dma().clone();
             let result = match &self.workers {
                 Some(wk) => wk.submit(&engine_name, io, dma),
+                None if concurrent => self.spawn_job(io),
                 None if self.defers(n) => {
                     deferred = Some(io);
                     Pending::later()

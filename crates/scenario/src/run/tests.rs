@@ -42,6 +42,8 @@ fn after_first_capture(s: &crate::Scenario) -> Sched<'_> {
     assert!(sched.errors.is_empty(), "{:?}", sched.errors);
     sched.tick(0, VirtualTime::ZERO);
     assert!(sched.jobs.contains_key(&0), "the capture job started");
+    // Its bytes move on the pool until it is collected (super::inflight).
+    sched.collect_running();
     assert!(sched.w.nodes[0].busy);
     sched
 }

@@ -1,15 +1,30 @@
 //! The thumbnailer node: schedules the thumbnailer driver's job
 //! ([`drivers::thumbnailer::ThumbnailJob`]: a CPU read of one frame through `dma_buf_vmap`,
 //! bracketed by `DMA_BUF_IOCTL_SYNC` (begin/end_cpu_access), and its JPEG encode) on the node's
-//! CPU lane of the virtual clock; the first JPEG made is the run's `thumbnail.jpg`. The runner
-//! reads no byte itself.
+//! CPU lane of the virtual clock, dated by the driver's time model (the read, then the encode);
+//! the first JPEG made is the run's `thumbnail.jpg`. The runner reads no byte itself.
 //!
-//! Every other frame it is offered goes back at once. On an explicit-sync link the frame's
-//! sync_file is imported into the buffer's reservation object first and the read waits for it,
-//! as a compositor's CPU path does. A read that fails gives back what it took (the vmap, an
-//! opened bracket). Runs on the loop's thread, which owns [`Sched`].
+//! # The concept
+//! Like every device job, the read has a completion event ([`Ev::ReadDone`]): the bytes move
+//! when it starts, and the reader holds the buffer until it ends. Only then does it give the
+//! buffer back (`end_cpu_access` is over: the producer may queue it again — a CPU reader adds
+//! no fence to the reservation object, its release is the hand-back) and is the frame's read
+//! over for its accounting ([`super::outcome`]). The node is busy meanwhile: it is one thread
+//! of user space, and frames it is offered during the read wait in its queue.
+//!
+//! Every other frame it is offered goes back at once. On an explicit-sync link the frame it
+//! reads comes with a sync_file, imported into the buffer's reservation object
+//! (`IMPORT_SYNC_FILE`) before its `DMA_BUF_IOCTL_SYNC`, which blocks until the producer's fence
+//! signaled, as a compositor's CPU path does: that block is the node's `fence_wait_us`, from the
+//! frame's arrival (the reader takes one frame, so it is idle then and no two waits overlap) to
+//! the signal. A frame it lets go it closes the sync_file of without waiting on it (no
+//! `DMA_BUF_IOCTL_SYNC`, no wait counted); the runner still hands that buffer back only once
+//! the producer's fence signaled (for a V4L2 producer, its DQBUF comes then anyway), and
+//! nothing queues behind it meanwhile: its producer is busy until then. A read that fails
+//! gives back what it took (the vmap, an opened bracket) at once. Runs on the loop's thread,
+//! which owns [`Sched`].
 
-use super::sched::Sched;
+use super::sched::{Ev, Sched};
 use super::world::{BufState, RunFailure};
 use crate::clock::VirtualTime;
 use crate::report::JobCategory;
@@ -20,12 +35,7 @@ use drivers::thumbnailer::{CpuSync, ThumbnailJob, ThumbnailJobError};
 /// (its frame's sync_file has not signaled yet).
 pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> bool {
     let li = s.w.nodes[n].inputs[0];
-    // Explicit sync: the frame's sync_file goes into the buffer's resv first (fences.rs).
-    let head = s.w.nodes[n].ready.get(&li).and_then(|q| q.front().copied());
-    if head.is_some_and(|bi| !s.implicit_acquire(n, bi, now)) {
-        return false;
-    }
-    let Some(bi) = s.w.nodes[n].ready.get_mut(&li).and_then(|q| q.pop_front()) else {
+    let Some(bi) = s.w.nodes[n].ready.get(&li).and_then(|q| q.front().copied()) else {
         return false;
     };
     let want = s.w.nodes[n].desc.params.frame.unwrap_or(0);
@@ -33,8 +43,21 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
         BufState::Ready { meta, .. } => (meta.src, meta.frame, meta.checksum),
         _ => (usize::MAX, u64::MAX, 0),
     };
+    let reads = frame == want && !s.thumbnailed.contains(&n);
+    // Explicit sync (module doc): the frame it reads waits for its sync_file (imported into the
+    // buffer's resv, fences.rs); one it lets go waits uncounted for the producer's fence.
+    let held = match reads {
+        true => !s.implicit_acquire(n, bi, now),
+        false => producer_pending(s, n, bi, now),
+    };
+    if held {
+        return false;
+    }
+    if let Some(q) = s.w.nodes[n].ready.get_mut(&li) {
+        q.pop_front();
+    }
     // Each thumbnailer takes its one frame; the first JPEG made is the run's thumbnail.
-    if frame == want && s.thumbnailed.insert(n) {
+    if reads && s.thumbnailed.insert(n) {
         // skip_cache_sync: the read goes without DMA_BUF_IOCTL_SYNC (module `faults`).
         let sync = match s.fault_of(n) {
             Some(drivers::fault::Fault::SkipCacheSync) => {
@@ -56,6 +79,11 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
         let name = s.w.buf(bi).name.clone();
         match job.execute() {
             Ok(out) => {
+                // The reader holds the buffer until its job ends: a migration waits for it.
+                let b = s.w.buf_mut(bi);
+                b.busy_until = b.busy_until.max(end);
+                s.w.nodes[n].busy = true;
+                let _ = s.q.push(end, Ev::ReadDone(n, bi, (src, frame)));
                 let track = s.w.nodes[n].track;
                 s.w.trace.job(
                     track,
@@ -77,6 +105,7 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
                         None => s.counts.corrupted_untracked += 1,
                     }
                 }
+                return true;
             }
             Err(e) => s.errors.push(match e {
                 ThumbnailJobError::Vmap(e) => {
@@ -99,6 +128,28 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
     s.release(bi, n);
     s.reader_done((src, frame), n);
     true
+}
+
+/// Thumbnailer `n`'s read of buffer `bi` (frame `key`) ends: the node is free again, the buffer
+/// goes back to its producer (the last reader's release frees it) and the frame's read is over
+/// (module doc).
+pub(crate) fn read_done(s: &mut Sched<'_>, n: usize, bi: usize, key: (usize, u64)) {
+    s.w.nodes[n].busy = false;
+    s.release(bi, n);
+    s.reader_done(key, n);
+}
+
+/// The producer's fence of the frame in buffer `bi` has not signaled at `now` (a frame that
+/// travelled with a sync_file for reader `n`, before its producer's job ended).
+fn producer_pending(s: &Sched<'_>, n: usize, bi: usize, now: VirtualTime) -> bool {
+    let b = s.w.buf(bi);
+    let unsignaled = b.acquire.get(&n).is_some_and(|(p, fd)| {
+        p.file(*fd)
+            .ok()
+            .and_then(|f| f.as_sync_file().map(|sf| !sf.fence().is_signaled()))
+            .unwrap_or(false)
+    });
+    b.fence_end.is_some_and(|fe| fe > now) || unsignaled
 }
 
 /// The driver's job for thumbnailer `n` on the frame in buffer `bi`: what user space knows of

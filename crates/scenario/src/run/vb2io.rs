@@ -52,7 +52,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uapi::Errno;
 use vb2::ioctl::{V4l2Buffer, V4l2RequestBuffers};
-use vb2::{CounterSnapshot, DriverBuffer, Memory, Vb2Error, Vb2Fh, Vb2Queue, Vb2State};
+use vb2::{CounterSnapshot, DriverBuffer, Memory, Vb2Error, Vb2Fh, Vb2Queue};
 
 /// vb2 buffers per queue (`max_num_buffers`' default).
 pub(crate) const SLOTS: u32 = 32;
@@ -71,14 +71,14 @@ pub(crate) struct Port {
     /// `VIDIOC_EXPBUF` exports: a `mmap+expbuf` producer's queue, whose slots are its
     /// CREATE_BUFS indices and which is never REQBUFS(0)-ed while its buffers are shared).
     pub memory: Memory,
-    q: Arc<Vb2Queue>,
-    fh: Vb2Fh,
-    drv: Arc<ReadyList>,
+    pub(super) q: Arc<Vb2Queue>,
+    pub(super) fh: Vb2Fh,
+    pub(super) drv: Arc<ReadyList>,
     slots: BTreeMap<usize, u32>,
     free: BTreeSet<u32>,
     /// Slots the application queued and has not dequeued (vb2 owns them until DQBUF or
     /// STREAMOFF).
-    queued: BTreeSet<u32>,
+    pub(super) queued: BTreeSet<u32>,
     /// STREAMON is in effect.
     pub streaming: bool,
     /// REQBUFS(n > 0) is in effect.
@@ -153,8 +153,9 @@ impl Port {
         self.fh.streamoff(self.type_raw())
     }
 
-    /// QBUF of link buffer `bi`, by `fd` in the consumer's process.
-    fn qbuf(&mut self, bi: usize, fd: kernel::Fd) -> Result<(), Vb2Error> {
+    /// QBUF of link buffer `bi`, by `fd` in the consumer's process; `bytesused` is an OUTPUT
+    /// buffer's payload (0: the whole plane; a CAPTURE queue ignores it).
+    fn qbuf(&mut self, bi: usize, fd: kernel::Fd, bytesused: u32) -> Result<(), Vb2Error> {
         let slot = match self.slots.get(&bi) {
             // Queued already (and not dequeued since): the application does not queue it twice.
             Some(s) if self.queued.contains(s) => return Ok(()),
@@ -171,6 +172,9 @@ impl Port {
             }
         };
         let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), slot);
+        if !self.capture {
+            b.bytesused = bytesused;
+        }
         match self.memory {
             Memory::Dmabuf => {
                 b.m_fd = fd;
@@ -192,7 +196,7 @@ impl Port {
     }
 
     /// The link buffer in vb2 buffer `slot`, if one is.
-    fn buffer_at(&self, slot: u32) -> Option<usize> {
+    pub(super) fn buffer_at(&self, slot: u32) -> Option<usize> {
         self.slots
             .iter()
             .find(|(_, &s)| s == slot)
@@ -201,7 +205,7 @@ impl Port {
 
     /// What the driver holds for its next jobs, in the order it takes them: `(slot, link
     /// buffer)` (a slot whose buffer the application dropped is skipped: it never comes back).
-    fn driver_queue(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+    pub(super) fn driver_queue(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
         self.drv
             .indices()
             .into_iter()
@@ -209,26 +213,14 @@ impl Port {
     }
 
     /// The driver takes vb2 buffer `slot` off its ready list for a job.
-    fn take(&self, slot: u32) -> Option<DriverBuffer> {
+    pub(super) fn take(&self, slot: u32) -> Option<DriverBuffer> {
         self.drv.take(slot)
     }
 
     /// The job reading `slot` ended: `buffer_done(DONE)`, then DQBUF (a no-op if the queue took
-    /// its buffers back since, `gen` tells).
+    /// its buffers back since, `gen` tells); [`Port::complete_payload`] without a payload.
     pub(crate) fn complete(&mut self, slot: u32, gen: u64) -> Result<(), Vb2Error> {
-        if gen != self.gen || self.closed || !self.drv.finish(&self.q, slot, Vb2State::Done)? {
-            return Ok(());
-        }
-        let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), 0);
-        self.fh.dqbuf(&mut b)?;
-        self.queued.remove(&b.index);
-        if b.index != slot {
-            return Err(Vb2Error::new(
-                Errno::EINVAL,
-                format!("DQBUF gave buffer {}, expected {slot}", b.index),
-            ));
-        }
-        Ok(())
+        self.complete_payload(slot, gen, None).map(|_| ())
     }
 
     /// Closes the file handle (cancel and free, as REQBUFS(0)).
@@ -244,7 +236,7 @@ impl Port {
     }
 
     /// The queue's `V4L2_BUF_TYPE_*`.
-    fn type_raw(&self) -> u32 {
+    pub(super) fn type_raw(&self) -> u32 {
         self.q.config().buf_type.raw()
     }
 
@@ -368,15 +360,17 @@ impl World {
             return Ok(false);
         };
         let what = format!("{}: QBUF {}", self.ports[p].label(self), b.name);
+        // A bitstream's payload (super::bitstream_io); 0 (the whole plane) for a frame.
+        let used = b.used.map_or(0, |u| u32::try_from(u).unwrap_or(u32::MAX));
         self.ports[p]
-            .qbuf(bi, fd)
+            .qbuf(bi, fd, used)
             .map_err(|e| vb2_fail(&what, &e))?;
         let port = &self.ports[p];
         Ok(port.streaming && port.driver_queue().any(|(_, b)| b == bi))
     }
 
     /// Node `n`'s port on link `li` if vb2 drives it now (open, with buffers, streaming).
-    fn driven_port(&self, n: usize, li: usize) -> Option<usize> {
+    pub(super) fn driven_port(&self, n: usize, li: usize) -> Option<usize> {
         let p = self.port_of(n, li)?;
         let port = &self.ports[p];
         (!port.closed && port.allocated && port.streaming).then_some(p)
@@ -432,19 +426,8 @@ impl World {
         li: usize,
         bi: usize,
     ) -> Option<(usize, u32, u64, DmaView)> {
-        let p = self.driven_port(n, li)?;
-        let port = &self.ports[p];
-        let slot = port
-            .driver_queue()
-            .find_map(|(s, b)| (b == bi).then_some(s))?;
-        let vb = port.take(slot)?;
-        let segs = vb.planes.first()?.segments.clone();
-        Some((
-            p,
-            slot,
-            port.gen,
-            DmaView::from_segments(self.nodes[n].dev.clone(), &segs),
-        ))
+        let (p, slot, gen, view, _) = self.vb2_take_payload(n, li, bi)?;
+        Some((p, slot, gen, view))
     }
 
     /// The driver of port `p` re-maps the buffer in `slot` it owns for `dir`, replacing vb2's

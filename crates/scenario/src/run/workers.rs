@@ -7,9 +7,11 @@
 //! which keeps frames correct; the host interleaving differs from run to run, so this mode
 //! checks for races and is not the deterministic reference.
 //!
-//! Also here: how the loop collects a job's result in either mode ([`Pending`], `collect`,
+//! Also here: how the loop collects a job's result in any mode ([`Pending`], `collect`,
 //! `barrier`): the job's mappings go back when its result is taken, and the DMA-API checker's
-//! findings are moved out of the checker in the run's fixed order (`drain_findings`).
+//! findings are moved out of the checker in the run's fixed order (`drain_findings`). A job
+//! whose bytes move on the run's pool while the loop goes on (module `inflight`, the
+//! deterministic mode) is only collected by waiting, at the loop's fixed points.
 
 use super::sched::Sched;
 use dma::DmaApi;
@@ -30,6 +32,8 @@ pub(crate) struct Pending {
 enum PState {
     Ready(Box<JobResult>),
     Waiting(Receiver<JobResult>),
+    /// Its bytes are moving on the run's pool (module `inflight`).
+    Running(drivers::job::Running),
     Taken,
 }
 
@@ -60,10 +64,30 @@ impl Pending {
         }
     }
 
-    /// Takes the result if it is in; with `wait`, blocks until it is.
+    /// A job whose bytes are moving on the run's pool; its result is taken only by waiting
+    /// (module `inflight`).
+    pub(crate) fn running(r: drivers::job::Running) -> Pending {
+        Pending {
+            state: PState::Running(r),
+            settled: false,
+        }
+    }
+
+    /// Whether the job's bytes are moving on the run's pool (module `inflight`).
+    pub(crate) fn is_running(&self) -> bool {
+        matches!(self.state, PState::Running(_))
+    }
+
+    /// Takes the result if it is in; with `wait`, blocks until it is (a job on the run's
+    /// pool only answers `wait`: when it is taken must not depend on the host's timing).
     pub(crate) fn take(&mut self, wait: bool) -> Option<Box<JobResult>> {
         match std::mem::replace(&mut self.state, PState::Taken) {
             PState::Ready(r) => Some(r),
+            PState::Running(r) if wait => Some(Box::new(r.wait())),
+            PState::Running(r) => {
+                self.state = PState::Running(r);
+                None
+            }
             PState::Waiting(rx) => {
                 let got = if wait {
                     rx.recv().ok()
@@ -190,6 +214,7 @@ impl Sched<'_> {
         // A held-back job (module `faults`) moves its bytes now.
         self.run_deferred(id);
         let job = self.jobs.get_mut(&id)?;
+        let was_running = job.result.is_running();
         let res = job.result.take(wait)?;
         let res = *res;
         let node = job.node;
@@ -219,6 +244,9 @@ impl Sched<'_> {
                 self.errors.push(e);
             }
         }
+        if was_running {
+            self.running_collected();
+        }
         Some(JobEffects {
             inputs_ok,
             inputs_seen,
@@ -235,7 +263,7 @@ impl Sched<'_> {
         if self
             .jobs
             .get(&id)
-            .is_some_and(|j| j.deferred.is_some() || j.ring_held)
+            .is_some_and(|j| j.deferred.is_some() || j.ring_held || j.result.is_running())
         {
             return;
         }

@@ -24,6 +24,9 @@ pub struct GroupDesc {
     pub heap_limit: Option<ByteSize>,
     /// `dmem.max` in each GPU's VRAM region: VRAM bytes its processes' GPU buffers may take;
     /// past it the group's own least recently used buffers are evicted. Omitted: no limit.
+    /// Charged only for buffers its processes allocate from a `gpu`-exporter link (a GPU's
+    /// import of another exporter's buffer stays in GTT, never charged), so a group with no
+    /// such process is refused (`EINVAL`).
     #[serde(default)]
     pub vram_limit: Option<ByteSize>,
 }

@@ -1,11 +1,12 @@
 //! `[[groups]]` and `[[processes]]` against the nodes and the machine: unique names that a
 //! cgroup directory can have, limits within the machine's memory, a VRAM limit only where a
-//! GPU has VRAM, processes that some node runs in, groups and `charge_to` targets that exist.
+//! GPU has VRAM and a process of the group allocates GPU buffers there, processes that some
+//! node runs in, groups and `charge_to` targets that exist.
 
 use super::pipeline::check_name;
 use super::{Ctx, FieldPath, MAX_TOTAL_MEMORY};
 use crate::error::ScenarioError;
-use crate::schema::{DriverKind, ScenarioFile};
+use crate::schema::{DriverKind, Exporter, ScenarioFile};
 use soc::{BankKind, SocDesc};
 use std::collections::BTreeSet;
 
@@ -56,6 +57,9 @@ pub(super) fn check(ctx: &Ctx<'_>, raw: &ScenarioFile, soc: &SocDesc) -> Result<
                 "a VRAM limit needs a gpu node and a device-local bank for its VRAM: this \
                  scenario has no GPU VRAM to limit",
             ));
+        }
+        if g.vram_limit.is_some() {
+            check_vram_limit_acts(ctx, raw, &p, &g.name)?;
         }
     }
     let procs: BTreeSet<&str> = raw.nodes.iter().map(|n| n.process_name()).collect();
@@ -111,4 +115,67 @@ pub(super) fn check(ctx: &Ctx<'_>, raw: &ScenarioFile, soc: &SocDesc) -> Result<
         }
     }
     Ok(())
+}
+
+/// A group's `vram_limit` acts only on GPU buffers its processes allocate: the kernel charges
+/// `dmem.max` when TTM allocates VRAM for an object (`ttm_resource_alloc` ->
+/// `dmem_cgroup_try_charge`, to the allocating task's cgroup), and a GPU's PRIME import of a
+/// buffer another exporter made is a GTT object backed by the exporter's pages
+/// (`amdgpu_dma_buf_create_obj`: allowed and preferred domains GTT; asking an import for VRAM
+/// is `EINVAL`), never moved into VRAM, never charged. So a limit on a group none of whose
+/// processes allocates from a `gpu`-exporter link could never act: refused with `EINVAL`.
+fn check_vram_limit_acts(
+    ctx: &Ctx<'_>,
+    raw: &ScenarioFile,
+    p: &FieldPath,
+    group: &str,
+) -> Result<(), ScenarioError> {
+    let node_process = |name: &str| {
+        raw.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| n.process_name().to_string())
+    };
+    // The processes that allocate GPU objects: a `gpu`-exporter link's producer (a dri2
+    // swapchain, whose display side allocates, takes heap buffers only).
+    let allocators: BTreeSet<String> = raw
+        .links
+        .iter()
+        .filter(|l| l.effective_exporter() == Some(Exporter::Gpu))
+        .filter_map(|l| node_process(&l.from))
+        .collect();
+    let members: Vec<&str> = raw
+        .processes
+        .iter()
+        .filter(|pd| pd.group.as_deref() == Some(group))
+        .map(|pd| pd.name.as_str())
+        .collect();
+    if members.iter().any(|m| allocators.contains(*m)) {
+        return Ok(());
+    }
+    let who = if members.is_empty() {
+        format!("group `{group}` has no process")
+    } else {
+        format!(
+            "no process of group `{group}` ({}) allocates a GPU buffer",
+            members.join(", ")
+        )
+    };
+    let expected = if allocators.is_empty() {
+        "a link with `exporter = \"gpu\"` whose producer runs in the group".to_string()
+    } else {
+        format!(
+            "a group with a process that allocates from a `gpu`-exporter link: {}",
+            allocators.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
+    };
+    Err(ctx.err(
+        &p.key("vram_limit"),
+        format!(
+            "EINVAL: {who}, so the limit could never act: the kernel charges VRAM to the \
+             allocating process's cgroup when TTM places an object in VRAM, and a GPU's import \
+             of another exporter's buffer stays in GTT on the exporter's pages, never in VRAM, \
+             never charged; expected {expected}"
+        ),
+    ))
 }

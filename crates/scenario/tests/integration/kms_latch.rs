@@ -6,14 +6,14 @@ use scenario::run::{run, RunOptions};
 use scenario::validate;
 use serde_json::Value;
 
-/// A scanout slice: `(start, end, buffer)`, in microseconds.
-type Slice = (f64, f64, String);
+/// A scanout slice: `(start, end, buffer)`.
+type Scanout = (f64, f64, String);
 /// A release instant: `(ts, buffer)`.
 type Release = (f64, String);
 
-/// The display track's scanout slices `(start, end, buffer)` and release instants
-/// `(ts, buffer)` of a Chrome trace, for the track named by its first `display` slice.
-fn display_events(json: &str) -> (Vec<Slice>, Vec<Release>) {
+/// The display track's scanout slices and release instants of a Chrome trace, for the track
+/// named by its first `display` slice.
+fn display_events(json: &str) -> (Vec<Scanout>, Vec<Release>) {
     let v: Value = serde_json::from_str(json).unwrap();
     let events = v["traceEvents"].as_array().unwrap();
     let first = events
@@ -51,7 +51,7 @@ fn display_events(json: &str) -> (Vec<Slice>, Vec<Release>) {
 
 /// What is wrong with the releases, in words (empty: each replaced buffer is released exactly
 /// at the start of the scanout that replaced it, the vblank that latched its flip).
-fn release_faults(jobs: &[Slice], releases: &[Release]) -> Vec<String> {
+fn release_faults(jobs: &[(f64, f64, String)], releases: &[(f64, String)]) -> Vec<String> {
     let mut out = Vec::new();
     let mut expected = Vec::new();
     for w in jobs.windows(2) {
@@ -98,7 +98,7 @@ fn the_replaced_buffer_is_released_at_the_vblank_that_latches_the_next_flip() {
         assert!(f.is_empty(), "{name}: {f:#?}");
         // The check fires on a release at the end of the next scanout (late) and at the
         // commit, before the vblank (early).
-        let late: Vec<Release> = releases
+        let late: Vec<(f64, String)> = releases
             .iter()
             .map(|(t, b)| {
                 let end = jobs.iter().find(|j| j.0 == *t).map_or(*t, |j| j.1);
@@ -106,7 +106,8 @@ fn the_replaced_buffer_is_released_at_the_vblank_that_latches_the_next_flip() {
             })
             .collect();
         assert!(!release_faults(&jobs, &late).is_empty(), "{name}: late");
-        let early: Vec<Release> = releases.iter().map(|(t, b)| (t - 1.0, b.clone())).collect();
+        let early: Vec<(f64, String)> =
+            releases.iter().map(|(t, b)| (t - 1.0, b.clone())).collect();
         assert!(!release_faults(&jobs, &early).is_empty(), "{name}: early");
     }
 }

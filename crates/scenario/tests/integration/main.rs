@@ -6,9 +6,11 @@ mod check_parity;
 mod clock;
 mod composite;
 mod counters;
+mod encoder_capture;
 mod errors;
 mod faults;
 mod faults_prop;
+mod fds;
 mod fields;
 mod fps;
 mod fuzz;
@@ -26,11 +28,14 @@ mod run_drivers;
 mod run_gpu;
 mod run_pipeline;
 mod threads;
+mod thumbnail_job;
 mod timeline_memory;
+mod timeline_views;
 mod trace_structure;
 mod trace_svg;
 mod uma_bandwidth;
 mod v4l2_paths;
+mod vram_import;
 
 /// A small valid scenario on the bundled default machine; line numbers matter to the tests.
 pub const BASE: &str = r#"name = "t"

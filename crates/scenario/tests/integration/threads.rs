@@ -129,3 +129,78 @@ fn every_bundled_scenario_writes_the_same_bytes_with_1_2_and_8_host_threads() {
     }
     assert_eq!(checked.len(), scenario::bundled().len());
 }
+
+/// Several devices busy at once: the camera captures, the ISP processes, the display scans
+/// out and the encoder encodes, each job on its own buffers, so their jobs run on the pool at
+/// the same time (`run::inflight`); 1, 2 and 4 host threads write the same bytes.
+const CONCURRENT: &str = r#"name = "concurrent"
+frames = 40
+
+[[nodes]]
+name = "cam"
+driver = "camera"
+device = "camera0"
+width = 1280
+height = 720
+params = { pattern = "noise" }
+
+[[nodes]]
+name = "isp"
+driver = "isp"
+device = "isp0"
+width = 1280
+height = 720
+params = { transform = "invert" }
+
+[[nodes]]
+name = "screen"
+driver = "display"
+device = "display0"
+width = 1280
+height = 720
+
+[[nodes]]
+name = "enc"
+driver = "encoder"
+device = "encoder0"
+width = 1280
+height = 720
+
+[[links]]
+from = "cam"
+to = "isp"
+buffers = 3
+
+[[links]]
+from = "isp"
+to = ["screen", "enc"]
+buffers = 4
+"#;
+
+#[test]
+fn devices_busy_at_once_write_the_same_bytes_with_1_2_and_4_host_threads() {
+    let s = scenario::validate(CONCURRENT, "concurrent.toml").expect("valid");
+    let reference = outputs(&s, 1);
+    let report = &reference
+        .iter()
+        .find(|(n, _)| n == "report.json")
+        .expect("report.json")
+        .1;
+    let json: serde_json::Value = serde_json::from_slice(report).expect("json");
+    assert_eq!(json["frames"]["corrupted"], 0);
+    assert!(
+        json["frames"]["delivered"].as_u64().unwrap_or(0) > 30,
+        "{}",
+        json["frames"]
+    );
+    for threads in [2, 4] {
+        let got = outputs(&s, threads);
+        assert_eq!(got.len(), reference.len());
+        for ((file, a), (_, b)) in reference.iter().zip(&got) {
+            assert!(
+                a == b,
+                "{file} differs between 1 and {threads} host threads"
+            );
+        }
+    }
+}

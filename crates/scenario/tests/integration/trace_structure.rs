@@ -3,7 +3,8 @@
 //! lies on a slice of its track, every counter value is a number, and every track an event
 //! lies on is a named thread of a named process (one Perfetto process per device engine and per
 //! simulated process), and every counter lies on a named process: a simulated process's
-//! dma-buf memory and its nodes' queue depths on that process's own.
+//! dma-buf memory and its nodes' queue depths on that process's own, a device's bandwidth,
+//! IOMMU and cache maintenance counters on that device's engine.
 
 use scenario::run::{run, RunOptions};
 use scenario::validate;
@@ -125,6 +126,18 @@ fn faults(json: &str) -> Vec<String> {
                 out.push(format!("counter {name} lies on {on}, not on {want}"));
             }
         }
+        // A device's traffic, IOMMU and cache maintenance under that device's engine.
+        let device = ["device ", "iommu ", "cache "]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+            .and_then(|r| r.split(' ').next());
+        if let Some(device) = device {
+            if on != device {
+                out.push(format!(
+                    "counter {name} lies on {on}, not on device {device}"
+                ));
+            }
+        }
         if name.starts_with("queue ") && !on.starts_with("process ") {
             out.push(format!(
                 "counter {name} lies on {on}, not on its node's simulated process"
@@ -158,7 +171,10 @@ fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter
         {"ph":"C","name":"c","pid":1,"ts":0,"args":{"value":"x"}},
         {"ph":"C","name":"process cam dma-buf rss (bytes)","pid":1,"ts":0,"args":{"value":1}},
         {"ph":"C","name":"queue isp <- cam->isp (buffers)","pid":1,"ts":0,"args":{"value":1}},
-        {"ph":"C","name":"bank dram0 used (bytes)","pid":9,"ts":0,"args":{"value":1}}
+        {"ph":"C","name":"bank dram0 used (bytes)","pid":9,"ts":0,"args":{"value":1}},
+        {"ph":"C","name":"device isp0 bandwidth (bytes/s)","pid":1,"ts":0,"args":{"value":1}},
+        {"ph":"C","name":"iommu gpu0 maps (calls)","pid":1,"ts":0,"args":{"value":1}},
+        {"ph":"C","name":"cache camera0 cleaned (bytes)","pid":1,"ts":0,"args":{"value":1}}
     ]}"#;
     let f = faults(bad);
     assert!(f.iter().any(|x| x.contains("without nesting")), "{f:?}");
@@ -186,6 +202,14 @@ fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter
             .any(|x| x.contains("\"stray\" lies on an unnamed track")),
         "{f:?}"
     );
+    for (counter, device) in [
+        ("device isp0 bandwidth (bytes/s)", "isp0"),
+        ("iommu gpu0 maps (calls)", "gpu0"),
+        ("cache camera0 cleaned (bytes)", "camera0"),
+    ] {
+        let want = format!("{counter} lies on p, not on device {device}");
+        assert!(f.iter().any(|x| x.contains(&want)), "{want}: {f:?}");
+    }
     let good = r#"{"traceEvents":[
         {"ph":"M","name":"process_name","pid":1,"tid":0,"args":{"name":"p"}},
         {"ph":"M","name":"thread_name","pid":1,"tid":1,"args":{"name":"t"}},
@@ -198,7 +222,11 @@ fn structure_check_fires_on_partial_overlap_unbound_flow_and_non_numeric_counter
         {"ph":"C","name":"c","pid":1,"ts":0,"args":{"value":3}},
         {"ph":"M","name":"process_name","pid":2,"tid":0,"args":{"name":"process cam"}},
         {"ph":"C","name":"process cam dma-buf rss (bytes)","pid":2,"ts":0,"args":{"value":1}},
-        {"ph":"C","name":"queue isp <- cam->isp (buffers)","pid":2,"ts":0,"args":{"value":1}}
+        {"ph":"C","name":"queue isp <- cam->isp (buffers)","pid":2,"ts":0,"args":{"value":1}},
+        {"ph":"M","name":"process_name","pid":3,"tid":0,"args":{"name":"isp0"}},
+        {"ph":"C","name":"device isp0 bandwidth (bytes/s)","pid":3,"ts":0,"args":{"value":1}},
+        {"ph":"C","name":"iommu isp0 maps (calls)","pid":3,"ts":0,"args":{"value":1}},
+        {"ph":"C","name":"cache isp0 cleaned (bytes)","pid":3,"ts":0,"args":{"value":1}}
     ]}"#;
     assert_eq!(faults(good), Vec::<String>::new());
 }
