@@ -383,7 +383,7 @@ impl<'a> Sched<'a> {
         self.complete_vb2(&job.vb2, res.bitstream.map(|b| b.len));
         // Inputs: this reader is done with them (a display keeps its frame on screen until
         // the next flip latched, super::kms).
-        if !self.kms_done(id, n) {
+        if !self.kms_done(id, n, Some(&res)) {
             for &(_, bi) in &job.inputs {
                 self.release(bi, n);
             }
@@ -443,7 +443,7 @@ impl<'a> Sched<'a> {
             ),
         });
         self.complete_vb2(&job.vb2, None);
-        if !self.kms_done(id, n) {
+        if !self.kms_done(id, n, None) {
             for &(_, bi) in &job.inputs {
                 self.release(bi, n);
             }

@@ -16,6 +16,7 @@ mod fps;
 mod fuzz;
 mod kms;
 mod kms_latch;
+mod kms_scanned;
 mod limits;
 mod m2m;
 mod migration_cost;
