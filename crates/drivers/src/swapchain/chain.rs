@@ -449,3 +449,81 @@ impl Chain {
         self.slots.iter().map(|s| s.key).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of at most `max` buffers (`bound` in flight) from the system heap.
+    fn chain(max: usize, bound: Option<usize>) -> Chain {
+        let kernel = Kernel::boot(soc::SocDesc::default_soc()).unwrap();
+        let policy = SwapchainPolicy {
+            max_in_flight: bound,
+            ..SwapchainPolicy::new(max)
+        };
+        Chain::new(
+            policy,
+            ChainAlloc::Heap {
+                kernel,
+                heap: "system".into(),
+                process: None,
+                fd_flags: uapi::ioctl::O_RDWR,
+            },
+        )
+    }
+
+    #[test]
+    fn a_buffer_on_screen_is_shown_not_in_flight_until_its_vblank_comes() {
+        let mut c = chain(3, Some(1));
+        c.allocate(7, "b7", 4096, 0).unwrap();
+        c.take(7, 0).unwrap();
+        c.present(7, 0).unwrap();
+        assert_eq!(c.in_flight(0), 1);
+        // Flipped to, latching at 10: in flight before, shown from then.
+        c.scanout(7, 10).unwrap();
+        assert_eq!((c.in_flight(9), c.in_flight(10)), (1, 0));
+        c.release(7, 12).unwrap();
+        assert_eq!(c.state(7), Some(SlotState::Free));
+        assert!(c.take(8, 12).is_err(), "not the chain's");
+    }
+
+    #[test]
+    fn the_producer_gets_the_buffer_idle_the_shortest_time_grows_and_waits_at_the_bound() {
+        let mut c = chain(3, Some(2));
+        assert_eq!(c.plan(0), Acquire::Grow);
+        c.allocate(1, "b1", 4096, 0).unwrap();
+        c.allocate(2, "b2", 4096, 5).unwrap();
+        assert_eq!(c.plan(6), Acquire::Reuse(2), "free since 5, not since 0");
+        c.take(2, 6).unwrap();
+        c.take(1, 6).unwrap();
+        // Two in flight: at the bound no buffer grows.
+        assert_eq!(c.plan(6), Acquire::Exhausted);
+        c.present(1, 7).unwrap();
+        c.release(1, 8).unwrap();
+        assert_eq!(c.plan(8), Acquire::Reuse(1));
+        assert_eq!(c.stats().grown, 0, "the first two are the chain's start");
+        c.take(1, 8).unwrap();
+        c.release(2, 9).unwrap();
+        // A drawn buffer given back unpresented is free again; one in flight, bound 2: drawn.
+        assert_eq!(c.plan(9), Acquire::Reuse(2));
+        c.take(2, 9).unwrap();
+        assert_eq!(c.plan(9), Acquire::Exhausted);
+        assert!(c.present(2, 9).is_ok() && c.present(2, 9).is_err(), "once");
+    }
+
+    #[test]
+    fn idle_spares_go_down_to_the_minimum_and_a_forgotten_buffer_is_no_shrink() {
+        let mut c = chain(4, None);
+        for k in 0..4 {
+            c.allocate(k, "b", 4096, 0).unwrap();
+        }
+        assert_eq!(c.stats().grown, 2);
+        c.take(0, 1).unwrap();
+        assert_eq!(c.shrink(3, 4), Vec::<u64>::new(), "idle 3 < 4");
+        let gone = c.shrink(4, 4);
+        assert_eq!(gone.len(), 2, "{gone:?}: four buffers down to two");
+        assert_eq!((c.len(), c.stats().frees), (2, 2));
+        assert!(c.forget(0) && !c.forget(0));
+        assert_eq!(c.stats().frees, 2);
+    }
+}

@@ -5,11 +5,12 @@
 //! asks it.
 
 /// Seed 000's sizing of a swapchain (rules 2, 4 and 5), apart from any buffer: a value the
-/// [`Swapchain`] applies to its slots and a scheduler owning its buffers steps the same way.
+/// [`Chain`](super::Chain) applies to its buffers (and [`Swapchain`](super::Swapchain)
+/// through it).
 ///
-/// Idle ages are in whatever unit the caller counts (vblanks for [`Swapchain`]; a scheduler on
-/// a clock passes nanoseconds and the length of [`shrink_after`](Self::shrink_after) vblanks
-/// in nanoseconds).
+/// Idle ages are in whatever unit the caller counts (vblanks for
+/// [`Swapchain`](super::Swapchain); a scheduler on a clock passes nanoseconds and the length
+/// of [`shrink_after`](Self::shrink_after) vblanks in nanoseconds).
 ///
 /// ```
 /// use drivers::swapchain::SwapchainPolicy;

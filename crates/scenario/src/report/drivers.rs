@@ -70,6 +70,11 @@ pub struct DisplayReport {
     pub flips: u64,
     /// Frames latched and scanned out.
     pub shown: u64,
+    /// Scanned-out frames the display driver verified (`Display::scanned`: the frame and
+    /// checksum its flip expected).
+    pub verified: u64,
+    /// Scanned-out frames the display driver found wrong (or whose scanout failed).
+    pub corrupted: u64,
 }
 
 /// One gpu->display swapchain.

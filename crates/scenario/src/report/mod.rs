@@ -16,6 +16,7 @@
 //! same report and trace give the same bytes.
 
 pub mod chrome;
+pub mod cost;
 pub mod counters;
 pub mod drivers;
 pub mod lanes;
@@ -29,6 +30,7 @@ mod svg;
 mod text;
 mod trace;
 
+pub use cost::{DelayedJob, FrameCost};
 pub use counters::{CounterSeries, CountersReport};
 pub use drivers::{DisplayReport, EncoderReport, GpuReport, SwapchainReport, Vb2QueueReport};
 pub use latency::SourceLatency;

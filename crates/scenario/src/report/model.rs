@@ -13,7 +13,7 @@
 //! | `latency_us` | {`p50`, `p99`, `max`, `per_frame` [{`frame`, `us`}], `per_frame_every`, `per_source` [{`source`, `p50`, `p99`, `max`, `per_frame`, `per_frame_every`}]} | (`per_source`: the same for each camera's frames alone, by camera name, when the run has several cameras; absent with one) | source-to-sink latency of delivered frames, virtual microseconds: nearest-rank percentiles, exact up to 4096 delivered frames, beyond from a log-linear histogram (at most 2^-10 below the exact value, never above; `max` always exact: [`super::LatencySummary`]); `per_frame` every delivered frame up to 4096, beyond every `per_frame_every`-th delivered frame (a power of two; absent while 1), at most 4096 entries ([`super::FrameSample`]) |
 //! | `duration_us` | float | virtual time of the whole run |
 //! | `buffers` | [{`name`, `link`, `size`, `placement`, `migrations`, `reason`}] | every buffer, by name; `placement` is null if never allocated, else {`exporter`, `heap`, `banks` (per plane), `contiguous`, `segments`}; `reason` (absent if never allocated) is {`decisions` [{`when` (`allocation`, `migration`), `frame`, `cause`, `devices`, `constraints` [{`constraint`, `value`, `by`}], `groups` [{`planes`, `bytes`, `chosen`, `contiguous`, `ranges` [[start, len]], `range_count`, `refused`, `untried`, `excluded`}]}]}, the exporter's own record of each placement ([`super::reason`]) |
-//! | `migrations` | [{`buffer`, `frame`, `from`, `to`, `bytes`, `stall_us`, `cause`}] | every migration, by frame then buffer |
+//! | `migrations` | [{`buffer`, `frame`, `from`, `to`, `bytes`, `stall_us`, `cause`, `engine`, `cost`, `cost_us`, `delayed` [{`node`, `source`, `frame`, `would_start_us`, `started_us`, `delay_us`}], `frames_cost` [{`source`, `frame`, `node`, `what`, `cause`, `why`}]}] | every migration, by frame then buffer; `engine` copied it; for a copy on a lane pipeline nodes use, `cost_us` is what it cost them (the sum of `delayed[].delay_us`: each job it delayed, from when it would have started without the copy to when it did; 0 when it fit in idle time), `frames_cost` the frames that made miss their vblank or dropped, `cost` the same in words (absent when nothing was delayed): [`super::cost`] |
 //! | `maps` | {`first`, `cached`} | attachment maps that built a mapping / were served from the cache |
 //! | `devices` | [{`name`, `bytes_read`, `bytes_written`, `faults`, `jobs`, `busy_us`}] | per device, by name |
 //! | `checker` | {`findings` [{`kind`, `message`, `device`, `buffer`, `expected`}]} | sorted by kind then message |
@@ -209,11 +209,23 @@ pub struct MigrationReport {
     /// The engine whose lane the copy was charged to (a device, or `"cpu"`).
     #[serde(default)]
     pub engine: String,
-    /// What the copy cost the nodes of that engine (`"isp0's frame 301 waits 1.2 ms"`), if
-    /// the engine is a pipeline device: the copy queues behind its work and its next job
-    /// waits for the copy. `None`: the CPU, or a device no node uses.
+    /// What the copy cost the nodes of that engine, in words: the jobs it delayed and by how
+    /// much, and the frames that made late or dropped (module `run::migcost`). `None`: it
+    /// delayed nothing (it fit in idle time, or the CPU or a device no node uses copied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<String>,
+    /// The total delay of [`delayed`](Self::delayed), virtual µs, for a copy on a lane
+    /// pipeline nodes use (`Some(0.0)`: it fit in idle time); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_us: Option<f64>,
+    /// Each job the copy delayed on its engine's lane (at most
+    /// [`COST_ENTRIES`](crate::report::cost::COST_ENTRIES)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delayed: Vec<super::cost::DelayedJob>,
+    /// The frames that delay made miss their vblank or dropped (at most
+    /// [`COST_ENTRIES`](crate::report::cost::COST_ENTRIES)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames_cost: Vec<super::cost::FrameCost>,
 }
 
 /// Mapping-cache counts (seed 003's "a GPU never pays for a re-map").

@@ -10,7 +10,7 @@
 //!    the codec's worst case for the largest frame it reads ([`super::m2m::link_planes`]).
 //! 2. Its job writes the stream into the empty buffer its driver holds first, through vb2's
 //!    mapping. At the job's end the driver sets the plane's payload to the stream's length
-//!    (`vb2_set_plane_payload`, as `hantro_h1_jpeg_enc_done` and vicodec's `device_run` do),
+//!    (`vb2_set_plane_payload`, as `hantro_h1_jpeg_enc_done` and vicodec's `device_process` do),
 //!    completes it (`buffer_done(DONE)`) and the application DQBUFs it: DQBUF's `bytesused` is
 //!    the stream's length, and that is what travels with the frame
 //!    ([`super::world::BufRt::used`]).

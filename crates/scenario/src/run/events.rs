@@ -390,9 +390,11 @@ impl Sched<'_> {
         // whatever that engine was doing: migrations of several buffers queue up.
         let idle = now.max(self.w.buf(bi).busy_until);
         let lane = self.w.engines.entry(engine.to_string()).or_default();
+        let before = lane.busy_until();
         let (start, end) = lane.submit(idle, copy);
-        // The copy never takes a device's slot silently: what it costs the nodes of its lane.
-        let cost = self.copy_cost(engine, idle, start, end);
+        // The copy never takes a device's slot silently: what it costs the nodes of its lane
+        // is measured as they run (super::migcost).
+        let cost_us = self.copy_cost(engine, start, end);
         let b = self.w.buf_mut(bi);
         b.available_at = end;
         b.busy_until = end;
@@ -411,8 +413,12 @@ impl Sched<'_> {
             stall_us: stall.as_us_f64(),
             cause: cause.to_string(),
             engine: engine.to_string(),
-            cost,
+            cost: None,
+            cost_us,
+            ..MigrationReport::default()
         });
+        let mig = self.migrations.len() - 1;
+        self.cost_copy(mig, engine, now, idle, before, start, end);
     }
 
     fn pressure(&mut self, bank: &str, bytes: u64, for_frames: Option<u64>, now: VirtualTime) {

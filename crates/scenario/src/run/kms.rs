@@ -44,8 +44,10 @@ pub(crate) struct Kms {
     /// The buffer on screen, from when (its scanout job's start, the vblank that latched it).
     on_screen: Option<usize>,
     shown_from: VirtualTime,
-    /// Per job: the buffers its latch took off screen, released at its end.
+    /// Per job: the buffers its latch took off screen, released at its vblank.
     releasing: BTreeMap<u64, Vec<usize>>,
+    /// Per job: what its frame must be, judged by the driver when the scanout ends.
+    expects: BTreeMap<u64, Expect>,
     /// When the node first found a frame whose acquire fence had not signalled.
     waiting_since: Option<VirtualTime>,
 }
@@ -192,6 +194,7 @@ impl World {
                 on_screen: None,
                 shown_from: VirtualTime::ZERO,
                 releasing: BTreeMap::new(),
+                expects: BTreeMap::new(),
                 waiting_since: None,
             },
         );
@@ -227,6 +230,8 @@ impl World {
                     removed: st.fbs_removed,
                     flips: st.flips,
                     shown: st.shown,
+                    verified: st.verified,
+                    corrupted: st.corrupted,
                 }
             })
             .collect()
@@ -281,6 +286,7 @@ impl Sched<'_> {
         k.on_screen = Some(bi);
         k.shown_from = VirtualTime(u64::MAX);
         k.releasing.insert(id, off);
+        k.expects.insert(id, scan.expect);
         scan.job.inputs.pop().ok_or_else(|| RunFailure {
             errno: "EINVAL".into(),
             message: "a scanout job without its framebuffer".into(),
@@ -329,12 +335,22 @@ impl Sched<'_> {
         }
     }
 
-    /// Job `id` of node `n` ended: if `n` is a KMS display, `true` (its own input stays on
-    /// screen; what its latch took off screen went at the vblank, [`Self::kms_latched`]).
-    pub(crate) fn kms_done(&mut self, id: u64, n: usize) -> bool {
+    /// Job `id` of node `n` ended with effects `fx` (`None`: no result came): if `n` is a KMS
+    /// display, the driver judges what the scanout read ([`Display::scanned`]: its verified
+    /// and corrupted counters), and `true` (its own input stays on screen; what its latch
+    /// took off screen went at the vblank, [`Self::kms_latched`]).
+    pub(crate) fn kms_done(
+        &mut self,
+        id: u64,
+        n: usize,
+        fx: Option<&drivers::job::JobEffects>,
+    ) -> bool {
         let Some(k) = self.w.kms.get_mut(&n) else {
             return false;
         };
+        if let (Some(expect), Some(fx)) = (k.expects.remove(&id), fx) {
+            k.display.scanned(expect, fx);
+        }
         // A latch event not run yet (none is lost: it comes at the job's start).
         let off = k.releasing.remove(&id).unwrap_or_default();
         for bi in off {

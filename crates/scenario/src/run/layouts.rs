@@ -109,16 +109,15 @@ impl World {
 }
 
 impl Sched<'_> {
-    /// What a migration copy on `engine`'s lane from `start` to `end` costs the nodes that use
-    /// that engine (the buffer was idle from `idle`): the copy queued behind their work,
-    /// and their next job waits for it. Also marks the copy on the engine's trace lane.
+    /// Marks a migration copy on `engine`'s lane from `start` to `end` on the engine's trace
+    /// lane; `Some(0.0)` (the cost so far, which `super::migcost` adds to as the jobs it
+    /// delays run) if pipeline nodes use that engine, `None` if none does.
     pub(crate) fn copy_cost(
         &mut self,
         engine: &str,
-        idle: VirtualTime,
         start: VirtualTime,
         end: VirtualTime,
-    ) -> Option<String> {
+    ) -> Option<f64> {
         let track = self.w.trace.track(engine);
         self.w.trace.instant(
             track,
@@ -128,32 +127,11 @@ impl Sched<'_> {
             ),
             start,
         );
-        let frame = self.current_frame();
-        let users: Vec<String> = self
+        let used = self
             .w
             .nodes
             .iter()
-            .filter(|n| n.engine_name == engine && n.active && engine != "cpu")
-            .map(|n| n.desc.name.clone())
-            .collect();
-        if users.is_empty() {
-            return None;
-        }
-        let queued = if start > idle {
-            format!(
-                " (queued behind its running job, {:.1} us after the buffer went idle)",
-                (start - idle).as_us_f64()
-            )
-        } else {
-            String::new()
-        };
-        Some(format!(
-            "{engine} copies from {:.1} to {:.1} us{queued}: the next job of {} (frame {frame} or \
-             later) cannot start before {:.1} us",
-            start.as_us_f64(),
-            end.as_us_f64(),
-            users.join(", "),
-            end.as_us_f64()
-        ))
+            .any(|n| n.engine_name == engine && n.active && engine != "cpu");
+        used.then_some(0.0)
     }
 }

@@ -111,6 +111,7 @@ mod kms;
 mod layouts;
 mod limits;
 mod m2m;
+mod migcost;
 pub(crate) use m2m::image_of;
 mod outcome;
 mod ports;
@@ -280,6 +281,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         workers,
         holds: Vec::new(),
         migrations: Vec::new(),
+        migcost: Default::default(),
         thumbnail: None,
         bufinfo: Vec::new(),
         progress,

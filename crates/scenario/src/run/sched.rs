@@ -108,6 +108,8 @@ pub(crate) struct Sched<'a> {
     pub workers: Option<Workers>,
     pub holds: Vec<super::events::Hold>,
     pub migrations: Vec<crate::report::MigrationReport>,
+    /// What the migrations' copies cost, measured ([`super::migcost`]).
+    pub migcost: super::migcost::CopyCosts,
     pub thumbnail: Option<Vec<u8>>,
     /// `bufinfo` events' snapshots: (frame, the debugfs text), in event order.
     pub bufinfo: Vec<(u64, String)>,
@@ -213,6 +215,7 @@ impl<'a> Sched<'a> {
             self.counts.dropped_at_source += 1;
             let cause = self.source_drop_cause(n);
             self.note_drop(n, cause);
+            self.cost_source_drop(n, frame, now);
             return;
         }
         let pending = self.sinks_from(n);
@@ -231,6 +234,7 @@ impl<'a> Sched<'a> {
                 false => super::outcome::JOB_FAILED,
             };
             self.note_drop(n, cause);
+            self.cost_source_drop(n, frame, now);
             self.untrack_frame((n, frame));
         }
     }
@@ -379,7 +383,7 @@ impl<'a> Sched<'a> {
         self.complete_vb2(&job.vb2, res.bitstream.map(|b| b.len));
         // Inputs: this reader is done with them (a display keeps its frame on screen until
         // the next flip latched, super::kms).
-        if !self.kms_done(id, n) {
+        if !self.kms_done(id, n, Some(&res)) {
             for &(_, bi) in &job.inputs {
                 self.release(bi, n);
             }
@@ -439,7 +443,7 @@ impl<'a> Sched<'a> {
             ),
         });
         self.complete_vb2(&job.vb2, None);
-        if !self.kms_done(id, n) {
+        if !self.kms_done(id, n, None) {
             for &(_, bi) in &job.inputs {
                 self.release(bi, n);
             }

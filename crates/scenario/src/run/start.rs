@@ -274,6 +274,7 @@ impl Sched<'_> {
             }
             ready_at = ready_at.max(fe);
         }
+        let (unrounded, vblank_before) = (ready_at, self.w.nodes[n].last_vblank);
         if self.w.nodes[n].desc.driver == DriverKind::Display {
             ready_at = self.vblank(n, ready_at);
         }
@@ -308,6 +309,21 @@ impl Sched<'_> {
             frame.map(|f| f.1),
             JobCategory::Dma,
         );
+        // What a migration's copy on this lane cost this job (super::migcost).
+        let lane_job = super::migcost::LaneJob {
+            id: self.next_job,
+            node: n,
+            frame,
+            engine: &engine_name,
+            ready: unrounded,
+            vblank_before,
+            submitted: ready_at,
+            start,
+            end,
+            inputs: &inputs,
+            outputs: &outputs,
+        };
+        self.cost_job(lane_job, now);
         for &(_, bi) in inputs.iter().chain(&outputs) {
             let b = self.w.buf_mut(bi);
             b.busy_until = b.busy_until.max(end);

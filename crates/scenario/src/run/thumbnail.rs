@@ -46,12 +46,32 @@ pub(crate) fn thumbnail_step(s: &mut Sched<'_>, n: usize, now: VirtualTime) -> b
     let reads = frame == want && !s.thumbnailed.contains(&n);
     // Explicit sync (module doc): the frame it reads waits for its sync_file (imported into the
     // buffer's resv, fences.rs); one it lets go waits uncounted for the producer's fence.
+    let waited = s.w.nodes[n].fence_wait;
     let held = match reads {
         true => !s.implicit_acquire(n, bi, now),
         false => producer_pending(s, n, bi, now),
     };
     if held {
         return false;
+    }
+    // The wait that just ended, as a slice on the node's process (as a device job's, start.rs).
+    let wait = s.w.nodes[n].fence_wait.saturating_sub(waited);
+    if wait > VirtualTime::ZERO {
+        let node = &s.w.nodes[n].desc;
+        let (process, name) = (node.process_name().to_string(), node.name.clone());
+        let track = s.w.trace.process_track(&process, &format!("{name} fences"));
+        let label = format!("{name} waits for fences");
+        let (start, f) = (now.saturating_sub(wait), Some(frame));
+        s.w.trace.job(
+            track,
+            &label,
+            start,
+            now,
+            None,
+            0,
+            f,
+            JobCategory::FenceWait,
+        );
     }
     if let Some(q) = s.w.nodes[n].ready.get_mut(&li) {
         q.pop_front();

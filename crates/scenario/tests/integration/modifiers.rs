@@ -163,7 +163,7 @@ fn migrate_with_cpu_or_a_device_charges_that_lane() {
     );
     let cost = r.migrations[0].cost.as_deref().unwrap();
     assert!(
-        cost.contains("the next job of isp") && cost.contains("frame 4"),
+        cost.contains("the copy on isp0 delayed isp frame 4 of cam by 7.7 us"),
         "{cost}"
     );
 }

@@ -208,6 +208,16 @@ fn an_explicit_sync_thumbnailer_waits_only_for_the_fence_of_the_frame_it_reads()
         "the thumbnailer blocked on frame 2's fence only: {} us",
         wait("thumbnailer")
     );
+    // The wait is a fence-wait slice on the thumbnailer's process, over exactly that time.
+    let (_, w0, w1, _) = all
+        .iter()
+        .find(|s| s.0 == "thumbnailer waits for fences")
+        .cloned()
+        .expect("the thumbnailer's fence-wait slice");
+    assert!(
+        (w0 - c0).abs() < 1e-3 && (w1 - c1).abs() < 1e-3,
+        "{w0}..{w1}"
+    );
     // The encoder (a device job per frame) waited on each of the 6 fences.
     assert!(
         (wait("encoder") - 6.0 * 10_000.0).abs() < 1.0,
