@@ -5,7 +5,11 @@
 //! the GPU's TTM, a udmabuf of a sealed memfd, a USERPTR region or a vb2 MMAP queue exported with
 //! `VIDIOC_EXPBUF`, as the link's `exporter` and `memory` say. The fd is installed in the
 //! producer's process and sent with `send_fd` to each consumer's, the way a compositor or a camera
-//! service hands buffers over. Called only from the run loop's thread, which owns [`World`].
+//! service hands buffers over. A step that fails once the buffer exists (an fd that cannot be
+//! passed, an attach, the layout, the first QBUF) takes the buffer down whole before the error
+//! goes on: its fds closed in every process, its attachments detached, its memory back, as the
+//! kernel releases everything a failed call took. Called only from the run loop's thread,
+//! which owns [`World`].
 
 use super::world::*;
 use crate::clock::VirtualTime;
@@ -218,25 +222,9 @@ impl World {
                 (buf, seq_planes(), ExporterHandle::Heap(heap), fd)
             }
         };
-        let mut fds = vec![(producer.clone(), fd)];
-        let mut seen = vec![producer.pid()];
-        let sharers: Vec<usize> = std::iter::once(from)
-            .chain(self.links[li].to.iter().copied())
-            .collect();
-        for t in sharers {
-            let p = self.nodes[t].process.clone();
-            if seen.contains(&p.pid()) {
-                continue;
-            }
-            seen.push(p.pid());
-            let nfd = producer.send_fd(fd, &p).map_err(|e| {
-                fail(
-                    &|| format!("passing {name} to {}: {e}", self.nodes[t].desc.name),
-                    &e,
-                )
-            })?;
-            fds.push((p, nfd));
-        }
+        // From here the buffer is the World's: whatever fails later takes it down whole (its
+        // fds in every process closed, its attachments detached, its memory back), as the
+        // kernel releases all a failed call took, and the error goes on.
         let bi = self.bufs.len();
         self.bufs.push(Some(BufRt {
             name,
@@ -247,7 +235,7 @@ impl World {
             importer,
             atts: BTreeMap::new(),
             gpu_bos: BTreeMap::new(),
-            fds,
+            fds: vec![(producer.clone(), fd)],
             state: BufState::Free,
             busy_until: VirtualTime::ZERO,
             available_at: VirtualTime::ZERO,
@@ -258,6 +246,44 @@ impl World {
             fence_end: None,
             used: None,
         }));
+        if let Err(e) = self.share_buffer(li, bi, &producer, fd) {
+            super::events::drop_buffer(self, bi);
+            return Err(e);
+        }
+        Ok(bi)
+    }
+
+    /// The rest of [`Self::alloc_buffer`] once buffer `bi` exists (fd `fd` in `producer`): its
+    /// fd sent to each other process of the link, every active user attached, the layout
+    /// settled, the buffer on its link and queued into the producer's CAPTURE queue.
+    fn share_buffer(
+        &mut self,
+        li: usize,
+        bi: usize,
+        producer: &Arc<Process>,
+        fd: Fd,
+    ) -> Result<(), RunFailure> {
+        let from = self.links[li].from;
+        let mut seen = vec![producer.pid()];
+        let sharers: Vec<usize> = std::iter::once(from)
+            .chain(self.links[li].to.iter().copied())
+            .collect();
+        for t in sharers {
+            let p = self.nodes[t].process.clone();
+            if seen.contains(&p.pid()) {
+                continue;
+            }
+            seen.push(p.pid());
+            let nfd = producer.send_fd(fd, &p).map_err(|e| RunFailure {
+                errno: format!("{:?}", e.errno()),
+                message: format!(
+                    "passing {} to {}: {e}",
+                    self.buf(bi).name,
+                    self.nodes[t].desc.name
+                ),
+            })?;
+            self.buf_mut(bi).fds.push((p, nfd));
+        }
         for n in self.link_users(li) {
             self.attach(bi, n)?;
         }
@@ -266,7 +292,7 @@ impl World {
         self.links[li].free.push_back(bi);
         // A new empty buffer: the producer queues it into its CAPTURE queue, if it has one.
         self.vb2_qbuf(from, li, bi)?;
-        Ok(bi)
+        Ok(())
     }
 
     /// The dma-heap a `heap:<kind>` exporter allocates from: `system`, the link's `region`, or

@@ -94,6 +94,8 @@
 #![allow(clippy::module_inception)]
 
 mod alloc;
+#[cfg(test)]
+mod alloc_tests;
 mod bandwidth;
 mod bitstream_io;
 mod collect;
