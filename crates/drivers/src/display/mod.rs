@@ -574,6 +574,23 @@ impl Display {
         Ok(vblank)
     }
 
+    /// A commit that failed before its vblank (its fences did not come in time, or one failed):
+    /// the queued flips are dropped (their out-fences signal with `ECANCELED`) and the frame on
+    /// screen stays scanned out, as a failed `drm_mode_page_flip_ioctl` or atomic commit leaves
+    /// the CRTC; the next flip that latches releases it. Returns the dropped flips'
+    /// framebuffers.
+    pub fn cancel_flips(&self) -> Vec<FbId> {
+        let mut st = self.state.lock();
+        std::mem::take(&mut st.queue)
+            .into_iter()
+            .map(|flip| {
+                let _ = flip.done.set_error(uapi::Errno::ECANCELED);
+                let _ = flip.done.signal();
+                flip.fb
+            })
+            .collect()
+    }
+
     /// Turns scanout off (the CRTC is disabled): the shown frame is released, queued flips are
     /// dropped (their out-fences signal with `ECANCELED`). Returns the released framebuffers.
     pub fn disable(&self) -> Vec<FbId> {

@@ -350,3 +350,35 @@ fn an_explicit_in_fence_overrules_the_buffers_implicit_write_fence() {
     drop(d);
     checker_clean(&kernel);
 }
+
+#[test]
+fn a_cancelled_flip_leaves_the_frame_on_screen_until_the_next_latch_releases_it() {
+    let kernel = boot();
+    let fmt = small();
+    let d = Display::new(kernel.dma(), DisplayConfig::new(fmt)).unwrap();
+    let (buf_a, buf_b) = (cma_frame(&kernel, fmt, 1), cma_frame(&kernel, fmt, 2));
+    let (a, b) = (d.add_fb(&buf_a).unwrap(), d.add_fb(&buf_b).unwrap());
+    d.page_flip(a, None, Expect::Frame(1)).unwrap();
+    assert_eq!(d.vblank().unwrap().shown, Some(a));
+    // B's writer never signals in time: its flip misses the vblank and is cancelled.
+    let ctx = fence::context_alloc(1).unwrap();
+    let writer = SimpleFenceOps::create("test", "render", ctx, 1);
+    {
+        let mut g = buf_b.resv().lock(None).unwrap();
+        g.reserve_fences(1).unwrap();
+        g.add_fence(&writer, fence::DmaResvUsage::Write).unwrap();
+    }
+    let out = d.page_flip(b, None, Expect::Frame(2)).unwrap();
+    assert_eq!(d.vblank().unwrap().shown, None);
+    assert_eq!(d.cancel_flips(), vec![b], "the pending flip dropped");
+    assert_eq!(out.error(), Some(Errno::ECANCELED));
+    assert_eq!(d.scanout(), Some(a), "the old frame stays on screen");
+    assert_eq!(d.queued_flips(), 0);
+    // The next flip that latches releases it.
+    writer.signal().unwrap();
+    d.page_flip(b, None, Expect::Frame(2)).unwrap();
+    let v = d.vblank().unwrap();
+    assert_eq!((v.shown, v.released), (Some(b), vec![a]));
+    drop(d);
+    checker_clean(&kernel);
+}

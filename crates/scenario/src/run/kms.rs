@@ -16,6 +16,10 @@
 //!   to its producer (an instant `release <buffer>` on the display's track), not earlier (the
 //!   commit) nor later (the end of the next scanout); in between it is on screen, not in
 //!   flight;
+//! - a flip that does not latch at its vblank (its fences did not come, or one failed) fails
+//!   its job and is cancelled ([`Display::cancel_flips`]): the screen stays as it was, as a
+//!   failed `drm_mode_page_flip_ioctl` leaves the CRTC, and the next flip that latches
+//!   releases the frame on screen;
 //! - `RMFB` when the buffer goes away (a swapchain shrinking, `set_buffers`, the end); a
 //!   detach, a kill or a STREAMOFF of the display turns the CRTC off
 //!   ([`drivers::display::Display::disable`]): the frame on screen is released.
@@ -271,7 +275,10 @@ impl Sched<'_> {
             .latch()
             .map_err(|e| fail(format!("{name}: vblank: {e}"), &e))?;
         let Some(mut scan) = latched.scanout else {
-            drop(k.display.disable());
+            // The commit failed: its flip goes, the frame on screen stays (the driver's scanout
+            // and `on_screen` both), released by the next flip that latches; the job fails, so
+            // its own buffer goes back with the node's queued frames (Sched::fail_job).
+            drop(k.display.cancel_flips());
             return Err(RunFailure {
                 errno: "EAGAIN".into(),
                 message: format!("{name}: the flip did not latch at its vblank (fences)"),
@@ -291,6 +298,27 @@ impl Sched<'_> {
             errno: "EINVAL".into(),
             message: "a scanout job without its framebuffer".into(),
         })
+    }
+
+    /// What KMS display `n` shows: the buffer on screen for the runner, and the buffer whose
+    /// framebuffer the driver scans out.
+    #[cfg(test)]
+    pub(crate) fn kms_screen(&self, n: usize) -> (Option<usize>, Option<usize>) {
+        let Some(k) = self.w.kms.get(&n) else {
+            return (None, None);
+        };
+        let fb = k.display.scanout();
+        let driver = k.fbs.iter().find(|(_, f)| Some(**f) == fb).map(|(&b, _)| b);
+        (k.on_screen, driver)
+    }
+
+    /// The buffers job `id`'s latch takes off screen (released at its vblank).
+    #[cfg(test)]
+    pub(crate) fn kms_releasing(&self, id: u64) -> Option<Vec<usize>> {
+        self.w
+            .kms
+            .values()
+            .find_map(|k| k.releasing.get(&id).cloned())
     }
 
     /// KMS display `n`'s job starts at `start` (the vblank that latched its flip): its frame

@@ -110,6 +110,8 @@ mod gpu;
 mod handoff;
 mod inflight;
 mod kms;
+#[cfg(test)]
+mod kms_tests;
 mod layouts;
 mod limits;
 mod m2m;
