@@ -62,3 +62,41 @@ fn a_flip_that_fails_at_its_vblank_leaves_the_old_frame_on_screen_until_the_next
     assert_eq!(sched.kms_releasing(102), Some(vec![b0]));
     assert_eq!(sched.kms_screen(screen), (Some(b1), Some(b1)));
 }
+
+#[test]
+fn a_frame_whose_flip_fails_goes_back_to_its_producer() {
+    let s = crate::validate(TINY, "t.toml").expect("valid");
+    let mut sched = setup(&s, &RunOptions::default()).expect("boots");
+    sched.tick(0, VirtualTime::ZERO);
+    sched.collect_running();
+    let end = sched.jobs[&0].end;
+    sched.done(0, end);
+    let bi = sched
+        .w
+        .ready_front(1, 0)
+        .expect("frame 0 waits for the screen");
+    assert!(!sched.w.links[0].free.contains(&bi));
+    // Its WRITE fence has not signalled at the vblank: the flip fails, and so the job.
+    let ctx = fence::context_alloc(1).expect("context");
+    let writer = SimpleFenceOps::create("test", "render", ctx, 1);
+    {
+        let mut g = sched.w.buf(bi).buf.resv().lock(None).expect("lock");
+        g.reserve_fences(1).expect("reserve");
+        g.add_fence(&writer, fence::DmaResvUsage::Write)
+            .expect("add");
+    }
+    assert!(!sched.start_job(1, end, Some((0, 0))));
+    assert!(
+        sched.errors.iter().any(|e| e.errno == "EAGAIN"),
+        "{:?}",
+        sched.errors
+    );
+    assert!(sched.w.ready_bufs(1, 0).is_empty(), "the screen holds it");
+    assert!(
+        sched.w.links[0].free.contains(&bi),
+        "the producer lost a buffer"
+    );
+    assert_eq!(sched.outcomes.dropped, 1, "frame 0 is lost once");
+    assert_eq!(sched.node_stats[&1].dropped.get("job_failed"), Some(&1));
+    writer.signal().expect("signal");
+}

@@ -139,7 +139,13 @@ impl Sched<'_> {
                         io.inputs.push(input);
                         continue;
                     }
-                    Err(e) => return self.fail_job(n, io, &mapped, e),
+                    Err(e) => {
+                        // The node stops with its flip: the frame it was to show (and any
+                        // other it holds) goes back to its producer, lost as job_failed.
+                        let r = self.fail_job(n, io, &mapped, e);
+                        self.discard_ready(n, super::outcome::JOB_FAILED);
+                        return r;
+                    }
                 }
             }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
