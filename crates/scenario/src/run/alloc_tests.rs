@@ -70,3 +70,8 @@ fn a_failed_send_fd_closes_the_producers_fd_and_frees_a_heap_buffer() {
 fn a_failed_send_fd_closes_the_producers_fd_and_frees_a_constraint_buffer() {
     send_fd_failure_leaks_nothing(r#"exporter = "constraint""#);
 }
+
+#[test]
+fn a_failed_send_fd_closes_the_producers_fd_and_frees_a_udmabuf() {
+    send_fd_failure_leaks_nothing(r#"exporter = "udmabuf""#);
+}
