@@ -274,13 +274,13 @@ impl World {
                 continue;
             }
             seen.push(p.pid());
-            let nfd = producer.send_fd(fd, &p).map_err(|e| RunFailure {
-                errno: format!("{:?}", e.errno()),
-                message: format!(
-                    "passing {} to {}: {e}",
+            let nfd = producer.send_fd(fd, &p).map_err(|e| {
+                let what = format!(
+                    "passing {} to {}",
                     self.buf(bi).name,
                     self.nodes[t].desc.name
-                ),
+                );
+                RunFailure::new(&e, format!("{what}: {e}"))
             })?;
             self.buf_mut(bi).fds.push((p, nfd));
         }
