@@ -213,6 +213,7 @@ pub struct JobEffects {
     pub bitstream_view: Option<DmaView>,
 }
 
+mod combine;
 mod decode;
 mod pool;
 mod scale;
@@ -559,7 +560,7 @@ impl DeviceJob {
     /// Combines the pieces' effects and gives the views back.
     fn effects(self, dma: &DmaApi, fx: Result<Vec<units::UnitFx>, String>) -> JobEffects {
         let (inputs_ok, out_sums, bitstream, error, inputs_seen) = match fx {
-            Ok(fx) => units::combine_units(&self, dma, fx),
+            Ok(fx) => combine::combine_units(&self, dma, fx),
             Err(e) => (
                 vec![false; self.inputs.len()],
                 vec![0; self.outputs.len()],
