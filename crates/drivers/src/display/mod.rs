@@ -57,6 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod addfb;
+mod framebuffer;
 pub use addfb::{fourcc_name, FbCmd2, DRM_FORMAT_MOD_LINEAR};
 
 /// A framebuffer id (`fb_id`).
@@ -143,19 +144,6 @@ pub struct Vblank {
     pub released: Vec<FbId>,
     /// Scanout DMA time of the new frame.
     pub cost: Duration,
-}
-
-/// Takes framebuffer `id` out of the table to remove or re-map it: `EBUSY` while it is scanned
-/// out or queued for a flip, `ENOENT` for an unknown id.
-fn take_idle_fb(st: &mut State, id: FbId) -> Result<Framebuffer, MediaError> {
-    if st.scanout == Some(id) || st.queue.iter().any(|f| f.fb == id) {
-        return Err(MediaError::Busy(format!(
-            "framebuffer {id} is scanned out or queued for a flip"
-        )));
-    }
-    st.fbs
-        .remove(&id)
-        .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {id}")))
 }
 
 struct Framebuffer {
@@ -284,123 +272,6 @@ impl Display {
     /// Framebuffers that exist.
     pub fn framebuffers(&self) -> usize {
         self.state.lock().fbs.len()
-    }
-
-    /// `ADDFB2` of an imported buffer in the display's mode: an NV12 frame of
-    /// [`DisplayConfig::format`], packed ([`FbCmd2::packed`]); see [`Self::add_fb2`].
-    pub fn add_fb(&self, buf: &DmaBuf) -> Result<FbId, MediaError> {
-        let f = self.cfg.format;
-        self.add_fb2(buf, &FbCmd2::packed("NV12", f.width, f.height)?)
-    }
-
-    /// `DRM_IOCTL_MODE_ADDFB2` of an imported buffer (the GEM object of a PRIME fd) holding
-    /// every plane: `cmd` checked as the kernel does ([`FbCmd2::check`], errnos there; the
-    /// device's `modifiers` are the plane's), then the display attaches its device, maps the
-    /// buffer once for the framebuffer's life and checks rule 1 over the planes' extent.
-    pub fn add_fb2(&self, buf: &DmaBuf, cmd: &FbCmd2) -> Result<FbId, MediaError> {
-        let planes = cmd.check(buf.size(), &self.dev.desc().modifiers)?;
-        let need = planes.iter().map(|p| p.0 + p.1).max().unwrap_or(0);
-        let att = buf.attach(&self.dev)?;
-        let sgt = match att.map_unlocked(DmaDirection::ToDevice) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = buf.detach(att);
-                return Err(e.into());
-            }
-        };
-        let segs = sgt.dma_segments();
-        let first_len = segs.first().map_or(0, |s| s.len);
-        if !sgt.is_dma_contiguous() && first_len < need {
-            let segments = segs.len();
-            let _ = att.unmap_unlocked(sgt);
-            let _ = buf.detach(att);
-            return Err(MediaError::NotContiguous {
-                device: self.dev.name().to_string(),
-                segments,
-                need,
-            });
-        }
-        let mut st = self.state.lock();
-        let id = st.next_id;
-        st.next_id += 1;
-        st.stats.fbs_created += 1;
-        st.fbs.insert(
-            id,
-            Framebuffer {
-                buf: buf.clone(),
-                att,
-                sgt,
-                dir: DmaDirection::ToDevice,
-                planes,
-            },
-        );
-        Ok(id)
-    }
-
-    /// Maps framebuffer `id` for `dir` instead of the direction it is mapped for: unmap and
-    /// detach, then attach and map again (no overlap between the two). A scanout reads, so `DmaDirection::ToDevice` is
-    /// right; another direction is the bug of a driver that maps for the wrong one (the
-    /// `wrong_direction` fault: a non-coherent display then reads lines the map invalidated
-    /// rather than cleaned, and the DMA-API checker sees a read through a mapping that does not
-    /// allow it). A no-op when already mapped for `dir`; `ENOENT` for an unknown id, `EBUSY`
-    /// while it is scanned out or queued for a flip.
-    pub fn remap_fb(&self, id: FbId, dir: DmaDirection) -> Result<(), MediaError> {
-        let fb = {
-            let mut st = self.state.lock();
-            match st.fbs.get(&id) {
-                None => return Err(MediaError::NotFound(format!("no framebuffer {id}"))),
-                Some(fb) if fb.dir == dir => return Ok(()),
-                Some(_) => {}
-            }
-            take_idle_fb(&mut st, id)?
-        };
-        let Framebuffer {
-            buf,
-            att,
-            sgt,
-            planes,
-            ..
-        } = fb;
-        // Unmap and detach, then attach again: an exporter that caches its mappings keeps an
-        // unmapped table live until the attachment goes, and the old direction's mapping must
-        // not outlive the new one's start.
-        if let Err(e) = att.unmap_unlocked(sgt) {
-            let _ = buf.detach(att);
-            return Err(e.into());
-        }
-        buf.detach(att)?;
-        let att = buf.attach(&self.dev)?;
-        let sgt = match att.map_unlocked(dir) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = buf.detach(att);
-                return Err(e.into());
-            }
-        };
-        self.state.lock().fbs.insert(
-            id,
-            Framebuffer {
-                buf,
-                att,
-                sgt,
-                dir,
-                planes,
-            },
-        );
-        Ok(())
-    }
-
-    /// `RMFB`: unmaps and detaches. `EBUSY` if scanned out or queued (rule 6), `ENOENT` for an
-    /// unknown id.
-    pub fn rm_fb(&self, id: FbId) -> Result<(), MediaError> {
-        let fb = {
-            let mut st = self.state.lock();
-            take_idle_fb(&mut st, id)?
-        };
-        self.state.lock().stats.fbs_removed += 1;
-        fb.att.unmap_unlocked(fb.sgt)?;
-        fb.buf.detach(fb.att)?;
-        Ok(())
     }
 
     /// `PAGE_FLIP` (atomic commit of one plane): queues `fb` to be shown at a coming vblank once
