@@ -3,32 +3,9 @@
 
 use super::{setup, RunOptions};
 
+/// The tiny camera -> display scenario with `exporter` (a link field) on its link.
 fn scenario(exporter: &str) -> crate::Scenario {
-    let toml = format!(
-        r#"name = "t"
-frames = 4
-
-[[nodes]]
-name = "cam"
-driver = "camera"
-device = "camera0"
-width = 64
-height = 64
-
-[[nodes]]
-name = "screen"
-driver = "display"
-device = "display0"
-width = 64
-height = 64
-
-[[links]]
-from = "cam"
-to = "screen"
-buffers = 2
-{exporter}
-"#
-    );
+    let toml = format!("{}{exporter}\n", super::tests::TINY);
     crate::validate(&toml, "t.toml").expect("valid")
 }
 

@@ -94,9 +94,10 @@ impl Sched<'_> {
     /// (module doc).
     pub(crate) fn complete_vb2(&mut self, vb2: &[(usize, u32, u64)], stream: Option<u64>) {
         for &(p, slot, gen) in vb2 {
-            let payload = match self.w.ports[p].capture {
-                true => stream.map(|len| u32::try_from(len).unwrap_or(u32::MAX)),
-                false => None,
+            let payload = if self.w.ports[p].capture {
+                stream.map(|len| u32::try_from(len).unwrap_or(u32::MAX))
+            } else {
+                None
             };
             match self.w.ports[p].complete_payload(slot, gen, payload) {
                 Ok(Some(used)) if payload.is_some() => {

@@ -5,32 +5,9 @@ use super::{setup, RunOptions};
 use crate::clock::VirtualTime;
 use fence::SimpleFenceOps;
 
-const TINY: &str = r#"name = "t"
-frames = 4
-
-[[nodes]]
-name = "cam"
-driver = "camera"
-device = "camera0"
-width = 64
-height = 64
-
-[[nodes]]
-name = "screen"
-driver = "display"
-device = "display0"
-width = 64
-height = 64
-
-[[links]]
-from = "cam"
-to = "screen"
-buffers = 2
-"#;
-
 #[test]
 fn a_flip_that_fails_at_its_vblank_leaves_the_old_frame_on_screen_until_the_next_latch() {
-    let s = crate::validate(TINY, "t.toml").expect("valid");
+    let s = super::tests::tiny();
     let mut sched = setup(&s, &RunOptions::default()).expect("boots");
     assert!(sched.errors.is_empty(), "{:?}", sched.errors);
     let (b0, b1) = (sched.w.links[0].bufs[0], sched.w.links[0].bufs[1]);
@@ -65,7 +42,7 @@ fn a_flip_that_fails_at_its_vblank_leaves_the_old_frame_on_screen_until_the_next
 
 #[test]
 fn a_frame_whose_flip_fails_goes_back_to_its_producer() {
-    let s = crate::validate(TINY, "t.toml").expect("valid");
+    let s = super::tests::tiny();
     let mut sched = setup(&s, &RunOptions::default()).expect("boots");
     sched.tick(0, VirtualTime::ZERO);
     sched.collect_running();

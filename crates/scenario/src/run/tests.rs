@@ -9,7 +9,9 @@ use super::{setup, RunOptions};
 use crate::clock::VirtualTime;
 use crate::report::Report;
 
-const TINY: &str = r#"name = "t"
+/// A camera to a display, 64x64, two buffers (the link's table last, so a test may append
+/// link fields).
+pub(super) const TINY: &str = r#"name = "t"
 frames = 4
 
 [[nodes]]
@@ -32,7 +34,8 @@ to = "screen"
 buffers = 2
 "#;
 
-fn tiny() -> crate::Scenario {
+/// [`TINY`], validated.
+pub(super) fn tiny() -> crate::Scenario {
     crate::validate(TINY, "t.toml").expect("valid")
 }
 
