@@ -126,6 +126,7 @@ mod swapchain;
 #[cfg(test)]
 mod tests;
 mod thumbnail;
+mod vb2frames;
 mod vb2io;
 mod verdict;
 mod workers;
