@@ -67,14 +67,20 @@ impl Sched<'_> {
         for &r in &readers {
             // The consumer's process queues the fd it holds into its vb2 queue: its driver
             // holds the frame for a job then; else the application holds it (`Node::ready`).
-            let queued = self.w.vb2_qbuf(r, li, bi).unwrap_or_else(|e| {
-                self.errors.push(e);
-                false
-            });
+            // A QBUF refused (vb2 could not attach or map it for the device) leaves it in the
+            // application's hands, and the consumer stops: its job cannot start on it
+            // (super::outcome, `fail_node`: the frame goes back to the producer).
+            let (queued, refused) = match self.w.vb2_qbuf(r, li, bi) {
+                Ok(q) => (q, None),
+                Err(e) => (false, Some(e)),
+            };
             if !queued {
                 if let Some(q) = self.w.nodes[r].ready.get_mut(&li) {
                     q.push_back(bi);
                 }
+            }
+            if let Some(e) = refused {
+                self.fail_node(r, e, &[]);
             }
         }
     }

@@ -103,6 +103,8 @@ mod composite;
 mod counters;
 mod events;
 mod expect;
+#[cfg(test)]
+mod failed_start_tests;
 mod faults;
 mod fds;
 mod fences;

@@ -17,6 +17,12 @@
 //! | `merged` | a composite (module `composite`) folded the frame into another frame's output: counted in `frames.merged`, neither delivered nor dropped |
 //! | `job_failed` | the node's job failed (its errno is counted in the node's `failed_jobs`) |
 //!
+//! A job that fails before it starts (a mapping that fails: vb2's at QBUF, a framebuffer's at
+//! ADDFB2, the runner's `get_scatterlist`; a flip that does not latch) stops its node, and
+//! the node gives back every frame it holds, each lost there as `job_failed`, the failure
+//! counted once ([`Sched::fail_node`], the one way for every such path): a frame left in a
+//! stopped node's queue would keep its buffer from its producer for the rest of the run.
+//!
 //! A thumbnailer (a CPU reader, not a sink) that will read a frame keeps it tracked until it
 //! has ([`FrameTrack::readers`]): a wrong read corrupts *that* frame, and a frame is counted
 //! once. The frame's latency still ends when its last sink had it ([`FrameTrack::over_at`]).
@@ -182,6 +188,54 @@ impl Sched<'_> {
         if f.pending.is_empty() {
             self.retire(key, VirtualTime::ZERO);
         }
+    }
+
+    /// Node `n` stops: a job of its failed before it started with `e` (module doc). The
+    /// failure is counted once (its errno in the node's `failed_jobs`, one run error), then
+    /// every frame the node holds goes back to its producer, lost at `n` as `job_failed`:
+    /// 1. the buffers the job took from its vb2 queues' drivers (`taken`: `(port, slot,
+    ///    generation)`) come back in error ([`Port::complete_error`]); an input's frame is the
+    ///    application's again, a producer's empty buffer is queued again;
+    /// 2. what its OUTPUT queues' drivers still hold comes back with STREAMOFF (as a stopping
+    ///    application does; a later `attach` streams them again, `World::port_restart`);
+    /// 3. the application lets go of every frame it holds ([`Sched::discard_ready`]): the
+    ///    last reader's release frees the buffer for its producer.
+    ///
+    /// [`Port::complete_error`]: super::vb2io::Port::complete_error
+    pub(crate) fn fail_node(&mut self, n: usize, e: RunFailure, taken: &[(usize, u32, u64)]) {
+        self.note_failed_job(n, &e.errno);
+        self.errors.push(e);
+        self.w.nodes[n].active = false;
+        for &(p, slot, gen) in taken {
+            let bi = self.w.ports[p].buffer_at(slot);
+            match self.w.ports[p].complete_error(slot, gen) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    let what = format!(
+                        "{}: buffer_done(ERROR)/DQBUF of buffer {slot}",
+                        self.w.ports[p].label(&self.w)
+                    );
+                    self.errors.push(super::vb2io::vb2_fail(&what, &e));
+                    continue;
+                }
+            }
+            let (li, capture) = (self.w.ports[p].link, self.w.ports[p].capture);
+            let Some(bi) = bi.filter(|&bi| self.w.bufs[bi].is_some()) else {
+                continue;
+            };
+            if capture {
+                // Still on the link's free list: the producer's process queues it again.
+                if let Err(e) = self.w.vb2_qbuf(n, li, bi) {
+                    self.errors.push(e);
+                }
+            } else if let Some(q) = self.w.nodes[n].ready.get_mut(&li) {
+                q.push_front(bi);
+            }
+        }
+        let errs = self.w.ports_stream(n, false, false);
+        self.errors.extend(errs);
+        self.discard_ready(n, JOB_FAILED);
     }
 
     /// Frame `key` is over: count it and forget its track (module doc).

@@ -79,6 +79,9 @@ pub(crate) struct InFlight {
 pub(super) struct MappedViews {
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
+    /// Buffers taken from a vb2 queue's driver so far: `(port, slot, generation)`
+    /// ([`InFlight::vb2`]; given back in error if the job fails, [`Sched::fail_node`]).
+    pub vb2: Vec<(usize, u32, u64)>,
 }
 
 /// Counters the report is built from.

@@ -87,7 +87,6 @@ impl Sched<'_> {
         let mut io = DeviceJob::new(op).with_fault(fault);
         io.bitstream = self.w.own_buffer(n, frame.map_or(0, |f| f.1));
         let mut ready_at = self.kms_ready_from(n, now);
-        let mut vb2 = Vec::new();
         // Input links whose buffer the node's queue's driver gave the job.
         let mut from_driver = Vec::new();
         // Which buffer each of `io`'s views is of, for giving them back if the job fails.
@@ -139,13 +138,9 @@ impl Sched<'_> {
                         io.inputs.push(input);
                         continue;
                     }
-                    Err(e) => {
-                        // The node stops with its flip: the frame it was to show (and any
-                        // other it holds) goes back to its producer, lost as job_failed.
-                        let r = self.fail_job(n, io, &mapped, e);
-                        self.discard_ready(n, super::outcome::JOB_FAILED);
-                        return r;
-                    }
+                    // The node stops with its flip: the frame it was to show (and any other
+                    // it holds) goes back to its producer, lost as job_failed (fail_node).
+                    Err(e) => return self.fail_job(n, io, &mapped, e),
                 }
             }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
@@ -154,7 +149,7 @@ impl Sched<'_> {
                 if let (true, Some(p)) = (stream, planes.first_mut()) {
                     p.1 = u64::from(used);
                 }
-                vb2.push((p, slot, gen));
+                mapped.vb2.push((p, slot, gen));
                 from_driver.push(li);
                 let map = self.fault_view(&io, (p, slot), bi, n, false, map);
                 mapped.inputs.push(bi);
@@ -200,7 +195,7 @@ impl Sched<'_> {
             // A V4L2 producer's device writes the empty buffer its CAPTURE queue's driver holds
             // (vb2 mapped it at QBUF); others map it themselves.
             if let Some((p, slot, gen, map)) = self.w.vb2_take(n, li, bi) {
-                vb2.push((p, slot, gen));
+                mapped.vb2.push((p, slot, gen));
                 let map = self.fault_view(&io, (p, slot), bi, n, true, map);
                 mapped.outputs.push(bi);
                 io.outputs.push(JobOutput {
@@ -400,7 +395,7 @@ impl Sched<'_> {
                 frame,
                 inputs,
                 outputs,
-                vb2,
+                vb2: std::mem::take(&mut mapped.vb2),
                 result,
                 fence,
                 handed: Vec::new(),
@@ -422,7 +417,8 @@ impl Sched<'_> {
 
     /// A job that could not be planned: the mappings made for it go back
     /// (`dma_buf_unmap_attachment`; views through vb2's own mapping are vb2's and are not
-    /// unmapped here), the error is recorded and the node stops.
+    /// unmapped here), then the node stops and gives back every frame it holds
+    /// ([`Sched::fail_node`]: the error counted once).
     pub(super) fn fail_job(
         &mut self,
         n: usize,
@@ -430,21 +426,20 @@ impl Sched<'_> {
         mapped: &MappedViews,
         e: RunFailure,
     ) -> bool {
-        self.note_failed_job(n, &e.errno);
-        self.errors.push(e);
         let views = io
             .inputs
             .into_iter()
             .map(|i| i.view)
             .zip(&mapped.inputs)
             .chain(io.outputs.into_iter().map(|o| o.view).zip(&mapped.outputs));
+        let mut unmapped = Vec::new();
         for (view, &bi) in views {
             if let Err(e) = self.w.unmap(bi, n, view) {
-                self.errors.push(e);
+                unmapped.push(e);
             }
         }
-        self.w.nodes[n].active = false;
-        self.lose_queued(n, super::outcome::JOB_FAILED);
+        self.fail_node(n, e, &mapped.vb2);
+        self.errors.extend(unmapped);
         false
     }
 }

@@ -183,6 +183,7 @@ fn a_job_that_fails_to_plan_gives_back_the_mappings_it_made() {
     let mapped = super::sched::MappedViews {
         inputs: Vec::new(),
         outputs: vec![bi],
+        vb2: Vec::new(),
     };
     let failure = super::world::RunFailure {
         errno: "EIO".into(),

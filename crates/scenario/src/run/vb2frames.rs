@@ -17,7 +17,7 @@ use super::world::{RunFailure, World};
 use drivers::dmaview::DmaView;
 use uapi::Errno;
 use vb2::ioctl::V4l2Buffer;
-use vb2::{DriverBuffer, Memory, Vb2Error};
+use vb2::{DriverBuffer, Memory, Vb2Error, Vb2State};
 
 impl Port {
     /// QBUF of link buffer `bi`, by `fd` in the consumer's process; `bytesused` is an OUTPUT
@@ -87,6 +87,29 @@ impl Port {
     /// The driver takes vb2 buffer `slot` off its ready list for a job.
     pub(super) fn take(&self, slot: u32) -> Option<DriverBuffer> {
         self.drv.take(slot)
+    }
+
+    /// The job that took vb2 buffer `slot` failed before its device touched it: the driver
+    /// gives it back in error (`buffer_done(ERROR)`, as an m2m driver's `device_run` does with
+    /// a buffer it cannot process) and the application dequeues it (`V4L2_BUF_FLAG_ERROR`).
+    /// `Ok(false)` if the queue took its buffers back since (`gen` tells): nothing to give.
+    pub(crate) fn complete_error(&mut self, slot: u32, gen: u64) -> Result<bool, Vb2Error> {
+        if gen != self.gen || self.closed || !self.drv.finish(&self.q, slot, Vb2State::Error)? {
+            return Ok(false);
+        }
+        let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), 0);
+        self.fh.dqbuf(&mut b)?;
+        self.queued.remove(&b.index);
+        if b.index != slot || b.flags & vb2::ioctl::V4L2_BUF_FLAG_ERROR == 0 {
+            return Err(Vb2Error::new(
+                Errno::EINVAL,
+                format!(
+                    "DQBUF gave buffer {} (flags {:#x}), expected {slot} in error",
+                    b.index, b.flags
+                ),
+            ));
+        }
+        Ok(true)
     }
 
     /// The job reading `slot` ended: `buffer_done(DONE)`, then DQBUF (a no-op if the queue took
