@@ -42,13 +42,19 @@
 //!    `EBUSY`, as `drm_mode_page_flip_ioctl` answers; a compositor keeps its own queue.
 //! 8. **Framebuffers.** [`Display::add_fb2`] checks its [`FbCmd2`] as `framebuffer_check` does
 //!    (module `addfb`); the scanout reads exactly the planes it names.
+//! 9. **Pinned while on screen.** A framebuffer imported dynamically
+//!    ([`Display::add_fb2_dynamic`], a peer-to-peer GPU's buffer) is pinned by each flip of it
+//!    (`prepare_fb`: `dma_buf_pin`, the exporter's errno if it cannot be) and unpinned when
+//!    the flip that replaces it latches, or when the flip is dropped or the CRTC turned off
+//!    (`cleanup_fb`); a flip scans out the addresses it was committed with (module `import`).
 
 use crate::dmaview::DmaView;
 use crate::frame::{FrameFormat, STAMP_MAGIC};
 use crate::job::{DeviceJob, JobEffects, JobInput, Op, Seen};
 use crate::media::MediaError;
 use dma::{DmaApi, DmaDirection};
-use dmabuf::{Attachment, DmaBuf, MappedSgTable};
+use dmabuf::DmaBuf;
+use import::FbImport;
 use fence::{DmaFence, DmaResvUsage, SimpleFenceOps};
 use parking_lot::Mutex;
 use soc::Device;
@@ -58,6 +64,7 @@ use std::time::Duration;
 
 mod addfb;
 mod framebuffer;
+mod import;
 pub use addfb::{fourcc_name, FbCmd2, DRM_FORMAT_MOD_LINEAR};
 
 /// A framebuffer id (`fb_id`).
@@ -147,11 +154,8 @@ pub struct Vblank {
 }
 
 struct Framebuffer {
-    buf: DmaBuf,
-    att: Attachment,
-    sgt: MappedSgTable,
-    /// The direction `sgt` is mapped for.
-    dir: DmaDirection,
+    /// The buffer, its attachment and mapping (module `import`).
+    import: Arc<FbImport>,
     /// `(offset, len)` of each plane the display scans out.
     planes: Vec<(u64, u64)>,
 }
@@ -192,6 +196,8 @@ fn judge(expect: Expect, s: &Seen) -> bool {
 
 struct Flip {
     fb: FbId,
+    /// The addresses the commit programmed (`prepare_fb`), read at the vblank.
+    segments: Vec<dma::DmaSegment>,
     fences: Vec<DmaFence>,
     expect: Expect,
     done: DmaFence,
@@ -277,23 +283,40 @@ impl Display {
     /// `PAGE_FLIP` (atomic commit of one plane): queues `fb` to be shown at a coming vblank once
     /// `in_fence` and the buffer's implicit WRITE fences have signaled (rule 3). Returns the
     /// flip's out-fence, signaled at the vblank that shows it (with `ECANCELED` if it is
-    /// dropped, rule 4).
+    /// dropped, rule 4). A dynamically imported framebuffer is pinned here (rule 9: its
+    /// `prepare_fb`; the exporter's errno if it cannot be) until the flip that replaces it
+    /// latches.
     pub fn page_flip(
         &self,
         fb: FbId,
         in_fence: Option<DmaFence>,
         expect: Expect,
     ) -> Result<DmaFence, MediaError> {
+        let import = {
+            let st = self.state.lock();
+            let f = st
+                .fbs
+                .get(&fb)
+                .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {fb}")))?;
+            // Rule 7: one flip at a time.
+            if let Some(p) = st.queue.front() {
+                return Err(MediaError::Busy(format!(
+                    "a flip to framebuffer {} is pending (wait for its vblank)",
+                    p.fb
+                )));
+            }
+            f.import.clone()
+        };
+        // Rule 9: prepare_fb, without the state lock (it takes the resv lock).
+        let segments = import.prepare()?;
         let mut st = self.state.lock();
-        let f = st
-            .fbs
-            .get(&fb)
-            .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {fb}")))?;
-        // Rule 7: one flip at a time.
+        // Rule 7 again: another flip may have come in meanwhile.
         if let Some(p) = st.queue.front() {
+            let pending = p.fb;
+            drop(st);
+            import.cleanup();
             return Err(MediaError::Busy(format!(
-                "a flip to framebuffer {} is pending (wait for its vblank)",
-                p.fb
+                "a flip to framebuffer {pending} is pending (wait for its vblank)"
             )));
         }
         // Rule 3: an explicit in-fence overrules the implicit WRITE fences (KERNEL ones,
@@ -302,18 +325,32 @@ impl Display {
             Some(_) => DmaResvUsage::Kernel,
             None => DmaResvUsage::Write,
         };
-        let mut fences = f.buf.resv().get_fences(usage);
+        let mut fences = import.buf.resv().get_fences(usage);
         fences.extend(in_fence);
         st.seqno += 1;
         let done = DmaFence::new(self.ops.clone(), self.context, st.seqno);
         st.queue.push_back(Flip {
             fb,
+            segments,
             fences,
             expect,
             done: done.clone(),
         });
         st.stats.flips += 1;
         Ok(done)
+    }
+
+    /// `cleanup_fb` of framebuffers whose flips left the screen or the queue (rule 9): their
+    /// pins go. Called without the state lock.
+    fn cleanup(&self, imports: Vec<Arc<FbImport>>) {
+        for i in imports {
+            i.cleanup();
+        }
+    }
+
+    /// The import of framebuffer `fb` (for [`Self::cleanup`]), if it exists.
+    fn import_of(st: &State, fb: FbId) -> Option<Arc<FbImport>> {
+        st.fbs.get(&fb).map(|f| f.import.clone())
     }
 
     /// Whether every fence of the flip signaled (waiting up to the configured timeout), and the
@@ -335,8 +372,16 @@ impl Display {
 
     /// The vertical blank's latch: completes the oldest ready flip and releases the frame it
     /// replaces (module rules 3 and 4); the new frame's scanout is the returned job, for the
-    /// caller to execute (on its pool, on its clock) and to judge with [`Self::scanned`].
+    /// caller to execute (on its pool, on its clock) and to judge with [`Self::scanned`]. The
+    /// replaced frame's and dropped flips' pins go (rule 9).
     pub fn latch(&self) -> Result<Latched, MediaError> {
+        let mut unpin = Vec::new();
+        let out = self.latch_locked(&mut unpin);
+        self.cleanup(unpin);
+        out
+    }
+
+    fn latch_locked(&self, unpin: &mut Vec<Arc<FbImport>>) -> Result<Latched, MediaError> {
         let mut out = Vblank::default();
         let mut st = self.state.lock();
         st.stats.vblanks += 1;
@@ -354,6 +399,7 @@ impl Display {
                     let _ = flip.done.set_error(e);
                     let _ = flip.done.signal();
                     st.stats.dropped += 1;
+                    unpin.extend(Self::import_of(&st, flip.fb));
                     out.released.push(flip.fb);
                 }
                 (true, None) => break Some(flip),
@@ -369,10 +415,10 @@ impl Display {
             .fbs
             .get(&flip.fb)
             .ok_or_else(|| MediaError::Invalid(format!("framebuffer {} vanished", flip.fb)))?;
-        // The scanout job: the framebuffer's planes through the mapping `add_fb` made (no
-        // mapping and no host buffer per frame).
+        // The scanout job: the framebuffer's planes at the addresses the commit programmed
+        // (no mapping and no host buffer per frame).
         let input = JobInput {
-            view: DmaView::from_segments(self.dev.clone(), fb.sgt.dma_segments()),
+            view: DmaView::from_segments(self.dev.clone(), &flip.segments),
             planes: fb.planes.clone(),
             expected: match flip.expect {
                 Expect::Exact { checksum, .. } | Expect::Checksum(checksum) => checksum,
@@ -389,6 +435,9 @@ impl Display {
         st.stats.shown += 1;
         st.stats.bytes_read += need;
         if let Some(old) = st.scanout.replace(flip.fb) {
+            // Its flip's pin goes, even when the same framebuffer is shown again (the new
+            // flip holds its own).
+            unpin.extend(Self::import_of(&st, old));
             if old != flip.fb {
                 out.released.push(old);
             }
@@ -446,32 +495,46 @@ impl Display {
     }
 
     /// A commit that failed before its vblank (its fences did not come in time, or one failed):
-    /// the queued flips are dropped (their out-fences signal with `ECANCELED`) and the frame on
-    /// screen stays scanned out, as a failed `drm_mode_page_flip_ioctl` or atomic commit leaves
-    /// the CRTC; the next flip that latches releases it. Returns the dropped flips'
-    /// framebuffers.
+    /// the queued flips are dropped (their out-fences signal with `ECANCELED`, their pins go)
+    /// and the frame on screen stays scanned out, as a failed `drm_mode_page_flip_ioctl` or
+    /// atomic commit leaves the CRTC; the next flip that latches releases it. Returns the
+    /// dropped flips' framebuffers.
     pub fn cancel_flips(&self) -> Vec<FbId> {
-        let mut st = self.state.lock();
-        std::mem::take(&mut st.queue)
-            .into_iter()
-            .map(|flip| {
-                let _ = flip.done.set_error(uapi::Errno::ECANCELED);
-                let _ = flip.done.signal();
-                flip.fb
-            })
-            .collect()
+        let mut unpin = Vec::new();
+        let dropped = {
+            let mut st = self.state.lock();
+            let flips = std::mem::take(&mut st.queue);
+            flips
+                .into_iter()
+                .map(|flip| {
+                    let _ = flip.done.set_error(uapi::Errno::ECANCELED);
+                    let _ = flip.done.signal();
+                    unpin.extend(Self::import_of(&st, flip.fb));
+                    flip.fb
+                })
+                .collect()
+        };
+        self.cleanup(unpin);
+        dropped
     }
 
     /// Turns scanout off (the CRTC is disabled): the shown frame is released, queued flips are
-    /// dropped (their out-fences signal with `ECANCELED`). Returns the released framebuffers.
+    /// dropped (their out-fences signal with `ECANCELED`), every pin goes. Returns the released
+    /// framebuffers.
     pub fn disable(&self) -> Vec<FbId> {
-        let mut st = self.state.lock();
-        let mut released: Vec<FbId> = st.scanout.take().into_iter().collect();
-        for flip in std::mem::take(&mut st.queue) {
-            let _ = flip.done.set_error(uapi::Errno::ECANCELED);
-            let _ = flip.done.signal();
-            released.push(flip.fb);
-        }
+        let mut unpin = Vec::new();
+        let released = {
+            let mut st = self.state.lock();
+            let mut released: Vec<FbId> = st.scanout.take().into_iter().collect();
+            for flip in std::mem::take(&mut st.queue) {
+                let _ = flip.done.set_error(uapi::Errno::ECANCELED);
+                let _ = flip.done.signal();
+                released.push(flip.fb);
+            }
+            unpin.extend(released.iter().filter_map(|&fb| Self::import_of(&st, fb)));
+            released
+        };
+        self.cleanup(unpin);
         released
     }
 }

@@ -180,6 +180,7 @@ mod camera;
 mod concurrent_jobs;
 mod decoder;
 mod display;
+mod display_p2p;
 mod encoder;
 mod isp;
 mod jobs;
