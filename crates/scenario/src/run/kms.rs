@@ -64,9 +64,7 @@ impl World {
     /// Whether node `n` is a display driven through KMS (module doc).
     pub(crate) fn is_kms(&self, n: usize) -> bool {
         let node = &self.nodes[n];
-        node.desc.driver == DriverKind::Display
-            && node.inputs.len() == 1
-            && !self.link_is_p2p(node.inputs[0])
+        node.desc.driver == DriverKind::Display && node.inputs.len() == 1
     }
 
     /// The KMS displays other than `n` reading any of `links` whose buffers the constraint
@@ -143,14 +141,19 @@ impl World {
             None => b.buf.clone(),
         };
         let name = b.name.clone();
+        // A p2p GPU's buffer is imported dynamically, peer-to-peer allowed (it may stay in
+        // VRAM), and pinned by each flip of it (module doc).
+        let p2p = self.link_is_p2p(b.link);
         let k = self.kms.get_mut(&n).ok_or_else(|| RunFailure {
             errno: "ENODEV".into(),
             message: "no display".into(),
         })?;
-        let fb = k
-            .display
-            .add_fb2(&buf, &cmd)
-            .map_err(|e| fail(format!("{name}: ADDFB2: {e}"), &e))?;
+        let fb = if p2p {
+            k.display.add_fb2_dynamic(&buf, &cmd)
+        } else {
+            k.display.add_fb2(&buf, &cmd)
+        };
+        let fb = fb.map_err(|e| fail(format!("{name}: ADDFB2: {e}"), &e))?;
         k.fbs.insert(bi, fb);
         Ok(fb)
     }
@@ -360,6 +363,8 @@ impl Sched<'_> {
             let track = self.w.nodes[n].track;
             self.w.trace.instant(track, &label, now);
             self.release(bi, n);
+            // Unpinned now: if the end of a VRAM pressure found it on screen, it goes back.
+            self.vram_restore_pending(bi, now);
         }
     }
 
