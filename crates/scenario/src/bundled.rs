@@ -23,8 +23,8 @@ static BUNDLED: [(&str, &str, &str); 24] = [
     ),
     (
         "gpu-vram-pressure",
-        "GPU buffers in VRAM shared with the display; VRAM pressure evicts them to system memory \
-         and back",
+        "GPU buffers in VRAM scanned out through KMS; VRAM pressure evicts those not on screen \
+         (pinned) to system memory and back",
         include_str!("../../../scenarios/gpu-vram-pressure.toml"),
     ),
     (
