@@ -12,13 +12,13 @@
 //! across an attach, map, unmap or detach; a framebuffer holds its attachment and mapping until
 //! `rm_fb` (or the display's drop) gives them back.
 
-use super::*;
 use super::import::FbImport;
+use super::*;
 
 /// Takes framebuffer `id` out of the table to remove or re-map it: `EBUSY` while it is scanned
 /// out or queued for a flip, `ENOENT` for an unknown id.
 fn take_idle_fb(st: &mut State, id: FbId) -> Result<Framebuffer, MediaError> {
-    if st.scanout == Some(id) || st.queue.iter().any(|f| f.fb == id) {
+    if st.planes.contains(&Some(id)) || st.queue.iter().any(|f| f.names(id)) {
         return Err(MediaError::Busy(format!(
             "framebuffer {id} is scanned out or queued for a flip"
         )));
@@ -82,6 +82,7 @@ impl Display {
             Framebuffer {
                 import: Arc::new(import),
                 planes,
+                size: (cmd.width, cmd.height),
             },
         );
         Ok(id)
@@ -115,15 +116,23 @@ impl Display {
             }
             take_idle_fb(&mut st, id)?
         };
-        let Framebuffer { import, planes } = fb;
+        let Framebuffer {
+            import,
+            planes,
+            size,
+        } = fb;
         let import = match Arc::try_unwrap(import) {
             Ok(i) => i,
             Err(import) => {
                 // A flip being prepared holds it: busy, as the kernel's fb reference is.
-                self.state
-                    .lock()
-                    .fbs
-                    .insert(id, Framebuffer { import, planes });
+                self.state.lock().fbs.insert(
+                    id,
+                    Framebuffer {
+                        import,
+                        planes,
+                        size,
+                    },
+                );
                 return Err(MediaError::Busy(format!(
                     "framebuffer {id} is being committed"
                 )));
@@ -140,6 +149,7 @@ impl Display {
             Framebuffer {
                 import: Arc::new(import),
                 planes,
+                size,
             },
         );
         Ok(())
@@ -160,6 +170,7 @@ impl Display {
                     Framebuffer {
                         import,
                         planes: fb.planes,
+                        size: fb.size,
                     },
                 );
                 return Err(MediaError::Busy(format!(

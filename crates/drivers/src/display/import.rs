@@ -151,7 +151,11 @@ impl FbImport {
         if !self.dynamic {
             return Ok(self.segments());
         }
-        let mut g = self.buf.resv().lock(None).map_err(dmabuf::DmaBufError::from)?;
+        let mut g = self
+            .buf
+            .resv()
+            .lock(None)
+            .map_err(dmabuf::DmaBufError::from)?;
         self.att.pin(&mut g)?;
         let mut slot = self.map.sgt.lock();
         if slot.is_none() {

@@ -47,6 +47,10 @@
 //!    (`prepare_fb`: `dma_buf_pin`, the exporter's errno if it cannot be) and unpinned when
 //!    the flip that replaces it latches, or when the flip is dropped or the CRTC turned off
 //!    (`cleanup_fb`); a flip scans out the addresses it was committed with (module `import`).
+//! 10. **Planes.** A CRTC has [`DisplayConfig::planes`] planes (primary and overlays);
+//!    [`Display::atomic_commit`] flips several at one vblank, all or none, each plane's old
+//!    framebuffer released then (module `atomic`); [`Display::page_flip`] is a commit of the
+//!    primary plane alone.
 
 use crate::dmaview::DmaView;
 use crate::frame::{FrameFormat, STAMP_MAGIC};
@@ -54,8 +58,8 @@ use crate::job::{DeviceJob, JobEffects, JobInput, Op, Seen};
 use crate::media::MediaError;
 use dma::{DmaApi, DmaDirection};
 use dmabuf::DmaBuf;
-use import::FbImport;
 use fence::{DmaFence, DmaResvUsage, SimpleFenceOps};
+use import::FbImport;
 use parking_lot::Mutex;
 use soc::Device;
 use std::collections::{BTreeMap, VecDeque};
@@ -63,9 +67,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod addfb;
+mod atomic;
 mod framebuffer;
 mod import;
 pub use addfb::{fourcc_name, FbCmd2, DRM_FORMAT_MOD_LINEAR};
+pub use atomic::{AtomicCommit, PlaneId, PlaneSet};
 
 /// A framebuffer id (`fb_id`).
 pub type FbId = u32;
@@ -79,6 +85,8 @@ pub struct DisplayConfig {
     pub format: FrameFormat,
     /// How long a vblank waits for a flip's fences (rule 3); `None` never waits.
     pub fence_timeout: Option<Duration>,
+    /// Planes of the CRTC: the primary (plane 0) and `planes - 1` overlays (rule 10).
+    pub planes: u32,
 }
 
 impl DisplayConfig {
@@ -88,6 +96,7 @@ impl DisplayConfig {
             device: "display0".into(),
             format,
             fence_timeout: None,
+            planes: 1,
         }
     }
 }
@@ -142,10 +151,11 @@ pub struct DisplayStats {
 /// What one vblank did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Vblank {
-    /// The framebuffer newly shown, if a flip completed.
+    /// The framebuffer newly shown (of a commit of several planes, the lowest plane's), if a
+    /// flip completed.
     pub shown: Option<FbId>,
-    /// Whether the new frame verified (rule 5); `None` without a new frame or with
-    /// [`Expect::Nothing`].
+    /// Whether the new frames verified (rule 5; all of them, for a commit of several
+    /// planes); `None` without a new frame or with [`Expect::Nothing`].
     pub verified: Option<bool>,
     /// Framebuffers no longer scanned out nor queued (the replaced one, dropped flips).
     pub released: Vec<FbId>,
@@ -158,6 +168,8 @@ struct Framebuffer {
     import: Arc<FbImport>,
     /// `(offset, len)` of each plane the display scans out.
     planes: Vec<(u64, u64)>,
+    /// Width and height in pixels.
+    size: (u32, u32),
 }
 
 /// A frame a vblank latched, and the job that scans it out.
@@ -170,6 +182,8 @@ pub struct Scanout {
     pub job: DeviceJob,
     /// What the frame must be ([`Display::scanned`]).
     pub expect: Expect,
+    /// The plane it is on.
+    pub plane: PlaneId,
 }
 
 /// What [`Display::latch`] did.
@@ -177,8 +191,8 @@ pub struct Scanout {
 pub struct Latched {
     /// The vblank (its `verified` is `None` until the scanout is judged).
     pub vblank: Vblank,
-    /// The new frame's scanout, if a flip completed.
-    pub scanout: Option<Scanout>,
+    /// The new frames' scanouts, one per plane the latched commit flipped, by plane.
+    pub scanouts: Vec<Scanout>,
 }
 
 /// Rule 5 on what a scanout read.
@@ -194,13 +208,26 @@ fn judge(expect: Expect, s: &Seen) -> bool {
     }
 }
 
-struct Flip {
+/// One plane of a queued commit.
+struct PlaneUpdate {
+    plane: PlaneId,
     fb: FbId,
     /// The addresses the commit programmed (`prepare_fb`), read at the vblank.
     segments: Vec<dma::DmaSegment>,
-    fences: Vec<DmaFence>,
     expect: Expect,
+}
+
+/// A queued commit (a page flip is one of the primary plane).
+struct Flip {
+    updates: Vec<PlaneUpdate>,
+    fences: Vec<DmaFence>,
     done: DmaFence,
+}
+
+impl Flip {
+    fn names(&self, fb: FbId) -> bool {
+        self.updates.iter().any(|u| u.fb == fb)
+    }
 }
 
 #[derive(Default)]
@@ -208,7 +235,8 @@ struct State {
     fbs: BTreeMap<FbId, Framebuffer>,
     next_id: FbId,
     queue: VecDeque<Flip>,
-    scanout: Option<FbId>,
+    /// The framebuffer each plane scans out (index: [`PlaneId`]).
+    planes: Vec<Option<FbId>>,
     stats: DisplayStats,
     seqno: u64,
 }
@@ -236,6 +264,7 @@ impl std::fmt::Debug for Display {
 impl Display {
     /// A display on `cfg.device`. Errors: `ENODEV`.
     pub fn new(dma: &Arc<DmaApi>, cfg: DisplayConfig) -> Result<Display, MediaError> {
+        let planes = cfg.planes.max(1) as usize;
         Ok(Display {
             dma: dma.clone(),
             dev: dma.device(&cfg.device)?,
@@ -245,6 +274,7 @@ impl Display {
             cfg,
             state: Mutex::new(State {
                 next_id: 1,
+                planes: vec![None; planes],
                 ..State::default()
             }),
         })
@@ -267,7 +297,7 @@ impl Display {
 
     /// The framebuffer scanned out now.
     pub fn scanout(&self) -> Option<FbId> {
-        self.state.lock().scanout
+        self.state.lock().planes.first().copied().flatten()
     }
 
     /// Flips queued and not yet shown.
@@ -292,52 +322,9 @@ impl Display {
         in_fence: Option<DmaFence>,
         expect: Expect,
     ) -> Result<DmaFence, MediaError> {
-        let import = {
-            let st = self.state.lock();
-            let f = st
-                .fbs
-                .get(&fb)
-                .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {fb}")))?;
-            // Rule 7: one flip at a time.
-            if let Some(p) = st.queue.front() {
-                return Err(MediaError::Busy(format!(
-                    "a flip to framebuffer {} is pending (wait for its vblank)",
-                    p.fb
-                )));
-            }
-            f.import.clone()
-        };
-        // Rule 9: prepare_fb, without the state lock (it takes the resv lock).
-        let segments = import.prepare()?;
-        let mut st = self.state.lock();
-        // Rule 7 again: another flip may have come in meanwhile.
-        if let Some(p) = st.queue.front() {
-            let pending = p.fb;
-            drop(st);
-            import.cleanup();
-            return Err(MediaError::Busy(format!(
-                "a flip to framebuffer {pending} is pending (wait for its vblank)"
-            )));
-        }
-        // Rule 3: an explicit in-fence overrules the implicit WRITE fences (KERNEL ones,
-        // memory moves, are always waited for).
-        let usage = match in_fence {
-            Some(_) => DmaResvUsage::Kernel,
-            None => DmaResvUsage::Write,
-        };
-        let mut fences = import.buf.resv().get_fences(usage);
-        fences.extend(in_fence);
-        st.seqno += 1;
-        let done = DmaFence::new(self.ops.clone(), self.context, st.seqno);
-        st.queue.push_back(Flip {
-            fb,
-            segments,
-            fences,
-            expect,
-            done: done.clone(),
-        });
-        st.stats.flips += 1;
-        Ok(done)
+        let mut c = AtomicCommit::default();
+        c.set(0, fb, expect);
+        self.commit(&c, in_fence)
     }
 
     /// `cleanup_fb` of framebuffers whose flips left the screen or the queue (rule 9): their
@@ -370,91 +357,6 @@ impl Display {
         (true, None)
     }
 
-    /// The vertical blank's latch: completes the oldest ready flip and releases the frame it
-    /// replaces (module rules 3 and 4); the new frame's scanout is the returned job, for the
-    /// caller to execute (on its pool, on its clock) and to judge with [`Self::scanned`]. The
-    /// replaced frame's and dropped flips' pins go (rule 9).
-    pub fn latch(&self) -> Result<Latched, MediaError> {
-        let mut unpin = Vec::new();
-        let out = self.latch_locked(&mut unpin);
-        self.cleanup(unpin);
-        out
-    }
-
-    fn latch_locked(&self, unpin: &mut Vec<Arc<FbImport>>) -> Result<Latched, MediaError> {
-        let mut out = Vblank::default();
-        let mut st = self.state.lock();
-        st.stats.vblanks += 1;
-        let flip = loop {
-            let Some(flip) = st.queue.pop_front() else {
-                break None;
-            };
-            match self.flip_ready(&flip) {
-                (false, _) => {
-                    st.queue.push_front(flip);
-                    st.stats.missed += 1;
-                    break None;
-                }
-                (true, Some(e)) => {
-                    let _ = flip.done.set_error(e);
-                    let _ = flip.done.signal();
-                    st.stats.dropped += 1;
-                    unpin.extend(Self::import_of(&st, flip.fb));
-                    out.released.push(flip.fb);
-                }
-                (true, None) => break Some(flip),
-            }
-        };
-        let Some(flip) = flip else {
-            return Ok(Latched {
-                vblank: out,
-                scanout: None,
-            });
-        };
-        let fb = st
-            .fbs
-            .get(&flip.fb)
-            .ok_or_else(|| MediaError::Invalid(format!("framebuffer {} vanished", flip.fb)))?;
-        // The scanout job: the framebuffer's planes at the addresses the commit programmed
-        // (no mapping and no host buffer per frame).
-        let input = JobInput {
-            view: DmaView::from_segments(self.dev.clone(), &flip.segments),
-            planes: fb.planes.clone(),
-            expected: match flip.expect {
-                Expect::Exact { checksum, .. } | Expect::Checksum(checksum) => checksum,
-                _ => 0,
-            },
-            frame: match flip.expect {
-                Expect::Exact { frame, .. } => frame,
-                Expect::Frame(n) => u64::from(n),
-                _ => 0,
-            },
-        };
-        let job = DeviceJob::new(Op::Scanout).input(input);
-        let need = job.bytes().0;
-        st.stats.shown += 1;
-        st.stats.bytes_read += need;
-        if let Some(old) = st.scanout.replace(flip.fb) {
-            // Its flip's pin goes, even when the same framebuffer is shown again (the new
-            // flip holds its own).
-            unpin.extend(Self::import_of(&st, old));
-            if old != flip.fb {
-                out.released.push(old);
-            }
-        }
-        let _ = flip.done.signal();
-        out.shown = Some(flip.fb);
-        out.cost = job.cost(&self.dev);
-        Ok(Latched {
-            vblank: out,
-            scanout: Some(Scanout {
-                fb: flip.fb,
-                job,
-                expect: flip.expect,
-            }),
-        })
-    }
-
     /// Judges what a scanout job of `expect` read (rule 5) and counts it: `Some(true)` verified,
     /// `Some(false)` corrupted (a failed read too), `None` for [`Expect::Nothing`].
     pub fn scanned(&self, expect: Expect, fx: &JobEffects) -> Option<bool> {
@@ -478,11 +380,16 @@ impl Display {
     pub fn vblank(&self) -> Result<Vblank, MediaError> {
         let Latched {
             mut vblank,
-            scanout,
+            scanouts,
         } = self.latch()?;
-        if let Some(s) = scanout {
+        let mut all = true;
+        let mut any = false;
+        for s in scanouts {
             let fx = s.job.execute(&self.dma);
-            vblank.verified = self.scanned(s.expect, &fx);
+            if let Some(ok) = self.scanned(s.expect, &fx) {
+                any = true;
+                all &= ok;
+            }
             if let Some(e) = fx.error {
                 return Err(MediaError::Io(format!(
                     "{}: scanout of framebuffer {}: {e}",
@@ -491,6 +398,7 @@ impl Display {
                 )));
             }
         }
+        vblank.verified = any.then_some(all);
         Ok(vblank)
     }
 
@@ -504,15 +412,16 @@ impl Display {
         let dropped = {
             let mut st = self.state.lock();
             let flips = std::mem::take(&mut st.queue);
-            flips
+            let dropped: Vec<FbId> = flips
                 .into_iter()
-                .map(|flip| {
+                .flat_map(|flip| {
                     let _ = flip.done.set_error(uapi::Errno::ECANCELED);
                     let _ = flip.done.signal();
-                    unpin.extend(Self::import_of(&st, flip.fb));
-                    flip.fb
+                    flip.updates.into_iter().map(|u| u.fb).collect::<Vec<_>>()
                 })
-                .collect()
+                .collect();
+            unpin.extend(dropped.iter().filter_map(|&fb| Self::import_of(&st, fb)));
+            dropped
         };
         self.cleanup(unpin);
         dropped
@@ -525,11 +434,11 @@ impl Display {
         let mut unpin = Vec::new();
         let released = {
             let mut st = self.state.lock();
-            let mut released: Vec<FbId> = st.scanout.take().into_iter().collect();
+            let mut released: Vec<FbId> = st.planes.iter_mut().filter_map(Option::take).collect();
             for flip in std::mem::take(&mut st.queue) {
                 let _ = flip.done.set_error(uapi::Errno::ECANCELED);
                 let _ = flip.done.signal();
-                released.push(flip.fb);
+                released.extend(flip.updates.iter().map(|u| u.fb));
             }
             unpin.extend(released.iter().filter_map(|&fb| Self::import_of(&st, fb)));
             released

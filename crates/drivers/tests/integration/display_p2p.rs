@@ -49,13 +49,19 @@ fn a_committed_frame_is_pinned_so_pressure_evicts_the_others_and_it_scans_out_in
     // f0 is committed for the next vblank (its plane holds f0's addresses) and is the least
     // recently used object: without its pin the pressure would take it.
     d.page_flip(f[0].1, None, Expect::Frame(0)).unwrap();
-    let pressure = gpu.create_bo(BoDesc::vram_only("pressure", 2 * FB)).unwrap();
+    let pressure = gpu
+        .create_bo(BoDesc::vram_only("pressure", 2 * FB))
+        .unwrap();
     // The vblank scans out what the commit programmed: f0, intact (unpinned, f0 would have
     // moved and its mapping gone: the scanout would fault on the unmapped range).
     let v = d.vblank().expect("the scanout reads the committed frame");
     assert_eq!((v.shown, v.verified), (Some(f[0].1), Some(true)));
     assert_eq!(f[0].0.pin_count(), 1, "prepare_fb pinned it");
-    assert_eq!(f[0].0.placement(), Some(Placement::Vram), "pinned: not evicted");
+    assert_eq!(
+        f[0].0.placement(),
+        Some(Placement::Vram),
+        "pinned: not evicted"
+    );
     assert_eq!(f[1].0.placement(), Some(Placement::Gtt));
     assert_eq!(f[2].0.placement(), Some(Placement::Gtt));
     assert_eq!(d.fb_move_notifies(f[0].1).unwrap(), 0);
@@ -75,7 +81,11 @@ fn a_committed_frame_is_pinned_so_pressure_evicts_the_others_and_it_scans_out_in
     drop(pressure);
     let _more = gpu.create_bo(BoDesc::vram_only("more", 3 * FB)).unwrap();
     assert_ne!(f[0].0.placement(), Some(Placement::Vram));
-    assert_eq!(f[1].0.placement(), Some(Placement::Gtt), "pinned where it was");
+    assert_eq!(
+        f[1].0.placement(),
+        Some(Placement::Gtt),
+        "pinned where it was"
+    );
     drop(_more);
     d.disable();
     assert_eq!(f[1].0.pin_count(), 0, "the CRTC off: every pin gone");

@@ -277,7 +277,7 @@ impl Sched<'_> {
             .display
             .latch()
             .map_err(|e| fail(format!("{name}: vblank: {e}"), &e))?;
-        let Some(mut scan) = latched.scanout else {
+        let Some(mut scan) = latched.scanouts.into_iter().next() else {
             // The commit failed: its flip goes, the frame on screen stays (the driver's scanout
             // and `on_screen` both), released by the next flip that latches; the job fails, so
             // its own buffer goes back with the node's queued frames (Sched::fail_job).

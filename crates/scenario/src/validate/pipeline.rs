@@ -166,7 +166,11 @@ fn node(
     // A display with one input is driven through KMS (run::kms): it has no vb2 queue whose
     // mappings `map_policy` would rule.
     if n.driver == DriverKind::Display && n.map_policy != crate::schema::MapPolicy::default() {
-        let ins = raw.links.iter().filter(|l| l.to.0.contains(&n.name)).count();
+        let ins = raw
+            .links
+            .iter()
+            .filter(|l| l.to.0.contains(&n.name))
+            .count();
         if ins == 1 {
             return Err(ctx.err(
                 &p.key("map_policy"),

@@ -31,7 +31,11 @@ fn test_gpu_vram_pressure_evicts_shared_buffers_and_brings_them_back() {
     // The pressure window is frames 61..122: the two buffers not on screen are evicted in it;
     // the one on screen (gpu->display[0]) is pinned by its flip and never moves.
     let migrations = |name: &str| gpu_bufs.iter().find(|b| b.name == name).unwrap().migrations;
-    assert_eq!(migrations("gpu->display[0]"), 0, "pinned on screen: {summary}");
+    assert_eq!(
+        migrations("gpu->display[0]"),
+        0,
+        "pinned on screen: {summary}"
+    );
     assert_eq!(migrations("gpu->display[1]"), 2, "{summary}");
     assert_eq!(migrations("gpu->display[2]"), 2, "{summary}");
     let evictions: Vec<_> = r
@@ -66,7 +70,11 @@ fn test_gpu_vram_pressure_evicts_shared_buffers_and_brings_them_back() {
         r.vb2_queues.iter().all(|q| q.node != "display"),
         "{summary}"
     );
-    let d = r.displays.iter().find(|d| d.node == "display").expect("KMS");
+    let d = r
+        .displays
+        .iter()
+        .find(|d| d.node == "display")
+        .expect("KMS");
     assert_eq!((d.framebuffers, d.flips), (3, s.frames), "{summary}");
     assert_eq!((d.verified, d.corrupted), (s.frames, 0), "{summary}");
     // Trace: eviction and move_notify instants.
@@ -98,9 +106,7 @@ fn test_vram_pressure_that_needs_the_pinned_frame_fails_with_enomem_reported() {
     );
     // What it evicted on the way stays evicted and is recorded; the frame on screen is not.
     assert!(
-        r.migrations
-            .iter()
-            .all(|m| m.buffer != "gpu->display[0]"),
+        r.migrations.iter().all(|m| m.buffer != "gpu->display[0]"),
         "{summary}"
     );
     assert_eq!(r.frames.corrupted, 0, "{summary}");
