@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 24] = [
+static BUNDLED: [(&str, &str, &str); 25] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -152,6 +152,12 @@ static BUNDLED: [(&str, &str, &str); 24] = [
         "camera -> RLE encoder -> decoder (two reference frames it holds) -> display, each \
          decoded frame bit-exact",
         include_str!("../../../scenarios/transcode.toml"),
+    ),
+    (
+        "display-planes",
+        "a camera on the display's primary plane and a GPU overlay on a second plane: one atomic \
+         commit per frame",
+        include_str!("../../../scenarios/display-planes.toml"),
     ),
 ];
 

@@ -360,19 +360,36 @@ impl Display {
     /// Judges what a scanout job of `expect` read (rule 5) and counts it: `Some(true)` verified,
     /// `Some(false)` corrupted (a failed read too), `None` for [`Expect::Nothing`].
     pub fn scanned(&self, expect: Expect, fx: &JobEffects) -> Option<bool> {
-        let seen = fx.inputs_seen.first().copied().flatten();
-        let ok = match (fx.error.is_some(), seen) {
-            _ if expect == Expect::Nothing => None,
-            (true, _) | (false, None) => Some(false),
-            (false, Some(s)) => Some(judge(expect, &s)),
-        };
+        self.scanned_planes(&[expect], fx)
+            .into_iter()
+            .next()
+            .flatten()
+    }
+
+    /// [`Self::scanned`] of one job that read several planes' frames (input `i` against
+    /// `expects[i]`, rule 10): each counted apart.
+    pub fn scanned_planes(&self, expects: &[Expect], fx: &JobEffects) -> Vec<Option<bool>> {
+        let out: Vec<Option<bool>> = expects
+            .iter()
+            .enumerate()
+            .map(|(i, &expect)| {
+                let seen = fx.inputs_seen.get(i).copied().flatten();
+                match (fx.error.is_some(), seen) {
+                    _ if expect == Expect::Nothing => None,
+                    (true, _) | (false, None) => Some(false),
+                    (false, Some(s)) => Some(judge(expect, &s)),
+                }
+            })
+            .collect();
         let mut st = self.state.lock();
-        match ok {
-            Some(true) => st.stats.verified += 1,
-            Some(false) => st.stats.corrupted += 1,
-            None => {}
+        for ok in &out {
+            match ok {
+                Some(true) => st.stats.verified += 1,
+                Some(false) => st.stats.corrupted += 1,
+                None => {}
+            }
         }
-        ok
+        out
     }
 
     /// The vertical blank, done whole on the caller's thread: [`Self::latch`], the scanout
