@@ -163,15 +163,15 @@ fn node(
             format!("fps {}: expected 1 to {MAX_FPS}", n.fps),
         ));
     }
-    // A display with one input is driven through KMS (run::kms): it has no vb2 queue whose
-    // mappings `map_policy` would rule.
+    // A display is driven through KMS (run::kms, a plane per input link): it has no vb2 queue
+    // whose mappings `map_policy` would rule.
     if n.driver == DriverKind::Display && n.map_policy != crate::schema::MapPolicy::default() {
         let ins = raw
             .links
             .iter()
             .filter(|l| l.to.0.contains(&n.name))
             .count();
-        if ins == 1 {
+        if ins > 0 {
             return Err(ctx.err(
                 &p.key("map_policy"),
                 format!(
