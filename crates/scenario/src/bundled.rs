@@ -155,8 +155,8 @@ static BUNDLED: [(&str, &str, &str); 25] = [
     ),
     (
         "display-planes",
-        "a camera on the display's primary plane and a GPU overlay on a second plane: one atomic \
-         commit per frame",
+        "a camera on the display's primary plane and a GPU overlay of a second camera on another \
+         plane: one atomic commit per frame",
         include_str!("../../../scenarios/display-planes.toml"),
     ),
 ];

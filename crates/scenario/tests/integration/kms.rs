@@ -128,7 +128,7 @@ fn a_display_with_two_links_commits_a_plane_per_link_and_releases_each_at_its_re
             .map(|e| e["ts"].as_f64().unwrap())
             .collect()
     };
-    let (primary, overlay) = (releases("camera->display+gpu"), releases("gpu->display"));
+    let (primary, overlay) = (releases("camera->display"), releases("gpu->display"));
     assert_eq!(
         primary.len() as u64,
         s.frames - 1,
