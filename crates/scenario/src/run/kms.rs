@@ -1,32 +1,42 @@
 //! A display node through KMS: its process imports each buffer, makes a framebuffer of it once,
-//! and shows frames with page flips; the driver's scanout job reads them.
+//! and shows frames with atomic commits, a plane per input link; the driver's scanout job
+//! reads them.
 //!
 //! # The concept
-//! A `display` node (one input link, not a peer-to-peer GPU's) is a
-//! [`drivers::display::Display`] in its process, as a compositor drives a DRM/KMS device:
+//! Every `display` node is a [`drivers::display::Display`] in its process, as a compositor
+//! drives a DRM/KMS device; a display with N input links is one CRTC with N planes (the first
+//! link's the primary plane, the others overlays). There is no other display path: no display
+//! has a vb2 queue or reads through its node attachment.
 //! - the first time a buffer reaches it, the process imports the fd it holds (PRIME fd -> GEM
 //!   handle, `drmPrimeFDToHandle`) and creates a framebuffer with `ADDFB2`
 //!   ([`drivers::display::FbCmd2`]: the link's DRM fourcc, size, and each plane's pitch and
-//!   offset in the buffer); the driver maps the buffer once for the framebuffer's life;
-//! - each frame is a page flip committed for the vblank the runner placed it on
-//!   ([`super::handoff`]), latched at that vblank: the driver's [`drivers::display::Scanout`]
-//!   job is the node's job, executed in pieces on the pool like every other job;
-//! - the buffer on screen stays the display's until the next flip latches (real KMS scans the
-//!   old framebuffer out until then): at the vblank that latches the next flip it is released
-//!   to its producer (an instant `release <buffer>` on the display's track), not earlier (the
-//!   commit) nor later (the end of the next scanout); in between it is on screen, not in
-//!   flight;
-//! - a flip that does not latch at its vblank (its fences did not come, or one failed) fails
+//!   offset in the buffer); the driver maps the buffer once for the framebuffer's life. A
+//!   peer-to-peer GPU's buffer is imported dynamically, p2p allowed (it may stay in VRAM), and
+//!   each commit pins it until the commit that replaces it latches (`prepare_fb`/`cleanup_fb`,
+//!   [`drivers::display::Display::add_fb2_dynamic`]): VRAM pressure never evicts the frame on
+//!   screen ([`super::gpu`]);
+//! - each frame time is one atomic commit ([`Sched::kms_commit`]) flipping every plane whose
+//!   link has a new frame, for the vblank the runner placed the primary's frame on
+//!   ([`super::handoff`]), latched at that vblank, all planes at once: the driver's
+//!   [`drivers::display::Scanout`] jobs (one per plane) are read by the node's one job,
+//!   executed in pieces on the pool like every other job, and judged per plane;
+//! - each plane's buffer stays the display's until the commit that replaces it latches (real
+//!   KMS scans the old framebuffer out until then): at that vblank it is released to its
+//!   producer (an instant `release <buffer>` on the display's track), not earlier (the commit)
+//!   nor later (the end of the next scanout); in between it is on screen, not in flight; a
+//!   plane the commit does not name keeps its buffer;
+//! - a commit that does not latch at its vblank (its fences did not come, or one failed) fails
 //!   its job and is cancelled ([`Display::cancel_flips`]): the screen stays as it was, as a
-//!   failed `drm_mode_page_flip_ioctl` leaves the CRTC, and the next flip that latches
-//!   releases the frame on screen;
+//!   failed atomic commit leaves the CRTC, and the next commit that latches releases what it
+//!   replaces;
 //! - `RMFB` when the buffer goes away (a swapchain shrinking, `set_buffers`, the end); a
 //!   detach, a kill or a STREAMOFF of the display turns the CRTC off
-//!   ([`drivers::display::Display::disable`]): the frame on screen is released.
+//!   ([`drivers::display::Display::disable`]): the frames on screen are released.
 //!
-//! A compositor commits a frame once its acquire fence signalled (explicit sync), so a frame
-//! whose producer's fence has not signalled on the loop yet waits in the ready queue; the
-//! node's fence wait still counts from when it could have started ([`Sched::kms_ready_from`]).
+//! A compositor commits once its planes' acquire fences signalled (explicit sync), so a commit
+//! whose frames' producer fences have not signalled on the loop yet waits in the ready queue;
+//! the node's fence wait still counts from when it could have started
+//! ([`Sched::kms_ready_from`]).
 //!
 //! Locking and lifetime: single-threaded (the runner's loop); [`World::kms`] holds the
 //! displays until the end of the run, which disables them and removes every framebuffer

@@ -99,7 +99,7 @@ fn a_display_with_two_links_commits_a_plane_per_link_and_releases_each_at_its_re
     assert_eq!((d.verified, d.corrupted), (d.shown, 0), "{d:?}");
     assert_eq!(
         d.framebuffers,
-        4 + 3,
+        3 + 3,
         "a framebuffer per buffer of both links"
     );
     // Each plane's old buffer is released at a vblank (the start of a display job), one plane
