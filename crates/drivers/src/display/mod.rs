@@ -48,9 +48,9 @@
 //!    the flip that replaces it latches, or when the flip is dropped or the CRTC turned off
 //!    (`cleanup_fb`); a flip scans out the addresses it was committed with (module `import`).
 //! 10. **Planes.** A CRTC has [`DisplayConfig::planes`] planes (primary and overlays);
-//!    [`Display::atomic_commit`] flips several at one vblank, all or none, each plane's old
-//!    framebuffer released then (module `atomic`); [`Display::page_flip`] is a commit of the
-//!    primary plane alone.
+//!     [`Display::atomic_commit`] flips several at one vblank, all or none, each plane's old
+//!     framebuffer released then (module `atomic`); [`Display::page_flip`] is a commit of the
+//!     primary plane alone.
 
 use crate::dmaview::DmaView;
 use crate::frame::{FrameFormat, STAMP_MAGIC};
