@@ -71,6 +71,10 @@ pub enum MediaError {
     /// Writing an output file failed (`EIO`).
     #[error("i/o: {0}")]
     Io(String),
+    /// A plane's source rectangle does not fit its framebuffer (`ENOSPC`, as
+    /// `drm_atomic_plane_check` answers).
+    #[error("no space: {0}")]
+    NoSpace(String),
     /// A vb2 call failed.
     #[error(transparent)]
     Vb2(#[from] Vb2Error),
@@ -97,6 +101,7 @@ impl AsErrno for MediaError {
             MediaError::NotFound(_) => Errno::ENOENT,
             MediaError::WouldBlock(_) => Errno::EAGAIN,
             MediaError::Io(_) => Errno::EIO,
+            MediaError::NoSpace(_) => Errno::ENOSPC,
             MediaError::Vb2(e) => e.errno(),
             MediaError::DmaBuf(e) => e.errno(),
             MediaError::Dma(e) => e.errno(),

@@ -9,7 +9,7 @@ use crate::validate::{validate, Scenario};
 /// The name of the scenario `dmabuf run` runs by default.
 pub const DEFAULT: &str = "default";
 
-static BUNDLED: [(&str, &str, &str); 24] = [
+static BUNDLED: [(&str, &str, &str); 25] = [
     (
         "default",
         "4K NV12 camera -> ISP -> GPU -> display at 60 fps; an encoder without an IOMMU joins at \
@@ -23,8 +23,8 @@ static BUNDLED: [(&str, &str, &str); 24] = [
     ),
     (
         "gpu-vram-pressure",
-        "GPU buffers in VRAM shared with the display; VRAM pressure evicts them to system memory \
-         and back",
+        "GPU buffers in VRAM scanned out through KMS; VRAM pressure evicts those not on screen \
+         (pinned) to system memory and back",
         include_str!("../../../scenarios/gpu-vram-pressure.toml"),
     ),
     (
@@ -152,6 +152,12 @@ static BUNDLED: [(&str, &str, &str); 24] = [
         "camera -> RLE encoder -> decoder (two reference frames it holds) -> display, each \
          decoded frame bit-exact",
         include_str!("../../../scenarios/transcode.toml"),
+    ),
+    (
+        "display-planes",
+        "a camera on the display's primary plane and a GPU overlay of a second camera on another \
+         plane: one atomic commit per frame",
+        include_str!("../../../scenarios/display-planes.toml"),
     ),
 ];
 

@@ -12,12 +12,13 @@
 //! across an attach, map, unmap or detach; a framebuffer holds its attachment and mapping until
 //! `rm_fb` (or the display's drop) gives them back.
 
+use super::import::FbImport;
 use super::*;
 
 /// Takes framebuffer `id` out of the table to remove or re-map it: `EBUSY` while it is scanned
 /// out or queued for a flip, `ENOENT` for an unknown id.
 fn take_idle_fb(st: &mut State, id: FbId) -> Result<Framebuffer, MediaError> {
-    if st.scanout == Some(id) || st.queue.iter().any(|f| f.fb == id) {
+    if st.planes.contains(&Some(id)) || st.queue.iter().any(|f| f.names(id)) {
         return Err(MediaError::Busy(format!(
             "framebuffer {id} is scanned out or queued for a flip"
         )));
@@ -37,25 +38,35 @@ impl Display {
 
     /// `DRM_IOCTL_MODE_ADDFB2` of an imported buffer (the GEM object of a PRIME fd) holding
     /// every plane: `cmd` checked as the kernel does ([`FbCmd2::check`], errnos there; the
-    /// device's `modifiers` are the plane's), then the display attaches its device, maps the
-    /// buffer once for the framebuffer's life and checks rule 1 over the planes' extent.
+    /// device's `modifiers` are the plane's), then the display attaches its device
+    /// (statically), maps the buffer once for the framebuffer's life and checks rule 1 over
+    /// the planes' extent.
     pub fn add_fb2(&self, buf: &DmaBuf, cmd: &FbCmd2) -> Result<FbId, MediaError> {
+        self.add_fb2_import(buf, cmd, false)
+    }
+
+    /// [`Self::add_fb2`] of a buffer the display imports **dynamically**, peer-to-peer
+    /// allowed (a p2p GPU's export, which may then stay in VRAM): each flip of it pins it
+    /// until the flip that replaces it latched (rule 9); a `move_notify` between flips drops
+    /// its mapping and the next flip maps the new storage.
+    pub fn add_fb2_dynamic(&self, buf: &DmaBuf, cmd: &FbCmd2) -> Result<FbId, MediaError> {
+        self.add_fb2_import(buf, cmd, true)
+    }
+
+    fn add_fb2_import(
+        &self,
+        buf: &DmaBuf,
+        cmd: &FbCmd2,
+        dynamic: bool,
+    ) -> Result<FbId, MediaError> {
         let planes = cmd.check(buf.size(), &self.dev.desc().modifiers)?;
         let need = planes.iter().map(|p| p.0 + p.1).max().unwrap_or(0);
-        let att = buf.attach(&self.dev)?;
-        let sgt = match att.map_unlocked(DmaDirection::ToDevice) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = buf.detach(att);
-                return Err(e.into());
-            }
-        };
-        let segs = sgt.dma_segments();
+        let import = FbImport::new(buf, &self.dev, dynamic, DmaDirection::ToDevice)?;
+        let segs = import.segments();
         let first_len = segs.first().map_or(0, |s| s.len);
-        if !sgt.is_dma_contiguous() && first_len < need {
+        if !import.is_dma_contiguous() && first_len < need {
             let segments = segs.len();
-            let _ = att.unmap_unlocked(sgt);
-            let _ = buf.detach(att);
+            let _ = import.release();
             return Err(MediaError::NotContiguous {
                 device: self.dev.name().to_string(),
                 segments,
@@ -69,14 +80,23 @@ impl Display {
         st.fbs.insert(
             id,
             Framebuffer {
-                buf: buf.clone(),
-                att,
-                sgt,
-                dir: DmaDirection::ToDevice,
+                import: Arc::new(import),
                 planes,
+                size: (cmd.width, cmd.height),
             },
         );
         Ok(id)
+    }
+
+    /// `move_notify` calls framebuffer `id`'s dynamic import got (0 for a static one, which
+    /// the core pins); `ENOENT` for an unknown id.
+    pub fn fb_move_notifies(&self, id: FbId) -> Result<u64, MediaError> {
+        self.state
+            .lock()
+            .fbs
+            .get(&id)
+            .map(|f| f.import.notifies())
+            .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {id}")))
     }
 
     /// Maps framebuffer `id` for `dir` instead of the direction it is mapped for: unmap and
@@ -91,42 +111,45 @@ impl Display {
             let mut st = self.state.lock();
             match st.fbs.get(&id) {
                 None => return Err(MediaError::NotFound(format!("no framebuffer {id}"))),
-                Some(fb) if fb.dir == dir => return Ok(()),
+                Some(fb) if fb.import.dir == dir => return Ok(()),
                 Some(_) => {}
             }
             take_idle_fb(&mut st, id)?
         };
         let Framebuffer {
-            buf,
-            att,
-            sgt,
+            import,
             planes,
-            ..
+            size,
         } = fb;
+        let import = match Arc::try_unwrap(import) {
+            Ok(i) => i,
+            Err(import) => {
+                // A flip being prepared holds it: busy, as the kernel's fb reference is.
+                self.state.lock().fbs.insert(
+                    id,
+                    Framebuffer {
+                        import,
+                        planes,
+                        size,
+                    },
+                );
+                return Err(MediaError::Busy(format!(
+                    "framebuffer {id} is being committed"
+                )));
+            }
+        };
+        let (buf, dynamic) = (import.buf.clone(), import.dynamic);
         // Unmap and detach, then attach again: an exporter that caches its mappings keeps an
         // unmapped table live until the attachment goes, and the old direction's mapping must
         // not outlive the new one's start.
-        if let Err(e) = att.unmap_unlocked(sgt) {
-            let _ = buf.detach(att);
-            return Err(e.into());
-        }
-        buf.detach(att)?;
-        let att = buf.attach(&self.dev)?;
-        let sgt = match att.map_unlocked(dir) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = buf.detach(att);
-                return Err(e.into());
-            }
-        };
+        import.release()?;
+        let import = FbImport::new(&buf, &self.dev, dynamic, dir)?;
         self.state.lock().fbs.insert(
             id,
             Framebuffer {
-                buf,
-                att,
-                sgt,
-                dir,
+                import: Arc::new(import),
                 planes,
+                size,
             },
         );
         Ok(())
@@ -139,9 +162,23 @@ impl Display {
             let mut st = self.state.lock();
             take_idle_fb(&mut st, id)?
         };
+        let import = match Arc::try_unwrap(fb.import) {
+            Ok(i) => i,
+            Err(import) => {
+                self.state.lock().fbs.insert(
+                    id,
+                    Framebuffer {
+                        import,
+                        planes: fb.planes,
+                        size: fb.size,
+                    },
+                );
+                return Err(MediaError::Busy(format!(
+                    "framebuffer {id} is being committed"
+                )));
+            }
+        };
         self.state.lock().stats.fbs_removed += 1;
-        fb.att.unmap_unlocked(fb.sgt)?;
-        fb.buf.detach(fb.att)?;
-        Ok(())
+        import.release()
     }
 }

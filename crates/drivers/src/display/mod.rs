@@ -42,14 +42,24 @@
 //!    `EBUSY`, as `drm_mode_page_flip_ioctl` answers; a compositor keeps its own queue.
 //! 8. **Framebuffers.** [`Display::add_fb2`] checks its [`FbCmd2`] as `framebuffer_check` does
 //!    (module `addfb`); the scanout reads exactly the planes it names.
+//! 9. **Pinned while on screen.** A framebuffer imported dynamically
+//!    ([`Display::add_fb2_dynamic`], a peer-to-peer GPU's buffer) is pinned by each flip of it
+//!    (`prepare_fb`: `dma_buf_pin`, the exporter's errno if it cannot be) and unpinned when
+//!    the flip that replaces it latches, or when the flip is dropped or the CRTC turned off
+//!    (`cleanup_fb`); a flip scans out the addresses it was committed with (module `import`).
+//! 10. **Planes.** A CRTC has [`DisplayConfig::planes`] planes (primary and overlays);
+//!     [`Display::atomic_commit`] flips several at one vblank, all or none, each plane's old
+//!     framebuffer released then (module `atomic`); [`Display::page_flip`] is a commit of the
+//!     primary plane alone.
 
 use crate::dmaview::DmaView;
 use crate::frame::{FrameFormat, STAMP_MAGIC};
 use crate::job::{DeviceJob, JobEffects, JobInput, Op, Seen};
 use crate::media::MediaError;
 use dma::{DmaApi, DmaDirection};
-use dmabuf::{Attachment, DmaBuf, MappedSgTable};
+use dmabuf::DmaBuf;
 use fence::{DmaFence, DmaResvUsage, SimpleFenceOps};
+use import::FbImport;
 use parking_lot::Mutex;
 use soc::Device;
 use std::collections::{BTreeMap, VecDeque};
@@ -57,8 +67,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod addfb;
+mod atomic;
 mod framebuffer;
+mod import;
 pub use addfb::{fourcc_name, FbCmd2, DRM_FORMAT_MOD_LINEAR};
+pub use atomic::{AtomicCommit, PlaneId, PlaneSet};
 
 /// A framebuffer id (`fb_id`).
 pub type FbId = u32;
@@ -72,6 +85,8 @@ pub struct DisplayConfig {
     pub format: FrameFormat,
     /// How long a vblank waits for a flip's fences (rule 3); `None` never waits.
     pub fence_timeout: Option<Duration>,
+    /// Planes of the CRTC: the primary (plane 0) and `planes - 1` overlays (rule 10).
+    pub planes: u32,
 }
 
 impl DisplayConfig {
@@ -81,6 +96,7 @@ impl DisplayConfig {
             device: "display0".into(),
             format,
             fence_timeout: None,
+            planes: 1,
         }
     }
 }
@@ -135,10 +151,11 @@ pub struct DisplayStats {
 /// What one vblank did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Vblank {
-    /// The framebuffer newly shown, if a flip completed.
+    /// The framebuffer newly shown (of a commit of several planes, the lowest plane's), if a
+    /// flip completed.
     pub shown: Option<FbId>,
-    /// Whether the new frame verified (rule 5); `None` without a new frame or with
-    /// [`Expect::Nothing`].
+    /// Whether the new frames verified (rule 5; all of them, for a commit of several
+    /// planes); `None` without a new frame or with [`Expect::Nothing`].
     pub verified: Option<bool>,
     /// Framebuffers no longer scanned out nor queued (the replaced one, dropped flips).
     pub released: Vec<FbId>,
@@ -147,13 +164,12 @@ pub struct Vblank {
 }
 
 struct Framebuffer {
-    buf: DmaBuf,
-    att: Attachment,
-    sgt: MappedSgTable,
-    /// The direction `sgt` is mapped for.
-    dir: DmaDirection,
+    /// The buffer, its attachment and mapping (module `import`).
+    import: Arc<FbImport>,
     /// `(offset, len)` of each plane the display scans out.
     planes: Vec<(u64, u64)>,
+    /// Width and height in pixels.
+    size: (u32, u32),
 }
 
 /// A frame a vblank latched, and the job that scans it out.
@@ -166,6 +182,8 @@ pub struct Scanout {
     pub job: DeviceJob,
     /// What the frame must be ([`Display::scanned`]).
     pub expect: Expect,
+    /// The plane it is on.
+    pub plane: PlaneId,
 }
 
 /// What [`Display::latch`] did.
@@ -173,8 +191,8 @@ pub struct Scanout {
 pub struct Latched {
     /// The vblank (its `verified` is `None` until the scanout is judged).
     pub vblank: Vblank,
-    /// The new frame's scanout, if a flip completed.
-    pub scanout: Option<Scanout>,
+    /// The new frames' scanouts, one per plane the latched commit flipped, by plane.
+    pub scanouts: Vec<Scanout>,
 }
 
 /// Rule 5 on what a scanout read.
@@ -190,11 +208,26 @@ fn judge(expect: Expect, s: &Seen) -> bool {
     }
 }
 
-struct Flip {
+/// One plane of a queued commit.
+struct PlaneUpdate {
+    plane: PlaneId,
     fb: FbId,
-    fences: Vec<DmaFence>,
+    /// The addresses the commit programmed (`prepare_fb`), read at the vblank.
+    segments: Vec<dma::DmaSegment>,
     expect: Expect,
+}
+
+/// A queued commit (a page flip is one of the primary plane).
+struct Flip {
+    updates: Vec<PlaneUpdate>,
+    fences: Vec<DmaFence>,
     done: DmaFence,
+}
+
+impl Flip {
+    fn names(&self, fb: FbId) -> bool {
+        self.updates.iter().any(|u| u.fb == fb)
+    }
 }
 
 #[derive(Default)]
@@ -202,7 +235,8 @@ struct State {
     fbs: BTreeMap<FbId, Framebuffer>,
     next_id: FbId,
     queue: VecDeque<Flip>,
-    scanout: Option<FbId>,
+    /// The framebuffer each plane scans out (index: [`PlaneId`]).
+    planes: Vec<Option<FbId>>,
     stats: DisplayStats,
     seqno: u64,
 }
@@ -230,6 +264,7 @@ impl std::fmt::Debug for Display {
 impl Display {
     /// A display on `cfg.device`. Errors: `ENODEV`.
     pub fn new(dma: &Arc<DmaApi>, cfg: DisplayConfig) -> Result<Display, MediaError> {
+        let planes = cfg.planes.max(1) as usize;
         Ok(Display {
             dma: dma.clone(),
             dev: dma.device(&cfg.device)?,
@@ -239,6 +274,7 @@ impl Display {
             cfg,
             state: Mutex::new(State {
                 next_id: 1,
+                planes: vec![None; planes],
                 ..State::default()
             }),
         })
@@ -261,7 +297,7 @@ impl Display {
 
     /// The framebuffer scanned out now.
     pub fn scanout(&self) -> Option<FbId> {
-        self.state.lock().scanout
+        self.state.lock().planes.first().copied().flatten()
     }
 
     /// Flips queued and not yet shown.
@@ -277,43 +313,31 @@ impl Display {
     /// `PAGE_FLIP` (atomic commit of one plane): queues `fb` to be shown at a coming vblank once
     /// `in_fence` and the buffer's implicit WRITE fences have signaled (rule 3). Returns the
     /// flip's out-fence, signaled at the vblank that shows it (with `ECANCELED` if it is
-    /// dropped, rule 4).
+    /// dropped, rule 4). A dynamically imported framebuffer is pinned here (rule 9: its
+    /// `prepare_fb`; the exporter's errno if it cannot be) until the flip that replaces it
+    /// latches.
     pub fn page_flip(
         &self,
         fb: FbId,
         in_fence: Option<DmaFence>,
         expect: Expect,
     ) -> Result<DmaFence, MediaError> {
-        let mut st = self.state.lock();
-        let f = st
-            .fbs
-            .get(&fb)
-            .ok_or_else(|| MediaError::NotFound(format!("no framebuffer {fb}")))?;
-        // Rule 7: one flip at a time.
-        if let Some(p) = st.queue.front() {
-            return Err(MediaError::Busy(format!(
-                "a flip to framebuffer {} is pending (wait for its vblank)",
-                p.fb
-            )));
+        let mut c = AtomicCommit::default();
+        c.set(0, fb, expect);
+        self.commit(&c, in_fence)
+    }
+
+    /// `cleanup_fb` of framebuffers whose flips left the screen or the queue (rule 9): their
+    /// pins go. Called without the state lock.
+    fn cleanup(&self, imports: Vec<Arc<FbImport>>) {
+        for i in imports {
+            i.cleanup();
         }
-        // Rule 3: an explicit in-fence overrules the implicit WRITE fences (KERNEL ones,
-        // memory moves, are always waited for).
-        let usage = match in_fence {
-            Some(_) => DmaResvUsage::Kernel,
-            None => DmaResvUsage::Write,
-        };
-        let mut fences = f.buf.resv().get_fences(usage);
-        fences.extend(in_fence);
-        st.seqno += 1;
-        let done = DmaFence::new(self.ops.clone(), self.context, st.seqno);
-        st.queue.push_back(Flip {
-            fb,
-            fences,
-            expect,
-            done: done.clone(),
-        });
-        st.stats.flips += 1;
-        Ok(done)
+    }
+
+    /// The import of framebuffer `fb` (for [`Self::cleanup`]), if it exists.
+    fn import_of(st: &State, fb: FbId) -> Option<Arc<FbImport>> {
+        st.fbs.get(&fb).map(|f| f.import.clone())
     }
 
     /// Whether every fence of the flip signaled (waiting up to the configured timeout), and the
@@ -333,95 +357,39 @@ impl Display {
         (true, None)
     }
 
-    /// The vertical blank's latch: completes the oldest ready flip and releases the frame it
-    /// replaces (module rules 3 and 4); the new frame's scanout is the returned job, for the
-    /// caller to execute (on its pool, on its clock) and to judge with [`Self::scanned`].
-    pub fn latch(&self) -> Result<Latched, MediaError> {
-        let mut out = Vblank::default();
-        let mut st = self.state.lock();
-        st.stats.vblanks += 1;
-        let flip = loop {
-            let Some(flip) = st.queue.pop_front() else {
-                break None;
-            };
-            match self.flip_ready(&flip) {
-                (false, _) => {
-                    st.queue.push_front(flip);
-                    st.stats.missed += 1;
-                    break None;
-                }
-                (true, Some(e)) => {
-                    let _ = flip.done.set_error(e);
-                    let _ = flip.done.signal();
-                    st.stats.dropped += 1;
-                    out.released.push(flip.fb);
-                }
-                (true, None) => break Some(flip),
-            }
-        };
-        let Some(flip) = flip else {
-            return Ok(Latched {
-                vblank: out,
-                scanout: None,
-            });
-        };
-        let fb = st
-            .fbs
-            .get(&flip.fb)
-            .ok_or_else(|| MediaError::Invalid(format!("framebuffer {} vanished", flip.fb)))?;
-        // The scanout job: the framebuffer's planes through the mapping `add_fb` made (no
-        // mapping and no host buffer per frame).
-        let input = JobInput {
-            view: DmaView::from_segments(self.dev.clone(), fb.sgt.dma_segments()),
-            planes: fb.planes.clone(),
-            expected: match flip.expect {
-                Expect::Exact { checksum, .. } | Expect::Checksum(checksum) => checksum,
-                _ => 0,
-            },
-            frame: match flip.expect {
-                Expect::Exact { frame, .. } => frame,
-                Expect::Frame(n) => u64::from(n),
-                _ => 0,
-            },
-        };
-        let job = DeviceJob::new(Op::Scanout).input(input);
-        let need = job.bytes().0;
-        st.stats.shown += 1;
-        st.stats.bytes_read += need;
-        if let Some(old) = st.scanout.replace(flip.fb) {
-            if old != flip.fb {
-                out.released.push(old);
-            }
-        }
-        let _ = flip.done.signal();
-        out.shown = Some(flip.fb);
-        out.cost = job.cost(&self.dev);
-        Ok(Latched {
-            vblank: out,
-            scanout: Some(Scanout {
-                fb: flip.fb,
-                job,
-                expect: flip.expect,
-            }),
-        })
-    }
-
     /// Judges what a scanout job of `expect` read (rule 5) and counts it: `Some(true)` verified,
     /// `Some(false)` corrupted (a failed read too), `None` for [`Expect::Nothing`].
     pub fn scanned(&self, expect: Expect, fx: &JobEffects) -> Option<bool> {
-        let seen = fx.inputs_seen.first().copied().flatten();
-        let ok = match (fx.error.is_some(), seen) {
-            _ if expect == Expect::Nothing => None,
-            (true, _) | (false, None) => Some(false),
-            (false, Some(s)) => Some(judge(expect, &s)),
-        };
+        self.scanned_planes(&[expect], fx)
+            .into_iter()
+            .next()
+            .flatten()
+    }
+
+    /// [`Self::scanned`] of one job that read several planes' frames (input `i` against
+    /// `expects[i]`, rule 10): each counted apart.
+    pub fn scanned_planes(&self, expects: &[Expect], fx: &JobEffects) -> Vec<Option<bool>> {
+        let out: Vec<Option<bool>> = expects
+            .iter()
+            .enumerate()
+            .map(|(i, &expect)| {
+                let seen = fx.inputs_seen.get(i).copied().flatten();
+                match (fx.error.is_some(), seen) {
+                    _ if expect == Expect::Nothing => None,
+                    (true, _) | (false, None) => Some(false),
+                    (false, Some(s)) => Some(judge(expect, &s)),
+                }
+            })
+            .collect();
         let mut st = self.state.lock();
-        match ok {
-            Some(true) => st.stats.verified += 1,
-            Some(false) => st.stats.corrupted += 1,
-            None => {}
+        for ok in &out {
+            match ok {
+                Some(true) => st.stats.verified += 1,
+                Some(false) => st.stats.corrupted += 1,
+                None => {}
+            }
         }
-        ok
+        out
     }
 
     /// The vertical blank, done whole on the caller's thread: [`Self::latch`], the scanout
@@ -429,11 +397,16 @@ impl Display {
     pub fn vblank(&self) -> Result<Vblank, MediaError> {
         let Latched {
             mut vblank,
-            scanout,
+            scanouts,
         } = self.latch()?;
-        if let Some(s) = scanout {
+        let mut all = true;
+        let mut any = false;
+        for s in scanouts {
             let fx = s.job.execute(&self.dma);
-            vblank.verified = self.scanned(s.expect, &fx);
+            if let Some(ok) = self.scanned(s.expect, &fx) {
+                any = true;
+                all &= ok;
+            }
             if let Some(e) = fx.error {
                 return Err(MediaError::Io(format!(
                     "{}: scanout of framebuffer {}: {e}",
@@ -442,36 +415,52 @@ impl Display {
                 )));
             }
         }
+        vblank.verified = any.then_some(all);
         Ok(vblank)
     }
 
     /// A commit that failed before its vblank (its fences did not come in time, or one failed):
-    /// the queued flips are dropped (their out-fences signal with `ECANCELED`) and the frame on
-    /// screen stays scanned out, as a failed `drm_mode_page_flip_ioctl` or atomic commit leaves
-    /// the CRTC; the next flip that latches releases it. Returns the dropped flips'
-    /// framebuffers.
+    /// the queued flips are dropped (their out-fences signal with `ECANCELED`, their pins go)
+    /// and the frame on screen stays scanned out, as a failed `drm_mode_page_flip_ioctl` or
+    /// atomic commit leaves the CRTC; the next flip that latches releases it. Returns the
+    /// dropped flips' framebuffers.
     pub fn cancel_flips(&self) -> Vec<FbId> {
-        let mut st = self.state.lock();
-        std::mem::take(&mut st.queue)
-            .into_iter()
-            .map(|flip| {
-                let _ = flip.done.set_error(uapi::Errno::ECANCELED);
-                let _ = flip.done.signal();
-                flip.fb
-            })
-            .collect()
+        let mut unpin = Vec::new();
+        let dropped = {
+            let mut st = self.state.lock();
+            let flips = std::mem::take(&mut st.queue);
+            let dropped: Vec<FbId> = flips
+                .into_iter()
+                .flat_map(|flip| {
+                    let _ = flip.done.set_error(uapi::Errno::ECANCELED);
+                    let _ = flip.done.signal();
+                    flip.updates.into_iter().map(|u| u.fb).collect::<Vec<_>>()
+                })
+                .collect();
+            unpin.extend(dropped.iter().filter_map(|&fb| Self::import_of(&st, fb)));
+            dropped
+        };
+        self.cleanup(unpin);
+        dropped
     }
 
     /// Turns scanout off (the CRTC is disabled): the shown frame is released, queued flips are
-    /// dropped (their out-fences signal with `ECANCELED`). Returns the released framebuffers.
+    /// dropped (their out-fences signal with `ECANCELED`), every pin goes. Returns the released
+    /// framebuffers.
     pub fn disable(&self) -> Vec<FbId> {
-        let mut st = self.state.lock();
-        let mut released: Vec<FbId> = st.scanout.take().into_iter().collect();
-        for flip in std::mem::take(&mut st.queue) {
-            let _ = flip.done.set_error(uapi::Errno::ECANCELED);
-            let _ = flip.done.signal();
-            released.push(flip.fb);
-        }
+        let mut unpin = Vec::new();
+        let released = {
+            let mut st = self.state.lock();
+            let mut released: Vec<FbId> = st.planes.iter_mut().filter_map(Option::take).collect();
+            for flip in std::mem::take(&mut st.queue) {
+                let _ = flip.done.set_error(uapi::Errno::ECANCELED);
+                let _ = flip.done.signal();
+                released.extend(flip.updates.iter().map(|u| u.fb));
+            }
+            unpin.extend(released.iter().filter_map(|&fb| Self::import_of(&st, fb)));
+            released
+        };
+        self.cleanup(unpin);
         released
     }
 }

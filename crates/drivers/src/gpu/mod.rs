@@ -83,6 +83,7 @@ pub mod dmem;
 pub mod exporter;
 pub mod job;
 mod moves;
+mod pages;
 pub mod prime_seam;
 pub mod ring;
 mod storage;

@@ -229,7 +229,7 @@ fn scanout_is_a_job_the_caller_runs_in_pieces_and_the_display_judges() {
         let l = d.latch().unwrap();
         assert_eq!(l.vblank.shown, Some(a));
         assert_eq!(l.vblank.verified, None, "judged after the job");
-        let s = l.scanout.expect("a flip latched");
+        let s = l.scanouts.into_iter().next().expect("a flip latched");
         assert_eq!(s.job.bytes(), (fmt.size() as u64, 0));
         assert_eq!(s.job.cost(d.device()), l.vblank.cost);
         let fx = s.job.execute_on(&dma, &pool);
@@ -251,7 +251,7 @@ fn scanout_is_a_job_the_caller_runs_in_pieces_and_the_display_judges() {
         Expect::Stamp,
     ] {
         d.page_flip(a, None, expect).unwrap();
-        let s = d.latch().unwrap().scanout.unwrap();
+        let s = d.latch().unwrap().scanouts.into_iter().next().unwrap();
         let fx = s.job.execute_on(&dma, &pool);
         assert_eq!(d.scanned(s.expect, &fx), Some(false), "{expect:?}");
     }

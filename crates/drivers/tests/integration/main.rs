@@ -180,6 +180,8 @@ mod camera;
 mod concurrent_jobs;
 mod decoder;
 mod display;
+mod display_p2p;
+mod display_planes;
 mod encoder;
 mod isp;
 mod jobs;

@@ -9,8 +9,8 @@
 //! A `gpu` node with `p2p = true` starts its driver with [`drivers::gpu::GpuConfig::p2p`] on,
 //! and every device that attaches a buffer the GPU exports attaches it **dynamically**
 //! ([`dmabuf::DmaBuf::dynamic_attach`]) with a [`P2pImporter`] that allows peer-to-peer: the
-//! GPU itself (it renders through its own attachment) and the display (a DRM/KMS importer, so
-//! it reads such a link through that attachment, not through a vb2 queue). Every importer that
+//! GPU itself (it renders through its own attachment) and the display (a DRM/KMS importer: its
+//! node attachment, and its framebuffers' own, never a vb2 queue). Every importer that
 //! reaches VRAM (through its IOMMU or a wide enough mask) lets the buffer stay there.
 //!
 //! A `vram_pressure` event allocates a VRAM-only object of the asked size; the GPU's TTM
@@ -32,11 +32,19 @@
 //! out-fence. Deterministic runs use a manual ring the runner runs at the job's start;
 //! `--threads` the ring's own thread.
 //!
+//! A display reads such a link through KMS ([`super::kms`]): it imports each buffer
+//! dynamically (peer-to-peer allowed) and each flip pins its buffer until the flip that
+//! replaces it latches, as `amdgpu_dm_plane_helper_prepare_fb` / `cleanup_fb` do. The buffer
+//! on screen is therefore never evicted: the pressure takes the others, and fails with
+//! `ENOMEM` (a run error) if only the pinned one could have made room.
+//!
 //! # Rules
 //! 1. A pressure event and its end apply with no job holding a mapping (the loop's barrier), so
 //!    a move never races a job's bytes (`--engine-threads`).
 //! 2. A buffer that cannot go back to VRAM (still no room) stays where it is; that is not an
 //!    error.
+//! 3. A buffer pinned on screen when the pressure ends goes back once the display released
+//!    it (the vblank that latched the next flip), not before: a pinned object never moves.
 
 use super::sched::Sched;
 use super::world::{ExporterHandle, RunFailure, World};
@@ -392,6 +400,13 @@ impl Sched<'_> {
                 Some(bo)
             }
             Err(e) => {
+                // What it evicted before finding no more room stays evicted (TTM does not
+                // undo evictions): those moves are recorded too.
+                let why = format!(
+                    "evicted: {} of {bank} asked by another client (the allocation failed)",
+                    soc::human_size(bytes)
+                );
+                self.gpu_moved(gpu, before, now, &why);
                 self.errors
                     .push(RunFailure::new(&e, format!("vram pressure on {bank}: {e}")));
                 None
@@ -399,7 +414,8 @@ impl Sched<'_> {
         }
     }
 
-    /// The pressure is gone: evicted buffers that prefer VRAM go back (rule 2).
+    /// The pressure is gone: evicted buffers that prefer VRAM go back (rule 2); one pinned on
+    /// screen goes back when the display lets it go (rule 3, [`Self::vram_restore_pending`]).
     pub(crate) fn vram_restore(&mut self, now: VirtualTime) {
         let gpus: Vec<drivers::gpu::Gpu> = self.w.gpus.values().cloned().collect();
         for gpu in gpus {
@@ -412,12 +428,41 @@ impl Sched<'_> {
                     continue;
                 }
                 if let ExporterHandle::Gpu(bo) = &self.w.buf(bi).exporter {
-                    if bo.preferred() == Placement::Vram {
+                    if bo.preferred() != Placement::Vram {
+                        continue;
+                    }
+                    if bo.pin_count() > 0 {
+                        self.w.vram_pending.insert(bi);
+                    } else {
                         let _ = gpu.validate(bo, Placement::Vram);
                     }
                 }
             }
             self.gpu_moved(&gpu, before, now, "restored: VRAM pressure released");
+        }
+    }
+
+    /// Buffer `bi` left the screen (unpinned): if the end of a VRAM pressure found it pinned,
+    /// it goes back to VRAM now (rule 3).
+    pub(crate) fn vram_restore_pending(&mut self, bi: usize, now: VirtualTime) {
+        if !self.w.vram_pending.remove(&bi) {
+            return;
+        }
+        let Some(ExporterHandle::Gpu(bo)) = self.w.bufs[bi].as_ref().map(|b| &b.exporter) else {
+            return;
+        };
+        let bo = bo.clone();
+        let gpus: Vec<drivers::gpu::Gpu> = self.w.gpus.values().cloned().collect();
+        for gpu in gpus {
+            let before = self.gpu_snapshot();
+            // Another GPU's object is refused (ForeignBo) and nothing moves.
+            let _ = gpu.validate(&bo, Placement::Vram);
+            self.gpu_moved(
+                &gpu,
+                before,
+                now,
+                "restored once off screen: VRAM pressure released",
+            );
         }
     }
 }

@@ -1,32 +1,42 @@
 //! A display node through KMS: its process imports each buffer, makes a framebuffer of it once,
-//! and shows frames with page flips; the driver's scanout job reads them.
+//! and shows frames with atomic commits, a plane per input link; the driver's scanout job
+//! reads them.
 //!
 //! # The concept
-//! A `display` node (one input link, not a peer-to-peer GPU's) is a
-//! [`drivers::display::Display`] in its process, as a compositor drives a DRM/KMS device:
+//! Every `display` node is a [`drivers::display::Display`] in its process, as a compositor
+//! drives a DRM/KMS device; a display with N input links is one CRTC with N planes (the first
+//! link's the primary plane, the others overlays). There is no other display path: no display
+//! has a vb2 queue or reads through its node attachment.
 //! - the first time a buffer reaches it, the process imports the fd it holds (PRIME fd -> GEM
 //!   handle, `drmPrimeFDToHandle`) and creates a framebuffer with `ADDFB2`
 //!   ([`drivers::display::FbCmd2`]: the link's DRM fourcc, size, and each plane's pitch and
-//!   offset in the buffer); the driver maps the buffer once for the framebuffer's life;
-//! - each frame is a page flip committed for the vblank the runner placed it on
-//!   ([`super::handoff`]), latched at that vblank: the driver's [`drivers::display::Scanout`]
-//!   job is the node's job, executed in pieces on the pool like every other job;
-//! - the buffer on screen stays the display's until the next flip latches (real KMS scans the
-//!   old framebuffer out until then): at the vblank that latches the next flip it is released
-//!   to its producer (an instant `release <buffer>` on the display's track), not earlier (the
-//!   commit) nor later (the end of the next scanout); in between it is on screen, not in
-//!   flight;
-//! - a flip that does not latch at its vblank (its fences did not come, or one failed) fails
+//!   offset in the buffer); the driver maps the buffer once for the framebuffer's life. A
+//!   peer-to-peer GPU's buffer is imported dynamically, p2p allowed (it may stay in VRAM), and
+//!   each commit pins it until the commit that replaces it latches (`prepare_fb`/`cleanup_fb`,
+//!   [`drivers::display::Display::add_fb2_dynamic`]): VRAM pressure never evicts the frame on
+//!   screen ([`super::gpu`]);
+//! - each frame time is one atomic commit ([`Sched::kms_commit`]) flipping every plane whose
+//!   link has a new frame, for the vblank the runner placed the primary's frame on
+//!   ([`super::handoff`]), latched at that vblank, all planes at once: the driver's
+//!   [`drivers::display::Scanout`] jobs (one per plane) are read by the node's one job,
+//!   executed in pieces on the pool like every other job, and judged per plane;
+//! - each plane's buffer stays the display's until the commit that replaces it latches (real
+//!   KMS scans the old framebuffer out until then): at that vblank it is released to its
+//!   producer (an instant `release <buffer>` on the display's track), not earlier (the commit)
+//!   nor later (the end of the next scanout); in between it is on screen, not in flight; a
+//!   plane the commit does not name keeps its buffer;
+//! - a commit that does not latch at its vblank (its fences did not come, or one failed) fails
 //!   its job and is cancelled ([`Display::cancel_flips`]): the screen stays as it was, as a
-//!   failed `drm_mode_page_flip_ioctl` leaves the CRTC, and the next flip that latches
-//!   releases the frame on screen;
+//!   failed atomic commit leaves the CRTC, and the next commit that latches releases what it
+//!   replaces;
 //! - `RMFB` when the buffer goes away (a swapchain shrinking, `set_buffers`, the end); a
 //!   detach, a kill or a STREAMOFF of the display turns the CRTC off
-//!   ([`drivers::display::Display::disable`]): the frame on screen is released.
+//!   ([`drivers::display::Display::disable`]): the frames on screen are released.
 //!
-//! A compositor commits a frame once its acquire fence signalled (explicit sync), so a frame
-//! whose producer's fence has not signalled on the loop yet waits in the ready queue; the
-//! node's fence wait still counts from when it could have started ([`Sched::kms_ready_from`]).
+//! A compositor commits once its planes' acquire fences signalled (explicit sync), so a commit
+//! whose frames' producer fences have not signalled on the loop yet waits in the ready queue;
+//! the node's fence wait still counts from when it could have started
+//! ([`Sched::kms_ready_from`]).
 //!
 //! Locking and lifetime: single-threaded (the runner's loop); [`World::kms`] holds the
 //! displays until the end of the run, which disables them and removes every framebuffer
@@ -36,7 +46,7 @@ use super::sched::Sched;
 use super::world::{RunFailure, World};
 use crate::clock::VirtualTime;
 use crate::schema::DriverKind;
-use drivers::display::{Display, DisplayConfig, Expect, FbCmd2, FbId};
+use drivers::display::{AtomicCommit, Display, DisplayConfig, Expect, FbCmd2, FbId, PlaneId};
 use drivers::job::JobInput;
 use std::collections::BTreeMap;
 
@@ -45,15 +55,33 @@ pub(crate) struct Kms {
     display: Display,
     /// Framebuffer of each buffer (by buffer index).
     fbs: BTreeMap<usize, FbId>,
-    /// The buffer on screen, from when (its scanout job's start, the vblank that latched it).
-    on_screen: Option<usize>,
+    /// The buffer each plane shows, from when (its scanout job's start, the vblank that
+    /// latched it).
+    on_screen: BTreeMap<PlaneId, usize>,
     shown_from: VirtualTime,
+    /// Per job: the buffers its commit flips onto the screen.
+    flipping: BTreeMap<u64, Vec<usize>>,
     /// Per job: the buffers its latch took off screen, released at its vblank.
     releasing: BTreeMap<u64, Vec<usize>>,
-    /// Per job: what its frame must be, judged by the driver when the scanout ends.
-    expects: BTreeMap<u64, Expect>,
+    /// Per job: what its frames must be (one per plane), judged by the driver when the
+    /// scanout ends.
+    expects: BTreeMap<u64, Vec<Expect>>,
     /// When the node first found a frame whose acquire fence had not signalled.
     waiting_since: Option<VirtualTime>,
+}
+
+/// One input link's new frame for a KMS display's commit ([`Sched::kms_commit`]).
+pub(crate) struct PlaneFrame {
+    /// The input link (its position among the node's inputs is its plane).
+    pub(crate) link: usize,
+    /// The buffer holding the frame.
+    pub(crate) buf: usize,
+    /// The producer's checksum of it.
+    pub(crate) expected: u64,
+    /// Its frame number.
+    pub(crate) frame: u64,
+    /// Its planes `(offset, len)` as the producer laid them out (what the scanout reads).
+    pub(crate) planes: Vec<(u64, u64)>,
 }
 
 fn fail(what: String, e: &drivers::media::MediaError) -> RunFailure {
@@ -64,9 +92,7 @@ impl World {
     /// Whether node `n` is a display driven through KMS (module doc).
     pub(crate) fn is_kms(&self, n: usize) -> bool {
         let node = &self.nodes[n];
-        node.desc.driver == DriverKind::Display
-            && node.inputs.len() == 1
-            && !self.link_is_p2p(node.inputs[0])
+        node.desc.driver == DriverKind::Display && !node.inputs.is_empty()
     }
 
     /// The KMS displays other than `n` reading any of `links` whose buffers the constraint
@@ -143,14 +169,19 @@ impl World {
             None => b.buf.clone(),
         };
         let name = b.name.clone();
+        // A p2p GPU's buffer is imported dynamically, peer-to-peer allowed (it may stay in
+        // VRAM), and pinned by each flip of it (module doc).
+        let p2p = self.link_is_p2p(b.link);
         let k = self.kms.get_mut(&n).ok_or_else(|| RunFailure {
             errno: "ENODEV".into(),
             message: "no display".into(),
         })?;
-        let fb = k
-            .display
-            .add_fb2(&buf, &cmd)
-            .map_err(|e| fail(format!("{name}: ADDFB2: {e}"), &e))?;
+        let fb = if p2p {
+            k.display.add_fb2_dynamic(&buf, &cmd)
+        } else {
+            k.display.add_fb2(&buf, &cmd)
+        };
+        let fb = fb.map_err(|e| fail(format!("{name}: ADDFB2: {e}"), &e))?;
         k.fbs.insert(bi, fb);
         Ok(fb)
     }
@@ -184,8 +215,10 @@ impl World {
         // Each framebuffer brings its own size; the configured mode is not used here.
         let fmt =
             drivers::frame::FrameFormat::new(16, 2).map_err(|e| fail("display mode".into(), &e))?;
+        // A plane per input link: the first the primary, the others overlays.
         let cfg = DisplayConfig {
             device: node.dev.name().to_string(),
+            planes: u32::try_from(node.inputs.len()).unwrap_or(u32::MAX),
             ..DisplayConfig::new(fmt)
         };
         let display = Display::new(self.kernel.dma(), cfg)
@@ -195,8 +228,9 @@ impl World {
             Kms {
                 display,
                 fbs: BTreeMap::new(),
-                on_screen: None,
+                on_screen: BTreeMap::new(),
                 shown_from: VirtualTime::ZERO,
+                flipping: BTreeMap::new(),
                 releasing: BTreeMap::new(),
                 expects: BTreeMap::new(),
                 waiting_since: None,
@@ -243,9 +277,9 @@ impl World {
 }
 
 impl Sched<'_> {
-    /// Display node `n` shows frame `frame` (checksum `expected`) of buffer `bi`: framebuffer,
-    /// page flip, latch at the vblank; the scanout job's input. What the latch took off screen
-    /// is released at job `id`'s vblank ([`Self::kms_latched`]).
+    /// Display node `n` shows frame `frame` (checksum `expected`) of buffer `bi` on its
+    /// primary plane: [`Self::kms_commit`] of that plane alone.
+    #[cfg(test)]
     pub(crate) fn kms_flip(
         &mut self,
         n: usize,
@@ -254,8 +288,49 @@ impl Sched<'_> {
         frame: u64,
         id: u64,
     ) -> Result<JobInput, RunFailure> {
-        let fb = self.w.kms_fb(n, bi)?;
-        let name = self.w.buf(bi).name.clone();
+        let li = self.w.buf(bi).link;
+        let p = PlaneFrame {
+            link: li,
+            buf: bi,
+            expected,
+            frame,
+            planes: Vec::new(),
+        };
+        let mut inputs = self.kms_commit(n, &[p], id)?;
+        inputs.pop().ok_or_else(|| RunFailure {
+            errno: "EINVAL".into(),
+            message: "a scanout job without its framebuffer".into(),
+        })
+    }
+
+    /// Display node `n` shows `frames`, one per input link with a new frame: a framebuffer of
+    /// each buffer, one atomic commit flipping each link's plane (the input's position: the
+    /// first the primary), latched at the vblank; the scanout jobs' inputs, in `frames`'
+    /// order. What the latch took off screen is released at job `id`'s vblank
+    /// ([`Self::kms_latched`]); planes without a new frame keep theirs.
+    pub(crate) fn kms_commit(
+        &mut self,
+        n: usize,
+        frames: &[PlaneFrame],
+        id: u64,
+    ) -> Result<Vec<JobInput>, RunFailure> {
+        let mut commit = AtomicCommit::default();
+        let mut names = Vec::with_capacity(frames.len());
+        for f in frames {
+            let fb = self.w.kms_fb(n, f.buf)?;
+            let plane = self.w.nodes[n]
+                .inputs
+                .iter()
+                .position(|&li| li == f.link)
+                .unwrap_or(0);
+            let expect = Expect::Exact {
+                frame: f.frame,
+                checksum: f.expected,
+            };
+            commit.set(u32::try_from(plane).unwrap_or(u32::MAX), fb, expect);
+            names.push(self.w.buf(f.buf).name.clone());
+        }
+        let name = names.join(", ");
         let Some(k) = self.w.kms.get_mut(&n) else {
             return Err(RunFailure {
                 errno: "ENODEV".into(),
@@ -263,41 +338,52 @@ impl Sched<'_> {
             });
         };
         k.waiting_since = None;
-        let expect = Expect::Exact {
-            frame,
-            checksum: expected,
-        };
         k.display
-            .page_flip(fb, None, expect)
-            .map_err(|e| fail(format!("{name}: PAGE_FLIP: {e}"), &e))?;
+            .atomic_commit(&commit, None)
+            .map_err(|e| fail(format!("{name}: ATOMIC: {e}"), &e))?;
         let latched = k
             .display
             .latch()
             .map_err(|e| fail(format!("{name}: vblank: {e}"), &e))?;
-        let Some(mut scan) = latched.scanout else {
-            // The commit failed: its flip goes, the frame on screen stays (the driver's scanout
-            // and `on_screen` both), released by the next flip that latches; the job fails, so
-            // its own buffer goes back with the node's queued frames (Sched::fail_job).
+        if latched.scanouts.is_empty() {
+            // The commit failed: its flips go, the frames on screen stay (the driver's planes
+            // and `on_screen` both), released by the next commit that latches; the job fails,
+            // so its own buffers go back with the node's queued frames (Sched::fail_job).
             drop(k.display.cancel_flips());
             return Err(RunFailure {
                 errno: "EAGAIN".into(),
-                message: format!("{name}: the flip did not latch at its vblank (fences)"),
+                message: format!("{name}: the commit did not latch at its vblank (fences)"),
             });
-        };
+        }
         let off: Vec<usize> = latched
             .vblank
             .released
             .iter()
             .filter_map(|fb| k.fbs.iter().find(|(_, f)| *f == fb).map(|(&b, _)| b))
             .collect();
-        k.on_screen = Some(bi);
+        let mut inputs = Vec::with_capacity(frames.len());
+        let mut expects = Vec::with_capacity(frames.len());
+        let mut shown = Vec::with_capacity(frames.len());
+        for mut scan in latched.scanouts {
+            let bi = k.fbs.iter().find(|(_, f)| **f == scan.fb).map(|(&b, _)| b);
+            if let Some(bi) = bi {
+                k.on_screen.insert(scan.plane, bi);
+                shown.push(bi);
+            }
+            expects.push(scan.expect);
+            inputs.extend(scan.job.inputs.pop());
+        }
         k.shown_from = VirtualTime(u64::MAX);
         k.releasing.insert(id, off);
-        k.expects.insert(id, scan.expect);
-        scan.job.inputs.pop().ok_or_else(|| RunFailure {
-            errno: "EINVAL".into(),
-            message: "a scanout job without its framebuffer".into(),
-        })
+        k.expects.insert(id, expects);
+        k.flipping.insert(id, shown);
+        if inputs.len() != frames.len() {
+            return Err(RunFailure {
+                errno: "EINVAL".into(),
+                message: "a scanout job without its framebuffer".into(),
+            });
+        }
+        Ok(inputs)
     }
 
     /// What KMS display `n` shows: the buffer on screen for the runner, and the buffer whose
@@ -309,7 +395,7 @@ impl Sched<'_> {
         };
         let fb = k.display.scanout();
         let driver = k.fbs.iter().find(|(_, f)| Some(**f) == fb).map(|(&b, _)| b);
-        (k.on_screen, driver)
+        (k.on_screen.get(&0).copied(), driver)
     }
 
     /// The buffers job `id`'s latch takes off screen (released at its vblank).
@@ -334,7 +420,7 @@ impl Sched<'_> {
             let _ = self.q.push(start, super::sched::Ev::Latch(self.next_job));
         }
         // A swapchain's buffer is on screen from that vblank (super::swapchain).
-        if let Some(bi) = k.on_screen {
+        for bi in k.flipping.remove(&self.next_job).unwrap_or_default() {
             if let Err(e) = self.w.swap_scanout(bi, start) {
                 self.errors.push(e);
             }
@@ -360,6 +446,8 @@ impl Sched<'_> {
             let track = self.w.nodes[n].track;
             self.w.trace.instant(track, &label, now);
             self.release(bi, n);
+            // Unpinned now: if the end of a VRAM pressure found it on screen, it goes back.
+            self.vram_restore_pending(bi, now);
         }
     }
 
@@ -376,8 +464,8 @@ impl Sched<'_> {
         let Some(k) = self.w.kms.get_mut(&n) else {
             return false;
         };
-        if let (Some(expect), Some(fx)) = (k.expects.remove(&id), fx) {
-            k.display.scanned(expect, fx);
+        if let (Some(expects), Some(fx)) = (k.expects.remove(&id), fx) {
+            k.display.scanned_planes(&expects, fx);
         }
         // A latch event not run yet (none is lost: it comes at the job's start).
         let off = k.releasing.remove(&id).unwrap_or_default();
@@ -394,13 +482,13 @@ impl Sched<'_> {
             return;
         };
         drop(k.display.disable());
-        let shown = k.on_screen.take();
+        let shown = std::mem::take(&mut k.on_screen);
         if rm {
             for (_, fb) in std::mem::take(&mut k.fbs) {
                 let _ = k.display.rm_fb(fb);
             }
         }
-        if let Some(bi) = shown {
+        for bi in shown.into_values() {
             if self.w.bufs[bi].is_some() {
                 self.release(bi, n);
             }

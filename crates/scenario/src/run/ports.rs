@@ -97,9 +97,9 @@ impl World {
             // A display driven through KMS imports its buffers itself (super::kms).
             for li in node.inputs.clone() {
                 let l = &self.links[li];
-                // A p2p GPU's buffers are read through a dynamic attachment (a DRM/KMS
-                // importer), not a vb2 queue, whose static attachment would keep them out of
-                // VRAM ([`super::gpu`]).
+                // A p2p GPU's buffers are read through a dynamic attachment (as a DRM/KMS
+                // importer reads them), not a vb2 queue, whose static attachment would keep
+                // them out of VRAM ([`super::gpu`]).
                 // An EXPBUF fd is a dma-buf like any other: consumers import it the same way.
                 if !matches!(
                     l.desc.memory,

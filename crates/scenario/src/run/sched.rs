@@ -296,12 +296,14 @@ impl<'a> Sched<'a> {
                     continue;
                 }
                 self.fold_older_inputs(n);
-                // A display commits a frame once its acquire fence signalled (super::kms).
-                let first = self.w.nodes[n]
+                // A display commits its planes' frames once their acquire fences signalled
+                // (super::kms).
+                let fronts: Vec<usize> = self.w.nodes[n]
                     .inputs
-                    .first()
-                    .and_then(|li| self.w.nodes[n].ready.get(li)?.front().copied());
-                if first.is_some_and(|bi| self.kms_waits(n, bi, now)) {
+                    .iter()
+                    .filter_map(|li| self.w.nodes[n].ready.get(li)?.front().copied())
+                    .collect();
+                if fronts.iter().any(|&bi| self.kms_waits(n, bi, now)) {
                     continue;
                 }
                 let node = &self.w.nodes[n];

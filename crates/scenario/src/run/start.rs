@@ -95,6 +95,7 @@ impl Sched<'_> {
         for &(_, bi) in &inputs {
             self.wait_sync_file(n, bi);
         }
+        let mut kms_planes = Vec::new();
         for &(li, bi) in &inputs {
             let b = self.w.buf(bi);
             ready_at = ready_at.max(b.available_at);
@@ -123,25 +124,21 @@ impl Sched<'_> {
                 });
                 continue;
             }
-            // A display through KMS: framebuffer, page flip, the driver's scanout input.
+            // A display through KMS: a framebuffer per buffer, and one atomic commit of every
+            // input's plane after this loop.
             if self.w.is_kms(n) {
                 let dir = io.map_direction(false);
                 if let Err(e) = self.w.kms_remap(n, bi, dir) {
                     return self.fail_job(n, io, &mapped, e);
                 }
-                match self.kms_flip(n, bi, expected, in_frame, self.next_job) {
-                    Ok(mut input) => {
-                        // The scanout reads the planes as their producer laid them out (a
-                        // tiled layout's header and padding included): what it verifies.
-                        input.planes = planes;
-                        mapped.inputs.push(bi);
-                        io.inputs.push(input);
-                        continue;
-                    }
-                    // The node stops with its flip: the frame it was to show (and any other
-                    // it holds) goes back to its producer, lost as job_failed (fail_node).
-                    Err(e) => return self.fail_job(n, io, &mapped, e),
-                }
+                kms_planes.push(super::kms::PlaneFrame {
+                    link: li,
+                    buf: bi,
+                    expected,
+                    frame: in_frame,
+                    planes,
+                });
+                continue;
             }
             // Through the node's vb2 queue (the driver takes the buffer vb2 queued and mapped),
             // else the runner maps it.
@@ -171,6 +168,22 @@ impl Sched<'_> {
                         frame: in_frame,
                     })
                 }
+                Err(e) => return self.fail_job(n, io, &mapped, e),
+            }
+        }
+        if !kms_planes.is_empty() {
+            match self.kms_commit(n, &kms_planes, self.next_job) {
+                Ok(scanned) => {
+                    // The scanout reads the planes as their producer laid them out (a tiled
+                    // layout's header and padding included): what it verifies.
+                    for (mut input, p) in scanned.into_iter().zip(kms_planes) {
+                        input.planes = p.planes;
+                        mapped.inputs.push(p.buf);
+                        io.inputs.push(input);
+                    }
+                }
+                // The node stops with its commit: the frames it was to show (and any other it
+                // holds) go back to their producers, lost as job_failed (fail_node).
                 Err(e) => return self.fail_job(n, io, &mapped, e),
             }
         }

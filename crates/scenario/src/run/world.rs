@@ -201,6 +201,9 @@ pub(crate) struct World {
     pub ports: Vec<super::vb2io::Port>,
     /// `move_notify` calls the GPU exporters' dynamic importers got.
     pub move_notifies: std::sync::atomic::AtomicU64,
+    /// Evicted GPU buffers the end of a VRAM pressure found pinned on screen: they go back to
+    /// VRAM once the display releases them ([`super::gpu`] rule 3).
+    pub vram_pending: std::collections::BTreeSet<usize>,
     /// Counters over time ([`super::counters`]).
     pub sampler: super::counters::Sampler,
     /// Shared memory bandwidth ([`super::bandwidth`]).
@@ -348,6 +351,7 @@ impl World {
             seed: s.seed,
             ports: Vec::new(),
             move_notifies: std::sync::atomic::AtomicU64::new(0),
+            vram_pending: std::collections::BTreeSet::new(),
             sampler: super::counters::Sampler::new(s.frames),
             bandwidth: super::bandwidth::Shared::new(&s.soc),
             threads: false,

@@ -163,22 +163,15 @@ fn node(
             format!("fps {}: expected 1 to {MAX_FPS}", n.fps),
         ));
     }
-    // A display with one input, not a p2p GPU's, is driven through KMS (run::kms): it has no
-    // vb2 queue whose mappings `map_policy` would rule.
+    // A display is driven through KMS (run::kms, a plane per input link): it has no vb2 queue
+    // whose mappings `map_policy` would rule.
     if n.driver == DriverKind::Display && n.map_policy != crate::schema::MapPolicy::default() {
-        let ins: Vec<&crate::schema::LinkDesc> = raw
+        let ins = raw
             .links
             .iter()
             .filter(|l| l.to.0.contains(&n.name))
-            .collect();
-        let p2p = |l: &crate::schema::LinkDesc| {
-            l.effective_exporter() == Some(crate::schema::Exporter::Gpu)
-                && raw
-                    .nodes
-                    .iter()
-                    .any(|m| m.name == l.from && m.params.p2p == Some(true))
-        };
-        if ins.len() == 1 && !p2p(ins[0]) {
+            .count();
+        if ins > 0 {
             return Err(ctx.err(
                 &p.key("map_policy"),
                 format!(

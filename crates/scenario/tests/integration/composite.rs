@@ -116,9 +116,10 @@ fn a_composite_input_short_of_buffers_drops_at_its_source_under_a_cause() {
 }
 
 #[test]
-fn a_display_with_two_planes_folds_through_its_vb2_queues() {
-    // No GPU: both cameras straight into the display (two planes), whose OUTPUT queues take
-    // the folded buffers, complete and dequeue them unread.
+fn a_display_with_two_planes_folds_through_kms() {
+    // No GPU: both cameras straight into the display, a KMS CRTC with a plane per link (no
+    // vb2 queue): each commit flips the planes with a new frame; the older frames it folds
+    // go back unread.
     let text = two_cameras(30)
         .replace(
             "[[nodes]]\nname = \"gpu\"\ndriver = \"gpu\"\ndevice = \"gpu0\"\nformat = \"XRGB8888\"\nwidth = 320\nheight = 240\n\n",
@@ -140,6 +141,10 @@ fn a_display_with_two_planes_folds_through_its_vb2_queues() {
     assert_eq!(r.frames.dropped, 0, "{json}");
     assert_eq!((r.frames.delivered, r.frames.merged), (30, 30), "{json}");
     assert_eq!(screen.dropped.get("merged"), Some(&30), "{json}");
+    assert!(r.vb2_queues.iter().all(|q| q.node != "screen"), "{json}");
+    let d = &r.displays[0];
+    assert_eq!((d.node.as_str(), d.flips), ("screen", 30), "{json}");
+    assert_eq!((d.verified, d.corrupted), (d.shown, 0), "{json}");
 }
 
 #[test]

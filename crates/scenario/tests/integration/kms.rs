@@ -78,3 +78,64 @@ fn map_policy_on_a_kms_display_is_refused_at_its_line() {
         assert!(!e.to_string().contains("KMS"), "{e}");
     }
 }
+
+#[test]
+fn a_display_with_two_links_commits_a_plane_per_link_and_releases_each_at_its_replacements_vblank()
+{
+    let s = scenario::load_bundled("display-planes").unwrap();
+    let out = run(&s, &RunOptions::default());
+    let r = &out.report;
+    let summary = scenario::report::text_summary(r);
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{summary}");
+    // Through KMS (no vb2 OUTPUT queue): one commit per frame, a scanout per plane it flipped,
+    // every one verified by the display driver.
+    assert!(
+        r.vb2_queues.iter().all(|q| q.node != "display"),
+        "{summary}"
+    );
+    let d = &r.displays[0];
+    assert_eq!(d.flips, s.frames, "one atomic commit per frame: {d:?}");
+    assert!(d.shown > d.flips, "the overlay plane flipped too: {d:?}");
+    assert_eq!((d.verified, d.corrupted), (d.shown, 0), "{d:?}");
+    assert_eq!(
+        d.framebuffers,
+        3 + 3,
+        "a framebuffer per buffer of both links"
+    );
+    // Each plane's old buffer is released at a vblank (the start of a display job), one plane
+    // at a time: the primary's every frame, the overlay's whenever the GPU had a new frame.
+    let v: serde_json::Value = serde_json::from_str(&out.trace.to_chrome_json()).unwrap();
+    let events = v["traceEvents"].as_array().unwrap();
+    let vblanks: Vec<f64> = events
+        .iter()
+        .filter(|e| {
+            e["ph"] == "X"
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("display frame"))
+        })
+        .map(|e| e["ts"].as_f64().unwrap())
+        .collect();
+    let releases = |link: &str| -> Vec<f64> {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "i")
+            .filter(|e| {
+                e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("release {link}[")))
+            })
+            .map(|e| e["ts"].as_f64().unwrap())
+            .collect()
+    };
+    let (primary, overlay) = (releases("camera->display"), releases("gpu->display"));
+    assert_eq!(
+        primary.len() as u64,
+        s.frames - 1,
+        "all but the last frame replaced"
+    );
+    assert_eq!(overlay.len() as u64, d.shown - d.flips - 1, "{d:?}");
+    for t in primary.iter().chain(&overlay) {
+        assert!(vblanks.contains(t), "a release at {t} us, not at a vblank");
+    }
+}
