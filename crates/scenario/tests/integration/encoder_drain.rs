@@ -1,0 +1,74 @@
+//! An encoder's drain in a run: `V4L2_ENC_CMD_STOP` at a `stream_off` of its OUTPUT queue and at
+//! the run's end, the frames it holds encoded (not thrown away), the `LAST` buffer dequeued and
+//! DQBUF answering `EPIPE`; `V4L2_ENC_CMD_START` at its `stream_on`; and STREAMOFF/STREAMON of
+//! its CAPTURE queue, during which its frames wait.
+
+use scenario::report::Report;
+use scenario::run::{run, RunOptions};
+use scenario::ExitCode;
+
+/// The bundled `transcode` at 320x240 with `frames` frames and `events` appended.
+fn transcode(frames: u64, events: &str) -> String {
+    scenario::bundled_text("transcode")
+        .unwrap()
+        .replace("frames = 120", &format!("frames = {frames}"))
+        .replace("width = 1280", "width = 320")
+        .replace("height = 720", "height = 240")
+        + events
+}
+
+fn event(frame: u64, action: &str, queue: &str) -> String {
+    format!(
+        "\n[[events]]\nat_frame = {frame}\naction = \"{action}\"\nnode = \"encoder\"\nqueue = \"{queue}\"\n"
+    )
+}
+
+fn run_text(t: &str) -> Report {
+    let s = scenario::validate(t, "drain.toml").unwrap();
+    run(&s, &RunOptions::default()).report
+}
+
+#[test]
+fn the_run_ends_with_a_drain_the_empty_last_buffer_and_epipe() {
+    let r = run_text(&transcode(8, ""));
+    let json = r.to_json();
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{json}");
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let e = &r.encoders[0];
+    // Nothing is queued at the end: the drain completes an empty LAST buffer at once.
+    assert_eq!((e.frames, e.drained, e.drains), (8, 0, 1), "{e:?}");
+}
+
+#[test]
+fn a_stream_off_drains_the_frames_the_encoder_holds_and_stream_on_resumes_it() {
+    // The CAPTURE queue goes off first: frames wait on the OUTPUT queue. Then the OUTPUT
+    // queue's stream_off: STOP, the waiting frames are the drain's; they come out once the
+    // CAPTURE queue streams again, the last one LAST; then STREAMOFF; stream_on: START.
+    let events = event(3, "stream_off", "capture")
+        + &event(5, "stream_off", "output")
+        + &event(7, "stream_on", "capture")
+        + &event(9, "stream_on", "output");
+    let r = run_text(&transcode(16, &events));
+    let json = r.to_json();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let e = &r.encoders[0];
+    let enc = r.nodes.iter().find(|n| n.name == "encoder").unwrap();
+    // The frames queued when the drain began (those captured while the CAPTURE queue was
+    // off) were encoded, none lost at the encoder to the STREAMOFF.
+    // Frames 3 and 4 waited on the OUTPUT queue and were drained.
+    assert_eq!(
+        (e.drained, e.drains),
+        (2, 2),
+        "the event's and the run's end: {e:?}"
+    );
+    assert_eq!(enc.dropped.get("stream_off"), None, "{enc:?}");
+    // Frames 5-8 found the encoder off (lost at the camera); after START frames 9-15 are
+    // encoded again: 0-4 and 9-15 reach the display, intact.
+    let cam = r.nodes.iter().find(|n| n.name == "camera").unwrap();
+    assert_eq!(cam.dropped.get("stream_off"), Some(&4), "{cam:?}");
+    assert_eq!(
+        (e.frames, r.frames.delivered, r.frames.corrupted),
+        (12, 12, 0),
+        "{json}"
+    );
+}
