@@ -173,6 +173,16 @@ fn event(
                 ));
             }
             let queues = match e.queue {
+                Some(QueueKind::Capture) if n.driver == DriverKind::Encoder && has.len() == 1 => {
+                    return Err(ctx.err(
+                        &p.key("queue"),
+                        format!(
+                            "encoder `{}` feeds no link: it writes its bitstream into a buffer of \
+                             its own and has no capture queue: expected output",
+                            n.name
+                        ),
+                    ))
+                }
                 Some(q) if !has.contains(&q) => {
                     return Err(ctx.err(
                         &p.key("queue"),

@@ -72,3 +72,18 @@ fn a_stream_off_drains_the_frames_the_encoder_holds_and_stream_on_resumes_it() {
         "{json}"
     );
 }
+
+#[test]
+fn check_refuses_the_capture_queue_of_an_encoder_that_feeds_no_link_where_it_is() {
+    // encoder-rle's encoder writes into a buffer of its own: no CAPTURE queue to name.
+    let ev = "\n[[events]]\nat_frame = 3\naction = \"stream_off\"\nnode = \"encoder\"\nqueue = \"capture\"\n";
+    let t = scenario::bundled_text("encoder-rle").unwrap().to_string() + ev;
+    let e = scenario::validate(&t, "rle.toml").unwrap_err().to_string();
+    let line = t.lines().count() - 1 + 1;
+    assert!(e.contains("feeds no link"), "{e}");
+    assert!(e.contains(&format!("rle.toml:{line}:9")), "{e}");
+    // transcode's encoder feeds the decoder: its CAPTURE queue is there to name.
+    assert!(
+        scenario::validate(&transcode(8, &event(3, "stream_off", "capture")), "t.toml").is_ok()
+    );
+}
