@@ -13,7 +13,8 @@
 //! # `memory = "userptr"`
 //! The buffers are the producer process's own memory: a sealed memfd (`F_SEAL_SHRINK`, so the
 //! pages a device holds never go away under it) mapped shared into the process's address space
-//! ([`vb2::UserMemory::mmap_memfd`]). A camera or ISP producer QBUFs that address as
+//! ([`vb2::UserMemory::mmap_memfd`]). A V4L2 producer (camera, ISP, scaler, decoder, or an
+//! encoder's bitstream) QBUFs that address as
 //! `V4L2_MEMORY_USERPTR` into its CAPTURE queue: vb2 pins the pages (`get_userptr`), maps them
 //! for the device, re-pins only when the pointer or length changes, and unpins at REQBUFS(0) or
 //! close (`put_userptr`). The consumers get the same pages the way a real pipeline passes user
