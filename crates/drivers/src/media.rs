@@ -142,9 +142,9 @@ pub use soc::timing::transfer_ns;
 /// - a driver whose engine runs when stepped and completes the buffer in the same step takes
 ///   it with [`pop`](Self::pop) (`v4l2_m2m_src_buf_remove`) and calls
 ///   [`Vb2Queue::buffer_done`] itself ([`Camera`](crate::camera::Camera),
-///   [`Isp`](crate::isp::Isp), [`Encoder`](crate::encoder::Encoder));
+///   [`Isp`](crate::isp::Isp));
 /// - a driver whose job runs for a while (the scenario runner's device jobs on its virtual
-///   clock) looks at what is next ([`next`](Self::next), `v4l2_m2m_next_src_buf`), takes it
+///   clock, and the [`Encoder`](crate::encoder::Encoder)'s jobs) looks at what is next ([`next`](Self::next), `v4l2_m2m_next_src_buf`), takes it
 ///   for the job ([`take`](Self::take), `v4l2_m2m_buf_remove_by_idx`): the buffer stays the
 ///   driver's, *in the job*, until [`finish`](Self::finish) completes it
 ///   (`v4l2_m2m_buf_done`); `stop_streaming` returns the buffers in a job too.

@@ -304,6 +304,13 @@ impl Vb2Queue {
         self.state.lock().bufs.get(&index).map(|b| b.state)
     }
 
+    /// `vb2_plane_size`: the length of `plane` of buffer `index`, if both exist (a codec
+    /// driver's bound for what it writes, e.g. an encoder's stream).
+    pub fn plane_size(&self, index: u32, plane: usize) -> Option<u32> {
+        let st = self.state.lock();
+        st.bufs.get(&index)?.planes.get(plane).map(|p| p.length)
+    }
+
     /// Whether STREAMON succeeded (and no STREAMOFF since).
     pub fn is_streaming(&self) -> bool {
         self.state.lock().streaming

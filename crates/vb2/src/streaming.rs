@@ -203,6 +203,19 @@ impl Vb2Queue {
         Ok(())
     }
 
+    /// `vb2_clear_last_buffer_dequeued`: DQBUF stops answering `EPIPE` after the `LAST`
+    /// buffer; a codec driver calls it when `V4L2_ENC_CMD_START` (or `V4L2_DEC_CMD_START`)
+    /// resumes a stopped stream (STREAMOFF clears it too, crate doc rule 7).
+    pub fn clear_last_buffer_dequeued(&self) {
+        self.state.lock().last_buffer_dequeued = false;
+    }
+
+    /// Whether the `LAST` buffer was dequeued (DQBUF answers `EPIPE` until STREAMOFF or
+    /// [`Vb2Queue::clear_last_buffer_dequeued`]).
+    pub fn last_buffer_dequeued(&self) -> bool {
+        self.state.lock().last_buffer_dequeued
+    }
+
     /// `vb2_queue_error` (crate doc rule 8).
     pub fn queue_error(&self) {
         self.state.lock().error = true;

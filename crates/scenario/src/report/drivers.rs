@@ -119,4 +119,12 @@ pub struct EncoderReport {
     pub bitstream_bytes: u64,
     /// Checksum of every frame's bitstream, folded in frame order (0 for `checksum`).
     pub bitstream_checksum: u64,
+    /// Frames encoded while a drain (`V4L2_ENC_CMD_STOP`) was under way: queued before the
+    /// command, encoded instead of thrown away by a STREAMOFF.
+    #[serde(default)]
+    pub drained: u64,
+    /// Drains that ended: the `V4L2_BUF_FLAG_LAST` buffer dequeued (then DQBUF `EPIPE`), or
+    /// the last job of an encoder without a CAPTURE queue.
+    #[serde(default)]
+    pub drains: u64,
 }

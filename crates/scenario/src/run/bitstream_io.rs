@@ -19,13 +19,18 @@
 //!    the consumer's job (a decoder) reads exactly the plane's `bytesused` its driver got
 //!    ([`World::vb2_take_payload`]): a stream read past its end fails the decoder's check.
 //!
-//! No `V4L2_ENC_CMD_STOP` / `V4L2_BUF_FLAG_LAST` drain: the runner's streams end with the run.
+//! 4. An encoder's job ends through its driver, not here: [`drivers::encoder::Drain::job_done`]
+//!    sets the payload (or completes both buffers ERROR when the stream does not fit, and sets
+//!    `V4L2_BUF_FLAG_LAST` at the end of a drain), the same code as the drivers crate's own
+//!    `Encoder`; the runner's part is the application's DQBUFs. Its drain is
+//!    [`super::encoder_drain`]'s.
 //!
 //! Locking and lifetime: single-threaded (the runner's loop), as [`super::vb2io`].
 
 use super::sched::Sched;
 use super::vb2io::{vb2_fail, Port};
 use super::world::World;
+use crate::schema::DriverKind;
 use drivers::dmaview::DmaView;
 use uapi::Errno;
 use vb2::ioctl::V4l2Buffer;
@@ -80,6 +85,11 @@ impl World {
         let slot = port
             .driver_queue()
             .find_map(|(s, b)| (b == bi).then_some(s))?;
+        // An encoder's job begins (`device_run`): a stopped encoder runs none.
+        let n_enc = !port.capture && self.nodes[n].desc.driver == DriverKind::Encoder;
+        if n_enc && !self.nodes[n].m2m.drain.job_started(slot) {
+            return None;
+        }
         let vb = port.take(slot)?;
         let plane = vb.planes.first()?;
         let view = DmaView::from_segments(self.nodes[n].dev.clone(), &plane.segments);
@@ -87,12 +97,40 @@ impl World {
     }
 }
 
+impl Port {
+    /// The application's DQBUF of `slot`, which the driver completed: the buffer as DQBUF
+    /// reports it, or `None` if the queue took its buffers back since (`gen` tells).
+    fn dqbuf_slot(&mut self, slot: u32, gen: u64) -> Result<Option<V4l2Buffer>, Vb2Error> {
+        if gen != self.gen || self.closed {
+            return Ok(None);
+        }
+        let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), 0);
+        self.fh.dqbuf(&mut b)?;
+        self.queued.remove(&b.index);
+        if b.index != slot {
+            return Err(Vb2Error::new(
+                Errno::EINVAL,
+                format!("DQBUF gave buffer {}, expected {slot}", b.index),
+            ));
+        }
+        Ok(Some(b))
+    }
+}
+
 impl Sched<'_> {
     /// A job's vb2 buffers `(port, slot, generation)` are over: each is completed and dequeued
     /// ([`Port::complete_payload`]); a CAPTURE buffer of a job that wrote a bitstream of
     /// `stream` bytes gets that payload, and DQBUF's `bytesused` is what its readers read
-    /// (module doc).
+    /// (module doc). An encoder's job ends through its driver ([`Sched::encoder_job_done`]).
     pub(crate) fn complete_vb2(&mut self, vb2: &[(usize, u32, u64)], stream: Option<u64>) {
+        let encoder = vb2.iter().find(|&&(p, _, _)| {
+            let port = &self.w.ports[p];
+            !port.capture && self.w.nodes[port.node].desc.driver == DriverKind::Encoder
+        });
+        if let Some(&src) = encoder {
+            self.encoder_job_done(src, vb2, stream);
+            return;
+        }
         for &(p, slot, gen) in vb2 {
             let payload = if self.w.ports[p].capture {
                 stream.map(|len| u32::try_from(len).unwrap_or(u32::MAX))
@@ -100,19 +138,70 @@ impl Sched<'_> {
                 None
             };
             match self.w.ports[p].complete_payload(slot, gen, payload) {
-                Ok(Some(used)) if payload.is_some() => {
-                    if let Some(bi) = self.w.ports[p].buffer_at(slot) {
-                        if self.w.bufs[bi].is_some() {
-                            self.w.buf_mut(bi).used = Some(u64::from(used));
-                        }
-                    }
-                }
+                Ok(Some(used)) if payload.is_some() => self.note_payload(p, slot, used),
                 Ok(_) => {}
                 Err(e) => {
                     let label = self.w.ports[p].label(&self.w);
                     let what = format!("{label}: buffer_done/DQBUF of buffer {slot}");
                     self.errors.push(vb2_fail(&what, &e));
                 }
+            }
+        }
+    }
+
+    /// DQBUF's `bytesused` of the CAPTURE buffer in `slot` of port `p` travels with its frame.
+    fn note_payload(&mut self, p: usize, slot: u32, used: u32) {
+        if let Some(bi) = self.w.ports[p].buffer_at(slot) {
+            if self.w.bufs[bi].is_some() {
+                self.w.buf_mut(bi).used = Some(u64::from(used));
+            }
+        }
+    }
+
+    /// An encoder's job ended (`src`: its OUTPUT buffer; the CAPTURE one, if it writes into a
+    /// link, among `vb2`): the driver ends it ([`drivers::encoder::Drain::job_done`]: payload or
+    /// ERROR, `LAST` at the end of a drain, both buffers completed), then the application
+    /// dequeues both. A job with no CAPTURE buffer (a bitstream in the encoder's own buffer,
+    /// or the checksum codec) that ran to its end completes DONE.
+    fn encoder_job_done(
+        &mut self,
+        src: (usize, u32, u64),
+        vb2: &[(usize, u32, u64)],
+        stream: Option<u64>,
+    ) {
+        let (op, oslot, ogen) = src;
+        let n = self.w.ports[op].node;
+        let cap = vb2
+            .iter()
+            .copied()
+            .find(|&(p, _, _)| self.w.ports[p].capture && self.w.ports[p].node == n);
+        // A CAPTURE buffer vb2 took back (and maybe queued again) since is not the job's.
+        let dst = cap.filter(|&(p, _, g)| g == self.w.ports[p].gen && !self.w.ports[p].closed);
+        let stream = if cap.is_none() {
+            stream.or(Some(0))
+        } else {
+            stream
+        };
+        let drain = self.w.nodes[n].m2m.drain.clone();
+        let label = self.w.ports[op].label(&self.w);
+        if let Err(e) = drain.job_done(oslot, dst.map(|d| d.1), stream) {
+            self.errors
+                .push(vb2_fail(&format!("{label}: the job's end"), &e));
+        }
+        if let Err(e) = self.w.ports[op].dqbuf_slot(oslot, ogen) {
+            self.errors
+                .push(vb2_fail(&format!("{label}: DQBUF of buffer {oslot}"), &e));
+        }
+        let Some((cp, cslot, cgen)) = dst else {
+            return;
+        };
+        match self.w.ports[cp].dqbuf_slot(cslot, cgen) {
+            Ok(Some(b)) => self.note_payload(cp, cslot, b.bytesused),
+            Ok(None) => {}
+            Err(e) => {
+                let label = self.w.ports[cp].label(&self.w);
+                let what = format!("{label}: DQBUF of buffer {cslot}");
+                self.errors.push(vb2_fail(&what, &e));
             }
         }
     }

@@ -322,6 +322,8 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
             frames: s.counts.encoded.get(&n).copied().unwrap_or(0),
             bitstream_bytes: s.w.bitstream_totals(n).0,
             bitstream_checksum: s.w.bitstream_totals(n).1,
+            drained: node.m2m.drain.stats().drained,
+            drains: node.m2m.drains,
         });
     }
     // Teardown: everything goes; what stays is a leak. The GPU nodes' address spaces first

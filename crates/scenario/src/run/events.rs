@@ -82,7 +82,15 @@ impl Sched<'_> {
             EventAction::StreamOff { node, queues } | EventAction::StreamOn { node, queues } => {
                 let on = matches!(e.action, EventAction::StreamOn { .. });
                 if let Some(n) = node_idx(self, node) {
+                    // An encoder drains before its OUTPUT queue stops (super::encoder_drain).
+                    let both = queues.contains(&QueueKind::Capture);
+                    let drains = !on
+                        && queues.contains(&QueueKind::Output)
+                        && self.drain_on_stream_off(n, both, now);
                     for q in queues {
+                        if drains {
+                            break;
+                        }
                         match q {
                             QueueKind::Output => {
                                 self.w.nodes[n].stream_in = on;
@@ -93,6 +101,9 @@ impl Sched<'_> {
                                 if !on {
                                     self.discard_ready(n, super::outcome::STREAM_OFF);
                                     self.kms_off(n, false);
+                                } else {
+                                    // V4L2_ENC_CMD_START resumes a drained encoder.
+                                    self.restart_after_drain(n, now);
                                 }
                             }
                             QueueKind::Capture => {

@@ -28,9 +28,13 @@ use super::world::{BitstreamBuf, NodeRt, RunFailure, World};
 use crate::schema::{DriverKind, EncoderCodec, NodeDesc, PlaneLayout};
 use crate::validate::Scenario;
 use drivers::dmaview::DmaView;
+use drivers::encoder::{CaptureOps, Drain, OutputOps};
 use drivers::job::{Bitstream, Op};
+use drivers::media::ReadyList;
 use drivers::scaler::{Image, Scale};
 use kernel::Kernel;
+use std::sync::Arc;
+use vb2::{Vb2Ops, Vb2Queue, Vb2QueueConfig};
 
 /// What a node's m2m driver holds beside its queues.
 #[derive(Default)]
@@ -41,6 +45,25 @@ pub(crate) struct M2mState {
     /// checksums folded in frame order (as [`BitstreamBuf`]'s for its own buffer).
     pub stream_written: u64,
     pub stream_folded: u64,
+    /// An encoder's drain state, shared with its queues' ops ([`drivers::encoder::drain`]).
+    pub drain: Arc<Drain>,
+    /// A drain is under way; what the application does once it is over
+    /// ([`super::bitstream_io`]).
+    pub after_drain: Option<AfterDrain>,
+    /// Drains that ended with the `LAST` buffer dequeued and DQBUF then answering `EPIPE`.
+    pub drains: u64,
+}
+
+/// What the application does when its encoder's drain is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterDrain {
+    /// STREAMOFF the OUTPUT queue (a `stream_off` event asked for it), and the CAPTURE queue
+    /// too if it named both.
+    StreamOff(bool),
+    /// Nothing: the stream ends (the run's end).
+    Stop,
+    /// `V4L2_ENC_CMD_START`: a `stream_on` came while it drained.
+    Restart,
 }
 
 /// The geometry of the frames `n` describes.
@@ -145,6 +168,46 @@ impl World {
             Some(b) => (b.written, b.folded),
             None => (node.m2m.stream_written, node.m2m.stream_folded),
         }
+    }
+
+    /// A vb2 queue of node `n` (`capture` or output) whose driver side is `ready`: an
+    /// encoder's queues get its drain's ops ([`OutputOps`], [`CaptureOps`]) and register with
+    /// it (the first CAPTURE queue only: the one its `LAST` buffer comes out of); any other
+    /// node's driver is the ready list alone.
+    pub(crate) fn new_queue(
+        &self,
+        n: usize,
+        capture: bool,
+        cfg: Vb2QueueConfig,
+        ready: Arc<ReadyList>,
+    ) -> Arc<Vb2Queue> {
+        let dma = self.kernel.dma();
+        if self.nodes[n].desc.driver != DriverKind::Encoder {
+            return Vb2Queue::new(dma, cfg, ready);
+        }
+        let drain = self.nodes[n].m2m.drain.clone();
+        let ops: Arc<dyn Vb2Ops> = if capture {
+            Arc::new(CaptureOps {
+                ready: ready.clone(),
+                drain: drain.clone(),
+            })
+        } else {
+            Arc::new(OutputOps {
+                ready: ready.clone(),
+                drain: drain.clone(),
+            })
+        };
+        let q = Vb2Queue::new(dma, cfg, ops);
+        let first_capture = !self
+            .ports
+            .iter()
+            .any(|p| p.node == n && p.capture && !p.closed);
+        if !capture {
+            drain.set_output(&q, ready);
+        } else if first_capture {
+            drain.set_capture(&q, ready);
+        }
+        q
     }
 
     /// Frees every decoder's reference frames (teardown); errors are returned, not lost.

@@ -101,6 +101,7 @@ mod bitstream_io;
 mod collect;
 mod composite;
 mod counters;
+mod encoder_drain;
 mod events;
 mod expect;
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //! # `memory = "userptr"`
 //! The buffers are the producer process's own memory: a sealed memfd (`F_SEAL_SHRINK`, so the
 //! pages a device holds never go away under it) mapped shared into the process's address space
-//! ([`vb2::UserMemory::mmap_memfd`]). A camera or ISP producer QBUFs that address as
+//! ([`vb2::UserMemory::mmap_memfd`]). A V4L2 producer (camera, ISP, scaler, decoder, or an
+//! encoder's bitstream) QBUFs that address as
 //! `V4L2_MEMORY_USERPTR` into its CAPTURE queue: vb2 pins the pages (`get_userptr`), maps them
 //! for the device, re-pins only when the pointer or length changes, and unpins at REQBUFS(0) or
 //! close (`put_userptr`). The consumers get the same pages the way a real pipeline passes user
@@ -29,7 +30,7 @@ use super::vb2io::{vb2_fail, Port, SLOTS};
 use super::world::{RunFailure, World};
 use crate::schema::{DriverKind, MapPolicy as NodeMapPolicy, MemoryType};
 use drivers::media::ReadyList;
-use vb2::{Allocator, BufType, MapPolicy, Memory, Vb2Error, Vb2Fh, Vb2Queue, Vb2QueueConfig};
+use vb2::{Allocator, BufType, MapPolicy, Memory, Vb2Error, Vb2Fh, Vb2QueueConfig};
 
 impl World {
     /// The queue configuration of a DMABUF port of node `n`: `capture` or output, its map policy.
@@ -55,7 +56,7 @@ impl World {
     /// non-blocking, with [`SLOTS`] buffers requested; streaming is the caller's to start.
     fn open_dmabuf_port(
         &self,
-        dma: &std::sync::Arc<dma::DmaApi>,
+        _dma: &std::sync::Arc<dma::DmaApi>,
         n: usize,
         li: usize,
         capture: bool,
@@ -63,7 +64,7 @@ impl World {
         let size = self.link_plane_size(li)?;
         let cfg = self.dmabuf_queue_config(n, capture);
         let drv = ReadyList::new(&[size]);
-        let q = Vb2Queue::new(dma, cfg, drv.clone());
+        let q = self.new_queue(n, capture, cfg, drv.clone());
         // What the link needs of its buffers goes with every attach of the queue.
         q.set_importer_priv(Some(std::sync::Arc::new(self.link_needs(li))));
         let node = &self.nodes[n];
@@ -195,7 +196,7 @@ impl World {
                     Allocator::DmaSg
                 };
                 let drv = ReadyList::new(&[bytes]);
-                let q = Vb2Queue::new(self.kernel.dma(), qc, drv.clone());
+                let q = self.new_queue(from, true, qc, drv.clone());
                 let fh = q.open(&node.process);
                 fh.set_nonblocking(true);
                 // vb2 allocates MMAP buffers once; they stay however the queue streams.
@@ -228,7 +229,11 @@ impl World {
         let queued = self.links[li].desc.memory == MemoryType::Userptr
             && matches!(
                 self.nodes[from].desc.driver,
-                DriverKind::Camera | DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder
+                DriverKind::Camera
+                    | DriverKind::Isp
+                    | DriverKind::Scaler
+                    | DriverKind::Decoder
+                    | DriverKind::Encoder
             )
             && self.nodes[from].process.pid() == producer.pid();
         let memfd = producer.memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC)?;
@@ -290,7 +295,7 @@ impl World {
             Allocator::DmaSg
         };
         let drv = ReadyList::new(&[size]);
-        let q = Vb2Queue::new(self.kernel.dma(), qc, drv.clone());
+        let q = self.new_queue(from, true, qc, drv.clone());
         let fh = q.open(&node.process).with_user_memory(user);
         fh.set_nonblocking(true);
         let mut port = Port::new(from, li, node.desc.map_policy, q, fh, drv);

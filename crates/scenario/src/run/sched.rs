@@ -187,8 +187,11 @@ impl<'a> Sched<'a> {
                 }
             }
             self.try_start_all(now);
+            self.poll_drains(now);
             self.w.note_fds(now);
         }
+        // The stream's end: every encoder drains (V4L2_ENC_CMD_STOP, super::encoder_drain).
+        self.drain_encoders_at_end(self.q.now());
         self.barrier();
     }
 
@@ -289,7 +292,9 @@ impl<'a> Sched<'a> {
                 if node.desc.driver == DriverKind::Camera || node.inputs.is_empty() {
                     continue;
                 }
-                if !node.active || node.dead || node.busy || !node.stream_in {
+                // A draining encoder finishes what is queued (super::encoder_drain).
+                let draining = node.m2m.after_drain.is_some();
+                if !node.active || node.dead || node.busy || !(node.stream_in || draining) {
                     continue;
                 }
                 if !self.inputs_ready(n) {

@@ -31,6 +31,10 @@ impl Sched<'_> {
                 self.swapchain_step(li, now);
             }
         }
+        // A stopped encoder runs no job until V4L2_ENC_CMD_START (super::encoder_drain).
+        if !self.w.nodes[n].m2m.drain.job_ready() {
+            return false;
+        }
         let node = &self.w.nodes[n];
         let fault = self.fault_of(n);
         let mut outputs = Vec::new();

@@ -69,8 +69,12 @@ impl DriverKind {
         use super::QueueKind::{Capture, Output};
         match self {
             DriverKind::Camera => &[Capture],
-            DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder => &[Output, Capture],
-            DriverKind::Display | DriverKind::Encoder => &[Output],
+            // An encoder's CAPTURE queue exists when it feeds a link (the bitstream's);
+            // validation refuses it on one that writes into a buffer of its own.
+            DriverKind::Isp | DriverKind::Scaler | DriverKind::Decoder | DriverKind::Encoder => {
+                &[Output, Capture]
+            }
+            DriverKind::Display => &[Output],
             DriverKind::Gpu | DriverKind::Thumbnailer => &[],
         }
     }

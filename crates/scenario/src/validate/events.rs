@@ -5,8 +5,8 @@ use super::{Ctx, FieldPath, MAX_BUFFERS, MAX_EVENT_US};
 use crate::clock::VirtualTime;
 use crate::error::ScenarioError;
 use crate::schema::{
-    ActionKind, At, DriverKind, Event, EventAction, EventDesc, FaultKind, NodeDesc, ScenarioFile,
-    SyncMode,
+    ActionKind, At, DriverKind, Event, EventAction, EventDesc, FaultKind, NodeDesc, QueueKind,
+    ScenarioFile, SyncMode,
 };
 use soc::{BankKind, SocDesc};
 
@@ -157,7 +157,12 @@ fn event(
         },
         ActionKind::StreamOff | ActionKind::StreamOn => {
             let n = node("node")?;
-            let has = n.driver.queues();
+            let mut has = n.driver.queues().to_vec();
+            // An encoder that feeds no link writes its bitstream into a buffer of its own: no
+            // CAPTURE queue.
+            if n.driver == DriverKind::Encoder && !raw.links.iter().any(|l| l.from == n.name) {
+                has.retain(|&q| q != QueueKind::Capture);
+            }
             if has.is_empty() {
                 return Err(ctx.err(
                     &p.key("node"),
@@ -168,6 +173,16 @@ fn event(
                 ));
             }
             let queues = match e.queue {
+                Some(QueueKind::Capture) if n.driver == DriverKind::Encoder && has.len() == 1 => {
+                    return Err(ctx.err(
+                        &p.key("queue"),
+                        format!(
+                            "encoder `{}` feeds no link: it writes its bitstream into a buffer of \
+                             its own and has no capture queue: expected output",
+                            n.name
+                        ),
+                    ))
+                }
                 Some(q) if !has.contains(&q) => {
                     return Err(ctx.err(
                         &p.key("queue"),
@@ -183,7 +198,7 @@ fn event(
                     ))
                 }
                 Some(q) => vec![q],
-                None => has.to_vec(),
+                None => has,
             };
             let node = n.name.clone();
             if e.action == ActionKind::StreamOff {

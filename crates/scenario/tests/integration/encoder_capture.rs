@@ -18,7 +18,13 @@ fn transcode(frames: u64, memory: &str) -> String {
 
 #[test]
 fn an_encoders_bitstream_goes_through_its_capture_queue_and_the_decoder_reads_bytesused() {
-    for (memory, vb2_memory) in [("dmabuf", "dmabuf"), ("mmap+expbuf", "mmap")] {
+    // USERPTR: the encoder's process memory (a sealed memfd it maps), pinned by vb2 in its
+    // USERPTR CAPTURE queue; the decoder imports the udmabuf of that memfd.
+    for (memory, vb2_memory) in [
+        ("dmabuf", "dmabuf"),
+        ("mmap+expbuf", "mmap"),
+        ("userptr", "userptr"),
+    ] {
         let s = scenario::validate(&transcode(8, memory), "tc.toml").unwrap();
         let out = run(&s, &RunOptions::default());
         let r = &out.report;

@@ -7,6 +7,7 @@ mod clock;
 mod composite;
 mod counters;
 mod encoder_capture;
+mod encoder_drain;
 mod errors;
 mod faults;
 mod faults_prop;

@@ -400,3 +400,22 @@ fn b78_counters_balance_after_every_sequence() {
         r.checker_clean();
     }
 }
+
+#[test]
+fn clear_last_buffer_dequeued_lets_dqbuf_wait_again_after_the_last_buffer() {
+    // A codec's V4L2_ENC_CMD_START resumes a drained stream: vb2_clear_last_buffer_dequeued.
+    let r = held();
+    r.reqbufs(M, 2).unwrap();
+    r.qbuf(M, 0).unwrap();
+    r.qbuf(M, 1).unwrap();
+    r.fh.streamon(r.t()).unwrap();
+    r.q.mark_last(0).unwrap();
+    r.q.buffer_done(0, Vb2State::Done).unwrap();
+    r.dqbuf(M).unwrap();
+    assert!(r.q.last_buffer_dequeued());
+    assert_eq!(errno(r.dqbuf(M)), Errno::EPIPE);
+    r.q.clear_last_buffer_dequeued();
+    assert!(!r.q.last_buffer_dequeued());
+    r.q.buffer_done(1, Vb2State::Done).unwrap();
+    assert_eq!(r.dqbuf(M).unwrap().index, 1, "DQBUF works again, no EPIPE");
+}
