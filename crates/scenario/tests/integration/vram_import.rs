@@ -15,7 +15,7 @@ fn pipeline(extra: &str) -> String {
     scenario::bundled_text("gpu-vram-pressure")
         .unwrap()
         .replace("frames = 180", "frames = 12")
-        .replace("at_frame = 60", "at_frame = 6")
+        .replace("at_frame = 61", "at_frame = 7")
         .replace(
             "device = \"camera0\"\n",
             "device = \"camera0\"\nprocess = \"capture\"\n",
