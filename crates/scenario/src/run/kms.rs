@@ -6,7 +6,10 @@
 //! Every `display` node is a [`drivers::display::Display`] in its process, as a compositor
 //! drives a DRM/KMS device; a display with N input links is one CRTC with N planes (the first
 //! link's the primary plane, the others overlays). There is no other display path: no display
-//! has a vb2 queue or reads through its node attachment.
+//! has a vb2 queue or reads through its node attachment. That attachment (every link user's,
+//! made at allocation) stays, never mapped: it is how an exporter learns the display's needs
+//! before the first framebuffer exists (placement), and a p2p GPU's `move_notify` to it is what
+//! the report counts.
 //! - the first time a buffer reaches it, the process imports the fd it holds (PRIME fd -> GEM
 //!   handle, `drmPrimeFDToHandle`) and creates a framebuffer with `ADDFB2`
 //!   ([`drivers::display::FbCmd2`]: the link's DRM fourcc, size, and each plane's pitch and
