@@ -49,8 +49,9 @@
 //!   every shown frame read and verified.
 //! * [`decoder`]: a stateful decoder of the encoder's RLE bitstream, through reference frames
 //!   it allocates and holds.
-//! * [`encoder`]: an output-queue encoder producing a verifiable RLE bitstream; attachable
-//!   mid-stream.
+//! * [`encoder`]: a V4L2 stateful encoder, raw frames in through its OUTPUT queue, a verifiable
+//!   RLE bitstream out through its CAPTURE queue, drained with `V4L2_ENC_CMD_STOP`;
+//!   attachable mid-stream.
 //! * [`scaler`]: an m2m scaler and format converter (RGA/G2D/PXP-like): a box filter and
 //!   BT.601 conversion between the 8-bit formats.
 //! * [`swapchain`]: GPU -> display buffer recycling in seed 000's dri2 and wayland modes, growing
