@@ -12,6 +12,7 @@ mod faults;
 mod faults_prop;
 mod fds;
 mod fields;
+mod findings_cap;
 mod fps;
 mod fuzz;
 mod kms;
