@@ -84,6 +84,9 @@
 //!
 //! # Findings and strict mode
 //! Findings are values ([`Finding`]) kept in order: list them, count them per kind, clear them.
+//! Pieces of work running on several host threads at once raise theirs in a batch
+//! ([`Checker::open_batch`], [`FindingOrigin`]), committed in piece order when it closes: the
+//! order, and the findings kept under the cap, are then those of one thread doing the work.
 //! Kinds can be switched off ([`Checker::set_enabled`]). In **strict mode**
 //! ([`Checker::set_strict`]) a finding also becomes an error: the API call that the checker sees
 //! before it happens (unmap, sync, map, [`DmaApi::free_pages`](crate::DmaApi::free_pages)) is
@@ -96,11 +99,13 @@
 //! never held while calling into the SoC, so an observer callback (which the SoC makes with none of
 //! its locks held) can always take it.
 
+mod batch;
 mod fences;
 mod finding;
 mod registry;
 pub(crate) mod rules;
 
+pub use batch::FindingOrigin;
 pub use fences::FenceWatch;
 pub use finding::{Finding, FindingAddr, FindingKind};
 pub use registry::{MappingInfo, MappingKind, PhysRun};
@@ -115,6 +120,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::thread::{self, ThreadId};
 
 /// How many findings are kept; later ones are counted but dropped (the kernel's `num_errors`).
+/// "Later" is in the checker's commit order, which work running on several host threads keeps
+/// fixed with batches (module `batch`): which findings are kept never depends on the host.
 pub const MAX_KEPT_FINDINGS: usize = 10_000;
 
 /// A recorded finding, with the order and thread that raised it.
@@ -136,11 +143,35 @@ pub(crate) struct State {
     strict: bool,
     disabled: HashSet<FindingKind>,
     watches: fences::Watches,
+    /// Findings of open batches, held aside until [`Checker::close_batch`] (module `batch`).
+    batches: BTreeMap<u64, Vec<batch::Held>>,
 }
 
 impl State {
-    /// Records the enabled findings; returns the first of them in strict mode.
+    /// Records the enabled findings; returns the first of them in strict mode. Raised by a
+    /// piece of an open batch (outside strict mode), they are held aside for the batch's close
+    /// instead (module `batch`).
     fn commit(&mut self, findings: Vec<Finding>) -> Result<(), DmaError> {
+        if let Some((b, piece)) = batch::origin().filter(|_| !self.strict) {
+            if self.batches.contains_key(&b) {
+                for f in findings
+                    .into_iter()
+                    .filter(|f| !self.disabled.contains(&f.kind))
+                {
+                    self.seq += 1;
+                    let seq = self.seq;
+                    if let Some(held) = self.batches.get_mut(&b) {
+                        held.push((piece, seq, f));
+                    }
+                }
+                return Ok(());
+            }
+        }
+        self.commit_now(findings)
+    }
+
+    /// Records the enabled findings now, in their order (counted; kept up to the cap).
+    fn commit_now(&mut self, findings: Vec<Finding>) -> Result<(), DmaError> {
         let mut first = None;
         let thread = thread::current().id();
         for f in findings

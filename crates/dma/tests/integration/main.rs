@@ -3,6 +3,7 @@
 mod alloc;
 mod bad_input;
 mod checker;
+mod checker_batch;
 mod common;
 mod mapping;
 mod sg;

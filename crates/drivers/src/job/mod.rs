@@ -246,8 +246,9 @@ pub struct Running(RunState);
 
 #[derive(Debug)]
 enum RunState {
-    /// Its pieces are out on the pool.
-    Out(Arc<Shared>, pool::Batch),
+    /// Its pieces are out on the pool; the checker holds what they raise until every piece
+    /// ran ([`FindingsBatch`]).
+    Out(Arc<Shared>, pool::Batch, FindingsBatch),
     /// It could not be planned: its effects are known.
     Done(Box<JobEffects>),
 }
@@ -256,11 +257,13 @@ impl Running {
     /// Moves the pieces no worker took yet on the caller's thread, waits for the rest and
     /// returns the job's effects, as [`DeviceJob::execute`] would.
     pub fn wait(self) -> JobEffects {
-        let (shared, batch) = match self.0 {
+        let (shared, batch, findings) = match self.0 {
             RunState::Done(fx) => return *fx,
-            RunState::Out(s, b) => (s, b),
+            RunState::Out(s, b, f) => (s, b, f),
         };
         batch.wait();
+        // Every piece ran: what they raised goes into the checker in piece order.
+        drop(findings);
         // Every worker dropped its reference before the batch reported it done.
         let mut shared = shared;
         let shared = loop {
@@ -320,6 +323,21 @@ fn stamp_skip(stamped: bool, p: usize, at: u64, n: usize) -> usize {
         (STAMP_LEN - at as usize).min(n)
     } else {
         0
+    }
+}
+
+/// The DMA-API checker's batch of a job's pieces ([`dma::debug::FindingOrigin`]): closed when
+/// dropped, once every piece ran, so their findings are committed in piece order whatever
+/// thread raised them when.
+#[derive(Debug)]
+struct FindingsBatch {
+    dma: Arc<DmaApi>,
+    id: u64,
+}
+
+impl Drop for FindingsBatch {
+    fn drop(&mut self) {
+        self.dma.checker().close_batch(self.id);
     }
 }
 
@@ -547,14 +565,20 @@ impl DeviceJob {
             done: Mutex::new((0..n).map(|_| None).collect()),
         });
         let s = shared.clone();
+        let findings = FindingsBatch {
+            dma: dma.clone(),
+            id: dma.checker().open_batch(),
+        };
+        let tag = findings.id;
         let batch = pool.spawn(
             n,
             Arc::new(move |i| {
+                let _origin = dma::debug::FindingOrigin::enter(tag, i as u64);
                 let fx = run_with_scratch(&s.job, &s.dma, s.units[i]);
                 s.done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(fx);
             }),
         );
-        Running(RunState::Out(shared, batch))
+        Running(RunState::Out(shared, batch, findings))
     }
 
     /// Combines the pieces' effects and gives the views back.

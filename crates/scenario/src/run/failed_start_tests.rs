@@ -138,3 +138,63 @@ fn a_framebuffer_that_cannot_be_mapped_stops_the_display_and_gives_its_frame_bac
     let r = run(&fan_out("display0", 1));
     gives_back(&r, 1, 2, "ENOMEM");
 }
+
+/// A job that took its frame from its vb2 queue's driver and then failed (here: the mapping of
+/// something else it needed) gives that buffer back through vb2: `buffer_done(ERROR)`, DQBUF
+/// with `V4L2_BUF_FLAG_ERROR`, and the frame goes back to the camera; the queue's counters
+/// still balance when it closes.
+#[test]
+fn a_buffer_taken_from_vb2_goes_back_in_error_when_the_job_fails() {
+    use crate::clock::VirtualTime;
+    let text = fan_out("none", 3);
+    let s = crate::validate(&text, "t.toml").expect("valid");
+    let mut sched = setup(&s, &RunOptions::default()).expect("boots");
+    sched.tick(0, VirtualTime::ZERO);
+    sched.collect_running();
+    let end = sched.jobs[&0].end;
+    sched.done(0, end);
+    let (enc, li) = (2, 0);
+    let bi = sched
+        .w
+        .ready_front(enc, li)
+        .expect("frame 0 waits for the encoder");
+    let (p, slot, gen, view) = sched.w.vb2_take(enc, li, bi).expect("its driver holds it");
+    assert!(
+        sched.w.ready_bufs(enc, li).is_empty(),
+        "taken off the driver's list"
+    );
+    let mut io = drivers::job::DeviceJob::new(drivers::job::Op::Scanout);
+    io.inputs.push(drivers::job::JobInput {
+        view,
+        planes: sched.w.buf(bi).planes.clone(),
+        expected: 0,
+        frame: 0,
+    });
+    let mapped = super::sched::MappedViews {
+        inputs: vec![bi],
+        outputs: Vec::new(),
+        vb2: vec![(p, slot, gen)],
+    };
+    let failure = super::world::RunFailure {
+        errno: "ENOMEM".into(),
+        message: "the job's next mapping failed".into(),
+    };
+    assert!(!sched.fail_job(enc, io, &mapped, failure));
+    assert!(!sched.w.nodes[enc].active);
+    assert!(!sched.w.ports[p].queued.contains(&slot), "dequeued");
+    assert_eq!(sched.node_stats[&enc].failed_jobs.get("ENOMEM"), Some(&1));
+    // Lost at the encoder (counted when the frame is over: the screen still shows it).
+    assert_eq!(sched.frames[&(0, 0)].drop, Some((enc, "job_failed")));
+    // The screen still reads it; once it lets go the camera has it back.
+    match &sched.w.buf(bi).state {
+        super::world::BufState::Ready { readers, .. } => {
+            assert_eq!(readers.iter().copied().collect::<Vec<_>>(), vec![1]);
+        }
+        other => panic!("{other:?}"),
+    }
+    sched.release(bi, 1);
+    assert!(sched.w.links[li].free.contains(&bi), "the camera lost it");
+    let errs = sched.w.close_ports();
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(sched.errors.len(), 1, "{:?}", sched.errors);
+}

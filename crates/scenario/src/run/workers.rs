@@ -289,8 +289,10 @@ impl Sched<'_> {
         }
     }
 
-    /// Moves the checker's findings into [`Self::findings`]; `sort` puts them in a fixed order
-    /// (those of one job's pieces, raised on any host thread in any order).
+    /// Moves the checker's findings into [`Self::findings`]; `sort` puts them in a fixed order.
+    /// Which findings the checker kept under its cap is fixed already: it commits a job's
+    /// pieces' findings in piece order when the job's last piece ran, whatever thread raised
+    /// them when (`dma::debug::FindingOrigin`); the sort orders the whole window.
     pub(crate) fn drain_findings(&mut self, sort: bool) {
         let checker = self.w.kernel.dma().checker();
         if checker.total() == 0 {

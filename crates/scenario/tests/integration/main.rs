@@ -13,6 +13,7 @@ mod faults;
 mod faults_prop;
 mod fds;
 mod fields;
+mod findings_cap;
 mod fps;
 mod fuzz;
 mod kms;
