@@ -218,10 +218,10 @@ impl Sched<'_> {
         &mut self,
         n: usize,
         io: drivers::job::DeviceJob,
-        inputs: &[usize],
-        outputs: &[usize],
+        (inputs, outputs): (&[usize], &[usize]),
         end: VirtualTime,
         label: &str,
+        concurrent: bool,
     ) -> (super::workers::Pending, Option<super::fences::JobFence>) {
         // Held while a reader skips its fence wait (module `faults`).
         let run_now = self.workers.is_some() || !self.defers(n);
@@ -241,7 +241,11 @@ impl Sched<'_> {
         };
         // A manual ring runs it now (the bytes move at the job's start, as every device's do),
         // unless it is held.
-        if run_now {
+        // Out on the pool while the loop goes on, retired when collected (module `inflight`).
+        if concurrent {
+            self.note_job_start(n);
+            gpu.start_pending();
+        } else if run_now {
             gpu.run_pending();
         }
         let engine = self.w.nodes[n].engine_name.clone();
@@ -254,7 +258,11 @@ impl Sched<'_> {
             driver: true,
             done: false,
         };
-        (super::workers::Pending::waiting(rx), Some(jf))
+        let result = match concurrent {
+            true => super::inflight::ring_running(gpu, &jf.fence, end, rx),
+            false => super::workers::Pending::waiting(rx),
+        };
+        (result, Some(jf))
     }
 
     /// Submits GPU node `n`'s job: the driver, the ring fence, where the effects come.
