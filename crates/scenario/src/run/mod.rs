@@ -109,6 +109,8 @@ mod fences;
 mod gpu;
 mod handoff;
 mod inflight;
+#[cfg(test)]
+mod inflight_tests;
 mod kms;
 #[cfg(test)]
 mod kms_tests;
