@@ -354,7 +354,7 @@ pub fn waits_line(w: &scenario::run::CollectWaits, wall: Duration) -> String {
     let total = w.total();
     let jobs: u64 = w.by.values().map(|v| v.0).sum();
     let mut by: Vec<_> = w.by.iter().collect();
-    by.sort_by(|a, b| b.1 .1.cmp(&a.1 .1));
+    by.sort_by_key(|e| std::cmp::Reverse(e.1 .1));
     let parts: Vec<String> = by
         .iter()
         .map(|(why, (n, d))| format!("{} {n} jobs {:.3} s", why.name(), d.as_secs_f64()))

@@ -109,7 +109,8 @@ fn a_job_sharing_a_buffer_with_a_running_one_collects_it_first_and_no_other() {
     assert!(running(&sched).is_empty());
 }
 
-/// A camera, a GPU compositing its frames and a display scanning the GPU's buffers out.
+/// A camera, a GPU compositing its frames and a display scanning them out (buffers of the
+/// default exporter: a reader of the GPU's output conflicts with its job by the buffer alone).
 const GPU_PIPE: &str = r#"name = "gpu-pipe"
 frames = 4
 
@@ -145,7 +146,6 @@ buffers = 2
 from = "gpu"
 to = "screen"
 buffers = 2
-exporter = "gpu"
 "#;
 
 /// The loop on `threads` host threads with the GPU's composite of frame 0 (job 1) started.
