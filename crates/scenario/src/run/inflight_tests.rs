@@ -227,7 +227,8 @@ fn a_reader_of_a_running_gpu_jobs_output_collects_it_first_and_verifies() {
     assert_eq!(running(&sched), [1]);
     assert!(
         sched.start_job(2, end, Some((0, 0))),
-        "the display takes it"
+        "the display takes it: {:?}",
+        sched.errors
     );
     assert!(
         !running(&sched).contains(&1),
