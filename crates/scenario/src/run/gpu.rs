@@ -29,8 +29,10 @@
 //! ring job ([`drivers::gpu::Job::device`]) submitted with [`drivers::gpu::Gpu::submit`]: the
 //! driver maps the objects in the VM (hits after the first use), waits on their reservation
 //! objects' fences (implicit sync) and adds its ring fence to them, which is the job's
-//! out-fence. Deterministic runs use a manual ring the runner runs at the job's start;
-//! `--threads` the ring's own thread.
+//! out-fence. Deterministic runs use a manual ring: the runner starts the job at its start
+//! (its bytes on the run's pool) and retires it when it collects it (module `inflight`; the
+//! fence signals then, stamped with the job's end), or runs it at once if it runs alone;
+//! `--engine-threads` the ring's own thread.
 //!
 //! # Rules
 //! 1. A pressure event and its end apply with no job holding a mapping (the loop's barrier), so
@@ -239,9 +241,8 @@ impl Sched<'_> {
                 return (super::workers::Pending::ready(fx), None);
             }
         };
-        // A manual ring runs it now (the bytes move at the job's start, as every device's do),
-        // unless it is held.
-        // Out on the pool while the loop goes on, retired when collected (module `inflight`).
+        // A manual ring starts it now, its bytes on the pool while the loop goes on, and it is
+        // retired when collected (module `inflight`); one that runs alone runs now, unless held.
         if concurrent {
             self.note_job_start(n);
             gpu.start_pending();

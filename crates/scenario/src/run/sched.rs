@@ -1,8 +1,8 @@
 //! The discrete-event loop: source ticks, device jobs and scenario events on the virtual clock.
 //!
 //! See the ordering guarantee in the [module doc](super). A job's bytes move between its start
-//! and its completion event, on the run's pool while the loop goes on (module `inflight`; a
-//! GPU ring job or a faulted one at its start, alone; with `--engine-threads`, on its device's
+//! and its completion event, on the run's pool while the loop goes on (module `inflight`, a
+//! GPU ring job's too; a faulted one at its start, alone; with `--engine-threads`, on its device's
 //! thread); its outputs become visible to consumers, and its inputs free for producers, only
 //! at its completion event, so what a device reads never depends on when the host ran it.
 
