@@ -19,7 +19,10 @@
 //!
 //! `dmabuf bench pipeline [SCENARIO]` ([`pipeline`]) runs a scenario and, in the same process,
 //! copies as many bytes as its devices moved with `copy_from_slice` on as many host threads:
-//! the bound on how fast any simulator that moves every byte can run it.
+//! the bound on how fast any simulator that moves every byte can run it. It also prints the
+//! wall time the run's loop spent waiting for jobs whose bytes were still moving on the pool
+//! (`scenario::run::CollectWaits`, timed with a wall clock the bench lends the run), as a share
+//! of the run's wall time and by why the jobs were collected: what is left to overlap.
 
 use constraint::{ConstraintExporter, ExportSpec};
 use dma::DmaDirection;
@@ -270,6 +273,8 @@ pub struct PipelineFigures {
     pub copy: Duration,
     /// Whether the run verified every frame (exit code 0).
     pub verified: bool,
+    /// The wall time the loop waited in collections, by why (`scenario::run::Why`).
+    pub waits: scenario::run::CollectWaits,
 }
 
 /// `dmabuf bench pipeline`: runs `s` on `threads` host threads (`0`: the machine's cores),
@@ -283,10 +288,12 @@ pub fn pipeline(
 ) -> Result<PipelineFigures, Box<dyn Error>> {
     let threads = scenario::run::host_threads(threads);
     let t = Instant::now();
+    let clock = scenario::run::HostClock(Arc::new(move || t.elapsed()));
     let o = scenario::run::run(
         s,
         &scenario::run::RunOptions {
             threads,
+            host_clock: Some(clock),
             ..Default::default()
         },
     );
@@ -305,6 +312,7 @@ pub fn pipeline(
         threads,
         copy,
         verified: o.report.exit_code() == scenario::ExitCode::Verified,
+        waits: o.collect_waits,
     };
     let secs = |d: Duration| d.as_secs_f64();
     writeln!(
@@ -336,7 +344,33 @@ pub fn pipeline(
         secs(f.virtual_time) / secs(f.copy).max(1e-9),
         secs(f.wall) / secs(f.copy).max(1e-9)
     )?;
+    writeln!(out, "{}", waits_line(&f.waits, f.wall))?;
     Ok(f)
+}
+
+/// The collections line: the wall time the loop waited for running jobs, over the run's
+/// wall, then each reason's jobs and wait (the largest first).
+pub fn waits_line(w: &scenario::run::CollectWaits, wall: Duration) -> String {
+    let total = w.total();
+    let jobs: u64 = w.by.values().map(|v| v.0).sum();
+    let mut by: Vec<_> = w.by.iter().collect();
+    by.sort_by_key(|e| std::cmp::Reverse(e.1 .1));
+    let parts: Vec<String> = by
+        .iter()
+        .map(|(why, (n, d))| format!("{} {n} jobs {:.3} s", why.name(), d.as_secs_f64()))
+        .collect();
+    format!(
+        "collections: the loop waited {:.3} s of {:.3} s wall ({:.2} of the run) for {jobs} \
+         running jobs: {}",
+        total.as_secs_f64(),
+        wall.as_secs_f64(),
+        total.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    )
 }
 
 /// Wall time of copying `bytes` with `copy_from_slice` on `threads` threads, each between its

@@ -369,6 +369,7 @@ fn main() -> ExitCode {
                 engine_threads,
                 progress: true,
                 trace_dir: None,
+                host_clock: None,
             },
             frames,
             &set,

@@ -475,6 +475,29 @@ impl Gpu {
         self.0.ring.run_ready()
     }
 
+    /// Manual ring: *starts* queued jobs in order while the head job's inputs have signaled
+    /// (ring rule 7): a device job's bytes go out on the host threads it was given
+    /// ([`crate::job::DeviceJob::on_pool`]) and the caller goes on; each job completes, and its
+    /// fence signals, only at [`retire`](Self::retire) (or the next [`run_pending`](Self::run_pending)).
+    /// Returns how many started; with a threaded ring it does nothing and returns 0.
+    pub fn start_pending(&self) -> usize {
+        self.0.ring.start_ready()
+    }
+
+    /// Manual ring: the fence interrupt for `fence` (ring rule 7, `amdgpu_fence_process`):
+    /// the started jobs up to and including `fence`'s complete in order — each one's bytes are
+    /// waited for, its effects sent, its fence signaled stamped `at_ns` (the completion time on
+    /// the caller's clock). Returns how many; 0 if `fence` is not a started job's (never
+    /// started, or retired already).
+    pub fn retire(&self, fence: &DmaFence, at_ns: u64) -> usize {
+        self.0.ring.retire(fence, at_ns)
+    }
+
+    /// Manual ring: jobs started ([`start_pending`](Self::start_pending)) and not retired yet.
+    pub fn started(&self) -> usize {
+        self.0.ring.started()
+    }
+
     /// Waits for `fence`, running the ring meanwhile if it is manual. Returns the fence's error,
     /// if it signaled with one, as [`GpuError::Fence`] with [`FenceError::Driver`].
     pub fn wait_idle(&self, fence: &DmaFence) -> Result<(), GpuError> {

@@ -13,9 +13,20 @@
 //! 4. The ring takes no reservation lock: it only waits on fences and signals its own, so
 //!    waiting for a ring fence with a reservation lock held cannot deadlock.
 //! 5. [`RingMode::Thread`] runs jobs on a thread of their own; [`RingMode::Manual`] runs them only
-//!    in [`Gpu::run_pending`](super::Gpu::run_pending), for a deterministic simulation.
+//!    in [`Gpu::run_pending`](super::Gpu::run_pending), for a deterministic simulation, or
+//!    starts them in [`Gpu::start_pending`](super::Gpu::start_pending) (rule 7).
 //! 6. A job's references (its VM, its objects) are dropped before its fence signals: whoever
 //!    wakes on the fence sees them released.
+//! 7. A started job is on the hardware: a device job's bytes move on the host threads its
+//!    [`DeviceJob`](crate::job::DeviceJob) was given ([`DeviceJob::on_pool`](crate::job::DeviceJob::on_pool)),
+//!    other work's at its start; it completes only when [`Gpu::retire`](super::Gpu::retire)
+//!    processes its fence (the fence interrupt, `amdgpu_fence_process`): its bytes are waited
+//!    for, its effects sent, and its fence signals with the timestamp the caller gives (a
+//!    simulator's completion time on its clock). Retiring a job retires every job started
+//!    before it first (a ring's fences signal in seqno order); [`Gpu::run_pending`](super::Gpu::run_pending)
+//!    retires every started job before it runs another, so fences never signal out of order.
+//!    While a job is started its fence is unsignaled in its objects' reservation objects, so
+//!    whoever would move or overwrite them waits for it (the caller retires it first).
 
 use super::bo::BoInner;
 use super::vm::VmInner;
@@ -99,9 +110,67 @@ pub(crate) struct PendingJob {
     pub(crate) _bos: Vec<Arc<BoInner>>,
 }
 
+/// A job the manual ring started (rule 7): on the hardware until retired.
+pub(crate) struct Started {
+    job: PendingJob,
+    state: HwState,
+}
+
+/// Where a started job's work is.
+enum HwState {
+    /// It is over already (work other than a device job's moves its bytes at its start; a
+    /// cancelled job never ran): its outcome.
+    Over(Result<u64, Errno>),
+    /// A device job's bytes moving on its host threads, where its effects go, its bytes written.
+    Moving(
+        crate::job::Running,
+        std::sync::mpsc::Sender<crate::job::JobEffects>,
+        u64,
+    ),
+}
+
+impl Started {
+    /// Rule 7: starts `job` (its inputs have signaled).
+    fn start(job: PendingJob) -> Started {
+        let state = match &job.work {
+            Work::Device(slot) if job.deps.iter().all(|d| d.error().is_none()) => {
+                match slot.lock().take() {
+                    Some((dj, done, dma)) => {
+                        let written = dj.bytes().1;
+                        HwState::Moving(dj.spawn(&dma), done, written)
+                    }
+                    None => HwState::Over(Ok(0)),
+                }
+            }
+            _ => HwState::Over(run(&job)),
+        };
+        Started { job, state }
+    }
+
+    /// Waits for the job's bytes and sends its effects (the order of `run`'s device work:
+    /// effects before the fence); its outcome.
+    fn complete(state: HwState) -> Result<u64, Errno> {
+        match state {
+            HwState::Over(r) => r,
+            HwState::Moving(running, done, written) => {
+                let fx = running.wait();
+                let failed = fx.error.is_some();
+                let _ = done.send(fx);
+                if failed {
+                    Err(Errno::EIO)
+                } else {
+                    Ok(written)
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Queue {
     pub(crate) jobs: VecDeque<PendingJob>,
+    /// Started jobs, in submission order (rule 7).
+    hw: VecDeque<Started>,
     pub(crate) next_seqno: u64,
     shutdown: bool,
     pub(crate) stats: RingStats,
@@ -156,26 +225,77 @@ impl Ring {
         self.shared.q.lock().stats
     }
 
-    /// Manual mode: runs ready jobs from the head (contract rule 1).
+    /// Manual mode: runs ready jobs from the head (contract rule 1), after retiring the
+    /// started ones (rule 7, their fences stamped now); how many completed.
     pub(crate) fn run_ready(&self) -> usize {
         if self.mode != RingMode::Manual {
             return 0;
         }
-        let mut n = 0;
-        loop {
-            let job = {
-                let mut q = self.shared.q.lock();
-                match q.jobs.front() {
-                    Some(j) if j.deps.iter().all(DmaFence::is_signaled) => q.jobs.pop_front(),
-                    _ => None,
-                }
-            };
-            let Some(job) = job else { break };
+        let mut n = self.retire_started(usize::MAX, None);
+        while let Some(job) = self.pop_ready() {
             let res = run(&job);
-            finish(&self.shared, job, res);
+            finish(&self.shared, job, res, None);
             n += 1;
         }
         n
+    }
+
+    /// The head job, taken off the queue if its inputs have signaled.
+    fn pop_ready(&self) -> Option<PendingJob> {
+        let mut q = self.shared.q.lock();
+        match q.jobs.front() {
+            Some(j) if j.deps.iter().all(DmaFence::is_signaled) => q.jobs.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// Manual mode: starts ready jobs from the head (rules 1 and 7); how many started.
+    pub(crate) fn start_ready(&self) -> usize {
+        if self.mode != RingMode::Manual {
+            return 0;
+        }
+        let mut n = 0;
+        while let Some(job) = self.pop_ready() {
+            let started = Started::start(job);
+            self.shared.q.lock().hw.push_back(started);
+            n += 1;
+        }
+        n
+    }
+
+    /// Rule 7: completes the started jobs up to and including `fence`'s, in order, each
+    /// fence stamped `at_ns`; how many (none if `fence` is no started job's).
+    pub(crate) fn retire(&self, fence: &DmaFence, at_ns: u64) -> usize {
+        let k = {
+            let q = self.shared.q.lock();
+            q.hw.iter().position(|s| {
+                s.job.fence.context() == fence.context() && s.job.fence.seqno() == fence.seqno()
+            })
+        };
+        match k {
+            Some(k) => self.retire_started(k + 1, Some(at_ns)),
+            None => 0,
+        }
+    }
+
+    /// Completes the first `count` started jobs (all of them if fewer), stamped `at_ns` (the
+    /// fence's clock if `None`).
+    fn retire_started(&self, count: usize, at_ns: Option<u64>) -> usize {
+        let mut n = 0;
+        while n < count {
+            let Some(Started { job, state }) = self.shared.q.lock().hw.pop_front() else {
+                break;
+            };
+            let res = Started::complete(state);
+            finish(&self.shared, job, res, at_ns);
+            n += 1;
+        }
+        n
+    }
+
+    /// Jobs started and not retired yet (rule 7).
+    pub(crate) fn started(&self) -> usize {
+        self.shared.q.lock().hw.len()
     }
 }
 
@@ -197,13 +317,14 @@ fn worker(s: &Arc<RingShared>) {
             let _ = d.wait(None);
         }
         let res = run(&job);
-        finish(s, job, res);
+        finish(s, job, res, None);
     }
 }
 
-/// Signals the job's fence with the outcome (rules 2-3). The job's references (VM, objects) are
-/// dropped first, outside the queue lock, so a waiter woken by the fence sees them gone.
-fn finish(s: &RingShared, job: PendingJob, res: Result<u64, Errno>) {
+/// Signals the job's fence with the outcome (rules 2-3), stamped `at_ns` (the fence's clock
+/// if `None`). The job's references (VM, objects) are dropped first, outside the queue lock,
+/// so a waiter woken by the fence sees them gone.
+fn finish(s: &RingShared, job: PendingJob, res: Result<u64, Errno>, at_ns: Option<u64>) {
     let PendingJob {
         fence,
         deps,
@@ -226,7 +347,10 @@ fn finish(s: &RingShared, job: PendingJob, res: Result<u64, Errno>) {
             Err(_) => q.stats.failed += 1,
         }
     }
-    let _ = fence.signal();
+    let _ = match at_ns {
+        Some(t) => fence.signal_timestamp(t),
+        None => fence.signal(),
+    };
 }
 
 /// Calls `f(a, b, n)` for matching pieces of two segment lists over `len` bytes.

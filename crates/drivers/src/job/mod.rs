@@ -481,6 +481,16 @@ impl DeviceJob {
         self
     }
 
+    /// Starts the job's bytes on the pool [`Self::on_pool`] gave it ([`Self::spawn_on`]), or
+    /// moves them now on the caller's thread (with `dma`) if it has none; [`Running::wait`]
+    /// gives the effects either way (a GPU ring starts the jobs it is handed this way).
+    pub fn spawn(mut self, dma: &Arc<DmaApi>) -> Running {
+        match self.host.take() {
+            Some((pool, host_dma)) => self.spawn_on(&host_dma, &pool),
+            None => Running(RunState::Done(Box::new(self.execute(dma)))),
+        }
+    }
+
     /// Adds an input.
     pub fn input(mut self, i: JobInput) -> DeviceJob {
         self.inputs.push(i);

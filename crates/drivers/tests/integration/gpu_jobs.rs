@@ -279,3 +279,66 @@ fn an_integrated_gpu_without_vram_places_its_objects_in_gtt_and_runs_jobs() {
     dst.read(0, &mut got).unwrap();
     assert_eq!(checksum(&got), checksum(&nv12(W, H, 3)));
 }
+
+#[test]
+fn a_started_device_job_completes_only_when_retired_in_order_with_the_given_timestamp() {
+    use drivers::job::{DeviceJob, JobOutput, Op, Pool};
+    use drivers::pattern::TestPattern;
+    let (dma, gpu) = setup(8, RingMode::Manual);
+    let vm = GpuVm::new(&gpu, "compositor");
+    let pool = Arc::new(Pool::new(2));
+    let luma = (W * H) as u64;
+    let src = gpu.create_bo(BoDesc::vram("frame", FRAME)).unwrap();
+    let dst = gpu.create_bo(BoDesc::vram("other", FRAME)).unwrap();
+    let capture = DeviceJob::new(Op::Capture {
+        pattern: TestPattern::Bars,
+        seed: 1,
+        frame: 3,
+    })
+    .output(JobOutput {
+        view: unmapped(&gpu),
+        planes: vec![(0, luma), (luma, luma / 2)],
+        bytes_per_line: vec![W as u64, W as u64],
+    })
+    .on_pool(pool.clone(), dma.clone());
+    let (job, rx) = Job::device(capture, &[], std::slice::from_ref(&src));
+    let f1 = gpu.submit(&vm, job).unwrap();
+    let f2 = gpu.submit(&vm, Job::fill(&dst, 0x5a)).unwrap();
+    assert_eq!(gpu.start_pending(), 2, "both inputs signaled: both start");
+    assert_eq!(gpu.started(), 2);
+    assert!(
+        !f1.is_signaled() && !f2.is_signaled(),
+        "on the hardware until retired"
+    );
+    assert!(rx.try_recv().is_err(), "the effects come at retirement");
+    assert!(
+        !src.resv().test_signaled(DmaResvUsage::Write),
+        "the writer's fence guards it"
+    );
+    // Retiring the second retires the first before it: one timeline, in order.
+    assert_eq!(gpu.retire(&f2, 1_234), 2);
+    assert_eq!(gpu.started(), 0);
+    assert_eq!(
+        (f1.timestamp_ns(), f2.timestamp_ns()),
+        (Some(1_234), Some(1_234))
+    );
+    let fx = rx.try_recv().expect("sent before the fence signalled");
+    assert!(fx.error.is_none(), "{:?}", fx.error);
+    assert_ne!(fx.out_sums[0], 0);
+    assert_eq!(gpu.retire(&f1, 5_678), 0, "retired already");
+    let mut got = vec![0u8; 64];
+    dst.read(0, &mut got).unwrap();
+    assert!(got.iter().all(|&b| b == 0x5a));
+    assert_eq!(gpu.ring_stats().completed, 2);
+    // A started job is retired before run_pending runs another: fences never signal out of
+    // order.
+    let f3 = gpu.submit(&vm, Job::fill(&dst, 1)).unwrap();
+    assert_eq!(gpu.start_pending(), 1);
+    let f4 = gpu.submit(&vm, Job::fill(&dst, 2)).unwrap();
+    assert_eq!(gpu.run_pending(), 2);
+    assert!(f3.is_signaled() && f4.is_signaled());
+    assert!(f3.timestamp_ns() <= f4.timestamp_ns());
+    drop(vm);
+    drop((src, dst));
+    assert_eq!(dma.checker().total(), 0, "{:?}", dma.checker().findings());
+}

@@ -409,5 +409,6 @@ pub(super) fn collect(mut s: Sched<'_>, mut report: Report, opts: &RunOptions) -
         thumbnail: s.thumbnail.take(),
         bufinfo: std::mem::take(&mut s.bufinfo),
         deterministic: !opts.engine_threads,
+        collect_waits: std::mem::take(&mut s.waits),
     }
 }

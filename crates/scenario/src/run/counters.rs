@@ -43,6 +43,16 @@
 //! threads are its jobs; a device that ran no job gets one for its counters). The machine's
 //! (`bank`, `cma`, `memory`, `group`) are the run's (`pid` 1).
 //!
+//! # While jobs run on the pool
+//! A job's bytes may be moving on the run's host threads when a sample is taken (module
+//! `super::inflight`): the device and bank bandwidth series count bytes where the DMA happens,
+//! so a job still running on the virtual clock would show as far as the host got with it.
+//! A sample counts the jobs that completed on the virtual clock by then, all of them and
+//! nothing else: the loop collects those first (`Sched::collect_for_sample`), and a device
+//! whose job still runs is sampled as it was when that job started ([`Sampler::note_start`],
+//! [`Sampler::hold`]; one job at a time runs on a device). Every other series is counted on
+//! the loop's thread. So the samples are the same for any number of host threads.
+//!
 //! Lifetime: the sampler lives in the scheduler for the run and is drained into the report
 //! and trace at the end; it holds no lock between samples.
 
@@ -70,6 +80,11 @@ pub(crate) struct Sampler {
     owners: BTreeMap<String, String>,
     /// Each process's open dma-buf fds as last recorded ([`super::fds`]).
     pub(crate) fds: super::fds::OpenFds,
+    /// Per device: its DMA counters (bytes moved, bytes per bank) when its last job started
+    /// on the pool (module doc).
+    starts: BTreeMap<String, (u64, Vec<u64>)>,
+    /// Devices the next sample takes from `starts`: their jobs still run.
+    held: Vec<String>,
 }
 
 impl Sampler {
@@ -78,6 +93,32 @@ impl Sampler {
         Sampler {
             every: frames.div_ceil(MAX_SAMPLES).max(1),
             ..Sampler::default()
+        }
+    }
+
+    /// A job of `dev` starts moving its bytes on the pool: its counters now (module doc).
+    pub(crate) fn note_start(&mut self, dev: &soc::Device) {
+        let st = dev.stats();
+        let moved = st.bytes_read + st.bytes_written;
+        self.starts
+            .insert(dev.name().to_string(), (moved, dev.bank_bytes()));
+    }
+
+    /// The next sample takes `devices`' DMA counters as they were when their running jobs
+    /// started (module doc).
+    pub(crate) fn hold(&mut self, devices: &[String]) {
+        self.held = devices.to_vec();
+    }
+
+    /// Device `d`'s DMA counters for this sample: bytes moved, bytes per bank.
+    fn dma_counts(&self, held: &[String], d: &soc::Device) -> (u64, Vec<u64>) {
+        let name = d.name().to_string();
+        match self.starts.get(&name) {
+            Some(c) if held.contains(&name) => c.clone(),
+            _ => {
+                let st = d.stats();
+                (st.bytes_read + st.bytes_written, d.bank_bytes())
+            }
         }
     }
 
@@ -159,13 +200,13 @@ impl Sampler {
             }
         }
         let dt = now.saturating_sub(self.last_at).as_ns();
+        let held = std::mem::take(&mut self.held);
         for d in soc.devices() {
             if let Some(dom) = d.iommu_domain() {
                 let series = format!("iommu {} mapped", d.name());
                 self.put_on(d.name(), series, "bytes", dom.mapped_bytes() as f64);
             }
-            let st = d.stats();
-            let bytes = st.bytes_read + st.bytes_written;
+            let bytes = self.dma_counts(&held, d).0;
             let before = self.last_bytes.insert(d.name().to_string(), bytes);
             let moved = bytes.saturating_sub(before.unwrap_or(0));
             let bw = if dt == 0 {
@@ -188,13 +229,13 @@ impl Sampler {
             };
             self.put(format!("memory {mc} utilisation"), "ratio", u);
         }
-        self.sample_traffic(&soc, dt);
+        self.sample_traffic(&soc, dt, &held);
         self.last_at = now;
     }
 
     /// The series counted where the traffic happens (module doc, second table): CMA per
     /// region, bytes per bank over the interval, IOMMU map/unmap calls, cache maintenance.
-    fn sample_traffic(&mut self, soc: &soc::Soc, dt: u64) {
+    fn sample_traffic(&mut self, soc: &soc::Soc, dt: u64, held: &[String]) {
         for r in soc.pages().cma_regions() {
             self.put(
                 format!("cma region {} used", r.name),
@@ -205,7 +246,7 @@ impl Sampler {
         let banks = soc.mem().banks();
         let mut moved = vec![0u64; banks.len()];
         for d in soc.devices() {
-            for (m, b) in moved.iter_mut().zip(d.bank_bytes()) {
+            for (m, b) in moved.iter_mut().zip(self.dma_counts(held, d).1) {
                 *m += b;
             }
         }

@@ -29,8 +29,10 @@
 //! ring job ([`drivers::gpu::Job::device`]) submitted with [`drivers::gpu::Gpu::submit`]: the
 //! driver maps the objects in the VM (hits after the first use), waits on their reservation
 //! objects' fences (implicit sync) and adds its ring fence to them, which is the job's
-//! out-fence. Deterministic runs use a manual ring the runner runs at the job's start;
-//! `--threads` the ring's own thread.
+//! out-fence. Deterministic runs use a manual ring: the runner starts the job at its start
+//! (its bytes on the run's pool) and retires it when it collects it (module `inflight`; the
+//! fence signals then, stamped with the job's end), or runs it at once if it runs alone;
+//! `--engine-threads` the ring's own thread.
 //!
 //! A display reads such a link through KMS ([`super::kms`]): it imports each buffer
 //! dynamically (peer-to-peer allowed) and each flip pins its buffer until the flip that
@@ -226,10 +228,10 @@ impl Sched<'_> {
         &mut self,
         n: usize,
         io: drivers::job::DeviceJob,
-        inputs: &[usize],
-        outputs: &[usize],
+        (inputs, outputs): (&[usize], &[usize]),
         end: VirtualTime,
         label: &str,
+        concurrent: bool,
     ) -> (super::workers::Pending, Option<super::fences::JobFence>) {
         // Held while a reader skips its fence wait (module `faults`).
         let run_now = self.workers.is_some() || !self.defers(n);
@@ -247,9 +249,12 @@ impl Sched<'_> {
                 return (super::workers::Pending::ready(fx), None);
             }
         };
-        // A manual ring runs it now (the bytes move at the job's start, as every device's do),
-        // unless it is held.
-        if run_now {
+        // A manual ring starts it now, its bytes on the pool while the loop goes on, and it is
+        // retired when collected (module `inflight`); one that runs alone runs now, unless held.
+        if concurrent {
+            self.note_job_start(n);
+            gpu.start_pending();
+        } else if run_now {
             gpu.run_pending();
         }
         let engine = self.w.nodes[n].engine_name.clone();
@@ -262,7 +267,11 @@ impl Sched<'_> {
             driver: true,
             done: false,
         };
-        (super::workers::Pending::waiting(rx), Some(jf))
+        let result = match concurrent {
+            true => super::inflight::ring_running(gpu, &jf.fence, end, rx),
+            false => super::workers::Pending::waiting(rx),
+        };
+        (result, Some(jf))
     }
 
     /// Submits GPU node `n`'s job: the driver, the ring fence, where the effects come.

@@ -112,6 +112,8 @@ mod fences;
 mod gpu;
 mod handoff;
 mod inflight;
+#[cfg(test)]
+mod inflight_tests;
 mod kms;
 #[cfg(test)]
 mod kms_tests;
@@ -142,6 +144,8 @@ use sched::{Counts, Sched};
 use std::collections::BTreeMap;
 use world::World;
 
+pub use inflight::{CollectWaits, HostClock, Why};
+
 /// How to run.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -157,6 +161,9 @@ pub struct RunOptions {
     /// memory; [`RunOutput::write`] into the same `DIR` turns it into `trace.json`). `None`:
     /// the trace stays in memory ([`Trace::events`]).
     pub trace_dir: Option<std::path::PathBuf>,
+    /// A wall clock to time the loop's waits for running jobs with
+    /// ([`RunOutput::collect_waits`]); `None`: not timed (the runner reads no wall clock).
+    pub host_clock: Option<HostClock>,
 }
 
 /// The file a streamed trace's events go to in [`RunOptions::trace_dir`].
@@ -175,6 +182,9 @@ pub struct RunOutput {
     pub bufinfo: Vec<(u64, String)>,
     /// Whether the run was deterministic (not `--engine-threads`).
     pub deterministic: bool,
+    /// The wall time the loop waited for running jobs, by why ([`RunOptions::host_clock`];
+    /// empty without one). Not in the report: it depends on the host.
+    pub collect_waits: CollectWaits,
 }
 
 impl RunOutput {
@@ -216,6 +226,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> RunOutput {
                 thumbnail: None,
                 bufinfo: Vec::new(),
                 deterministic: !opts.engine_threads,
+                collect_waits: CollectWaits::default(),
             };
         }
     };
@@ -304,6 +315,7 @@ fn setup<'a>(s: &'a Scenario, opts: &RunOptions) -> Result<Sched<'a>, world::Run
         outcomes: outcome::Outcomes::default(),
         pool: std::sync::Arc::new(drivers::job::Pool::new(host_threads(opts.threads))),
         findings: Vec::new(),
+        waits: inflight::CollectWaits::new(opts.host_clock.clone()),
     })
 }
 

@@ -1,8 +1,8 @@
 //! The discrete-event loop: source ticks, device jobs and scenario events on the virtual clock.
 //!
 //! See the ordering guarantee in the [module doc](super). A job's bytes move between its start
-//! and its completion event, on the run's pool while the loop goes on (module `inflight`; a
-//! GPU ring job or a faulted one at its start, alone; with `--engine-threads`, on its device's
+//! and its completion event, on the run's pool while the loop goes on (module `inflight`, a
+//! GPU ring job's too; a faulted one at its start, alone; with `--engine-threads`, on its device's
 //! thread); its outputs become visible to consumers, and its inputs free for producers, only
 //! at its completion event, so what a device reads never depends on when the host ran it.
 
@@ -140,6 +140,8 @@ pub(crate) struct Sched<'a> {
     /// DMA-API checker findings taken out of the checker, in the run's fixed order
     /// (ordering guarantee 4).
     pub findings: Vec<dma::Finding>,
+    /// The wall time collections waited, if the caller lent a clock ([`super::inflight`]).
+    pub waits: super::inflight::CollectWaits,
 }
 
 impl<'a> Sched<'a> {
@@ -203,7 +205,7 @@ impl<'a> Sched<'a> {
         self.w.nodes[n].next_frame += 1;
         if Some(n) == self.first_source {
             if self.w.sampler.due(frame) {
-                self.collect_running();
+                self.collect_for_sample(now);
             }
             self.w.sample_counters(frame, now, false);
         }
@@ -320,8 +322,10 @@ impl<'a> Sched<'a> {
                     }
                 };
                 if node.desc.driver == DriverKind::Thumbnailer {
-                    // A CPU read: no job runs beside it (super::inflight).
-                    self.collect_running();
+                    // A CPU read: no job touching its buffer runs beside it (super::inflight).
+                    if let Some(bi) = self.cpu_reads(n) {
+                        self.collect_for_cpu(bi);
+                    }
                     // Not while its frame's sync_file is pending (fences.rs).
                     started |= super::thumbnail::thumbnail_step(self, n, now);
                     continue;

@@ -27,7 +27,6 @@ impl Sched<'_> {
     ) -> bool {
         for li in self.w.nodes[n].outputs.clone() {
             if self.w.links[li].swapchain.is_some() && !self.readers(li).is_empty() {
-                self.collect_running();
                 self.swapchain_step(li, now);
             }
         }
@@ -360,9 +359,14 @@ impl Sched<'_> {
                 None => io.on_pool(self.pool.clone(), self.w.kernel.dma().clone()),
                 Some(_) => io,
             };
-            self.drain_findings(false);
-            let job = self.gpu_job(n, io, &in_bis, &out_bis, end, &label);
-            self.drain_findings(self.workers.is_none());
+            // One on the pool leaves the findings to its collection (super::inflight).
+            if !concurrent {
+                self.drain_findings(false);
+            }
+            let job = self.gpu_job(n, io, (&in_bis, &out_bis), end, &label, concurrent);
+            if !concurrent {
+                self.drain_findings(self.workers.is_none());
+            }
             if job.1.is_some() {
                 ring_held = hold;
             }
@@ -373,7 +377,7 @@ impl Sched<'_> {
             let dma = self.w.kernel.dma().clone();
             let result = match &self.workers {
                 Some(wk) => wk.submit(&engine_name, io, dma),
-                None if concurrent => self.spawn_job(io),
+                None if concurrent => self.spawn_job(n, io),
                 None if self.defers(n) => {
                     deferred = Some(io);
                     Pending::later()

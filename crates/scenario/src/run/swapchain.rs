@@ -307,6 +307,8 @@ impl Sched<'_> {
             .as_ref()
             .is_some_and(|c| c.plan(now.as_ns()) == Acquire::Grow);
         if grows {
+            // An allocation may evict (TTM): no job's bytes are moving then (super::inflight).
+            self.collect_running();
             if let Err(e) = self.w.alloc_buffer(li) {
                 self.errors.push(e);
             }

@@ -33,7 +33,7 @@ enum PState {
     Ready(Box<JobResult>),
     Waiting(Receiver<JobResult>),
     /// Its bytes are moving on the run's pool (module `inflight`).
-    Running(drivers::job::Running),
+    Running(super::inflight::OnPool),
     Taken,
 }
 
@@ -66,7 +66,7 @@ impl Pending {
 
     /// A job whose bytes are moving on the run's pool; its result is taken only by waiting
     /// (module `inflight`).
-    pub(crate) fn running(r: drivers::job::Running) -> Pending {
+    pub(crate) fn running(r: super::inflight::OnPool) -> Pending {
         Pending {
             state: PState::Running(r),
             settled: false,
@@ -83,7 +83,7 @@ impl Pending {
     pub(crate) fn take(&mut self, wait: bool) -> Option<Box<JobResult>> {
         match std::mem::replace(&mut self.state, PState::Taken) {
             PState::Ready(r) => Some(r),
-            PState::Running(r) if wait => Some(Box::new(r.wait())),
+            PState::Running(r) if wait => r.wait().map(Box::new),
             PState::Running(r) => {
                 self.state = PState::Running(r);
                 None
@@ -215,7 +215,18 @@ impl Sched<'_> {
         self.run_deferred(id);
         let job = self.jobs.get_mut(&id)?;
         let was_running = job.result.is_running();
-        let res = job.result.take(wait)?;
+        let since = was_running.then(|| self.waits.now()).flatten();
+        let taken = job.result.take(wait);
+        let end = job.end;
+        self.waits.note(since, end, self.q.now());
+        let job = self.jobs.get_mut(&id)?;
+        let Some(res) = taken else {
+            // A running GPU ring job whose effects never came (cancelled): lost, but collected.
+            if was_running {
+                self.running_collected();
+            }
+            return None;
+        };
         let res = *res;
         let node = job.node;
         // The bytes have moved: the job's fences guard nothing the checker must watch.
@@ -277,6 +288,7 @@ impl Sched<'_> {
     /// Waits for every job in flight and gives its mappings back (before scenario events, so a
     /// migration's drain finds no mapping held by a job that is over in virtual terms).
     pub(crate) fn barrier(&mut self) {
+        let why = self.waits.why.replace(super::inflight::Why::Barrier);
         let ids: Vec<u64> = self.jobs.keys().copied().collect();
         for id in ids {
             if self.jobs.get(&id).is_some_and(|j| !j.result.is_settled()) {
@@ -287,6 +299,7 @@ impl Sched<'_> {
                 }
             }
         }
+        self.waits.why = why;
     }
 
     /// Moves the checker's findings into [`Self::findings`]; `sort` puts them in a fixed order.

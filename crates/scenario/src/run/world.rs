@@ -208,8 +208,8 @@ pub(crate) struct World {
     pub sampler: super::counters::Sampler,
     /// Shared memory bandwidth ([`super::bandwidth`]).
     pub bandwidth: super::bandwidth::Shared,
-    /// `--engine-threads`: the GPU drivers' rings run on their own threads (else the runner runs each
-    /// job at its start, [`drivers::gpu::RingMode::Manual`]).
+    /// `--engine-threads`: the GPU drivers' rings run on their own threads (else the runner starts
+    /// each job at its start and retires it when it collects it, [`drivers::gpu::RingMode::Manual`]).
     pub threads: bool,
     /// The `[[groups]]` and `[[processes]]` ([`super::limits`]).
     pub limits: super::limits::Limits,
