@@ -20,6 +20,15 @@
 //! So with two cameras at 30 and 60 fps into one composite, every input frame is either
 //! delivered (through the primary) or `merged`; none is unexplained.
 //!
+//! A KMS display (super::kms) whose primary input will bring no more frame (every source
+//! upstream of it produced its last frame and none of theirs is still on its way: a 60 fps
+//! primary camera done while a 30 fps overlay still runs) is no longer paced by it: as a
+//! compositor commits whatever surface has a new frame, it commits any input's new frame, on
+//! its vblank grid, the planes without one keeping their framebuffer. Such a commit carries
+//! the frame of its first input with one (delivered at the display), the others `merged`.
+//! Without this the display never committed again, the overlay's producers ran out of buffers
+//! (`queue_full` at its camera) and the frames held on the way were lost without a cause.
+//!
 //! Locking and lifetime: single-threaded, on the runner's loop; a folded buffer is released at
 //! once and goes back to its producer's free list when its last reader let it go.
 
@@ -36,15 +45,56 @@ impl Sched<'_> {
     }
 
     /// Whether node `n` has the inputs to start: every input link a frame, or for a composite
-    /// its primary input (module doc).
+    /// its primary input; a KMS display whose primary will bring no more frame commits any
+    /// input's new frame (module doc).
     pub(crate) fn inputs_ready(&self, n: usize) -> bool {
         let node = &self.w.nodes[n];
         let has = |li: &usize| self.w.ready_front(n, *li).is_some();
         if self.is_composite(n) {
             node.inputs.first().is_some_and(has)
+                || (self.w.is_kms(n) && node.inputs.iter().any(has) && self.primary_over(n))
         } else {
             node.inputs.iter().all(has)
         }
+    }
+
+    /// The frame composite `n`'s next job carries: its first input with a frame's front frame, the
+    /// primary's while it has one (module doc).
+    pub(crate) fn carried_frame(&self, n: usize) -> Option<(usize, u64)> {
+        self.w.nodes[n].inputs.iter().find_map(|&li| {
+            match &self.w.buf(self.w.ready_front(n, li)?).state {
+                BufState::Ready { meta, .. } => Some((meta.src, meta.frame)),
+                _ => None,
+            }
+        })
+    }
+
+    /// Whether composite `n`'s primary input will bring no more frame: every source upstream
+    /// of it produced its last frame, and none of their frames is still on its way to `n`.
+    pub(crate) fn primary_over(&self, n: usize) -> bool {
+        let Some(&primary) = self.w.nodes[n].inputs.first() else {
+            return true;
+        };
+        let mut sources = std::collections::BTreeSet::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![primary];
+        while let Some(li) = todo.pop() {
+            if !seen.insert(li) {
+                continue;
+            }
+            let from = self.w.links[li].from;
+            if self.w.nodes[from].inputs.is_empty() {
+                sources.insert(from);
+            }
+            todo.extend(self.w.nodes[from].inputs.iter().copied());
+        }
+        sources
+            .iter()
+            .all(|&s| self.w.nodes[s].next_frame >= self.s.frames)
+            && !self
+                .frames
+                .iter()
+                .any(|(&(src, _), f)| sources.contains(&src) && f.pending.contains(&n))
     }
 
     /// Before composite `n` starts: on each input link, every ready frame but the newest is

@@ -313,14 +313,10 @@ impl<'a> Sched<'a> {
                 if fronts.iter().any(|&bi| self.kms_waits(n, bi, now)) {
                     continue;
                 }
+                // The primary's frame; a KMS display past its primary's end carries its first
+                // input's with one (super::composite).
+                let frame = self.carried_frame(n);
                 let node = &self.w.nodes[n];
-                let frame = {
-                    let li = node.inputs[0];
-                    match self.w.ready_front(n, li).map(|bi| &self.w.buf(bi).state) {
-                        Some(BufState::Ready { meta, .. }) => Some((meta.src, meta.frame)),
-                        _ => None,
-                    }
-                };
                 if node.desc.driver == DriverKind::Thumbnailer {
                     // A CPU read: no job touching its buffer runs beside it (super::inflight).
                     if let Some(bi) = self.cpu_reads(n) {

@@ -94,7 +94,9 @@ fn a_display_with_two_links_commits_a_plane_per_link_and_releases_each_at_its_re
         "{summary}"
     );
     let d = &r.displays[0];
-    assert_eq!(d.flips, s.frames, "one atomic commit per frame: {d:?}");
+    // One atomic commit per primary frame, and one of the overlay plane alone for the
+    // overlay's last frame, made after the primary's last (super::composite).
+    assert_eq!(d.flips, s.frames + 1, "one atomic commit per frame: {d:?}");
     assert!(d.shown > d.flips, "the overlay plane flipped too: {d:?}");
     assert_eq!((d.verified, d.corrupted), (d.shown, 0), "{d:?}");
     assert_eq!(
@@ -134,8 +136,107 @@ fn a_display_with_two_links_commits_a_plane_per_link_and_releases_each_at_its_re
         s.frames - 1,
         "all but the last frame replaced"
     );
-    assert_eq!(overlay.len() as u64, d.shown - d.flips - 1, "{d:?}");
+    assert_eq!(overlay.len() as u64, d.shown - s.frames - 1, "{d:?}");
     for t in primary.iter().chain(&overlay) {
         assert!(vblanks.contains(t), "a release at {t} us, not at a vblank");
+    }
+}
+
+#[test]
+fn a_30_fps_overlay_under_a_60_hz_display_is_held_until_replaced_and_every_frame_has_a_cause() {
+    // The overlay camera at half the primary's rate: its 120 frames take twice as long, so
+    // for the second half the primary brings nothing. The display then commits the overlay's
+    // plane alone (the primary plane keeping its last framebuffer); before, it waited for a
+    // primary frame that never came: the overlay's buffers never came back, its camera
+    // dropped `queue_full` and three frames held on the way never reached the display.
+    let text = scenario::bundled_text("display-planes")
+        .unwrap()
+        .replace("fps = 60", "fps = 30");
+    let s = validate(&text, "t.toml").unwrap();
+    let out = run(&s, &RunOptions::default());
+    let r = &out.report;
+    let summary = scenario::report::text_summary(r);
+    assert_eq!(r.exit_code(), ExitCode::Verified, "{summary}");
+    // Every frame of both cameras delivered or lost with a cause; none queue_full.
+    let f = &r.frames;
+    assert_eq!(f.produced, 2 * s.frames, "{summary}");
+    assert_eq!(
+        f.produced,
+        f.delivered + f.dropped + f.corrupted + f.merged,
+        "{summary}"
+    );
+    for n in &r.nodes {
+        assert!(n.unexplained.is_none(), "{summary}");
+        assert!(
+            n.dropped.keys().all(|c| c == "merged"),
+            "{}: {:?}",
+            n.name,
+            n.dropped
+        );
+    }
+    let d = &r.displays[0];
+    assert_eq!((d.verified, d.corrupted), (d.shown, 0), "{d:?}");
+    // Every overlay frame flipped once: the primary's 120 scanouts and the overlay's 120.
+    assert_eq!(d.shown, 2 * s.frames, "{d:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.trace.to_chrome_json()).unwrap();
+    let events = v["traceEvents"].as_array().unwrap();
+    let size = |link: &str| {
+        r.buffers
+            .iter()
+            .find(|b| b.name == format!("{link}[0]"))
+            .map(|b| b.size)
+            .unwrap()
+    };
+    let (primary_size, overlay_size) = (size("camera->display"), size("gpu->display"));
+    // Each commit: its vblank and which planes it flipped (what it read).
+    let commits: Vec<(f64, bool, bool)> = events
+        .iter()
+        .filter(|e| {
+            e["ph"] == "X"
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("display frame"))
+        })
+        .map(|e| {
+            let bytes = e["args"]["bytes"].as_u64().unwrap();
+            let both = primary_size + overlay_size;
+            assert!([primary_size, overlay_size, both].contains(&bytes), "{e}");
+            let ts = e["ts"].as_f64().unwrap();
+            (ts, bytes != overlay_size, bytes != primary_size)
+        })
+        .collect();
+    let flips: Vec<f64> = commits.iter().filter(|c| c.2).map(|c| c.0).collect();
+    assert_eq!(flips.len() as u64, s.frames, "every overlay frame shown");
+    // The primary flips at every vblank while it runs: its commits are consecutive.
+    let period = 1e6 / 60.0;
+    let primary: Vec<f64> = commits.iter().filter(|c| c.1).map(|c| c.0).collect();
+    assert_eq!(primary.len() as u64, s.frames);
+    for w in primary.windows(2) {
+        assert!(
+            (w[1] - w[0] - period).abs() < 1.0,
+            "a vblank skipped: {w:?}"
+        );
+    }
+    // An overlay frame stays on screen over the commits that follow until the next one
+    // latches: its buffer is released at exactly that vblank, never at another.
+    let released: Vec<f64> = events
+        .iter()
+        .filter(|e| {
+            e["ph"] == "i"
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("release gpu->display["))
+        })
+        .map(|e| e["ts"].as_f64().unwrap())
+        .collect();
+    assert_eq!(released, flips[1..], "released at the replacement's vblank");
+    // The overlay's 30 fps: past its first, each frame is on screen two vblanks, held over
+    // the commit between that flips the primary alone.
+    for w in flips.windows(2).skip(1) {
+        assert!(
+            (w[1] - w[0] - 2.0 * period).abs() < 1.0,
+            "overlay frame on screen {} us",
+            w[1] - w[0]
+        );
     }
 }
