@@ -58,16 +58,7 @@ impl Port {
         if let Some(set) = set {
             set?;
         }
-        let mut b = V4l2Buffer::new(self.type_raw(), self.memory.raw(), 0);
-        self.fh.dqbuf(&mut b)?;
-        self.queued.remove(&b.index);
-        if b.index != slot {
-            return Err(Vb2Error::new(
-                Errno::EINVAL,
-                format!("DQBUF gave buffer {}, expected {slot}", b.index),
-            ));
-        }
-        Ok(Some(b.bytesused))
+        Ok(self.dqbuf_slot(slot, gen)?.map(|b| b.bytesused))
     }
 }
 
